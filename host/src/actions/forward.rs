@@ -1,0 +1,61 @@
+//! Builds forwarded mail: a redirect resends the original bytes with Resent-* headers on top
+//! (RFC 5322 section 3.6.6); attachment mode wraps the original as message/rfc822 in a new
+//! message. Both carry `Auto-Submitted: auto-generated` and our loop marker.
+
+use super::{domain_of, LOOP_HEADER};
+use crate::config::Identity;
+use crate::message::encode::{self, rfc5322_date};
+use crate::message::rewrite;
+use crate::message::Email;
+
+pub fn redirect(original: &Email, to: &[String], identity: &Identity, id: &str, now_ms: i64) -> Vec<u8> {
+    let recipients = to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ");
+    rewrite::edit(&original.raw, |h| {
+        h.remove("Auto-Submitted");
+        // Prepending in reverse order leaves them in the usual order on top.
+        h.prepend(LOOP_HEADER, &identity.address);
+        h.prepend("Auto-Submitted", "auto-generated");
+        h.prepend("Resent-Message-ID", &format!("<mailpipe.{id}@{}>", domain_of(&identity.address)));
+        h.prepend("Resent-To", &recipients);
+        h.prepend("Resent-Date", &rfc5322_date(now_ms));
+        h.prepend("Resent-From", &format!("<{}>", identity.address));
+    })
+}
+
+pub fn as_attachment(
+    original: &Email,
+    to: &[String],
+    note: Option<&str>,
+    identity: &Identity,
+    id: &str,
+    now_ms: i64,
+) -> Vec<u8> {
+    let subject = format!("Fwd: {}", original.header("Subject").unwrap_or_default());
+    let boundary = format!("=_mailpipe_{id}");
+    let cte = if original.raw.is_ascii() { "7bit" } else { "8bit" };
+    let mut out = String::new();
+    for (name, value) in [
+        ("From", encode::mailbox(identity.name.as_deref(), &identity.address)),
+        ("To", to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ")),
+        ("Subject", encode::header_value(&subject)),
+        ("Date", rfc5322_date(now_ms)),
+        ("Message-ID", format!("<mailpipe.{id}@{}>", domain_of(&identity.address))),
+        ("Auto-Submitted", "auto-generated".into()),
+        (LOOP_HEADER, identity.address.clone()),
+        ("MIME-Version", "1.0".into()),
+        ("Content-Type", format!("multipart/mixed; boundary=\"{boundary}\"")),
+    ] {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!(
+        "\r\n--{boundary}\r\n{}\r\n--{boundary}\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\nContent-Transfer-Encoding: {cte}\r\n\r\n",
+        super::reply::text_part("text/plain", note.unwrap_or("Forwarded message attached."))
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&original.raw);
+    if !original.raw.ends_with(b"\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    bytes
+}

@@ -1,0 +1,100 @@
+//! Mail-loop safety, enforced by the host on every reply and forward whatever the plugin
+//! did (RFC 3834): no automatic mail in answer to automatic, list or bulk mail, to bounces
+//! or to role senders, and never to mail that already carries our loop marker.
+
+use super::LOOP_HEADER;
+use crate::message::Email;
+
+/// Why automatic mail about `email` must not be sent, if it must not.
+/// `automated_ok`: the plugin is allowed to forward list/bulk/auto-submitted mail
+/// (`forward_automated = true`); the loop-marker and bounce checks stay.
+pub fn blocker(email: &Email, sender: Option<&str>, automated_ok: bool) -> Option<String> {
+    let headers = email.headers();
+    let get = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if get(LOOP_HEADER).next().is_some() {
+        return Some(format!("the message carries the loop marker {LOOP_HEADER}"));
+    }
+    if get("Return-Path").any(|v| v == "<>" || v.is_empty()) {
+        return Some("the message has a null return path (a bounce)".into());
+    }
+    let Some(sender) = sender else {
+        return Some("the message has no sender address".into());
+    };
+    if let Some(reason) = role_sender(sender) {
+        return Some(reason);
+    }
+    if automated_ok {
+        return None;
+    }
+    if let Some(v) = get("Auto-Submitted").find(|v| !v.eq_ignore_ascii_case("no")) {
+        return Some(format!("the message is Auto-Submitted: {v}"));
+    }
+    if let Some(v) = get("Precedence").find(|v| {
+        ["bulk", "list", "junk"].iter().any(|p| v.eq_ignore_ascii_case(p))
+    }) {
+        return Some(format!("the message has Precedence: {v}"));
+    }
+    if let Some((n, _)) = headers.iter().find(|(n, _)| n.len() > 5 && n[..5].eq_ignore_ascii_case("list-")) {
+        return Some(format!("the message is list mail ({n})"));
+    }
+    None
+}
+
+/// Senders that are robots or lists by name.
+fn role_sender(addr: &str) -> Option<String> {
+    let local = addr.rsplit_once('@').map_or(addr, |(l, _)| l).to_ascii_lowercase();
+    let role = local == "mailer-daemon"
+        || local == "postmaster"
+        || local.ends_with("-request")
+        || local.starts_with("owner-")
+        || local.ends_with("-owner")
+        || ["noreply", "no-reply", "no_reply", "donotreply", "do-not-reply"]
+            .iter()
+            .any(|p| local.starts_with(p));
+    role.then(|| format!("the sender {addr} is a robot or list address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(headers: &str) -> Email {
+        Email::new(format!("{headers}\r\n\r\nbody\r\n").into_bytes(), "INBOX", vec![])
+    }
+
+    #[test]
+    fn personal_mail_may_be_answered() {
+        let e = email("From: bob@example.org\r\nAuto-Submitted: no");
+        assert_eq!(blocker(&e, Some("bob@example.org"), false), None);
+    }
+
+    #[test]
+    fn automatic_and_list_mail_is_not() {
+        for h in [
+            "Auto-Submitted: auto-replied",
+            "Precedence: bulk",
+            "Precedence: LIST",
+            "List-Id: <x.lists.example.org>",
+            "List-Unsubscribe: <mailto:u@example.org>",
+            "X-Mailpipe-Loop: alice@example.com",
+            "Return-Path: <>",
+        ] {
+            assert!(blocker(&email(h), Some("bob@example.org"), false).is_some(), "{h}");
+        }
+        for s in ["MAILER-DAEMON@x.org", "rust-request@x.org", "owner-announce@x.org", "noreply@x.org", "no-reply@x.org"] {
+            assert!(blocker(&email("Subject: x"), Some(s), false).is_some(), "{s}");
+        }
+        assert!(blocker(&email("Subject: x"), None, false).is_some());
+    }
+
+    #[test]
+    fn forward_automated_keeps_the_loop_checks() {
+        assert_eq!(blocker(&email("Precedence: list"), Some("bob@example.org"), true), None);
+        assert!(blocker(&email("X-Mailpipe-Loop: a@b.c"), Some("bob@example.org"), true).is_some());
+    }
+}

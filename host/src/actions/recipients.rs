@@ -1,0 +1,54 @@
+//! Who a plugin may send mail to: its `allow_send_to` patterns from the config. `$sender` is
+//! the sender of the message being processed (the only default, for auto-responders);
+//! anything else is a case-insensitive glob such as `*@example.com`.
+
+use crate::message::address::{glob_match, validate_addr_spec};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecipientPattern {
+    Sender,
+    Glob(String),
+}
+
+impl RecipientPattern {
+    pub fn parse(s: &str) -> Result<RecipientPattern, String> {
+        if s == "$sender" {
+            return Ok(RecipientPattern::Sender);
+        }
+        if s.is_empty() || s.chars().any(|c| c.is_control() || c.is_whitespace()) || !s.contains('@') {
+            return Err(format!(
+                "{s:?} is neither \"$sender\" nor an address pattern like \"*@example.com\""
+            ));
+        }
+        Ok(RecipientPattern::Glob(s.to_string()))
+    }
+}
+
+/// Check that `rcpt` is a valid address that `patterns` allow, given the message's sender.
+pub fn check_allowed(patterns: &[RecipientPattern], rcpt: &str, sender: Option<&str>) -> Result<(), String> {
+    validate_addr_spec(rcpt).map_err(|e| e.to_string())?;
+    let allowed = patterns.iter().any(|p| match p {
+        RecipientPattern::Sender => sender.is_some_and(|s| s.eq_ignore_ascii_case(rcpt)),
+        RecipientPattern::Glob(g) => glob_match(g, rcpt),
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!("recipient {rcpt} is not allowed by this plugin's allow_send_to"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_and_globs() {
+        let p = vec![RecipientPattern::Sender, RecipientPattern::parse("*@example.com").unwrap()];
+        assert!(check_allowed(&p, "bob@example.org", Some("Bob@example.org")).is_ok());
+        assert!(check_allowed(&p, "x@example.com", None).is_ok());
+        assert!(check_allowed(&p, "x@evil.example.net", Some("bob@example.org")).is_err());
+        assert!(check_allowed(&p, "x@example.com\r\nBcc: y@z", None).is_err());
+        assert!(RecipientPattern::parse("nobody").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! Checks every action a plugin returns before anything is applied: folder names, flags,
+//! header names and values (no CR/LF: no header injection), reply headers the host owns,
+//! and recipients against the plugin's `allow_send_to`. One bad action voids the plugin's
+//! whole result for that message.
+
+use super::recipients::check_allowed;
+use crate::config::PluginConfig;
+use crate::plugin::bindings::{Action, FolderTarget, Header};
+
+const MAX_HEADER_VALUE: usize = 998;
+const MAX_BODY: usize = 1 << 20;
+const MAX_FORWARD_RECIPIENTS: usize = 20;
+
+/// Headers of a reply that only the host writes.
+const HOST_OWNED: &[&str] = &[
+    "from", "sender", "to", "cc", "bcc", "subject", "date", "message-id", "in-reply-to",
+    "references", "auto-submitted", "x-mailpipe-loop", "mime-version", "return-path", "received",
+];
+
+pub fn validate(action: &Action, plugin: &PluginConfig, sender: Option<&str>) -> Result<(), String> {
+    match action {
+        Action::Keep | Action::Discard | Action::Stop => Ok(()),
+        Action::FileInto(t) | Action::CopyInto(t) => folder(t),
+        Action::AddFlags(flags) | Action::RemoveFlags(flags) => flags.iter().try_for_each(|f| flag(f)),
+        Action::SetHeader(h) | Action::AddHeader(h) => header(h),
+        Action::RemoveHeader(name) => header_name(name),
+        Action::SetSubject(s) => header_value("Subject", s),
+        Action::Reply(r) => {
+            if let Some(s) = &r.subject {
+                header_value("Subject", s)?;
+            }
+            if r.text.len() > MAX_BODY || r.html.as_ref().is_some_and(|h| h.len() > MAX_BODY) {
+                return Err(format!("reply body over {MAX_BODY} bytes"));
+            }
+            for h in &r.headers {
+                header(h)?;
+                let lower = h.name.to_ascii_lowercase();
+                if HOST_OWNED.contains(&lower.as_str()) || lower.starts_with("content-") || lower.starts_with("resent-") {
+                    return Err(format!("reply header {} is written by the host", h.name));
+                }
+            }
+            // Replies go to the sender; a sender-less message is stopped by the loop guard.
+            match sender {
+                Some(s) => check_allowed(&plugin.allow_send_to, s, Some(s)),
+                None => Ok(()),
+            }
+        }
+        Action::Forward(f) => {
+            if f.to.is_empty() || f.to.len() > MAX_FORWARD_RECIPIENTS {
+                return Err(format!("forward needs 1 to {MAX_FORWARD_RECIPIENTS} recipients"));
+            }
+            if f.note.as_ref().is_some_and(|n| n.len() > MAX_BODY) {
+                return Err(format!("forward note over {MAX_BODY} bytes"));
+            }
+            f.to.iter().try_for_each(|rcpt| check_allowed(&plugin.allow_send_to, rcpt, sender))
+        }
+    }
+}
+
+/// A folder name: "/"-separated UTF-8 segments, no control characters, no path tricks.
+pub fn folder(t: &FolderTarget) -> Result<(), String> {
+    let name = &t.folder;
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.chars().any(|c| c.is_control() || c == '\\' || c == '*' || c == '%')
+        || name.split('/').any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.trim() != seg);
+    if bad {
+        Err(format!("invalid folder name {name:?}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// IMAP system flags (RFC 3501) or keywords (atoms).
+pub fn flag(f: &str) -> Result<(), String> {
+    const SYSTEM: &[&str] = &["\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"];
+    let ok = if f.starts_with('\\') {
+        SYSTEM.contains(&f.to_ascii_lowercase().as_str())
+    } else {
+        !f.is_empty()
+            && f.len() <= 100
+            && f.bytes().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid flag {f:?}"))
+    }
+}
+
+fn header(h: &Header) -> Result<(), String> {
+    header_name(&h.name)?;
+    header_value(&h.name, &h.value)
+}
+
+fn header_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 76 || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
+        return Err(format!("invalid header name {name:?}"));
+    }
+    Ok(())
+}
+
+fn header_value(name: &str, value: &str) -> Result<(), String> {
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(format!("header {name} value contains CR, LF or NUL"));
+    }
+    if value.len() > MAX_HEADER_VALUE {
+        return Err(format!("header {name} value longer than {MAX_HEADER_VALUE} bytes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(f: &str) -> FolderTarget {
+        FolderTarget { folder: f.into(), create: true }
+    }
+
+    #[test]
+    fn folders() {
+        assert!(folder(&t("Lists/rust")).is_ok());
+        assert!(folder(&t("Projekte/Grüße")).is_ok());
+        for bad in ["", "../etc", "a//b", "/abs", "a/", "a\r\nb", "a\0", "x/./y", " lead"] {
+            assert!(folder(&t(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        assert!(flag("\\Seen").is_ok());
+        assert!(flag("$Label1").is_ok());
+        assert!(flag("\\Recent").is_err());
+        assert!(flag("two words").is_err());
+        assert!(flag("a)b").is_err());
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let h = Header { name: "X-A".into(), value: "x\r\nBcc: v@example.net".into() };
+        assert!(header(&h).is_err());
+        let h = Header { name: "Bad Name".into(), value: "x".into() };
+        assert!(header(&h).is_err());
+    }
+}

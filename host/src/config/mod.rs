@@ -1,0 +1,302 @@
+//! The config file: what to read, where to put results, which plugins run in which order and
+//! what each plugin may do. Parsed with serde from TOML; every later check reports the file,
+//! line and key through `ConfigError`. Relative paths are relative to the config file.
+
+mod error;
+
+pub use error::ConfigError;
+use error::line_of;
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+use crate::actions::recipients::RecipientPattern;
+use crate::message::address::validate_addr_spec;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    state: RawState,
+    offline: Option<RawOffline>,
+    identity: RawIdentity,
+    #[serde(default)]
+    limits: PluginLimits,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOffline {
+    source: Spanned<String>,
+    mailstore: Spanned<String>,
+    outbox: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    address: Spanned<String>,
+    name: Option<String>,
+}
+
+/// Sandbox limits of one plugin. `[limits]` sets the defaults; a `[[plugin]]` may override.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Wall-time budget for one `on-message` call (and for `info` at load time).
+    pub timeout_ms: u64,
+    /// Cap on the plugin's linear memory.
+    pub memory_mb: u64,
+    /// Cap on the number of actions one call may return.
+    pub max_actions: usize,
+    /// Cap on replies + forwards generated for one incoming message (all plugins together;
+    /// only the `[limits]` value counts).
+    pub max_outgoing_per_message: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            timeout_ms: 1000,
+            memory_mb: 64,
+            max_actions: 100,
+            max_outgoing_per_message: 3,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    max_actions: Option<usize>,
+    allow_send_to: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    forward_automated: bool,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub state_dir: PathBuf,
+    pub offline: Option<OfflineConfig>,
+    pub identity: Identity,
+    pub limits: PluginLimits,
+    pub plugins: Vec<PluginConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OfflineConfig {
+    /// A Maildir (cur/ + new/) or a folder of .eml files. Never modified.
+    pub source: PathBuf,
+    /// Maildir++ store the results are delivered into (INBOX at its root).
+    pub mailstore: PathBuf,
+    /// Folder that receives every outgoing message as .eml plus its envelope as .json.
+    pub outbox: PathBuf,
+}
+
+/// Who the generated mail comes from.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub address: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub limits: PluginLimits,
+    pub allow_send_to: Vec<RecipientPattern>,
+    /// Allow forwards of list, bulk and auto-submitted mail (the loop marker check stays).
+    pub forward_automated: bool,
+    /// The plugin's own table, handed to it as JSON.
+    pub config: serde_json::Value,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |span: std::ops::Range<usize>, key: &str, message: String| {
+            ConfigError::Invalid {
+                file: path.to_owned(),
+                line: line_of(text, span.start),
+                key: key.to_string(),
+                message,
+            }
+        };
+        let resolve = |s: &Spanned<String>| base.join(s.get_ref());
+
+        validate_addr_spec(raw.identity.address.get_ref()).map_err(|e| {
+            invalid(
+                raw.identity.address.span(),
+                "identity.address",
+                e.to_string(),
+            )
+        })?;
+        let state_dir = match &raw.state.dir {
+            Some(dir) => resolve(dir),
+            None => base.join(".mailpipe-state"),
+        };
+        let offline = raw.offline.as_ref().map(|o| OfflineConfig {
+            source: resolve(&o.source),
+            mailstore: resolve(&o.mailstore),
+            outbox: resolve(&o.outbox),
+        });
+        if let (Some(o), Some(raw_o)) = (&offline, &raw.offline) {
+            if !o.source.is_dir() {
+                return Err(invalid(
+                    raw_o.source.span(),
+                    "offline.source",
+                    format!("{} is not a directory", o.source.display()),
+                ));
+            }
+        }
+        check_limits(&raw.limits)
+            .map_err(|m| invalid(0..0, "limits", m))?;
+
+        let mut names = HashSet::new();
+        let mut plugins = Vec::new();
+        for p in &raw.plugins {
+            if p.enabled == Some(false) {
+                continue;
+            }
+            let name = p.name.get_ref().clone();
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '\0') {
+                return Err(invalid(p.name.span(), "plugin.name", "must be a non-empty printable name".into()));
+            }
+            if !names.insert(name.clone()) {
+                return Err(invalid(
+                    p.name.span(),
+                    "plugin.name",
+                    format!("plugin name {name:?} is used twice"),
+                ));
+            }
+            let plugin_path = resolve(&p.path);
+            if !plugin_path.is_file() {
+                return Err(invalid(
+                    p.path.span(),
+                    "plugin.path",
+                    format!(
+                        "{} does not exist (build the plugins with scripts/build-plugins.sh)",
+                        plugin_path.display()
+                    ),
+                ));
+            }
+            let limits = PluginLimits {
+                timeout_ms: p.timeout_ms.unwrap_or(raw.limits.timeout_ms),
+                memory_mb: p.memory_mb.unwrap_or(raw.limits.memory_mb),
+                max_actions: p.max_actions.unwrap_or(raw.limits.max_actions),
+                max_outgoing_per_message: raw.limits.max_outgoing_per_message,
+            };
+            check_limits(&limits).map_err(|m| invalid(p.name.span(), "plugin", m))?;
+            let allow_send_to = match &p.allow_send_to {
+                None => vec![RecipientPattern::Sender],
+                Some(list) => list
+                    .iter()
+                    .map(|s| {
+                        RecipientPattern::parse(s.get_ref())
+                            .map_err(|m| invalid(s.span(), "plugin.allow_send_to", m))
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            let config = serde_json::to_value(&p.config).map_err(|e| {
+                invalid(p.name.span(), "plugin.config", e.to_string())
+            })?;
+            plugins.push(PluginConfig {
+                name,
+                path: plugin_path,
+                limits,
+                allow_send_to,
+                forward_automated: p.forward_automated,
+                config,
+            });
+        }
+        Ok(Config {
+            file: path.to_owned(),
+            state_dir,
+            offline,
+            identity: Identity {
+                address: raw.identity.address.into_inner(),
+                name: raw.identity.name,
+            },
+            limits: raw.limits,
+            plugins,
+        })
+    }
+}
+
+fn check_limits(l: &PluginLimits) -> Result<(), String> {
+    if l.timeout_ms == 0 || l.timeout_ms > 600_000 {
+        return Err(format!("timeout_ms must be 1..=600000, not {}", l.timeout_ms));
+    }
+    if l.memory_mb == 0 || l.memory_mb > 4096 {
+        return Err(format!("memory_mb must be 1..=4096, not {}", l.memory_mb));
+    }
+    if l.max_actions == 0 || l.max_actions > 100_000 {
+        return Err(format!("max_actions must be 1..=100000, not {}", l.max_actions));
+    }
+    Ok(())
+}
+
+/// Parse `KEY=VALUE` overrides (VALUE is TOML, e.g. `days=3`, `addresses=["a@b.c"]`, or a bare
+/// word taken as a string) into a table, for `mailpipe test --config`.
+pub fn parse_overrides(pairs: &[String]) -> Result<toml::Table, String> {
+    let mut table = toml::Table::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--config {pair:?}: expected KEY=VALUE"))?;
+        let key = key.trim();
+        let doc = format!("{key} = {value}");
+        let parsed: toml::Table = match toml::from_str(&doc) {
+            Ok(t) => t,
+            // A bare word is taken as a string, as a user would mean it.
+            Err(_) => toml::from_str(&format!("{key} = {}", toml::Value::String(value.into())))
+                .map_err(|e| format!("--config {pair:?}: {e}"))?,
+        };
+        merge(&mut table, parsed);
+    }
+    Ok(table)
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! mailpipe: process email with sandboxed WebAssembly component plugins.
+//!
+//! The data's path, one module per stage: `config` → `source` → `message` → `plugin`
+//! (runtime) → `pipeline` → `actions` → `sink` (mail store, outbox) → `state`.
+//! `runner` wires them for the CLI in `main.rs`; `report` formats results.
+
+pub mod actions;
+pub mod config;
+pub mod message;
+pub mod pipeline;
+pub mod plugin;
+pub mod report;
+pub mod runner;
+pub mod sink;
+pub mod source;
+pub mod state;

@@ -1,0 +1,216 @@
+//! The `mailpipe` command line: `test` one plugin on one message, `run` the configured
+//! pipeline, `check` a config. anyhow lives here, at the edge; the library has typed errors.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mailpipe::actions::recipients::RecipientPattern;
+use mailpipe::config::{parse_overrides, Config, Identity};
+use mailpipe::message::Email;
+use mailpipe::pipeline::{adhoc_plugin_config, Pipeline, PluginStatus};
+use mailpipe::plugin::{Clock, PluginRuntime};
+use mailpipe::report;
+use mailpipe::runner::{self, RunOptions};
+use mailpipe::state::Store;
+
+#[derive(Parser)]
+#[command(name = "mailpipe", version, about = "Process email with sandboxed WebAssembly plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one plugin on one message and print its actions (for plugin authors).
+    Test {
+        plugin: PathBuf,
+        message: PathBuf,
+        /// Plugin config entry, KEY=VALUE with VALUE in TOML (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Print the documented JSON form (docs/JSON.md).
+        #[arg(long)]
+        json: bool,
+        /// Who the plugin may send to (repeatable; default "$sender").
+        #[arg(long = "allow-send-to", value_name = "PATTERN")]
+        allow_send_to: Vec<String>,
+        /// The user's address, used as From of generated mail.
+        #[arg(long, default_value = "me@example.com")]
+        identity: String,
+        /// Keep the plugin's key-value state in this directory across runs.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The time the plugin sees, in ms since the epoch (default: now).
+        #[arg(long)]
+        now_ms: Option<i64>,
+        /// Mailbox the message is said to come from.
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+    },
+    /// Run the configured pipeline.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Process what is there, then exit (otherwise poll the source).
+        #[arg(long)]
+        once: bool,
+        /// Decide and print, but store, send and remember nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object per message on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Seconds between polls of the offline source when not --once.
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+    },
+    /// Validate the config and load every plugin.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match real_main().await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn real_main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Check { config } => {
+            let config = Config::load(&config)?;
+            let store = Arc::new(Store::open(&config.state_dir)?);
+            let pipeline = runner::build_pipeline(&config, Some(store), Clock::System).await?;
+            println!(
+                "{}: ok, {} plugin(s), pooling allocator {}",
+                config.file.display(),
+                pipeline.plugins.len(),
+                if pipeline.runtime.pooling() { "on" } else { "off (fallback)" }
+            );
+            print!("{}", runner::describe_plugins(&pipeline));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, once, dry_run, json, interval } => {
+            let config = Config::load(&config)?;
+            let opts = RunOptions { dry_run, json };
+            loop {
+                let s = runner::run_offline(&config, &opts).await?;
+                eprintln!(
+                    "{} processed, {} already done, {} plugin error(s), {} unreadable; outbox: {} sent, {} deferred, {} failed",
+                    s.processed,
+                    s.skipped,
+                    s.plugin_failures,
+                    s.unreadable,
+                    s.outbox.sent.len(),
+                    s.outbox.deferred.len(),
+                    s.outbox.failed.len()
+                );
+                if once || dry_run {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+            }
+        }
+        Command::Test { plugin, message, config, json, allow_send_to, identity, state, now_ms, mailbox } => {
+            test_plugin(TestArgs { plugin, message, config, json, allow_send_to, identity, state, now_ms, mailbox }).await
+        }
+    }
+}
+
+struct TestArgs {
+    plugin: PathBuf,
+    message: PathBuf,
+    config: Vec<String>,
+    json: bool,
+    allow_send_to: Vec<String>,
+    identity: String,
+    state: Option<PathBuf>,
+    now_ms: Option<i64>,
+    mailbox: String,
+}
+
+async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
+    let table = parse_overrides(&a.config).map_err(anyhow::Error::msg)?;
+    let allow = if a.allow_send_to.is_empty() {
+        vec![RecipientPattern::Sender]
+    } else {
+        a.allow_send_to
+            .iter()
+            .map(|p| RecipientPattern::parse(p).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?
+    };
+    mailpipe::message::address::validate_addr_spec(&a.identity).context("--identity")?;
+    let raw = std::fs::read(&a.message).with_context(|| format!("cannot read {}", a.message.display()))?;
+    let settings = adhoc_plugin_config(&a.plugin, serde_json::to_value(&table)?, allow);
+    let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
+    let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
+    let store = Arc::new(Store::open(&state_dir)?);
+    let runtime = PluginRuntime::new(settings.limits.memory_mb, None)?;
+    let loaded = runner::load_plugins(&runtime, std::slice::from_ref(&settings), Some(store.clone())).await;
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&temp);
+            return Err(e);
+        }
+    };
+    let clock = a.now_ms.map_or(Clock::System, Clock::Fixed);
+    let pipeline = Pipeline {
+        runtime,
+        plugins: loaded,
+        identity: Identity { address: a.identity.clone(), name: None },
+        max_outgoing: settings.limits.max_outgoing_per_message,
+        store: Some(store.clone()),
+        clock,
+    };
+    let email = Email::new(raw.clone(), a.mailbox.clone(), Vec::new());
+    let key = runner::test_message_key(&a.message, &raw);
+    let decision = pipeline.process(&email, &key).await;
+    // Keep the plugin's state when --state was given, so vacation memory can be tried out.
+    if a.state.is_some() {
+        let mut commit = runner::commit_for(&decision, runner::now_ms());
+        commit.outbox.clear();
+        store.commit_message(&commit)?;
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&temp);
+
+    let info = &pipeline.plugins[0].info;
+    let report = &decision.reports[0];
+    let failed = matches!(report.status, PluginStatus::Failed(_));
+    if a.json {
+        let mut v = report::decision_json(&a.message.display().to_string(), &decision);
+        v["plugin"] = json!({"name": info.name, "version": info.version, "needs": format!("{:?}", info.needs).to_lowercase()});
+        v["logs"] = json!(report::log_lines(&decision));
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("plugin {} {} (needs {:?})", info.name, info.version, info.needs);
+        for line in report::log_lines(&decision) {
+            println!("  log {line}");
+        }
+        if let PluginStatus::Applied { actions, .. } = &report.status {
+            println!("actions:");
+            for action in actions {
+                println!("  {}", report::action_json(action));
+            }
+        }
+        print!("{}", report::human(&a.message.display().to_string(), &decision));
+        for o in &decision.outgoing {
+            println!("--- outgoing {} (MAIL FROM:<{}> RCPT TO:{:?}) ---", o.id, o.mail_from, o.rcpt_to);
+            println!("{}", String::from_utf8_lossy(&o.raw));
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,57 @@
+//! A message travelling through the pipeline: its raw bytes (rewritten in place by header
+//! actions), the mailbox it came from and its flags. Parsing into the plugin's view lives in
+//! `view`, byte-level header editing in `rewrite`, RFC 2047/5322 encoding helpers in `encode`.
+
+pub mod address;
+pub mod encode;
+pub mod rewrite;
+pub mod view;
+
+/// One message as the host holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Email {
+    /// The RFC 5322 bytes, as received or as rewritten by plugins.
+    pub raw: Vec<u8>,
+    /// The mailbox it came from, e.g. "INBOX".
+    pub mailbox: String,
+    /// IMAP system flags ("\\Seen") and keywords ("$Label1"), no duplicates, in order.
+    pub flags: Vec<String>,
+}
+
+impl Email {
+    pub fn new(raw: Vec<u8>, mailbox: impl Into<String>, flags: Vec<String>) -> Email {
+        let mut email = Email {
+            raw,
+            mailbox: mailbox.into(),
+            flags: Vec::new(),
+        };
+        email.add_flags(&flags);
+        email
+    }
+
+    pub fn add_flags(&mut self, flags: &[String]) {
+        for f in flags {
+            if !self.flags.iter().any(|x| x.eq_ignore_ascii_case(f)) {
+                self.flags.push(f.clone());
+            }
+        }
+    }
+
+    pub fn remove_flags(&mut self, flags: &[String]) {
+        self.flags
+            .retain(|x| !flags.iter().any(|f| f.eq_ignore_ascii_case(x)));
+    }
+
+    /// Header fields, decoded (see `view::decoded_headers`).
+    pub fn headers(&self) -> Vec<(String, String)> {
+        view::decoded_headers(&self.raw)
+    }
+
+    /// First value of a header, decoded, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers()
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}

@@ -1,0 +1,206 @@
+//! Byte-level editing of a message's header block for set-header / add-header /
+//! remove-header / set-subject. Everything not touched is kept byte for byte (the body, the
+//! other fields, their folding and the message's own line endings), so a rewrite never
+//! corrupts what the plugin did not ask to change.
+
+use super::encode;
+
+/// The header block split into fields, and the untouched rest.
+pub struct HeaderBlock<'a> {
+    /// Each field's complete bytes: name, colon, folded value and its line ending.
+    fields: Vec<&'a [u8]>,
+    added: Vec<(usize, Vec<u8>)>,
+    removed: Vec<bool>,
+    /// Separator line and body, verbatim (empty when the message has no body).
+    rest: &'a [u8],
+    /// Whether the message had a header block at all.
+    has_headers: bool,
+    eol: &'static str,
+}
+
+impl<'a> HeaderBlock<'a> {
+    pub fn parse(raw: &'a [u8]) -> HeaderBlock<'a> {
+        let eol = if raw.windows(2).any(|w| w == b"\r\n") || raw.is_empty() {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        let mut fields: Vec<&[u8]> = Vec::new();
+        let mut pos = 0;
+        while pos < raw.len() {
+            let line_end = raw[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| pos + i + 1)
+                .unwrap_or(raw.len());
+            let line = &raw[pos..line_end];
+            if line == b"\r\n" || line == b"\n" {
+                break;
+            }
+            let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+            if continuation && !fields.is_empty() {
+                let start = fields.last().unwrap().as_ptr() as usize - raw.as_ptr() as usize;
+                *fields.last_mut().unwrap() = &raw[start..line_end];
+            } else if is_field_start(line) {
+                fields.push(line);
+            } else if fields.is_empty() {
+                // Not a header block at all: the whole message is body.
+                return HeaderBlock {
+                    fields,
+                    added: Vec::new(),
+                    removed: Vec::new(),
+                    rest: raw,
+                    has_headers: false,
+                    eol,
+                };
+            } else {
+                // A stray line inside the headers is kept as part of the previous field.
+                let start = fields.last().unwrap().as_ptr() as usize - raw.as_ptr() as usize;
+                *fields.last_mut().unwrap() = &raw[start..line_end];
+            }
+            pos = line_end;
+        }
+        let removed = vec![false; fields.len()];
+        HeaderBlock {
+            fields,
+            added: Vec::new(),
+            removed,
+            rest: &raw[pos..],
+            has_headers: true,
+            eol,
+        }
+    }
+
+    fn name_of(field: &[u8]) -> &[u8] {
+        let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
+        trim_ascii_end(&field[..colon])
+    }
+
+    fn encode_field(&self, name: &str, value: &str) -> Vec<u8> {
+        format!("{name}: {}{}", encode::header_value(value), self.eol)
+            .replace("\r\n ", &format!("{} ", self.eol))
+            .into_bytes()
+    }
+
+    /// Remove every field called `name` (case-insensitive).
+    pub fn remove(&mut self, name: &str) {
+        for (i, f) in self.fields.iter().enumerate() {
+            if Self::name_of(f).eq_ignore_ascii_case(name.as_bytes()) {
+                self.removed[i] = true;
+            }
+        }
+        self.added.retain(|(_, f)| !Self::name_of(f).eq_ignore_ascii_case(name.as_bytes()));
+    }
+
+    /// Append a field at the end of the header block.
+    pub fn add(&mut self, name: &str, value: &str) {
+        let field = self.encode_field(name, value);
+        self.added.push((self.fields.len(), field));
+    }
+
+    /// Prepend a field (trace-like headers such as Resent-* go on top).
+    pub fn prepend(&mut self, name: &str, value: &str) {
+        let field = self.encode_field(name, value);
+        self.added.insert(0, (0, field));
+    }
+
+    /// Replace every field called `name` by one, at the place of the first (or at the end).
+    pub fn set(&mut self, name: &str, value: &str) {
+        let first = self.fields.iter().enumerate().position(|(i, f)| {
+            !self.removed[i] && Self::name_of(f).eq_ignore_ascii_case(name.as_bytes())
+        });
+        self.remove(name);
+        let field = self.encode_field(name, value);
+        match first {
+            Some(i) => self.added.push((i, field)),
+            None => self.added.push((self.fields.len(), field)),
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.rest.len() + 1024);
+        for i in 0..=self.fields.len() {
+            for (at, f) in &self.added {
+                if *at == i {
+                    out.extend_from_slice(f);
+                }
+            }
+            if i < self.fields.len() && !self.removed[i] {
+                out.extend_from_slice(self.fields[i]);
+                if !self.fields[i].ends_with(b"\n") {
+                    out.extend_from_slice(self.eol.as_bytes());
+                }
+            }
+        }
+        if !self.has_headers && !out.is_empty() {
+            out.extend_from_slice(self.eol.as_bytes());
+        }
+        if self.has_headers && self.rest.is_empty() {
+            out.extend_from_slice(self.eol.as_bytes());
+        }
+        out.extend_from_slice(self.rest);
+        out
+    }
+}
+
+fn is_field_start(line: &[u8]) -> bool {
+    match line.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => trim_ascii_end(&line[..colon])
+            .iter()
+            .all(|&b| (33..=126).contains(&b) && b != b':'),
+        _ => false,
+    }
+}
+
+fn trim_ascii_end(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    &s[..end]
+}
+
+/// Apply one edit and return the new bytes.
+pub fn edit(raw: &[u8], f: impl FnOnce(&mut HeaderBlock)) -> Vec<u8> {
+    let mut block = HeaderBlock::parse(raw);
+    f(&mut block);
+    block.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"From: a@b.c\r\nSubject: old\r\nX-Tag: 1\r\n folded\r\nX-Tag: 2\r\n\r\nbody\r\n";
+
+    #[test]
+    fn set_replaces_all_in_place_and_keeps_the_rest() {
+        let out = edit(MSG, |h| h.set("x-tag", "new"));
+        assert_eq!(out, b"From: a@b.c\r\nSubject: old\r\nx-tag: new\r\n\r\nbody\r\n".to_vec());
+    }
+
+    #[test]
+    fn add_and_remove() {
+        let out = edit(MSG, |h| {
+            h.remove("X-TAG");
+            h.add("X-New", "v");
+        });
+        assert_eq!(out, b"From: a@b.c\r\nSubject: old\r\nX-New: v\r\n\r\nbody\r\n".to_vec());
+    }
+
+    #[test]
+    fn untouched_message_is_identical() {
+        assert_eq!(edit(MSG, |_| {}), MSG.to_vec());
+        let lf = b"A: 1\nB: 2\n\nbody";
+        assert_eq!(edit(lf, |_| {}), lf.to_vec());
+    }
+
+    #[test]
+    fn lf_messages_get_lf_and_non_ascii_is_encoded() {
+        let out = edit(b"A: 1\n\nbody", |h| h.set("Subject", "Grüße"));
+        assert_eq!(out, b"A: 1\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\n\nbody".to_vec());
+    }
+
+    #[test]
+    fn headerless_message_gets_a_header_block() {
+        let out = edit(b"just text\r\n", |h| h.add("X-A", "1"));
+        assert_eq!(out, b"X-A: 1\r\n\r\njust text\r\n".to_vec());
+    }
+}

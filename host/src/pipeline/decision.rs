@@ -1,0 +1,154 @@
+//! The result of running the pipeline over one message, and the one rule that resolves
+//! conflicting dispositions (Sieve's): a message is stored in every folder a plugin filed or
+//! copied it into, in its own mailbox on keep or implicit keep, and only dropped when a
+//! plugin discarded it and nobody kept or filed it.
+
+use serde::Serialize;
+
+use crate::actions::Outgoing;
+use crate::message::Email;
+use crate::plugin::bindings::{Action, FolderTarget};
+use crate::plugin::{CallFailure, LoadedPlugin, LogLine};
+use crate::state::KvWrite;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub folder: String,
+    /// Create the folder when missing.
+    pub create: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum PluginStatus {
+    Applied {
+        #[serde(serialize_with = "crate::report::actions_json")]
+        actions: Vec<Action>,
+        notes: Vec<String>,
+    },
+    Failed(#[serde(serialize_with = "as_display")] CallFailure),
+    /// Not run: an earlier plugin said stop.
+    Skipped,
+}
+
+fn as_display<S: serde::Serializer>(f: &CallFailure, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&f.to_string())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginReport {
+    pub plugin: String,
+    pub elapsed_us: u64,
+    #[serde(flatten)]
+    pub status: PluginStatus,
+    #[serde(skip)]
+    pub logs: Vec<LogLine>,
+}
+
+impl PluginReport {
+    pub fn skipped(plugin: &LoadedPlugin) -> PluginReport {
+        PluginReport {
+            plugin: plugin.name.to_string(),
+            elapsed_us: 0,
+            status: PluginStatus::Skipped,
+            logs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub message_key: String,
+    pub message_id: Option<String>,
+    /// Where the message is stored; empty means it is discarded.
+    pub deliveries: Vec<Delivery>,
+    /// Flags of the stored copies.
+    pub flags: Vec<String>,
+    /// Whether plugins changed the message's bytes.
+    pub rewritten: bool,
+    pub outgoing: Vec<Outgoing>,
+    pub reports: Vec<PluginReport>,
+    pub stopped_by: Option<String>,
+    #[serde(skip)]
+    pub email: Email,
+    #[serde(skip)]
+    pub kv: Vec<KvWrite>,
+    #[serde(skip)]
+    pub(super) keep: bool,
+    #[serde(skip)]
+    pub(super) discard: bool,
+    #[serde(skip)]
+    files: Vec<Delivery>,
+    #[serde(skip)]
+    copies: Vec<Delivery>,
+}
+
+impl Decision {
+    pub(super) fn new(message_key: &str, message_id: Option<String>) -> Decision {
+        Decision {
+            message_key: message_key.to_string(),
+            message_id,
+            deliveries: Vec::new(),
+            flags: Vec::new(),
+            rewritten: false,
+            outgoing: Vec::new(),
+            reports: Vec::new(),
+            stopped_by: None,
+            email: Email::new(Vec::new(), "", Vec::new()),
+            kv: Vec::new(),
+            keep: false,
+            discard: false,
+            files: Vec::new(),
+            copies: Vec::new(),
+        }
+    }
+
+    pub(super) fn file_into(&mut self, t: &FolderTarget, moves: bool) {
+        let list = if moves { &mut self.files } else { &mut self.copies };
+        list.push(Delivery {
+            folder: t.folder.clone(),
+            create: t.create,
+        });
+    }
+
+    pub(super) fn finish(mut self, email: Email, original: &Email) -> Decision {
+        let own = Delivery {
+            folder: email.mailbox.clone(),
+            create: false,
+        };
+        let implicit_keep = !self.discard && self.files.is_empty();
+        let mut deliveries = Vec::new();
+        if self.keep || implicit_keep {
+            deliveries.push(own);
+        }
+        deliveries.append(&mut self.files);
+        deliveries.append(&mut self.copies);
+        self.deliveries = dedupe(deliveries);
+        self.flags = email.flags.clone();
+        self.rewritten = email.raw != original.raw;
+        self.email = email;
+        self
+    }
+
+    pub fn discarded(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+
+    pub fn failed_plugins(&self) -> impl Iterator<Item = &PluginReport> {
+        self.reports
+            .iter()
+            .filter(|r| matches!(r.status, PluginStatus::Failed(_)))
+    }
+}
+
+fn dedupe(list: Vec<Delivery>) -> Vec<Delivery> {
+    let mut out: Vec<Delivery> = Vec::new();
+    for d in list {
+        let same = |a: &str, b: &str| a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"));
+        match out.iter_mut().find(|x| same(&x.folder, &d.folder)) {
+            Some(x) => x.create |= d.create,
+            None => out.push(d),
+        }
+    }
+    out
+}

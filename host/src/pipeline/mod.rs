@@ -1,0 +1,197 @@
+//! The pipeline: runs the configured plugins in order over one message and turns their
+//! answers into one `Decision` (where the message goes, with which flags and bytes, and what
+//! mail is sent). It does no I/O of its own beyond the plugin calls: sinks act on the
+//! decision. Semantics are written down in docs/PIPELINE.md; the short form:
+//! - each plugin sees the message as rewritten by the ones before it;
+//! - a plugin's result is applied whole or not at all (trap, timeout, memory, error, an
+//!   invalid action → discarded and reported; later plugins still run);
+//! - implicit keep unless a file-into or discard; keep/file-into beat discard;
+//! - replies/forwards pass the loop guard and the per-message cap, and are built from the
+//!   message as received.
+
+mod decision;
+
+pub use decision::{Decision, Delivery, PluginReport, PluginStatus};
+
+use std::sync::Arc;
+
+use crate::actions::{self, forward, loop_guard, reply, validate, Outgoing, OutgoingKind};
+use crate::config::{Identity, PluginConfig};
+use crate::message::{rewrite, view, Email};
+use crate::plugin::bindings::{Action, ForwardMode, Needs};
+use crate::plugin::{CallFailure, Clock, LoadedPlugin, PluginRuntime};
+use crate::state::Store;
+
+pub struct Pipeline {
+    pub runtime: PluginRuntime,
+    pub plugins: Vec<LoadedPlugin>,
+    pub identity: Identity,
+    pub max_outgoing: usize,
+    pub store: Option<Arc<Store>>,
+    pub clock: Clock,
+}
+
+/// State of a message between plugins.
+struct Working {
+    email: Email,
+    decision: Decision,
+}
+
+impl Pipeline {
+    /// The most any plugin needs, so a source can fetch no more than that.
+    pub fn needs(&self) -> Needs {
+        let rank = |n: Needs| match n {
+            Needs::Headers => 0,
+            Needs::Bodies => 1,
+            Needs::Raw => 2,
+        };
+        self.plugins
+            .iter()
+            .map(|p| p.info.needs)
+            .max_by_key(|n| rank(*n))
+            .unwrap_or(Needs::Headers)
+    }
+
+    pub async fn process(&self, original: &Email, message_key: &str) -> Decision {
+        let message_id = original.header("Message-ID");
+        let mut w = Working {
+            email: original.clone(),
+            decision: Decision::new(message_key, message_id),
+        };
+        let sender = reply::response_address(original);
+        for plugin in &self.plugins {
+            if w.decision.stopped_by.is_some() {
+                w.decision.reports.push(PluginReport::skipped(plugin));
+                continue;
+            }
+            let msg = view::to_wit(&w.email, plugin.info.needs);
+            let raw = (plugin.info.needs == Needs::Raw).then(|| Arc::new(w.email.raw.clone()));
+            let call = self.runtime.call(plugin, &msg, raw, self.store.clone(), self.clock).await;
+            let logs = call.logs;
+            let outcome = call.outcome.and_then(|actions| {
+                for (i, a) in actions.iter().enumerate() {
+                    validate::validate(a, &plugin.settings, sender.as_deref())
+                        .map_err(|reason| CallFailure::InvalidAction { index: i, reason })?;
+                }
+                Ok(actions)
+            });
+            let report = match outcome {
+                Ok(actions) => {
+                    let notes = self.apply(&mut w, original, sender.as_deref(), plugin, &actions);
+                    w.decision.kv.extend(call.kv);
+                    PluginStatus::Applied { actions, notes }
+                }
+                Err(failure) => PluginStatus::Failed(failure),
+            };
+            w.decision.reports.push(PluginReport {
+                plugin: plugin.name.to_string(),
+                elapsed_us: call.elapsed.as_micros() as u64,
+                status: report,
+                logs,
+            });
+        }
+        w.decision.finish(w.email, original)
+    }
+
+    /// Apply a validated result. Returns notes (suppressed mail and the like).
+    fn apply(
+        &self,
+        w: &mut Working,
+        original: &Email,
+        sender: Option<&str>,
+        plugin: &LoadedPlugin,
+        actions: &[Action],
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        let d = &mut w.decision;
+        for (index, action) in actions.iter().enumerate() {
+            match action {
+                Action::Keep => d.keep = true,
+                Action::Discard => d.discard = true,
+                Action::FileInto(t) => d.file_into(t, true),
+                Action::CopyInto(t) => d.file_into(t, false),
+                Action::AddFlags(f) => w.email.add_flags(f),
+                Action::RemoveFlags(f) => w.email.remove_flags(f),
+                Action::SetHeader(h) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.set(&h.name, &h.value)),
+                Action::AddHeader(h) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.add(&h.name, &h.value)),
+                Action::RemoveHeader(n) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.remove(n)),
+                Action::SetSubject(s) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.set("Subject", s)),
+                Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
+                Action::Reply(_) | Action::Forward(_) => {
+                    match self.outgoing(original, sender, plugin, index, action, &d.message_key) {
+                        Err(reason) => notes.push(reason),
+                        Ok(_) if d.outgoing.len() >= self.max_outgoing => notes.push(format!(
+                            "not sent: the cap of {} outgoing messages per message is reached",
+                            self.max_outgoing
+                        )),
+                        Ok(out) => d.outgoing.push(out),
+                    }
+                }
+            }
+        }
+        notes
+    }
+
+    /// Build the outgoing message of a reply/forward action, or say why it is suppressed.
+    fn outgoing(
+        &self,
+        original: &Email,
+        sender: Option<&str>,
+        plugin: &LoadedPlugin,
+        index: usize,
+        action: &Action,
+        message_key: &str,
+    ) -> Result<Outgoing, String> {
+        let automated_ok = matches!(action, Action::Forward(_)) && plugin.settings.forward_automated;
+        if let Some(reason) = loop_guard::blocker(original, sender, automated_ok) {
+            return Err(format!("not sent: {reason}"));
+        }
+        let id = actions::outgoing_id(message_key, &plugin.name, index);
+        let now = self.clock.now_ms();
+        let (kind, mail_from, rcpt_to, raw) = match action {
+            Action::Reply(r) => {
+                let to = sender.expect("checked by the loop guard").to_string();
+                let raw = reply::compose(original, r, &to, &self.identity, &id, now);
+                // RFC 3834: automatic responses go out with a null reverse-path.
+                (OutgoingKind::Reply, String::new(), vec![to], raw)
+            }
+            Action::Forward(f) => {
+                let raw = match f.mode {
+                    ForwardMode::Redirect => forward::redirect(original, &f.to, &self.identity, &id, now),
+                    ForwardMode::Attachment => {
+                        forward::as_attachment(original, &f.to, f.note.as_deref(), &self.identity, &id, now)
+                    }
+                };
+                let kind = match f.mode {
+                    ForwardMode::Redirect => OutgoingKind::Redirect,
+                    ForwardMode::Attachment => OutgoingKind::ForwardAttachment,
+                };
+                (kind, self.identity.address.clone(), f.to.clone(), raw)
+            }
+            _ => unreachable!("only reply and forward produce mail"),
+        };
+        Ok(Outgoing {
+            id,
+            plugin: plugin.name.to_string(),
+            kind,
+            mail_from,
+            rcpt_to,
+            raw,
+        })
+    }
+}
+
+/// Settings of a plugin for `mailpipe test`, where there is no config file.
+pub fn adhoc_plugin_config(path: &std::path::Path, config: serde_json::Value, allow_send_to: Vec<actions::recipients::RecipientPattern>) -> PluginConfig {
+    PluginConfig {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into()),
+        path: path.to_owned(),
+        limits: Default::default(),
+        allow_send_to,
+        forward_automated: false,
+        config,
+    }
+}

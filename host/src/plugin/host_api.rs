@@ -1,0 +1,211 @@
+//! What a plugin can reach: the `host` interface of the WIT contract (log, clock, its config,
+//! its own key-value state, the raw message) plus a WASI context with no files, no network,
+//! no environment and captured stdout/stderr. Everything a call changes is buffered here and
+//! handed back to the pipeline, which commits it only when the call succeeds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{mailpipe::plugin as wit, LogLevel};
+use crate::state::{KvWrite, Store};
+
+/// Per-call quotas of the host interface.
+const MAX_LOG_LINES: usize = 100;
+const MAX_LOG_LINE: usize = 4096;
+const MAX_KV_KEY: usize = 512;
+const MAX_KV_VALUE: usize = 64 * 1024;
+const MAX_KV_WRITES: usize = 1000;
+const MAX_STDIO: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub text: String,
+}
+
+/// The clock plugins see; fixed in tests so vacation expiry can be checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(i64),
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            Clock::Fixed(ms) => *ms,
+        }
+    }
+}
+
+/// Inputs of one call that the host interface serves.
+pub struct CallInputs {
+    pub plugin: Arc<str>,
+    pub config_json: Arc<str>,
+    pub config: Arc<serde_json::Value>,
+    pub store: Option<Arc<Store>>,
+    pub raw: Option<Arc<Vec<u8>>>,
+    pub clock: Clock,
+}
+
+/// The store data of one plugin instance.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    inputs: CallInputs,
+    kv: BTreeMap<String, Option<(Vec<u8>, u64)>>,
+    logs: Vec<LogLine>,
+    dropped_logs: usize,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl PluginState {
+    pub fn new(inputs: CallInputs, limits: StoreLimits) -> PluginState {
+        let stdout = MemoryOutputPipe::new(MAX_STDIO);
+        let stderr = MemoryOutputPipe::new(MAX_STDIO);
+        let mut builder = WasiCtx::builder();
+        builder
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        PluginState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limits,
+            inputs,
+            kv: BTreeMap::new(),
+            logs: Vec::new(),
+            dropped_logs: 0,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The call's buffered effects: log lines (with captured stdout/stderr) and KV writes.
+    pub fn take_effects(&mut self) -> (Vec<LogLine>, Vec<KvWrite>) {
+        let mut logs = std::mem::take(&mut self.logs);
+        for (pipe, name) in [(&self.stdout, "stdout"), (&self.stderr, "stderr")] {
+            let bytes = pipe.contents();
+            if !bytes.is_empty() {
+                logs.push(LogLine {
+                    level: LogLevel::Debug,
+                    text: format!("{name}: {}", String::from_utf8_lossy(&bytes).trim_end()),
+                });
+            }
+        }
+        if self.dropped_logs > 0 {
+            logs.push(LogLine {
+                level: LogLevel::Warn,
+                text: format!("{} more log lines dropped (limit {MAX_LOG_LINES})", self.dropped_logs),
+            });
+        }
+        let plugin = self.inputs.plugin.to_string();
+        let kv = std::mem::take(&mut self.kv)
+            .into_iter()
+            .map(|(key, value)| KvWrite {
+                plugin: plugin.clone(),
+                key,
+                value,
+            })
+            .collect();
+        (logs, kv)
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::types::Host for PluginState {}
+
+impl wit::host::Host for PluginState {
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        if self.logs.len() >= MAX_LOG_LINES {
+            self.dropped_logs += 1;
+            return Ok(());
+        }
+        let mut text = message;
+        if text.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        self.logs.push(LogLine { level, text });
+        Ok(())
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        self.inputs.clock.now_ms()
+    }
+
+    fn config_json(&mut self) -> String {
+        self.inputs.config_json.to_string()
+    }
+
+    fn config_string(&mut self, key: String) -> Option<String> {
+        self.inputs.config.get(&key)?.as_str().map(str::to_string)
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        let now = self.inputs.clock.now_ms().max(0) as u64;
+        if let Some(pending) = self.kv.get(&key) {
+            return match pending {
+                Some((v, exp)) if *exp == 0 || *exp > now => Some(v.clone()),
+                _ => None,
+            };
+        }
+        let store = self.inputs.store.as_ref()?;
+        // A store read error is treated as "no value": the plugin then behaves as for a
+        // first-seen key; the error itself surfaces on the next commit.
+        store.kv_get(&self.inputs.plugin, &key, now).ok().flatten()
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u64>) -> wasmtime::Result<()> {
+        if key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
+            wasmtime::bail!(
+                "kv-set: key ({} bytes) or value ({} bytes) over the limit ({MAX_KV_KEY} / {MAX_KV_VALUE})",
+                key.len(),
+                value.len()
+            );
+        }
+        if self.kv.len() >= MAX_KV_WRITES && !self.kv.contains_key(&key) {
+            wasmtime::bail!("kv-set: more than {MAX_KV_WRITES} keys written in one call");
+        }
+        let expires = match ttl_seconds {
+            None => 0,
+            Some(ttl) => (self.inputs.clock.now_ms().max(0) as u64)
+                .saturating_add(ttl.saturating_mul(1000))
+                .max(1),
+        };
+        self.kv.insert(key, Some((value, expires)));
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, key: String) {
+        self.kv.insert(key, None);
+    }
+
+    fn raw_message(&mut self) -> Vec<u8> {
+        self.inputs.raw.as_ref().map(|r| r.to_vec()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,255 @@
+//! The plugin runtime: loads components (through the compiled-code cache), links the host
+//! interface and a capability-less WASI, and runs one call at a time in a fresh, limited
+//! store. Design (docs/PIPELINE.md): every `on-message` call gets a new instance from an
+//! `InstancePre`, so no message's data can leak into the next call and a trapped instance
+//! is simply dropped; with the pooling allocator that costs microseconds.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod host_api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Store as WasmStore, StoreLimitsBuilder};
+
+use bindings::{Action, Message, Needs, Plugin, PluginInfo, PluginPre};
+pub use cache::CacheUse;
+use engine::PluginEngine;
+pub use host_api::{CallInputs, Clock, LogLine, PluginState};
+
+use crate::config::{PluginConfig, PluginLimits};
+use crate::state::{KvWrite, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {plugin}: cannot read {path}: {source}")]
+    Read {
+        plugin: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin {plugin}: {path} is not a usable mailpipe plugin component: {message}")]
+    Load {
+        plugin: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("plugin {plugin}: info() failed: {failure}")]
+    Info { plugin: String, failure: CallFailure },
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// Why a call produced no usable result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("exceeded its memory limit of {0} MiB")]
+    OutOfMemory(u64),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned an error: {0}")]
+    Returned(String),
+    #[error("returned {count} actions, more than its limit of {limit}")]
+    TooManyActions { count: usize, limit: usize },
+    #[error("returned an invalid action #{index}: {reason}")]
+    InvalidAction { index: usize, reason: String },
+}
+
+/// The outcome of one `on-message` call with its buffered effects.
+pub struct CallResult {
+    pub outcome: Result<Vec<Action>, CallFailure>,
+    pub logs: Vec<LogLine>,
+    pub kv: Vec<KvWrite>,
+    pub elapsed: Duration,
+}
+
+pub struct PluginRuntime {
+    engine: PluginEngine,
+    linker: Linker<PluginState>,
+    cache_dir: Option<PathBuf>,
+}
+
+pub struct LoadedPlugin {
+    pub name: Arc<str>,
+    pub info: PluginInfo,
+    pub settings: PluginConfig,
+    pub cache: CacheUse,
+    pub load_time: Duration,
+    config_json: Arc<str>,
+    config: Arc<serde_json::Value>,
+    pre: PluginPre<PluginState>,
+}
+
+impl PluginRuntime {
+    /// `max_memory_mb`: the largest memory limit of the plugins that will be loaded.
+    /// `cache_dir`: where compiled artifacts are kept (None: always compile).
+    pub fn new(max_memory_mb: u64, cache_dir: Option<PathBuf>) -> Result<PluginRuntime, PluginError> {
+        let engine = PluginEngine::new(max_memory_mb << 20).map_err(|e| PluginError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|_| Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s))
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        Ok(PluginRuntime {
+            engine,
+            linker,
+            cache_dir,
+        })
+    }
+
+    pub fn pooling(&self) -> bool {
+        self.engine.pooling
+    }
+
+    /// Compile (or load from cache), link, and ask the plugin for its `info`.
+    pub async fn load(&self, settings: &PluginConfig, store: Option<Arc<Store>>) -> Result<LoadedPlugin, PluginError> {
+        let started = Instant::now();
+        let plugin = settings.name.clone();
+        let load_err = |message: String| PluginError::Load {
+            plugin: plugin.clone(),
+            path: settings.path.clone(),
+            message,
+        };
+        let wasm = std::fs::read(&settings.path).map_err(|source| PluginError::Read {
+            plugin: plugin.clone(),
+            path: settings.path.clone(),
+            source,
+        })?;
+        let (component, cache) = cache::load_component(&self.engine.engine, &wasm, self.cache_dir.as_deref())
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_err(format!("{e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| load_err(format!("{e:#}")))?;
+        let config_json: Arc<str> = settings.config.to_string().into();
+        let name: Arc<str> = plugin.clone().into();
+        let mut loaded = LoadedPlugin {
+            name: name.clone(),
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                needs: Needs::Headers,
+            },
+            settings: settings.clone(),
+            cache,
+            load_time: Duration::ZERO,
+            config_json,
+            config: Arc::new(settings.config.clone()),
+            pre,
+        };
+        let inputs = loaded.inputs(store, None, Clock::System);
+        let (mut wstore, instance) = self.instantiate(&loaded, inputs).await;
+        let result = match instance {
+            Ok(p) => p.call_info(&mut wstore).await,
+            Err(e) => Err(e),
+        };
+        let (info, _) = finish(wstore, result, &settings.limits);
+        loaded.info = info.map_err(|failure| PluginError::Info { plugin, failure })?;
+        loaded.load_time = started.elapsed();
+        Ok(loaded)
+    }
+
+    /// Run `on-message` for one message in a fresh instance.
+    pub async fn call(
+        &self,
+        plugin: &LoadedPlugin,
+        msg: &Message,
+        raw: Option<Arc<Vec<u8>>>,
+        store: Option<Arc<Store>>,
+        clock: Clock,
+    ) -> CallResult {
+        let started = Instant::now();
+        let raw = if plugin.info.needs == Needs::Raw { raw } else { None };
+        let inputs = plugin.inputs(store, raw, clock);
+        let (mut wstore, instance) = self.instantiate(plugin, inputs).await;
+        let result = match instance {
+            Ok(p) => p.call_on_message(&mut wstore, msg).await,
+            Err(e) => Err(e),
+        };
+        let (result, (logs, kv)) = finish(wstore, result, &plugin.settings.limits);
+        let limit = plugin.settings.limits.max_actions;
+        let outcome = match result {
+            Ok(Ok(actions)) if actions.len() > limit => Err(CallFailure::TooManyActions {
+                count: actions.len(),
+                limit,
+            }),
+            Ok(Ok(actions)) => Ok(actions),
+            Ok(Err(message)) => Err(CallFailure::Returned(message)),
+            Err(failure) => Err(failure),
+        };
+        CallResult {
+            outcome,
+            logs,
+            kv,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// A fresh limited store for one call, with `plugin` instantiated in it.
+    async fn instantiate(
+        &self,
+        plugin: &LoadedPlugin,
+        inputs: CallInputs,
+    ) -> (WasmStore<PluginState>, wasmtime::Result<Plugin>) {
+        let limits = plugin.settings.limits;
+        let mut store = WasmStore::new(&self.engine.engine, PluginState::new(inputs, store_limits(&limits)));
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(PluginEngine::ticks_for(Duration::from_millis(limits.timeout_ms)));
+        store.epoch_deadline_trap();
+        let instance = plugin.pre.instantiate_async(&mut store).await;
+        (store, instance)
+    }
+}
+
+/// Turn a call's wasmtime result into ours and collect its buffered effects.
+fn finish<R>(
+    mut store: WasmStore<PluginState>,
+    result: wasmtime::Result<R>,
+    limits: &PluginLimits,
+) -> (Result<R, CallFailure>, (Vec<LogLine>, Vec<KvWrite>)) {
+    let effects = store.data_mut().take_effects();
+    (result.map_err(|e| classify(e, limits)), effects)
+}
+
+impl LoadedPlugin {
+    fn inputs(&self, store: Option<Arc<Store>>, raw: Option<Arc<Vec<u8>>>, clock: Clock) -> CallInputs {
+        CallInputs {
+            plugin: self.name.clone(),
+            config_json: self.config_json.clone(),
+            config: self.config.clone(),
+            store,
+            raw,
+            clock,
+        }
+    }
+}
+
+fn store_limits(limits: &PluginLimits) -> wasmtime::StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size((limits.memory_mb << 20) as usize)
+        .table_elements(1_000_000)
+        .instances(256)
+        .tables(256)
+        .memories(16)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
+fn classify(e: wasmtime::Error, limits: &PluginLimits) -> CallFailure {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        if *trap == wasmtime::Trap::Interrupt {
+            return CallFailure::Timeout(limits.timeout_ms);
+        }
+    }
+    let text = format!("{e:#}");
+    if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+        return CallFailure::OutOfMemory(limits.memory_mb);
+    }
+    // The first line of wasmtime's message is the useful one; the rest is a backtrace.
+    CallFailure::Trap(text.lines().take(3).collect::<Vec<_>>().join(" | "))
+}

@@ -1,0 +1,102 @@
+//! How results are shown: one readable block per message for people, and the documented,
+//! stable JSON form (docs/JSON.md) that scripts and CI read from `mailpipe test --json` and
+//! `mailpipe run --json`.
+
+use serde::Serializer;
+use serde_json::{json, Value};
+
+use crate::pipeline::{Decision, PluginStatus};
+use crate::plugin::bindings::{Action, ForwardMode, LogLevel};
+
+/// One action as JSON: `{"action": "file-into", "folder": "...", "create": true}` etc.
+pub fn action_json(a: &Action) -> Value {
+    match a {
+        Action::Keep => json!({"action": "keep"}),
+        Action::Discard => json!({"action": "discard"}),
+        Action::Stop => json!({"action": "stop"}),
+        Action::FileInto(t) => json!({"action": "file-into", "folder": t.folder, "create": t.create}),
+        Action::CopyInto(t) => json!({"action": "copy-into", "folder": t.folder, "create": t.create}),
+        Action::AddFlags(f) => json!({"action": "add-flags", "flags": f}),
+        Action::RemoveFlags(f) => json!({"action": "remove-flags", "flags": f}),
+        Action::SetHeader(h) => json!({"action": "set-header", "name": h.name, "value": h.value}),
+        Action::AddHeader(h) => json!({"action": "add-header", "name": h.name, "value": h.value}),
+        Action::RemoveHeader(n) => json!({"action": "remove-header", "name": n}),
+        Action::SetSubject(s) => json!({"action": "set-subject", "subject": s}),
+        Action::Reply(r) => json!({
+            "action": "reply",
+            "subject": r.subject,
+            "text": r.text,
+            "html": r.html,
+            "headers": r.headers.iter().map(|h| json!({"name": h.name, "value": h.value})).collect::<Vec<_>>(),
+        }),
+        Action::Forward(f) => json!({
+            "action": "forward",
+            "to": f.to,
+            "mode": match f.mode { ForwardMode::Redirect => "redirect", ForwardMode::Attachment => "attachment" },
+            "note": f.note,
+        }),
+    }
+}
+
+pub fn actions_json<S: Serializer>(actions: &[Action], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(actions.iter().map(action_json))
+}
+
+/// The JSON form of a decision (see docs/JSON.md).
+pub fn decision_json(label: &str, d: &Decision) -> Value {
+    let mut v = serde_json::to_value(d).expect("decision serialises");
+    v["source"] = json!(label);
+    v["discarded"] = json!(d.discarded());
+    v
+}
+
+fn level_name(l: LogLevel) -> &'static str {
+    match l {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
+}
+
+/// Plugin log lines, tagged with plugin and message id, for stderr.
+pub fn log_lines(d: &Decision) -> Vec<String> {
+    let id = d.message_id.as_deref().unwrap_or("(no message-id)");
+    d.reports
+        .iter()
+        .flat_map(|r| {
+            r.logs
+                .iter()
+                .map(move |l| format!("[{}] {} <{id}>: {}", r.plugin, level_name(l.level), l.text))
+        })
+        .collect()
+}
+
+/// A readable block for one message.
+pub fn human(label: &str, d: &Decision) -> String {
+    let subject = d.email.header("Subject").unwrap_or_default();
+    let from = d.email.header("From").unwrap_or_default();
+    let mut out = format!("{label}  {subject:?}  from {from}\n");
+    if d.discarded() {
+        out.push_str("    -> discarded\n");
+    }
+    for del in &d.deliveries {
+        let flags = if d.flags.is_empty() { String::from("-") } else { d.flags.join(" ") };
+        out.push_str(&format!("    -> {}  [flags: {flags}]{}\n", del.folder, if d.rewritten { "  (rewritten)" } else { "" }));
+    }
+    for o in &d.outgoing {
+        out.push_str(&format!("    -> {} to {} by {}\n", o.kind.label(), o.rcpt_to.join(", "), o.plugin));
+    }
+    for r in &d.reports {
+        match &r.status {
+            PluginStatus::Failed(f) => out.push_str(&format!("    !! plugin {} {f}; its actions were discarded\n", r.plugin)),
+            PluginStatus::Applied { notes, .. } => {
+                for n in notes {
+                    out.push_str(&format!("    .. {}: {n}\n", r.plugin));
+                }
+            }
+            PluginStatus::Skipped => out.push_str(&format!("    .. {} not run (stopped by {})\n", r.plugin, d.stopped_by.as_deref().unwrap_or("?"))),
+        }
+    }
+    out
+}

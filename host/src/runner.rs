@@ -1,0 +1,182 @@
+//! Wiring for the commands: build the pipeline from a config, run the offline job (source →
+//! pipeline → mail store + state + outbox, in the order that keeps every message safe across
+//! a crash), and run one plugin on one message for `mailpipe test`.
+
+use anyhow::Context;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, PluginConfig};
+use crate::pipeline::{Decision, Pipeline};
+use crate::plugin::{CacheUse, Clock, LoadedPlugin, PluginRuntime};
+use crate::report;
+use crate::sink::mailstore::MailStore;
+use crate::sink::outbox::{self, FlushReport};
+use crate::sink::outbox_dir::OutboxDir;
+use crate::source::maildir::MaildirSource;
+use crate::state::{MessageCommit, OutboxEntry, Store};
+
+/// Load every plugin of `plugins`; the first that fails to load stops everything (a
+/// pipeline with a plugin silently missing would do the wrong thing to mail).
+pub async fn load_plugins(
+    runtime: &PluginRuntime,
+    plugins: &[PluginConfig],
+    store: Option<Arc<Store>>,
+) -> anyhow::Result<Vec<LoadedPlugin>> {
+    let mut loaded = Vec::new();
+    for p in plugins {
+        loaded.push(runtime.load(p, store.clone()).await?);
+    }
+    Ok(loaded)
+}
+
+pub async fn build_pipeline(config: &Config, store: Option<Arc<Store>>, clock: Clock) -> anyhow::Result<Pipeline> {
+    let max_mem = config.plugins.iter().map(|p| p.limits.memory_mb).max().unwrap_or(64);
+    let runtime = PluginRuntime::new(max_mem, Some(config.state_dir.join("compiled")))?;
+    let plugins = load_plugins(&runtime, &config.plugins, store.clone()).await?;
+    Ok(Pipeline {
+        runtime,
+        plugins,
+        identity: config.identity.clone(),
+        max_outgoing: config.limits.max_outgoing_per_message,
+        store,
+        clock,
+    })
+}
+
+pub fn describe_plugins(p: &Pipeline) -> String {
+    let mut out = String::new();
+    for l in &p.plugins {
+        out.push_str(&format!(
+            "  {:<18} {} {} needs {:?}  ({} in {:.1} ms)\n",
+            l.name,
+            l.info.name,
+            l.info.version,
+            l.info.needs,
+            match l.cache {
+                CacheUse::Cached => "loaded from cache",
+                CacheUse::Compiled => "compiled",
+                CacheUse::Disabled => "compiled, no cache",
+            },
+            l.load_time.as_secs_f64() * 1000.0
+        ));
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub processed: usize,
+    pub skipped: usize,
+    pub plugin_failures: usize,
+    pub unreadable: usize,
+    pub outbox: FlushReport,
+}
+
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// Process every message of the offline source not processed before.
+pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let offline = config
+        .offline
+        .as_ref()
+        .with_context(|| format!("{}: no [offline] section: nothing to read mail from", config.file.display()))?;
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
+    if !opts.json {
+        eprint!("plugins:\n{}", describe_plugins(&pipeline));
+    }
+    let source = MaildirSource::new(&offline.source);
+    let mailstore = MailStore::new(&offline.mailstore);
+    let transport = OutboxDir::new(&offline.outbox);
+    let mut summary = RunSummary::default();
+
+    // Mail queued by an earlier run that stopped before sending it goes out first.
+    if !opts.dry_run {
+        merge(&mut summary.outbox, outbox::flush(&store, &transport).await?);
+    }
+    for entry in source.list()? {
+        if store.is_processed(&entry.key)? {
+            summary.skipped += 1;
+            continue;
+        }
+        let msg = match source.read(&entry) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("error: {e}; left for the next run");
+                summary.unreadable += 1;
+                continue;
+            }
+        };
+        let decision = pipeline.process(&msg.email, &msg.key).await;
+        summary.processed += 1;
+        summary.plugin_failures += decision.failed_plugins().count();
+        for line in report::log_lines(&decision) {
+            eprintln!("{line}");
+        }
+        if opts.json {
+            println!("{}", report::decision_json(&msg.label, &decision));
+        } else {
+            print!("{}", report::human(&msg.label, &decision));
+        }
+        if opts.dry_run {
+            continue;
+        }
+        // 1. Store the message (idempotent file names: a crash before 2. re-delivers onto
+        //    the same files). 2. Commit plugin state, queued mail and the processed mark in
+        //    one transaction. 3. Send the queue.
+        for d in mailstore.deliver(&decision)? {
+            if let Some(wanted) = d.fallback_from {
+                eprintln!("warning: folder {wanted:?} does not exist (create = false); kept in {}", d.folder);
+            }
+        }
+        store.commit_message(&commit_for(&decision, now_ms()))?;
+        merge(&mut summary.outbox, outbox::flush(&store, &transport).await?);
+    }
+    Ok(summary)
+}
+
+fn merge(into: &mut FlushReport, from: FlushReport) {
+    into.sent.extend(from.sent);
+    into.deferred.extend(from.deferred);
+    into.failed.extend(from.failed);
+}
+
+pub fn now_ms() -> u64 {
+    Clock::System.now_ms().max(0) as u64
+}
+
+/// What a decision changes in the state store.
+pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
+    let summary = serde_json::json!({
+        "message_id": d.message_id,
+        "deliveries": d.deliveries.iter().map(|x| &x.folder).collect::<Vec<_>>(),
+        "outgoing": d.outgoing.iter().map(|o| &o.id).collect::<Vec<_>>(),
+        "failed_plugins": d.failed_plugins().map(|r| &r.plugin).collect::<Vec<_>>(),
+        "at_ms": now,
+    });
+    MessageCommit {
+        message_key: d.message_key.clone(),
+        summary: summary.to_string(),
+        kv: d.kv.clone(),
+        outbox: d
+            .outgoing
+            .iter()
+            .map(|o| {
+                (
+                    OutboxEntry::new(&o.id, &d.message_key, &o.plugin, &o.mail_from, o.rcpt_to.clone(), now),
+                    o.raw.clone(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The key `mailpipe test` uses for a message file: its content hash.
+pub fn test_message_key(path: &Path, raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("test:{}:{}", path.display(), hex::encode(&Sha256::digest(raw)[..8]))
+}

@@ -1,0 +1,143 @@
+//! Offline delivery: stores the processed message (with its final flags and bytes) into the
+//! folders of a Maildir store, one Maildir per folder (`<root>/INBOX`, `<root>/Lists/rust`;
+//! Dovecot reads it as `maildir:<root>:LAYOUT=fs`). File names are derived from the message
+//! key and folder, so delivering the same message again after a crash replaces the file
+//! instead of duplicating it. Keywords go to the folder's `dovecot-keywords` file.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::{Decision, Delivery};
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail store {path}: {source}")]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+pub struct MailStore {
+    root: PathBuf,
+}
+
+/// What happened to one requested delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    pub folder: String,
+    pub path: PathBuf,
+    /// Set when the requested folder was missing and the message went to its own mailbox.
+    pub fallback_from: Option<String>,
+}
+
+impl MailStore {
+    pub fn new(root: &Path) -> MailStore {
+        MailStore { root: root.to_owned() }
+    }
+
+    pub fn folder_path(&self, folder: &str) -> PathBuf {
+        folder.split('/').fold(self.root.clone(), |p, seg| p.join(seg))
+    }
+
+    /// Store the message in every folder of the decision.
+    pub fn deliver(&self, decision: &Decision) -> Result<Vec<Delivered>, StoreError> {
+        let mut done: Vec<Delivered> = Vec::new();
+        for d in &decision.deliveries {
+            let own = &decision.email.mailbox;
+            let (folder, fallback_from) = if self.exists(&d.folder) || d.create || d.folder == *own {
+                (d.folder.clone(), None)
+            } else {
+                (own.clone(), Some(d.folder.clone()))
+            };
+            if done.iter().any(|x| x.folder == folder) {
+                continue;
+            }
+            let path = self.write(decision, &Delivery { folder: folder.clone(), create: true })?;
+            done.push(Delivered { folder, path, fallback_from });
+        }
+        Ok(done)
+    }
+
+    fn exists(&self, folder: &str) -> bool {
+        self.folder_path(folder).join("cur").is_dir()
+    }
+
+    fn write(&self, decision: &Decision, d: &Delivery) -> Result<PathBuf, StoreError> {
+        let dir = self.folder_path(&d.folder);
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError { path, source }
+        };
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(io(&dir))?;
+        }
+        let mut h = Sha256::new();
+        h.update(decision.message_key.as_bytes());
+        h.update([0]);
+        h.update(d.folder.as_bytes());
+        let base = format!("{}.mailpipe", hex::encode(&h.finalize()[..12]));
+        let info = self.info_letters(&dir, &decision.flags)?;
+        let (sub, name) = if info.is_empty() {
+            ("new", base.clone())
+        } else {
+            ("cur", format!("{base}:2,{info}"))
+        };
+        let tmp = dir.join("tmp").join(&base);
+        std::fs::write(&tmp, &decision.email.raw).map_err(io(&tmp))?;
+        let dest = dir.join(sub).join(&name);
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        // An earlier delivery of the same message (other flags) is replaced, not kept twice.
+        for other in ["cur", "new"] {
+            if let Ok(entries) = std::fs::read_dir(dir.join(other)) {
+                for e in entries.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.starts_with(&base) && e.path() != dest {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        Ok(dest)
+    }
+
+    /// Maildir info letters for the flags, registering keywords in `dovecot-keywords`
+    /// (at most 26 per folder, as Dovecot allows; others are left out).
+    fn info_letters(&self, dir: &Path, flags: &[String]) -> Result<String, StoreError> {
+        let mut letters: Vec<char> = Vec::new();
+        let kw_path = dir.join("dovecot-keywords");
+        let mut keywords: Vec<String> = std::fs::read_to_string(&kw_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, k)| k.to_string()))
+            .collect();
+        let before = keywords.len();
+        for f in flags {
+            let letter = match f.to_ascii_lowercase().as_str() {
+                "\\draft" => Some('D'),
+                "\\flagged" => Some('F'),
+                "\\answered" => Some('R'),
+                "\\seen" => Some('S'),
+                "\\deleted" => Some('T'),
+                _ => {
+                    let idx = keywords.iter().position(|k| k == f).or_else(|| {
+                        (keywords.len() < 26).then(|| {
+                            keywords.push(f.clone());
+                            keywords.len() - 1
+                        })
+                    });
+                    idx.map(|i| (b'a' + i as u8) as char)
+                }
+            };
+            letters.extend(letter);
+        }
+        if keywords.len() != before {
+            let text: String = keywords.iter().enumerate().map(|(i, k)| format!("{i} {k}\n")).collect();
+            let tmp = dir.join("tmp").join("dovecot-keywords.new");
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &kw_path))
+                .map_err(|source| StoreError { path: kw_path.clone(), source })?;
+        }
+        letters.sort_unstable();
+        letters.dedup();
+        Ok(letters.into_iter().collect())
+    }
+}

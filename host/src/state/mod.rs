@@ -1,0 +1,271 @@
+//! The embedded, crash-safe state store: plugin key-value state with expiry, the outbox of
+//! generated mail, the log of processed messages, and (for IMAP) mailbox checkpoints.
+//! One redb file under the state directory; every message's effects on it are committed in
+//! one transaction, so a crash leaves either all of them or none. See docs/STATE.md.
+
+mod outbox;
+
+pub use outbox::{OutboxEntry, OutboxStatus};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::Path;
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_kv");
+const PROCESSED: TableDefinition<&str, &str> = TableDefinition::new("processed");
+const OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("outbox");
+const OUTBOX_RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_raw");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state store {path}: {source}")]
+    Open { path: String, source: redb::Error },
+    #[error("state store: {0}")]
+    Db(#[from] redb::Error),
+    #[error("state store: cannot create {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("state store: corrupt record {0}")]
+    Corrupt(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StateError {
+            fn from(e: $t) -> Self { StateError::Db(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A pending change to one plugin's key-value state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvWrite {
+    pub plugin: String,
+    pub key: String,
+    /// `None` deletes; `Some((value, expires_at_ms))`, 0 = never expires.
+    pub value: Option<(Vec<u8>, u64)>,
+}
+
+/// Everything one processed message changes in the store, committed atomically.
+#[derive(Debug, Default)]
+pub struct MessageCommit {
+    pub message_key: String,
+    /// Human-readable summary of what happened (JSON), for `processed` look-ups.
+    pub summary: String,
+    pub kv: Vec<KvWrite>,
+    pub outbox: Vec<(OutboxEntry, Vec<u8>)>,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+fn kv_key(plugin: &str, key: &str) -> String {
+    format!("{plugin}\u{0}{key}")
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("state.redb");
+        let db = Database::create(&path).map_err(|e| StateError::Open {
+            path: path.display().to_string(),
+            source: e.into(),
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(KV)?;
+        txn.open_table(PROCESSED)?;
+        txn.open_table(OUTBOX)?;
+        txn.open_table(OUTBOX_RAW)?;
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// A plugin's value for `key`, unless it has expired.
+    pub fn kv_get(&self, plugin: &str, key: &str, now_ms: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        let Some(v) = table.get(kv_key(plugin, key).as_str())? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        if bytes.len() < 8 {
+            return Err(StateError::Corrupt(format!("kv {plugin}/{key}")));
+        }
+        let expires = u64::from_be_bytes(bytes[..8].try_into().unwrap());
+        if expires != 0 && expires <= now_ms {
+            return Ok(None);
+        }
+        Ok(Some(bytes[8..].to_vec()))
+    }
+
+    /// Drop expired key-value entries; returns how many.
+    pub fn kv_purge_expired(&self, now_ms: u64) -> Result<usize, StateError> {
+        let txn = self.db.begin_write()?;
+        let n = {
+            let mut table = txn.open_table(KV)?;
+            let before = table.len()?;
+            table.retain(|_, v| {
+                let expires = v.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+                expires == 0 || expires > now_ms
+            })?;
+            (before - table.len()?) as usize
+        };
+        txn.commit()?;
+        Ok(n)
+    }
+
+    pub fn is_processed(&self, message_key: &str) -> Result<bool, StateError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(PROCESSED)?.get(message_key)?.is_some())
+    }
+
+    pub fn processed_summary(&self, message_key: &str) -> Result<Option<String>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PROCESSED)?;
+        Ok(table.get(message_key)?.map(|v| v.value().to_string()))
+    }
+
+    /// Commit one message's effects: plugin state, queued outgoing mail, processed mark.
+    /// Outbox entries whose id is already present are left as they are (never re-queued),
+    /// which is what makes re-processing after a crash send nothing twice.
+    pub fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut kv = txn.open_table(KV)?;
+            for w in &commit.kv {
+                let k = kv_key(&w.plugin, &w.key);
+                match &w.value {
+                    Some((value, expires)) => {
+                        let mut v = expires.to_be_bytes().to_vec();
+                        v.extend_from_slice(value);
+                        kv.insert(k.as_str(), v.as_slice())?;
+                    }
+                    None => {
+                        kv.remove(k.as_str())?;
+                    }
+                }
+            }
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let mut raw_table = txn.open_table(OUTBOX_RAW)?;
+            for (entry, raw) in &commit.outbox {
+                if outbox.get(entry.id.as_str())?.is_some() {
+                    continue;
+                }
+                outbox.insert(entry.id.as_str(), entry.to_json().as_str())?;
+                raw_table.insert(entry.id.as_str(), raw.as_slice())?;
+            }
+            let mut processed = txn.open_table(PROCESSED)?;
+            processed.insert(commit.message_key.as_str(), commit.summary.as_str())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Outbox entries not yet delivered (queued or failed transiently), oldest first.
+    pub fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (_, v) = item?;
+            let entry = OutboxEntry::from_json(v.value())?;
+            if entry.status == OutboxStatus::Queued {
+                out.push(entry);
+            }
+        }
+        out.sort_by_key(|e| e.queued_at_ms);
+        Ok(out)
+    }
+
+    pub fn outbox_all(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            out.push(OutboxEntry::from_json(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn outbox_raw(&self, id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX_RAW)?;
+        Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Record the result of a delivery attempt.
+    pub fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StateError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(OUTBOX)?;
+            table.insert(entry.id.as_str(), entry.to_json().as_str())?;
+            if entry.status == OutboxStatus::Sent {
+                txn.open_table(OUTBOX_RAW)?.remove(entry.id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_expires_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.commit_message(&MessageCommit {
+                message_key: "m1".into(),
+                summary: "{}".into(),
+                kv: vec![
+                    KvWrite { plugin: "p".into(), key: "a".into(), value: Some((b"1".to_vec(), 0)) },
+                    KvWrite { plugin: "p".into(), key: "b".into(), value: Some((b"2".to_vec(), 1000)) },
+                ],
+                outbox: vec![],
+            })
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.is_processed("m1").unwrap());
+        assert!(!s.is_processed("m2").unwrap());
+        assert_eq!(s.kv_get("p", "a", 5000).unwrap(), Some(b"1".to_vec()));
+        assert_eq!(s.kv_get("p", "b", 999).unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.kv_get("p", "b", 1000).unwrap(), None);
+        assert_eq!(s.kv_get("other", "a", 0).unwrap(), None, "keys are per plugin");
+        assert_eq!(s.kv_purge_expired(1000).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_outbox_id_is_queued_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let entry = OutboxEntry::new("id1", "m1", "vac", "", vec!["b@x.y".into()], 5);
+        let commit = MessageCommit {
+            message_key: "m1".into(),
+            summary: "{}".into(),
+            kv: vec![],
+            outbox: vec![(entry.clone(), b"raw".to_vec())],
+        };
+        s.commit_message(&commit).unwrap();
+        let mut sent = entry.clone();
+        sent.status = OutboxStatus::Sent;
+        s.outbox_update(&sent).unwrap();
+        s.commit_message(&commit).unwrap();
+        assert!(s.outbox_pending().unwrap().is_empty(), "a sent entry is never re-queued");
+        assert_eq!(s.outbox_all().unwrap().len(), 1);
+    }
+}
