@@ -1,1 +1,96 @@
+//! The command line as users and scripts see it: `mailpipe test --json` (the stable JSON
+//! form), exit codes, and config errors that name the file, line and key.
 
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn mailpipe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sample_path(n: u32) -> String {
+    let dir = root().join("examples/maildir/new");
+    let name = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|f| f.starts_with(&format!("17000000{n:02}.")))
+        .unwrap();
+    dir.join(name).display().to_string()
+}
+
+#[test]
+fn test_command_prints_actions_and_the_outgoing_reply_as_json() {
+    let wasm = plugin_path("auto-responder").display().to_string();
+    let (code, out, err) = mailpipe(&[
+        "test", &wasm, &sample_path(1), "--json",
+        "--config", r#"addresses=["alice@example.com"]"#,
+        "--config", "body=Away until Monday",
+        "--config", "days=3",
+        "--identity", "alice@example.com",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["plugin"]["name"], "auto-responder");
+    assert_eq!(v["reports"][0]["status"], "applied");
+    assert_eq!(v["reports"][0]["actions"][0]["action"], "reply");
+    assert_eq!(v["deliveries"][0]["folder"], "INBOX");
+    let o = &v["outgoing"][0];
+    assert_eq!(o["kind"], "reply");
+    assert_eq!(o["rcpt_to"][0], "bob@example.org");
+    assert_eq!(o["mail_from"], "");
+    let raw = o["raw"].as_str().unwrap();
+    assert!(raw.contains("Auto-Submitted: auto-replied\r\n"), "{raw}");
+    assert!(raw.contains("Away until Monday"));
+}
+
+#[test]
+fn test_command_exits_1_when_the_plugin_fails() {
+    let wasm = plugin_path("misbehave-trap").display().to_string();
+    let (code, out, _) = mailpipe(&["test", &wasm, &sample_path(1), "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reports"][0]["status"], "failed");
+    assert_eq!(v["deliveries"][0]["folder"], "INBOX", "the message is kept");
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[identity]\naddress = \"alice@example.com\"\n\n[[plugin]]\nname = \"x\"\npath = \"nowhere.wasm\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml:6") && err.contains("plugin.path") && err.contains("nowhere.wasm"), "{err}");
+
+    std::fs::write(&file, "[identity]\naddress = \"alice@example.com\"\ncolour = \"blue\"\n").unwrap();
+    let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("colour"), "{err}");
+
+    std::fs::write(&file, "[identity]\naddress = \"alice@example.com\\r\\nBcc: x@y.z\"\n").unwrap();
+    let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml:2") && err.contains("identity.address"), "{err}");
+}
+
+#[test]
+fn check_loads_the_demo_config() {
+    let (code, out, err) = mailpipe(&["check", "-c", root().join("examples/demo.toml").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 plugin(s)"), "{out}");
+    for p in ["filer", "tagger", "vacation", "forward-boss"] {
+        assert!(out.contains(p), "{out}");
+    }
+}

@@ -189,7 +189,7 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
 
     let info = &pipeline.plugins[0].info;
     let report = &decision.reports[0];
-    let failed = matches!(report.status, PluginStatus::Failed(_));
+    let failed = matches!(report.status, PluginStatus::Failed { .. });
     if a.json {
         let mut v = report::decision_json(&a.message.display().to_string(), &decision);
         v["plugin"] = json!({"name": info.name, "version": info.version, "needs": format!("{:?}", info.needs).to_lowercase()});

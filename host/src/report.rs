@@ -89,7 +89,7 @@ pub fn human(label: &str, d: &Decision) -> String {
     }
     for r in &d.reports {
         match &r.status {
-            PluginStatus::Failed(f) => out.push_str(&format!("    !! plugin {} {f}; its actions were discarded\n", r.plugin)),
+            PluginStatus::Failed { error: f } => out.push_str(&format!("    !! plugin {} {f}; its actions were discarded\n", r.plugin)),
             PluginStatus::Applied { notes, .. } => {
                 for n in notes {
                     out.push_str(&format!("    .. {}: {n}\n", r.plugin));

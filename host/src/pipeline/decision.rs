@@ -26,7 +26,10 @@ pub enum PluginStatus {
         actions: Vec<Action>,
         notes: Vec<String>,
     },
-    Failed(#[serde(serialize_with = "as_display")] CallFailure),
+    Failed {
+        #[serde(serialize_with = "as_display")]
+        error: CallFailure,
+    },
     /// Not run: an earlier plugin said stop.
     Skipped,
 }
@@ -137,7 +140,7 @@ impl Decision {
     pub fn failed_plugins(&self) -> impl Iterator<Item = &PluginReport> {
         self.reports
             .iter()
-            .filter(|r| matches!(r.status, PluginStatus::Failed(_)))
+            .filter(|r| matches!(r.status, PluginStatus::Failed { .. }))
     }
 }
 

@@ -81,7 +81,7 @@ impl Pipeline {
                     w.decision.kv.extend(call.kv);
                     PluginStatus::Applied { actions, notes }
                 }
-                Err(failure) => PluginStatus::Failed(failure),
+                Err(error) => PluginStatus::Failed { error },
             };
             w.decision.reports.push(PluginReport {
                 plugin: plugin.name.to_string(),

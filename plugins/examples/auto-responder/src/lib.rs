@@ -1,0 +1,148 @@
+//! auto-responder: a vacation auto-reply as specified by RFC 5230 (Sieve "vacation").
+//!
+//! Configuration:
+//!
+//! ```toml
+//! addresses = ["me@example.com", "me@example.org"] # your addresses (required)
+//! days = 7                                          # one reply per sender per N days (default 7, min 1)
+//! subject = "Out of office"                         # optional; default "Auto: <original subject>"
+//! body = "I am away until Monday."                  # plain-text reply (required)
+//! html = "<p>I am away until Monday.</p>"           # optional HTML alternative
+//! ```
+//!
+//! A reply is sent only when one of `addresses` is in To or Cc, and never to yourself, to
+//! mailing lists (List-* headers, Precedence: bulk/list/junk), to automatic mail
+//! (Auto-Submitted other than "no") or to robots (MAILER-DAEMON, noreply, owner-*, *-request...).
+//! Each sender gets at most one reply per `days`. Robots are recognised in From, Sender,
+//! Reply-To and Return-Path; a null Return-Path (`<>`, a bounce) is never answered.
+
+use mailpipe_plugin::{
+    header, is_direct_recipient, kv, matches_glob, sender_address, Action, Message, Needs, Plugin,
+    PluginInfo, Reply,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    addresses: Vec<String>,
+    #[serde(default = "default_days")]
+    days: u64,
+    subject: Option<String>,
+    body: String,
+    html: Option<String>,
+}
+
+fn default_days() -> u64 {
+    7
+}
+
+/// Local parts of addresses that belong to programs, not people (RFC 5230 section 4.6).
+const ROBOTS: &[&str] = &[
+    "mailer-daemon",
+    "postmaster",
+    "noreply",
+    "no-reply",
+    "listserv",
+    "majordomo",
+    "owner-*",
+    "*-request",
+];
+
+struct AutoResponder;
+
+impl Plugin for AutoResponder {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "auto-responder".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            needs: Needs::Headers,
+        }
+    }
+
+    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+        let config: Config = mailpipe_plugin::config()?;
+        let Some(sender) = sender_address(&msg) else {
+            return Ok(vec![]);
+        };
+        if !is_direct_recipient(&msg, &config.addresses) || is_from_me_or_robot(&msg, &config) {
+            return Ok(vec![]);
+        }
+        if is_list_or_automatic(&msg) {
+            return Ok(vec![]);
+        }
+
+        // Remember whom we answered; the entry expires after `days`.
+        let key = format!("replied:{}", sender.to_lowercase());
+        if kv::get(&key).is_some() {
+            return Ok(vec![]);
+        }
+        let days = config.days.max(1);
+        kv::set(&key, b"1", Some(days * 86_400));
+
+        let subject = config.subject.unwrap_or_else(|| {
+            let original = msg.subject.as_deref().unwrap_or("").trim();
+            format!("Auto: {original}").trim_end().to_string()
+        });
+        Ok(vec![Action::Reply(Reply {
+            subject: Some(subject),
+            text: config.body,
+            html: config.html,
+            headers: vec![],
+        })])
+    }
+}
+
+/// Every address the message claims to come from: From, Sender, Reply-To and the envelope
+/// sender that delivery recorded in Return-Path.
+fn senders(msg: &Message) -> impl Iterator<Item = &str> {
+    msg.from
+        .iter()
+        .chain(msg.sender.as_ref())
+        .chain(&msg.reply_to)
+        .map(|a| a.address.as_str())
+        .chain(return_path(msg).filter(|path| !path.is_empty()))
+}
+
+/// The Return-Path address without its angle brackets; `Some("")` for a bounce (`<>`).
+fn return_path(msg: &Message) -> Option<&str> {
+    header(msg, "Return-Path").map(|v| {
+        v.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+    })
+}
+
+fn is_from_me_or_robot(msg: &Message, config: &Config) -> bool {
+    senders(msg).any(|address| {
+        let mine = config
+            .addresses
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(address));
+        let local_part = address.split('@').next().unwrap_or(address);
+        mine || ROBOTS.iter().any(|robot| matches_glob(robot, local_part))
+    })
+}
+
+fn is_list_or_automatic(msg: &Message) -> bool {
+    let list_header = msg.headers.iter().any(|h| {
+        h.name
+            .get(..5)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("list-"))
+    });
+    let bulk = header(msg, "Precedence").is_some_and(|p| {
+        ["bulk", "list", "junk"]
+            .iter()
+            .any(|v| p.trim().eq_ignore_ascii_case(v))
+    });
+    // "Auto-Submitted: no" is the only value that marks a message written by a person.
+    let automatic = header(msg, "Auto-Submitted").is_some_and(|v| {
+        let keyword = v.split(';').next().unwrap_or("").trim();
+        !keyword.eq_ignore_ascii_case("no")
+    });
+    let bounce = return_path(msg) == Some("");
+    list_header || bulk || automatic || bounce
+}
+
+mailpipe_plugin::export!(AutoResponder);

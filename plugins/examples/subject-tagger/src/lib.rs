@@ -1,0 +1,72 @@
+//! subject-tagger: mark mail from outside your own domains, e.g. "[EXT] Invoice".
+//!
+//! Configuration:
+//!
+//! ```toml
+//! tag = "[EXT]"                     # required: prefix added to the subject
+//! when_from_not = ["*@example.com"] # globs of internal senders; mail from anyone else is tagged
+//! header = "X-External"             # optional: also set this header field ...
+//! header_value = "yes"              # ... to this value (default "yes")
+//! ```
+//!
+//! A subject that already contains the tag (e.g. "Re: [EXT] Invoice") is left alone.
+
+use mailpipe_plugin::{matches_glob, Action, Header, Message, Needs, Plugin, PluginInfo};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    tag: String,
+    #[serde(default)]
+    when_from_not: Vec<String>,
+    header: Option<String>,
+    header_value: Option<String>,
+}
+
+struct SubjectTagger;
+
+impl Plugin for SubjectTagger {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "subject-tagger".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            needs: Needs::Headers,
+        }
+    }
+
+    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+        let config: Config = mailpipe_plugin::config()?;
+        let tag = config.tag.trim();
+        if tag.is_empty() {
+            return Err("`tag` must not be empty".into());
+        }
+
+        // Internal means: every From address matches one of the globs (and there is one).
+        let internal = !msg.from.is_empty()
+            && msg.from.iter().all(|a| {
+                config
+                    .when_from_not
+                    .iter()
+                    .any(|glob| matches_glob(glob, &a.address))
+            });
+        if internal {
+            return Ok(vec![]);
+        }
+
+        let mut actions = Vec::new();
+        let subject = msg.subject.as_deref().unwrap_or("").trim();
+        if !subject.to_lowercase().contains(&tag.to_lowercase()) {
+            actions.push(Action::SetSubject(
+                format!("{tag} {subject}").trim_end().to_string(),
+            ));
+        }
+        if let Some(name) = config.header {
+            let value = config.header_value.unwrap_or_else(|| "yes".into());
+            actions.push(Action::SetHeader(Header { name, value }));
+        }
+        Ok(actions)
+    }
+}
+
+mailpipe_plugin::export!(SubjectTagger);

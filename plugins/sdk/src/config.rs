@@ -1,0 +1,24 @@
+//! Why this file exists: every plugin reads its table from the host's config file; this turns
+//! the JSON the host hands over into the plugin's own `serde` struct with a readable error.
+
+use serde::de::DeserializeOwned;
+
+use crate::bindings::mailpipe::plugin::host;
+
+/// Parse the plugin's configuration table into `T`.
+///
+/// Use `#[serde(default)]` for optional keys and `#[serde(deny_unknown_fields)]` to catch typos.
+pub fn config<T: DeserializeOwned>() -> Result<T, String> {
+    let json = host::config_json();
+    serde_json::from_str(&json).map_err(|e| format!("invalid plugin configuration: {e}"))
+}
+
+/// The configuration as untyped JSON, for plugins that only peek at a key or two.
+pub fn config_value() -> Result<serde_json::Value, String> {
+    config()
+}
+
+/// One top-level configuration key, when it is a string.
+pub fn config_string(key: &str) -> Option<String> {
+    host::config_string(key)
+}

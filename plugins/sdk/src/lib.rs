@@ -1,0 +1,76 @@
+//! Why this file exists: it is the one place that turns `wit/v0.1/plugin.wit` into Rust, so a
+//! plugin depends on this crate only and is a few lines long:
+//!
+//! ```no_run
+//! use mailpipe_plugin::{Action, Message, Needs, Plugin, PluginInfo};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn info() -> PluginInfo {
+//!         PluginInfo { name: "hello".into(), version: "0.1.0".into(), needs: Needs::Headers }
+//!     }
+//!
+//!     fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+//!         mailpipe_plugin::log::info(format!("subject: {:?}", msg.subject));
+//!         Ok(vec![Action::AddFlags(vec!["$Seen-By-Hello".into()])])
+//!     }
+//! }
+//!
+//! mailpipe_plugin::export!(Hello);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2` (crate type `cdylib`): the output
+//! `.wasm` is a component the host loads directly.
+
+// Lets the generated code name this crate as `mailpipe_plugin::...` both here and when the
+// `export!` macro expands inside a plugin crate (which need not depend on wit-bindgen itself).
+extern crate self as mailpipe_plugin;
+
+/// Bindings generated from the WIT contract. Prefer the re-exports at the crate root.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/v0.1",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "mailpipe_plugin::bindings",
+        runtime_path: "mailpipe_plugin::__private::rt",
+    });
+}
+
+pub mod config;
+mod glob;
+pub mod kv;
+pub mod log;
+mod message;
+
+/// `mailpipe_plugin::export!(MyPlugin);` makes `MyPlugin` the component's implementation.
+/// Use it once, at the root of a `cdylib` crate that depends on this crate as `mailpipe-plugin`.
+pub use bindings::export;
+pub use bindings::mailpipe::plugin::host::LogLevel;
+pub use bindings::mailpipe::plugin::types::{
+    Action, Address, Attachment, FolderTarget, Forward, ForwardMode, Header, Message, Needs,
+    PluginInfo, Reply,
+};
+/// The trait a plugin implements: `info()` once at load time, `on_message(msg)` per message.
+pub use bindings::Guest as Plugin;
+
+pub use config::config;
+pub use glob::matches_glob;
+pub use message::{header, headers_all, is_direct_recipient, sender_address};
+
+/// Current time, milliseconds since the Unix epoch (from the host; plugins have no clock).
+pub fn now_ms() -> i64 {
+    bindings::mailpipe::plugin::host::now_ms()
+}
+
+/// The raw RFC 5322 bytes of the current message. Empty unless `info()` declared `Needs::Raw`.
+pub fn raw_message() -> Vec<u8> {
+    bindings::mailpipe::plugin::host::raw_message()
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen::rt;
+}

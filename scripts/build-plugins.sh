@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds every plugin crate (plugins/examples/*, plugins/misbehaving/*) for wasm32-wasip2 from
+# the root workspace and copies the components to <target>/plugins/<crate-name>.wasm, e.g.
+# target/plugins/auto-responder.wasm. Runs from any directory; honours CARGO_TARGET_DIR.
+# Extra arguments go to `cargo build` (e.g. --locked).
+set -euo pipefail
+
+# Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving to the root.
+if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
+    CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
+    export CARGO_TARGET_DIR
+fi
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+
+# The package name is the first `name = "..."` line of each crate's Cargo.toml.
+crates=()
+for manifest in plugins/examples/*/Cargo.toml plugins/misbehaving/*/Cargo.toml; do
+    [[ -f "$manifest" ]] || continue
+    crates+=("$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$manifest" | head -n 1)")
+done
+if [[ ${#crates[@]} -eq 0 ]]; then
+    echo "build-plugins: no plugin crates found" >&2
+    exit 1
+fi
+
+packages=()
+for crate in "${crates[@]}"; do
+    packages+=(-p "$crate")
+done
+cargo build --release --target wasm32-wasip2 "${packages[@]}" "$@"
+
+out="$target_dir/plugins"
+mkdir -p "$out"
+for crate in "${crates[@]}"; do
+    # cargo names the artifact after the lib target: dashes become underscores.
+    cp "$target_dir/wasm32-wasip2/release/${crate//-/_}.wasm" "$out/$crate.wasm"
+    printf '%8d KiB  %s\n' $(( $(wc -c <"$out/$crate.wasm") / 1024 )) "$out/$crate.wasm"
+done

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's first command: on a fresh machine, build the plugins and the host and run the
+# offline demo (examples/demo.toml) from a clean slate, then show what happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build-plugins.sh
+cargo build --release --bin mailpipe
+rm -rf target/demo
+./target/release/mailpipe check -c examples/demo.toml
+./target/release/mailpipe run -c examples/demo.toml --once
+echo
+echo "== filed mail (target/demo/mail) =="
+find target/demo/mail -type f -path '*/cur/*' -o -type f -path '*/new/*' | sort | sed 's/^/  /'
+echo "== outbox (target/demo/outbox) =="
+ls target/demo/outbox | sed 's/^/  /'
+echo
+echo "== running again: everything is remembered, nothing is processed or sent twice =="
+./target/release/mailpipe run -c examples/demo.toml --once

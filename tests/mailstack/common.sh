@@ -1,0 +1,230 @@
+# shellcheck shell=bash
+# Shared settings and helpers for the mailstack scripts (start.sh, stop.sh,
+# restart-dovecot.sh, postfix-ctl.sh). Sourced, never run directly.
+#
+# Why this exists: the end-to-end tests of mailpipe need a real IMAP/SMTP server.
+# All scripts must agree on the same paths, ports and pid files, and must only
+# ever touch the daemons that live under $MAILSTACK_DIR, so that knowledge is
+# kept in one place here.
+
+set -euo pipefail
+
+# ---------------------------------------------------------------- settings ---
+# Everything lives under one base directory. Every parent of it must be
+# world-traversable (o+x) because the daemons drop privileges.
+MAILSTACK_DIR="${MAILSTACK_DIR:-/tmp/mailpipe-mailstack}"
+if [[ "$MAILSTACK_DIR" != /* ]]; then
+    echo "[mailstack] ERROR: MAILSTACK_DIR must be an absolute path: $MAILSTACK_DIR" >&2
+    exit 1
+fi
+MAILSTACK_DIR="${MAILSTACK_DIR%/}"
+# If a previous start.sh wrote an env.sh, its ports win over the defaults so that
+# restart-dovecot.sh / postfix-ctl.sh / stop.sh wait for the right ports. Explicit
+# environment variables still win over both. start.sh sets MS_IGNORE_ENV_FILE=1:
+# a new start takes defaults + environment only.
+_ms_saved_env="$(declare -px 2>/dev/null | grep -E '^declare -x MAILSTACK_[A-Z_]+=' || true)"
+if [[ "${MS_IGNORE_ENV_FILE:-0}" != 1 && -r "$MAILSTACK_DIR/env.sh" ]]; then
+    # shellcheck disable=SC1091
+    source "$MAILSTACK_DIR/env.sh"
+    eval "$_ms_saved_env"
+fi
+unset _ms_saved_env
+
+MAILSTACK_HOST=127.0.0.1                      # loopback only, never anything else
+MAILSTACK_DOMAIN=example.test
+MAILSTACK_IMAP_PORT="${MAILSTACK_IMAP_PORT:-10143}"
+MAILSTACK_IMAPS_PORT="${MAILSTACK_IMAPS_PORT:-10993}"
+MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-10025}"
+MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-10587}"
+MAILSTACK_LMTP_PORT="${MAILSTACK_LMTP_PORT:-10024}"
+MAILSTACK_VMAIL_UID="${MAILSTACK_VMAIL_UID:-5000}"   # owner of the Maildir files; needs no passwd entry
+MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol}" # password of each is secret-<user>
+MAILSTACK_WAIT_SECS="${MAILSTACK_WAIT_SECS:-30}"
+
+# Derived paths.
+MS_TLS="$MAILSTACK_DIR/tls"
+MS_LOG="$MAILSTACK_DIR/log"
+MS_MAIL="$MAILSTACK_DIR/mail"
+MS_DOVECOT="$MAILSTACK_DIR/dovecot"
+MS_DOVECOT_CONF="$MS_DOVECOT/dovecot.conf"
+MS_DOVECOT_RUN="$MS_DOVECOT/run"            # dovecot base_dir (sockets, master.pid)
+MS_DOVECOT_PID="$MS_DOVECOT_RUN/master.pid"
+MS_SASL_SOCKET="$MS_DOVECOT_RUN/auth-postfix"
+MS_POSTFIX="$MAILSTACK_DIR/postfix"
+MS_POSTFIX_CONF="$MS_POSTFIX/conf"           # postfix config_directory (main.cf, master.cf)
+MS_POSTFIX_QUEUE="$MS_POSTFIX/spool"         # postfix queue_directory
+MS_POSTFIX_DATA="$MS_POSTFIX/data"           # postfix data_directory (owned by postfix)
+MS_POSTFIX_PID="$MS_POSTFIX_QUEUE/pid/master.pid"
+
+# ----------------------------------------------------------------- helpers ---
+ms_log() { printf '[mailstack] %s\n' "$*" >&2; }
+
+# Print the last lines of every log file, for error reports.
+ms_log_tails() {
+    local f
+    for f in "$MS_LOG"/*.log; do
+        [[ -s "$f" ]] || continue
+        printf -- '----- tail of %s -----\n' "$f" >&2
+        tail -n 25 "$f" >&2
+    done
+}
+
+ms_die() {
+    printf '[mailstack] ERROR: %s\n' "$*" >&2
+    ms_log_tails
+    exit 1
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+ms_port_open() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/$MAILSTACK_HOST/$1" 2>/dev/null
+}
+
+# Wait (bounded) until every given port accepts connections.
+ms_wait_ports() {
+    local deadline=$((SECONDS + MAILSTACK_WAIT_SECS)) p missing
+    while :; do
+        missing=""
+        for p in "$@"; do ms_port_open "$p" || missing="$missing $p"; done
+        [[ -z "$missing" ]] && return 0
+        if ((SECONDS >= deadline)); then
+            ms_die "ports not accepting connections after ${MAILSTACK_WAIT_SECS}s:$missing"
+        fi
+        sleep 0.2
+    done
+}
+
+# Wait (bounded) until no given port accepts connections; fail otherwise.
+ms_wait_ports_closed() {
+    local deadline=$((SECONDS + MAILSTACK_WAIT_SECS)) p open
+    while :; do
+        open=""
+        for p in "$@"; do ms_port_open "$p" && open="$open $p"; done
+        [[ -z "$open" ]] && return 0
+        if ((SECONDS >= deadline)); then
+            ms_log "ports still open after ${MAILSTACK_WAIT_SECS}s:$open"
+            ss -ltnp 2>/dev/null | grep -E ":($(echo "$open" | tr ' ' '|' | sed 's/^|//'))\b" >&2 || true
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# Pid stored in file $1 if that process is alive and its command is $2 (e.g.
+# "dovecot" or "master"); prints nothing otherwise. Guards against stale pid
+# files whose number now belongs to an unrelated process.
+ms_live_pid() {
+    local file=$1 comm=$2 pid
+    [[ -r "$file" ]] || return 0
+    pid=$(tr -dc '0-9' <"$file")
+    [[ -n "$pid" ]] || return 0
+    if [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == "$comm" ]]; then
+        echo "$pid"
+    fi
+}
+
+# Wait (bounded) for process $1 to exit; SIGKILL it (and only it, plus its
+# direct children) if it does not.
+ms_wait_pid_gone() {
+    local pid=$1 what=$2 i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    ms_log "$what (pid $pid) did not exit within 10s, sending SIGKILL"
+    pkill -KILL -P "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+}
+
+# End the given former children of a stopped master that are still alive and
+# still run a dovecot/postfix binary (guards against pid reuse): TERM, then
+# KILL after 5 s.
+ms_kill_leftovers() {
+    local p i left=()
+    for p in "$@"; do
+        case "$(readlink "/proc/$p/exe" 2>/dev/null)" in
+        /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/lib/postfix/*) left+=("$p") ;;
+        esac
+    done
+    ((${#left[@]})) || return 0
+    ms_log "ending ${#left[@]} leftover process(es) of the stopped master: ${left[*]}"
+    kill -TERM "${left[@]}" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "${left[@]}" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
+# ------------------------------------------------------- daemon control ---
+ms_dovecot_running() { [[ -n "$(ms_live_pid "$MS_DOVECOT_PID" dovecot)" ]]; }
+ms_postfix_running() { [[ -n "$(ms_live_pid "$MS_POSTFIX_PID" master)" ]]; }
+
+ms_dovecot_start() {
+    [[ -r "$MS_DOVECOT_CONF" ]] || ms_die "no $MS_DOVECOT_CONF; run start.sh first"
+    ms_dovecot_running && ms_die "dovecot under $MAILSTACK_DIR is already running"
+    # With auth penalties disabled (mode 0, see start.sh) dovecot does not
+    # create this socket; a stale one from an older run would make every auth
+    # process retry it for 5 s.
+    rm -f "$MS_DOVECOT_RUN/anvil-auth-penalty"
+    # The dovecot master keeps inherited stdout/stderr open for ever, so never
+    # let it inherit the caller's (a `$(start.sh)` would hang).
+    dovecot -c "$MS_DOVECOT_CONF" </dev/null >>"$MS_LOG/dovecot-start.log" 2>&1 \
+        || ms_die "dovecot -c $MS_DOVECOT_CONF failed"
+    ms_wait_ports "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT"
+    ms_log "dovecot up (pid $(ms_live_pid "$MS_DOVECOT_PID" dovecot))"
+}
+
+ms_dovecot_stop() {
+    local pid
+    pid=$(ms_live_pid "$MS_DOVECOT_PID" dovecot)
+    if [[ -z "$pid" ]]; then
+        ms_log "dovecot under $MAILSTACK_DIR is not running"
+        return 0
+    fi
+    # Dovecot forks every service straight from its master. Dovecot 2.3 leaves
+    # logged-in IMAP sessions (and the auth/log/stats processes serving them)
+    # running after its master exits -- systemd would kill the whole cgroup, we
+    # have no such thing -- so note the children now and end leftovers below.
+    local kids
+    kids=$(pgrep -P "$pid" || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    ms_wait_pid_gone "$pid" dovecot
+    # shellcheck disable=SC2086
+    ms_kill_leftovers $kids
+    ms_wait_ports_closed "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT" \
+        || ms_die "dovecot stopped but its ports are still open"
+    ms_log "dovecot stopped"
+}
+
+ms_postfix_start() {
+    [[ -r "$MS_POSTFIX_CONF/main.cf" ]] || ms_die "no $MS_POSTFIX_CONF/main.cf; run start.sh first"
+    ms_postfix_running && ms_die "postfix under $MAILSTACK_DIR is already running"
+    # `postfix start` fails silently if maillog_file is not under
+    # maillog_file_prefixes; main.cf takes care of that. Output goes to a file
+    # for the same reason as dovecot's.
+    postfix -c "$MS_POSTFIX_CONF" start </dev/null >>"$MS_LOG/postfix-start.log" 2>&1 \
+        || ms_die "postfix -c $MS_POSTFIX_CONF start failed (see $MS_LOG/postfix-start.log)"
+    ms_wait_ports "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT"
+    ms_log "postfix up (pid $(ms_live_pid "$MS_POSTFIX_PID" master))"
+}
+
+ms_postfix_stop() {
+    local pid
+    pid=$(ms_live_pid "$MS_POSTFIX_PID" master)
+    if [[ -z "$pid" ]]; then
+        ms_log "postfix under $MAILSTACK_DIR is not running"
+        return 0
+    fi
+    local kids
+    kids=$(pgrep -P "$pid" || true)
+    postfix -c "$MS_POSTFIX_CONF" stop </dev/null >>"$MS_LOG/postfix-start.log" 2>&1 \
+        || kill -TERM "$pid" 2>/dev/null || true
+    ms_wait_pid_gone "$pid" "postfix master"
+    # shellcheck disable=SC2086
+    ms_kill_leftovers $kids
+    ms_wait_ports_closed "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT" \
+        || ms_die "postfix stopped but its ports are still open"
+    ms_log "postfix stopped"
+}

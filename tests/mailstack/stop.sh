@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Stop the test mail stack that start.sh started under $MAILSTACK_DIR
+# (default /tmp/mailpipe-mailstack).
+#
+# Why this exists: tests and CI must be able to end exactly the Dovecot and
+# Postfix instances of the test stack, found through their pid files under the
+# base dir, without ever touching any other process (e.g. a system MTA).
+# Mailboxes, TLS material and logs are kept; rm -rf "$MAILSTACK_DIR" afterwards
+# for a clean slate. Safe to run when nothing is running.
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$HERE/common.sh"
+
+# Each master takes ~2 s to exit after SIGTERM, so stop both at once.
+rc=0
+pids=()
+if command -v postfix >/dev/null; then ms_postfix_stop & pids+=($!); fi
+if command -v dovecot >/dev/null; then ms_dovecot_stop & pids+=($!); fi
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+exit "$rc"
