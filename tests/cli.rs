@@ -7,7 +7,10 @@ use common::*;
 use std::process::Command;
 
 fn mailpipe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -30,11 +33,18 @@ fn sample_path(n: u32) -> String {
 fn test_command_prints_actions_and_the_outgoing_reply_as_json() {
     let wasm = plugin_path("auto-responder").display().to_string();
     let (code, out, err) = mailpipe(&[
-        "test", &wasm, &sample_path(1), "--json",
-        "--config", r#"addresses=["alice@example.com"]"#,
-        "--config", "body=Away until Monday",
-        "--config", "days=3",
-        "--identity", "alice@example.com",
+        "test",
+        &wasm,
+        &sample_path(1),
+        "--json",
+        "--config",
+        r#"addresses=["alice@example.com"]"#,
+        "--config",
+        "body=Away until Monday",
+        "--config",
+        "days=3",
+        "--identity",
+        "alice@example.com",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -72,22 +82,43 @@ fn config_errors_name_file_line_and_key() {
     .unwrap();
     let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.toml:6") && err.contains("plugin.path") && err.contains("nowhere.wasm"), "{err}");
+    assert!(
+        err.contains("bad.toml:6") && err.contains("plugin.path") && err.contains("nowhere.wasm"),
+        "{err}"
+    );
 
-    std::fs::write(&file, "[identity]\naddress = \"alice@example.com\"\ncolour = \"blue\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[identity]\naddress = \"alice@example.com\"\ncolour = \"blue\"\n",
+    )
+    .unwrap();
     let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("colour"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("line 3") && err.contains("colour"),
+        "{err}"
+    );
 
-    std::fs::write(&file, "[identity]\naddress = \"alice@example.com\\r\\nBcc: x@y.z\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[identity]\naddress = \"alice@example.com\\r\\nBcc: x@y.z\"\n",
+    )
+    .unwrap();
     let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("bad.toml:2") && err.contains("identity.address"), "{err}");
+    assert!(
+        err.contains("bad.toml:2") && err.contains("identity.address"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_loads_the_demo_config() {
-    let (code, out, err) = mailpipe(&["check", "-c", root().join("examples/demo.toml").to_str().unwrap()]);
+    let (code, out, err) = mailpipe(&[
+        "check",
+        "-c",
+        root().join("examples/demo.toml").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("4 plugin(s)"), "{out}");
     for p in ["filer", "tagger", "vacation", "forward-boss"] {

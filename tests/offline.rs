@@ -14,10 +14,19 @@ fn demo_config(dir: &Path, source: &Path) -> Config {
     let text = std::fs::read_to_string(root().join("examples/demo.toml")).unwrap();
     let plugins = root().join("target/plugins");
     let text = text
-        .replace("\"../target/demo/state\"", &format!("{:?}", dir.join("state")))
+        .replace(
+            "\"../target/demo/state\"",
+            &format!("{:?}", dir.join("state")),
+        )
         .replace("\"maildir\"", &format!("{:?}", source))
-        .replace("\"../target/demo/mail\"", &format!("{:?}", dir.join("mail")))
-        .replace("\"../target/demo/outbox\"", &format!("{:?}", dir.join("outbox")))
+        .replace(
+            "\"../target/demo/mail\"",
+            &format!("{:?}", dir.join("mail")),
+        )
+        .replace(
+            "\"../target/demo/outbox\"",
+            &format!("{:?}", dir.join("outbox")),
+        )
         .replace("\"../target/plugins/", &format!("\"{}/", plugins.display()));
     let file = dir.join("demo.toml");
     std::fs::write(&file, &text).unwrap();
@@ -43,11 +52,21 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 fn messages_in(mail: &Path) -> Vec<std::path::PathBuf> {
     files_under(mail)
         .into_iter()
-        .filter(|p| matches!(p.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str()), Some("cur" | "new")))
+        .filter(|p| {
+            matches!(
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .and_then(|n| n.to_str()),
+                Some("cur" | "new")
+            )
+        })
         .collect()
 }
 
-const OPTS: RunOptions = RunOptions { dry_run: false, json: true };
+const OPTS: RunOptions = RunOptions {
+    dry_run: false,
+    json: true,
+};
 
 #[tokio::test]
 async fn demo_run_files_everything_and_sends_each_mail_once() {
@@ -69,28 +88,53 @@ async fn demo_run_files_everything_and_sends_each_mail_once() {
     // Flags are in the file names: dana's mail is flagged, the invoice has a keyword.
     let invoice = &messages_in(&mail.join("Finance/Invoices"))[0];
     assert!(invoice.to_string_lossy().ends_with(":2,a"));
-    assert_eq!(std::fs::read_to_string(mail.join("Finance/Invoices/dovecot-keywords")).unwrap(), "0 $Invoice\n");
+    assert_eq!(
+        std::fs::read_to_string(mail.join("Finance/Invoices/dovecot-keywords")).unwrap(),
+        "0 $Invoice\n"
+    );
 
     // The outbox: replies to people only, one forward of dana's mail, each with an envelope.
     let outbox = dir.path().join("outbox");
-    let emls: Vec<_> = files_under(&outbox).into_iter().filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
+    let emls: Vec<_> = files_under(&outbox)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
     assert_eq!(emls.len(), s.outbox.sent.len());
     let mut rcpts = Vec::new();
     for eml in &emls {
         let raw = std::fs::read(eml).unwrap();
-        let env: serde_json::Value = serde_json::from_slice(&std::fs::read(eml.with_extension("json")).unwrap()).unwrap();
+        let env: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(eml.with_extension("json")).unwrap()).unwrap();
         assert!(header_of(&raw, "Auto-Submitted").is_some_and(|v| v.starts_with("auto-")));
-        assert_eq!(header_of(&raw, "X-Mailpipe-Loop").as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            header_of(&raw, "X-Mailpipe-Loop").as_deref(),
+            Some("alice@example.com")
+        );
         for r in env["rcpt_to"].as_array().unwrap() {
             rcpts.push(r.as_str().unwrap().to_string());
         }
     }
     rcpts.sort();
-    for robot in ["newsletter@example.net", "MAILER-DAEMON@mx.example.net", "noreply@billing.example.net", "carol@example.org"] {
-        assert!(!rcpts.iter().any(|r| r.eq_ignore_ascii_case(robot)), "{robot} got mail: {rcpts:?}");
+    for robot in [
+        "newsletter@example.net",
+        "MAILER-DAEMON@mx.example.net",
+        "noreply@billing.example.net",
+        "carol@example.org",
+    ] {
+        assert!(
+            !rcpts.iter().any(|r| r.eq_ignore_ascii_case(robot)),
+            "{robot} got mail: {rcpts:?}"
+        );
     }
     assert_eq!(rcpts.iter().filter(|r| *r == "bob@example.org").count(), 1);
-    assert_eq!(rcpts.iter().filter(|r| *r == "alice@home.example.org").count(), 1, "dana's mail forwarded once");
+    assert_eq!(
+        rcpts
+            .iter()
+            .filter(|r| *r == "alice@home.example.org")
+            .count(),
+        1,
+        "dana's mail forwarded once"
+    );
 
     // Run again: everything is remembered.
     let s2 = run_offline(&config, &OPTS).await.unwrap();
@@ -103,7 +147,15 @@ async fn demo_run_files_everything_and_sends_each_mail_once() {
 async fn dry_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path(), &root().join("examples/maildir"));
-    let s = run_offline(&config, &RunOptions { dry_run: true, json: true }).await.unwrap();
+    let s = run_offline(
+        &config,
+        &RunOptions {
+            dry_run: true,
+            json: true,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(s.processed, 14);
     assert!(messages_in(&dir.path().join("mail")).is_empty());
     assert!(!dir.path().join("outbox").exists());
@@ -119,21 +171,40 @@ async fn a_run_killed_after_delivery_is_completed_without_duplicates() {
     // then stop (no commit, no outbox).
     {
         let store = std::sync::Arc::new(mailpipe::state::Store::open(&config.state_dir).unwrap());
-        let pipeline = mailpipe::runner::build_pipeline(&config, Some(store), mailpipe::plugin::Clock::System).await.unwrap();
-        let source = mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
-        let entry = source.list().unwrap().into_iter().find(|e| e.label.contains("1700000001.")).unwrap();
+        let pipeline =
+            mailpipe::runner::build_pipeline(&config, Some(store), mailpipe::plugin::Clock::System)
+                .await
+                .unwrap();
+        let source =
+            mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
+        let entry = source
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.label.contains("1700000001."))
+            .unwrap();
         let msg = source.read(&entry).unwrap();
         let d = pipeline.process(&msg.email, &msg.key).await;
         assert_eq!(d.outgoing.len(), 1);
-        mailpipe::sink::mailstore::MailStore::new(&dir.path().join("mail")).deliver(&d).unwrap();
+        mailpipe::sink::mailstore::MailStore::new(&dir.path().join("mail"))
+            .deliver(&d)
+            .unwrap();
     }
     let s = run_offline(&config, &OPTS).await.unwrap();
     assert_eq!(s.processed, 14);
-    assert_eq!(messages_in(&dir.path().join("mail")).len(), 14, "re-delivery replaced, not duplicated");
+    assert_eq!(
+        messages_in(&dir.path().join("mail")).len(),
+        14,
+        "re-delivery replaced, not duplicated"
+    );
     let to_bob = files_under(&dir.path().join("outbox"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| std::fs::read_to_string(p).unwrap().contains("bob@example.org"))
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("bob@example.org")
+        })
         .count();
     assert_eq!(to_bob, 1);
 }
@@ -146,20 +217,43 @@ async fn queued_mail_of_a_dead_run_is_sent_by_the_next_once() {
     let id;
     {
         let store = std::sync::Arc::new(mailpipe::state::Store::open(&config.state_dir).unwrap());
-        let pipeline = mailpipe::runner::build_pipeline(&config, Some(store.clone()), mailpipe::plugin::Clock::System).await.unwrap();
-        let source = mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
-        let entry = source.list().unwrap().into_iter().find(|e| e.label.contains("1700000001.")).unwrap();
+        let pipeline = mailpipe::runner::build_pipeline(
+            &config,
+            Some(store.clone()),
+            mailpipe::plugin::Clock::System,
+        )
+        .await
+        .unwrap();
+        let source =
+            mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
+        let entry = source
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.label.contains("1700000001."))
+            .unwrap();
         let msg = source.read(&entry).unwrap();
         let d = pipeline.process(&msg.email, &msg.key).await;
         id = d.outgoing[0].id.clone();
-        mailpipe::sink::mailstore::MailStore::new(&dir.path().join("mail")).deliver(&d).unwrap();
-        store.commit_message(&mailpipe::runner::commit_for(&d, 1)).unwrap();
+        mailpipe::sink::mailstore::MailStore::new(&dir.path().join("mail"))
+            .deliver(&d)
+            .unwrap();
+        store
+            .commit_message(&mailpipe::runner::commit_for(&d, 1))
+            .unwrap();
         assert_eq!(store.outbox_pending().unwrap().len(), 1);
     }
     let s = run_offline(&config, &OPTS).await.unwrap();
     assert_eq!(s.processed, 13, "message 1 is not processed again");
-    assert!(s.outbox.sent.contains(&id), "the queued reply goes out first");
-    assert!(dir.path().join("outbox").join(format!("{id}.eml")).is_file());
+    assert!(
+        s.outbox.sent.contains(&id),
+        "the queued reply goes out first"
+    );
+    assert!(dir
+        .path()
+        .join("outbox")
+        .join(format!("{id}.eml"))
+        .is_file());
     let s = run_offline(&config, &OPTS).await.unwrap();
     assert!(s.outbox.sent.is_empty());
 }
@@ -172,10 +266,16 @@ async fn malformed_mail_is_stored_byte_for_byte() {
     // Only the filer (which never rewrites): what is stored must equal what came in.
     config.plugins.retain(|p| p.name == "filer");
     let s = run_offline(&config, &OPTS).await.unwrap();
-    let inputs: Vec<_> = files_under(&source).into_iter().filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
+    let inputs: Vec<_> = files_under(&source)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
     assert_eq!(s.processed, inputs.len());
     assert_eq!(s.plugin_failures, 0);
-    let mut stored: Vec<Vec<u8>> = messages_in(&dir.path().join("mail")).iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let mut stored: Vec<Vec<u8>> = messages_in(&dir.path().join("mail"))
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     let mut expected: Vec<Vec<u8>> = inputs.iter().map(|p| std::fs::read(p).unwrap()).collect();
     stored.sort();
     expected.sort();
@@ -188,12 +288,23 @@ async fn malformed_mail_survives_rewriting_plugins() {
     let source = root().join("examples/malformed");
     let config = demo_config(dir.path(), &source);
     let s = run_offline(&config, &OPTS).await.unwrap();
-    let inputs: Vec<_> = files_under(&source).into_iter().filter(|p| p.extension().is_some_and(|e| e == "eml")).collect();
+    let inputs: Vec<_> = files_under(&source)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
     assert_eq!(s.processed, inputs.len());
-    assert_eq!(messages_in(&dir.path().join("mail")).len(), inputs.len(), "nothing lost");
+    assert_eq!(
+        messages_in(&dir.path().join("mail")).len(),
+        inputs.len(),
+        "nothing lost"
+    );
     for p in messages_in(&dir.path().join("mail")) {
         let raw = std::fs::read(&p).unwrap();
         let parsed = mail_parser::MessageParser::new().parse(&raw);
-        assert!(parsed.is_some() || raw.is_empty(), "{} unreadable after rewrite", p.display());
+        assert!(
+            parsed.is_some() || raw.is_empty(),
+            "{} unreadable after rewrite",
+            p.display()
+        );
     }
 }

@@ -34,14 +34,30 @@ async fn vacation_replies_with_threading_and_loop_headers() {
     assert_eq!(out.mail_from, "", "RFC 3834: null reverse-path");
     let orig_id = orig.header("Message-ID").unwrap();
     assert_eq!(header_of(&out.raw, "In-Reply-To").unwrap(), orig_id);
-    assert!(header_of(&out.raw, "References").unwrap().ends_with(&orig_id));
-    assert_eq!(header_of(&out.raw, "Auto-Submitted").as_deref(), Some("auto-replied"));
-    assert_eq!(header_of(&out.raw, "X-Mailpipe-Loop").as_deref(), Some("alice@example.com"));
-    assert_eq!(header_of(&out.raw, "Subject").as_deref(), Some("Away until December"));
-    assert!(header_of(&out.raw, "From").unwrap().contains("alice@example.com"));
+    assert!(header_of(&out.raw, "References")
+        .unwrap()
+        .ends_with(&orig_id));
+    assert_eq!(
+        header_of(&out.raw, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        header_of(&out.raw, "X-Mailpipe-Loop").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        header_of(&out.raw, "Subject").as_deref(),
+        Some("Away until December")
+    );
+    assert!(header_of(&out.raw, "From")
+        .unwrap()
+        .contains("alice@example.com"));
     // The reply body is non-ASCII, so base64 UTF-8; it must decode back.
     let parsed = mail_parser::MessageParser::new().parse(&out.raw).unwrap();
-    assert_eq!(parsed.body_text(0).unwrap().trim(), "I am away. Grüße, Alice");
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim(),
+        "I am away. Grüße, Alice"
+    );
     // The original message itself is kept, untouched.
     assert_eq!(folders(&d), ["INBOX"]);
     assert!(!d.rewritten);
@@ -55,7 +71,10 @@ async fn vacation_answers_each_sender_once_per_period() {
     let first = t.run_commit(&sample(1), "a").await;
     assert_eq!(first.outgoing.len(), 1);
     let again = t.run_commit(&sample(1), "b").await;
-    assert!(again.outgoing.is_empty(), "a second message from bob within 7 days gets no reply");
+    assert!(
+        again.outgoing.is_empty(),
+        "a second message from bob within 7 days gets no reply"
+    );
 
     // Same store, 8 days later: bob is answered again.
     let mut later = TestPipeline::with_clock(vec![vacation()], Clock::Fixed(t0 + 8 * day)).await;
@@ -72,13 +91,24 @@ async fn vacation_stays_silent_for_lists_robots_bcc_and_loops() {
     // 11: carries our loop marker; 14: owner- sender.
     for n in [2, 3, 4, 5, 6, 7, 11, 14] {
         let d = t.run(&sample(n), &format!("m{n}")).await;
-        assert!(d.outgoing.is_empty(), "message {n} got a reply: {:?}", d.outgoing);
-        assert!(matches!(status(&d, "vacation"), PluginStatus::Applied { .. }), "message {n}");
+        assert!(
+            d.outgoing.is_empty(),
+            "message {n} got a reply: {:?}",
+            d.outgoing
+        );
+        assert!(
+            matches!(status(&d, "vacation"), PluginStatus::Applied { .. }),
+            "message {n}"
+        );
         assert_eq!(folders(&d), ["INBOX"], "message {n} is kept");
     }
     // Encoded-word sender and personal mail to alice in To/Cc are answered.
     for n in [8, 9, 13] {
-        assert_eq!(t.run(&sample(n), &format!("m{n}")).await.outgoing.len(), 1, "message {n}");
+        assert_eq!(
+            t.run(&sample(n), &format!("m{n}")).await.outgoing.len(),
+            1,
+            "message {n}"
+        );
     }
 }
 
@@ -89,7 +119,9 @@ async fn host_loop_guard_blocks_replies_even_when_a_plugin_asks() {
     // suppressed. We check the host note by feeding a message the plugin answers but the
     // host must not: a personal message that carries X-Mailpipe-Loop.
     let t = TestPipeline::new(vec![vacation()]).await;
-    let raw = mailpipe::message::rewrite::edit(&sample(1).raw, |h| h.add("X-Mailpipe-Loop", "someone@example.net"));
+    let raw = mailpipe::message::rewrite::edit(&sample(1).raw, |h| {
+        h.add("X-Mailpipe-Loop", "someone@example.net")
+    });
     let email = mailpipe::message::Email::new(raw, "INBOX", vec![]);
     let d = t.run(&email, "loop").await;
     assert!(d.outgoing.is_empty());
@@ -125,9 +157,17 @@ fn filer() -> mailpipe::config::PluginConfig {
 #[tokio::test]
 async fn rules_filer_files_and_flags() {
     let t = TestPipeline::new(vec![filer()]).await;
-    assert_eq!(t.pipeline.plugins[0].info.needs, mailpipe::plugin::bindings::Needs::Bodies, "a body rule needs bodies");
+    assert_eq!(
+        t.pipeline.plugins[0].info.needs,
+        mailpipe::plugin::bindings::Needs::Bodies,
+        "a body rule needs bodies"
+    );
     let d = t.run(&sample(3), "3").await;
-    assert_eq!(folders(&d), ["Lists/rust-users"], "file-into cancels the implicit keep");
+    assert_eq!(
+        folders(&d),
+        ["Lists/rust-users"],
+        "file-into cancels the implicit keep"
+    );
     let d = t.run(&sample(4), "4").await;
     assert_eq!(folders(&d), ["Newsletters"]);
     let d = t.run(&sample(7), "7").await;
@@ -146,8 +186,12 @@ async fn rules_filer_files_and_flags() {
 
 #[tokio::test]
 async fn rules_filer_reports_a_bad_rule_by_name() {
-    let p = plugin("filer", "rules-filer", json!({"rules": [{"name": "broken", "folder": "X", "conditions": [
-        {"subject": true, "op": "regex", "value": "(unclosed"}]}]}));
+    let p = plugin(
+        "filer",
+        "rules-filer",
+        json!({"rules": [{"name": "broken", "folder": "X", "conditions": [
+        {"subject": true, "op": "regex", "value": "(unclosed"}]}]}),
+    );
     let t = TestPipeline::new(vec![p]).await;
     let d = t.run(&sample(1), "1").await;
     match status(&d, "filer") {
@@ -159,19 +203,35 @@ async fn rules_filer_reports_a_bad_rule_by_name() {
 
 #[tokio::test]
 async fn subject_tagger_rewrites_and_later_plugins_see_it() {
-    let tagger = plugin("tagger", "subject-tagger", json!({"tag": "[EXT]", "when_from_not": ["*@example.com"], "header": "X-External"}));
+    let tagger = plugin(
+        "tagger",
+        "subject-tagger",
+        json!({"tag": "[EXT]", "when_from_not": ["*@example.com"], "header": "X-External"}),
+    );
     // A filer rule on the tag proves the second plugin sees the rewritten subject.
-    let filer = plugin("filer", "rules-filer", json!({"rules": [{"name": "ext", "folder": "External", "conditions": [
-        {"subject": true, "op": "contains", "value": "[EXT]"}]}]}));
+    let filer = plugin(
+        "filer",
+        "rules-filer",
+        json!({"rules": [{"name": "ext", "folder": "External", "conditions": [
+        {"subject": true, "op": "contains", "value": "[EXT]"}]}]}),
+    );
     let t = TestPipeline::new(vec![tagger, filer]).await;
 
     let d = t.run(&sample(8), "8").await;
     assert!(d.rewritten);
-    assert_eq!(d.email.header("Subject").as_deref(), Some("[EXT] Grüße aus München – Rückmeldung"));
+    assert_eq!(
+        d.email.header("Subject").as_deref(),
+        Some("[EXT] Grüße aus München – Rückmeldung")
+    );
     assert_eq!(d.email.header("X-External").as_deref(), Some("yes"));
     assert_eq!(folders(&d), ["External"]);
     // Only the header block changed: the body is byte for byte the same.
-    let body = |raw: &[u8]| raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i..].to_vec()).unwrap();
+    let body = |raw: &[u8]| {
+        raw.windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| raw[i..].to_vec())
+            .unwrap()
+    };
     assert_eq!(body(&d.email.raw), body(&sample(8).raw));
 
     let d = t.run(&sample(9), "9").await; // from dana@example.com: internal
@@ -181,7 +241,11 @@ async fn subject_tagger_rewrites_and_later_plugins_see_it() {
 
 #[tokio::test]
 async fn forwarder_redirects_with_resent_headers_when_allowed() {
-    let mut fwd = plugin("fwd", "forwarder", json!({"rules": [{"from": "dana@example.com", "to": ["alice@home.example.org"]}]}));
+    let mut fwd = plugin(
+        "fwd",
+        "forwarder",
+        json!({"rules": [{"from": "dana@example.com", "to": ["alice@home.example.org"]}]}),
+    );
     allow(&mut fwd, &["alice@home.example.org"]);
     let t = TestPipeline::new(vec![fwd]).await;
     let orig = sample(9);
@@ -191,18 +255,34 @@ async fn forwarder_redirects_with_resent_headers_when_allowed() {
     assert_eq!(out.kind, OutgoingKind::Redirect);
     assert_eq!(out.rcpt_to, ["alice@home.example.org"]);
     assert_eq!(out.mail_from, "alice@example.com");
-    assert_eq!(header_of(&out.raw, "Resent-To").as_deref(), Some("<alice@home.example.org>"));
-    assert_eq!(header_of(&out.raw, "Auto-Submitted").as_deref(), Some("auto-generated"));
+    assert_eq!(
+        header_of(&out.raw, "Resent-To").as_deref(),
+        Some("<alice@home.example.org>")
+    );
+    assert_eq!(
+        header_of(&out.raw, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
     assert!(header_of(&out.raw, "X-Mailpipe-Loop").is_some());
-    assert!(out.raw.ends_with(&orig.raw[orig.raw.len() - 200..]), "the original follows unchanged");
+    assert!(
+        out.raw.ends_with(&orig.raw[orig.raw.len() - 200..]),
+        "the original follows unchanged"
+    );
     assert_eq!(folders(&d), ["INBOX"], "forwarding keeps the message");
-    assert!(t.run(&sample(1), "1").await.outgoing.is_empty(), "only dana's mail is forwarded");
+    assert!(
+        t.run(&sample(1), "1").await.outgoing.is_empty(),
+        "only dana's mail is forwarded"
+    );
 }
 
 #[tokio::test]
 async fn forwarding_to_an_address_the_config_does_not_allow_is_refused() {
     // Same plugin, but allow_send_to left at its default ($sender only).
-    let fwd = plugin("fwd", "forwarder", json!({"rules": [{"from": "dana@example.com", "to": ["alice@home.example.org"]}]}));
+    let fwd = plugin(
+        "fwd",
+        "forwarder",
+        json!({"rules": [{"from": "dana@example.com", "to": ["alice@home.example.org"]}]}),
+    );
     let t = TestPipeline::new(vec![fwd]).await;
     let d = t.run(&sample(9), "9").await;
     assert!(d.outgoing.is_empty());
@@ -214,7 +294,11 @@ async fn forwarding_to_an_address_the_config_does_not_allow_is_refused() {
 
 #[tokio::test]
 async fn attachment_forward_wraps_the_original() {
-    let mut fwd = plugin("fwd", "forwarder", json!({"rules": [{"from": "*@example.org", "to": ["archive@example.com"], "mode": "attachment", "note": "FYI"}]}));
+    let mut fwd = plugin(
+        "fwd",
+        "forwarder",
+        json!({"rules": [{"from": "*@example.org", "to": ["archive@example.com"], "mode": "attachment", "note": "FYI"}]}),
+    );
     allow(&mut fwd, &["*@example.com"]);
     let t = TestPipeline::new(vec![fwd]).await;
     let d = t.run(&sample(10), "10").await;
@@ -223,15 +307,32 @@ async fn attachment_forward_wraps_the_original() {
     let parsed = mail_parser::MessageParser::new().parse(&out.raw).unwrap();
     assert!(parsed.subject().unwrap().starts_with("Fwd: "));
     assert_eq!(parsed.body_text(0).unwrap().trim(), "FYI");
-    let inner = parsed.attachment(0).and_then(|a| a.message()).expect("message/rfc822 part");
-    assert_eq!(inner.message_id(), mail_parser::MessageParser::new().parse(&sample(10).raw).unwrap().message_id());
+    let inner = parsed
+        .attachment(0)
+        .and_then(|a| a.message())
+        .expect("message/rfc822 part");
+    assert_eq!(
+        inner.message_id(),
+        mail_parser::MessageParser::new()
+            .parse(&sample(10).raw)
+            .unwrap()
+            .message_id()
+    );
 }
 
 #[tokio::test]
 async fn stop_ends_the_pipeline_and_the_outgoing_cap_holds() {
-    let stopper = plugin("filer", "rules-filer", json!({"rules": [{"name": "lists", "folder": "Lists", "stop": true, "conditions": [
-        {"header": "List-Id", "op": "exists"}]}]}));
-    let tagger = plugin("tagger", "subject-tagger", json!({"tag": "[EXT]", "when_from_not": []}));
+    let stopper = plugin(
+        "filer",
+        "rules-filer",
+        json!({"rules": [{"name": "lists", "folder": "Lists", "stop": true, "conditions": [
+        {"header": "List-Id", "op": "exists"}]}]}),
+    );
+    let tagger = plugin(
+        "tagger",
+        "subject-tagger",
+        json!({"tag": "[EXT]", "when_from_not": []}),
+    );
     let t = TestPipeline::new(vec![stopper, tagger]).await;
     let d = t.run(&sample(3), "3").await;
     assert_eq!(d.stopped_by.as_deref(), Some("filer"));
@@ -240,15 +341,21 @@ async fn stop_ends_the_pipeline_and_the_outgoing_cap_holds() {
     let d = t.run(&sample(1), "1").await;
     assert!(d.rewritten, "no stop for other mail");
 
-    let mut fwd = plugin("fwd", "forwarder", json!({"rules": [
-        {"to": ["a@example.com"]}, {"to": ["b@example.com"]}, {"to": ["c@example.com"]}]}));
+    let mut fwd = plugin(
+        "fwd",
+        "forwarder",
+        json!({"rules": [
+        {"to": ["a@example.com"]}, {"to": ["b@example.com"]}, {"to": ["c@example.com"]}]}),
+    );
     allow(&mut fwd, &["*@example.com"]);
     let mut t = TestPipeline::new(vec![vacation(), fwd]).await;
     t.pipeline.max_outgoing = 2;
     let d = t.run(&sample(1), "1").await;
     assert_eq!(d.outgoing.len(), 2, "reply + one forward, then the cap");
     match status(&d, "fwd") {
-        PluginStatus::Applied { notes, .. } => assert_eq!(notes.iter().filter(|n| n.contains("cap")).count(), 2),
+        PluginStatus::Applied { notes, .. } => {
+            assert_eq!(notes.iter().filter(|n| n.contains("cap")).count(), 2)
+        }
         s => panic!("{s:?}"),
     }
 }

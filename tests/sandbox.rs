@@ -12,11 +12,17 @@ use serde_json::json;
 use std::time::Instant;
 
 fn tagger() -> mailpipe::config::PluginConfig {
-    plugin("tagger", "subject-tagger", json!({"tag": "[EXT]", "when_from_not": ["*@example.com"]}))
+    plugin(
+        "tagger",
+        "subject-tagger",
+        json!({"tag": "[EXT]", "when_from_not": ["*@example.com"]}),
+    )
 }
 
 /// Run `bad` then the tagger on message 1; return the bad plugin's failure.
-async fn contained(bad: mailpipe::config::PluginConfig) -> (CallFailure, mailpipe::pipeline::Decision) {
+async fn contained(
+    bad: mailpipe::config::PluginConfig,
+) -> (CallFailure, mailpipe::pipeline::Decision) {
     let name = bad.name.clone();
     let t = TestPipeline::new(vec![bad, tagger()]).await;
     let orig = sample(1);
@@ -27,25 +33,37 @@ async fn contained(bad: mailpipe::config::PluginConfig) -> (CallFailure, mailpip
     };
     // The later plugin ran and its change is there; nothing of the bad plugin's is.
     assert!(matches!(status(&d, "tagger"), PluginStatus::Applied { .. }));
-    assert_eq!(d.email.header("Subject").as_deref(), Some("[EXT] Lunch on Friday?"));
+    assert_eq!(
+        d.email.header("Subject").as_deref(),
+        Some("[EXT] Lunch on Friday?")
+    );
     assert_eq!(folders(&d), ["INBOX"], "the message is kept");
     assert!(d.outgoing.is_empty());
     assert!(d.kv.is_empty());
     assert_eq!(d.failed_plugins().count(), 1);
     // And the host still works: the same pipeline runs again.
     let again = t.run(&orig, "m1-again").await;
-    assert!(matches!(status(&again, "tagger"), PluginStatus::Applied { .. }));
+    assert!(matches!(
+        status(&again, "tagger"),
+        PluginStatus::Applied { .. }
+    ));
     (failure, d)
 }
 
 #[tokio::test]
 async fn infinite_loop_times_out() {
     let mut p = plugin("looper", "misbehave-infinite-loop", json!({}));
-    p.limits = PluginLimits { timeout_ms: 200, ..Default::default() };
+    p.limits = PluginLimits {
+        timeout_ms: 200,
+        ..Default::default()
+    };
     let started = Instant::now();
     let (f, _) = contained(p).await;
     assert_eq!(f, CallFailure::Timeout(200));
-    assert!(started.elapsed().as_secs() < 10, "the deadline interrupts the loop");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "the deadline interrupts the loop"
+    );
 }
 
 #[tokio::test]
@@ -63,21 +81,33 @@ async fn a_trap_is_reported() {
 #[tokio::test]
 async fn too_many_actions_are_refused() {
     let (f, _) = contained(plugin("many", "misbehave-many-actions", json!({}))).await;
-    assert_eq!(f, CallFailure::TooManyActions { count: 10_000, limit: 100 });
+    assert_eq!(
+        f,
+        CallFailure::TooManyActions {
+            count: 10_000,
+            limit: 100
+        }
+    );
 }
 
 #[tokio::test]
 async fn crlf_in_a_header_value_voids_the_whole_result() {
     // The plugin sets a subject first, then adds the bad header: neither is applied.
     let (f, d) = contained(plugin("crlf", "misbehave-crlf-header", json!({}))).await;
-    assert!(matches!(&f, CallFailure::InvalidAction { reason, .. } if reason.contains("CR")), "{f:?}");
+    assert!(
+        matches!(&f, CallFailure::InvalidAction { reason, .. } if reason.contains("CR")),
+        "{f:?}"
+    );
     assert!(!d.email.raw.windows(4).any(|w| w == b"Bcc:"));
 }
 
 #[tokio::test]
 async fn forwarding_anywhere_is_refused() {
     let (f, _) = contained(plugin("fwd", "misbehave-forward-anywhere", json!({}))).await;
-    assert!(matches!(&f, CallFailure::InvalidAction { reason, .. } if reason.contains("not allowed")), "{f:?}");
+    assert!(
+        matches!(&f, CallFailure::InvalidAction { reason, .. } if reason.contains("not allowed")),
+        "{f:?}"
+    );
 }
 
 #[tokio::test]
@@ -96,17 +126,28 @@ async fn a_file_that_is_not_a_component_does_not_load() {
     let runtime = mailpipe::plugin::PluginRuntime::new(64, None).unwrap();
     let err = runtime.load(&p, None).await.err().expect("must not load");
     let text = err.to_string();
-    assert!(text.contains("bogus") && text.contains("not a usable"), "{text}");
+    assert!(
+        text.contains("bogus") && text.contains("not a usable"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn instances_do_not_share_memory_between_messages() {
     // The vacation plugin keeps per-sender memory only through the host KV store; with no
     // commit between the two calls, the second call must see no trace of the first.
-    let p = plugin("vacation", "auto-responder", json!({"addresses": ["alice@example.com"], "body": "away"}));
+    let p = plugin(
+        "vacation",
+        "auto-responder",
+        json!({"addresses": ["alice@example.com"], "body": "away"}),
+    );
     let t = TestPipeline::new(vec![p]).await;
     let a = t.run(&sample(1), "a").await;
     let b = t.run(&sample(1), "b").await;
     assert_eq!(a.outgoing.len(), 1);
-    assert_eq!(b.outgoing.len(), 1, "uncommitted state and instance memory do not carry over");
+    assert_eq!(
+        b.outgoing.len(),
+        1,
+        "uncommitted state and instance memory do not carry over"
+    );
 }

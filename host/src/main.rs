@@ -18,7 +18,11 @@ use mailpipe::runner::{self, RunOptions};
 use mailpipe::state::Store;
 
 #[derive(Parser)]
-#[command(name = "mailpipe", version, about = "Process email with sandboxed WebAssembly plugins")]
+#[command(
+    name = "mailpipe",
+    version,
+    about = "Process email with sandboxed WebAssembly plugins"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,12 +101,22 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 "{}: ok, {} plugin(s), pooling allocator {}",
                 config.file.display(),
                 pipeline.plugins.len(),
-                if pipeline.runtime.pooling() { "on" } else { "off (fallback)" }
+                if pipeline.runtime.pooling() {
+                    "on"
+                } else {
+                    "off (fallback)"
+                }
             );
             print!("{}", runner::describe_plugins(&pipeline));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, once, dry_run, json, interval } => {
+        Command::Run {
+            config,
+            once,
+            dry_run,
+            json,
+            interval,
+        } => {
             let config = Config::load(&config)?;
             let opts = RunOptions { dry_run, json };
             loop {
@@ -123,8 +137,29 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
             }
         }
-        Command::Test { plugin, message, config, json, allow_send_to, identity, state, now_ms, mailbox } => {
-            test_plugin(TestArgs { plugin, message, config, json, allow_send_to, identity, state, now_ms, mailbox }).await
+        Command::Test {
+            plugin,
+            message,
+            config,
+            json,
+            allow_send_to,
+            identity,
+            state,
+            now_ms,
+            mailbox,
+        } => {
+            test_plugin(TestArgs {
+                plugin,
+                message,
+                config,
+                json,
+                allow_send_to,
+                identity,
+                state,
+                now_ms,
+                mailbox,
+            })
+            .await
         }
     }
 }
@@ -152,13 +187,19 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
             .collect::<anyhow::Result<_>>()?
     };
     mailpipe::message::address::validate_addr_spec(&a.identity).context("--identity")?;
-    let raw = std::fs::read(&a.message).with_context(|| format!("cannot read {}", a.message.display()))?;
+    let raw = std::fs::read(&a.message)
+        .with_context(|| format!("cannot read {}", a.message.display()))?;
     let settings = adhoc_plugin_config(&a.plugin, serde_json::to_value(&table)?, allow);
     let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
     let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
     let store = Arc::new(Store::open(&state_dir)?);
     let runtime = PluginRuntime::new(settings.limits.memory_mb, None)?;
-    let loaded = runner::load_plugins(&runtime, std::slice::from_ref(&settings), Some(store.clone())).await;
+    let loaded = runner::load_plugins(
+        &runtime,
+        std::slice::from_ref(&settings),
+        Some(store.clone()),
+    )
+    .await;
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
@@ -170,7 +211,10 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline {
         runtime,
         plugins: loaded,
-        identity: Identity { address: a.identity.clone(), name: None },
+        identity: Identity {
+            address: a.identity.clone(),
+            name: None,
+        },
         max_outgoing: settings.limits.max_outgoing_per_message,
         store: Some(store.clone()),
         clock,
@@ -196,7 +240,10 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
         v["logs"] = json!(report::log_lines(&decision));
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("plugin {} {} (needs {:?})", info.name, info.version, info.needs);
+        println!(
+            "plugin {} {} (needs {:?})",
+            info.name, info.version, info.needs
+        );
         for line in report::log_lines(&decision) {
             println!("  log {line}");
         }
@@ -206,11 +253,21 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
                 println!("  {}", report::action_json(action));
             }
         }
-        print!("{}", report::human(&a.message.display().to_string(), &decision));
+        print!(
+            "{}",
+            report::human(&a.message.display().to_string(), &decision)
+        );
         for o in &decision.outgoing {
-            println!("--- outgoing {} (MAIL FROM:<{}> RCPT TO:{:?}) ---", o.id, o.mail_from, o.rcpt_to);
+            println!(
+                "--- outgoing {} (MAIL FROM:<{}> RCPT TO:{:?}) ---",
+                o.id, o.mail_from, o.rcpt_to
+            );
             println!("{}", String::from_utf8_lossy(&o.raw));
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

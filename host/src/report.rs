@@ -14,8 +14,12 @@ pub fn action_json(a: &Action) -> Value {
         Action::Keep => json!({"action": "keep"}),
         Action::Discard => json!({"action": "discard"}),
         Action::Stop => json!({"action": "stop"}),
-        Action::FileInto(t) => json!({"action": "file-into", "folder": t.folder, "create": t.create}),
-        Action::CopyInto(t) => json!({"action": "copy-into", "folder": t.folder, "create": t.create}),
+        Action::FileInto(t) => {
+            json!({"action": "file-into", "folder": t.folder, "create": t.create})
+        }
+        Action::CopyInto(t) => {
+            json!({"action": "copy-into", "folder": t.folder, "create": t.create})
+        }
         Action::AddFlags(f) => json!({"action": "add-flags", "flags": f}),
         Action::RemoveFlags(f) => json!({"action": "remove-flags", "flags": f}),
         Action::SetHeader(h) => json!({"action": "set-header", "name": h.name, "value": h.value}),
@@ -81,21 +85,41 @@ pub fn human(label: &str, d: &Decision) -> String {
         out.push_str("    -> discarded\n");
     }
     for del in &d.deliveries {
-        let flags = if d.flags.is_empty() { String::from("-") } else { d.flags.join(" ") };
-        out.push_str(&format!("    -> {}  [flags: {flags}]{}\n", del.folder, if d.rewritten { "  (rewritten)" } else { "" }));
+        let flags = if d.flags.is_empty() {
+            String::from("-")
+        } else {
+            d.flags.join(" ")
+        };
+        out.push_str(&format!(
+            "    -> {}  [flags: {flags}]{}\n",
+            del.folder,
+            if d.rewritten { "  (rewritten)" } else { "" }
+        ));
     }
     for o in &d.outgoing {
-        out.push_str(&format!("    -> {} to {} by {}\n", o.kind.label(), o.rcpt_to.join(", "), o.plugin));
+        out.push_str(&format!(
+            "    -> {} to {} by {}\n",
+            o.kind.label(),
+            o.rcpt_to.join(", "),
+            o.plugin
+        ));
     }
     for r in &d.reports {
         match &r.status {
-            PluginStatus::Failed { error: f } => out.push_str(&format!("    !! plugin {} {f}; its actions were discarded\n", r.plugin)),
+            PluginStatus::Failed { error: f } => out.push_str(&format!(
+                "    !! plugin {} {f}; its actions were discarded\n",
+                r.plugin
+            )),
             PluginStatus::Applied { notes, .. } => {
                 for n in notes {
                     out.push_str(&format!("    .. {}: {n}\n", r.plugin));
                 }
             }
-            PluginStatus::Skipped => out.push_str(&format!("    .. {} not run (stopped by {})\n", r.plugin, d.stopped_by.as_deref().unwrap_or("?"))),
+            PluginStatus::Skipped => out.push_str(&format!(
+                "    .. {} not run (stopped by {})\n",
+                r.plugin,
+                d.stopped_by.as_deref().unwrap_or("?")
+            )),
         }
     }
     out

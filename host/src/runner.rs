@@ -30,8 +30,17 @@ pub async fn load_plugins(
     Ok(loaded)
 }
 
-pub async fn build_pipeline(config: &Config, store: Option<Arc<Store>>, clock: Clock) -> anyhow::Result<Pipeline> {
-    let max_mem = config.plugins.iter().map(|p| p.limits.memory_mb).max().unwrap_or(64);
+pub async fn build_pipeline(
+    config: &Config,
+    store: Option<Arc<Store>>,
+    clock: Clock,
+) -> anyhow::Result<Pipeline> {
+    let max_mem = config
+        .plugins
+        .iter()
+        .map(|p| p.limits.memory_mb)
+        .max()
+        .unwrap_or(64);
     let runtime = PluginRuntime::new(max_mem, Some(config.state_dir.join("compiled")))?;
     let plugins = load_plugins(&runtime, &config.plugins, store.clone()).await?;
     Ok(Pipeline {
@@ -80,10 +89,12 @@ pub struct RunOptions {
 
 /// Process every message of the offline source not processed before.
 pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
-    let offline = config
-        .offline
-        .as_ref()
-        .with_context(|| format!("{}: no [offline] section: nothing to read mail from", config.file.display()))?;
+    let offline = config.offline.as_ref().with_context(|| {
+        format!(
+            "{}: no [offline] section: nothing to read mail from",
+            config.file.display()
+        )
+    })?;
     let store = Arc::new(Store::open(&config.state_dir)?);
     let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
     if !opts.json {
@@ -96,7 +107,10 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
 
     // Mail queued by an earlier run that stopped before sending it goes out first.
     if !opts.dry_run {
-        merge(&mut summary.outbox, outbox::flush(&store, &transport).await?);
+        merge(
+            &mut summary.outbox,
+            outbox::flush(&store, &transport).await?,
+        );
     }
     for entry in source.list()? {
         if store.is_processed(&entry.key)? {
@@ -130,11 +144,17 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         //    one transaction. 3. Send the queue.
         for d in mailstore.deliver(&decision)? {
             if let Some(wanted) = d.fallback_from {
-                eprintln!("warning: folder {wanted:?} does not exist (create = false); kept in {}", d.folder);
+                eprintln!(
+                    "warning: folder {wanted:?} does not exist (create = false); kept in {}",
+                    d.folder
+                );
             }
         }
         store.commit_message(&commit_for(&decision, now_ms()))?;
-        merge(&mut summary.outbox, outbox::flush(&store, &transport).await?);
+        merge(
+            &mut summary.outbox,
+            outbox::flush(&store, &transport).await?,
+        );
     }
     Ok(summary)
 }
@@ -167,7 +187,14 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
             .iter()
             .map(|o| {
                 (
-                    OutboxEntry::new(&o.id, &d.message_key, &o.plugin, &o.mail_from, o.rcpt_to.clone(), now),
+                    OutboxEntry::new(
+                        &o.id,
+                        &d.message_key,
+                        &o.plugin,
+                        &o.mail_from,
+                        o.rcpt_to.clone(),
+                        now,
+                    ),
                     o.raw.clone(),
                 )
             })
@@ -178,5 +205,9 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
 /// The key `mailpipe test` uses for a message file: its content hash.
 pub fn test_message_key(path: &Path, raw: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    format!("test:{}:{}", path.display(), hex::encode(&Sha256::digest(raw)[..8]))
+    format!(
+        "test:{}:{}",
+        path.display(),
+        hex::encode(&Sha256::digest(raw)[..8])
+    )
 }

@@ -13,13 +13,20 @@ use mailpipe::plugin::{Clock, PluginRuntime};
 use mailpipe::state::Store;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A plugin built by scripts/build-plugins.sh. Missing plugins fail the test loudly.
 pub fn plugin_path(name: &str) -> PathBuf {
     let p = root().join("target/plugins").join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} is missing: run scripts/build-plugins.sh first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/build-plugins.sh first",
+        p.display()
+    );
     p
 }
 
@@ -30,7 +37,9 @@ pub fn sample(n: u32) -> Email {
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(&format!("17000000{n:02}.")) {
-                let flags = mailpipe::source::maildir::flags_from_info(name.split_once(":2,").map_or("", |x| x.1));
+                let flags = mailpipe::source::maildir::flags_from_info(
+                    name.split_once(":2,").map_or("", |x| x.1),
+                );
                 return Email::new(std::fs::read(e.path()).unwrap(), "INBOX", flags);
             }
         }
@@ -39,7 +48,10 @@ pub fn sample(n: u32) -> Email {
 }
 
 pub fn identity() -> Identity {
-    Identity { address: "alice@example.com".into(), name: Some("Alice Example".into()) }
+    Identity {
+        address: "alice@example.com".into(),
+        name: Some("Alice Example".into()),
+    }
 }
 
 /// Settings for one plugin in a test pipeline.
@@ -55,7 +67,10 @@ pub fn plugin(name: &str, wasm: &str, config: serde_json::Value) -> PluginConfig
 }
 
 pub fn allow(p: &mut PluginConfig, patterns: &[&str]) {
-    p.allow_send_to = patterns.iter().map(|s| RecipientPattern::parse(s).unwrap()).collect();
+    p.allow_send_to = patterns
+        .iter()
+        .map(|s| RecipientPattern::parse(s).unwrap())
+        .collect();
 }
 
 /// A pipeline of real plugins with its own state store in `dir`.
@@ -73,9 +88,15 @@ impl TestPipeline {
     pub async fn with_clock(plugins: Vec<PluginConfig>, clock: Clock) -> TestPipeline {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let max_mem = plugins.iter().map(|p| p.limits.memory_mb).max().unwrap_or(64);
+        let max_mem = plugins
+            .iter()
+            .map(|p| p.limits.memory_mb)
+            .max()
+            .unwrap_or(64);
         let runtime = PluginRuntime::new(max_mem, Some(dir.path().join("compiled"))).unwrap();
-        let loaded = mailpipe::runner::load_plugins(&runtime, &plugins, Some(store.clone())).await.unwrap();
+        let loaded = mailpipe::runner::load_plugins(&runtime, &plugins, Some(store.clone()))
+            .await
+            .unwrap();
         TestPipeline {
             pipeline: Pipeline {
                 runtime,
@@ -97,13 +118,20 @@ impl TestPipeline {
     /// Run and commit the decision's state changes, as `mailpipe run` does.
     pub async fn run_commit(&self, email: &Email, key: &str) -> Decision {
         let d = self.run(email, key).await;
-        self.store.commit_message(&mailpipe::runner::commit_for(&d, 0)).unwrap();
+        self.store
+            .commit_message(&mailpipe::runner::commit_for(&d, 0))
+            .unwrap();
         d
     }
 }
 
 pub fn status(d: &Decision, plugin: &str) -> PluginStatus {
-    d.reports.iter().find(|r| r.plugin == plugin).unwrap_or_else(|| panic!("no report for {plugin}")).status.clone()
+    d.reports
+        .iter()
+        .find(|r| r.plugin == plugin)
+        .unwrap_or_else(|| panic!("no report for {plugin}"))
+        .status
+        .clone()
 }
 
 pub fn folders(d: &Decision) -> Vec<String> {

@@ -8,14 +8,27 @@ use crate::message::encode::{self, rfc5322_date};
 use crate::message::rewrite;
 use crate::message::Email;
 
-pub fn redirect(original: &Email, to: &[String], identity: &Identity, id: &str, now_ms: i64) -> Vec<u8> {
-    let recipients = to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ");
+pub fn redirect(
+    original: &Email,
+    to: &[String],
+    identity: &Identity,
+    id: &str,
+    now_ms: i64,
+) -> Vec<u8> {
+    let recipients = to
+        .iter()
+        .map(|a| format!("<{a}>"))
+        .collect::<Vec<_>>()
+        .join(", ");
     rewrite::edit(&original.raw, |h| {
         h.remove("Auto-Submitted");
         // Prepending in reverse order leaves them in the usual order on top.
         h.prepend(LOOP_HEADER, &identity.address);
         h.prepend("Auto-Submitted", "auto-generated");
-        h.prepend("Resent-Message-ID", &format!("<mailpipe.{id}@{}>", domain_of(&identity.address)));
+        h.prepend(
+            "Resent-Message-ID",
+            &format!("<mailpipe.{id}@{}>", domain_of(&identity.address)),
+        );
         h.prepend("Resent-To", &recipients);
         h.prepend("Resent-Date", &rfc5322_date(now_ms));
         h.prepend("Resent-From", &format!("<{}>", identity.address));
@@ -32,18 +45,37 @@ pub fn as_attachment(
 ) -> Vec<u8> {
     let subject = format!("Fwd: {}", original.header("Subject").unwrap_or_default());
     let boundary = format!("=_mailpipe_{id}");
-    let cte = if original.raw.is_ascii() { "7bit" } else { "8bit" };
+    let cte = if original.raw.is_ascii() {
+        "7bit"
+    } else {
+        "8bit"
+    };
     let mut out = String::new();
     for (name, value) in [
-        ("From", encode::mailbox(identity.name.as_deref(), &identity.address)),
-        ("To", to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ")),
+        (
+            "From",
+            encode::mailbox(identity.name.as_deref(), &identity.address),
+        ),
+        (
+            "To",
+            to.iter()
+                .map(|a| format!("<{a}>"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("Subject", encode::header_value(&subject)),
         ("Date", rfc5322_date(now_ms)),
-        ("Message-ID", format!("<mailpipe.{id}@{}>", domain_of(&identity.address))),
+        (
+            "Message-ID",
+            format!("<mailpipe.{id}@{}>", domain_of(&identity.address)),
+        ),
         ("Auto-Submitted", "auto-generated".into()),
         (LOOP_HEADER, identity.address.clone()),
         ("MIME-Version", "1.0".into()),
-        ("Content-Type", format!("multipart/mixed; boundary=\"{boundary}\"")),
+        (
+            "Content-Type",
+            format!("multipart/mixed; boundary=\"{boundary}\""),
+        ),
     ] {
         out.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -35,11 +35,16 @@ pub fn blocker(email: &Email, sender: Option<&str>, automated_ok: bool) -> Optio
         return Some(format!("the message is Auto-Submitted: {v}"));
     }
     if let Some(v) = get("Precedence").find(|v| {
-        ["bulk", "list", "junk"].iter().any(|p| v.eq_ignore_ascii_case(p))
+        ["bulk", "list", "junk"]
+            .iter()
+            .any(|p| v.eq_ignore_ascii_case(p))
     }) {
         return Some(format!("the message has Precedence: {v}"));
     }
-    if let Some((n, _)) = headers.iter().find(|(n, _)| n.len() > 5 && n[..5].eq_ignore_ascii_case("list-")) {
+    if let Some((n, _)) = headers
+        .iter()
+        .find(|(n, _)| n.len() > 5 && n[..5].eq_ignore_ascii_case("list-"))
+    {
         return Some(format!("the message is list mail ({n})"));
     }
     None
@@ -47,15 +52,24 @@ pub fn blocker(email: &Email, sender: Option<&str>, automated_ok: bool) -> Optio
 
 /// Senders that are robots or lists by name.
 fn role_sender(addr: &str) -> Option<String> {
-    let local = addr.rsplit_once('@').map_or(addr, |(l, _)| l).to_ascii_lowercase();
+    let local = addr
+        .rsplit_once('@')
+        .map_or(addr, |(l, _)| l)
+        .to_ascii_lowercase();
     let role = local == "mailer-daemon"
         || local == "postmaster"
         || local.ends_with("-request")
         || local.starts_with("owner-")
         || local.ends_with("-owner")
-        || ["noreply", "no-reply", "no_reply", "donotreply", "do-not-reply"]
-            .iter()
-            .any(|p| local.starts_with(p));
+        || [
+            "noreply",
+            "no-reply",
+            "no_reply",
+            "donotreply",
+            "do-not-reply",
+        ]
+        .iter()
+        .any(|p| local.starts_with(p));
     role.then(|| format!("the sender {addr} is a robot or list address"))
 }
 
@@ -64,7 +78,11 @@ mod tests {
     use super::*;
 
     fn email(headers: &str) -> Email {
-        Email::new(format!("{headers}\r\n\r\nbody\r\n").into_bytes(), "INBOX", vec![])
+        Email::new(
+            format!("{headers}\r\n\r\nbody\r\n").into_bytes(),
+            "INBOX",
+            vec![],
+        )
     }
 
     #[test]
@@ -84,17 +102,37 @@ mod tests {
             "X-Mailpipe-Loop: alice@example.com",
             "Return-Path: <>",
         ] {
-            assert!(blocker(&email(h), Some("bob@example.org"), false).is_some(), "{h}");
+            assert!(
+                blocker(&email(h), Some("bob@example.org"), false).is_some(),
+                "{h}"
+            );
         }
-        for s in ["MAILER-DAEMON@x.org", "rust-request@x.org", "owner-announce@x.org", "noreply@x.org", "no-reply@x.org"] {
-            assert!(blocker(&email("Subject: x"), Some(s), false).is_some(), "{s}");
+        for s in [
+            "MAILER-DAEMON@x.org",
+            "rust-request@x.org",
+            "owner-announce@x.org",
+            "noreply@x.org",
+            "no-reply@x.org",
+        ] {
+            assert!(
+                blocker(&email("Subject: x"), Some(s), false).is_some(),
+                "{s}"
+            );
         }
         assert!(blocker(&email("Subject: x"), None, false).is_some());
     }
 
     #[test]
     fn forward_automated_keeps_the_loop_checks() {
-        assert_eq!(blocker(&email("Precedence: list"), Some("bob@example.org"), true), None);
-        assert!(blocker(&email("X-Mailpipe-Loop: a@b.c"), Some("bob@example.org"), true).is_some());
+        assert_eq!(
+            blocker(&email("Precedence: list"), Some("bob@example.org"), true),
+            None
+        );
+        assert!(blocker(
+            &email("X-Mailpipe-Loop: a@b.c"),
+            Some("bob@example.org"),
+            true
+        )
+        .is_some());
     }
 }

@@ -15,7 +15,10 @@ impl RecipientPattern {
         if s == "$sender" {
             return Ok(RecipientPattern::Sender);
         }
-        if s.is_empty() || s.chars().any(|c| c.is_control() || c.is_whitespace()) || !s.contains('@') {
+        if s.is_empty()
+            || s.chars().any(|c| c.is_control() || c.is_whitespace())
+            || !s.contains('@')
+        {
             return Err(format!(
                 "{s:?} is neither \"$sender\" nor an address pattern like \"*@example.com\""
             ));
@@ -25,7 +28,11 @@ impl RecipientPattern {
 }
 
 /// Check that `rcpt` is a valid address that `patterns` allow, given the message's sender.
-pub fn check_allowed(patterns: &[RecipientPattern], rcpt: &str, sender: Option<&str>) -> Result<(), String> {
+pub fn check_allowed(
+    patterns: &[RecipientPattern],
+    rcpt: &str,
+    sender: Option<&str>,
+) -> Result<(), String> {
     validate_addr_spec(rcpt).map_err(|e| e.to_string())?;
     let allowed = patterns.iter().any(|p| match p {
         RecipientPattern::Sender => sender.is_some_and(|s| s.eq_ignore_ascii_case(rcpt)),
@@ -34,7 +41,9 @@ pub fn check_allowed(patterns: &[RecipientPattern], rcpt: &str, sender: Option<&
     if allowed {
         Ok(())
     } else {
-        Err(format!("recipient {rcpt} is not allowed by this plugin's allow_send_to"))
+        Err(format!(
+            "recipient {rcpt} is not allowed by this plugin's allow_send_to"
+        ))
     }
 }
 
@@ -44,7 +53,10 @@ mod tests {
 
     #[test]
     fn sender_and_globs() {
-        let p = vec![RecipientPattern::Sender, RecipientPattern::parse("*@example.com").unwrap()];
+        let p = vec![
+            RecipientPattern::Sender,
+            RecipientPattern::parse("*@example.com").unwrap(),
+        ];
         assert!(check_allowed(&p, "bob@example.org", Some("Bob@example.org")).is_ok());
         assert!(check_allowed(&p, "x@example.com", None).is_ok());
         assert!(check_allowed(&p, "x@evil.example.net", Some("bob@example.org")).is_err());

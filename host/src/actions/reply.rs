@@ -19,7 +19,12 @@ pub fn response_address(email: &Email) -> Option<String> {
             .map(|(_, v)| v.clone())
     };
     if let Some(rp) = find("Return-Path") {
-        let addr = rp.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string();
+        let addr = rp
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+            .to_string();
         return (!addr.is_empty()).then_some(addr);
     }
     let from = find("From")?;
@@ -31,22 +36,48 @@ pub fn response_address(email: &Email) -> Option<String> {
     (!addr.is_empty()).then(|| addr.to_string())
 }
 
-pub fn compose(original: &Email, reply: &Reply, to: &str, identity: &Identity, id: &str, now_ms: i64) -> Vec<u8> {
+pub fn compose(
+    original: &Email,
+    reply: &Reply,
+    to: &str,
+    identity: &Identity,
+    id: &str,
+    now_ms: i64,
+) -> Vec<u8> {
     let orig_subject = original.header("Subject").unwrap_or_default();
     let subject = match &reply.subject {
         Some(s) => s.clone(),
-        None if orig_subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) => orig_subject,
+        None if orig_subject
+            .get(..3)
+            .is_some_and(|p| p.eq_ignore_ascii_case("re:")) =>
+        {
+            orig_subject
+        }
         None => format!("Re: {orig_subject}"),
     };
     let mut h = vec![
-        ("From".to_string(), encode::mailbox(identity.name.as_deref(), &identity.address)),
+        (
+            "From".to_string(),
+            encode::mailbox(identity.name.as_deref(), &identity.address),
+        ),
         ("To".to_string(), format!("<{to}>")),
         ("Subject".to_string(), encode::header_value(&subject)),
         ("Date".to_string(), rfc5322_date(now_ms)),
-        ("Message-ID".to_string(), format!("<mailpipe.{id}@{}>", domain_of(&identity.address))),
+        (
+            "Message-ID".to_string(),
+            format!("<mailpipe.{id}@{}>", domain_of(&identity.address)),
+        ),
     ];
-    if let Some(parent) = original.header("Message-ID").map(|m| m.trim().to_string()).filter(|m| !m.is_empty()) {
-        let parent = if parent.starts_with('<') { parent } else { format!("<{parent}>") };
+    if let Some(parent) = original
+        .header("Message-ID")
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+    {
+        let parent = if parent.starts_with('<') {
+            parent
+        } else {
+            format!("<{parent}>")
+        };
         let refs = original.header("References").unwrap_or_default();
         let refs = format!("{} {parent}", refs.trim()).trim().to_string();
         h.push(("In-Reply-To".into(), parent));

@@ -13,15 +13,34 @@ const MAX_FORWARD_RECIPIENTS: usize = 20;
 
 /// Headers of a reply that only the host writes.
 const HOST_OWNED: &[&str] = &[
-    "from", "sender", "to", "cc", "bcc", "subject", "date", "message-id", "in-reply-to",
-    "references", "auto-submitted", "x-mailpipe-loop", "mime-version", "return-path", "received",
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "auto-submitted",
+    "x-mailpipe-loop",
+    "mime-version",
+    "return-path",
+    "received",
 ];
 
-pub fn validate(action: &Action, plugin: &PluginConfig, sender: Option<&str>) -> Result<(), String> {
+pub fn validate(
+    action: &Action,
+    plugin: &PluginConfig,
+    sender: Option<&str>,
+) -> Result<(), String> {
     match action {
         Action::Keep | Action::Discard | Action::Stop => Ok(()),
         Action::FileInto(t) | Action::CopyInto(t) => folder(t),
-        Action::AddFlags(flags) | Action::RemoveFlags(flags) => flags.iter().try_for_each(|f| flag(f)),
+        Action::AddFlags(flags) | Action::RemoveFlags(flags) => {
+            flags.iter().try_for_each(|f| flag(f))
+        }
         Action::SetHeader(h) | Action::AddHeader(h) => header(h),
         Action::RemoveHeader(name) => header_name(name),
         Action::SetSubject(s) => header_value("Subject", s),
@@ -35,7 +54,10 @@ pub fn validate(action: &Action, plugin: &PluginConfig, sender: Option<&str>) ->
             for h in &r.headers {
                 header(h)?;
                 let lower = h.name.to_ascii_lowercase();
-                if HOST_OWNED.contains(&lower.as_str()) || lower.starts_with("content-") || lower.starts_with("resent-") {
+                if HOST_OWNED.contains(&lower.as_str())
+                    || lower.starts_with("content-")
+                    || lower.starts_with("resent-")
+                {
                     return Err(format!("reply header {} is written by the host", h.name));
                 }
             }
@@ -47,12 +69,15 @@ pub fn validate(action: &Action, plugin: &PluginConfig, sender: Option<&str>) ->
         }
         Action::Forward(f) => {
             if f.to.is_empty() || f.to.len() > MAX_FORWARD_RECIPIENTS {
-                return Err(format!("forward needs 1 to {MAX_FORWARD_RECIPIENTS} recipients"));
+                return Err(format!(
+                    "forward needs 1 to {MAX_FORWARD_RECIPIENTS} recipients"
+                ));
             }
             if f.note.as_ref().is_some_and(|n| n.len() > MAX_BODY) {
                 return Err(format!("forward note over {MAX_BODY} bytes"));
             }
-            f.to.iter().try_for_each(|rcpt| check_allowed(&plugin.allow_send_to, rcpt, sender))
+            f.to.iter()
+                .try_for_each(|rcpt| check_allowed(&plugin.allow_send_to, rcpt, sender))
         }
     }
 }
@@ -62,8 +87,12 @@ pub fn folder(t: &FolderTarget) -> Result<(), String> {
     let name = &t.folder;
     let bad = name.is_empty()
         || name.len() > 255
-        || name.chars().any(|c| c.is_control() || c == '\\' || c == '*' || c == '%')
-        || name.split('/').any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.trim() != seg);
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '\\' || c == '*' || c == '%')
+        || name
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.trim() != seg);
     if bad {
         Err(format!("invalid folder name {name:?}"))
     } else {
@@ -79,7 +108,8 @@ pub fn flag(f: &str) -> Result<(), String> {
     } else {
         !f.is_empty()
             && f.len() <= 100
-            && f.bytes().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+            && f.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
     };
     if ok {
         Ok(())
@@ -94,7 +124,10 @@ fn header(h: &Header) -> Result<(), String> {
 }
 
 fn header_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 76 || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
+    if name.is_empty()
+        || name.len() > 76
+        || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+    {
         return Err(format!("invalid header name {name:?}"));
     }
     Ok(())
@@ -105,7 +138,9 @@ fn header_value(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("header {name} value contains CR, LF or NUL"));
     }
     if value.len() > MAX_HEADER_VALUE {
-        return Err(format!("header {name} value longer than {MAX_HEADER_VALUE} bytes"));
+        return Err(format!(
+            "header {name} value longer than {MAX_HEADER_VALUE} bytes"
+        ));
     }
     Ok(())
 }
@@ -115,14 +150,19 @@ mod tests {
     use super::*;
 
     fn t(f: &str) -> FolderTarget {
-        FolderTarget { folder: f.into(), create: true }
+        FolderTarget {
+            folder: f.into(),
+            create: true,
+        }
     }
 
     #[test]
     fn folders() {
         assert!(folder(&t("Lists/rust")).is_ok());
         assert!(folder(&t("Projekte/Grüße")).is_ok());
-        for bad in ["", "../etc", "a//b", "/abs", "a/", "a\r\nb", "a\0", "x/./y", " lead"] {
+        for bad in [
+            "", "../etc", "a//b", "/abs", "a/", "a\r\nb", "a\0", "x/./y", " lead",
+        ] {
             assert!(folder(&t(bad)).is_err(), "{bad:?}");
         }
     }
@@ -138,9 +178,15 @@ mod tests {
 
     #[test]
     fn header_injection_is_refused() {
-        let h = Header { name: "X-A".into(), value: "x\r\nBcc: v@example.net".into() };
+        let h = Header {
+            name: "X-A".into(),
+            value: "x\r\nBcc: v@example.net".into(),
+        };
         assert!(header(&h).is_err());
-        let h = Header { name: "Bad Name".into(), value: "x".into() };
+        let h = Header {
+            name: "Bad Name".into(),
+            value: "x".into(),
+        };
         assert!(header(&h).is_err());
     }
 }

@@ -4,8 +4,8 @@
 
 mod error;
 
-pub use error::ConfigError;
 use error::line_of;
+pub use error::ConfigError;
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -147,14 +147,13 @@ impl Config {
             message: e.to_string().trim_end().to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let invalid = |span: std::ops::Range<usize>, key: &str, message: String| {
-            ConfigError::Invalid {
+        let invalid =
+            |span: std::ops::Range<usize>, key: &str, message: String| ConfigError::Invalid {
                 file: path.to_owned(),
                 line: line_of(text, span.start),
                 key: key.to_string(),
                 message,
-            }
-        };
+            };
         let resolve = |s: &Spanned<String>| base.join(s.get_ref());
 
         validate_addr_spec(raw.identity.address.get_ref()).map_err(|e| {
@@ -182,8 +181,7 @@ impl Config {
                 ));
             }
         }
-        check_limits(&raw.limits)
-            .map_err(|m| invalid(0..0, "limits", m))?;
+        check_limits(&raw.limits).map_err(|m| invalid(0..0, "limits", m))?;
 
         let mut names = HashSet::new();
         let mut plugins = Vec::new();
@@ -193,7 +191,11 @@ impl Config {
             }
             let name = p.name.get_ref().clone();
             if name.is_empty() || name.chars().any(|c| c.is_control() || c == '\0') {
-                return Err(invalid(p.name.span(), "plugin.name", "must be a non-empty printable name".into()));
+                return Err(invalid(
+                    p.name.span(),
+                    "plugin.name",
+                    "must be a non-empty printable name".into(),
+                ));
             }
             if !names.insert(name.clone()) {
                 return Err(invalid(
@@ -230,9 +232,8 @@ impl Config {
                     })
                     .collect::<Result<_, _>>()?,
             };
-            let config = serde_json::to_value(&p.config).map_err(|e| {
-                invalid(p.name.span(), "plugin.config", e.to_string())
-            })?;
+            let config = serde_json::to_value(&p.config)
+                .map_err(|e| invalid(p.name.span(), "plugin.config", e.to_string()))?;
             plugins.push(PluginConfig {
                 name,
                 path: plugin_path,
@@ -258,13 +259,19 @@ impl Config {
 
 fn check_limits(l: &PluginLimits) -> Result<(), String> {
     if l.timeout_ms == 0 || l.timeout_ms > 600_000 {
-        return Err(format!("timeout_ms must be 1..=600000, not {}", l.timeout_ms));
+        return Err(format!(
+            "timeout_ms must be 1..=600000, not {}",
+            l.timeout_ms
+        ));
     }
     if l.memory_mb == 0 || l.memory_mb > 4096 {
         return Err(format!("memory_mb must be 1..=4096, not {}", l.memory_mb));
     }
     if l.max_actions == 0 || l.max_actions > 100_000 {
-        return Err(format!("max_actions must be 1..=100000, not {}", l.max_actions));
+        return Err(format!(
+            "max_actions must be 1..=100000, not {}",
+            l.max_actions
+        ));
     }
     Ok(())
 }

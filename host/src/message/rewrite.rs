@@ -89,7 +89,8 @@ impl<'a> HeaderBlock<'a> {
                 self.removed[i] = true;
             }
         }
-        self.added.retain(|(_, f)| !Self::name_of(f).eq_ignore_ascii_case(name.as_bytes()));
+        self.added
+            .retain(|(_, f)| !Self::name_of(f).eq_ignore_ascii_case(name.as_bytes()));
     }
 
     /// Append a field at the end of the header block.
@@ -153,7 +154,10 @@ fn is_field_start(line: &[u8]) -> bool {
 }
 
 fn trim_ascii_end(s: &[u8]) -> &[u8] {
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     &s[..end]
 }
 
@@ -168,12 +172,16 @@ pub fn edit(raw: &[u8], f: impl FnOnce(&mut HeaderBlock)) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const MSG: &[u8] = b"From: a@b.c\r\nSubject: old\r\nX-Tag: 1\r\n folded\r\nX-Tag: 2\r\n\r\nbody\r\n";
+    const MSG: &[u8] =
+        b"From: a@b.c\r\nSubject: old\r\nX-Tag: 1\r\n folded\r\nX-Tag: 2\r\n\r\nbody\r\n";
 
     #[test]
     fn set_replaces_all_in_place_and_keeps_the_rest() {
         let out = edit(MSG, |h| h.set("x-tag", "new"));
-        assert_eq!(out, b"From: a@b.c\r\nSubject: old\r\nx-tag: new\r\n\r\nbody\r\n".to_vec());
+        assert_eq!(
+            out,
+            b"From: a@b.c\r\nSubject: old\r\nx-tag: new\r\n\r\nbody\r\n".to_vec()
+        );
     }
 
     #[test]
@@ -182,7 +190,10 @@ mod tests {
             h.remove("X-TAG");
             h.add("X-New", "v");
         });
-        assert_eq!(out, b"From: a@b.c\r\nSubject: old\r\nX-New: v\r\n\r\nbody\r\n".to_vec());
+        assert_eq!(
+            out,
+            b"From: a@b.c\r\nSubject: old\r\nX-New: v\r\n\r\nbody\r\n".to_vec()
+        );
     }
 
     #[test]
@@ -195,7 +206,10 @@ mod tests {
     #[test]
     fn lf_messages_get_lf_and_non_ascii_is_encoded() {
         let out = edit(b"A: 1\n\nbody", |h| h.set("Subject", "Grüße"));
-        assert_eq!(out, b"A: 1\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\n\nbody".to_vec());
+        assert_eq!(
+            out,
+            b"A: 1\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\n\nbody".to_vec()
+        );
     }
 
     #[test]

@@ -130,7 +130,10 @@ mod tests {
         let names: Vec<_> = v.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["From", "To", "Subject"]);
         assert_eq!(v.headers[2].value, "Grüße folded");
-        assert_eq!(v.text_body, None, "bodies are not decoded for needs=headers");
+        assert_eq!(
+            v.text_body, None,
+            "bodies are not decoded for needs=headers"
+        );
         assert_eq!(v.flags, ["\\Seen"]);
     }
 

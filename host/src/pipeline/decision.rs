@@ -107,7 +107,11 @@ impl Decision {
     }
 
     pub(super) fn file_into(&mut self, t: &FolderTarget, moves: bool) {
-        let list = if moves { &mut self.files } else { &mut self.copies };
+        let list = if moves {
+            &mut self.files
+        } else {
+            &mut self.copies
+        };
         list.push(Delivery {
             folder: t.folder.clone(),
             create: t.create,
@@ -147,11 +151,80 @@ impl Decision {
 fn dedupe(list: Vec<Delivery>) -> Vec<Delivery> {
     let mut out: Vec<Delivery> = Vec::new();
     for d in list {
-        let same = |a: &str, b: &str| a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"));
+        let same = |a: &str, b: &str| {
+            a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
+        };
         match out.iter_mut().find(|x| same(&x.folder, &d.folder)) {
             Some(x) => x.create |= d.create,
             None => out.push(d),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(keep: bool, discard: bool, files: &[&str], copies: &[&str]) -> Vec<String> {
+        let mut d = Decision::new("k", None);
+        d.keep = keep;
+        d.discard = discard;
+        for f in files {
+            d.file_into(
+                &FolderTarget {
+                    folder: f.to_string(),
+                    create: true,
+                },
+                true,
+            );
+        }
+        for c in copies {
+            d.file_into(
+                &FolderTarget {
+                    folder: c.to_string(),
+                    create: false,
+                },
+                false,
+            );
+        }
+        let email = Email::new(b"Subject: x\r\n\r\n".to_vec(), "INBOX", vec![]);
+        d.finish(email.clone(), &email)
+            .deliveries
+            .into_iter()
+            .map(|x| x.folder)
+            .collect()
+    }
+
+    #[test]
+    fn implicit_keep_and_its_cancellation() {
+        assert_eq!(decide(false, false, &[], &[]), ["INBOX"], "implicit keep");
+        assert_eq!(
+            decide(false, false, &["A"], &[]),
+            ["A"],
+            "file-into cancels it"
+        );
+        assert_eq!(
+            decide(false, false, &[], &["A"]),
+            ["INBOX", "A"],
+            "copy-into does not"
+        );
+        assert_eq!(
+            decide(false, true, &[], &[]),
+            Vec::<String>::new(),
+            "discard alone drops"
+        );
+    }
+
+    #[test]
+    fn storing_wins_over_discarding() {
+        assert_eq!(decide(true, true, &[], &[]), ["INBOX"]);
+        assert_eq!(decide(false, true, &["A"], &[]), ["A"]);
+        assert_eq!(decide(false, true, &[], &["A"]), ["A"]);
+        assert_eq!(
+            decide(true, false, &["A", "B", "A"], &["inbox"]),
+            ["INBOX", "A", "B"],
+            "merged"
+        );
+    }
 }

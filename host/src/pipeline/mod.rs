@@ -66,7 +66,10 @@ impl Pipeline {
             }
             let msg = view::to_wit(&w.email, plugin.info.needs);
             let raw = (plugin.info.needs == Needs::Raw).then(|| Arc::new(w.email.raw.clone()));
-            let call = self.runtime.call(plugin, &msg, raw, self.store.clone(), self.clock).await;
+            let call = self
+                .runtime
+                .call(plugin, &msg, raw, self.store.clone(), self.clock)
+                .await;
             let logs = call.logs;
             let outcome = call.outcome.and_then(|actions| {
                 for (i, a) in actions.iter().enumerate() {
@@ -112,10 +115,18 @@ impl Pipeline {
                 Action::CopyInto(t) => d.file_into(t, false),
                 Action::AddFlags(f) => w.email.add_flags(f),
                 Action::RemoveFlags(f) => w.email.remove_flags(f),
-                Action::SetHeader(h) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.set(&h.name, &h.value)),
-                Action::AddHeader(h) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.add(&h.name, &h.value)),
-                Action::RemoveHeader(n) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.remove(n)),
-                Action::SetSubject(s) => w.email.raw = rewrite::edit(&w.email.raw, |b| b.set("Subject", s)),
+                Action::SetHeader(h) => {
+                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.set(&h.name, &h.value))
+                }
+                Action::AddHeader(h) => {
+                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.add(&h.name, &h.value))
+                }
+                Action::RemoveHeader(n) => {
+                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.remove(n))
+                }
+                Action::SetSubject(s) => {
+                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.set("Subject", s))
+                }
                 Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
                 Action::Reply(_) | Action::Forward(_) => {
                     match self.outgoing(original, sender, plugin, index, action, &d.message_key) {
@@ -142,7 +153,8 @@ impl Pipeline {
         action: &Action,
         message_key: &str,
     ) -> Result<Outgoing, String> {
-        let automated_ok = matches!(action, Action::Forward(_)) && plugin.settings.forward_automated;
+        let automated_ok =
+            matches!(action, Action::Forward(_)) && plugin.settings.forward_automated;
         if let Some(reason) = loop_guard::blocker(original, sender, automated_ok) {
             return Err(format!("not sent: {reason}"));
         }
@@ -157,10 +169,17 @@ impl Pipeline {
             }
             Action::Forward(f) => {
                 let raw = match f.mode {
-                    ForwardMode::Redirect => forward::redirect(original, &f.to, &self.identity, &id, now),
-                    ForwardMode::Attachment => {
-                        forward::as_attachment(original, &f.to, f.note.as_deref(), &self.identity, &id, now)
+                    ForwardMode::Redirect => {
+                        forward::redirect(original, &f.to, &self.identity, &id, now)
                     }
+                    ForwardMode::Attachment => forward::as_attachment(
+                        original,
+                        &f.to,
+                        f.note.as_deref(),
+                        &self.identity,
+                        &id,
+                        now,
+                    ),
                 };
                 let kind = match f.mode {
                     ForwardMode::Redirect => OutgoingKind::Redirect,
@@ -182,7 +201,11 @@ impl Pipeline {
 }
 
 /// Settings of a plugin for `mailpipe test`, where there is no config file.
-pub fn adhoc_plugin_config(path: &std::path::Path, config: serde_json::Value, allow_send_to: Vec<actions::recipients::RecipientPattern>) -> PluginConfig {
+pub fn adhoc_plugin_config(
+    path: &std::path::Path,
+    config: serde_json::Value,
+    allow_send_to: Vec<actions::recipients::RecipientPattern>,
+) -> PluginConfig {
     PluginConfig {
         name: path
             .file_stem()

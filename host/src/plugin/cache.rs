@@ -48,7 +48,9 @@ pub fn load_component(
 
 fn artifact_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let mut h = Sha256::new();
     h.update(wasm);
     h.update(engine_hash.finish().to_be_bytes());

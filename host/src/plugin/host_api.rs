@@ -108,7 +108,10 @@ impl PluginState {
         if self.dropped_logs > 0 {
             logs.push(LogLine {
                 level: LogLevel::Warn,
-                text: format!("{} more log lines dropped (limit {MAX_LOG_LINES})", self.dropped_logs),
+                text: format!(
+                    "{} more log lines dropped (limit {MAX_LOG_LINES})",
+                    self.dropped_logs
+                ),
             });
         }
         let plugin = self.inputs.plugin.to_string();
@@ -180,7 +183,12 @@ impl wit::host::Host for PluginState {
         store.kv_get(&self.inputs.plugin, &key, now).ok().flatten()
     }
 
-    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u64>) -> wasmtime::Result<()> {
+    fn kv_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<()> {
         if key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
             wasmtime::bail!(
                 "kv-set: key ({} bytes) or value ({} bytes) over the limit ({MAX_KV_KEY} / {MAX_KV_VALUE})",
@@ -206,6 +214,10 @@ impl wit::host::Host for PluginState {
     }
 
     fn raw_message(&mut self) -> Vec<u8> {
-        self.inputs.raw.as_ref().map(|r| r.to_vec()).unwrap_or_default()
+        self.inputs
+            .raw
+            .as_ref()
+            .map(|r| r.to_vec())
+            .unwrap_or_default()
     }
 }

@@ -38,7 +38,10 @@ pub enum PluginError {
         message: String,
     },
     #[error("plugin {plugin}: info() failed: {failure}")]
-    Info { plugin: String, failure: CallFailure },
+    Info {
+        plugin: String,
+        failure: CallFailure,
+    },
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
 }
@@ -88,8 +91,12 @@ pub struct LoadedPlugin {
 impl PluginRuntime {
     /// `max_memory_mb`: the largest memory limit of the plugins that will be loaded.
     /// `cache_dir`: where compiled artifacts are kept (None: always compile).
-    pub fn new(max_memory_mb: u64, cache_dir: Option<PathBuf>) -> Result<PluginRuntime, PluginError> {
-        let engine = PluginEngine::new(max_memory_mb << 20).map_err(|e| PluginError::Engine(e.to_string()))?;
+    pub fn new(
+        max_memory_mb: u64,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<PluginRuntime, PluginError> {
+        let engine = PluginEngine::new(max_memory_mb << 20)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|_| Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s))
@@ -106,7 +113,11 @@ impl PluginRuntime {
     }
 
     /// Compile (or load from cache), link, and ask the plugin for its `info`.
-    pub async fn load(&self, settings: &PluginConfig, store: Option<Arc<Store>>) -> Result<LoadedPlugin, PluginError> {
+    pub async fn load(
+        &self,
+        settings: &PluginConfig,
+        store: Option<Arc<Store>>,
+    ) -> Result<LoadedPlugin, PluginError> {
         let started = Instant::now();
         let plugin = settings.name.clone();
         let load_err = |message: String| PluginError::Load {
@@ -119,8 +130,9 @@ impl PluginRuntime {
             path: settings.path.clone(),
             source,
         })?;
-        let (component, cache) = cache::load_component(&self.engine.engine, &wasm, self.cache_dir.as_deref())
-            .map_err(|e| load_err(format!("{e:#}")))?;
+        let (component, cache) =
+            cache::load_component(&self.engine.engine, &wasm, self.cache_dir.as_deref())
+                .map_err(|e| load_err(format!("{e:#}")))?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -164,7 +176,11 @@ impl PluginRuntime {
         clock: Clock,
     ) -> CallResult {
         let started = Instant::now();
-        let raw = if plugin.info.needs == Needs::Raw { raw } else { None };
+        let raw = if plugin.info.needs == Needs::Raw {
+            raw
+        } else {
+            None
+        };
         let inputs = plugin.inputs(store, raw, clock);
         let (mut wstore, instance) = self.instantiate(plugin, inputs).await;
         let result = match instance {
@@ -197,9 +213,14 @@ impl PluginRuntime {
         inputs: CallInputs,
     ) -> (WasmStore<PluginState>, wasmtime::Result<Plugin>) {
         let limits = plugin.settings.limits;
-        let mut store = WasmStore::new(&self.engine.engine, PluginState::new(inputs, store_limits(&limits)));
+        let mut store = WasmStore::new(
+            &self.engine.engine,
+            PluginState::new(inputs, store_limits(&limits)),
+        );
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(PluginEngine::ticks_for(Duration::from_millis(limits.timeout_ms)));
+        store.set_epoch_deadline(PluginEngine::ticks_for(Duration::from_millis(
+            limits.timeout_ms,
+        )));
         store.epoch_deadline_trap();
         let instance = plugin.pre.instantiate_async(&mut store).await;
         (store, instance)
@@ -217,7 +238,12 @@ fn finish<R>(
 }
 
 impl LoadedPlugin {
-    fn inputs(&self, store: Option<Arc<Store>>, raw: Option<Arc<Vec<u8>>>, clock: Clock) -> CallInputs {
+    fn inputs(
+        &self,
+        store: Option<Arc<Store>>,
+        raw: Option<Arc<Vec<u8>>>,
+        clock: Clock,
+    ) -> CallInputs {
         CallInputs {
             plugin: self.name.clone(),
             config_json: self.config_json.clone(),

@@ -31,11 +31,15 @@ pub struct Delivered {
 
 impl MailStore {
     pub fn new(root: &Path) -> MailStore {
-        MailStore { root: root.to_owned() }
+        MailStore {
+            root: root.to_owned(),
+        }
     }
 
     pub fn folder_path(&self, folder: &str) -> PathBuf {
-        folder.split('/').fold(self.root.clone(), |p, seg| p.join(seg))
+        folder
+            .split('/')
+            .fold(self.root.clone(), |p, seg| p.join(seg))
     }
 
     /// Store the message in every folder of the decision.
@@ -43,7 +47,8 @@ impl MailStore {
         let mut done: Vec<Delivered> = Vec::new();
         for d in &decision.deliveries {
             let own = &decision.email.mailbox;
-            let (folder, fallback_from) = if self.exists(&d.folder) || d.create || d.folder == *own {
+            let (folder, fallback_from) = if self.exists(&d.folder) || d.create || d.folder == *own
+            {
                 (d.folder.clone(), None)
             } else {
                 (own.clone(), Some(d.folder.clone()))
@@ -51,8 +56,18 @@ impl MailStore {
             if done.iter().any(|x| x.folder == folder) {
                 continue;
             }
-            let path = self.write(decision, &Delivery { folder: folder.clone(), create: true })?;
-            done.push(Delivered { folder, path, fallback_from });
+            let path = self.write(
+                decision,
+                &Delivery {
+                    folder: folder.clone(),
+                    create: true,
+                },
+            )?;
+            done.push(Delivered {
+                folder,
+                path,
+                fallback_from,
+            });
         }
         Ok(done)
     }
@@ -130,11 +145,18 @@ impl MailStore {
             letters.extend(letter);
         }
         if keywords.len() != before {
-            let text: String = keywords.iter().enumerate().map(|(i, k)| format!("{i} {k}\n")).collect();
+            let text: String = keywords
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{i} {k}\n"))
+                .collect();
             let tmp = dir.join("tmp").join("dovecot-keywords.new");
             std::fs::write(&tmp, text)
                 .and_then(|_| std::fs::rename(&tmp, &kw_path))
-                .map_err(|source| StoreError { path: kw_path.clone(), source })?;
+                .map_err(|source| StoreError {
+                    path: kw_path.clone(),
+                    source,
+                })?;
         }
         letters.sort_unstable();
         letters.dedup();

@@ -17,10 +17,16 @@ pub struct SendError {
 
 impl SendError {
     pub fn transient(message: impl Into<String>) -> SendError {
-        SendError { message: message.into(), transient: true }
+        SendError {
+            message: message.into(),
+            transient: true,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> SendError {
-        SendError { message: message.into(), transient: false }
+        SendError {
+            message: message.into(),
+            transient: false,
+        }
     }
     pub fn is_transient(&self) -> bool {
         self.transient
@@ -32,7 +38,11 @@ impl SendError {
 
 /// Something that accepts complete messages with their envelope.
 pub trait Transport {
-    fn send_raw(&self, entry: &OutboxEntry, raw: &[u8]) -> impl Future<Output = Result<(), SendError>> + Send;
+    fn send_raw(
+        &self,
+        entry: &OutboxEntry,
+        raw: &[u8],
+    ) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -50,7 +60,9 @@ pub async fn flush(store: &Store, transport: &impl Transport) -> Result<FlushRep
             entry.status = OutboxStatus::Failed;
             entry.last_error = Some("message bytes missing from the store".into());
             store.outbox_update(&entry)?;
-            report.failed.push((entry.id.clone(), "message bytes missing".into()));
+            report
+                .failed
+                .push((entry.id.clone(), "message bytes missing".into()));
             continue;
         };
         entry.attempts += 1;

@@ -23,7 +23,9 @@ struct Envelope<'a> {
 
 impl OutboxDir {
     pub fn new(dir: &Path) -> OutboxDir {
-        OutboxDir { dir: dir.to_owned() }
+        OutboxDir {
+            dir: dir.to_owned(),
+        }
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {

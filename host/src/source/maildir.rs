@@ -46,7 +46,11 @@ impl MaildirSource {
         };
         let is_maildir = self.root.join("cur").is_dir() || self.root.join("new").is_dir();
         let dirs: Vec<PathBuf> = if is_maildir {
-            ["new", "cur"].iter().map(|d| self.root.join(d)).filter(|d| d.is_dir()).collect()
+            ["new", "cur"]
+                .iter()
+                .map(|d| self.root.join(d))
+                .filter(|d| d.is_dir())
+                .collect()
         } else {
             vec![self.root.clone()]
         };
@@ -57,7 +61,10 @@ impl MaildirSource {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file())
                 .filter(|p| {
-                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     !name.starts_with('.') && (is_maildir || name.ends_with(".eml"))
                 })
                 .collect();
@@ -71,7 +78,11 @@ impl MaildirSource {
                 let sub = dir.file_name().unwrap().to_string_lossy();
                 out.push(Entry {
                     key: format!("offline:{}/{unique}", self.id),
-                    label: if is_maildir { format!("{sub}/{unique}") } else { unique },
+                    label: if is_maildir {
+                        format!("{sub}/{unique}")
+                    } else {
+                        unique
+                    },
                     flags: flags_from_info(&info),
                     path,
                 });

@@ -18,9 +18,12 @@ const OUTBOX_RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_ra
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state store {path}: {source}")]
-    Open { path: String, source: redb::Error },
+    Open {
+        path: String,
+        source: Box<redb::Error>,
+    },
     #[error("state store: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     #[error("state store: cannot create {path}: {source}")]
     Io {
         path: String,
@@ -33,11 +36,12 @@ pub enum StateError {
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StateError {
-            fn from(e: $t) -> Self { StateError::Db(e.into()) }
+            fn from(e: $t) -> Self { StateError::Db(Box::new(e.into())) }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -80,7 +84,7 @@ impl Store {
         let path = dir.join("state.redb");
         let db = Database::create(&path).map_err(|e| StateError::Open {
             path: path.display().to_string(),
-            source: e.into(),
+            source: Box::new(e.into()),
         })?;
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
@@ -92,7 +96,12 @@ impl Store {
     }
 
     /// A plugin's value for `key`, unless it has expired.
-    pub fn kv_get(&self, plugin: &str, key: &str, now_ms: u64) -> Result<Option<Vec<u8>>, StateError> {
+    pub fn kv_get(
+        &self,
+        plugin: &str,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(KV)?;
         let Some(v) = table.get(kv_key(plugin, key).as_str())? else {
@@ -116,7 +125,9 @@ impl Store {
             let mut table = txn.open_table(KV)?;
             let before = table.len()?;
             table.retain(|_, v| {
-                let expires = v.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+                let expires = v
+                    .get(..8)
+                    .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
                 expires == 0 || expires > now_ms
             })?;
             (before - table.len()?) as usize
@@ -232,8 +243,16 @@ mod tests {
                 message_key: "m1".into(),
                 summary: "{}".into(),
                 kv: vec![
-                    KvWrite { plugin: "p".into(), key: "a".into(), value: Some((b"1".to_vec(), 0)) },
-                    KvWrite { plugin: "p".into(), key: "b".into(), value: Some((b"2".to_vec(), 1000)) },
+                    KvWrite {
+                        plugin: "p".into(),
+                        key: "a".into(),
+                        value: Some((b"1".to_vec(), 0)),
+                    },
+                    KvWrite {
+                        plugin: "p".into(),
+                        key: "b".into(),
+                        value: Some((b"2".to_vec(), 1000)),
+                    },
                 ],
                 outbox: vec![],
             })
@@ -245,7 +264,11 @@ mod tests {
         assert_eq!(s.kv_get("p", "a", 5000).unwrap(), Some(b"1".to_vec()));
         assert_eq!(s.kv_get("p", "b", 999).unwrap(), Some(b"2".to_vec()));
         assert_eq!(s.kv_get("p", "b", 1000).unwrap(), None);
-        assert_eq!(s.kv_get("other", "a", 0).unwrap(), None, "keys are per plugin");
+        assert_eq!(
+            s.kv_get("other", "a", 0).unwrap(),
+            None,
+            "keys are per plugin"
+        );
         assert_eq!(s.kv_purge_expired(1000).unwrap(), 1);
     }
 
@@ -265,7 +288,10 @@ mod tests {
         sent.status = OutboxStatus::Sent;
         s.outbox_update(&sent).unwrap();
         s.commit_message(&commit).unwrap();
-        assert!(s.outbox_pending().unwrap().is_empty(), "a sent entry is never re-queued");
+        assert!(
+            s.outbox_pending().unwrap().is_empty(),
+            "a sent entry is never re-queued"
+        );
         assert_eq!(s.outbox_all().unwrap().len(), 1);
     }
 }
