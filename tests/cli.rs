@@ -49,6 +49,7 @@ fn test_command_prints_actions_and_the_outgoing_reply_as_json() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["plugin"]["name"], "auto-responder");
+    assert_eq!(v["plugin"]["needs"], "headers");
     assert_eq!(v["reports"][0]["status"], "applied");
     assert_eq!(v["reports"][0]["actions"][0]["action"], "reply");
     assert_eq!(v["deliveries"][0]["folder"], "INBOX");

@@ -236,15 +236,15 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
     let failed = matches!(report.status, PluginStatus::Failed { .. });
     if a.json {
         let mut v = report::decision_json(&a.message.display().to_string(), &decision);
-        v["plugin"] = json!({"name": info.name, "version": info.version, "needs": format!("{:?}", info.needs).to_lowercase()});
-        v["logs"] = json!(report::log_lines(&decision));
+        v["plugin"] = json!({"name": info.name, "version": info.version, "needs": report::needs_name(info.needs)});
+        v["logs"] = json!(report::log_lines(&decision, true));
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "plugin {} {} (needs {:?})",
             info.name, info.version, info.needs
         );
-        for line in report::log_lines(&decision) {
+        for line in report::log_lines(&decision, true) {
             println!("  log {line}");
         }
         if let PluginStatus::Applied { actions, .. } = &report.status {

@@ -6,7 +6,7 @@ use serde::Serializer;
 use serde_json::{json, Value};
 
 use crate::pipeline::{Decision, PluginStatus};
-use crate::plugin::bindings::{Action, ForwardMode, LogLevel};
+use crate::plugin::bindings::{Action, ForwardMode, LogLevel, Needs};
 
 /// One action as JSON: `{"action": "file-into", "folder": "...", "create": true}` etc.
 pub fn action_json(a: &Action) -> Value {
@@ -54,6 +54,14 @@ pub fn decision_json(label: &str, d: &Decision) -> Value {
     v
 }
 
+pub fn needs_name(n: Needs) -> &'static str {
+    match n {
+        Needs::Headers => "headers",
+        Needs::Bodies => "bodies",
+        Needs::Raw => "raw",
+    }
+}
+
 fn level_name(l: LogLevel) -> &'static str {
     match l {
         LogLevel::Debug => "debug",
@@ -63,14 +71,16 @@ fn level_name(l: LogLevel) -> &'static str {
     }
 }
 
-/// Plugin log lines, tagged with plugin and message id, for stderr.
-pub fn log_lines(d: &Decision) -> Vec<String> {
+/// Plugin log lines, tagged with plugin and message id, for stderr. Debug lines only with
+/// `debug` (`MAILPIPE_DEBUG=1` for `mailpipe run`; always in `mailpipe test`).
+pub fn log_lines(d: &Decision, debug: bool) -> Vec<String> {
     let id = d.message_id.as_deref().unwrap_or("(no message-id)");
     d.reports
         .iter()
         .flat_map(|r| {
             r.logs
                 .iter()
+                .filter(move |l| debug || l.level != LogLevel::Debug)
                 .map(move |l| format!("[{}] {} <{id}>: {}", r.plugin, level_name(l.level), l.text))
         })
         .collect()

@@ -57,11 +57,11 @@ pub fn describe_plugins(p: &Pipeline) -> String {
     let mut out = String::new();
     for l in &p.plugins {
         out.push_str(&format!(
-            "  {:<18} {} {} needs {:?}  ({} in {:.1} ms)\n",
+            "  {:<18} {} {} needs {}  ({} in {:.1} ms)\n",
             l.name,
             l.info.name,
             l.info.version,
-            l.info.needs,
+            report::needs_name(l.info.needs),
             match l.cache {
                 CacheUse::Cached => "loaded from cache",
                 CacheUse::Compiled => "compiled",
@@ -128,7 +128,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         let decision = pipeline.process(&msg.email, &msg.key).await;
         summary.processed += 1;
         summary.plugin_failures += decision.failed_plugins().count();
-        for line in report::log_lines(&decision) {
+        for line in report::log_lines(&decision, std::env::var_os("MAILPIPE_DEBUG").is_some()) {
             eprintln!("{line}");
         }
         if opts.json {

@@ -112,6 +112,15 @@ impl PluginRuntime {
         self.engine.pooling
     }
 
+    /// The engine and linker, for benchmarks that drive wasmtime directly.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine.engine
+    }
+
+    pub fn linker(&self) -> &Linker<PluginState> {
+        &self.linker
+    }
+
     /// Compile (or load from cache), link, and ask the plugin for its `info`.
     pub async fn load(
         &self,
