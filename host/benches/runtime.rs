@@ -25,17 +25,25 @@ fn time<F: FnMut()>(n: usize, mut f: F) -> Duration {
     for _ in 0..n.min(20) {
         f();
     }
-    median((0..n).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed()
-    }).collect())
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn samples(root: &Path) -> Vec<Email> {
     let mut out = Vec::new();
     for sub in ["new", "cur"] {
-        let mut names: Vec<_> = std::fs::read_dir(root.join("examples/maildir").join(sub)).unwrap().flatten().map(|e| e.path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(root.join("examples/maildir").join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for p in names {
             out.push(Email::new(std::fs::read(p).unwrap(), "INBOX", vec![]));
@@ -46,13 +54,24 @@ fn samples(root: &Path) -> Vec<Email> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
     let mails = samples(&root);
     let dir = tempfile::tempdir().unwrap();
-    println!("## Plugin runtime (wasmtime 48, {} sample messages)\n", mails.len());
+    println!(
+        "## Plugin runtime (wasmtime 48, {} sample messages)\n",
+        mails.len()
+    );
     println!("| plugin | .wasm | compile | load from our cache | fresh instance + call | call on a reused instance |");
     println!("|---|---|---|---|---|---|");
-    for name in ["subject-tagger", "auto-responder", "forwarder", "rules-filer"] {
+    for name in [
+        "subject-tagger",
+        "auto-responder",
+        "forwarder",
+        "rules-filer",
+    ] {
         let path = root.join("target/plugins").join(format!("{name}.wasm"));
         let wasm = std::fs::read(&path).expect("run scripts/build-plugins.sh first");
         let runtime = PluginRuntime::new(64, Some(dir.path().join("compiled"))).unwrap();
@@ -62,12 +81,15 @@ async fn main() {
         });
         cache::load_component(&engine, &wasm, Some(&dir.path().join("c"))).unwrap();
         let cached = time(50, || {
-            let (_, u) = cache::load_component(&engine, &wasm, Some(&dir.path().join("c"))).unwrap();
+            let (_, u) =
+                cache::load_component(&engine, &wasm, Some(&dir.path().join("c"))).unwrap();
             assert_eq!(u, cache::CacheUse::Cached);
         });
         let config = match name {
             "subject-tagger" => serde_json::json!({"tag": "[EXT]"}),
-            "auto-responder" => serde_json::json!({"addresses": ["alice@example.com"], "body": "away"}),
+            "auto-responder" => {
+                serde_json::json!({"addresses": ["alice@example.com"], "body": "away"})
+            }
             _ => serde_json::json!({"rules": []}),
         };
         let mut settings = mailpipe::pipeline::adhoc_plugin_config(&path, config.clone(), vec![]);
@@ -94,13 +116,19 @@ async fn main() {
             raw: None,
             clock: Clock::System,
         };
-        let mut store = wasmtime::Store::new(&engine, PluginState::new(inputs, wasmtime::StoreLimitsBuilder::new().build()));
+        let mut store = wasmtime::Store::new(
+            &engine,
+            PluginState::new(inputs, wasmtime::StoreLimitsBuilder::new().build()),
+        );
         store.set_epoch_deadline(u64::MAX / 2);
         let inst: Plugin = pre.instantiate_async(&mut store).await.unwrap();
         let mut reused = Vec::new();
         for i in 0..2000 {
             let t = Instant::now();
-            inst.call_on_message(&mut store, &msg).await.unwrap().unwrap();
+            inst.call_on_message(&mut store, &msg)
+                .await
+                .unwrap()
+                .unwrap();
             if i >= 100 {
                 reused.push(t.elapsed());
             }
@@ -119,14 +147,25 @@ async fn main() {
     let cfg_dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(root.join("examples/demo.toml"))
         .unwrap()
-        .replace("\"../target/demo/state\"", &format!("{:?}", cfg_dir.path().join("state")))
-        .replace("\"maildir\"", &format!("{:?}", root.join("examples/maildir")))
-        .replace("\"../target/plugins/", &format!("\"{}/target/plugins/", root.display()));
+        .replace(
+            "\"../target/demo/state\"",
+            &format!("{:?}", cfg_dir.path().join("state")),
+        )
+        .replace(
+            "\"maildir\"",
+            &format!("{:?}", root.join("examples/maildir")),
+        )
+        .replace(
+            "\"../target/plugins/",
+            &format!("\"{}/target/plugins/", root.display()),
+        );
     let file = cfg_dir.path().join("demo.toml");
     std::fs::write(&file, text).unwrap();
     let config = Config::load(&file).unwrap();
     let store = Arc::new(Store::open(&config.state_dir).unwrap());
-    let pipeline = mailpipe::runner::build_pipeline(&config, Some(store), Clock::System).await.unwrap();
+    let pipeline = mailpipe::runner::build_pipeline(&config, Some(store), Clock::System)
+        .await
+        .unwrap();
     let rounds = 200;
     let mut parse = Duration::ZERO;
     let t = Instant::now();
@@ -143,8 +182,26 @@ async fn main() {
     let total = t.elapsed() - parse;
     let n = (rounds * mails.len()) as f64;
     println!("\n## Demo pipeline (4 Rust plugins, fresh instance per plugin per message)\n");
-    println!("- {} messages: {:.0} messages/s, {:.0} µs per message", n, n / total.as_secs_f64(), total.as_secs_f64() * 1e6 / n);
-    println!("- of which in plugin calls (instantiate + call): {:.0} µs per message", plugin_us as f64 / n);
-    println!("- parsing + conversion into the WIT record (once, needs=bodies): {:.1} µs per message", parse.as_secs_f64() * 1e6 / n);
-    println!("- pooling allocator: {}", if pipeline.runtime.pooling() { "on" } else { "off" });
+    println!(
+        "- {} messages: {:.0} messages/s, {:.0} µs per message",
+        n,
+        n / total.as_secs_f64(),
+        total.as_secs_f64() * 1e6 / n
+    );
+    println!(
+        "- of which in plugin calls (instantiate + call): {:.0} µs per message",
+        plugin_us as f64 / n
+    );
+    println!(
+        "- parsing + conversion into the WIT record (once, needs=bodies): {:.1} µs per message",
+        parse.as_secs_f64() * 1e6 / n
+    );
+    println!(
+        "- pooling allocator: {}",
+        if pipeline.runtime.pooling() {
+            "on"
+        } else {
+            "off"
+        }
+    );
 }

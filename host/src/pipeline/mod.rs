@@ -59,12 +59,23 @@ impl Pipeline {
             decision: Decision::new(message_key, message_id),
         };
         let sender = reply::response_address(original);
+        // The plugin's view, reused by the next plugin with the same needs while no plugin
+        // changed the message.
+        let mut views: Vec<(Needs, crate::plugin::bindings::Message)> = Vec::new();
         for plugin in &self.plugins {
             if w.decision.stopped_by.is_some() {
                 w.decision.reports.push(PluginReport::skipped(plugin));
                 continue;
             }
-            let msg = view::to_wit(&w.email, plugin.info.needs);
+            let needs = plugin.info.needs;
+            if !views.iter().any(|(n, _)| *n == needs) {
+                views.push((needs, view::to_wit(&w.email, needs)));
+            }
+            let msg = &views
+                .iter()
+                .find(|(n, _)| *n == needs)
+                .expect("just added")
+                .1;
             let raw = (plugin.info.needs == Needs::Raw).then(|| Arc::new(w.email.raw.clone()));
             let call = self
                 .runtime
@@ -80,6 +91,9 @@ impl Pipeline {
             });
             let report = match outcome {
                 Ok(actions) => {
+                    if actions.iter().any(changes_message) {
+                        views.clear();
+                    }
                     let notes = self.apply(&mut w, original, sender.as_deref(), plugin, &actions);
                     w.decision.kv.extend(call.kv);
                     PluginStatus::Applied { actions, notes }
@@ -198,6 +212,18 @@ impl Pipeline {
             raw,
         })
     }
+}
+
+fn changes_message(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::AddFlags(_)
+            | Action::RemoveFlags(_)
+            | Action::SetHeader(_)
+            | Action::AddHeader(_)
+            | Action::RemoveHeader(_)
+            | Action::SetSubject(_)
+    )
 }
 
 /// Settings of a plugin for `mailpipe test`, where there is no config file.
