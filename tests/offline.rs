@@ -63,6 +63,38 @@ fn messages_in(mail: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// What a run does to message 1 before it would commit: process it and store it.
+async fn first_message_stored(
+    config: &Config,
+    dir: &Path,
+) -> (
+    mailpipe::pipeline::Decision,
+    std::sync::Arc<mailpipe::state::Store>,
+) {
+    let store = std::sync::Arc::new(mailpipe::state::Store::open(&config.state_dir).unwrap());
+    let pipeline = mailpipe::runner::build_pipeline(
+        config,
+        Some(store.clone()),
+        mailpipe::plugin::Clock::System,
+    )
+    .await
+    .unwrap();
+    let source =
+        mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
+    let entry = source
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.label.contains("1700000001."))
+        .unwrap();
+    let msg = source.read(&entry).unwrap();
+    let d = pipeline.process(&msg.email, &msg.key).await;
+    mailpipe::sink::mailstore::MailStore::new(&dir.join("mail"))
+        .deliver(&d)
+        .unwrap();
+    (d, store)
+}
+
 const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
@@ -169,27 +201,8 @@ async fn a_run_killed_after_delivery_is_completed_without_duplicates() {
     let config = demo_config(dir.path(), &root().join("examples/maildir"));
     // Simulate the first run dying between storing message 1 and committing it: deliver,
     // then stop (no commit, no outbox).
-    {
-        let store = std::sync::Arc::new(mailpipe::state::Store::open(&config.state_dir).unwrap());
-        let pipeline =
-            mailpipe::runner::build_pipeline(&config, Some(store), mailpipe::plugin::Clock::System)
-                .await
-                .unwrap();
-        let source =
-            mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
-        let entry = source
-            .list()
-            .unwrap()
-            .into_iter()
-            .find(|e| e.label.contains("1700000001."))
-            .unwrap();
-        let msg = source.read(&entry).unwrap();
-        let d = pipeline.process(&msg.email, &msg.key).await;
-        assert_eq!(d.outgoing.len(), 1);
-        mailpipe::sink::mailstore::MailStore::new(&dir.path().join("mail"))
-            .deliver(&d)
-            .unwrap();
-    }
+    let (d, _) = first_message_stored(&config, dir.path()).await;
+    assert_eq!(d.outgoing.len(), 1);
     let s = run_offline(&config, &OPTS).await.unwrap();
     assert_eq!(s.processed, 14);
     assert_eq!(
@@ -216,28 +229,8 @@ async fn queued_mail_of_a_dead_run_is_sent_by_the_next_once() {
     // The first run committed message 1 (reply queued) and died before sending.
     let id;
     {
-        let store = std::sync::Arc::new(mailpipe::state::Store::open(&config.state_dir).unwrap());
-        let pipeline = mailpipe::runner::build_pipeline(
-            &config,
-            Some(store.clone()),
-            mailpipe::plugin::Clock::System,
-        )
-        .await
-        .unwrap();
-        let source =
-            mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
-        let entry = source
-            .list()
-            .unwrap()
-            .into_iter()
-            .find(|e| e.label.contains("1700000001."))
-            .unwrap();
-        let msg = source.read(&entry).unwrap();
-        let d = pipeline.process(&msg.email, &msg.key).await;
+        let (d, store) = first_message_stored(&config, dir.path()).await;
         id = d.outgoing[0].id.clone();
-        mailpipe::sink::mailstore::MailStore::new(&dir.path().join("mail"))
-            .deliver(&d)
-            .unwrap();
         store
             .commit_message(&mailpipe::runner::commit_for(&d, 1))
             .unwrap();

@@ -31,31 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one plugin on one message and print its actions (for plugin authors).
-    Test {
-        plugin: PathBuf,
-        message: PathBuf,
-        /// Plugin config entry, KEY=VALUE with VALUE in TOML (repeatable).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
-        /// Print the documented JSON form (docs/JSON.md).
-        #[arg(long)]
-        json: bool,
-        /// Who the plugin may send to (repeatable; default "$sender").
-        #[arg(long = "allow-send-to", value_name = "PATTERN")]
-        allow_send_to: Vec<String>,
-        /// The user's address, used as From of generated mail.
-        #[arg(long, default_value = "me@example.com")]
-        identity: String,
-        /// Keep the plugin's key-value state in this directory across runs.
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// The time the plugin sees, in ms since the epoch (default: now).
-        #[arg(long)]
-        now_ms: Option<i64>,
-        /// Mailbox the message is said to come from.
-        #[arg(long, default_value = "INBOX")]
-        mailbox: String,
-    },
+    Test(TestArgs),
     /// Run the configured pipeline.
     Run {
         #[arg(short, long)]
@@ -137,42 +113,34 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
             }
         }
-        Command::Test {
-            plugin,
-            message,
-            config,
-            json,
-            allow_send_to,
-            identity,
-            state,
-            now_ms,
-            mailbox,
-        } => {
-            test_plugin(TestArgs {
-                plugin,
-                message,
-                config,
-                json,
-                allow_send_to,
-                identity,
-                state,
-                now_ms,
-                mailbox,
-            })
-            .await
-        }
+        Command::Test(args) => test_plugin(args).await,
     }
 }
 
+#[derive(clap::Args)]
 struct TestArgs {
     plugin: PathBuf,
     message: PathBuf,
+    /// Plugin config entry, KEY=VALUE with VALUE in TOML (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// Print the documented JSON form (docs/JSON.md).
+    #[arg(long)]
     json: bool,
+    /// Who the plugin may send to (repeatable; default "$sender").
+    #[arg(long = "allow-send-to", value_name = "PATTERN")]
     allow_send_to: Vec<String>,
+    /// The user's address, used as From of generated mail.
+    #[arg(long, default_value = "me@example.com")]
     identity: String,
+    /// Keep the plugin's key-value state in this directory across runs.
+    #[arg(long)]
     state: Option<PathBuf>,
+    /// The time the plugin sees, in ms since the epoch (default: now).
+    #[arg(long)]
     now_ms: Option<i64>,
+    /// Mailbox the message is said to come from.
+    #[arg(long, default_value = "INBOX")]
     mailbox: String,
 }
 

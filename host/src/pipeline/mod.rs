@@ -79,7 +79,7 @@ impl Pipeline {
             let raw = (plugin.info.needs == Needs::Raw).then(|| Arc::new(w.email.raw.clone()));
             let call = self
                 .runtime
-                .call(plugin, &msg, raw, self.store.clone(), self.clock)
+                .call(plugin, msg, raw, self.store.clone(), self.clock)
                 .await;
             let logs = call.logs;
             let outcome = call.outcome.and_then(|actions| {
