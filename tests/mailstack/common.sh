@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared settings and helpers for the mailstack scripts (start.sh, stop.sh,
 # restart-dovecot.sh, postfix-ctl.sh). Sourced, never run directly.
 #
@@ -8,6 +8,7 @@
 # kept in one place here.
 
 set -euo pipefail
+umask 022   # the daemons run as other users and must read what we create
 
 # ---------------------------------------------------------------- settings ---
 # Everything lives under one base directory. Every parent of it must be
@@ -43,6 +44,8 @@ MAILSTACK_WAIT_SECS="${MAILSTACK_WAIT_SECS:-30}"
 
 # Derived paths.
 MS_TLS="$MAILSTACK_DIR/tls"
+MAILSTACK_CA="$MS_TLS/ca.pem"                # CA of the server certificate
+MAILSTACK_WRONG_CA="$MS_TLS/wrong-ca.pem"    # unrelated CA, for negative tests
 MS_LOG="$MAILSTACK_DIR/log"
 MS_MAIL="$MAILSTACK_DIR/mail"
 MS_DOVECOT="$MAILSTACK_DIR/dovecot"
@@ -59,10 +62,10 @@ MS_POSTFIX_PID="$MS_POSTFIX_QUEUE/pid/master.pid"
 # ----------------------------------------------------------------- helpers ---
 ms_log() { printf '[mailstack] %s\n' "$*" >&2; }
 
-# Print the last lines of every log file, for error reports.
+# Print the last lines of the daemon logs, for error reports.
 ms_log_tails() {
     local f
-    for f in "$MS_LOG"/*.log; do
+    for f in "$MS_LOG"/dovecot.log "$MS_LOG"/postfix.log "$MS_LOG"/*-start.log; do
         [[ -s "$f" ]] || continue
         printf -- '----- tail of %s -----\n' "$f" >&2
         tail -n 25 "$f" >&2
@@ -157,6 +160,17 @@ ms_kill_leftovers() {
     kill -KILL "${left[@]}" 2>/dev/null || true
 }
 
+# Serialise the scripts per base dir (e.g. two test binaries both running
+# start.sh). Nested calls (start.sh -> stop.sh) inherit the lock. The daemons
+# must not inherit fd 9, or they would hold the lock for ever.
+ms_lock() {
+    [[ "${MS_LOCK_HELD:-}" == "$MAILSTACK_DIR" ]] && return 0
+    mkdir -p "$MAILSTACK_DIR"
+    exec 9>"$MAILSTACK_DIR/.lock"
+    flock -w 300 9 || ms_die "another mailstack script has held $MAILSTACK_DIR/.lock for 300 s"
+    export MS_LOCK_HELD="$MAILSTACK_DIR"
+}
+
 # ------------------------------------------------------- daemon control ---
 ms_dovecot_running() { [[ -n "$(ms_live_pid "$MS_DOVECOT_PID" dovecot)" ]]; }
 ms_postfix_running() { [[ -n "$(ms_live_pid "$MS_POSTFIX_PID" master)" ]]; }
@@ -170,7 +184,7 @@ ms_dovecot_start() {
     rm -f "$MS_DOVECOT_RUN/anvil-auth-penalty"
     # The dovecot master keeps inherited stdout/stderr open for ever, so never
     # let it inherit the caller's (a `$(start.sh)` would hang).
-    dovecot -c "$MS_DOVECOT_CONF" </dev/null >>"$MS_LOG/dovecot-start.log" 2>&1 \
+    dovecot -c "$MS_DOVECOT_CONF" </dev/null >>"$MS_LOG/dovecot-start.log" 2>&1 9>&- \
         || ms_die "dovecot -c $MS_DOVECOT_CONF failed"
     ms_wait_ports "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT"
     ms_log "dovecot up (pid $(ms_live_pid "$MS_DOVECOT_PID" dovecot))"
@@ -204,7 +218,7 @@ ms_postfix_start() {
     # `postfix start` fails silently if maillog_file is not under
     # maillog_file_prefixes; main.cf takes care of that. Output goes to a file
     # for the same reason as dovecot's.
-    postfix -c "$MS_POSTFIX_CONF" start </dev/null >>"$MS_LOG/postfix-start.log" 2>&1 \
+    postfix -c "$MS_POSTFIX_CONF" start </dev/null >>"$MS_LOG/postfix-start.log" 2>&1 9>&- \
         || ms_die "postfix -c $MS_POSTFIX_CONF start failed (see $MS_LOG/postfix-start.log)"
     ms_wait_ports "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT"
     ms_log "postfix up (pid $(ms_live_pid "$MS_POSTFIX_PID" master))"

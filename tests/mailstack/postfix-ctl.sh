@@ -12,6 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
+ms_lock
 case "${1:-}" in
 stop) ms_postfix_stop ;;
 start) ms_postfix_start ;;

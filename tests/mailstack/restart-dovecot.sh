@@ -12,6 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
+ms_lock
 down=0
 if [[ "${1:-}" == --down-secs ]]; then down="${2:?--down-secs needs a number}"; fi
 

@@ -22,6 +22,7 @@ source "$HERE/common.sh"
 
 [[ $EUID -eq 0 ]] || ms_die "must run as root (daemons bind ports and drop privileges)"
 MS_T0=$SECONDS
+ms_lock
 
 # --------------------------------------------------------- 1. packages ---
 ms_install_packages() {
@@ -467,8 +468,6 @@ done
 
 ms_make_dirs
 ms_make_tls
-MAILSTACK_CA="$MS_TLS/ca.pem"
-MAILSTACK_WRONG_CA="$MS_TLS/wrong-ca.pem"
 ms_write_dovecot_conf
 ms_write_postfix_conf
 # Fresh logs for this run (kept across restart-dovecot.sh / postfix-ctl.sh).

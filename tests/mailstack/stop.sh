@@ -12,6 +12,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
+[[ -d "$MAILSTACK_DIR" ]] || exit 0   # nothing was ever started here
+ms_lock
+
 # Each master takes ~2 s to exit after SIGTERM, so stop both at once.
 rc=0
 pids=()
