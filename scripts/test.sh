@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The README's second command: the whole test suite on a fresh machine. Builds the plugins
-# (installing the wasm32-wasip2 target if needed), then runs every host test (unit and
-# end-to-end, tests/) in the one release profile the project uses everywhere.
+# The README's second command: the whole test suite on a fresh machine (as root, Debian 12).
+# Builds the plugins (installing the wasm32-wasip2 target if needed), starts the real
+# Dovecot + Postfix test bed of tests/mailstack (installing them from Debian if needed), runs
+# every host test (unit and end-to-end) in the one release profile used everywhere, and
+# stops the test bed again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
+bash tests/mailstack/start.sh >/dev/null
+trap 'bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
 cargo test --release

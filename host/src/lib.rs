@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod config;
 pub mod message;
+pub mod net;
 pub mod pipeline;
 pub mod plugin;
 pub mod report;

@@ -95,8 +95,25 @@ async fn real_main() -> anyhow::Result<ExitCode> {
         } => {
             let config = Config::load(&config)?;
             let opts = RunOptions { dry_run, json };
+            let watch = !config.accounts.is_empty() && !once && !dry_run;
+            if watch {
+                runner::watch_accounts(&config, &opts).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             loop {
-                let s = runner::run_offline(&config, &opts).await?;
+                let mut s = runner::RunSummary::default();
+                if config.offline.is_some() {
+                    s = runner::run_offline(&config, &opts).await?;
+                }
+                if !config.accounts.is_empty() {
+                    let a = runner::run_accounts_once(&config, &opts).await?;
+                    s.processed += a.processed;
+                    s.skipped += a.skipped;
+                    s.plugin_failures += a.plugin_failures;
+                    s.outbox.sent.extend(a.outbox.sent);
+                    s.outbox.deferred.extend(a.outbox.deferred);
+                    s.outbox.failed.extend(a.outbox.failed);
+                }
                 eprintln!(
                     "{} processed, {} already done, {} plugin error(s), {} unreadable; outbox: {} sent, {} deferred, {} failed",
                     s.processed,

@@ -13,6 +13,7 @@ use crate::report;
 use crate::sink::mailstore::MailStore;
 use crate::sink::outbox::{self, FlushReport};
 use crate::sink::outbox_dir::OutboxDir;
+use crate::sink::smtp::SmtpSink;
 use crate::source::maildir::MaildirSource;
 use crate::state::{MessageCommit, OutboxEntry, Store};
 
@@ -109,7 +110,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
     if !opts.dry_run {
         merge(
             &mut summary.outbox,
-            outbox::flush(&store, &transport).await?,
+            outbox::flush(&store, &transport, now_ms(), &config.retry).await?,
         );
     }
     for entry in source.list()? {
@@ -153,7 +154,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         store.commit_message(&commit_for(&decision, now_ms()))?;
         merge(
             &mut summary.outbox,
-            outbox::flush(&store, &transport).await?,
+            outbox::flush(&store, &transport, now_ms(), &config.retry).await?,
         );
     }
     Ok(summary)
@@ -180,6 +181,7 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
     });
     MessageCommit {
         message_key: d.message_key.clone(),
+        also_processed: Vec::new(),
         summary: summary.to_string(),
         kv: d.kv.clone(),
         outbox: d
@@ -199,6 +201,9 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
                 )
             })
             .collect(),
+        checkpoint: None,
+        pending: None,
+        durable: true,
     }
 }
 
@@ -210,4 +215,69 @@ pub fn test_message_key(path: &Path, raw: &[u8]) -> String {
         path.display(),
         hex::encode(&Sha256::digest(raw)[..8])
     )
+}
+
+/// Build one worker per `[[account]]`, sharing the pipeline and the state store.
+pub async fn account_workers(
+    config: &Config,
+    opts: &RunOptions,
+) -> anyhow::Result<Vec<crate::source::imap::AccountWorker>> {
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
+    if !opts.json {
+        eprint!("plugins:\n{}", describe_plugins(&pipeline));
+    }
+    let mut workers = Vec::new();
+    for account in &config.accounts {
+        let smtp = match &account.smtp {
+            Some(s) => Some(SmtpSink::new(s, crate::actions::domain_of(&account.address)).await?),
+            None => None,
+        };
+        workers.push(crate::source::imap::AccountWorker {
+            account: account.clone(),
+            pipeline: pipeline.clone(),
+            store: store.clone(),
+            smtp,
+            retry: config.retry,
+            dry_run: opts.dry_run,
+            json: opts.json,
+        });
+    }
+    Ok(workers)
+}
+
+/// `--once` over every account, concurrently. Errors are reported per account.
+pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let workers = account_workers(config, opts).await?;
+    let results = futures::future::join_all(workers.iter().map(|w| w.once())).await;
+    let mut summary = RunSummary::default();
+    let mut failed = Vec::new();
+    for (w, r) in workers.iter().zip(results) {
+        match r {
+            Ok(r) => {
+                summary.processed += r.processed;
+                summary.skipped += r.skipped;
+                summary.plugin_failures += r.plugin_failures;
+                merge(&mut summary.outbox, r.outbox);
+            }
+            Err(e) => failed.push(format!("account {}: {e}", w.account.name)),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{}", failed.join("; "));
+    }
+    Ok(summary)
+}
+
+/// Watch every account until SIGINT or SIGTERM.
+pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Result<()> {
+    let workers = account_workers(config, opts).await?;
+    let watching = futures::future::join_all(workers.iter().map(|w| w.watch()));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = watching => {}
+        _ = tokio::signal::ctrl_c() => eprintln!("interrupted; stopping"),
+        _ = term.recv() => eprintln!("terminated; stopping"),
+    }
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! a way to run a pipeline of real plugin components over a message.
 #![allow(dead_code)]
 
+pub mod mailstack;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -2,7 +2,12 @@
 //! what each plugin may do. Parsed with serde from TOML; every later check reports the file,
 //! line and key through `ConfigError`. Relative paths are relative to the config file.
 
+mod account;
 mod error;
+
+pub use account::{
+    is_loopback, AccountConfig, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
+};
 
 use error::line_of;
 pub use error::ConfigError;
@@ -21,9 +26,13 @@ struct RawConfig {
     #[serde(default)]
     state: RawState,
     offline: Option<RawOffline>,
-    identity: RawIdentity,
+    #[serde(default, rename = "account")]
+    accounts: Vec<account::RawAccount>,
+    identity: Option<RawIdentity>,
     #[serde(default)]
     limits: PluginLimits,
+    #[serde(default)]
+    outbox: crate::sink::outbox::RetryPolicy,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -98,8 +107,11 @@ pub struct Config {
     pub file: PathBuf,
     pub state_dir: PathBuf,
     pub offline: Option<OfflineConfig>,
+    pub accounts: Vec<AccountConfig>,
+    /// Default identity (offline mode); each account has its own.
     pub identity: Identity,
     pub limits: PluginLimits,
+    pub retry: crate::sink::outbox::RetryPolicy,
     pub plugins: Vec<PluginConfig>,
 }
 
@@ -156,13 +168,52 @@ impl Config {
             };
         let resolve = |s: &Spanned<String>| base.join(s.get_ref());
 
-        validate_addr_spec(raw.identity.address.get_ref()).map_err(|e| {
-            invalid(
-                raw.identity.address.span(),
-                "identity.address",
-                e.to_string(),
-            )
-        })?;
+        if let Some(id) = &raw.identity {
+            validate_addr_spec(id.address.get_ref())
+                .map_err(|e| invalid(id.address.span(), "identity.address", e.to_string()))?;
+        }
+        let mut accounts = Vec::new();
+        for a in &raw.accounts {
+            accounts
+                .push(validate_account(a, base).map_err(|(span, key, m)| invalid(span, &key, m))?);
+            if accounts[..accounts.len() - 1]
+                .iter()
+                .any(|x: &AccountConfig| x.name == *a.name.get_ref())
+            {
+                return Err(invalid(
+                    a.name.span(),
+                    "account.name",
+                    format!("account name {:?} is used twice", a.name.get_ref()),
+                ));
+            }
+        }
+        let identity = match (&raw.identity, accounts.first()) {
+            (Some(id), _) => Identity {
+                address: id.address.get_ref().clone(),
+                name: id.name.clone(),
+            },
+            (None, Some(a)) => Identity {
+                address: a.address.clone(),
+                name: a.display_name.clone(),
+            },
+            (None, None) => {
+                return Err(ConfigError::Invalid {
+                    file: path.to_owned(),
+                    line: 1,
+                    key: "identity".into(),
+                    message: "add an [identity] with your address (or an [[account]])".into(),
+                })
+            }
+        };
+        if raw.offline.is_none() && accounts.is_empty() {
+            return Err(ConfigError::Invalid {
+                file: path.to_owned(),
+                line: 1,
+                key: "offline / account".into(),
+                message: "nothing to read mail from: add an [offline] section or an [[account]]"
+                    .into(),
+            });
+        }
         let state_dir = match &raw.state.dir {
             Some(dir) => resolve(dir),
             None => base.join(".mailpipe-state"),
@@ -247,14 +298,58 @@ impl Config {
             file: path.to_owned(),
             state_dir,
             offline,
-            identity: Identity {
-                address: raw.identity.address.into_inner(),
-                name: raw.identity.name,
-            },
+            accounts,
+            identity,
             limits: raw.limits,
+            retry: raw.outbox,
             plugins,
         })
     }
+}
+
+type Invalid = (std::ops::Range<usize>, String, String);
+
+fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfig, Invalid> {
+    let name = a.name.get_ref().trim().to_string();
+    if name.is_empty() || name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
+        return Err((
+            a.name.span(),
+            "account.name".into(),
+            "must be a non-empty name without / or control characters".into(),
+        ));
+    }
+    validate_addr_spec(a.address.get_ref())
+        .map_err(|e| (a.address.span(), "account.address".into(), e.to_string()))?;
+    let mailboxes = match &a.mailboxes {
+        None => vec!["INBOX".to_string()],
+        Some(list) => {
+            for m in list {
+                if m.get_ref().is_empty() || m.get_ref().chars().any(char::is_control) {
+                    return Err((
+                        m.span(),
+                        "account.mailboxes".into(),
+                        format!("invalid mailbox name {:?}", m.get_ref()),
+                    ));
+                }
+            }
+            list.iter().map(|m| m.get_ref().clone()).collect()
+        }
+    };
+    let imap = account::server(&a.imap, "account.imap", [993, 143, 143], base)?;
+    let smtp = match &a.smtp {
+        Some(s) => Some(account::server(s, "account.smtp", [465, 587, 25], base)?),
+        None => None,
+    };
+    Ok(AccountConfig {
+        name,
+        address: a.address.get_ref().clone(),
+        display_name: a.display_name.clone(),
+        mailboxes,
+        mode: a.mode,
+        poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
+        imap,
+        smtp,
+    })
 }
 
 fn check_limits(l: &PluginLimits) -> Result<(), String> {

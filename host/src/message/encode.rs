@@ -65,6 +65,22 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// Decode standard base64 (padding optional, no line breaks). None on bad input.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut bits, mut nbits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        bits = (bits << 6) | v;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// Base64 broken into 76-character lines, for MIME bodies.
 pub fn base64_lines(data: &[u8]) -> String {
     let flat = base64(data);
@@ -135,6 +151,7 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(i.as_bytes()), o);
+            assert_eq!(base64_decode(o).unwrap(), i.as_bytes());
         }
     }
 

@@ -31,6 +31,13 @@ pub struct Pipeline {
     pub clock: Clock,
 }
 
+/// What every plugin's actions are checked and built against: the message as received.
+struct Origin<'a> {
+    original: &'a Email,
+    sender: Option<&'a str>,
+    identity: &'a Identity,
+}
+
 /// State of a message between plugins.
 struct Working {
     email: Email,
@@ -53,6 +60,16 @@ impl Pipeline {
     }
 
     pub async fn process(&self, original: &Email, message_key: &str) -> Decision {
+        self.process_as(original, message_key, &self.identity).await
+    }
+
+    /// Process for an account whose generated mail comes from `identity`.
+    pub async fn process_as(
+        &self,
+        original: &Email,
+        message_key: &str,
+        identity: &Identity,
+    ) -> Decision {
         let message_id = original.header("Message-ID");
         let mut w = Working {
             email: original.clone(),
@@ -94,7 +111,12 @@ impl Pipeline {
                     if actions.iter().any(changes_message) {
                         views.clear();
                     }
-                    let notes = self.apply(&mut w, original, sender.as_deref(), plugin, &actions);
+                    let origin = Origin {
+                        original,
+                        sender: sender.as_deref(),
+                        identity,
+                    };
+                    let notes = self.apply(&mut w, &origin, plugin, &actions);
                     w.decision.kv.extend(call.kv);
                     PluginStatus::Applied { actions, notes }
                 }
@@ -114,8 +136,7 @@ impl Pipeline {
     fn apply(
         &self,
         w: &mut Working,
-        original: &Email,
-        sender: Option<&str>,
+        origin: &Origin,
         plugin: &LoadedPlugin,
         actions: &[Action],
     ) -> Vec<String> {
@@ -143,7 +164,7 @@ impl Pipeline {
                 }
                 Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
                 Action::Reply(_) | Action::Forward(_) => {
-                    match self.outgoing(original, sender, plugin, index, action, &d.message_key) {
+                    match self.outgoing(origin, plugin, index, action, &d.message_key) {
                         Err(reason) => notes.push(reason),
                         Ok(_) if d.outgoing.len() >= self.max_outgoing => notes.push(format!(
                             "not sent: the cap of {} outgoing messages per message is reached",
@@ -160,13 +181,17 @@ impl Pipeline {
     /// Build the outgoing message of a reply/forward action, or say why it is suppressed.
     fn outgoing(
         &self,
-        original: &Email,
-        sender: Option<&str>,
+        origin: &Origin,
         plugin: &LoadedPlugin,
         index: usize,
         action: &Action,
         message_key: &str,
     ) -> Result<Outgoing, String> {
+        let Origin {
+            original,
+            sender,
+            identity,
+        } = *origin;
         let automated_ok =
             matches!(action, Action::Forward(_)) && plugin.settings.forward_automated;
         if let Some(reason) = loop_guard::blocker(original, sender, automated_ok) {
@@ -177,20 +202,18 @@ impl Pipeline {
         let (kind, mail_from, rcpt_to, raw) = match action {
             Action::Reply(r) => {
                 let to = sender.expect("checked by the loop guard").to_string();
-                let raw = reply::compose(original, r, &to, &self.identity, &id, now);
+                let raw = reply::compose(original, r, &to, identity, &id, now);
                 // RFC 3834: automatic responses go out with a null reverse-path.
                 (OutgoingKind::Reply, String::new(), vec![to], raw)
             }
             Action::Forward(f) => {
                 let raw = match f.mode {
-                    ForwardMode::Redirect => {
-                        forward::redirect(original, &f.to, &self.identity, &id, now)
-                    }
+                    ForwardMode::Redirect => forward::redirect(original, &f.to, identity, &id, now),
                     ForwardMode::Attachment => forward::as_attachment(
                         original,
                         &f.to,
                         f.note.as_deref(),
-                        &self.identity,
+                        identity,
                         &id,
                         now,
                     ),
@@ -199,7 +222,7 @@ impl Pipeline {
                     ForwardMode::Redirect => OutgoingKind::Redirect,
                     ForwardMode::Attachment => OutgoingKind::ForwardAttachment,
                 };
-                (kind, self.identity.address.clone(), f.to.clone(), raw)
+                (kind, identity.address.clone(), f.to.clone(), raw)
             }
             _ => unreachable!("only reply and forward produce mail"),
         };

@@ -5,3 +5,4 @@
 pub mod mailstore;
 pub mod outbox;
 pub mod outbox_dir;
+pub mod smtp;

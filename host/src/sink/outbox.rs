@@ -52,10 +52,51 @@ pub struct FlushReport {
     pub failed: Vec<(String, String)>,
 }
 
-/// Try to send every queued entry once.
-pub async fn flush(store: &Store, transport: &impl Transport) -> Result<FlushReport, StateError> {
+/// When to try again after a transient failure (config `[outbox]`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    pub first_retry_seconds: u64,
+    pub max_retry_seconds: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            first_retry_seconds: 30,
+            max_retry_seconds: 3600,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before the next try after `attempts` transient failures: doubling from
+    /// `first_retry_seconds` up to `max_retry_seconds`, with up to 25 % jitter so a queue
+    /// does not hit a recovering server all at once.
+    pub fn backoff_ms(&self, attempts: u32, jitter_seed: u64) -> u64 {
+        let first = self.first_retry_seconds.max(1) * 1000;
+        let base = first
+            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+            .min(self.max_retry_seconds.max(1) * 1000);
+        base + jitter_seed % (base / 4 + 1)
+    }
+}
+
+/// Try to send every queued entry that is due.
+pub async fn flush(
+    store: &Store,
+    transport: &impl Transport,
+    now_ms: u64,
+    retry: &RetryPolicy,
+) -> Result<FlushReport, StateError> {
     let mut report = FlushReport::default();
     for mut entry in store.outbox_pending()? {
+        if entry.next_attempt_ms > now_ms {
+            report
+                .deferred
+                .push((entry.id.clone(), "waiting for its next attempt".into()));
+            continue;
+        }
         let Some(raw) = store.outbox_raw(&entry.id)? else {
             entry.status = OutboxStatus::Failed;
             entry.last_error = Some("message bytes missing from the store".into());
@@ -73,6 +114,11 @@ pub async fn flush(store: &Store, transport: &impl Transport) -> Result<FlushRep
                 report.sent.push(entry.id.clone());
             }
             Err(e) if e.is_transient() => {
+                let seed = entry
+                    .id
+                    .bytes()
+                    .fold(now_ms, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+                entry.next_attempt_ms = now_ms + retry.backoff_ms(entry.attempts, seed);
                 entry.last_error = Some(e.message.clone());
                 report.deferred.push((entry.id.clone(), e.message));
             }
@@ -85,4 +131,92 @@ pub async fn flush(store: &Store, transport: &impl Transport) -> Result<FlushRep
         store.outbox_update(&entry)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// An in-memory transport that fails as told.
+    struct Scripted {
+        answers: Mutex<Vec<Result<(), SendError>>>,
+        sent: Mutex<Vec<String>>,
+    }
+
+    impl Transport for Scripted {
+        async fn send_raw(&self, entry: &OutboxEntry, _raw: &[u8]) -> Result<(), SendError> {
+            let answer = self.answers.lock().unwrap().remove(0);
+            if answer.is_ok() {
+                self.sent.lock().unwrap().push(entry.id.clone());
+            }
+            answer
+        }
+    }
+
+    fn queue(store: &Store, id: &str) {
+        store
+            .commit_message(&crate::state::MessageCommit {
+                message_key: format!("m-{id}"),
+                summary: "{}".into(),
+                outbox: vec![(
+                    OutboxEntry::new(id, "m", "p", "", vec!["a@b.c".into()], 1),
+                    b"x".to_vec(),
+                )],
+                durable: true,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn transient_failures_back_off_and_permanent_ones_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        queue(&store, "a");
+        queue(&store, "b");
+        let t = Scripted {
+            answers: Mutex::new(vec![
+                Err(SendError::transient("421 try later")),
+                Err(SendError::permanent("550 no such user")),
+                Ok(()),
+            ]),
+            sent: Mutex::new(vec![]),
+        };
+        let p = RetryPolicy::default();
+        let r = flush(&store, &t, 1000, &p).await.unwrap();
+        assert_eq!(r.deferred.len(), 1);
+        assert_eq!(r.failed.len(), 1);
+        // Not due yet: nothing is tried.
+        let r = flush(&store, &t, 2000, &p).await.unwrap();
+        assert!(r.sent.is_empty() && r.deferred.len() == 1);
+        // After the backoff it goes out, once.
+        let r = flush(&store, &t, 1000 + 37_501, &p).await.unwrap();
+        assert_eq!(r.sent.len(), 1);
+        assert!(flush(&store, &t, u64::MAX / 2, &p)
+            .await
+            .unwrap()
+            .sent
+            .is_empty());
+        let all = store.outbox_all().unwrap();
+        let failed: Vec<_> = all
+            .iter()
+            .filter(|e| e.status == OutboxStatus::Failed)
+            .collect();
+        assert_eq!(
+            failed.len(),
+            1,
+            "the permanent failure is kept, not dropped"
+        );
+        assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff_ms(1, 0), 30_000);
+        assert_eq!(p.backoff_ms(2, 0), 60_000);
+        assert_eq!(p.backoff_ms(30, 0), 3_600_000);
+        assert!(p.backoff_ms(1, 7_000) < 40_000);
+    }
 }

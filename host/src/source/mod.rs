@@ -2,6 +2,7 @@
 //! read-only. (IMAP arrives as another source with the same shape: a stable key per message,
 //! its bytes, mailbox and flags.)
 
+pub mod imap;
 pub mod maildir;
 
 use crate::message::Email;

@@ -14,6 +14,10 @@ const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_kv");
 const PROCESSED: TableDefinition<&str, &str> = TableDefinition::new("processed");
 const OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("outbox");
 const OUTBOX_RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_raw");
+/// "account/mailbox" -> (UIDVALIDITY, highest UID whose decision is committed).
+const CHECKPOINTS: TableDefinition<&str, (u32, u32)> = TableDefinition::new("checkpoints");
+/// Message key -> IMAP actions decided but not yet confirmed done (re-applied after a crash).
+const PENDING: TableDefinition<&str, &str> = TableDefinition::new("pending_actions");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -61,10 +65,21 @@ pub struct KvWrite {
 #[derive(Debug, Default)]
 pub struct MessageCommit {
     pub message_key: String,
+    /// More keys to mark processed with the same summary (e.g. the marker of a rewritten
+    /// copy we append back into a watched mailbox).
+    pub also_processed: Vec<String>,
     /// Human-readable summary of what happened (JSON), for `processed` look-ups.
     pub summary: String,
     pub kv: Vec<KvWrite>,
     pub outbox: Vec<(OutboxEntry, Vec<u8>)>,
+    /// Advance an IMAP mailbox checkpoint: (mailbox key, UIDVALIDITY, UID).
+    pub checkpoint: Option<(String, u32, u32)>,
+    /// Mailbox actions still to carry out (JSON), kept until `finish_pending`.
+    pub pending: Option<String>,
+    /// `false`: commit without waiting for the disk; made durable by the next durable
+    /// commit (a crash in between loses both, consistently). Used inside a batch whose
+    /// effects happen only after its last, durable commit.
+    pub durable: bool,
 }
 
 pub struct Store {
@@ -91,6 +106,8 @@ impl Store {
         txn.open_table(PROCESSED)?;
         txn.open_table(OUTBOX)?;
         txn.open_table(OUTBOX_RAW)?;
+        txn.open_table(CHECKPOINTS)?;
+        txn.open_table(PENDING)?;
         txn.commit()?;
         Ok(Store { db })
     }
@@ -151,7 +168,10 @@ impl Store {
     /// Outbox entries whose id is already present are left as they are (never re-queued),
     /// which is what makes re-processing after a crash send nothing twice.
     pub fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if !commit.durable {
+            txn.set_durability(redb::Durability::Eventual);
+        }
         {
             let mut kv = txn.open_table(KV)?;
             for w in &commit.kv {
@@ -178,6 +198,66 @@ impl Store {
             }
             let mut processed = txn.open_table(PROCESSED)?;
             processed.insert(commit.message_key.as_str(), commit.summary.as_str())?;
+            for k in &commit.also_processed {
+                processed.insert(k.as_str(), commit.summary.as_str())?;
+            }
+            if let Some((mailbox, validity, uid)) = &commit.checkpoint {
+                txn.open_table(CHECKPOINTS)?
+                    .insert(mailbox.as_str(), (*validity, *uid))?;
+            }
+            if let Some(plan) = &commit.pending {
+                txn.open_table(PENDING)?
+                    .insert(commit.message_key.as_str(), plan.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Make every earlier non-durable commit durable now.
+    pub fn sync(&self) -> Result<(), StateError> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
+    }
+
+    pub fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StateError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(CHECKPOINTS)?
+            .get(mailbox)?
+            .map(|v| v.value()))
+    }
+
+    pub fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(CHECKPOINTS)?
+            .insert(mailbox, (validity, uid))?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Pending mailbox actions whose message key starts with `prefix`.
+    pub fn pending(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PENDING)?;
+        let mut out = Vec::new();
+        for item in table.range(prefix..)? {
+            let (k, v) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    pub fn finish_pending(&self, keys: &[String]) -> Result<(), StateError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(PENDING)?;
+            for k in keys {
+                table.remove(k.as_str())?;
+            }
         }
         txn.commit()?;
         Ok(())
@@ -197,6 +277,15 @@ impl Store {
         }
         out.sort_by_key(|e| e.queued_at_ms);
         Ok(out)
+    }
+
+    /// When the earliest queued entry may be tried again (ms since the epoch).
+    pub fn outbox_next_due(&self) -> Result<Option<u64>, StateError> {
+        Ok(self
+            .outbox_pending()?
+            .iter()
+            .map(|e| e.next_attempt_ms)
+            .min())
     }
 
     pub fn outbox_all(&self) -> Result<Vec<OutboxEntry>, StateError> {
@@ -255,6 +344,8 @@ mod tests {
                     },
                 ],
                 outbox: vec![],
+                durable: true,
+                ..Default::default()
             })
             .unwrap();
         }
@@ -282,6 +373,8 @@ mod tests {
             summary: "{}".into(),
             kv: vec![],
             outbox: vec![(entry.clone(), b"raw".to_vec())],
+            durable: true,
+            ..Default::default()
         };
         s.commit_message(&commit).unwrap();
         let mut sent = entry.clone();

@@ -26,6 +26,9 @@ pub struct OutboxEntry {
     pub status: OutboxStatus,
     pub attempts: u32,
     pub queued_at_ms: u64,
+    /// Not to be tried before this time (backoff after a transient failure).
+    #[serde(default)]
+    pub next_attempt_ms: u64,
     pub last_error: Option<String>,
 }
 
@@ -47,6 +50,7 @@ impl OutboxEntry {
             status: OutboxStatus::Queued,
             attempts: 0,
             queued_at_ms,
+            next_attempt_ms: 0,
             last_error: None,
         }
     }

@@ -1,0 +1,151 @@
+//! What must happen to one message on the IMAP server, derived from the pipeline's decision
+//! and stored in the state store before anything is done (so a crash re-applies it instead of
+//! forgetting it). Applying plans is `apply`'s job.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::encode::base64;
+use crate::pipeline::Decision;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub uid: u32,
+    /// The message stays in its mailbox (keep or implicit keep).
+    pub keep: bool,
+    /// Other folders it goes to: (UTF-8 name, create when missing).
+    pub targets: Vec<(String, bool)>,
+    pub flags_before: Vec<String>,
+    pub flags_after: Vec<String>,
+    /// Set when plugins rewrote the message: the new bytes (base64), appended to every
+    /// destination, after which the original is removed.
+    pub rewritten: Option<String>,
+    /// The original's INTERNALDATE, kept on appended copies.
+    pub internal_date: Option<String>,
+}
+
+impl Plan {
+    pub fn new(
+        uid: u32,
+        d: &Decision,
+        flags_before: Vec<String>,
+        internal_date: Option<String>,
+        new_raw: Option<&[u8]>,
+    ) -> Plan {
+        let own = &d.email.mailbox;
+        let keep = d.deliveries.iter().any(|x| {
+            x.folder == *own
+                || (x.folder.eq_ignore_ascii_case("INBOX") && own.eq_ignore_ascii_case("INBOX"))
+        });
+        Plan {
+            uid,
+            keep,
+            targets: d
+                .deliveries
+                .iter()
+                .filter(|x| {
+                    !(x.folder == *own
+                        || (x.folder.eq_ignore_ascii_case("INBOX")
+                            && own.eq_ignore_ascii_case("INBOX")))
+                })
+                .map(|x| (x.folder.clone(), x.create))
+                .collect(),
+            flags_before,
+            flags_after: d.flags.clone(),
+            rewritten: new_raw.map(base64),
+            internal_date,
+        }
+    }
+
+    pub fn discarded(&self) -> bool {
+        !self.keep && self.targets.is_empty()
+    }
+
+    /// Nothing to do on the server.
+    pub fn is_noop(&self) -> bool {
+        self.keep
+            && self.targets.is_empty()
+            && self.rewritten.is_none()
+            && same_flags(&self.flags_before, &self.flags_after)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plan serialises")
+    }
+
+    pub fn from_json(s: &str) -> Option<Plan> {
+        serde_json::from_str(s).ok()
+    }
+
+    pub fn flags_added(&self) -> Vec<String> {
+        minus(&self.flags_after, &self.flags_before)
+    }
+
+    pub fn flags_removed(&self) -> Vec<String> {
+        minus(&self.flags_before, &self.flags_after)
+    }
+}
+
+fn minus(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter()
+        .filter(|x| !b.iter().any(|y| y.eq_ignore_ascii_case(x)))
+        .cloned()
+        .collect()
+}
+
+fn same_flags(a: &[String], b: &[String]) -> bool {
+    minus(a, b).is_empty() && minus(b, a).is_empty()
+}
+
+/// Collapse UIDs into IMAP sequence sets ("1:5,7,9:12"), split so that no command line
+/// gets near Dovecot's 64 KB limit.
+pub fn uid_sets(uids: &[u32]) -> Vec<String> {
+    const MAX_SET: usize = 16 * 1024;
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut sets = Vec::new();
+    let mut current = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        let part = if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        };
+        if !current.is_empty() && current.len() + part.len() + 1 > MAX_SET {
+            sets.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(&part);
+        i += 1;
+    }
+    if !current.is_empty() {
+        sets.push(current);
+    }
+    sets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_collapse_and_split() {
+        assert_eq!(uid_sets(&[5, 1, 2, 3, 7, 9, 10, 11, 3]), ["1:3,5,7,9:11"]);
+        assert!(uid_sets(&[]).is_empty());
+        let every_other: Vec<u32> = (1..100_000).step_by(2).collect();
+        let sets = uid_sets(&every_other);
+        assert!(sets.len() > 1);
+        assert!(sets.iter().all(|s| s.len() <= 16 * 1024));
+        let count: usize = sets.iter().map(|s| s.split(',').count()).sum();
+        assert_eq!(count, every_other.len());
+    }
+}

@@ -1,0 +1,207 @@
+//! Reaching the real Dovecot + Postfix of tests/mailstack from tests: where it listens
+//! (its env.sh), an IMAP client for seeding and checking mailboxes, and configs that point
+//! mailpipe at it. A test that needs the stack fails with a clear message when it is not
+//! running: it is never silently skipped.
+#![allow(dead_code)]
+
+use futures::TryStreamExt;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mailpipe::config::{PasswordSource, ServerConfig, TlsMode};
+use mailpipe::source::imap::connect::{connect, ImapSession};
+use mailpipe::source::imap::utf7;
+
+pub struct Stack {
+    pub dir: PathBuf,
+    pub vars: HashMap<String, String>,
+}
+
+impl Stack {
+    pub fn get() -> Stack {
+        let dir = PathBuf::from(
+            std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailpipe-mailstack".into()),
+        );
+        let env = std::fs::read_to_string(dir.join("env.sh")).unwrap_or_else(|_| {
+            panic!("the test mail stack is not running: run `bash tests/mailstack/start.sh` first (scripts/test.sh does)")
+        });
+        let vars = env
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.trim_matches('"').trim_matches('\'').to_string(),
+                )
+            })
+            .collect();
+        Stack { dir, vars }
+    }
+
+    pub fn port(&self, name: &str) -> u16 {
+        self.vars[&format!("MAILSTACK_{name}_PORT")]
+            .parse()
+            .unwrap()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        PathBuf::from(&self.vars["MAILSTACK_CA"])
+    }
+
+    pub fn wrong_ca(&self) -> PathBuf {
+        PathBuf::from(&self.vars["MAILSTACK_WRONG_CA"])
+    }
+
+    pub fn imap(&self, user: &str) -> ServerConfig {
+        ServerConfig {
+            host: "localhost".into(),
+            port: self.port("IMAPS"),
+            tls: TlsMode::Implicit,
+            ca_file: Some(self.ca()),
+            username: Some(format!("{user}@example.test")),
+            password: Some(PasswordSource::Command(format!("echo secret-{user}"))),
+        }
+    }
+
+    pub async fn session(&self, user: &str) -> ImapSession {
+        connect(&self.imap(user))
+            .await
+            .expect("IMAP login to the test stack")
+    }
+
+    /// The `[[account]]` table for `user` watching `mailboxes`, IMAPS + submission.
+    pub fn account_toml(&self, user: &str, mailboxes: &[&str], extra: &str) -> String {
+        format!(
+            r#"
+[[account]]
+name = "{user}"
+address = "{user}@example.test"
+mailboxes = {mailboxes:?}
+{extra}
+[account.imap]
+host = "localhost"
+port = {imaps}
+tls = "implicit"
+ca_file = "{ca}"
+username = "{user}@example.test"
+password_command = "echo secret-{user}"
+[account.smtp]
+host = "localhost"
+port = {submission}
+tls = "starttls"
+ca_file = "{ca}"
+username = "{user}@example.test"
+password_command = "echo secret-{user}"
+"#,
+            imaps = self.port("IMAPS"),
+            submission = self.port("SUBMISSION"),
+            ca = self.ca().display(),
+        )
+    }
+
+    pub fn script(&self, name: &str) -> PathBuf {
+        super::root().join("tests/mailstack").join(name)
+    }
+}
+
+/// A message the tests can find again: unique Message-ID and subject.
+pub fn message(from: &str, to: &str, subject: &str, id: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello from {from}.\r\n"
+    )
+    .into_bytes()
+}
+
+pub async fn create(s: &mut ImapSession, mailbox: &str) {
+    let _ = s.create(utf7::encode(mailbox)).await;
+}
+
+pub async fn append(s: &mut ImapSession, mailbox: &str, raw: &[u8]) {
+    s.append(utf7::encode(mailbox), None, None, raw)
+        .await
+        .expect("APPEND");
+}
+
+/// (UID, flags, raw headers) of every message in `mailbox`.
+pub async fn list(s: &mut ImapSession, mailbox: &str) -> Vec<(u32, Vec<String>, String)> {
+    let Ok(mb) = s.select(utf7::encode(mailbox)).await else {
+        return Vec::new();
+    };
+    if mb.exists == 0 {
+        return Vec::new();
+    }
+    let stream = s
+        .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER])")
+        .await
+        .expect("FETCH");
+    let items: Vec<_> = stream.try_collect().await.expect("FETCH");
+    let mut out: Vec<_> = items
+        .iter()
+        .map(|f| {
+            let flags = f.flags().map(|x| format!("{x:?}")).collect();
+            (
+                f.uid.unwrap_or(0),
+                flags,
+                String::from_utf8_lossy(f.header().unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    out.sort_by_key(|x| x.0);
+    out
+}
+
+/// Wait until `mailbox` of `user` has a message whose headers contain `needle`.
+pub async fn wait_for(
+    stack: &Stack,
+    user: &str,
+    mailbox: &str,
+    needle: &str,
+    limit: Duration,
+) -> Option<String> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let mut s = stack.session(user).await;
+        let found = list(&mut s, mailbox)
+            .await
+            .into_iter()
+            .find(|(_, _, h)| h.contains(needle));
+        let _ = s.logout().await;
+        if let Some((_, _, h)) = found {
+            return Some(h);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    None
+}
+
+pub fn count(headers: &[(u32, Vec<String>, String)], needle: &str) -> usize {
+    headers
+        .iter()
+        .filter(|(_, _, h)| h.contains(needle))
+        .count()
+}
+
+/// A unique name for this test run, so tests sharing the stack do not see each other's mail.
+pub fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        mailpipe::runner::now_ms() % 1_000_000
+    )
+}
+
+/// Write `text` as a config file in `dir` and load it.
+pub fn config(dir: &Path, text: &str) -> mailpipe::config::Config {
+    let file = dir.join("mailpipe.toml");
+    std::fs::write(&file, text).unwrap();
+    mailpipe::config::Config::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+pub fn plugin_toml(name: &str, wasm: &str, extra: &str) -> String {
+    format!(
+        "\n[[plugin]]\nname = \"{name}\"\npath = \"{}\"\n{extra}\n",
+        super::plugin_path(wasm).display()
+    )
+}
