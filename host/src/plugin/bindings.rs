@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use mailpipe::plugin::host::LogLevel;
-pub use mailpipe::plugin::types::{
+pub use self::mailpipe::plugin::host::LogLevel;
+pub use self::mailpipe::plugin::types::{
     Address, Attachment, FolderTarget, Forward, ForwardMode, Header, Needs, Reply,
 };
