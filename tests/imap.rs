@@ -6,7 +6,6 @@
 mod common;
 
 use common::mailstack::*;
-use common::*;
 use mailpipe::runner::{run_accounts_once, RunOptions};
 use std::time::Duration;
 
@@ -250,8 +249,7 @@ async fn tls_is_verified_against_the_configured_ca() {
     wrong.ca_file = Some(stack.wrong_ca());
     let err = mailpipe::source::imap::connect::connect(&wrong)
         .await
-        .err()
-        .expect("wrong CA must fail")
+        .expect_err("wrong CA must fail")
         .to_string();
     assert!(
         err.contains("TLS handshake") && err.to_lowercase().contains("certificate"),
@@ -270,8 +268,7 @@ async fn tls_is_verified_against_the_configured_ca() {
     ));
     let err = mailpipe::source::imap::connect::connect(&bad_pw)
         .await
-        .err()
-        .expect("bad password")
+        .expect_err("bad password")
         .to_string();
     assert!(err.contains("login as alice@example.test failed"), "{err}");
     assert!(

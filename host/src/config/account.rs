@@ -17,6 +17,8 @@ pub(super) struct RawAccount {
     #[serde(default)]
     pub mode: WatchMode,
     pub poll_seconds: Option<u64>,
+    /// Messages fetched and decided per round trip (bounds memory).
+    pub batch: Option<usize>,
     pub imap: RawServer,
     pub smtp: Option<RawServer>,
 }
@@ -131,6 +133,7 @@ pub struct AccountConfig {
     pub mailboxes: Vec<String>,
     pub mode: WatchMode,
     pub poll_seconds: u64,
+    pub batch: usize,
     pub imap: ServerConfig,
     pub smtp: Option<ServerConfig>,
 }

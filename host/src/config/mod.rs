@@ -347,6 +347,7 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
         mailboxes,
         mode: a.mode,
         poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
+        batch: a.batch.unwrap_or(200).clamp(1, 5000),
         imap,
         smtp,
     })

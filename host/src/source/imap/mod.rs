@@ -34,8 +34,6 @@ use crate::state::Store;
 /// into a watched mailbox is recognised as already processed instead of run again.
 pub const REWRITTEN_HEADER: &str = "X-Mailpipe-Rewritten";
 
-/// Messages fetched and decided per round trip; bounds memory whatever the mailbox size.
-pub const CHUNK: usize = 200;
 /// IDLE is re-issued at least this often (RFC 2177 asks for < 29 min); a connection that
 /// died silently is noticed when the DONE that ends it gets no answer.
 pub const IDLE_RENEW: Duration = Duration::from_secs(240);
@@ -311,7 +309,7 @@ impl AccountWorker {
         let progress = std::io::stderr().is_terminal() && !self.json;
         let total = uids.len();
         let mut done = 0;
-        for chunk in uids.chunks(CHUNK) {
+        for chunk in uids.chunks(self.account.batch) {
             let fetched = fetch(session, chunk, query).await?;
             let mut plans = Vec::new();
             let mut keys = Vec::new();

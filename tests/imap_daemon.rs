@@ -1,0 +1,340 @@
+//! The long-running daemon (`mailpipe run` with IDLE) as a real child process against the
+//! real test bed, including faults: new mail is processed within seconds, a SIGKILL in the
+//! middle of a run loses and duplicates nothing, a Dovecot restart is survived, and replies
+//! wait in the outbox while Postfix is down. These tests restart servers, so they run one at
+//! a time.
+
+mod common;
+
+use common::mailstack::*;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &std::path::Path, args: &[&str]) -> Daemon {
+        let log = config.with_extension(format!("log{}", mailpipe::runner::now_ms()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["run", "-c", config.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn smtp_send(stack: &Stack, to: &str, subject: &str, id: &str) {
+    let status = Command::new("swaks")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &stack.port("SMTP").to_string(),
+        ])
+        .args(["--from", "bob@example.test", "--to", to])
+        .args([
+            "--header",
+            &format!("Subject: {subject}"),
+            "--header",
+            &format!("Message-ID: <{id}>"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("swaks");
+    assert!(status.success());
+}
+
+fn filer_on_subject(tag: &str, folder: &str) -> String {
+    plugin_toml(
+        "filer",
+        "rules-filer",
+        &format!(
+            "[plugin.config]\nrules = [ {{ name = \"t\", folder = \"{folder}\", conditions = [ {{ subject = true, op = \"contains\", value = \"{tag}\" }} ] }} ]"
+        ),
+    )
+}
+
+fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let cfg = config(dir, &format!("[state]\ndir = \"{}\"\n[outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n{body}", dir.join("state").display()));
+    cfg.file
+}
+
+#[tokio::test]
+async fn idle_processes_new_mail_within_seconds() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("idle");
+    let folder = format!("T-{tag}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &(stack.account_toml("alice", &["INBOX"], "") + &filer_on_subject(&tag, &folder)),
+    );
+    let daemon = Daemon::start(&file, &[]);
+    // Wait until it is connected and idling.
+    let start = Instant::now();
+    while !daemon.output().contains("connected (IDLE)") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "daemon did not connect:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = Instant::now();
+    smtp_send(
+        &stack,
+        "alice@example.test",
+        &format!("hello {tag}"),
+        &format!("{tag}@example.test"),
+    );
+    let filed = wait_for(&stack, "alice", &folder, &tag, Duration::from_secs(20)).await;
+    assert!(
+        filed.is_some(),
+        "not filed within 20 s:\n{}",
+        daemon.output()
+    );
+    eprintln!("IDLE: SMTP acceptance to filed in {:?}", sent.elapsed());
+}
+
+#[tokio::test]
+async fn sigkill_mid_run_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("kill");
+    let (src, dst) = (format!("T-{tag}-in"), format!("T-{tag}-out"));
+    let n = 120;
+    let mut s = stack.session("alice").await;
+    create(&mut s, &src).await;
+    for i in 0..n {
+        let from = format!("Sender {i} <s{i}@example.net>");
+        append(
+            &mut s,
+            &src,
+            &message(
+                &from,
+                "alice@example.test",
+                &format!("{tag} #{i}"),
+                &format!("{i}.{tag}@example.net"),
+                "",
+            ),
+        )
+        .await;
+    }
+    // Every message is moved to dst and forwarded to carol: both must happen exactly once.
+    let body = stack.account_toml("alice", &[&src], "batch = 7\nmode = \"poll\"")
+        + &filer_on_subject(&tag, &dst)
+        + &plugin_toml(
+            "fwd",
+            "forwarder",
+            &format!("allow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ {{ subject_contains = \"{tag}\", to = [\"carol@example.test\"] }} ]"),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), &body);
+    let mut daemon = Daemon::start(&file, &[]);
+    let start = Instant::now();
+    loop {
+        let moved = list(&mut s, &dst).await.len();
+        if moved >= n / 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.kill();
+    let killed_at = list(&mut s, &dst).await.len();
+    assert!(
+        killed_at < n,
+        "killed too late to prove anything ({killed_at})"
+    );
+
+    // Start again and let it finish.
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c", file.to_str().unwrap(), "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let moved = list(&mut s, &dst).await;
+    assert!(
+        list(&mut s, &src).await.is_empty(),
+        "every message left the source mailbox"
+    );
+    for i in 0..n {
+        assert_eq!(
+            count(&moved, &format!("Message-ID: <{i}.{tag}@example.net>")),
+            1,
+            "message {i} filed once (killed at {killed_at})"
+        );
+    }
+    // Forwards: wait for all to arrive, then make sure none arrived twice.
+    let start = Instant::now();
+    loop {
+        let mut c = stack.session("carol").await;
+        let inbox = list(&mut c, "INBOX").await;
+        let got = count(&inbox, &format!("Subject: {tag} #"));
+        if got >= n {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let inbox = list(&mut c, "INBOX").await;
+            for i in 0..n {
+                assert_eq!(
+                    count(&inbox, &format!("Message-ID: <{i}.{tag}@example.net>")),
+                    1,
+                    "forward of {i} sent once"
+                );
+            }
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {got}/{n} forwards arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dovecot_restart_is_survived() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("dcrestart");
+    let folder = format!("T-{tag}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &(stack.account_toml("alice", &["INBOX"], "") + &filer_on_subject(&tag, &folder)),
+    );
+    let daemon = Daemon::start(&file, &[]);
+    let start = Instant::now();
+    while !daemon.output().contains("connected (IDLE)") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = Command::new("bash")
+        .arg(stack.script("restart-dovecot.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    smtp_send(
+        &stack,
+        "alice@example.test",
+        &format!("after restart {tag}"),
+        &format!("{tag}@example.test"),
+    );
+    let filed = wait_for(&stack, "alice", &folder, &tag, Duration::from_secs(60)).await;
+    assert!(
+        filed.is_some(),
+        "not processed after the restart:\n{}",
+        daemon.output()
+    );
+    assert!(
+        daemon.output().contains("reconnecting"),
+        "{}",
+        daemon.output()
+    );
+}
+
+#[tokio::test]
+async fn replies_wait_in_the_outbox_while_postfix_is_down() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("pfdown");
+    let box_ = format!("T-{tag}");
+    let mut s = stack.session("alice").await;
+    create(&mut s, &box_).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        &(stack.account_toml("alice", &[&box_], "")
+            + &plugin_toml(
+                "vacation",
+                "auto-responder",
+                "[plugin.config]\naddresses = [\"alice@example.test\"]\nbody = \"away\"",
+            )),
+    );
+    let ctl = |what: &str| {
+        let st = Command::new("bash")
+            .arg(stack.script("postfix-ctl.sh"))
+            .arg(what)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "postfix-ctl {what}");
+    };
+    ctl("stop");
+    let daemon = Daemon::start(&file, &[]);
+    append(
+        &mut s,
+        &box_,
+        &message(
+            "Bob <bob@example.test>",
+            "alice@example.test",
+            &format!("ping {tag}"),
+            &format!("{tag}@example.test"),
+            "",
+        ),
+    )
+    .await;
+    // The message is processed and the reply queued, but cannot be sent.
+    let start = Instant::now();
+    loop {
+        let out = daemon.output();
+        if out.contains(&format!("ping {tag}")) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ctl("start");
+    let needle = format!("In-Reply-To: <{tag}@example.test>");
+    let got = wait_for(&stack, "bob", "INBOX", &needle, Duration::from_secs(60)).await;
+    assert!(
+        got.is_some(),
+        "reply not delivered after Postfix came back:\n{}",
+        daemon.output()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut b = stack.session("bob").await;
+    assert_eq!(count(&list(&mut b, "INBOX").await, &needle), 1, "sent once");
+}
