@@ -114,6 +114,27 @@ fn config_errors_name_file_line_and_key() {
 }
 
 #[test]
+fn plaintext_to_a_remote_server_needs_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acct.toml");
+    let account = |extra: &str| {
+        format!(
+            "[[account]]\nname = \"work\"\naddress = \"me@example.com\"\n[account.imap]\nhost = \"imap.example.com\"\ntls = \"none\"\n{extra}username = \"me\"\npassword_command = \"pass show mail\"\n"
+        )
+    };
+    std::fs::write(&file, account("")).unwrap();
+    let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("acct.toml:5") && err.contains("account.imap.tls") && err.contains("clear text"), "{err}");
+    assert!(!err.contains("pass show"), "nothing about the password source leaks: {err}");
+    // With the explicit opt-in the config is accepted (no plugins, nothing to load).
+    std::fs::write(&file, account("allow_insecure = true\n")).unwrap();
+    let (code, out, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 plugin(s)"), "{out}");
+}
+
+#[test]
 fn check_loads_the_demo_config() {
     let (code, out, err) = mailpipe(&[
         "check",

@@ -21,7 +21,7 @@ fn pipeline_toml(folder_root: &str) -> String {
         &format!(
             r#"[plugin.config]
 rules = [
-  {{ name = "list", folder = "{folder_root}/Lists", conditions = [ {{ header = "List-Id", op = "exists" }} ] }},
+  {{ name = "list", folder = "{folder_root}/Listen-Ü", conditions = [ {{ header = "List-Id", op = "exists" }} ] }},
   {{ name = "boss", flags = ["\\Flagged", "$Boss"], conditions = [ {{ address = "from", op = "equals", value = "dana@example.test" }} ] }},
 ]"#
         ),
@@ -105,7 +105,8 @@ async fn files_flags_rewrites_and_replies_over_imap_and_smtp() {
 
     let inbox = list(&mut s, &box_).await;
     assert_eq!(inbox.len(), 3, "{inbox:#?}");
-    let lists = list(&mut s, &format!("{box_}/Lists")).await;
+    // A UTF-8 folder name, created and filled through modified UTF-7 on the wire.
+    let lists = list(&mut s, &format!("{box_}/Listen-Ü")).await;
     assert_eq!(lists.len(), 1);
     assert!(
         lists[0]
@@ -387,4 +388,49 @@ async fn headers_only_plugins_fetch_headers_and_bodies_survive_a_rewrite() {
         full.contains("A body line with ümlauts that must survive."),
         "{full}"
     );
+}
+
+#[tokio::test]
+async fn several_accounts_run_concurrently() {
+    let stack = Stack::get();
+    let tag = unique("multi");
+    let folder = format!("T-{tag}");
+    let mut toml = String::new();
+    for user in ["alice", "carol"] {
+        let mut s = stack.session(user).await;
+        create(&mut s, &folder).await;
+        append(
+            &mut s,
+            &folder,
+            &message(
+                "Bob <bob@example.test>",
+                &format!("{user}@example.test"),
+                &format!("{tag} for {user}"),
+                &format!("{user}.{tag}@example.test"),
+                "",
+            ),
+        )
+        .await;
+        toml += &stack.account_toml(user, &[&folder], "");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[state]\ndir = \"{}\"\n{toml}{}",
+        dir.path().join("state").display(),
+        plugin_toml("filer", "rules-filer", &format!("[plugin.config]\nrules = [ {{ name = \"t\", flags = [\"$Seen-By-Mailpipe\"], conditions = [ {{ subject = true, op = \"contains\", value = \"{tag}\" }} ] }} ]"))
+    );
+    let r = run_accounts_once(&config(dir.path(), &text), &OPTS)
+        .await
+        .unwrap();
+    assert_eq!(r.processed, 2);
+    for user in ["alice", "carol"] {
+        let mut s = stack.session(user).await;
+        let msgs = list(&mut s, &folder).await;
+        assert_eq!(msgs.len(), 1);
+        assert!(
+            msgs[0].1.iter().any(|f| f.contains("$Seen-By-Mailpipe")),
+            "{user}: {:?}",
+            msgs[0].1
+        );
+    }
 }

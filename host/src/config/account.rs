@@ -19,6 +19,8 @@ pub(super) struct RawAccount {
     pub poll_seconds: Option<u64>,
     /// Messages fetched and decided per round trip (bounds memory).
     pub batch: Option<usize>,
+    /// Envelope sender of automatic replies; RFC 3834 recommends the null path "" (default).
+    pub reply_envelope_from: Option<Spanned<String>>,
     pub imap: RawServer,
     pub smtp: Option<RawServer>,
 }
@@ -134,6 +136,7 @@ pub struct AccountConfig {
     pub mode: WatchMode,
     pub poll_seconds: u64,
     pub batch: usize,
+    pub reply_envelope_from: String,
     pub imap: ServerConfig,
     pub smtp: Option<ServerConfig>,
 }

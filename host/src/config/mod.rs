@@ -205,15 +205,6 @@ impl Config {
                 })
             }
         };
-        if raw.offline.is_none() && accounts.is_empty() {
-            return Err(ConfigError::Invalid {
-                file: path.to_owned(),
-                line: 1,
-                key: "offline / account".into(),
-                message: "nothing to read mail from: add an [offline] section or an [[account]]"
-                    .into(),
-            });
-        }
         let state_dir = match &raw.state.dir {
             Some(dir) => resolve(dir),
             None => base.join(".mailpipe-state"),
@@ -294,6 +285,15 @@ impl Config {
                 config,
             });
         }
+        if raw.offline.is_none() && accounts.is_empty() {
+            return Err(ConfigError::Invalid {
+                file: path.to_owned(),
+                line: 1,
+                key: "offline / account".into(),
+                message: "nothing to read mail from: add an [offline] section or an [[account]]"
+                    .into(),
+            });
+        }
         Ok(Config {
             file: path.to_owned(),
             state_dir,
@@ -335,6 +335,19 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
             list.iter().map(|m| m.get_ref().clone()).collect()
         }
     };
+    let reply_envelope_from = match &a.reply_envelope_from {
+        Some(f) if !f.get_ref().is_empty() => {
+            validate_addr_spec(f.get_ref()).map_err(|e| {
+                (
+                    f.span(),
+                    "account.reply_envelope_from".into(),
+                    e.to_string(),
+                )
+            })?;
+            f.get_ref().clone()
+        }
+        _ => String::new(),
+    };
     let imap = account::server(&a.imap, "account.imap", [993, 143, 143], base)?;
     let smtp = match &a.smtp {
         Some(s) => Some(account::server(s, "account.smtp", [465, 587, 25], base)?),
@@ -348,6 +361,7 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
         mode: a.mode,
         poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
         batch: a.batch.unwrap_or(200).clamp(1, 5000),
+        reply_envelope_from,
         imap,
         smtp,
     })

@@ -376,6 +376,11 @@ impl AccountWorker {
                     new_raw.as_deref(),
                 );
                 let mut commit = commit_for(&d, now_ms());
+                for (entry, _) in &mut commit.outbox {
+                    if entry.mail_from.is_empty() {
+                        entry.mail_from = self.account.reply_envelope_from.clone();
+                    }
+                }
                 if new_raw.is_some() {
                     commit.also_processed.push(format!("rewritten:{marker}"));
                 }
