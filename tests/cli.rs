@@ -125,8 +125,16 @@ fn plaintext_to_a_remote_server_needs_an_explicit_opt_in() {
     std::fs::write(&file, account("")).unwrap();
     let (code, _, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("acct.toml:5") && err.contains("account.imap.tls") && err.contains("clear text"), "{err}");
-    assert!(!err.contains("pass show"), "nothing about the password source leaks: {err}");
+    assert!(
+        err.contains("acct.toml:5")
+            && err.contains("account.imap.tls")
+            && err.contains("clear text"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("pass show"),
+        "nothing about the password source leaks: {err}"
+    );
     // With the explicit opt-in the config is accepted (no plugins, nothing to load).
     std::fs::write(&file, account("allow_insecure = true\n")).unwrap();
     let (code, out, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);

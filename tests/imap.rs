@@ -32,10 +32,8 @@ rules = [
 #[tokio::test]
 async fn files_flags_rewrites_and_replies_over_imap_and_smtp() {
     let stack = Stack::get();
-    let box_ = unique("T-main");
     let tag = unique("msg");
-    let mut s = stack.session("alice").await;
-    create(&mut s, &box_).await;
+    let (mut s, box_) = fresh_mailbox(&stack, "alice", "T-main").await;
     // 1: from bob (internal, direct) -> reply; 2: list mail from outside -> tagged + filed;
     // 3: from dana -> flagged, kept; 4: bulk -> tagged, kept, no reply.
     append(
@@ -181,10 +179,8 @@ async fn files_flags_rewrites_and_replies_over_imap_and_smtp() {
 #[tokio::test]
 async fn forwards_arrive_through_postfix() {
     let stack = Stack::get();
-    let box_ = unique("T-fwd");
     let tag = unique("fwd");
-    let mut s = stack.session("alice").await;
-    create(&mut s, &box_).await;
+    let (mut s, box_) = fresh_mailbox(&stack, "alice", "T-fwd").await;
     append(
         &mut s,
         &box_,
@@ -281,9 +277,7 @@ async fn tls_is_verified_against_the_configured_ca() {
 #[tokio::test]
 async fn a_uidvalidity_change_is_detected_and_nothing_is_rerun() {
     let stack = Stack::get();
-    let box_ = unique("T-uidv");
-    let mut s = stack.session("alice").await;
-    create(&mut s, &box_).await;
+    let (mut s, box_) = fresh_mailbox(&stack, "alice", "T-uidv").await;
     append(
         &mut s,
         &box_,
@@ -340,10 +334,8 @@ async fn a_uidvalidity_change_is_detected_and_nothing_is_rerun() {
 #[tokio::test]
 async fn headers_only_plugins_fetch_headers_and_bodies_survive_a_rewrite() {
     let stack = Stack::get();
-    let box_ = unique("T-hdr");
     let tag = unique("h");
-    let mut s = stack.session("alice").await;
-    create(&mut s, &box_).await;
+    let (mut s, box_) = fresh_mailbox(&stack, "alice", "T-hdr").await;
     let mut raw = message(
         "Eve <eve@example.net>",
         "alice@example.test",

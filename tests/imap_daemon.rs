@@ -36,6 +36,19 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Wait until the daemon's output contains `needle`.
+    async fn wait_output(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.output().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} within {limit:?}:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// SIGKILL: no chance to clean up.
     fn kill(&mut self) {
         let _ = self.child.kill();
@@ -98,15 +111,9 @@ async fn idle_processes_new_mail_within_seconds() {
     );
     let daemon = Daemon::start(&file, &[]);
     // Wait until it is connected and idling.
-    let start = Instant::now();
-    while !daemon.output().contains("connected (IDLE)") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "daemon did not connect:\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    daemon
+        .wait_output("connected (IDLE)", Duration::from_secs(60))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = Instant::now();
     smtp_send(
@@ -240,15 +247,9 @@ async fn a_dovecot_restart_is_survived() {
         &(stack.account_toml("alice", &["INBOX"], "") + &filer_on_subject(&tag, &folder)),
     );
     let daemon = Daemon::start(&file, &[]);
-    let start = Instant::now();
-    while !daemon.output().contains("connected (IDLE)") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    daemon
+        .wait_output("connected (IDLE)", Duration::from_secs(60))
+        .await;
     let status = Command::new("bash")
         .arg(stack.script("restart-dovecot.sh"))
         .stdout(Stdio::null())
@@ -316,15 +317,9 @@ async fn replies_wait_in_the_outbox_while_postfix_is_down() {
     )
     .await;
     // The message is processed and the reply queued, but cannot be sent.
-    let start = Instant::now();
-    loop {
-        let out = daemon.output();
-        if out.contains(&format!("ping {tag}")) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{out}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    daemon
+        .wait_output(&format!("ping {tag}"), Duration::from_secs(30))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     ctl("start");
     let needle = format!("In-Reply-To: <{tag}@example.test>");

@@ -114,6 +114,14 @@ pub fn message(from: &str, to: &str, subject: &str, id: &str, extra_headers: &st
     .into_bytes()
 }
 
+/// A session of `user` and a new mailbox of its own, named after `prefix`.
+pub async fn fresh_mailbox(stack: &Stack, user: &str, prefix: &str) -> (ImapSession, String) {
+    let mailbox = unique(prefix);
+    let mut s = stack.session(user).await;
+    create(&mut s, &mailbox).await;
+    (s, mailbox)
+}
+
 pub async fn create(s: &mut ImapSession, mailbox: &str) {
     let _ = s.create(utf7::encode(mailbox)).await;
 }
