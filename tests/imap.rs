@@ -426,3 +426,53 @@ async fn several_accounts_run_concurrently() {
         );
     }
 }
+
+#[tokio::test]
+async fn check_connect_logs_in_to_imap_and_smtp() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let good = format!(
+        "[state]\ndir = \"{}\"\n{}",
+        dir.path().join("state").display(),
+        stack.account_toml("alice", &["INBOX"], "")
+    );
+    let file = dir.path().join("check.toml");
+    std::fs::write(&file, &good).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["check", "--connect", "-c", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("IMAP localhost:")
+            && stdout.contains("SMTP localhost:")
+            && stdout.contains("ok"),
+        "{stdout}"
+    );
+    // A wrong SMTP password is reported, without the password.
+    let idx = good
+        .rfind("password_command = \"echo secret-alice\"")
+        .unwrap();
+    let bad = format!(
+        "{}password_command = \"echo not-the-password\"{}",
+        &good[..idx],
+        &good[idx + "password_command = \"echo secret-alice\"".len()..]
+    );
+    std::fs::write(&file, &bad).unwrap();
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("SMTP"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not-the-password"), "{stdout}");
+}

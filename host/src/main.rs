@@ -53,6 +53,9 @@ enum Command {
     Check {
         #[arg(short, long)]
         config: PathBuf,
+        /// Also log in to every account's IMAP and SMTP server.
+        #[arg(long)]
+        connect: bool,
     },
 }
 
@@ -69,7 +72,7 @@ async fn main() -> ExitCode {
 
 async fn real_main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
-        Command::Check { config } => {
+        Command::Check { config, connect } => {
             let config = Config::load(&config)?;
             let store = Arc::new(Store::open(&config.state_dir)?);
             let pipeline = runner::build_pipeline(&config, Some(store), Clock::System).await?;
@@ -84,6 +87,21 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 }
             );
             print!("{}", runner::describe_plugins(&pipeline));
+            if connect {
+                let mut failed = false;
+                for (name, result) in runner::probe_accounts(&config).await {
+                    match result {
+                        Ok(what) => println!("  account {name}: {what}"),
+                        Err(e) => {
+                            failed = true;
+                            println!("  account {name}: FAILED: {e}");
+                        }
+                    }
+                }
+                if failed {
+                    return Ok(ExitCode::from(1));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

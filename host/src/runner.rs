@@ -281,3 +281,30 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Log in to every account's servers (`mailpipe check --connect`).
+pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, String>)> {
+    let mut out = Vec::new();
+    for a in &config.accounts {
+        let result = async {
+            let mut session = crate::source::imap::connect::connect(&a.imap)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = session.logout().await;
+            let mut what = format!("IMAP {}:{} ok", a.imap.host, a.imap.port);
+            if let Some(smtp) = &a.smtp {
+                let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sink.probe()
+                    .await
+                    .map_err(|e| format!("SMTP {}:{}: {e}", smtp.host, smtp.port))?;
+                what += &format!(", SMTP {}:{} ok", smtp.host, smtp.port);
+            }
+            Ok(what)
+        }
+        .await;
+        out.push((a.name.clone(), result));
+    }
+    out
+}

@@ -82,6 +82,17 @@ impl SmtpSink {
     }
 }
 
+impl SmtpSink {
+    /// Connect, greet, STARTTLS and authenticate as configured, then quit.
+    pub async fn probe(&self) -> Result<(), String> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the server did not accept the connection".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 impl Transport for SmtpSink {
     async fn send_raw(&self, entry: &OutboxEntry, raw: &[u8]) -> Result<(), SendError> {
         let parse = |a: &str| {
