@@ -152,6 +152,21 @@ async fn real_main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Where `mailpipe test` keeps compiled plugins between runs (JS and Python components
+/// take seconds to compile): $MAILPIPE_CACHE_DIR, else $XDG_CACHE_HOME/mailpipe, else
+/// ~/.cache/mailpipe.
+fn user_cache_dir() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("MAILPIPE_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mailpipe")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/mailpipe")))
+        .map(|d| d.join("compiled"))
+}
+
 #[derive(clap::Args)]
 struct TestArgs {
     plugin: PathBuf,
@@ -196,7 +211,7 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
     let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
     let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
     let store = Arc::new(Store::open(&state_dir)?);
-    let runtime = PluginRuntime::new(settings.limits.memory_mb, None)?;
+    let runtime = PluginRuntime::new(settings.limits.memory_mb, user_cache_dir())?;
     let loaded = runner::load_plugins(
         &runtime,
         std::slice::from_ref(&settings),
