@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every plugin crate (plugins/examples/*, plugins/misbehaving/*) for wasm32-wasip2 from
+# Builds every plugin: the Rust crates (plugins/examples/*, plugins/misbehaving/*) for wasm32-wasip2 from
 # the root workspace and copies the components to <target>/plugins/<crate-name>.wasm, e.g.
 # target/plugins/auto-responder.wasm. Runs from any directory; honours CARGO_TARGET_DIR.
 # Extra arguments go to `cargo build` (e.g. --locked).
@@ -40,4 +40,13 @@ for crate in "${crates[@]}"; do
     # cargo names the artifact after the lib target: dashes become underscores.
     cp "$target_dir/wasm32-wasip2/release/${crate//-/_}.wasm" "$out/$crate.wasm"
     printf '%8d KiB  %s\n' $(( $(wc -c <"$out/$crate.wasm") / 1024 )) "$out/$crate.wasm"
+done
+
+# Plugins in other languages: each language folder has its own build.sh that installs its
+# toolchain from the registries (npm, PyPI, Debian) when missing and writes to the same place.
+for lang_build in plugins/js/build.sh plugins/python/build.sh plugins/c/build.sh; do
+    if [[ -f "$lang_build" ]]; then
+        echo "== $lang_build"
+        bash "$lang_build"
+    fi
 done

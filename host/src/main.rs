@@ -192,6 +192,12 @@ struct TestArgs {
     /// Mailbox the message is said to come from.
     #[arg(long, default_value = "INBOX")]
     mailbox: String,
+    /// Memory limit of the plugin (default as in a config: 64).
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Time limit of one call (default as in a config: 1000).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
 }
 
 async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
@@ -207,7 +213,15 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
     mailpipe::message::address::validate_addr_spec(&a.identity).context("--identity")?;
     let raw = std::fs::read(&a.message)
         .with_context(|| format!("cannot read {}", a.message.display()))?;
-    let settings = adhoc_plugin_config(&a.plugin, serde_json::to_value(&table)?, allow);
+    let mut settings = adhoc_plugin_config(&a.plugin, serde_json::to_value(&table)?, allow);
+    settings.limits.memory_mb = a
+        .memory_mb
+        .unwrap_or(settings.limits.memory_mb)
+        .clamp(1, 4096);
+    settings.limits.timeout_ms = a
+        .timeout_ms
+        .unwrap_or(settings.limits.timeout_ms)
+        .clamp(1, 600_000);
     let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
     let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
     let store = Arc::new(Store::open(&state_dir)?);

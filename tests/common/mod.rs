@@ -95,7 +95,9 @@ impl TestPipeline {
             .map(|p| p.limits.memory_mb)
             .max()
             .unwrap_or(64);
-        let runtime = PluginRuntime::new(max_mem, Some(dir.path().join("compiled"))).unwrap();
+        // Shared between tests and runs: the JS and Python components take seconds to compile.
+        let runtime =
+            PluginRuntime::new(max_mem, Some(root().join("target/test-compiled"))).unwrap();
         let loaded = mailpipe::runner::load_plugins(&runtime, &plugins, Some(store.clone()))
             .await
             .unwrap();

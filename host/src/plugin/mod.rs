@@ -243,7 +243,24 @@ fn finish<R>(
     limits: &PluginLimits,
 ) -> (Result<R, CallFailure>, (Vec<LogLine>, Vec<KvWrite>)) {
     let effects = store.data_mut().take_effects();
-    (result.map_err(|e| classify(e, limits)), effects)
+    let result = result.map_err(|e| match classify(e, limits) {
+        // A guest language's runtime (Python, JS) prints the real reason to stderr before
+        // it aborts; put its last lines into the error the user sees.
+        CallFailure::Trap(t) => match effects
+            .0
+            .iter()
+            .find_map(|l| l.text.strip_prefix("stderr: "))
+        {
+            Some(err) => {
+                let tail: Vec<&str> = err.lines().rev().take(3).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                CallFailure::Trap(format!("{} | stderr: {}", t, tail.join(" / ")))
+            }
+            None => CallFailure::Trap(t),
+        },
+        other => other,
+    });
+    (result, effects)
 }
 
 impl LoadedPlugin {

@@ -1,0 +1,94 @@
+"""auto-responder-py: a vacation auto-reply for mailpipe, written in Python.
+
+Config (the plugin's table in the host config, read as JSON):
+
+    addresses = ["me@example.com"]   # required: answer only mail sent to one of these (To/Cc)
+    days = 7                         # at most one reply per sender per N days (default 7)
+    subject = "Away until Monday"    # optional; default "Auto: <original subject>"
+    body = "I'm on holiday ..."      # required: the plain-text reply
+
+Nobody gets an answer when the message comes from a list (List-* headers, Precedence
+bulk/list/junk), from a program (Auto-Submitted other than "no", a bounce with Return-Path <>,
+or a robot address like mailer-daemon, noreply, owner-*, *-request), or from ourselves.
+"""
+
+import fnmatch
+import json
+
+import wit_world
+from componentize_py_types import Err
+from wit_world.imports import host
+from wit_world.imports.types import Action_Reply, Message, Needs, PluginInfo, Reply
+
+ROBOTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "owner-*", "*-request")
+SECONDS_PER_DAY = 86_400
+
+
+def header(msg: Message, name: str) -> str | None:
+    """The first header field called `name` (case-insensitive), or None."""
+    return next((h.value for h in msg.headers if h.name.lower() == name.lower()), None)
+
+
+def sender(msg: Message) -> str | None:
+    """Whom the host will answer: Return-Path, else From ("" for a bounce)."""
+    return_path = header(msg, "Return-Path")
+    if return_path is not None:
+        return return_path.strip().strip("<>").strip().lower()
+    return msg.from_[0].address.lower() if msg.from_ else None
+
+
+def is_robot(address: str) -> bool:
+    local_part = address.split("@")[0].lower()
+    return any(fnmatch.fnmatchcase(local_part, pattern) for pattern in ROBOTS)
+
+
+def is_list_or_automatic(msg: Message) -> bool:
+    if any(h.name.lower().startswith("list-") for h in msg.headers):
+        return True
+    if (header(msg, "Precedence") or "").strip().lower() in ("bulk", "list", "junk"):
+        return True
+    auto_submitted = header(msg, "Auto-Submitted")
+    return auto_submitted is not None and auto_submitted.split(";")[0].strip().lower() != "no"
+
+
+def load_config() -> dict:
+    try:
+        config = json.loads(host.config_json())
+    except ValueError as e:
+        raise Err(f"config is not valid JSON: {e}")
+    addresses = config.get("addresses")
+    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+        raise Err('config: "addresses" must be a list of strings')
+    if not isinstance(config.get("body"), str):
+        raise Err('config: "body" (the reply text) is required')
+    days = config.get("days", 7)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise Err('config: "days" must be a whole number >= 1')
+    return config
+
+
+class WitWorld(wit_world.WitWorld):
+    def info(self) -> PluginInfo:
+        return PluginInfo(name="auto-responder-py", version="0.1.0", needs=Needs.HEADERS)
+
+    def on_message(self, msg: Message) -> list:
+        config = load_config()
+        mine = {a.lower() for a in config["addresses"]}
+
+        to_me = any(a.address.lower() in mine for a in msg.to + msg.cc)
+        who = sender(msg)
+        if not to_me or not who or is_list_or_automatic(msg):
+            return []
+        claimed = [who] + [a.address.lower() for a in msg.from_]
+        if any(a in mine or is_robot(a) for a in claimed):
+            return []
+
+        key = f"replied:{who}"
+        if host.kv_get(key) is not None:
+            host.log(host.LogLevel.DEBUG, f"{who} was answered recently; staying quiet")
+            return []
+        host.kv_set(key, b"1", config.get("days", 7) * SECONDS_PER_DAY)
+
+        subject = config.get("subject") or f"Auto: {(msg.subject or '').strip()}".strip()
+        host.log(host.LogLevel.INFO, f"sending the away note to {who}")
+        return [Action_Reply(Reply(subject=subject, text=config["body"], html=None, headers=[]))]
