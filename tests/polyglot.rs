@@ -41,3 +41,51 @@ async fn python_auto_responder_replies_once_and_skips_lists() {
         );
     }
 }
+
+#[tokio::test]
+async fn javascript_rules_filer_files_flags_and_counts_in_kv() {
+    let p = plugin(
+        "js-filer",
+        "rules-filer-js",
+        json!({"rules": [
+            {"name": "rust", "header": "List-Id", "contains": "RUST-users", "folder": "Lists/rust", "flags": ["$Label1"]},
+            {"name": "dana", "from": "*@example.com", "folder": "People/dana"},
+        ]}),
+    );
+    let t = TestPipeline::new(vec![p]).await;
+    assert_eq!(t.pipeline.plugins[0].info.name, "rules-filer-js");
+    let d = t.run_commit(&sample(3), "3").await;
+    assert!(
+        matches!(status(&d, "js-filer"), PluginStatus::Applied { .. }),
+        "{:?}",
+        d.reports
+    );
+    assert_eq!(folders(&d), ["Lists/rust"]);
+    assert_eq!(d.flags, ["$Label1"]);
+    // The counter lives in the host's KV store, per plugin, and survives between messages.
+    let count = |t: &TestPipeline| {
+        t.store
+            .kv_get("js-filer", "count:rust", 0)
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+    assert_eq!(count(&t).as_deref(), Some("1"));
+    t.run_commit(&sample(3), "3b").await;
+    assert_eq!(count(&t).as_deref(), Some("2"));
+    assert_eq!(folders(&t.run(&sample(9), "9").await), ["People/dana"]);
+    assert_eq!(folders(&t.run(&sample(1), "1").await), ["INBOX"]);
+
+    // A broken config is the plugin's error, reported; the message stays where it was.
+    let bad = plugin(
+        "js-filer",
+        "rules-filer-js",
+        json!({"rules": [{"name": "x", "heade": "List-Id", "folder": "X"}]}),
+    );
+    let t = TestPipeline::new(vec![bad]).await;
+    let d = t.run(&sample(3), "3").await;
+    match status(&d, "js-filer") {
+        PluginStatus::Failed { error: f } => assert!(f.to_string().contains("heade"), "{f}"),
+        s => panic!("{s:?}"),
+    }
+    assert_eq!(folders(&d), ["INBOX"]);
+}
