@@ -89,3 +89,43 @@ async fn javascript_rules_filer_files_flags_and_counts_in_kv() {
     }
     assert_eq!(folders(&d), ["INBOX"]);
 }
+
+#[tokio::test]
+async fn c_header_tagger_tags_and_flags_by_header() {
+    let p = plugin(
+        "c-tagger",
+        "header-tagger-c",
+        json!({"header": "X-Spam-Flag", "value": "YES", "tag": "[SPAM]", "flag": "$Junk"}),
+    );
+    let t = TestPipeline::new(vec![p]).await;
+    assert_eq!(t.pipeline.plugins[0].info.name, "header-tagger-c");
+    let spam = mailpipe::message::Email::new(
+        b"From: x@example.net\r\nTo: alice@example.com\r\nSubject: Cheap watches\r\nX-Spam-Flag: yes\r\n\r\nbuy\r\n".to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let d = t.run(&spam, "spam").await;
+    assert!(
+        matches!(status(&d, "c-tagger"), PluginStatus::Applied { .. }),
+        "{:?}",
+        d.reports
+    );
+    assert_eq!(
+        d.email.header("Subject").as_deref(),
+        Some("[SPAM] Cheap watches")
+    );
+    assert_eq!(d.flags, ["$Junk"]);
+    let d = t.run(&sample(1), "1").await;
+    assert!(!d.rewritten && d.flags.is_empty());
+    // Without its required config it reports an error instead of guessing.
+    let t = TestPipeline::new(vec![plugin(
+        "c-tagger",
+        "header-tagger-c",
+        json!({"header": "X-Spam-Flag"}),
+    )])
+    .await;
+    assert!(matches!(
+        status(&t.run(&spam, "s").await, "c-tagger"),
+        PluginStatus::Failed { .. }
+    ));
+}
