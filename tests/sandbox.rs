@@ -133,9 +133,10 @@ async fn a_file_that_is_not_a_component_does_not_load() {
 }
 
 #[tokio::test]
-async fn instances_do_not_share_memory_between_messages() {
+async fn uncommitted_state_does_not_carry_over_between_messages() {
     // The vacation plugin keeps per-sender memory only through the host KV store; with no
-    // commit between the two calls, the second call must see no trace of the first.
+    // commit between the two calls, the second call (on the same, reused instance) must see
+    // no trace of the first call's buffered writes.
     let p = plugin(
         "vacation",
         "auto-responder",
@@ -148,6 +149,47 @@ async fn instances_do_not_share_memory_between_messages() {
     assert_eq!(
         b.outgoing.len(),
         1,
-        "uncommitted state and instance memory do not carry over"
+        "uncommitted state does not carry over"
     );
+}
+
+fn with_subject(subject: &str) -> mailpipe::message::Email {
+    let raw = format!(
+        "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.org>\r\n\r\nHi\r\n"
+    );
+    mailpipe::message::Email::new(raw.into_bytes(), "INBOX", vec![])
+}
+
+/// What instance reuse means, shown with a plugin that keeps data in a global: a warm
+/// instance carries it from message to message, a trap replaces the instance (it is never
+/// entered again), and `fresh_instance = true` starts every message from scratch.
+#[tokio::test]
+async fn warm_instances_are_replaced_after_a_trap_and_optional() {
+    let t = TestPipeline::new(vec![plugin("mem", "misbehave-remembers", json!({}))]).await;
+    let seen = |d: &mailpipe::pipeline::Decision| d.email.header("X-Seen-Before");
+    let d1 = t.run(&with_subject("one"), "k1").await;
+    assert_eq!(seen(&d1).as_deref(), Some("0"));
+    let d2 = t.run(&with_subject("two"), "k2").await;
+    assert_eq!(seen(&d2).as_deref(), Some("1"), "the warm instance served again");
+    assert_eq!(d2.email.header("X-Last-Subject").as_deref(), Some("one"));
+    let bad = t.run(&with_subject("please trap"), "k3").await;
+    assert!(matches!(
+        status(&bad, "mem"),
+        PluginStatus::Failed {
+            error: CallFailure::Trap(_)
+        }
+    ));
+    assert_eq!(bad.email.header("X-Seen-Before"), None, "nothing applied");
+    let d4 = t.run(&with_subject("four"), "k4").await;
+    assert_eq!(seen(&d4).as_deref(), Some("0"), "a new instance after the trap");
+    assert_eq!(d4.email.header("X-Last-Subject"), None);
+
+    let mut fresh = plugin("mem", "misbehave-remembers", json!({}));
+    fresh.fresh_instance = true;
+    let t = TestPipeline::new(vec![fresh]).await;
+    for (i, s) in ["a", "b", "c"].iter().enumerate() {
+        let d = t.run(&with_subject(s), &format!("f{i}")).await;
+        assert_eq!(seen(&d).as_deref(), Some("0"), "message {s}");
+        assert_eq!(d.email.header("X-Last-Subject"), None);
+    }
 }

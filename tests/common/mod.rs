@@ -64,6 +64,7 @@ pub fn plugin(name: &str, wasm: &str, config: serde_json::Value) -> PluginConfig
         limits: PluginLimits::default(),
         allow_send_to: vec![RecipientPattern::Sender],
         forward_automated: false,
+        fresh_instance: false,
         config,
     }
 }

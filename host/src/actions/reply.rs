@@ -11,14 +11,7 @@ use crate::plugin::bindings::Reply;
 /// Where automatic responses go: the Return-Path address, else From (RFC 3834 section 4;
 /// Reply-To is for human replies).
 pub fn response_address(email: &Email) -> Option<String> {
-    let headers = email.headers();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    if let Some(rp) = find("Return-Path") {
+    if let Some(rp) = email.header("Return-Path") {
         let addr = rp
             .trim()
             .trim_start_matches('<')
@@ -27,7 +20,7 @@ pub fn response_address(email: &Email) -> Option<String> {
             .to_string();
         return (!addr.is_empty()).then_some(addr);
     }
-    let from = find("From")?;
+    let from = email.header("From")?;
     let addr = match (from.rfind('<'), from.rfind('>')) {
         (Some(a), Some(b)) if a < b => &from[a + 1..b],
         _ => from.as_str(),

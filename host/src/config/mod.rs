@@ -98,6 +98,8 @@ struct RawPlugin {
     #[serde(default)]
     forward_automated: bool,
     #[serde(default)]
+    fresh_instance: bool,
+    #[serde(default)]
     config: toml::Table,
 }
 
@@ -140,6 +142,9 @@ pub struct PluginConfig {
     pub allow_send_to: Vec<RecipientPattern>,
     /// Allow forwards of list, bulk and auto-submitted mail (the loop marker check stays).
     pub forward_automated: bool,
+    /// A new instance for every message (nothing in the guest's memory outlives a message)
+    /// instead of reusing a warm one; see docs/PIPELINE.md.
+    pub fresh_instance: bool,
     /// The plugin's own table, handed to it as JSON.
     pub config: serde_json::Value,
 }
@@ -282,6 +287,7 @@ impl Config {
                 limits,
                 allow_send_to,
                 forward_automated: p.forward_automated,
+                fresh_instance: p.fresh_instance,
                 config,
             });
         }

@@ -47,11 +47,20 @@ impl Email {
         view::decoded_headers(&self.raw)
     }
 
+    /// Every value of a header, decoded, matched case-insensitively, in order. A light scan
+    /// of the header block: no MIME parsing, only the matching fields are decoded.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        rewrite::HeaderBlock::parse(&self.raw)
+            .values(name)
+            .map(view::decode_value)
+            .collect()
+    }
+
     /// First value of a header, decoded, matched case-insensitively.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers()
-            .into_iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        rewrite::HeaderBlock::parse(&self.raw)
+            .values(name)
+            .next()
+            .map(view::decode_value)
     }
 }

@@ -20,10 +20,10 @@ pub struct HeaderBlock<'a> {
 
 impl<'a> HeaderBlock<'a> {
     pub fn parse(raw: &'a [u8]) -> HeaderBlock<'a> {
-        let eol = if raw.windows(2).any(|w| w == b"\r\n") || raw.is_empty() {
-            "\r\n"
-        } else {
-            "\n"
+        // The message's own line ending, as its first line has it (no scan of the body).
+        let eol = match raw.iter().position(|&b| b == b'\n') {
+            Some(i) if i == 0 || raw[i - 1] != b'\r' => "\n",
+            _ => "\r\n",
         };
         let mut fields: Vec<&[u8]> = Vec::new();
         let mut pos = 0;
@@ -69,6 +69,16 @@ impl<'a> HeaderBlock<'a> {
             has_headers: true,
             eol,
         }
+    }
+
+    /// The raw (still folded and encoded) values of the fields called `name`, in order.
+    pub fn values<'n>(&'n self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n {
+        self.fields.iter().filter_map(move |f| {
+            let colon = f.iter().position(|&b| b == b':')?;
+            trim_ascii_end(&f[..colon])
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| &f[colon + 1..])
+        })
     }
 
     fn name_of(field: &[u8]) -> &[u8] {

@@ -264,6 +264,7 @@ pub fn adhoc_plugin_config(
         limits: Default::default(),
         allow_send_to,
         forward_automated: false,
+        fresh_instance: false,
         config,
     }
 }

@@ -67,6 +67,8 @@ pub struct PluginState {
     dropped_logs: usize,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// Bytes of stdout/stderr already handed back by earlier calls of this instance.
+    stdio_seen: [usize; 2],
 }
 
 impl PluginState {
@@ -90,18 +92,38 @@ impl PluginState {
             dropped_logs: 0,
             stdout,
             stderr,
+            stdio_seen: [0, 0],
         }
+    }
+
+    /// Serve the next call of a reused instance with new inputs.
+    pub fn begin_call(&mut self, inputs: CallInputs) {
+        self.inputs = inputs;
+        self.kv.clear();
+        self.logs.clear();
+        self.dropped_logs = 0;
+    }
+
+    /// Whether the instance should not serve more calls: its captured output nears the
+    /// pipes' capacity (writes past it would fail inside the guest).
+    pub fn worn_out(&self) -> bool {
+        self.stdio_seen.iter().any(|&n| n > MAX_STDIO / 2)
     }
 
     /// The call's buffered effects: log lines (with captured stdout/stderr) and KV writes.
     pub fn take_effects(&mut self) -> (Vec<LogLine>, Vec<KvWrite>) {
         let mut logs = std::mem::take(&mut self.logs);
-        for (pipe, name) in [(&self.stdout, "stdout"), (&self.stderr, "stderr")] {
+        for (i, (pipe, name)) in [(&self.stdout, "stdout"), (&self.stderr, "stderr")]
+            .into_iter()
+            .enumerate()
+        {
             let bytes = pipe.contents();
-            if !bytes.is_empty() {
+            let new = bytes.get(self.stdio_seen[i]..).unwrap_or_default();
+            self.stdio_seen[i] = bytes.len();
+            if !new.is_empty() {
                 logs.push(LogLine {
                     level: LogLevel::Debug,
-                    text: format!("{name}: {}", String::from_utf8_lossy(&bytes).trim_end()),
+                    text: format!("{name}: {}", String::from_utf8_lossy(new).trim_end()),
                 });
             }
         }

@@ -170,7 +170,7 @@ impl Store {
     pub fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError> {
         let mut txn = self.db.begin_write()?;
         if !commit.durable {
-            txn.set_durability(redb::Durability::Eventual);
+            txn.set_durability(redb::Durability::None);
         }
         {
             let mut kv = txn.open_table(KV)?;
