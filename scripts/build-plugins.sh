@@ -19,7 +19,7 @@ fi
 
 # The package name is the first `name = "..."` line of each crate's Cargo.toml.
 crates=()
-for manifest in plugins/examples/*/Cargo.toml plugins/misbehaving/*/Cargo.toml; do
+for manifest in plugins/examples/*/Cargo.toml plugins/misbehaving/*/Cargo.toml plugins/testing/*/Cargo.toml; do
     [[ -f "$manifest" ]] || continue
     crates+=("$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$manifest" | head -n 1)")
 done

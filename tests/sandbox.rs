@@ -146,11 +146,7 @@ async fn uncommitted_state_does_not_carry_over_between_messages() {
     let a = t.run(&sample(1), "a").await;
     let b = t.run(&sample(1), "b").await;
     assert_eq!(a.outgoing.len(), 1);
-    assert_eq!(
-        b.outgoing.len(),
-        1,
-        "uncommitted state does not carry over"
-    );
+    assert_eq!(b.outgoing.len(), 1, "uncommitted state does not carry over");
 }
 
 fn with_subject(subject: &str) -> mailpipe::message::Email {
@@ -170,7 +166,11 @@ async fn warm_instances_are_replaced_after_a_trap_and_optional() {
     let d1 = t.run(&with_subject("one"), "k1").await;
     assert_eq!(seen(&d1).as_deref(), Some("0"));
     let d2 = t.run(&with_subject("two"), "k2").await;
-    assert_eq!(seen(&d2).as_deref(), Some("1"), "the warm instance served again");
+    assert_eq!(
+        seen(&d2).as_deref(),
+        Some("1"),
+        "the warm instance served again"
+    );
     assert_eq!(d2.email.header("X-Last-Subject").as_deref(), Some("one"));
     let bad = t.run(&with_subject("please trap"), "k3").await;
     assert!(matches!(
@@ -181,7 +181,11 @@ async fn warm_instances_are_replaced_after_a_trap_and_optional() {
     ));
     assert_eq!(bad.email.header("X-Seen-Before"), None, "nothing applied");
     let d4 = t.run(&with_subject("four"), "k4").await;
-    assert_eq!(seen(&d4).as_deref(), Some("0"), "a new instance after the trap");
+    assert_eq!(
+        seen(&d4).as_deref(),
+        Some("0"),
+        "a new instance after the trap"
+    );
     assert_eq!(d4.email.header("X-Last-Subject"), None);
 
     let mut fresh = plugin("mem", "misbehave-remembers", json!({}));

@@ -259,6 +259,18 @@ pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Re
                 summary.skipped += r.skipped;
                 summary.plugin_failures += r.plugin_failures;
                 merge(&mut summary.outbox, r.outbox);
+                if std::env::var_os("MAILPIPE_DEBUG").is_some() {
+                    let t = r.timings;
+                    eprintln!(
+                        "[{}] time per stage (overlapping): fetch {:.3} s, decide {:.3} s, sync {:.3} s, apply {:.3} s, waiting for decisions {:.3} s",
+                        w.account.name,
+                        t.fetch.as_secs_f64(),
+                        t.decide.as_secs_f64(),
+                        t.sync.as_secs_f64(),
+                        t.apply.as_secs_f64(),
+                        t.waiting_for_decisions.as_secs_f64()
+                    );
+                }
             }
             Err(e) => failed.push(format!("account {}: {e}", w.account.name)),
         }

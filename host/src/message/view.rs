@@ -22,6 +22,21 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 
 /// Build the plugin's view of `email`.
 pub fn to_wit(email: &Email, needs: Needs) -> Message {
+    convert(parse(&email.raw, needs).as_ref(), email, needs)
+}
+
+/// Parse `raw` as far as the view for `needs` requires: only the header block unless bodies
+/// are needed (MIME parts are decoded eagerly, which is most of the cost for attachments).
+/// None: not a message mail-parser can read.
+pub fn parse(raw: &[u8], needs: Needs) -> Option<mail_parser::Message<'_>> {
+    match needs {
+        Needs::Headers => PARSER.parse_headers(raw),
+        Needs::Bodies | Needs::Raw => PARSER.parse(raw),
+    }
+}
+
+/// The view of `email` from its parsed form (see `parse`).
+pub fn convert(parsed: Option<&mail_parser::Message>, email: &Email, needs: Needs) -> Message {
     let mut view = Message {
         message_id: None,
         date: None,
@@ -39,7 +54,7 @@ pub fn to_wit(email: &Email, needs: Needs) -> Message {
         mailbox: email.mailbox.clone(),
         flags: email.flags.clone(),
     };
-    let Some(parsed) = PARSER.parse(&email.raw) else {
+    let Some(parsed) = parsed else {
         return view;
     };
     view.message_id = parsed.message_id().map(str::to_string);
@@ -50,7 +65,7 @@ pub fn to_wit(email: &Email, needs: Needs) -> Message {
     view.to = addresses(parsed.to());
     view.cc = addresses(parsed.cc());
     view.subject = parsed.subject().map(str::to_string);
-    view.headers = decoded_headers_of(&parsed, &email.raw)
+    view.headers = decoded_headers_of(parsed, &email.raw)
         .into_iter()
         .map(|(name, value)| Header { name, value })
         .collect();

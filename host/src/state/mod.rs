@@ -7,8 +7,13 @@ mod outbox;
 
 pub use outbox::{OutboxEntry, OutboxStatus};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Non-durable message commits are written together, this many per transaction: a redb
+/// transaction costs ~130 µs whatever its size, more than deciding a message.
+const BATCH: usize = 100;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_kv");
 const PROCESSED: TableDefinition<&str, &str> = TableDefinition::new("processed");
@@ -62,7 +67,7 @@ pub struct KvWrite {
 }
 
 /// Everything one processed message changes in the store, committed atomically.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MessageCommit {
     pub message_key: String,
     /// More keys to mark processed with the same summary (e.g. the marker of a rewritten
@@ -84,6 +89,11 @@ pub struct MessageCommit {
 
 pub struct Store {
     db: Database,
+    /// Non-durable commits not written yet. They are written, in order, by the next write
+    /// of any kind (in the same transaction) or when `BATCH` have piled up; until then the
+    /// hot reads (KV, processed, checkpoints) look here first, so batching changes nothing
+    /// a caller can see, except that a crash loses them, as it loses any non-durable commit.
+    batch: Mutex<Vec<MessageCommit>>,
 }
 
 fn kv_key(plugin: &str, key: &str) -> String {
@@ -109,7 +119,36 @@ impl Store {
         txn.open_table(CHECKPOINTS)?;
         txn.open_table(PENDING)?;
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            batch: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn batch(&self) -> MutexGuard<'_, Vec<MessageCommit>> {
+        self.batch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A write transaction that first writes the pending batch, so every write keeps the
+    /// order of the commits before it and makes them as durable as itself.
+    fn begin_write(&self) -> Result<WriteTransaction, StateError> {
+        let txn = self.db.begin_write()?;
+        let batch = std::mem::take(&mut *self.batch());
+        for c in &batch {
+            write_commit(&txn, c)?;
+        }
+        Ok(txn)
+    }
+
+    /// Write the pending batch now, without waiting for the disk.
+    fn write_batch(&self) -> Result<(), StateError> {
+        if self.batch().is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.begin_write()?;
+        txn.set_durability(redb::Durability::None);
+        txn.commit()?;
+        Ok(())
     }
 
     /// A plugin's value for `key`, unless it has expired.
@@ -119,6 +158,17 @@ impl Store {
         key: &str,
         now_ms: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
+        let pending = self.batch().iter().rev().find_map(|c| {
+            c.kv.iter()
+                .rev()
+                .find(|w| w.plugin == plugin && w.key == key)
+                .map(|w| w.value.clone())
+        });
+        if let Some(value) = pending {
+            return Ok(
+                value.and_then(|(v, expires)| (expires == 0 || expires > now_ms).then_some(v))
+            );
+        }
         let txn = self.db.begin_read()?;
         let table = txn.open_table(KV)?;
         let Some(v) = table.get(kv_key(plugin, key).as_str())? else {
@@ -137,7 +187,7 @@ impl Store {
 
     /// Drop expired key-value entries; returns how many.
     pub fn kv_purge_expired(&self, now_ms: u64) -> Result<usize, StateError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let n = {
             let mut table = txn.open_table(KV)?;
             let before = table.len()?;
@@ -154,11 +204,17 @@ impl Store {
     }
 
     pub fn is_processed(&self, message_key: &str) -> Result<bool, StateError> {
+        if self.batch().iter().any(|c| {
+            c.message_key == message_key || c.also_processed.iter().any(|k| k == message_key)
+        }) {
+            return Ok(true);
+        }
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(PROCESSED)?.get(message_key)?.is_some())
     }
 
     pub fn processed_summary(&self, message_key: &str) -> Result<Option<String>, StateError> {
+        self.write_batch()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(PROCESSED)?;
         Ok(table.get(message_key)?.map(|v| v.value().to_string()))
@@ -168,59 +224,36 @@ impl Store {
     /// Outbox entries whose id is already present are left as they are (never re-queued),
     /// which is what makes re-processing after a crash send nothing twice.
     pub fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError> {
-        let mut txn = self.db.begin_write()?;
         if !commit.durable {
-            txn.set_durability(redb::Durability::None);
+            let full = {
+                let mut batch = self.batch();
+                batch.push(commit.clone());
+                batch.len() >= BATCH
+            };
+            return if full { self.write_batch() } else { Ok(()) };
         }
-        {
-            let mut kv = txn.open_table(KV)?;
-            for w in &commit.kv {
-                let k = kv_key(&w.plugin, &w.key);
-                match &w.value {
-                    Some((value, expires)) => {
-                        let mut v = expires.to_be_bytes().to_vec();
-                        v.extend_from_slice(value);
-                        kv.insert(k.as_str(), v.as_slice())?;
-                    }
-                    None => {
-                        kv.remove(k.as_str())?;
-                    }
-                }
-            }
-            let mut outbox = txn.open_table(OUTBOX)?;
-            let mut raw_table = txn.open_table(OUTBOX_RAW)?;
-            for (entry, raw) in &commit.outbox {
-                if outbox.get(entry.id.as_str())?.is_some() {
-                    continue;
-                }
-                outbox.insert(entry.id.as_str(), entry.to_json().as_str())?;
-                raw_table.insert(entry.id.as_str(), raw.as_slice())?;
-            }
-            let mut processed = txn.open_table(PROCESSED)?;
-            processed.insert(commit.message_key.as_str(), commit.summary.as_str())?;
-            for k in &commit.also_processed {
-                processed.insert(k.as_str(), commit.summary.as_str())?;
-            }
-            if let Some((mailbox, validity, uid)) = &commit.checkpoint {
-                txn.open_table(CHECKPOINTS)?
-                    .insert(mailbox.as_str(), (*validity, *uid))?;
-            }
-            if let Some(plan) = &commit.pending {
-                txn.open_table(PENDING)?
-                    .insert(commit.message_key.as_str(), plan.as_str())?;
-            }
-        }
+        let txn = self.begin_write()?;
+        write_commit(&txn, commit)?;
         txn.commit()?;
         Ok(())
     }
 
     /// Make every earlier non-durable commit durable now.
     pub fn sync(&self) -> Result<(), StateError> {
-        self.db.begin_write()?.commit()?;
+        self.begin_write()?.commit()?;
         Ok(())
     }
 
     pub fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StateError> {
+        let pending = self.batch().iter().rev().find_map(|c| {
+            c.checkpoint
+                .as_ref()
+                .filter(|(m, _, _)| m == mailbox)
+                .map(|(_, v, uid)| (*v, *uid))
+        });
+        if pending.is_some() {
+            return Ok(pending);
+        }
         let txn = self.db.begin_read()?;
         Ok(txn
             .open_table(CHECKPOINTS)?
@@ -229,7 +262,7 @@ impl Store {
     }
 
     pub fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         txn.open_table(CHECKPOINTS)?
             .insert(mailbox, (validity, uid))?;
         txn.commit()?;
@@ -238,6 +271,7 @@ impl Store {
 
     /// Pending mailbox actions whose message key starts with `prefix`.
     pub fn pending(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        self.write_batch()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(PENDING)?;
         let mut out = Vec::new();
@@ -252,7 +286,7 @@ impl Store {
     }
 
     pub fn finish_pending(&self, keys: &[String]) -> Result<(), StateError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(PENDING)?;
             for k in keys {
@@ -265,6 +299,7 @@ impl Store {
 
     /// Outbox entries not yet delivered (queued or failed transiently), oldest first.
     pub fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        self.write_batch()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OUTBOX)?;
         let mut out = Vec::new();
@@ -289,6 +324,7 @@ impl Store {
     }
 
     pub fn outbox_all(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        self.write_batch()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OUTBOX)?;
         let mut out = Vec::new();
@@ -299,6 +335,7 @@ impl Store {
     }
 
     pub fn outbox_raw(&self, id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.write_batch()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OUTBOX_RAW)?;
         Ok(table.get(id)?.map(|v| v.value().to_vec()))
@@ -306,7 +343,7 @@ impl Store {
 
     /// Record the result of a delivery attempt.
     pub fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StateError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(OUTBOX)?;
             table.insert(entry.id.as_str(), entry.to_json().as_str())?;
@@ -316,6 +353,58 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+}
+
+/// Write one message's effects into `txn`.
+fn write_commit(txn: &WriteTransaction, commit: &MessageCommit) -> Result<(), StateError> {
+    {
+        let mut kv = txn.open_table(KV)?;
+        for w in &commit.kv {
+            let k = kv_key(&w.plugin, &w.key);
+            match &w.value {
+                Some((value, expires)) => {
+                    let mut v = expires.to_be_bytes().to_vec();
+                    v.extend_from_slice(value);
+                    kv.insert(k.as_str(), v.as_slice())?;
+                }
+                None => {
+                    kv.remove(k.as_str())?;
+                }
+            }
+        }
+        let mut outbox = txn.open_table(OUTBOX)?;
+        let mut raw_table = txn.open_table(OUTBOX_RAW)?;
+        for (entry, raw) in &commit.outbox {
+            if outbox.get(entry.id.as_str())?.is_some() {
+                continue;
+            }
+            outbox.insert(entry.id.as_str(), entry.to_json().as_str())?;
+            raw_table.insert(entry.id.as_str(), raw.as_slice())?;
+        }
+        let mut processed = txn.open_table(PROCESSED)?;
+        processed.insert(commit.message_key.as_str(), commit.summary.as_str())?;
+        for k in &commit.also_processed {
+            processed.insert(k.as_str(), commit.summary.as_str())?;
+        }
+        if let Some((mailbox, validity, uid)) = &commit.checkpoint {
+            txn.open_table(CHECKPOINTS)?
+                .insert(mailbox.as_str(), (*validity, *uid))?;
+        }
+        if let Some(plan) = &commit.pending {
+            txn.open_table(PENDING)?
+                .insert(commit.message_key.as_str(), plan.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Store {
+    /// Commits still in the batch are written and synced on a clean exit.
+    fn drop(&mut self) {
+        if !self.batch().is_empty() {
+            let _ = self.begin_write().and_then(|t| Ok(t.commit()?));
+        }
     }
 }
 

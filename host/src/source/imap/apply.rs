@@ -97,8 +97,22 @@ pub async fn apply(
 
     // Rewritten messages: the new version goes everywhere first, then the original goes.
     for p in plans.iter().filter(|p| p.rewritten.is_some()) {
-        let raw = base64_decode(p.rewritten.as_deref().unwrap_or_default())
+        let mut raw = base64_decode(p.rewritten.as_deref().unwrap_or_default())
             .ok_or_else(|| ImapError::protocol("APPEND", "corrupt rewritten message in plan"))?;
+        if p.body_from_original {
+            match fetch_text(session, p.uid).await? {
+                Some(body) => raw.extend(body),
+                None => {
+                    // Gone from the server meanwhile (another client): no copy without its
+                    // body is ever stored.
+                    report.warnings.push(format!(
+                        "message {} disappeared before its rewritten version was stored",
+                        p.uid
+                    ));
+                    continue;
+                }
+            }
+        }
         let flags = format!("({})", p.flags_after.join(" "));
         let date = p.internal_date.as_ref().map(|d| format!("\"{d}\""));
         let mut dests: Vec<&str> = p.targets.iter().map(|(t, _)| t.as_str()).collect();
@@ -131,6 +145,20 @@ pub async fn apply(
         report.removed += to_remove.len();
     }
     Ok(report)
+}
+
+/// The body of message `uid` (everything after its header block).
+async fn fetch_text(session: &mut ImapSession, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
+    let stream = timed(
+        "UID FETCH",
+        session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[TEXT])"),
+    )
+    .await?;
+    let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
+    Ok(items
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .map(|f| f.text().map(<[u8]>::to_vec).unwrap_or_default()))
 }
 
 async fn store(session: &mut ImapSession, uids: &[u32], query: &str) -> Result<(), ImapError> {

@@ -19,6 +19,10 @@ pub struct Plan {
     /// Set when plugins rewrote the message: the new bytes (base64), appended to every
     /// destination, after which the original is removed.
     pub rewritten: Option<String>,
+    /// `rewritten` holds only the new header block (only headers were fetched): the body
+    /// is read from the original (BODY.PEEK[TEXT]) when the plan is applied.
+    #[serde(default)]
+    pub body_from_original: bool,
     /// The original's INTERNALDATE, kept on appended copies.
     pub internal_date: Option<String>,
 }
@@ -30,6 +34,7 @@ impl Plan {
         flags_before: Vec<String>,
         internal_date: Option<String>,
         new_raw: Option<&[u8]>,
+        body_from_original: bool,
     ) -> Plan {
         let own = &d.email.mailbox;
         let keep = d.deliveries.iter().any(|x| {
@@ -52,6 +57,7 @@ impl Plan {
             flags_before,
             flags_after: d.flags.clone(),
             rewritten: new_raw.map(base64),
+            body_from_original: new_raw.is_some() && body_from_original,
             internal_date,
         }
     }

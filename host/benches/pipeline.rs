@@ -1,0 +1,319 @@
+//! The offline pipeline benchmark of docs/BENCHMARKS.md (issue 5): the deterministic corpus of
+//! bench/corpus.py (10,000 messages by default) through rules-filer + auto-responder +
+//! subject-tagger (Rust), and the same with the JavaScript rules filer, on one core (a
+//! current-thread runtime), with the time split by stage: parsing, conversion into the WIT
+//! record, plugin calls, action application, and the state commit. A no-op plugin measures
+//! what the host adds to every plugin call. Several rounds after a warm-up; medians.
+//!
+//! Run: `bash bench/offline.sh` (builds the plugins and the corpus, then this), or
+//! `MAILPIPE_BENCH_CORPUS=DIR cargo bench --bench pipeline` with a corpus already made.
+//! Env: MAILPIPE_BENCH_ROUNDS (default 3), MAILPIPE_BENCH_LIMIT (use the first N messages).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailpipe::actions::recipients::RecipientPattern;
+use mailpipe::config::{Identity, PluginConfig};
+use mailpipe::message::{view, Email};
+use mailpipe::pipeline::{adhoc_plugin_config, Pipeline};
+use mailpipe::plugin::bindings::Needs;
+use mailpipe::plugin::{Clock, PluginRuntime};
+use mailpipe::runner::commit_for;
+use mailpipe::state::Store;
+use serde_json::json;
+
+fn plugin(root: &Path, name: &str, config: serde_json::Value) -> PluginConfig {
+    let path = root.join("target/plugins").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/build-plugins.sh",
+        path.display()
+    );
+    let mut p = adhoc_plugin_config(&path, config, vec![RecipientPattern::Sender]);
+    p.name = name.into();
+    p
+}
+
+/// The filing rules of the peer benchmark (bench/bench.py), for the Rust and the JS filer.
+fn filer(root: &Path, js: bool) -> PluginConfig {
+    let lists = [
+        ("Lists/A", "rust-users.lists.example.org"),
+        ("Lists/B", "dev.mailpipe.example.net"),
+        ("Lists/C", "ankuendigungen.gruppe.example.de"),
+    ];
+    if js {
+        let mut rules: Vec<_> = lists
+            .iter()
+            .map(|(f, id)| json!({"name": f, "folder": f, "header": "List-Id", "contains": id}))
+            .collect();
+        rules.push(
+            json!({"name": "boss", "flags": ["\\Flagged"], "from": "*dana.boss@corp.example*"}),
+        );
+        return plugin(root, "rules-filer-js", json!({ "rules": rules }));
+    }
+    let mut rules: Vec<_> = lists
+        .iter()
+        .map(|(f, id)| {
+            json!({"name": f, "folder": f,
+                   "conditions": [{"header": "List-Id", "op": "contains", "value": id}]})
+        })
+        .collect();
+    rules.push(json!({"name": "boss", "flags": ["\\Flagged"],
+        "conditions": [{"address": "from", "op": "contains", "value": "dana.boss@corp.example"}]}));
+    plugin(root, "rules-filer", json!({ "rules": rules }))
+}
+
+fn responder(root: &Path) -> PluginConfig {
+    plugin(
+        root,
+        "auto-responder",
+        json!({"addresses": ["alice@example.test"], "days": 7,
+               "subject": "Away", "body": "I am away until Monday."}),
+    )
+}
+
+fn tagger(root: &Path) -> PluginConfig {
+    plugin(
+        root,
+        "subject-tagger",
+        json!({"tag": "[EXT]", "when_from_not": ["*@example.test"]}),
+    )
+}
+
+fn corpus(root: &Path) -> Vec<Email> {
+    let dir = std::env::var_os("MAILPIPE_BENCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/bench/corpus-10000-seed5"));
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "no corpus in {}: run bench/offline.sh (or python3 bench/corpus.py 10000 DIR)",
+        dir.display()
+    );
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    if let Some(n) = std::env::var("MAILPIPE_BENCH_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        names.truncate(n);
+    }
+    names
+        .iter()
+        .map(|p| Email::new(std::fs::read(p).unwrap(), "INBOX", vec![]))
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Per-round sums, in µs.
+#[derive(Default, Clone, Copy)]
+struct Stages {
+    parse: f64,
+    convert: f64,
+    plugins: f64,
+    apply: f64,
+    commit: f64,
+    total: f64,
+}
+
+async fn pipeline_of(plugins: Vec<PluginConfig>, store: Arc<Store>) -> Pipeline {
+    let runtime = PluginRuntime::new(64, None).unwrap();
+    let mut loaded = Vec::new();
+    for p in &plugins {
+        loaded.push(runtime.load(p, Some(store.clone())).await.unwrap());
+    }
+    Pipeline {
+        runtime,
+        plugins: loaded,
+        identity: Identity {
+            address: "alice@example.test".into(),
+            name: Some("Alice".into()),
+        },
+        max_outgoing: 3,
+        store: Some(store),
+        clock: Clock::Fixed(1_800_000_000_000),
+    }
+}
+
+/// One pass over the corpus as `mailpipe run` does it per message: decide, then commit the
+/// decision (not synced; synced every 200 messages, like an IMAP chunk).
+async fn round(p: &Pipeline, store: &Store, mails: &[Email], tag: &str) -> Stages {
+    let mut s = Stages::default();
+    let needs = p.needs();
+    let started = Instant::now();
+    for (i, m) in mails.iter().enumerate() {
+        let t0 = Instant::now();
+        let parsed = view::parse(&m.raw, needs);
+        let t1 = Instant::now();
+        std::hint::black_box(view::convert(parsed.as_ref(), m, needs));
+        let t2 = Instant::now();
+        drop(parsed);
+        let d = p.process(m, &format!("{tag}/{i}")).await;
+        let t3 = Instant::now();
+        let mut commit = commit_for(&d, 0);
+        commit.durable = false;
+        store.commit_message(&commit).unwrap();
+        if i % 200 == 199 {
+            store.sync().unwrap();
+        }
+        let t4 = Instant::now();
+        let calls: f64 = d.reports.iter().map(|r| r.elapsed_us as f64).sum();
+        assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
+        s.parse += us(t1 - t0);
+        s.convert += us(t2 - t1);
+        s.plugins += calls;
+        // process() parses and converts once more itself: what is left is applying actions.
+        s.apply += (us(t3 - t2) - calls - us(t2 - t0)).max(0.0);
+        s.commit += us(t4 - t3);
+    }
+    store.sync().unwrap();
+    s.total = us(started.elapsed()) - s.parse - s.convert;
+    s
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let p = pipeline_of(plugins, store.clone()).await;
+    // Warm-up: the first 500 messages (caches, allocator, instances).
+    round(&p, &store, &mails[..mails.len().min(500)], "warm").await;
+    let mut all = Vec::new();
+    for r in 0..rounds {
+        all.push(round(&p, &store, mails, &format!("r{r}")).await);
+    }
+    let n = mails.len() as f64;
+    let med = |f: fn(&Stages) -> f64| median(all.iter().map(f).collect()) / n;
+    let total = med(|s| s.total);
+    println!(
+        "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        mails.len(),
+        1e6 / total,
+        total,
+        med(|s| s.parse),
+        med(|s| s.convert),
+        med(|s| s.plugins),
+        med(|s| s.apply),
+        med(|s| s.commit),
+    );
+}
+
+/// The host's cost of one call: the no-op plugin over every message (warm instance).
+async fn overhead(root: &Path, mails: &[Email]) {
+    let runtime = PluginRuntime::new(64, None).unwrap();
+    let noop = runtime
+        .load(&plugin(root, "noop", json!({})), None)
+        .await
+        .unwrap();
+    let views: Vec<_> = mails
+        .iter()
+        .map(|m| view::to_wit(m, Needs::Headers))
+        .collect();
+    for v in views.iter().take(500) {
+        runtime.call(&noop, v, None, None, Clock::System).await;
+    }
+    let mut times = Vec::with_capacity(views.len());
+    for v in &views {
+        let t = Instant::now();
+        let r = runtime.call(&noop, v, None, None, Clock::System).await;
+        times.push(us(t.elapsed()));
+        assert!(r.outcome.is_ok());
+    }
+    let headers: Vec<f64> = views.iter().map(|v| v.headers.len() as f64).collect();
+    println!(
+        "\nHost overhead per plugin call (no-op plugin, warm instance, needs=headers, {} messages): \
+         median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs (messages have a median of {:.0} header fields)",
+        views.len(),
+        median(times.clone()),
+        percentile(times.clone(), 0.9),
+        percentile(times, 0.99),
+        median(headers)
+    );
+    let mut fresh_cfg = plugin(root, "noop", json!({}));
+    fresh_cfg.fresh_instance = true;
+    let fresh = runtime.load(&fresh_cfg, None).await.unwrap();
+    let mut times = Vec::new();
+    for v in views.iter().take(2000) {
+        let t = Instant::now();
+        runtime.call(&fresh, v, None, None, Clock::System).await;
+        times.push(us(t.elapsed()));
+    }
+    println!(
+        "The same with `fresh_instance = true` (new instance per call): median {:.1} µs",
+        median(times)
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let rounds: usize = std::env::var("MAILPIPE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let load = Instant::now();
+    let mails = corpus(&root);
+    let bytes: usize = mails.iter().map(|m| m.raw.len()).sum();
+    let mut sizes: Vec<f64> = mails.iter().map(|m| m.raw.len() as f64).collect();
+    sizes.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    eprintln!("corpus loaded in {:.1} s", load.elapsed().as_secs_f64());
+    println!(
+        "## Offline pipeline: {} messages, {:.0} MB, median {:.1} KB, max {:.0} KB; one core; median of {rounds} rounds\n",
+        mails.len(),
+        bytes as f64 / 1e6,
+        median(sizes.clone()) / 1e3,
+        sizes.last().copied().unwrap_or(0.0) / 1e3
+    );
+    println!("µs per message; \"total\" is decide + commit (parse and conversion happen inside it once more)\n");
+    println!("| pipeline | messages | messages/s | total | parse | convert to WIT | plugin calls | apply actions | commit |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    bench(
+        "rules-filer + auto-responder + subject-tagger (Rust)",
+        vec![filer(&root, false), responder(&root), tagger(&root)],
+        &mails,
+        rounds,
+    )
+    .await;
+    bench(
+        "rules-filer-js (JS) + auto-responder + subject-tagger",
+        vec![filer(&root, true), responder(&root), tagger(&root)],
+        &mails,
+        rounds,
+    )
+    .await;
+    overhead(&root, &mails).await;
+    println!(
+        "\nPeak RSS of the benchmark process: {:.0} MB (includes the corpus, {:.0} MB, held in memory)",
+        peak_rss_mb(),
+        bytes as f64 / 1e6
+    );
+}

@@ -1,0 +1,147 @@
+//! Deciding one fetched chunk of a mailbox: every new message through the pipeline, each
+//! decision committed (not yet synced) together with its IMAP plan. It does no IMAP I/O, so
+//! it runs as a task of its own: on the second core it overlaps the connection's work
+//! (fetching the next chunk, applying the previous chunk's plans). See docs/IMAP-SMTP.md.
+
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use super::plan::Plan;
+use super::REWRITTEN_HEADER;
+use crate::config::Identity;
+use crate::message::Email;
+use crate::pipeline::Pipeline;
+use crate::report;
+use crate::runner::{commit_for, now_ms};
+use crate::state::{MessageCommit, StateError, Store};
+
+/// One message as fetched: only its header block when every plugin needs only headers.
+pub struct Fetched {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub internal_date: Option<String>,
+    pub raw: Vec<u8>,
+}
+
+/// What a chunk's decisions are made with; shared by the chunks of one mailbox pass.
+pub struct Decider {
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<Store>,
+    pub identity: Identity,
+    pub account: String,
+    pub mailbox: String,
+    /// Message keys are `{prefix}{uid}`.
+    pub prefix: String,
+    pub checkpoint_key: String,
+    pub validity: u32,
+    /// Only header blocks were fetched.
+    pub headers_only: bool,
+    pub dry_run: bool,
+    pub json: bool,
+    /// A progress counter is shown instead of a line per message.
+    pub quiet: bool,
+    pub reply_envelope_from: String,
+}
+
+/// A decided chunk: the plans to carry out on the server, with their message keys.
+#[derive(Default)]
+pub struct Decided {
+    pub plans: Vec<Plan>,
+    pub keys: Vec<String>,
+    pub processed: usize,
+    pub skipped: usize,
+    pub plugin_failures: usize,
+}
+
+impl Decided {
+    /// Add a later chunk's plans, to be applied together with these.
+    pub fn absorb(&mut self, later: Decided) {
+        self.plans.extend(later.plans);
+        self.keys.extend(later.keys);
+    }
+
+    /// Bytes of rewritten messages held in the plans.
+    pub fn plan_bytes(&self) -> usize {
+        self.plans
+            .iter()
+            .map(|p| p.rewritten.as_ref().map_or(0, String::len))
+            .sum()
+    }
+}
+
+impl Decider {
+    pub async fn decide(&self, fetched: Vec<Fetched>) -> Result<Decided, StateError> {
+        let mut out = Decided::default();
+        let identity = &self.identity;
+        let debug = std::env::var_os("MAILPIPE_DEBUG").is_some();
+        for f in fetched {
+            let key = format!("{}{}", self.prefix, f.uid);
+            if self.store.is_processed(&key)? {
+                out.skipped += 1;
+                continue;
+            }
+            let email = Email::new(f.raw, self.mailbox.as_str(), f.flags.clone());
+            if let Some(marker) = email.header(REWRITTEN_HEADER) {
+                if self.store.is_processed(&format!("rewritten:{marker}"))? {
+                    // Our own rewritten copy of a message processed before.
+                    out.skipped += 1;
+                    if !self.dry_run {
+                        self.store.commit_message(&MessageCommit {
+                            message_key: key,
+                            summary: format!("{{\"rewritten_copy_of\":{marker:?}}}"),
+                            checkpoint: Some((self.checkpoint_key.clone(), self.validity, f.uid)),
+                            ..Default::default()
+                        })?;
+                    }
+                    continue;
+                }
+            }
+            let d = self.pipeline.process_as(&email, &key, identity).await;
+            out.processed += 1;
+            out.plugin_failures += d.failed_plugins().count();
+            for line in report::log_lines(&d, debug) {
+                eprintln!("[{}] {line}", self.account);
+            }
+            let label = format!("{}/{}/{}", self.account, self.mailbox, f.uid);
+            if self.json {
+                println!("{}", report::decision_json(&label, &d));
+            } else if !self.quiet {
+                print!("{}", report::human(&label, &d));
+            }
+            if self.dry_run {
+                continue;
+            }
+            let marker = hex::encode(&Sha256::digest(key.as_bytes())[..12]);
+            let new_raw = d.rewritten.then(|| {
+                crate::message::rewrite::edit(&d.email.raw, |h| h.set(REWRITTEN_HEADER, &marker))
+            });
+            let plan = Plan::new(
+                f.uid,
+                &d,
+                f.flags,
+                f.internal_date,
+                new_raw.as_deref(),
+                self.headers_only,
+            );
+            let mut commit = commit_for(&d, now_ms());
+            for (entry, _) in &mut commit.outbox {
+                if entry.mail_from.is_empty() {
+                    entry.mail_from = self.reply_envelope_from.clone();
+                }
+            }
+            if new_raw.is_some() {
+                commit.also_processed.push(format!("rewritten:{marker}"));
+            }
+            commit.checkpoint = Some((self.checkpoint_key.clone(), self.validity, f.uid));
+            // Made durable with the chunk, before any of its plans touches the server.
+            commit.durable = false;
+            if !plan.is_noop() {
+                commit.pending = Some(plan.to_json());
+                out.plans.push(plan);
+                out.keys.push(key);
+            }
+            self.store.commit_message(&commit)?;
+        }
+        Ok(out)
+    }
+}
