@@ -156,7 +156,7 @@ async fn sigkill_mid_run_loses_and_duplicates_nothing() {
         .await;
     }
     // Every message is moved to dst and forwarded to carol: both must happen exactly once.
-    let body = stack.account_toml("alice", &[&src], "batch = 7\nmode = \"poll\"")
+    let body = stack.account_toml("alice", &[&src], "batch = 7\napply_batch = 7\nmode = \"poll\"")
         + &filer_on_subject(&tag, &dst)
         + &plugin_toml(
             "fwd",

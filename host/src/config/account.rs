@@ -19,6 +19,7 @@ pub(super) struct RawAccount {
     pub poll_seconds: Option<u64>,
     /// Messages fetched and decided per round trip (bounds memory).
     pub batch: Option<usize>,
+    pub apply_batch: Option<usize>,
     /// Envelope sender of automatic replies; RFC 3834 recommends the null path "" (default).
     pub reply_envelope_from: Option<Spanned<String>>,
     pub imap: RawServer,
@@ -136,6 +137,9 @@ pub struct AccountConfig {
     pub mode: WatchMode,
     pub poll_seconds: u64,
     pub batch: usize,
+    /// Decided messages whose server actions are collected before they are carried out
+    /// (fewer, larger MOVE/STORE commands; the end of a pass always carries out the rest).
+    pub apply_batch: usize,
     pub reply_envelope_from: String,
     pub imap: ServerConfig,
     pub smtp: Option<ServerConfig>,

@@ -367,6 +367,7 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
         mode: a.mode,
         poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
         batch: a.batch.unwrap_or(200).clamp(1, 5000),
+        apply_batch: a.apply_batch.unwrap_or(5000).clamp(1, 100_000),
         reply_envelope_from,
         imap,
         smtp,

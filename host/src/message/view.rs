@@ -130,6 +130,12 @@ fn decoded_headers_of(parsed: &mail_parser::Message, raw: &[u8]) -> Vec<(String,
 
 /// Unfold and decode RFC 2047 encoded words of one raw header value.
 pub(crate) fn decode_value(raw: &[u8]) -> String {
+    // Most values are plain one-line UTF-8: no parser needed for them.
+    if !raw.windows(2).any(|w| w == b"=?") && !raw[..raw.len().saturating_sub(2)].contains(&b'\n') {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return text.trim().to_string();
+        }
+    }
     let mut bytes = raw.to_vec();
     if !bytes.ends_with(b"\n") {
         bytes.push(b'\n');
@@ -173,6 +179,34 @@ mod tests {
         assert_eq!(v.attachments.len(), 1);
         assert_eq!(v.attachments[0].filename.as_deref(), Some("r.csv"));
         assert_eq!(v.attachments[0].content_type, "text/csv");
+    }
+
+    #[test]
+    fn the_fast_path_decodes_like_mail_parser() {
+        for raw in [
+            &b" hello  world \r\n"[..],
+            b"x\ty\r\n",
+            "Grüße aus Köln\n".as_bytes(),
+            b"(comment) a@b.c\r\n",
+            b"<id@x> <id2@y>\r\n",
+            b"\r\n",
+            b"",
+        ] {
+            let mut bytes = raw.to_vec();
+            if !bytes.ends_with(b"\n") {
+                bytes.push(b'\n');
+            }
+            let slow = match mail_parser::parsers::MessageStream::new(&bytes).parse_unstructured() {
+                HeaderValue::Text(t) => t.trim().to_string(),
+                _ => String::new(),
+            };
+            assert_eq!(
+                decode_value(raw),
+                slow,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 /// Non-durable message commits are written together, this many per transaction: a redb
 /// transaction costs ~130 µs whatever its size, more than deciding a message.
 const BATCH: usize = 100;
+/// redb's page cache (its default is 1 GiB, which lets memory grow with the state file).
+const CACHE_BYTES: usize = 8 << 20;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_kv");
 const PROCESSED: TableDefinition<&str, &str> = TableDefinition::new("processed");
@@ -107,10 +109,14 @@ impl Store {
             source,
         })?;
         let path = dir.join("state.redb");
-        let db = Database::create(&path).map_err(|e| StateError::Open {
-            path: path.display().to_string(),
-            source: Box::new(e.into()),
-        })?;
+        // A bounded page cache keeps memory flat however many messages were processed.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| StateError::Open {
+                path: path.display().to_string(),
+                source: Box::new(e.into()),
+            })?;
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
         txn.open_table(PROCESSED)?;

@@ -33,11 +33,10 @@ use crate::state::Store;
 /// into a watched mailbox is recognised as already processed instead of run again.
 pub const REWRITTEN_HEADER: &str = "X-Mailpipe-Rewritten";
 
-/// Decided plans are carried out in batches of at least this many (or this many bytes of
-/// rewritten messages), or at the end of the pass: every UID MOVE / STORE costs Dovecot
-/// ~20 ms in a 10k-message folder whatever the number of UIDs in it, so few large commands
-/// beat one per chunk (measured 4.7 s vs 0.2 s for 10k messages).
-const APPLY_PLANS: usize = 5000;
+/// Decided plans are carried out in batches of `apply_batch` (default 5,000) plans or this
+/// many bytes of rewritten messages, and at the end of the pass: every UID MOVE / STORE
+/// costs Dovecot ~20 ms in a 10k-message folder whatever the number of UIDs in it, so few
+/// large commands beat one per chunk (measured 4.7 s vs 0.2 s for 10k messages).
 const APPLY_BYTES: usize = 32 << 20;
 
 /// IDLE is re-issued at least this often (RFC 2177 asks for < 29 min); a connection that
@@ -358,9 +357,9 @@ impl AccountWorker {
                 d.decide(fetched).await.map(|r| (r, t.elapsed()))
             });
             let connection_work = async {
-                let due = to_apply
-                    .as_ref()
-                    .is_some_and(|p| p.plans.len() >= APPLY_PLANS || p.plan_bytes() >= APPLY_BYTES);
+                let due = to_apply.as_ref().is_some_and(|p| {
+                    p.plans.len() >= self.account.apply_batch || p.plan_bytes() >= APPLY_BYTES
+                });
                 if let Some(prev) = to_apply.take_if(|_| due) {
                     let t = Instant::now();
                     self.apply_chunk(session, mailbox, prev, caps, folders, report)
@@ -399,13 +398,13 @@ impl AccountWorker {
             if self.dry_run {
                 continue;
             }
-            // The chunk's decisions are on disk before the server is touched and before its
-            // mail is sent (no chunk is being decided now, so nothing unsynced is sent).
+            // The chunk's decisions are on disk before the server is touched. Its mail is
+            // sent after the pass (`pass`), when no chunk is being decided, so nothing that
+            // is not yet durable can be sent.
             let t = Instant::now();
             self.store
                 .set_checkpoint(&checkpoint_key, validity, last_uid)?;
             report.timings.sync += t.elapsed();
-            self.flush(report).await?;
             match &mut to_apply {
                 Some(p) => p.absorb(decided),
                 None => to_apply = Some(decided),
