@@ -88,8 +88,10 @@ pub fn log_lines(d: &Decision, debug: bool) -> Vec<String> {
 
 /// A readable block for one message.
 pub fn human(label: &str, d: &Decision) -> String {
-    let subject = d.email.header("Subject").unwrap_or_default();
-    let from = d.email.header("From").unwrap_or_default();
+    let [subject, from] = d
+        .email
+        .first_values(["Subject", "From"])
+        .map(Option::unwrap_or_default);
     let mut out = format!("{label}  {subject:?}  from {from}\n");
     if d.discarded() {
         out.push_str("    -> discarded\n");

@@ -11,7 +11,8 @@ use crate::plugin::bindings::Reply;
 /// Where automatic responses go: the Return-Path address, else From (RFC 3834 section 4;
 /// Reply-To is for human replies).
 pub fn response_address(email: &Email) -> Option<String> {
-    if let Some(rp) = email.header("Return-Path") {
+    let [return_path, from] = email.first_values(["Return-Path", "From"]);
+    if let Some(rp) = return_path {
         let addr = rp
             .trim()
             .trim_start_matches('<')
@@ -20,7 +21,7 @@ pub fn response_address(email: &Email) -> Option<String> {
             .to_string();
         return (!addr.is_empty()).then_some(addr);
     }
-    let from = email.header("From")?;
+    let from = from?;
     let addr = match (from.rfind('<'), from.rfind('>')) {
         (Some(a), Some(b)) if a < b => &from[a + 1..b],
         _ => from.as_str(),

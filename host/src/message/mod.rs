@@ -56,6 +56,12 @@ impl Email {
             .collect()
     }
 
+    /// The first value of each of `names` (decoded), in one scan of the header block.
+    pub fn first_values<const N: usize>(&self, names: [&str; N]) -> [Option<String>; N] {
+        let block = rewrite::HeaderBlock::parse(&self.raw);
+        names.map(|n| block.values(n).next().map(view::decode_value))
+    }
+
     /// First value of a header, decoded, matched case-insensitively.
     pub fn header(&self, name: &str) -> Option<String> {
         rewrite::HeaderBlock::parse(&self.raw)

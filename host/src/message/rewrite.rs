@@ -21,16 +21,14 @@ pub struct HeaderBlock<'a> {
 impl<'a> HeaderBlock<'a> {
     pub fn parse(raw: &'a [u8]) -> HeaderBlock<'a> {
         // The message's own line ending, as its first line has it (no scan of the body).
-        let eol = match raw.iter().position(|&b| b == b'\n') {
+        let eol = match memchr::memchr(b'\n', raw) {
             Some(i) if i == 0 || raw[i - 1] != b'\r' => "\n",
             _ => "\r\n",
         };
         let mut fields: Vec<&[u8]> = Vec::new();
         let mut pos = 0;
         while pos < raw.len() {
-            let line_end = raw[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
+            let line_end = memchr::memchr(b'\n', &raw[pos..])
                 .map(|i| pos + i + 1)
                 .unwrap_or(raw.len());
             let line = &raw[pos..line_end];
@@ -74,7 +72,7 @@ impl<'a> HeaderBlock<'a> {
     /// The raw (still folded and encoded) values of the fields called `name`, in order.
     pub fn values<'n>(&'n self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n {
         self.fields.iter().filter_map(move |f| {
-            let colon = f.iter().position(|&b| b == b':')?;
+            let colon = memchr::memchr(b':', f)?;
             trim_ascii_end(&f[..colon])
                 .eq_ignore_ascii_case(name.as_bytes())
                 .then(|| &f[colon + 1..])
@@ -155,7 +153,7 @@ impl<'a> HeaderBlock<'a> {
 }
 
 fn is_field_start(line: &[u8]) -> bool {
-    match line.iter().position(|&b| b == b':') {
+    match memchr::memchr(b':', line) {
         Some(colon) if colon > 0 => trim_ascii_end(&line[..colon])
             .iter()
             .all(|&b| (33..=126).contains(&b) && b != b':'),

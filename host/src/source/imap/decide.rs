@@ -4,6 +4,7 @@
 //! (fetching the next chunk, applying the previous chunk's plans). See docs/IMAP-SMTP.md.
 
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::sync::Arc;
 
 use super::plan::Plan;
@@ -74,6 +75,8 @@ impl Decider {
         let mut out = Decided::default();
         let identity = &self.identity;
         let debug = std::env::var_os("MAILPIPE_DEBUG").is_some();
+        // One write per chunk instead of one per line (stdout is line-buffered).
+        let mut output = String::new();
         for f in fetched {
             let key = format!("{}{}", self.prefix, f.uid);
             if self.store.is_processed(&key)? {
@@ -104,16 +107,19 @@ impl Decider {
             }
             let label = format!("{}/{}/{}", self.account, self.mailbox, f.uid);
             if self.json {
-                println!("{}", report::decision_json(&label, &d));
+                output.push_str(&report::decision_json(&label, &d).to_string());
+                output.push('\n');
             } else if !self.quiet {
-                print!("{}", report::human(&label, &d));
+                output.push_str(&report::human(&label, &d));
             }
             if self.dry_run {
                 continue;
             }
-            let marker = hex::encode(&Sha256::digest(key.as_bytes())[..12]);
-            let new_raw = d.rewritten.then(|| {
-                crate::message::rewrite::edit(&d.email.raw, |h| h.set(REWRITTEN_HEADER, &marker))
+            let marker = d
+                .rewritten
+                .then(|| hex::encode(&Sha256::digest(key.as_bytes())[..12]));
+            let new_raw = marker.as_ref().map(|marker| {
+                crate::message::rewrite::edit(&d.email.raw, |h| h.set(REWRITTEN_HEADER, marker))
             });
             let plan = Plan::new(
                 f.uid,
@@ -129,7 +135,7 @@ impl Decider {
                     entry.mail_from = self.reply_envelope_from.clone();
                 }
             }
-            if new_raw.is_some() {
+            if let Some(marker) = marker {
                 commit.also_processed.push(format!("rewritten:{marker}"));
             }
             commit.checkpoint = Some((self.checkpoint_key.clone(), self.validity, f.uid));
@@ -142,6 +148,7 @@ impl Decider {
             }
             self.store.commit_message(&commit)?;
         }
+        std::io::stdout().lock().write_all(output.as_bytes()).ok();
         Ok(out)
     }
 }
