@@ -476,3 +476,72 @@ async fn check_connect_logs_in_to_imap_and_smtp() {
     );
     assert!(!stdout.contains("not-the-password"), "{stdout}");
 }
+
+/// SMTP over implicit TLS (port "submissions", RFC 8314) with our own verified TLS; several
+/// messages over the one kept connection; and a server certificate from an unknown CA is
+/// refused, as a transient error (the mail stays queued).
+#[tokio::test]
+async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
+    use mailpipe::config::{PasswordSource, ServerConfig, TlsMode};
+    use mailpipe::sink::outbox::Transport;
+    use mailpipe::sink::smtp::SmtpSink;
+    use mailpipe::state::OutboxEntry;
+
+    let stack = Stack::get();
+    let tag = unique("smtps");
+    let server = |ca| ServerConfig {
+        host: "localhost".into(),
+        port: stack.port("SUBMISSIONS"),
+        tls: TlsMode::Implicit,
+        ca_file: Some(ca),
+        username: Some("alice@example.test".into()),
+        password: Some(PasswordSource::Command("echo secret-alice".into())),
+    };
+    let sink = SmtpSink::new(&server(stack.ca()), "example.test")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let raw = message(
+            "alice@example.test",
+            "bob@example.test",
+            &format!("{tag} #{i}"),
+            &format!("{i}.{tag}@example.test"),
+            "",
+        );
+        let entry = OutboxEntry::new(
+            &format!("{tag}-{i}"),
+            "m",
+            "test",
+            "alice@example.test",
+            vec!["bob@example.test".into()],
+            0,
+        );
+        sink.send_raw(&entry, &raw).await.unwrap();
+    }
+    sink.close().await;
+    for i in 0..3 {
+        wait_for(
+            &stack,
+            "bob",
+            "INBOX",
+            &format!("Message-ID: <{i}.{tag}@example.test>"),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|| panic!("message {i} delivered"));
+    }
+
+    let wrong = SmtpSink::new(&server(stack.wrong_ca()), "example.test")
+        .await
+        .unwrap();
+    let entry = OutboxEntry::new("x", "m", "test", "", vec!["bob@example.test".into()], 0);
+    let err = wrong
+        .send_raw(&entry, b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .unwrap_err();
+    assert!(!err.is_permanent(), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}

@@ -37,6 +37,7 @@ MAILSTACK_IMAP_PORT="${MAILSTACK_IMAP_PORT:-10143}"
 MAILSTACK_IMAPS_PORT="${MAILSTACK_IMAPS_PORT:-10993}"
 MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-10025}"
 MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-10587}"
+MAILSTACK_SUBMISSIONS_PORT="${MAILSTACK_SUBMISSIONS_PORT:-10465}"  # implicit TLS (RFC 8314)
 MAILSTACK_LMTP_PORT="${MAILSTACK_LMTP_PORT:-10024}"
 MAILSTACK_VMAIL_UID="${MAILSTACK_VMAIL_UID:-5000}"   # owner of the Maildir files; needs no passwd entry
 MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol}" # password of each is secret-<user>
@@ -220,7 +221,7 @@ ms_postfix_start() {
     # for the same reason as dovecot's.
     postfix -c "$MS_POSTFIX_CONF" start </dev/null >>"$MS_LOG/postfix-start.log" 2>&1 9>&- \
         || ms_die "postfix -c $MS_POSTFIX_CONF start failed (see $MS_LOG/postfix-start.log)"
-    ms_wait_ports "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT"
+    ms_wait_ports "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT" "$MAILSTACK_SUBMISSIONS_PORT"
     ms_log "postfix up (pid $(ms_live_pid "$MS_POSTFIX_PID" master))"
 }
 
@@ -238,7 +239,7 @@ ms_postfix_stop() {
     ms_wait_pid_gone "$pid" "postfix master"
     # shellcheck disable=SC2086
     ms_kill_leftovers $kids
-    ms_wait_ports_closed "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT" \
+    ms_wait_ports_closed "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT" "$MAILSTACK_SUBMISSIONS_PORT" \
         || ms_die "postfix stopped but its ports are still open"
     ms_log "postfix stopped"
 }

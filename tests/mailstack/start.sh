@@ -10,7 +10,7 @@
 #
 # Usage:  tests/mailstack/start.sh            # logs on stderr, `export` lines on stdout
 #         eval "$(tests/mailstack/start.sh)"  # or: source $MAILSTACK_DIR/env.sh
-# Env:    MAILSTACK_DIR, MAILSTACK_{IMAP,IMAPS,SMTP,SUBMISSION,LMTP}_PORT,
+# Env:    MAILSTACK_DIR, MAILSTACK_{IMAP,IMAPS,SMTP,SUBMISSION,SUBMISSIONS,LMTP}_PORT,
 #         MAILSTACK_VMAIL_UID, MAILSTACK_WAIT_SECS (see common.sh)
 # Running it again stops the running stack under the same dir first; mailboxes
 # and TLS material are kept (rm -rf "$MAILSTACK_DIR" after stop.sh for a clean slate).
@@ -406,6 +406,12 @@ $MAILSTACK_HOST:$MAILSTACK_SUBMISSION_PORT inet n - n - - smtpd
   -o smtpd_tls_auth_only=no
   -o smtpd_relay_restrictions=reject_unauth_destination
   -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+$MAILSTACK_HOST:$MAILSTACK_SUBMISSIONS_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-mailstack/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -439,7 +445,8 @@ ms_write_env() {
     {
         echo "# Written by mailpipe tests/mailstack/start.sh: source it to reach the test mail stack."
         for v in MAILSTACK_DIR MAILSTACK_HOST MAILSTACK_DOMAIN MAILSTACK_IMAP_PORT MAILSTACK_IMAPS_PORT \
-            MAILSTACK_SMTP_PORT MAILSTACK_SUBMISSION_PORT MAILSTACK_LMTP_PORT MAILSTACK_CA MAILSTACK_WRONG_CA; do
+            MAILSTACK_SMTP_PORT MAILSTACK_SUBMISSION_PORT MAILSTACK_SUBMISSIONS_PORT MAILSTACK_LMTP_PORT \
+            MAILSTACK_CA MAILSTACK_WRONG_CA; do
             printf 'export %s=%q\n' "$v" "${!v}"
         done
     } >"$f.tmp"
@@ -459,7 +466,7 @@ if ms_dovecot_running || ms_postfix_running; then
 fi
 
 for port in "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_SMTP_PORT" \
-    "$MAILSTACK_SUBMISSION_PORT" "$MAILSTACK_LMTP_PORT"; do
+    "$MAILSTACK_SUBMISSION_PORT" "$MAILSTACK_SUBMISSIONS_PORT" "$MAILSTACK_LMTP_PORT"; do
     if ms_port_open "$port"; then
         ss -ltnp "sport = :$port" >&2 || true
         ms_die "port $MAILSTACK_HOST:$port is already taken by another process (not a stack under $MAILSTACK_DIR)"

@@ -4,7 +4,6 @@
 //! (fetching the next chunk, applying the previous chunk's plans). See docs/IMAP-SMTP.md.
 
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::sync::Arc;
 
 use super::plan::Plan;
@@ -75,7 +74,7 @@ impl Decider {
         let mut out = Decided::default();
         let identity = &self.identity;
         let debug = std::env::var_os("MAILPIPE_DEBUG").is_some();
-        // One write per chunk instead of one per line (stdout is line-buffered).
+        // Printed once per chunk: one write instead of one per line (stdout is line-buffered).
         let mut output = String::new();
         for f in fetched {
             let key = format!("{}{}", self.prefix, f.uid);
@@ -148,7 +147,7 @@ impl Decider {
             }
             self.store.commit_message(&commit)?;
         }
-        std::io::stdout().lock().write_all(output.as_bytes()).ok();
+        print!("{output}");
         Ok(out)
     }
 }

@@ -253,7 +253,9 @@ impl AccountWorker {
             }
             return Ok(());
         };
-        let r = outbox::flush(&self.store, smtp, now_ms(), &self.retry).await?;
+        let r = outbox::flush(&self.store, smtp, now_ms(), &self.retry).await;
+        smtp.close().await;
+        let r = r?;
         for (id, e) in &r.failed {
             self.log(&format!("outgoing {id} refused permanently: {e}"));
         }
