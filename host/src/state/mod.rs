@@ -140,8 +140,8 @@ impl Store {
     fn begin_write(&self) -> Result<WriteTransaction, StateError> {
         let txn = self.db.begin_write()?;
         let batch = std::mem::take(&mut *self.batch());
-        for c in &batch {
-            write_commit(&txn, c)?;
+        if !batch.is_empty() {
+            write_commits(&txn, &batch.iter().collect::<Vec<_>>())?;
         }
         Ok(txn)
     }
@@ -239,7 +239,7 @@ impl Store {
             return if full { self.write_batch() } else { Ok(()) };
         }
         let txn = self.begin_write()?;
-        write_commit(&txn, commit)?;
+        write_commits(&txn, &[commit])?;
         txn.commit()?;
         Ok(())
     }
@@ -363,9 +363,16 @@ impl Store {
 }
 
 /// Write one message's effects into `txn`.
-fn write_commit(txn: &WriteTransaction, commit: &MessageCommit) -> Result<(), StateError> {
-    {
-        let mut kv = txn.open_table(KV)?;
+/// Write messages' effects into `txn`, in order, opening each table once. Of several
+/// checkpoints of one mailbox only the last is written (each supersedes the one before).
+fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(), StateError> {
+    let mut kv = txn.open_table(KV)?;
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let mut raw_table = txn.open_table(OUTBOX_RAW)?;
+    let mut processed = txn.open_table(PROCESSED)?;
+    let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+    let mut pending = txn.open_table(PENDING)?;
+    for (i, commit) in commits.iter().enumerate() {
         for w in &commit.kv {
             let k = kv_key(&w.plugin, &w.key);
             match &w.value {
@@ -379,8 +386,6 @@ fn write_commit(txn: &WriteTransaction, commit: &MessageCommit) -> Result<(), St
                 }
             }
         }
-        let mut outbox = txn.open_table(OUTBOX)?;
-        let mut raw_table = txn.open_table(OUTBOX_RAW)?;
         for (entry, raw) in &commit.outbox {
             if outbox.get(entry.id.as_str())?.is_some() {
                 continue;
@@ -388,18 +393,23 @@ fn write_commit(txn: &WriteTransaction, commit: &MessageCommit) -> Result<(), St
             outbox.insert(entry.id.as_str(), entry.to_json().as_str())?;
             raw_table.insert(entry.id.as_str(), raw.as_slice())?;
         }
-        let mut processed = txn.open_table(PROCESSED)?;
         processed.insert(commit.message_key.as_str(), commit.summary.as_str())?;
         for k in &commit.also_processed {
             processed.insert(k.as_str(), commit.summary.as_str())?;
         }
         if let Some((mailbox, validity, uid)) = &commit.checkpoint {
-            txn.open_table(CHECKPOINTS)?
-                .insert(mailbox.as_str(), (*validity, *uid))?;
+            let superseded = commits[i + 1..].iter().any(|later| {
+                later
+                    .checkpoint
+                    .as_ref()
+                    .is_some_and(|(m, _, _)| m == mailbox)
+            });
+            if !superseded {
+                checkpoints.insert(mailbox.as_str(), (*validity, *uid))?;
+            }
         }
         if let Some(plan) = &commit.pending {
-            txn.open_table(PENDING)?
-                .insert(commit.message_key.as_str(), plan.as_str())?;
+            pending.insert(commit.message_key.as_str(), plan.as_str())?;
         }
     }
     Ok(())

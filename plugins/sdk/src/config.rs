@@ -22,3 +22,22 @@ pub fn config_value() -> Result<serde_json::Value, String> {
 pub fn config_string(key: &str) -> Option<String> {
     host::config_string(key)
 }
+
+/// Parse the configuration into `T` once per plugin instance and keep it: the host reuses an
+/// instance from message to message (the configuration never changes during its life), so
+/// this saves parsing the JSON on every call. Expands to a `Result<&'static T, String>`.
+///
+/// ```ignore
+/// let config: &Config = mailpipe_plugin::config_once!(Config)?;
+/// ```
+#[macro_export]
+macro_rules! config_once {
+    ($t:ty) => {{
+        static CONFIG: ::std::sync::OnceLock<::std::result::Result<$t, ::std::string::String>> =
+            ::std::sync::OnceLock::new();
+        CONFIG
+            .get_or_init($crate::config::<$t>)
+            .as_ref()
+            .map_err(|e| e.clone())
+    }};
+}

@@ -61,11 +61,11 @@ impl Plugin for AutoResponder {
     }
 
     fn on_message(msg: Message) -> Result<Vec<Action>, String> {
-        let config: Config = mailpipe_plugin::config()?;
+        let config: &Config = mailpipe_plugin::config_once!(Config)?;
         let Some(sender) = sender_address(&msg) else {
             return Ok(vec![]);
         };
-        if !is_direct_recipient(&msg, &config.addresses) || is_from_me_or_robot(&msg, &config) {
+        if !is_direct_recipient(&msg, &config.addresses) || is_from_me_or_robot(&msg, config) {
             return Ok(vec![]);
         }
         if is_list_or_automatic(&msg) {
@@ -80,14 +80,14 @@ impl Plugin for AutoResponder {
         let days = config.days.max(1);
         kv::set(&key, b"1", Some(days * 86_400));
 
-        let subject = config.subject.unwrap_or_else(|| {
+        let subject = config.subject.clone().unwrap_or_else(|| {
             let original = msg.subject.as_deref().unwrap_or("").trim();
             format!("Auto: {original}").trim_end().to_string()
         });
         Ok(vec![Action::Reply(Reply {
             subject: Some(subject),
-            text: config.body,
-            html: config.html,
+            text: config.body.clone(),
+            html: config.html.clone(),
             headers: vec![],
         })])
     }

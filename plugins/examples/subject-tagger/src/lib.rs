@@ -36,7 +36,7 @@ impl Plugin for SubjectTagger {
     }
 
     fn on_message(msg: Message) -> Result<Vec<Action>, String> {
-        let config: Config = mailpipe_plugin::config()?;
+        let config: &Config = mailpipe_plugin::config_once!(Config)?;
         let tag = config.tag.trim();
         if tag.is_empty() {
             return Err("`tag` must not be empty".into());
@@ -61,9 +61,12 @@ impl Plugin for SubjectTagger {
                 format!("{tag} {subject}").trim_end().to_string(),
             ));
         }
-        if let Some(name) = config.header {
-            let value = config.header_value.unwrap_or_else(|| "yes".into());
-            actions.push(Action::SetHeader(Header { name, value }));
+        if let Some(name) = &config.header {
+            let value = config.header_value.clone().unwrap_or_else(|| "yes".into());
+            actions.push(Action::SetHeader(Header {
+                name: name.clone(),
+                value,
+            }));
         }
         Ok(actions)
     }
