@@ -12,6 +12,11 @@ use crate::plugin::bindings::Reply;
 /// Reply-To is for human replies).
 pub fn response_address(email: &Email) -> Option<String> {
     let [return_path, from] = email.first_values(["Return-Path", "From"]);
+    response_address_of(return_path, from)
+}
+
+/// `response_address` from the message's first Return-Path and From values.
+pub fn response_address_of(return_path: Option<String>, from: Option<String>) -> Option<String> {
     if let Some(rp) = return_path {
         let addr = rp
             .trim()

@@ -70,12 +70,13 @@ impl Pipeline {
         message_key: &str,
         identity: &Identity,
     ) -> Decision {
-        let message_id = original.header("Message-ID");
+        let [message_id, return_path, from] =
+            original.first_values(["Message-ID", "Return-Path", "From"]);
         let mut w = Working {
             email: original.clone(),
             decision: Decision::new(message_key, message_id),
         };
-        let sender = reply::response_address(original);
+        let sender = reply::response_address_of(return_path, from);
         // The plugin's view, reused by the next plugin with the same needs while no plugin
         // changed the message.
         let mut views: Vec<(Needs, crate::plugin::bindings::Message)> = Vec::new();

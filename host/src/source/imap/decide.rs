@@ -19,7 +19,8 @@ use crate::state::{MessageCommit, StateError, Store};
 pub struct Fetched {
     pub uid: u32,
     pub flags: Vec<String>,
-    pub internal_date: Option<String>,
+    /// Kept on rewritten copies (formatted only for those).
+    pub internal_date: Option<chrono::DateTime<chrono::FixedOffset>>,
     pub raw: Vec<u8>,
 }
 
@@ -53,6 +54,15 @@ pub struct Decided {
     pub plugin_failures: usize,
 }
 
+/// Our marker on a rewritten copy, if the message has one. Nearly no message has: a quick
+/// byte search first, the header scan only when it might.
+fn rewritten_marker(email: &Email) -> Option<String> {
+    let raw = &email.raw;
+    let maybe = memchr::memmem::find(raw, b"ewritten").is_some()
+        || memchr::memmem::find(raw, b"EWRITTEN").is_some();
+    maybe.then(|| email.header(REWRITTEN_HEADER)).flatten()
+}
+
 impl Decided {
     /// Add a later chunk's plans, to be applied together with these.
     pub fn absorb(&mut self, later: Decided) {
@@ -83,7 +93,7 @@ impl Decider {
                 continue;
             }
             let email = Email::new(f.raw, self.mailbox.as_str(), f.flags.clone());
-            if let Some(marker) = email.header(REWRITTEN_HEADER) {
+            if let Some(marker) = rewritten_marker(&email) {
                 if self.store.is_processed(&format!("rewritten:{marker}"))? {
                     // Our own rewritten copy of a message processed before.
                     out.skipped += 1;
@@ -124,7 +134,10 @@ impl Decider {
                 f.uid,
                 &d,
                 f.flags,
-                f.internal_date,
+                new_raw
+                    .as_ref()
+                    .and(f.internal_date)
+                    .map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
                 new_raw.as_deref(),
                 self.headers_only,
             );

@@ -552,9 +552,7 @@ async fn fetch(
             out.push(Fetched {
                 uid,
                 flags: f.flags().filter_map(flag_name).collect(),
-                internal_date: f
-                    .internal_date()
-                    .map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
+                internal_date: f.internal_date(),
                 raw,
             });
         }
