@@ -93,6 +93,46 @@ fn filer_on_subject(tag: &str, folder: &str) -> String {
     )
 }
 
+/// `n` messages "Sender i" -> alice, subject "{tag} #i", Message-ID <i.{tag}@example.net>.
+async fn fill(
+    s: &mut mailpipe::source::imap::connect::ImapSession,
+    mailbox: &str,
+    tag: &str,
+    n: usize,
+) {
+    create(s, mailbox).await;
+    for i in 0..n {
+        let raw = message(
+            &format!("Sender {i} <s{i}@example.net>"),
+            "alice@example.test",
+            &format!("{tag} #{i}"),
+            &format!("{i}.{tag}@example.net"),
+            "",
+        );
+        append(s, mailbox, &raw).await;
+    }
+}
+
+/// SIGKILL the daemon as soon as `dst` holds at least `at_least` messages; how many it held.
+async fn kill_when_moved(
+    daemon: &mut Daemon,
+    s: &mut mailpipe::source::imap::connect::ImapSession,
+    dst: &str,
+    at_least: usize,
+) -> usize {
+    let start = Instant::now();
+    while list(s, dst).await.len() < at_least {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.kill();
+    list(s, dst).await.len()
+}
+
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let cfg = config(dir, &format!("[state]\ndir = \"{}\"\n[outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n{body}", dir.join("state").display()));
     cfg.file
@@ -139,22 +179,7 @@ async fn sigkill_mid_run_loses_and_duplicates_nothing() {
     let (src, dst) = (format!("T-{tag}-in"), format!("T-{tag}-out"));
     let n = 120;
     let mut s = stack.session("alice").await;
-    create(&mut s, &src).await;
-    for i in 0..n {
-        let from = format!("Sender {i} <s{i}@example.net>");
-        append(
-            &mut s,
-            &src,
-            &message(
-                &from,
-                "alice@example.test",
-                &format!("{tag} #{i}"),
-                &format!("{i}.{tag}@example.net"),
-                "",
-            ),
-        )
-        .await;
-    }
+    fill(&mut s, &src, &tag, n).await;
     // Every message is moved to dst and forwarded to carol: both must happen exactly once.
     let body = stack.account_toml("alice", &[&src], "batch = 7\napply_batch = 7\nmode = \"poll\"")
         + &filer_on_subject(&tag, &dst)
@@ -166,21 +191,7 @@ async fn sigkill_mid_run_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), &body);
     let mut daemon = Daemon::start(&file, &[]);
-    let start = Instant::now();
-    loop {
-        let moved = list(&mut s, &dst).await.len();
-        if moved >= n / 3 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no progress:\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    daemon.kill();
-    let killed_at = list(&mut s, &dst).await.len();
+    let killed_at = kill_when_moved(&mut daemon, &mut s, &dst, n / 3).await;
     assert!(
         killed_at < n,
         "killed too late to prove anything ({killed_at})"
@@ -368,17 +379,7 @@ async fn sigkill_during_rewrites_keeps_every_body() {
     let (src, dst) = (format!("T-{tag}-in"), format!("T-{tag}-out"));
     let n = 150;
     let mut s = stack.session("alice").await;
-    create(&mut s, &src).await;
-    for i in 0..n {
-        let raw = message(
-            &format!("Sender {i} <s{i}@example.net>"),
-            "alice@example.test",
-            &format!("{tag} #{i}"),
-            &format!("{i}.{tag}@example.net"),
-            "",
-        );
-        append(&mut s, &src, &raw).await;
-    }
+    fill(&mut s, &src, &tag, n).await;
     let body = stack.account_toml(
         "alice",
         &[&src],
@@ -391,17 +392,7 @@ async fn sigkill_during_rewrites_keeps_every_body() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), &body);
     let mut daemon = Daemon::start(&file, &[]);
-    let start = Instant::now();
-    while list(&mut s, &dst).await.len() < n / 4 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no progress:\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    daemon.kill();
-    let killed_at = list(&mut s, &dst).await.len();
+    let killed_at = kill_when_moved(&mut daemon, &mut s, &dst, n / 4).await;
     assert!(killed_at < n, "killed too late to prove anything");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))

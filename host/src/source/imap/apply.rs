@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use super::connect::{timed, ImapError, ImapSession};
 use super::plan::{uid_sets, Plan};
 use super::utf7;
+use super::REWRITTEN_HEADER;
 use crate::message::encode::base64_decode;
+use crate::message::Email;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServerCaps {
@@ -27,13 +29,17 @@ pub struct ApplyReport {
     pub warnings: Vec<String>,
 }
 
-/// Apply `plans` of messages in `mailbox`, which must be the selected mailbox.
+/// Apply `plans` of messages in `mailbox`, which must be the selected mailbox. `resumed`:
+/// the plans were decided by an earlier, interrupted run, which may have appended some
+/// rewritten copies already: those are looked for (by our marker header) before appending,
+/// so a crash between an APPEND and the removal of the original never leaves two copies.
 pub async fn apply(
     session: &mut ImapSession,
     mailbox: &str,
     plans: &mut [Plan],
     caps: ServerCaps,
     folders: &mut HashSet<String>,
+    resumed: bool,
 ) -> Result<ApplyReport, ImapError> {
     let mut report = ApplyReport::default();
     ensure_folders(session, plans, folders, &mut report).await?;
@@ -96,7 +102,13 @@ pub async fn apply(
     }
 
     // Rewritten messages: the new version goes everywhere first, then the original goes.
+    let mut left_mailbox = false;
     for p in plans.iter().filter(|p| p.rewritten.is_some()) {
+        if left_mailbox {
+            // The original's body is read from the mailbox, by UID.
+            timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+            left_mailbox = false;
+        }
         let mut raw = base64_decode(p.rewritten.as_deref().unwrap_or_default())
             .ok_or_else(|| ImapError::protocol("APPEND", "corrupt rewritten message in plan"))?;
         if p.body_from_original {
@@ -119,7 +131,18 @@ pub async fn apply(
         if p.keep {
             dests.insert(0, mailbox);
         }
+        let marker = if resumed {
+            Email::new(raw.clone(), mailbox, vec![]).header(REWRITTEN_HEADER)
+        } else {
+            None
+        };
         for dest in dests {
+            if let Some(marker) = &marker {
+                left_mailbox = true;
+                if has_copy(session, dest, marker).await? {
+                    continue;
+                }
+            }
             timed(
                 "APPEND",
                 session.append(utf7::encode(dest), Some(&flags), date.as_deref(), &raw),
@@ -128,6 +151,9 @@ pub async fn apply(
             report.appended += 1;
         }
         to_remove.push(p.uid);
+    }
+    if left_mailbox {
+        timed("SELECT", session.select(utf7::encode(mailbox))).await?;
     }
     to_remove.extend(plans.iter().filter(|p| p.discarded()).map(|p| p.uid));
     if !to_remove.is_empty() {
@@ -145,6 +171,22 @@ pub async fn apply(
         report.removed += to_remove.len();
     }
     Ok(report)
+}
+
+/// Whether `folder` already holds our rewritten copy carrying `marker` (leaves `folder`
+/// selected read-only).
+async fn has_copy(
+    session: &mut ImapSession,
+    folder: &str,
+    marker: &str,
+) -> Result<bool, ImapError> {
+    timed("EXAMINE", session.examine(utf7::encode(folder))).await?;
+    let found = timed(
+        "UID SEARCH",
+        session.uid_search(format!("HEADER {REWRITTEN_HEADER} \"{marker}\"")),
+    )
+    .await?;
+    Ok(!found.is_empty())
 }
 
 /// The body of message `uid` (everything after its header block).

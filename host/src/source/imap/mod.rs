@@ -291,7 +291,7 @@ impl AccountWorker {
                     .iter()
                     .filter_map(|(_, p)| Plan::from_json(p))
                     .collect();
-                let r = apply(session, mailbox, &mut plans, caps, folders).await?;
+                let r = apply(session, mailbox, &mut plans, caps, folders, true).await?;
                 report.warnings.extend(r.warnings);
                 self.store.finish_pending(&keys)?;
             }
@@ -523,7 +523,7 @@ impl AccountWorker {
         if decided.plans.is_empty() {
             return Ok(());
         }
-        let r = apply(session, mailbox, &mut decided.plans, caps, folders).await?;
+        let r = apply(session, mailbox, &mut decided.plans, caps, folders, false).await?;
         for w in &r.warnings {
             self.log(w);
         }
