@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 bash tests/mailstack/start.sh >/dev/null
 trap 'bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
-cargo test --release
-# The benchmarks are not run here (they need ~20 min on a quiet machine, see bench/README.md),
-# but they must keep compiling: same profile, so this reuses everything built above.
+# The benchmarks are not run here (they need ~10 min on a quiet machine, see bench/README.md),
+# but they must keep compiling: same profile as the tests, so nothing is built twice.
 cargo build --release --benches
+cargo test --release

@@ -1,7 +1,8 @@
 //! IMAP source: reads each configured mailbox incrementally and durably. Per mailbox the
 //! state store keeps (UIDVALIDITY, last processed UID); messages are fetched in bounded
-//! chunks with only the parts the plugins need; each message's decision is committed with
-//! its IMAP plan, then the chunk's plans are applied in bulk, then the outbox is sent.
+//! chunks with only the parts the plugins need (fetched ahead while a task of its own
+//! decides, see `decide`); each message's decision is committed with its IMAP plan, the plans
+//! are applied in large batches, and after the pass the outbox is sent.
 //! `watch` keeps a session open with IDLE (or polling) and reconnects with backoff.
 
 pub mod apply;
@@ -81,7 +82,7 @@ pub struct PassReport {
     pub removed: usize,
     pub warnings: Vec<String>,
     pub outbox: FlushReport,
-    /// Where the time went: (stage, total), for `MAILPIPE_DEBUG=1` and the benchmarks.
+    /// Where the time went, printed with `MAILPIPE_DEBUG=1` (see docs/IMAP-SMTP.md).
     pub timings: Timings,
 }
 
