@@ -133,6 +133,19 @@ async fn kill_when_moved(
     list(s, dst).await.len()
 }
 
+/// `mailpipe run --once` to the end; it must succeed.
+fn run_once(config: &std::path::Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c", config.to_str().unwrap(), "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let cfg = config(dir, &format!("[state]\ndir = \"{}\"\n[outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n{body}", dir.join("state").display()));
     cfg.file
@@ -198,15 +211,7 @@ async fn sigkill_mid_run_loses_and_duplicates_nothing() {
     );
 
     // Start again and let it finish.
-    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
-        .args(["run", "-c", file.to_str().unwrap(), "--once"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once(&file);
 
     let moved = list(&mut s, &dst).await;
     assert!(
@@ -395,15 +400,7 @@ async fn sigkill_during_rewrites_keeps_every_body() {
     let killed_at = kill_when_moved(&mut daemon, &mut s, &dst, n / 4).await;
     assert!(killed_at < n, "killed too late to prove anything");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
-        .args(["run", "-c", file.to_str().unwrap(), "--once"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once(&file);
 
     assert!(list(&mut s, &src).await.is_empty(), "the source is empty");
     let moved = full_messages(&mut s, &dst).await;

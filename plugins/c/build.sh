@@ -22,14 +22,9 @@ ADAPTER_VERSION=48.0.8       # the host's wasmtime version (Cargo.lock)
 WIT_BINDGEN_VERSION=0.63.0   # only for --regen
 APT_PACKAGES=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
-# Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
-if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
-    CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
-fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-wit="$root/wit/v0.1"
+# shellcheck source=../build-env.sh
+source "$here/../build-env.sh"
 tools="$here/.tools"
 bindings="$here/bindings"
 regen=0
@@ -127,7 +122,6 @@ for dir in "$here"/*/; do
 done
 [[ ${#plugins[@]} -gt 0 ]] || die "no plugins/c/*/ folder with .c files found"
 
-out="$target_dir/plugins"
 mkdir -p "$out"
 for dir in "${plugins[@]}"; do
     name="$(basename "$dir")"

@@ -15,14 +15,9 @@
 # (`--force` rebuilds all).
 set -euo pipefail
 
-# Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
-if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
-    CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
-fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-wit="$root/wit/v0.1"
+# shellcheck source=../build-env.sh
+source "$here/../build-env.sh"
 force=0
 [[ "${1:-}" == "--force" ]] && force=1
 
@@ -58,7 +53,6 @@ if [[ ${#plugins[@]} -eq 0 ]]; then
     exit 1
 fi
 
-out="$target_dir/plugins"
 mkdir -p "$out"
 for dir in "${plugins[@]}"; do
     name="$(basename "$dir")"

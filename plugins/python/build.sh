@@ -12,14 +12,9 @@ set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
 
-# Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
-if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
-    CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
-fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-wit="$root/wit/v0.1"
+# shellcheck source=../build-env.sh
+source "$here/../build-env.sh"
 venv="$here/.venv"
 cpy="$venv/bin/componentize-py"
 
@@ -45,7 +40,6 @@ if [[ ${#apps[@]} -eq 0 ]]; then
     exit 1
 fi
 
-out="$target_dir/plugins"
 mkdir -p "$out"
 for dir in "${apps[@]}"; do
     name="$(basename "$dir")"

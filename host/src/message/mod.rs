@@ -47,16 +47,8 @@ impl Email {
         view::decoded_headers(&self.raw)
     }
 
-    /// Every value of a header, decoded, matched case-insensitively, in order. A light scan
-    /// of the header block: no MIME parsing, only the matching fields are decoded.
-    pub fn header_values(&self, name: &str) -> Vec<String> {
-        rewrite::HeaderBlock::parse(&self.raw)
-            .values(name)
-            .map(view::decode_value)
-            .collect()
-    }
-
-    /// The first value of each of `names` (decoded), in one scan of the header block.
+    /// The first value of each of `names` (decoded), in one scan of the header block: no
+    /// MIME parsing, only the matching fields are decoded.
     pub fn first_values<const N: usize>(&self, names: [&str; N]) -> [Option<String>; N] {
         let block = rewrite::HeaderBlock::parse(&self.raw);
         names.map(|n| block.values(n).next().map(view::decode_value))

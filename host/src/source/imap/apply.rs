@@ -12,7 +12,7 @@ use super::plan::{uid_sets, Plan};
 use super::utf7;
 use super::REWRITTEN_HEADER;
 use crate::message::encode::base64_decode;
-use crate::message::Email;
+use crate::message::rewrite::HeaderBlock;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServerCaps {
@@ -131,11 +131,10 @@ pub async fn apply(
         if p.keep {
             dests.insert(0, mailbox);
         }
-        let marker = if resumed {
-            Email::new(raw.clone(), mailbox, vec![]).header(REWRITTEN_HEADER)
-        } else {
-            None
-        };
+        let marker = resumed
+            .then(|| HeaderBlock::parse(&raw).values(REWRITTEN_HEADER).next())
+            .flatten()
+            .map(|v| String::from_utf8_lossy(v).trim().to_string());
         for dest in dests {
             if let Some(marker) = &marker {
                 left_mailbox = true;

@@ -426,7 +426,7 @@ impl AccountWorker {
                     .await?;
             }
             if let Some(p) = state.pending.take() {
-                self.apply_timed(session, mailbox, p, caps, folders, report)
+                self.apply_chunk(session, mailbox, p, caps, folders, report)
                     .await?;
             }
             Ok::<(), ImapError>(())
@@ -486,29 +486,12 @@ impl AccountWorker {
             None => decided,
         };
         if pending.plans.len() >= self.account.apply_batch || pending.plan_bytes() >= APPLY_BYTES {
-            self.apply_timed(session, state.mailbox, pending, caps, folders, report)
+            self.apply_chunk(session, state.mailbox, pending, caps, folders, report)
                 .await?;
         } else {
             state.pending = Some(pending);
         }
         Ok(())
-    }
-
-    async fn apply_timed(
-        &self,
-        session: &mut ImapSession,
-        mailbox: &str,
-        decided: Decided,
-        caps: ServerCaps,
-        folders: &mut HashSet<String>,
-        report: &mut PassReport,
-    ) -> Result<(), ImapError> {
-        let t = Instant::now();
-        let r = self
-            .apply_chunk(session, mailbox, decided, caps, folders, report)
-            .await;
-        report.timings.apply += t.elapsed();
-        r
     }
 
     /// Carry out a decided (and durable) chunk's plans on the server.
@@ -524,7 +507,10 @@ impl AccountWorker {
         if decided.plans.is_empty() {
             return Ok(());
         }
-        let r = apply(session, mailbox, &mut decided.plans, caps, folders, false).await?;
+        let started = Instant::now();
+        let r = apply(session, mailbox, &mut decided.plans, caps, folders, false).await;
+        report.timings.apply += started.elapsed();
+        let r = r?;
         for w in &r.warnings {
             self.log(w);
         }
