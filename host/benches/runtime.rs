@@ -128,6 +128,7 @@ async fn main() {
             store: None,
             raw: None,
             clock: Clock::System,
+            limits: Default::default(),
         };
         let mut store = wasmtime::Store::new(
             &engine,

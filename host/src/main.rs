@@ -132,8 +132,16 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                     s.outbox.deferred.extend(a.outbox.deferred);
                     s.outbox.failed.extend(a.outbox.failed);
                 }
+                let store_failures = if s.store_failures > 0 {
+                    format!(
+                        ", {} not filed as decided (kept in place)",
+                        s.store_failures
+                    )
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "{} processed, {} already done, {} plugin error(s), {} unreadable; outbox: {} sent, {} deferred, {} failed",
+                    "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
                     s.processed,
                     s.skipped,
                     s.plugin_failures,
@@ -247,7 +255,7 @@ async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
             address: a.identity.clone(),
             name: None,
         },
-        max_outgoing: settings.limits.max_outgoing_per_message,
+        limits: settings.limits,
         store: Some(store.clone()),
         clock,
     };

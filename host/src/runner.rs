@@ -48,7 +48,7 @@ pub async fn build_pipeline(
         runtime,
         plugins,
         identity: config.identity.clone(),
-        max_outgoing: config.limits.max_outgoing_per_message,
+        limits: config.limits,
         store,
         clock,
     })
@@ -80,6 +80,8 @@ pub struct RunSummary {
     pub skipped: usize,
     pub plugin_failures: usize,
     pub unreadable: usize,
+    /// Messages the mail store could not file as decided (kept in their own mailbox).
+    pub store_failures: usize,
     pub outbox: FlushReport,
 }
 
@@ -143,7 +145,20 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         // 1. Store the message (idempotent file names: a crash before 2. re-delivers onto
         //    the same files). 2. Commit plugin state, queued mail and the processed mark in
         //    one transaction. 3. Send the queue.
-        for d in mailstore.deliver(&decision)? {
+        let delivered = match mailstore.deliver(&decision) {
+            Ok(d) => d,
+            Err(e) => {
+                // Only this message is affected: it stays in its own mailbox, the run goes on.
+                // (When even that cannot be written, the mail store itself is broken.)
+                eprintln!(
+                    "error: {}: {e}; kept in {} instead",
+                    msg.label, decision.email.mailbox
+                );
+                summary.store_failures += 1;
+                mailstore.deliver(&decision.kept_in_own_mailbox())?
+            }
+        };
+        for d in delivered {
             if let Some(wanted) = d.fallback_from {
                 eprintln!(
                     "warning: folder {wanted:?} does not exist (create = false); kept in {}",

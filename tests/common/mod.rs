@@ -107,7 +107,7 @@ impl TestPipeline {
                 runtime,
                 plugins: loaded,
                 identity: identity(),
-                max_outgoing: 3,
+                limits: Default::default(),
                 store: Some(store.clone()),
                 clock,
             },

@@ -5,6 +5,7 @@
 use super::{domain_of, LOOP_HEADER};
 use crate::config::Identity;
 use crate::message::encode::{self, rfc5322_date};
+use crate::message::header;
 use crate::message::rewrite;
 use crate::message::Email;
 
@@ -43,7 +44,10 @@ pub fn as_attachment(
     id: &str,
     now_ms: i64,
 ) -> Vec<u8> {
-    let subject = format!("Fwd: {}", original.header("Subject").unwrap_or_default());
+    let subject = format!(
+        "Fwd: {}",
+        header::clean_text(&original.header("Subject").unwrap_or_default())
+    );
     let boundary = format!("=_mailpipe_{id}");
     let cte = if original.raw.is_ascii() {
         "7bit"
@@ -63,7 +67,7 @@ pub fn as_attachment(
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-        ("Subject", encode::header_value(&subject)),
+        ("Subject", header::unstructured(&subject)),
         ("Date", rfc5322_date(now_ms)),
         (
             "Message-ID",
@@ -77,7 +81,7 @@ pub fn as_attachment(
             format!("multipart/mixed; boundary=\"{boundary}\""),
         ),
     ] {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        out.push_str(&header::line(name, &value, "\r\n"));
     }
     out.push_str(&format!(
         "\r\n--{boundary}\r\n{}\r\n--{boundary}\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\nContent-Transfer-Encoding: {cte}\r\n\r\n",

@@ -31,23 +31,54 @@ pub fn blocker(email: &Email, sender: Option<&str>, automated_ok: bool) -> Optio
     if automated_ok {
         return None;
     }
-    if let Some(v) = get("Auto-Submitted").find(|v| !v.eq_ignore_ascii_case("no")) {
+    // Any Auto-Submitted value but "no" (RFC 3834; an unreadable one counts as automatic).
+    if let Some(v) = get("Auto-Submitted").find(|v| keyword(v) != "no") {
         return Some(format!("the message is Auto-Submitted: {v}"));
     }
-    if let Some(v) = get("Precedence").find(|v| {
-        ["bulk", "list", "junk"]
-            .iter()
-            .any(|p| v.eq_ignore_ascii_case(p))
-    }) {
+    if let Some(v) =
+        get("Precedence").find(|v| ["bulk", "list", "junk"].contains(&keyword(v).as_str()))
+    {
         return Some(format!("the message has Precedence: {v}"));
     }
-    if let Some((n, _)) = headers
-        .iter()
-        .find(|(n, _)| n.len() > 5 && n[..5].eq_ignore_ascii_case("list-"))
-    {
+    if let Some((n, _)) = headers.iter().find(|(n, _)| {
+        n.as_bytes()
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"list-"))
+    }) {
         return Some(format!("the message is list mail ({n})"));
     }
     None
+}
+
+/// The first word of a structured header value, lowercased, with comments (nested, with
+/// quoted pairs) and parameters (after `;`) removed: `bulk (mass mailing)` -> `bulk`,
+/// `auto-replied; owner-email="x"` -> `auto-replied`.
+pub fn keyword(value: &str) -> String {
+    let mut out = String::new();
+    let (mut depth, mut escaped) = (0usize, false);
+    for c in value.chars() {
+        if depth > 0 {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '(' => depth = 1,
+            ';' => break,
+            c if c.is_whitespace() => {
+                if !out.is_empty() {
+                    break;
+                }
+            }
+            c => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    out
 }
 
 /// Senders that are robots or lists by name.
@@ -97,6 +128,10 @@ mod tests {
             "Auto-Submitted: auto-replied",
             "Precedence: bulk",
             "Precedence: LIST",
+            "Precedence: bulk (mass mailing)",
+            "Precedence: (comment) junk",
+            "Auto-Submitted: auto-replied (vacation)",
+            "Auto-Submitted: auto-generated; owner-email=\"a@b.c\"",
             "List-Id: <x.lists.example.org>",
             "List-Unsubscribe: <mailto:u@example.org>",
             "X-Mailpipe-Loop: alice@example.com",
@@ -120,6 +155,22 @@ mod tests {
             );
         }
         assert!(blocker(&email("Subject: x"), None, false).is_some());
+    }
+
+    #[test]
+    fn structured_values_are_parsed() {
+        assert_eq!(keyword("bulk (mass mailing)"), "bulk");
+        assert_eq!(keyword(" (a (nested) \\) c) List "), "list");
+        assert_eq!(keyword("no (hand-written)"), "no");
+        let e = email("Auto-Submitted: no (written by a person)");
+        assert_eq!(blocker(&e, Some("bob@example.org"), false), None);
+    }
+
+    #[test]
+    fn a_non_ascii_header_name_does_not_panic() {
+        let raw = b"From: bob@example.org\r\nAbc\xff: x\r\nLis\xc3\xa9: y\r\n\r\nbody\r\n".to_vec();
+        let e = Email::new(raw, "INBOX", vec![]);
+        let _ = blocker(&e, Some("bob@example.org"), false);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Who a plugin may send mail to: its `allow_send_to` patterns from the config. `$sender` is
 //! the sender of the message being processed (the only default, for auto-responders);
-//! anything else is a case-insensitive glob such as `*@example.com`.
+//! anything else is a glob such as `*@example.com`. Addresses are compared the way mail
+//! compares them (`message::address::canonical`), never with Unicode case folding.
 
-use crate::message::address::{glob_match, validate_addr_spec};
+use crate::message::address::{glob_match, same_address, validate_addr_spec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecipientPattern {
@@ -35,7 +36,7 @@ pub fn check_allowed(
 ) -> Result<(), String> {
     validate_addr_spec(rcpt).map_err(|e| e.to_string())?;
     let allowed = patterns.iter().any(|p| match p {
-        RecipientPattern::Sender => sender.is_some_and(|s| s.eq_ignore_ascii_case(rcpt)),
+        RecipientPattern::Sender => sender.is_some_and(|s| same_address(s, rcpt)),
         RecipientPattern::Glob(g) => glob_match(g, rcpt),
     });
     if allowed {
@@ -62,5 +63,14 @@ mod tests {
         assert!(check_allowed(&p, "x@evil.example.net", Some("bob@example.org")).is_err());
         assert!(check_allowed(&p, "x@example.com\r\nBcc: y@z", None).is_err());
         assert!(RecipientPattern::parse("nobody").is_err());
+    }
+
+    #[test]
+    fn look_alike_recipients_are_refused() {
+        let p = vec![RecipientPattern::parse("kate@example.com").unwrap()];
+        assert!(check_allowed(&p, "KATE@example.COM", None).is_ok());
+        assert!(check_allowed(&p, "\u{212A}ate@example.com", None).is_err());
+        let s = vec![RecipientPattern::Sender];
+        assert!(check_allowed(&s, "\u{212A}ate@example.com", Some("kate@example.com")).is_err());
     }
 }

@@ -5,6 +5,7 @@
 use super::{domain_of, LOOP_HEADER};
 use crate::config::Identity;
 use crate::message::encode::{self, base64_lines, rfc5322_date};
+use crate::message::header;
 use crate::message::Email;
 use crate::plugin::bindings::Reply;
 
@@ -43,7 +44,11 @@ pub fn compose(
     id: &str,
     now_ms: i64,
 ) -> Vec<u8> {
-    let orig_subject = original.header("Subject").unwrap_or_default();
+    let orig_subject = original.header("Subject");
+    // msg-ids are read from the raw fields: encoded words are not allowed in them (RFC 2047
+    // section 5), so a "msg-id" that needs decoding is no msg-id.
+    let [message_id, references] = original.first_raw_values(["Message-ID", "References"]);
+    let orig_subject = header::clean_text(&orig_subject.unwrap_or_default());
     let subject = match &reply.subject {
         Some(s) => s.clone(),
         None if orig_subject
@@ -60,32 +65,27 @@ pub fn compose(
             encode::mailbox(identity.name.as_deref(), &identity.address),
         ),
         ("To".to_string(), format!("<{to}>")),
-        ("Subject".to_string(), encode::header_value(&subject)),
+        ("Subject".to_string(), header::unstructured(&subject)),
         ("Date".to_string(), rfc5322_date(now_ms)),
         (
             "Message-ID".to_string(),
             format!("<mailpipe.{id}@{}>", domain_of(&identity.address)),
         ),
     ];
-    if let Some(parent) = original
-        .header("Message-ID")
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
-    {
-        let parent = if parent.starts_with('<') {
-            parent
-        } else {
-            format!("<{parent}>")
-        };
-        let refs = original.header("References").unwrap_or_default();
-        let refs = format!("{} {parent}", refs.trim()).trim().to_string();
+    // Threading fields are rebuilt from valid msg-ids only: whatever else the original's
+    // fields decode to (comments, junk, injected lines) is dropped.
+    if let Some(parent) = message_id.as_deref().and_then(header::first_msg_id) {
+        let mut refs = header::msg_ids(references.as_deref().unwrap_or_default());
+        refs.retain(|r| *r != parent);
+        refs.push(parent.clone());
+        let skip = refs.len().saturating_sub(header::MAX_REFERENCES);
         h.push(("In-Reply-To".into(), parent));
-        h.push(("References".into(), refs));
+        h.push(("References".into(), refs[skip..].join(" ")));
     }
     h.push(("Auto-Submitted".into(), "auto-replied".into()));
     h.push((LOOP_HEADER.into(), identity.address.clone()));
     for extra in &reply.headers {
-        h.push((extra.name.clone(), encode::header_value(&extra.value)));
+        h.push((extra.name.clone(), header::unstructured(&extra.value)));
     }
     h.push(("MIME-Version".into(), "1.0".into()));
     let body = match &reply.html {
@@ -101,7 +101,7 @@ pub fn compose(
     };
     let mut out = String::new();
     for (name, value) in h {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        out.push_str(&header::line(&name, &value, "\r\n"));
     }
     out.push_str(&body);
     out.into_bytes()
@@ -109,7 +109,7 @@ pub fn compose(
 
 /// One MIME part's headers and body: 7bit when it is plain short-lined ASCII, else base64.
 pub fn text_part(content_type: &str, text: &str) -> String {
-    let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let text = crate::message::encode::crlf_text(text);
     if text.is_ascii() && text.split("\r\n").all(|l| l.len() <= 998) {
         format!("Content-Type: {content_type}; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{text}\r\n")
     } else {

@@ -10,6 +10,16 @@ use crate::plugin::bindings::{Action, FolderTarget, Header};
 const MAX_HEADER_VALUE: usize = 998;
 const MAX_BODY: usize = 1 << 20;
 const MAX_FORWARD_RECIPIENTS: usize = 20;
+/// Flags one call may add or remove, over all its actions.
+pub const MAX_FLAGS_PER_CALL: usize = 100;
+/// Extra header fields of one reply, and their total size.
+pub const MAX_REPLY_HEADERS: usize = 20;
+pub const MAX_REPLY_HEADER_BYTES: usize = 8 << 10;
+
+/// Folder-name segments the offline mail store uses for itself (a Maildir's own
+/// subdirectories and Dovecot's files): a folder called like one would nest inside or
+/// collide with another folder's files.
+const RESERVED_SEGMENTS: &[&str] = &["cur", "new", "tmp", "maildirfolder"];
 
 /// Headers of a reply that only the host writes.
 const HOST_OWNED: &[&str] = &[
@@ -49,7 +59,14 @@ pub fn validate(
                 header_value("Subject", s)?;
             }
             if r.text.len() > MAX_BODY || r.html.as_ref().is_some_and(|h| h.len() > MAX_BODY) {
-                return Err(format!("reply body over {MAX_BODY} bytes"));
+                return Err(format!("reply body over {MAX_BODY} bytes (fixed limit)"));
+            }
+            let header_bytes: usize = r.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+            if r.headers.len() > MAX_REPLY_HEADERS || header_bytes > MAX_REPLY_HEADER_BYTES {
+                return Err(format!(
+                    "reply has {} extra headers of {header_bytes} bytes; the fixed limit is {MAX_REPLY_HEADERS} headers of {MAX_REPLY_HEADER_BYTES} bytes in all",
+                    r.headers.len()
+                ));
             }
             for h in &r.headers {
                 header(h)?;
@@ -82,7 +99,25 @@ pub fn validate(
     }
 }
 
-/// A folder name: "/"-separated UTF-8 segments, no control characters, no path tricks.
+/// Checks that concern a call's actions together: flags added or removed in all.
+pub fn totals(actions: &[Action]) -> Result<(), String> {
+    let flags: usize = actions
+        .iter()
+        .map(|a| match a {
+            Action::AddFlags(f) | Action::RemoveFlags(f) => f.len(),
+            _ => 0,
+        })
+        .sum();
+    if flags > MAX_FLAGS_PER_CALL {
+        return Err(format!(
+            "{flags} flags added or removed in one call; the fixed limit is {MAX_FLAGS_PER_CALL}"
+        ));
+    }
+    Ok(())
+}
+
+/// A folder name: "/"-separated UTF-8 segments, no control characters, no path tricks, no
+/// segment named like a mail store's own files (`RESERVED_SEGMENTS`, `dovecot*`).
 pub fn folder(t: &FolderTarget) -> Result<(), String> {
     let name = &t.folder;
     let bad = name.is_empty()
@@ -94,10 +129,17 @@ pub fn folder(t: &FolderTarget) -> Result<(), String> {
             .split('/')
             .any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.trim() != seg);
     if bad {
-        Err(format!("invalid folder name {name:?}"))
-    } else {
-        Ok(())
+        return Err(format!("invalid folder name {name:?}"));
     }
+    if let Some(seg) = name.split('/').find(|seg| {
+        let lower = seg.to_lowercase();
+        RESERVED_SEGMENTS.contains(&lower.as_str()) || lower.starts_with("dovecot")
+    }) {
+        return Err(format!(
+            "folder name {name:?}: {seg:?} is a name mail stores use for their own files"
+        ));
+    }
+    Ok(())
 }
 
 /// IMAP system flags (RFC 3501) or keywords (atoms).
@@ -161,7 +203,20 @@ mod tests {
         assert!(folder(&t("Lists/rust")).is_ok());
         assert!(folder(&t("Projekte/Grüße")).is_ok());
         for bad in [
-            "", "../etc", "a//b", "/abs", "a/", "a\r\nb", "a\0", "x/./y", " lead",
+            "",
+            "../etc",
+            "a//b",
+            "/abs",
+            "a/",
+            "a\r\nb",
+            "a\0",
+            "x/./y",
+            " lead",
+            "A/dovecot-keywords",
+            "INBOX/cur",
+            "new",
+            "x/Tmp/y",
+            "Dovecot.index",
         ] {
             assert!(folder(&t(bad)).is_err(), "{bad:?}");
         }
@@ -174,6 +229,19 @@ mod tests {
         assert!(flag("\\Recent").is_err());
         assert!(flag("two words").is_err());
         assert!(flag("a)b").is_err());
+    }
+
+    #[test]
+    fn flag_totals_are_bounded() {
+        let many: Vec<String> = (0..MAX_FLAGS_PER_CALL + 1)
+            .map(|i| format!("k{i}"))
+            .collect();
+        assert!(totals(&[Action::AddFlags(many.clone())]).is_err());
+        assert!(totals(&[
+            Action::AddFlags(many[..50].to_vec()),
+            Action::RemoveFlags(many[..50].to_vec())
+        ])
+        .is_ok());
     }
 
     #[test]

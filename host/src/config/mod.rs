@@ -55,7 +55,7 @@ struct RawOffline {
 #[serde(deny_unknown_fields)]
 struct RawIdentity {
     address: Spanned<String>,
-    name: Option<String>,
+    name: Option<Spanned<String>>,
 }
 
 /// Sandbox limits of one plugin. `[limits]` sets the defaults; a `[[plugin]]` may override.
@@ -71,6 +71,13 @@ pub struct PluginLimits {
     /// Cap on replies + forwards generated for one incoming message (all plugins together;
     /// only the `[limits]` value counts).
     pub max_outgoing_per_message: usize,
+    /// Cap on the bytes (keys + values) a plugin keeps in its key-value state, in total.
+    pub kv_max_bytes: u64,
+    /// Cap on the number of keys a plugin keeps in its key-value state.
+    pub kv_max_keys: u64,
+    /// Cap on the size of one generated message (a reply, or a forward with the original);
+    /// only the `[limits]` value counts.
+    pub max_outgoing_bytes: usize,
 }
 
 impl Default for PluginLimits {
@@ -80,6 +87,9 @@ impl Default for PluginLimits {
             memory_mb: 64,
             max_actions: 100,
             max_outgoing_per_message: 3,
+            kv_max_bytes: 16 << 20,
+            kv_max_keys: 100_000,
+            max_outgoing_bytes: 25 << 20,
         }
     }
 }
@@ -94,6 +104,8 @@ struct RawPlugin {
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
     max_actions: Option<usize>,
+    kv_max_bytes: Option<u64>,
+    kv_max_keys: Option<u64>,
     allow_send_to: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     forward_automated: bool,
@@ -176,6 +188,10 @@ impl Config {
         if let Some(id) = &raw.identity {
             validate_addr_spec(id.address.get_ref())
                 .map_err(|e| invalid(id.address.span(), "identity.address", e.to_string()))?;
+            if let Some(name) = &id.name {
+                check_display_name(name.get_ref())
+                    .map_err(|m| invalid(name.span(), "identity.name", m))?;
+            }
         }
         let mut accounts = Vec::new();
         for a in &raw.accounts {
@@ -195,7 +211,7 @@ impl Config {
         let identity = match (&raw.identity, accounts.first()) {
             (Some(id), _) => Identity {
                 address: id.address.get_ref().clone(),
-                name: id.name.clone(),
+                name: id.name.as_ref().map(|n| n.get_ref().clone()),
             },
             (None, Some(a)) => Identity {
                 address: a.address.clone(),
@@ -229,6 +245,7 @@ impl Config {
             }
         }
         check_limits(&raw.limits).map_err(|m| invalid(0..0, "limits", m))?;
+        raw.outbox.check().map_err(|m| invalid(0..0, "outbox", m))?;
 
         let mut names = HashSet::new();
         let mut plugins = Vec::new();
@@ -267,6 +284,9 @@ impl Config {
                 memory_mb: p.memory_mb.unwrap_or(raw.limits.memory_mb),
                 max_actions: p.max_actions.unwrap_or(raw.limits.max_actions),
                 max_outgoing_per_message: raw.limits.max_outgoing_per_message,
+                kv_max_bytes: p.kv_max_bytes.unwrap_or(raw.limits.kv_max_bytes),
+                kv_max_keys: p.kv_max_keys.unwrap_or(raw.limits.kv_max_keys),
+                max_outgoing_bytes: raw.limits.max_outgoing_bytes,
             };
             check_limits(&limits).map_err(|m| invalid(p.name.span(), "plugin", m))?;
             let allow_send_to = match &p.allow_send_to {
@@ -326,6 +346,9 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
     }
     validate_addr_spec(a.address.get_ref())
         .map_err(|e| (a.address.span(), "account.address".into(), e.to_string()))?;
+    if let Some(dn) = &a.display_name {
+        check_display_name(dn).map_err(|m| (a.name.span(), "account.display_name".into(), m))?;
+    }
     let mailboxes = match &a.mailboxes {
         None => vec!["INBOX".to_string()],
         Some(list) => {
@@ -389,6 +412,37 @@ fn check_limits(l: &PluginLimits) -> Result<(), String> {
             "max_actions must be 1..=100000, not {}",
             l.max_actions
         ));
+    }
+    if l.kv_max_bytes == 0 || l.kv_max_bytes > 1 << 40 {
+        return Err(format!(
+            "kv_max_bytes must be 1..=1099511627776, not {}",
+            l.kv_max_bytes
+        ));
+    }
+    if l.kv_max_keys == 0 || l.kv_max_keys > 1 << 32 {
+        return Err(format!(
+            "kv_max_keys must be 1..=4294967296, not {}",
+            l.kv_max_keys
+        ));
+    }
+    if l.max_outgoing_bytes < 64 << 10 || l.max_outgoing_bytes > 1 << 30 {
+        return Err(format!(
+            "max_outgoing_bytes must be 65536..=1073741824, not {}",
+            l.max_outgoing_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// A display name that goes into From: of generated mail: printable text, no line breaks.
+fn check_display_name(name: &str) -> Result<(), String> {
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "{name:?} contains a control character (CR, LF, TAB...): it would break the From: header"
+        ));
+    }
+    if name.len() > 200 {
+        return Err("is longer than 200 bytes".into());
     }
     Ok(())
 }

@@ -51,19 +51,61 @@ pub fn validate_addr_spec(addr: &str) -> Result<(), AddressError> {
     }
 }
 
-/// Case-insensitive glob match with `*` (any run) and `?` (one character).
+/// An address in the form it is compared in, the way mail compares addresses: the domain
+/// in ASCII (IDNA, so `bücher.example` and `xn--bcher-kva.example` are one domain) and
+/// ASCII-lowercased; the local part ASCII-lowercased only. Nothing is Unicode case-folded:
+/// `\u{212A}ate` (Kelvin sign) is not `kate`. None when the domain is not a valid IDNA name.
+pub fn canonical(addr: &str) -> Option<String> {
+    let (local, domain) = addr.rsplit_once('@')?;
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    Some(format!(
+        "{}@{}",
+        local.to_ascii_lowercase(),
+        domain.to_ascii_lowercase()
+    ))
+}
+
+/// Whether two addresses are the same mailbox (see `canonical`).
+pub fn same_address(a: &str, b: &str) -> bool {
+    match (canonical(a), canonical(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Glob match of an address pattern with `*` (any run) and `?` (one character) against an
+/// address, compared in `canonical` form: a wildcard-free domain in the pattern is IDNA
+/// encoded, everything else is ASCII-lowercased; a `*` or `?` in the address is an ordinary
+/// character.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let pattern = match pattern.rsplit_once('@') {
+        Some((local, domain)) if !domain.contains(['*', '?']) => {
+            match idna::domain_to_ascii(domain) {
+                Ok(d) => format!("{}@{}", local.to_ascii_lowercase(), d.to_ascii_lowercase()),
+                Err(_) => return false,
+            }
+        }
+        _ => pattern.to_ascii_lowercase(),
+    };
+    let Some(text) = canonical(text) else {
+        return false;
+    };
+    wildcard(&pattern, &text)
+}
+
+/// `*`/`?` matching of `text` against `pattern`, in O(len(pattern) × len(text)) at worst.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, ti));
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some((sp, st)) = star {
             pi = sp + 1;
             ti = st + 1;
@@ -110,6 +152,26 @@ mod tests {
         assert!(glob_match("b?b@*", "bob@x.y"));
         assert!(!glob_match("*@example.com", "bob@example.com.evil.net"));
         assert!(!glob_match("*@example.com", "bob@example.org"));
-        assert!(glob_match("*", ""));
+        assert!(glob_match("*@*", "a@b"));
+    }
+
+    #[test]
+    fn no_unicode_case_folding_and_idna_domains() {
+        assert!(!glob_match("kate@example.com", "\u{212A}ate@example.com"));
+        assert!(!same_address("kate@example.com", "\u{212A}ate@example.com"));
+        assert!(same_address("Kate@EXAMPLE.com", "kate@example.com"));
+        assert!(same_address(
+            "bob@bücher.example",
+            "bob@xn--bcher-kva.example"
+        ));
+        assert!(glob_match("*@BÜCHER.example", "x@xn--bcher-kva.example"));
+        assert!(!glob_match("straße@x.de", "STRASSE@x.de"));
+    }
+
+    #[test]
+    fn a_star_in_the_address_is_an_ordinary_character() {
+        assert!(glob_match("*@example.net", "*x@example.net"));
+        assert!(glob_match("*@example.net", "*@example.net"));
+        assert!(!glob_match("a*@example.net", "*@example.net"));
     }
 }

@@ -1,9 +1,18 @@
 //! Writing header values and dates the way RFC 5322 and RFC 2047 want them: ASCII stays as it
 //! is, anything else becomes UTF-8 encoded words; dates in RFC 5322 form without a time crate.
 
-/// Encode a header value for the wire. The value has already been checked to hold no CR/LF.
+/// Longest plain value written as it is; longer ones become folded encoded words, so no
+/// header line ever passes the 998-byte limit of RFC 5322.
+const MAX_PLAIN: usize = 900;
+
+/// Encode a header value for the wire. Callers pass text cleaned by `header::clean_text`
+/// (no CR, LF or other controls); `header::line` is the last check.
 pub fn header_value(value: &str) -> String {
-    if value.is_ascii() && !value.contains("=?") {
+    if value.is_ascii()
+        && !value.contains("=?")
+        && value.len() <= MAX_PLAIN
+        && !value.bytes().any(|b| b.is_ascii_control() && b != b'\t')
+    {
         return value.to_string();
     }
     // Encoded words of at most 75 characters: 12 bytes of "=?UTF-8?B??=" plus base64 of
@@ -25,7 +34,8 @@ pub fn header_value(value: &str) -> String {
 
 /// `Name <addr>` with the name quoted or encoded as needed.
 pub fn mailbox(name: Option<&str>, addr: &str) -> String {
-    match name {
+    let name = name.map(super::header::clean_text);
+    match name.as_deref() {
         Some(n) if !n.is_empty() => {
             if n.is_ascii() {
                 let escaped = n.replace('\\', "\\\\").replace('"', "\\\"");
@@ -36,6 +46,32 @@ pub fn mailbox(name: Option<&str>, addr: &str) -> String {
         }
         _ => format!("<{addr}>"),
     }
+}
+
+/// Text with every line ending (CRLF, bare LF, bare CR) as CRLF, as SMTP and RFC 5322 want.
+pub fn crlf_text(text: &str) -> String {
+    String::from_utf8(crlf(text.as_bytes())).expect("only ASCII line endings change")
+}
+
+/// Bytes with every line ending (CRLF, bare LF, bare CR) as CRLF; unchanged bytes are not
+/// copied twice when the input is already clean.
+pub fn crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if data.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -133,6 +169,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn line_endings_become_crlf() {
+        assert_eq!(crlf(b"a\nb\rc\r\nd\r"), b"a\r\nb\r\nc\r\nd\r\n".to_vec());
+        assert_eq!(crlf_text("x\r\r\ny"), "x\r\n\r\ny");
+    }
+
+    #[test]
     fn dates_are_rfc5322() {
         assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(
@@ -161,5 +203,7 @@ mod tests {
         assert!(v.starts_with("=?UTF-8?B?"));
         assert!(v.split("\r\n ").all(|w| w.len() <= 75), "{v}");
         assert_eq!(header_value("plain"), "plain");
+        let long = "word ".repeat(400);
+        assert!(header_value(&long).split("\r\n ").all(|w| w.len() <= 75));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod encode;
+pub mod header;
 pub mod rewrite;
 pub mod view;
 
@@ -29,17 +30,23 @@ impl Email {
         email
     }
 
+    /// Add flags not present yet (compared ASCII case-insensitively); linear in the
+    /// number of flags.
     pub fn add_flags(&mut self, flags: &[String]) {
+        let mut seen: std::collections::HashSet<String> =
+            self.flags.iter().map(|f| f.to_ascii_lowercase()).collect();
         for f in flags {
-            if !self.flags.iter().any(|x| x.eq_ignore_ascii_case(f)) {
+            if seen.insert(f.to_ascii_lowercase()) {
                 self.flags.push(f.clone());
             }
         }
     }
 
     pub fn remove_flags(&mut self, flags: &[String]) {
+        let gone: std::collections::HashSet<String> =
+            flags.iter().map(|f| f.to_ascii_lowercase()).collect();
         self.flags
-            .retain(|x| !flags.iter().any(|f| f.eq_ignore_ascii_case(x)));
+            .retain(|x| !gone.contains(&x.to_ascii_lowercase()));
     }
 
     /// Header fields, decoded (see `view::decoded_headers`).
@@ -52,6 +59,18 @@ impl Email {
     pub fn first_values<const N: usize>(&self, names: [&str; N]) -> [Option<String>; N] {
         let block = rewrite::HeaderBlock::parse(&self.raw);
         names.map(|n| block.values(n).next().map(view::decode_value))
+    }
+
+    /// The first value of each of `names` as it is in the message (still encoded and
+    /// folded; invalid UTF-8 replaced), in one scan of the header block.
+    pub fn first_raw_values<const N: usize>(&self, names: [&str; N]) -> [Option<String>; N] {
+        let block = rewrite::HeaderBlock::parse(&self.raw);
+        names.map(|n| {
+            block
+                .values(n)
+                .next()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })
     }
 
     /// First value of a header, decoded, matched case-insensitively.

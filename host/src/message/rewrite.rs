@@ -3,10 +3,21 @@
 //! other fields, their folding and the message's own line endings), so a rewrite never
 //! corrupts what the plugin did not ask to change.
 
-use super::encode;
+use super::header;
 
-/// The header block split into fields, and the untouched rest.
+/// The header block split into fields, and the untouched rest. This is the one definition of
+/// where a message's header block ends and which fields it has: the plugin's view
+/// (`message::view`), the loop guard and every rewrite read it from here.
+///
+/// The rules: the block ends at the first line that holds nothing but whitespace (`CRLF`,
+/// `LF`, a bare `CR` before the line end, spaces); a field starts with a name of printable
+/// ASCII and a colon; a line starting with space or tab continues the field before it; any
+/// other line inside the block ("stray") stays with the field before it, or, before the first
+/// field, in a preamble that is kept but never read as a field. A message without a single
+/// field has no header block: it is all body.
 pub struct HeaderBlock<'a> {
+    /// Stray lines before the first field, verbatim.
+    preamble: &'a [u8],
     /// Each field's complete bytes: name, colon, folded value and its line ending.
     fields: Vec<&'a [u8]>,
     added: Vec<(usize, Vec<u8>)>,
@@ -26,46 +37,77 @@ impl<'a> HeaderBlock<'a> {
             _ => "\r\n",
         };
         let mut fields: Vec<&[u8]> = Vec::new();
+        let mut preamble_end = 0;
         let mut pos = 0;
         while pos < raw.len() {
             let line_end = memchr::memchr(b'\n', &raw[pos..])
                 .map(|i| pos + i + 1)
                 .unwrap_or(raw.len());
             let line = &raw[pos..line_end];
-            if line == b"\r\n" || line == b"\n" {
+            if line.iter().all(u8::is_ascii_whitespace) {
                 break;
             }
             let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-            if continuation && !fields.is_empty() {
-                let start = fields.last().unwrap().as_ptr() as usize - raw.as_ptr() as usize;
-                *fields.last_mut().unwrap() = &raw[start..line_end];
-            } else if is_field_start(line) {
+            if is_field_start(line) && !continuation {
                 fields.push(line);
-            } else if fields.is_empty() {
-                // Not a header block at all: the whole message is body.
-                return HeaderBlock {
-                    fields,
-                    added: Vec::new(),
-                    removed: Vec::new(),
-                    rest: raw,
-                    has_headers: false,
-                    eol,
-                };
+            } else if let Some(last) = fields.last_mut() {
+                // A continuation, or a stray line kept with the field before it.
+                let start = last.as_ptr() as usize - raw.as_ptr() as usize;
+                *last = &raw[start..line_end];
             } else {
-                // A stray line inside the headers is kept as part of the previous field.
-                let start = fields.last().unwrap().as_ptr() as usize - raw.as_ptr() as usize;
-                *fields.last_mut().unwrap() = &raw[start..line_end];
+                preamble_end = line_end;
             }
             pos = line_end;
         }
+        if fields.is_empty() {
+            // Not a header block at all: the whole message is body.
+            return HeaderBlock {
+                preamble: &[],
+                fields,
+                added: Vec::new(),
+                removed: Vec::new(),
+                rest: raw,
+                has_headers: false,
+                eol,
+            };
+        }
         let removed = vec![false; fields.len()];
         HeaderBlock {
+            preamble: &raw[..preamble_end],
             fields,
             added: Vec::new(),
             removed,
             rest: &raw[pos..],
             has_headers: true,
             eol,
+        }
+    }
+
+    /// The fields as (name, raw value) in order: the name without trailing whitespace, the
+    /// value still folded and encoded, with its line ending.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
+        self.fields.iter().map(|f| {
+            let colon = memchr::memchr(b':', f).unwrap_or(0);
+            (trim_ascii_end(&f[..colon]), &f[colon + 1..])
+        })
+    }
+
+    /// The field names in order (lossy UTF-8; names are ASCII by definition).
+    pub fn names(&self) -> Vec<String> {
+        self.fields()
+            .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+            .collect()
+    }
+
+    /// The body: everything after the separator line (the whole message when it has no
+    /// header block; empty when there is no separator).
+    pub fn body(&self) -> &'a [u8] {
+        if !self.has_headers {
+            return self.rest;
+        }
+        match memchr::memchr(b'\n', self.rest) {
+            Some(i) => &self.rest[i + 1..],
+            None => &[],
         }
     }
 
@@ -85,9 +127,7 @@ impl<'a> HeaderBlock<'a> {
     }
 
     fn encode_field(&self, name: &str, value: &str) -> Vec<u8> {
-        format!("{name}: {}{}", encode::header_value(value), self.eol)
-            .replace("\r\n ", &format!("{} ", self.eol))
-            .into_bytes()
+        header::line(name, &header::unstructured(value), self.eol).into_bytes()
     }
 
     /// Remove every field called `name` (case-insensitive).
@@ -128,6 +168,7 @@ impl<'a> HeaderBlock<'a> {
 
     pub fn into_bytes(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.rest.len() + 1024);
+        out.extend_from_slice(self.preamble);
         for i in 0..=self.fields.len() {
             for (at, f) in &self.added {
                 if *at == i {

@@ -1,42 +1,67 @@
 //! Turns raw bytes into the `message` record plugins see (the WIT type), with no more work
 //! than the plugin's declared `needs`: bodies and attachments are only decoded when asked for.
-//! Malformed mail never fails here: whatever mail-parser cannot make sense of stays empty.
+//! The header fields come from `rewrite::HeaderBlock`, the one definition of the header block
+//! that rewrites use too, so a plugin never sees a field a rewrite cannot reach, or the other
+//! way round; mail-parser interprets single field values and, for bodies, the MIME structure
+//! below that block. Malformed mail never fails here: what cannot be read stays empty.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use mail_parser::{Addr, HeaderName, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Addr, HeaderValue, MessageParser};
 
+use super::rewrite::HeaderBlock;
 use super::Email;
 use crate::plugin::bindings::{Address, Attachment, Header, Message, Needs};
 
-/// mail-parser set up to interpret only the fields the view is built from (and the MIME
-/// fields bodies need); every other field is only delimited: its value is decoded from the
-/// raw bytes by `decode_value`. Parsing e.g. Received fields was the biggest cost per message.
-static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
-    MessageParser::new()
-        .with_minimal_headers()
-        .header_address(HeaderName::Sender)
-        .header_id(HeaderName::MessageId)
-        .default_header_ignore()
-});
+/// mail-parser set up for the MIME structure of bodies (the top-level fields it is given are
+/// only the MIME ones, see `mime_message`).
+static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::new);
 
 /// Build the plugin's view of `email`.
 pub fn to_wit(email: &Email, needs: Needs) -> Message {
-    convert(parse(&email.raw, needs).as_ref(), email, needs)
+    convert(&parse(&email.raw, needs), email, needs)
 }
 
-/// Parse `raw` as far as the view for `needs` requires: only the header block unless bodies
-/// are needed (MIME parts are decoded eagerly, which is most of the cost for attachments).
-/// None: not a message mail-parser can read.
-pub fn parse(raw: &[u8], needs: Needs) -> Option<mail_parser::Message<'_>> {
-    match needs {
-        Needs::Headers => PARSER.parse_headers(raw),
-        Needs::Bodies | Needs::Raw => PARSER.parse(raw),
+/// A message split as far as the view for `needs` requires.
+pub struct Parsed<'a> {
+    pub block: HeaderBlock<'a>,
+    /// For needs = bodies/raw: the MIME fields of the header block followed by the body,
+    /// which is what mail-parser reads the bodies and attachments from.
+    mime: Option<Vec<u8>>,
+}
+
+/// Split `raw` into its header block and, when bodies are needed, the MIME part.
+pub fn parse(raw: &[u8], needs: Needs) -> Parsed<'_> {
+    let block = HeaderBlock::parse(raw);
+    let mime = (needs != Needs::Headers).then(|| mime_message(&block));
+    Parsed { block, mime }
+}
+
+/// The top-level MIME fields of `block` and its body, as a message of their own.
+fn mime_message(block: &HeaderBlock) -> Vec<u8> {
+    let body = block.body();
+    let mut out = Vec::with_capacity(body.len() + 256);
+    for (name, value) in block.fields() {
+        let mime = name.len() >= 8 && name[..8].eq_ignore_ascii_case(b"content-")
+            || name.eq_ignore_ascii_case(b"mime-version");
+        if mime {
+            out.extend_from_slice(name);
+            out.push(b':');
+            out.extend_from_slice(value);
+            if !value.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
 }
 
 /// The view of `email` from its parsed form (see `parse`).
-pub fn convert(parsed: Option<&mail_parser::Message>, email: &Email, needs: Needs) -> Message {
+pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> Message {
     let mut view = Message {
         message_id: None,
         date: None,
@@ -54,77 +79,97 @@ pub fn convert(parsed: Option<&mail_parser::Message>, email: &Email, needs: Need
         mailbox: email.mailbox.clone(),
         flags: email.flags.clone(),
     };
-    let Some(parsed) = parsed else {
-        return view;
-    };
-    view.message_id = parsed.message_id().map(str::to_string);
-    view.date = parsed.date().map(|d| d.to_timestamp());
-    view.from = addresses(parsed.from());
-    view.sender = addresses(parsed.sender()).into_iter().next();
-    view.reply_to = addresses(parsed.reply_to());
-    view.to = addresses(parsed.to());
-    view.cc = addresses(parsed.cc());
-    view.subject = parsed.subject().map(str::to_string);
-    view.headers = decoded_headers_of(parsed, &email.raw)
-        .into_iter()
-        .map(|(name, value)| Header { name, value })
-        .collect();
+    for (name, value) in parsed.block.fields() {
+        let name = String::from_utf8_lossy(name).into_owned();
+        match name.to_ascii_lowercase().as_str() {
+            "subject" if view.subject.is_none() => view.subject = Some(decode_value(value)),
+            "message-id" if view.message_id.is_none() => {
+                view.message_id = match MessageStream::new(&line(value)).parse_id() {
+                    HeaderValue::Text(id) => Some(id.into_owned()),
+                    HeaderValue::TextList(ids) => ids.into_iter().next().map(Cow::into_owned),
+                    _ => None,
+                }
+            }
+            "date" if view.date.is_none() => {
+                if let HeaderValue::DateTime(d) = MessageStream::new(&line(value)).parse_date() {
+                    view.date = Some(d.to_timestamp());
+                }
+            }
+            "from" if view.from.is_empty() => view.from = addresses(value),
+            "to" if view.to.is_empty() => view.to = addresses(value),
+            "cc" if view.cc.is_empty() => view.cc = addresses(value),
+            "reply-to" if view.reply_to.is_empty() => view.reply_to = addresses(value),
+            "sender" if view.sender.is_none() => view.sender = addresses(value).into_iter().next(),
+            _ => {}
+        }
+        view.headers.push(Header {
+            name,
+            value: decode_value(value),
+        });
+    }
     if needs != Needs::Headers {
+        let Some(parsed) = parsed.mime.as_deref().and_then(|m| PARSER.parse(m)) else {
+            return view;
+        };
         view.text_body = parsed.body_text(0).map(|s| s.into_owned());
         view.html_body = parsed.body_html(0).map(|s| s.into_owned());
         view.attachments = parsed
             .attachments()
-            .map(|part| Attachment {
-                filename: part.attachment_name().map(str::to_string),
-                content_type: part
-                    .content_type()
-                    .map(|ct| match ct.subtype() {
-                        Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                        None => ct.ctype().to_string(),
-                    })
-                    .unwrap_or_else(|| "application/octet-stream".into())
-                    .to_ascii_lowercase(),
-                size: part.len() as u64,
+            .map(|part| {
+                use mail_parser::MimeHeaders;
+                Attachment {
+                    filename: part.attachment_name().map(str::to_string),
+                    content_type: part
+                        .content_type()
+                        .map(|ct| match ct.subtype() {
+                            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                            None => ct.ctype().to_string(),
+                        })
+                        .unwrap_or_else(|| "application/octet-stream".into())
+                        .to_ascii_lowercase(),
+                    size: part.len() as u64,
+                }
             })
             .collect();
     }
     view
 }
 
-fn addresses(value: Option<&mail_parser::Address>) -> Vec<Address> {
+/// A raw field value as mail-parser's field parsers want it: ending in a line feed.
+fn line(value: &[u8]) -> Cow<'_, [u8]> {
+    if value.ends_with(b"\n") {
+        Cow::Borrowed(value)
+    } else {
+        let mut v = value.to_vec();
+        v.push(b'\n');
+        Cow::Owned(v)
+    }
+}
+
+fn addresses(value: &[u8]) -> Vec<Address> {
     let convert = |a: &Addr| {
         a.address.as_ref().map(|addr| Address {
             name: a.name.as_ref().map(|n| n.to_string()),
             address: addr.to_string(),
         })
     };
-    match value {
-        Some(mail_parser::Address::List(list)) => list.iter().filter_map(convert).collect(),
-        Some(mail_parser::Address::Group(groups)) => groups
+    match MessageStream::new(&line(value)).parse_address() {
+        HeaderValue::Address(mail_parser::Address::List(list)) => {
+            list.iter().filter_map(convert).collect()
+        }
+        HeaderValue::Address(mail_parser::Address::Group(groups)) => groups
             .iter()
             .flat_map(|g| g.addresses.iter().filter_map(convert))
             .collect(),
-        None => Vec::new(),
+        _ => Vec::new(),
     }
 }
 
 /// Every header field in order as (name, decoded unfolded value).
 pub fn decoded_headers(raw: &[u8]) -> Vec<(String, String)> {
-    match PARSER.parse_headers(raw) {
-        Some(parsed) => decoded_headers_of(&parsed, raw),
-        None => Vec::new(),
-    }
-}
-
-fn decoded_headers_of(parsed: &mail_parser::Message, raw: &[u8]) -> Vec<(String, String)> {
-    parsed
-        .headers()
-        .iter()
-        .map(|h| {
-            let start = (h.offset_start as usize).min(raw.len());
-            let end = (h.offset_end as usize).clamp(start, raw.len());
-            (h.name.as_str().to_string(), decode_value(&raw[start..end]))
-        })
+    HeaderBlock::parse(raw)
+        .fields()
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), decode_value(v)))
         .collect()
 }
 

@@ -106,6 +106,22 @@ impl Decision {
         }
     }
 
+    /// The decision for a message whose handling failed inside the host: kept where it is,
+    /// unchanged, nothing sent or remembered, the failure reported.
+    pub(super) fn host_failure(message_key: &str, original: &Email, what: String) -> Decision {
+        let mut d = Decision::new(message_key, None);
+        d.keep = true;
+        d.reports.push(PluginReport {
+            plugin: "(host)".into(),
+            elapsed_us: 0,
+            status: PluginStatus::Failed {
+                error: CallFailure::Host(crate::plugin::bounded_text(&what)),
+            },
+            logs: Vec::new(),
+        });
+        d.finish(original.clone(), original)
+    }
+
     pub(super) fn file_into(&mut self, t: &FolderTarget, moves: bool) {
         let list = if moves {
             &mut self.files
@@ -135,6 +151,17 @@ impl Decision {
         self.rewritten = email.raw != original.raw;
         self.email = email;
         self
+    }
+
+    /// The same decision, but storing the message only in its own mailbox: for when the
+    /// decided folders cannot be written.
+    pub fn kept_in_own_mailbox(&self) -> Decision {
+        let mut d = self.clone();
+        d.deliveries = vec![Delivery {
+            folder: d.email.mailbox.clone(),
+            create: true,
+        }];
+        d
     }
 
     pub fn discarded(&self) -> bool {

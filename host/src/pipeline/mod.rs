@@ -16,7 +16,8 @@ pub use decision::{Decision, Delivery, PluginReport, PluginStatus};
 use std::sync::Arc;
 
 use crate::actions::{self, forward, loop_guard, reply, validate, Outgoing, OutgoingKind};
-use crate::config::{Identity, PluginConfig};
+use crate::config::{Identity, PluginConfig, PluginLimits};
+use crate::message::encode;
 use crate::message::{rewrite, view, Email};
 use crate::plugin::bindings::{Action, ForwardMode, Needs};
 use crate::plugin::{CallFailure, Clock, LoadedPlugin, PluginRuntime};
@@ -26,7 +27,8 @@ pub struct Pipeline {
     pub runtime: PluginRuntime,
     pub plugins: Vec<LoadedPlugin>,
     pub identity: Identity,
-    pub max_outgoing: usize,
+    /// The `[limits]` defaults; the per-message caps on generated mail come from here.
+    pub limits: PluginLimits,
     pub store: Option<Arc<Store>>,
     pub clock: Clock,
 }
@@ -63,13 +65,34 @@ impl Pipeline {
         self.process_as(original, message_key, &self.identity).await
     }
 
-    /// Process for an account whose generated mail comes from `identity`.
+    /// Process for an account whose generated mail comes from `identity`. A panic anywhere
+    /// in the host while handling this message is contained here: the message is kept
+    /// where it is, unchanged, with nothing sent, and the failure is reported as a host error.
     pub async fn process_as(
         &self,
         original: &Email,
         message_key: &str,
         identity: &Identity,
     ) -> Decision {
+        use futures::FutureExt;
+        let run = std::panic::AssertUnwindSafe(self.decide(original, message_key, identity));
+        match run.catch_unwind().await {
+            Ok(decision) => decision,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Decision::host_failure(message_key, original, what)
+            }
+        }
+    }
+
+    async fn decide(&self, original: &Email, message_key: &str, identity: &Identity) -> Decision {
+        if injected_panic(message_key) {
+            panic!("fault injected by MAILPIPE_FAULT_PANIC_KEY for {message_key}");
+        }
         let [message_id, return_path, from] =
             original.first_values(["Message-ID", "Return-Path", "From"]);
         let mut w = Working {
@@ -101,6 +124,8 @@ impl Pipeline {
                 .await;
             let logs = call.logs;
             let outcome = call.outcome.and_then(|actions| {
+                validate::totals(&actions)
+                    .map_err(|reason| CallFailure::InvalidAction { index: 0, reason })?;
                 for (i, a) in actions.iter().enumerate() {
                     validate::validate(a, &plugin.settings, sender.as_deref())
                         .map_err(|reason| CallFailure::InvalidAction { index: i, reason })?;
@@ -167,10 +192,20 @@ impl Pipeline {
                 Action::Reply(_) | Action::Forward(_) => {
                     match self.outgoing(origin, plugin, index, action, &d.message_key) {
                         Err(reason) => notes.push(reason),
-                        Ok(_) if d.outgoing.len() >= self.max_outgoing => notes.push(format!(
-                            "not sent: the cap of {} outgoing messages per message is reached",
-                            self.max_outgoing
-                        )),
+                        Ok(_) if d.outgoing.len() >= self.limits.max_outgoing_per_message => {
+                            notes.push(format!(
+                                "not sent: the cap of {} outgoing messages per message is reached (max_outgoing_per_message)",
+                                self.limits.max_outgoing_per_message
+                            ))
+                        }
+                        Ok(out) if out.raw.len() > self.limits.max_outgoing_bytes => {
+                            notes.push(format!(
+                                "not sent: the {} would be {} bytes, over max_outgoing_bytes = {}",
+                                out.kind.label(),
+                                out.raw.len(),
+                                self.limits.max_outgoing_bytes
+                            ))
+                        }
                         Ok(out) => d.outgoing.push(out),
                     }
                 }
@@ -233,9 +268,21 @@ impl Pipeline {
             kind,
             mail_from,
             rcpt_to,
-            raw,
+            // CRLF everywhere, as SMTP wants it (bare CR or LF in a forwarded original too).
+            raw: encode::crlf(&raw),
         })
     }
+}
+
+/// Fault injection for the tests of panic containment: a message whose key contains the
+/// value of `MAILPIPE_FAULT_PANIC_KEY` makes the pipeline panic. Unset, it costs one check.
+fn injected_panic(message_key: &str) -> bool {
+    static KEY: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+        std::env::var("MAILPIPE_FAULT_PANIC_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+    });
+    KEY.as_deref().is_some_and(|k| message_key.contains(k))
 }
 
 fn changes_message(a: &Action) -> bool {

@@ -3,7 +3,7 @@
 //! no environment and captured stdout/stderr. Everything a call changes is buffered here and
 //! handed back to the pipeline, which commits it only when the call succeeds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
@@ -11,6 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{mailpipe::plugin as wit, LogLevel};
+use crate::config::PluginLimits;
 use crate::state::{KvWrite, Store};
 
 /// Per-call quotas of the host interface.
@@ -46,6 +47,38 @@ impl Clock {
     }
 }
 
+/// The WASI wall clock a plugin reads (`wasi:clocks/wall-clock`): the same time as the host
+/// interface's `now-ms`, so a fixed test clock (`mailpipe test --now-ms`) fixes both.
+#[derive(Clone)]
+struct SharedWallClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl SharedWallClock {
+    /// Marks "the system clock" in the shared cell.
+    const SYSTEM: i64 = i64::MIN;
+
+    fn set(&self, clock: Clock) {
+        let v = match clock {
+            Clock::System => Self::SYSTEM,
+            Clock::Fixed(ms) => ms,
+        };
+        self.0.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl wasmtime_wasi::HostWallClock for SharedWallClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        let ms = match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            Self::SYSTEM => Clock::System.now_ms(),
+            fixed => fixed,
+        };
+        std::time::Duration::from_millis(ms.max(0) as u64)
+    }
+}
+
 /// Inputs of one call that the host interface serves.
 pub struct CallInputs {
     pub plugin: Arc<str>,
@@ -54,15 +87,23 @@ pub struct CallInputs {
     pub store: Option<Arc<Store>>,
     pub raw: Option<Arc<Vec<u8>>>,
     pub clock: Clock,
+    pub limits: PluginLimits,
 }
 
 /// The store data of one plugin instance.
 pub struct PluginState {
     wasi: WasiCtx,
+    wall_clock: SharedWallClock,
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
     inputs: CallInputs,
     kv: BTreeMap<String, Option<(Vec<u8>, u64)>>,
+    /// Stored size of each key this call wrote, before the call (None: absent).
+    kv_before: HashMap<String, Option<u64>>,
+    /// Change this call's writes make to the plugin's stored keys and bytes.
+    kv_delta: (i64, i64),
+    /// Why the host stopped the call, when a quota did (reported instead of the trap).
+    refusal: Option<String>,
     logs: Vec<LogLine>,
     dropped_logs: usize,
     stdout: MemoryOutputPipe,
@@ -75,8 +116,11 @@ impl PluginState {
     pub fn new(inputs: CallInputs, limits: StoreLimits) -> PluginState {
         let stdout = MemoryOutputPipe::new(MAX_STDIO);
         let stderr = MemoryOutputPipe::new(MAX_STDIO);
+        let wall_clock = SharedWallClock(Arc::new(Default::default()));
+        wall_clock.set(inputs.clock);
         let mut builder = WasiCtx::builder();
         builder
+            .wall_clock(wall_clock.clone())
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -84,10 +128,14 @@ impl PluginState {
             .allow_ip_name_lookup(false);
         PluginState {
             wasi: builder.build(),
+            wall_clock,
             table: ResourceTable::new(),
             limits,
             inputs,
             kv: BTreeMap::new(),
+            kv_before: HashMap::new(),
+            kv_delta: (0, 0),
+            refusal: None,
             logs: Vec::new(),
             dropped_logs: 0,
             stdout,
@@ -98,8 +146,12 @@ impl PluginState {
 
     /// Serve the next call of a reused instance with new inputs.
     pub fn begin_call(&mut self, inputs: CallInputs) {
+        self.wall_clock.set(inputs.clock);
         self.inputs = inputs;
         self.kv.clear();
+        self.kv_before.clear();
+        self.kv_delta = (0, 0);
+        self.refusal = None;
         self.logs.clear();
         self.dropped_logs = 0;
     }
@@ -108,6 +160,73 @@ impl PluginState {
     /// pipes' capacity (writes past it would fail inside the guest).
     pub fn worn_out(&self) -> bool {
         self.stdio_seen.iter().any(|&n| n > MAX_STDIO / 2)
+    }
+
+    /// Why the host refused the last call, if a quota stopped it.
+    pub fn take_refusal(&mut self) -> Option<String> {
+        self.refusal.take()
+    }
+
+    /// Stop the call: remember the reason for the report and trap the guest.
+    fn refuse(&mut self, reason: String) -> wasmtime::Error {
+        let err = wasmtime::format_err!("{reason}");
+        self.refusal = Some(reason);
+        err
+    }
+
+    /// Record a write of `key` (new stored size `size`, None for a delete) and check the
+    /// plugin's totals against its limits.
+    fn account_kv(&mut self, key: &str, size: Option<u64>) -> wasmtime::Result<()> {
+        if self.kv.len() >= MAX_KV_WRITES && !self.kv.contains_key(key) {
+            return Err(self.refuse(format!(
+                "more than {MAX_KV_WRITES} keys written or deleted in one call (fixed limit)"
+            )));
+        }
+        let before = match self.kv_before.get(key) {
+            Some(b) => *b,
+            None => {
+                let b = match &self.inputs.store {
+                    Some(store) => store
+                        .kv_entry_size(&self.inputs.plugin, key)
+                        .map_err(|e| wasmtime::format_err!("{e}"))?,
+                    None => None,
+                };
+                self.kv_before.insert(key.to_string(), b);
+                b
+            }
+        };
+        let current = match self.kv.get(key) {
+            Some(Some((v, _))) => Some((key.len() + v.len()) as u64),
+            Some(None) => None,
+            None => before,
+        };
+        let (dk, db) = (
+            size.is_some() as i64 - current.is_some() as i64,
+            size.unwrap_or(0) as i64 - current.unwrap_or(0) as i64,
+        );
+        let usage = self
+            .inputs
+            .store
+            .as_ref()
+            .map(|s| s.kv_usage(&self.inputs.plugin))
+            .unwrap_or_default();
+        let keys = usage.keys as i64 + self.kv_delta.0 + dk;
+        let bytes = usage.bytes as i64 + self.kv_delta.1 + db;
+        let limits = self.inputs.limits;
+        if dk > 0 && keys > limits.kv_max_keys as i64 {
+            return Err(self.refuse(format!(
+                "kv-set: the plugin's state would hold {keys} keys, over its limit kv_max_keys = {}",
+                limits.kv_max_keys
+            )));
+        }
+        if db > 0 && bytes > limits.kv_max_bytes as i64 {
+            return Err(self.refuse(format!(
+                "kv-set: the plugin's state would hold {bytes} bytes, over its limit kv_max_bytes = {}",
+                limits.kv_max_bytes
+            )));
+        }
+        self.kv_delta = (self.kv_delta.0 + dk, self.kv_delta.1 + db);
+        Ok(())
     }
 
     /// The call's buffered effects: log lines (with captured stdout/stderr) and KV writes.
@@ -192,6 +311,9 @@ impl wit::host::Host for PluginState {
     }
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        if key.len() > MAX_KV_KEY {
+            return None; // no stored key is that long
+        }
         let now = self.inputs.clock.now_ms().max(0) as u64;
         if let Some(pending) = self.kv.get(&key) {
             return match pending {
@@ -212,15 +334,13 @@ impl wit::host::Host for PluginState {
         ttl_seconds: Option<u64>,
     ) -> wasmtime::Result<()> {
         if key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
-            wasmtime::bail!(
-                "kv-set: key ({} bytes) or value ({} bytes) over the limit ({MAX_KV_KEY} / {MAX_KV_VALUE})",
+            return Err(self.refuse(format!(
+                "kv-set: key ({} bytes) or value ({} bytes) over the fixed limit ({MAX_KV_KEY} / {MAX_KV_VALUE} bytes)",
                 key.len(),
                 value.len()
-            );
+            )));
         }
-        if self.kv.len() >= MAX_KV_WRITES && !self.kv.contains_key(&key) {
-            wasmtime::bail!("kv-set: more than {MAX_KV_WRITES} keys written in one call");
-        }
+        self.account_kv(&key, Some((key.len() + value.len()) as u64))?;
         let expires = match ttl_seconds {
             None => 0,
             Some(ttl) => (self.inputs.clock.now_ms().max(0) as u64)
@@ -231,8 +351,16 @@ impl wit::host::Host for PluginState {
         Ok(())
     }
 
-    fn kv_delete(&mut self, key: String) {
+    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        if key.len() > MAX_KV_KEY {
+            return Err(self.refuse(format!(
+                "kv-delete: key of {} bytes over the fixed limit of {MAX_KV_KEY} bytes",
+                key.len()
+            )));
+        }
+        self.account_kv(&key, None)?;
         self.kv.insert(key, None);
+        Ok(())
     }
 
     fn raw_message(&mut self) -> Vec<u8> {

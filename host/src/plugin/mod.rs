@@ -63,7 +63,31 @@ pub enum CallFailure {
     TooManyActions { count: usize, limit: usize },
     #[error("returned an invalid action #{index}: {reason}")]
     InvalidAction { index: usize, reason: String },
+    #[error("was stopped by the host: {0}")]
+    Refused(String),
+    #[error(
+        "could not be handled: internal error in mailpipe ({0}); the message was kept unchanged"
+    )]
+    Host(String),
 }
+
+/// Longest error text kept from a plugin (its returned error, a trap, its stderr tail).
+pub const MAX_ERROR_TEXT: usize = 2048;
+
+/// `text` cut to `MAX_ERROR_TEXT` bytes on a character boundary, with a note of the cut.
+pub fn bounded_text(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_string();
+    }
+    let mut cut = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..cut], text.len() - cut)
+}
+
+/// The contract versions this host loads.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
 
 /// The outcome of one `on-message` call with its buffered effects.
 pub struct CallResult {
@@ -158,10 +182,16 @@ impl PluginRuntime {
         let (component, cache) =
             cache::load_component(&self.engine.engine, &wasm, self.cache_dir.as_deref())
                 .map_err(|e| load_err(format!("{e:#}")))?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| load_err(format!("{e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            load_err(match contract_versions(&self.engine.engine, &component) {
+                v if !v.is_empty() && !v.iter().any(|v| SUPPORTED_CONTRACTS.contains(&v.as_str())) => format!(
+                    "it is built for contract mailpipe:plugin@{}; this mailpipe supports mailpipe:plugin@{}",
+                    v.join(", @"),
+                    SUPPORTED_CONTRACTS.join(", @")
+                ),
+                _ => format!("{e:#}"),
+            })
+        })?;
         let pre = PluginPre::new(instance_pre).map_err(|e| load_err(format!("{e:#}")))?;
         let config_json: Arc<str> = settings.config.to_string().into();
         let name: Arc<str> = plugin.clone().into();
@@ -184,7 +214,7 @@ impl PluginRuntime {
         let (mut wstore, instance) = self.instantiate(&loaded, inputs).await;
         let (result, instance) = match instance {
             Ok(p) => {
-                let r = p.call_info(&mut wstore).await;
+                let r = with_deadline(&settings.limits, p.call_info(&mut wstore)).await;
                 let reusable = r.is_ok().then_some(p);
                 (r, reusable)
             }
@@ -229,7 +259,8 @@ impl PluginRuntime {
         // A trapped, timed-out or failed instance is never entered again.
         let (result, instance) = match instance {
             Ok(p) => {
-                let r = p.call_on_message(&mut wstore, msg).await;
+                let r = with_deadline(&plugin.settings.limits, p.call_on_message(&mut wstore, msg))
+                    .await;
                 let reusable = r.is_ok().then_some(p);
                 (r, reusable)
             }
@@ -246,7 +277,7 @@ impl PluginRuntime {
                 limit,
             }),
             Ok(Ok(actions)) => Ok(actions),
-            Ok(Err(message)) => Err(CallFailure::Returned(message)),
+            Ok(Err(message)) => Err(CallFailure::Returned(bounded_text(&message))),
             Err(failure) => Err(failure),
         };
         CallResult {
@@ -276,6 +307,37 @@ impl PluginRuntime {
     }
 }
 
+/// Run a guest call under its wall-clock deadline. The epoch deadline interrupts running
+/// guest code; this one also ends a call that is blocked in the host (a WASI sleep or poll):
+/// the call's future is dropped, which cancels it, and the instance is never used again.
+async fn with_deadline<R>(
+    limits: &PluginLimits,
+    call: impl std::future::Future<Output = wasmtime::Result<R>>,
+) -> wasmtime::Result<R> {
+    match tokio::time::timeout(Duration::from_millis(limits.timeout_ms), call).await {
+        Ok(r) => r,
+        Err(_) => Err(wasmtime::Error::new(wasmtime::Trap::Interrupt)),
+    }
+}
+
+/// The versions of the mailpipe contract a component imports (e.g. "0.1.0").
+fn contract_versions(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Vec<String> {
+    let mut out: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| {
+            let rest = name.strip_prefix("mailpipe:plugin/")?;
+            Some(rest.split_once('@')?.1.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Give the next call its full wall-time budget, counted from now.
 fn set_deadline(store: &mut WasmStore<PluginState>, limits: &PluginLimits) {
     store.set_epoch_deadline(PluginEngine::ticks_for(Duration::from_millis(
@@ -290,7 +352,10 @@ fn finish<R>(
     limits: &PluginLimits,
 ) -> (Result<R, CallFailure>, (Vec<LogLine>, Vec<KvWrite>)) {
     let effects = store.data_mut().take_effects();
+    let refusal = store.data_mut().take_refusal();
     let result = result.map_err(|e| match classify(e, limits) {
+        // A quota of the host interface stopped the call: its reason, not the trap.
+        _ if refusal.is_some() => CallFailure::Refused(refusal.clone().unwrap_or_default()),
         // A guest language's runtime (Python, JS) prints the real reason to stderr before
         // it aborts; put its last lines into the error the user sees.
         CallFailure::Trap(t) => match effects
@@ -301,7 +366,11 @@ fn finish<R>(
             Some(err) => {
                 let tail: Vec<&str> = err.lines().rev().take(3).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                CallFailure::Trap(format!("{} | stderr: {}", t, tail.join(" / ")))
+                CallFailure::Trap(bounded_text(&format!(
+                    "{} | stderr: {}",
+                    t,
+                    tail.join(" / ")
+                )))
             }
             None => CallFailure::Trap(t),
         },
@@ -351,6 +420,7 @@ impl LoadedPlugin {
             store,
             raw,
             clock,
+            limits: self.settings.limits,
         }
     }
 }
@@ -377,5 +447,7 @@ fn classify(e: wasmtime::Error, limits: &PluginLimits) -> CallFailure {
         return CallFailure::OutOfMemory(limits.memory_mb);
     }
     // The first line of wasmtime's message is the useful one; the rest is a backtrace.
-    CallFailure::Trap(text.lines().take(3).collect::<Vec<_>>().join(" | "))
+    CallFailure::Trap(bounded_text(
+        &text.lines().take(3).collect::<Vec<_>>().join(" | "),
+    ))
 }

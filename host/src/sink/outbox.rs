@@ -70,15 +70,29 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Both delays must be 1 s to 30 days (config `[outbox]`).
+    pub fn check(&self) -> Result<(), String> {
+        const MAX: u64 = 30 * 86_400;
+        for (key, v) in [
+            ("first_retry_seconds", self.first_retry_seconds),
+            ("max_retry_seconds", self.max_retry_seconds),
+        ] {
+            if v == 0 || v > MAX {
+                return Err(format!("{key} must be 1..={MAX}, not {v}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Delay before the next try after `attempts` transient failures: doubling from
     /// `first_retry_seconds` up to `max_retry_seconds`, with up to 25 % jitter so a queue
     /// does not hit a recovering server all at once.
     pub fn backoff_ms(&self, attempts: u32, jitter_seed: u64) -> u64 {
-        let first = self.first_retry_seconds.max(1) * 1000;
+        let first = self.first_retry_seconds.max(1).saturating_mul(1000);
         let base = first
             .saturating_mul(1 << attempts.saturating_sub(1).min(16))
-            .min(self.max_retry_seconds.max(1) * 1000);
-        base + jitter_seed % (base / 4 + 1)
+            .min(self.max_retry_seconds.max(1).saturating_mul(1000));
+        base.saturating_add(jitter_seed % (base / 4 + 1))
     }
 }
 

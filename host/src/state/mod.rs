@@ -8,6 +8,7 @@ mod outbox;
 pub use outbox::{OutboxEntry, OutboxStatus};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -95,7 +96,20 @@ pub struct Store {
     /// of any kind (in the same transaction) or when `BATCH` have piled up; until then the
     /// hot reads (KV, processed, checkpoints) look here first, so batching changes nothing
     /// a caller can see, except that a crash loses them, as it loses any non-durable commit.
+    /// The lock is held from the start of every write transaction until it has committed,
+    /// and a commit leaves the batch only then: a reader finds each commit either here or
+    /// in the database, never in neither (read-your-writes across tasks).
     batch: Mutex<Vec<MessageCommit>>,
+    /// What each plugin keeps in its key-value state (keys, bytes of keys + values),
+    /// including expired entries not purged yet and commits still in the batch.
+    kv_usage: Mutex<HashMap<String, KvUsage>>,
+}
+
+/// How much one plugin keeps in its key-value state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 fn kv_key(plugin: &str, key: &str) -> String {
@@ -125,9 +139,23 @@ impl Store {
         txn.open_table(CHECKPOINTS)?;
         txn.open_table(PENDING)?;
         txn.commit()?;
+        // Usage is counted once at open, then kept up to date by every commit.
+        let mut usage: HashMap<String, KvUsage> = HashMap::new();
+        {
+            let txn = db.begin_read()?;
+            for item in txn.open_table(KV)?.iter()? {
+                let (k, v) = item?;
+                let k = k.value();
+                let plugin = k.split('\0').next().unwrap_or_default();
+                let u = usage.entry(plugin.to_string()).or_default();
+                u.keys += 1;
+                u.bytes += entry_size(k, v.value());
+            }
+        }
         Ok(Store {
             db,
             batch: Mutex::new(Vec::new()),
+            kv_usage: Mutex::new(usage),
         })
     }
 
@@ -135,15 +163,27 @@ impl Store {
         self.batch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A write transaction that first writes the pending batch, so every write keeps the
-    /// order of the commits before it and makes them as durable as itself.
-    fn begin_write(&self) -> Result<WriteTransaction, StateError> {
-        let txn = self.db.begin_write()?;
-        let batch = std::mem::take(&mut *self.batch());
+    /// Run `f` in one write transaction that first writes the pending batch (so every write
+    /// keeps the order of the commits before it and makes them as durable as itself), then
+    /// commit. The batch lock is held throughout, and the batch is emptied only once the
+    /// transaction has committed (see `Store::batch`).
+    fn write<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let mut batch = self.batch();
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None);
+        }
         if !batch.is_empty() {
             write_commits(&txn, &batch.iter().collect::<Vec<_>>())?;
         }
-        Ok(txn)
+        let out = f(&txn)?;
+        txn.commit()?;
+        batch.clear();
+        Ok(out)
     }
 
     /// Write the pending batch now, without waiting for the disk.
@@ -151,9 +191,50 @@ impl Store {
         if self.batch().is_empty() {
             return Ok(());
         }
-        let mut txn = self.begin_write()?;
-        txn.set_durability(redb::Durability::None);
-        txn.commit()?;
+        self.write(false, |_| Ok(()))
+    }
+
+    /// What `plugin` keeps in its key-value state now.
+    pub fn kv_usage(&self, plugin: &str) -> KvUsage {
+        self.kv_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(plugin)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The stored size (key + value bytes) of a plugin's entry, expired or not; None when
+    /// there is none. Sees the batch like `kv_get`.
+    pub fn kv_entry_size(&self, plugin: &str, key: &str) -> Result<Option<u64>, StateError> {
+        let pending = self.batch().iter().rev().find_map(|c| {
+            c.kv.iter()
+                .rev()
+                .find(|w| w.plugin == plugin && w.key == key)
+                .map(|w| w.value.as_ref().map(|(v, _)| (key.len() + v.len()) as u64))
+        });
+        if let Some(size) = pending {
+            return Ok(size);
+        }
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        let k = kv_key(plugin, key);
+        Ok(table.get(k.as_str())?.map(|v| entry_size(&k, v.value())))
+    }
+
+    /// Count a commit's KV writes into the usage totals (before it is written).
+    fn count_kv(&self, writes: &[KvWrite]) -> Result<(), StateError> {
+        for w in writes {
+            let old = self.kv_entry_size(&w.plugin, &w.key)?;
+            let new = w
+                .value
+                .as_ref()
+                .map(|(v, _)| (w.key.len() + v.len()) as u64);
+            let mut usage = self.kv_usage.lock().unwrap_or_else(|e| e.into_inner());
+            let u = usage.entry(w.plugin.clone()).or_default();
+            u.keys = (u.keys + new.is_some() as u64).saturating_sub(old.is_some() as u64);
+            u.bytes = (u.bytes + new.unwrap_or(0)).saturating_sub(old.unwrap_or(0));
+        }
         Ok(())
     }
 
@@ -193,19 +274,31 @@ impl Store {
 
     /// Drop expired key-value entries; returns how many.
     pub fn kv_purge_expired(&self, now_ms: u64) -> Result<usize, StateError> {
-        let txn = self.begin_write()?;
-        let n = {
+        let mut freed: HashMap<String, KvUsage> = HashMap::new();
+        let n = self.write(true, |txn| {
             let mut table = txn.open_table(KV)?;
             let before = table.len()?;
-            table.retain(|_, v| {
+            table.retain(|k, v| {
                 let expires = v
                     .get(..8)
                     .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
-                expires == 0 || expires > now_ms
+                let keep = expires == 0 || expires > now_ms;
+                if !keep {
+                    let plugin = k.split('\0').next().unwrap_or_default();
+                    let f = freed.entry(plugin.to_string()).or_default();
+                    f.keys += 1;
+                    f.bytes += entry_size(k, v);
+                }
+                keep
             })?;
-            (before - table.len()?) as usize
-        };
-        txn.commit()?;
+            Ok((before - table.len()?) as usize)
+        })?;
+        let mut usage = self.kv_usage.lock().unwrap_or_else(|e| e.into_inner());
+        for (plugin, f) in freed {
+            let u = usage.entry(plugin).or_default();
+            u.keys = u.keys.saturating_sub(f.keys);
+            u.bytes = u.bytes.saturating_sub(f.bytes);
+        }
         Ok(n)
     }
 
@@ -230,6 +323,7 @@ impl Store {
     /// Outbox entries whose id is already present are left as they are (never re-queued),
     /// which is what makes re-processing after a crash send nothing twice.
     pub fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError> {
+        self.count_kv(&commit.kv)?;
         if !commit.durable {
             let full = {
                 let mut batch = self.batch();
@@ -238,16 +332,12 @@ impl Store {
             };
             return if full { self.write_batch() } else { Ok(()) };
         }
-        let txn = self.begin_write()?;
-        write_commits(&txn, &[commit])?;
-        txn.commit()?;
-        Ok(())
+        self.write(true, |txn| write_commits(txn, &[commit]))
     }
 
     /// Make every earlier non-durable commit durable now.
     pub fn sync(&self) -> Result<(), StateError> {
-        self.begin_write()?.commit()?;
-        Ok(())
+        self.write(true, |_| Ok(()))
     }
 
     pub fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StateError> {
@@ -268,11 +358,11 @@ impl Store {
     }
 
     pub fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError> {
-        let txn = self.begin_write()?;
-        txn.open_table(CHECKPOINTS)?
-            .insert(mailbox, (validity, uid))?;
-        txn.commit()?;
-        Ok(())
+        self.write(true, |txn| {
+            txn.open_table(CHECKPOINTS)?
+                .insert(mailbox, (validity, uid))?;
+            Ok(())
+        })
     }
 
     /// Pending mailbox actions whose message key starts with `prefix`.
@@ -292,15 +382,13 @@ impl Store {
     }
 
     pub fn finish_pending(&self, keys: &[String]) -> Result<(), StateError> {
-        let txn = self.begin_write()?;
-        {
+        self.write(true, |txn| {
             let mut table = txn.open_table(PENDING)?;
             for k in keys {
                 table.remove(k.as_str())?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Outbox entries not yet delivered (queued or failed transiently), oldest first.
@@ -349,20 +437,17 @@ impl Store {
 
     /// Record the result of a delivery attempt.
     pub fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StateError> {
-        let txn = self.begin_write()?;
-        {
+        self.write(true, |txn| {
             let mut table = txn.open_table(OUTBOX)?;
             table.insert(entry.id.as_str(), entry.to_json().as_str())?;
             if entry.status == OutboxStatus::Sent {
                 txn.open_table(OUTBOX_RAW)?.remove(entry.id.as_str())?;
             }
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 
-/// Write one message's effects into `txn`.
 /// Write messages' effects into `txn`, in order, opening each table once. Of several
 /// checkpoints of one mailbox only the last is written (each supersedes the one before).
 fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(), StateError> {
@@ -415,11 +500,18 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
     Ok(())
 }
 
+/// Bytes an entry of the KV table counts for: the plugin's key and value (not our prefix
+/// and expiry stamp).
+fn entry_size(stored_key: &str, stored_value: &[u8]) -> u64 {
+    let key = stored_key.split_once('\0').map_or(stored_key, |(_, k)| k);
+    (key.len() + stored_value.len().saturating_sub(8)) as u64
+}
+
 impl Drop for Store {
     /// Commits still in the batch are written and synced on a clean exit.
     fn drop(&mut self) {
         if !self.batch().is_empty() {
-            let _ = self.begin_write().and_then(|t| Ok(t.commit()?));
+            let _ = self.sync();
         }
     }
 }
@@ -491,5 +583,92 @@ mod tests {
             "a sent entry is never re-queued"
         );
         assert_eq!(s.outbox_all().unwrap().len(), 1);
+    }
+
+    fn kv_commit(key: &str, plugin: &str, value: Option<&[u8]>) -> MessageCommit {
+        MessageCommit {
+            message_key: key.into(),
+            summary: "{}".into(),
+            kv: vec![KvWrite {
+                plugin: plugin.into(),
+                key: key.into(),
+                value: value.map(|v| (v.to_vec(), 0)),
+            }],
+            durable: false,
+            ..Default::default()
+        }
+    }
+
+    /// The cause of replies sent twice: a KV read while another task wrote the batch saw
+    /// neither the batch (already taken out) nor the database (not committed yet). Reads
+    /// racing with writes of every kind must always see every earlier commit.
+    #[test]
+    fn reads_see_every_commit_while_other_tasks_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match n % 3 {
+                        0 => s.sync().unwrap(),
+                        1 => s.finish_pending(&[]).unwrap(),
+                        _ => s.set_checkpoint("other", 1, n).unwrap(),
+                    }
+                    n += 1;
+                }
+                n
+            })
+        };
+        let mut misses = 0;
+        for i in 0..5000 {
+            let key = format!("sender{i}");
+            s.commit_message(&kv_commit(&key, "vacation", Some(b"1")))
+                .unwrap();
+            for back in 0..4.min(i + 1) {
+                let k = format!("sender{}", i - back);
+                if s.kv_get("vacation", &k, 0).unwrap().is_none() {
+                    misses += 1;
+                }
+            }
+            assert!(s.is_processed(&format!("sender{}", i / 3)).unwrap());
+            drop(key);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let writes = writer.join().unwrap();
+        assert!(writes > 10, "the writer ran alongside ({writes} writes)");
+        assert_eq!(misses, 0, "reads that missed an earlier commit");
+    }
+
+    #[test]
+    fn kv_usage_follows_writes_deletes_purges_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.commit_message(&kv_commit("ab", "p", Some(b"1234")))
+                .unwrap();
+            s.commit_message(&kv_commit("cd", "p", Some(b"12")))
+                .unwrap();
+            assert_eq!(s.kv_usage("p"), KvUsage { keys: 2, bytes: 10 });
+            s.commit_message(&kv_commit("ab", "p", Some(b"1"))).unwrap();
+            assert_eq!(s.kv_usage("p"), KvUsage { keys: 2, bytes: 7 });
+            s.commit_message(&kv_commit("cd", "p", None)).unwrap();
+            assert_eq!(s.kv_usage("p"), KvUsage { keys: 1, bytes: 3 });
+            assert_eq!(s.kv_usage("q"), KvUsage::default());
+            let mut expiring = kv_commit("ex", "p", Some(b"xyz"));
+            expiring.kv[0].value = Some((b"xyz".to_vec(), 100));
+            s.commit_message(&expiring).unwrap();
+            assert_eq!(s.kv_usage("p"), KvUsage { keys: 2, bytes: 8 });
+            assert_eq!(s.kv_purge_expired(200).unwrap(), 1);
+            assert_eq!(s.kv_usage("p"), KvUsage { keys: 1, bytes: 3 });
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.kv_usage("p"),
+            KvUsage { keys: 1, bytes: 3 },
+            "counted again at open"
+        );
     }
 }

@@ -1,0 +1,368 @@
+//! Hardening, tried as an attacker would: hostile plugins (tests/../plugins/misbehaving/hostile)
+//! that block, fill their state, bomb flags and headers or shout huge errors, and hostile
+//! inbound mail (header injection through encoded words, odd header names, broken header
+//! blocks) through the stock plugins. Each attack is bounded or contained, with an error that
+//! names the limit, and the message is never lost. See docs/SECURITY.md.
+
+mod common;
+
+use common::*;
+use mailpipe::config::PluginLimits;
+use mailpipe::message::rewrite::HeaderBlock;
+use mailpipe::message::Email;
+use mailpipe::pipeline::{Decision, PluginStatus};
+use mailpipe::plugin::CallFailure;
+use serde_json::json;
+use std::time::Instant;
+
+fn hostile(attack: &str) -> mailpipe::config::PluginConfig {
+    plugin("hostile", "misbehave-hostile", json!({ "attack": attack }))
+}
+
+fn failure(d: &Decision) -> CallFailure {
+    match status(d, "hostile") {
+        PluginStatus::Failed { error } => error,
+        s => panic!("the attack was not stopped: {s:?}"),
+    }
+}
+
+/// The message is kept where it was, untouched, and nothing goes out.
+fn kept_untouched(d: &Decision, original: &Email) {
+    assert_eq!(folders(d), ["INBOX"]);
+    assert_eq!(d.email.raw, original.raw);
+    assert!(d.outgoing.is_empty());
+}
+
+#[tokio::test]
+async fn a_plugin_blocked_in_a_wasi_sleep_is_cut_off_at_its_deadline() {
+    let mut p = hostile("sleep");
+    p.limits.timeout_ms = 300;
+    let t = TestPipeline::new(vec![p]).await;
+    let started = Instant::now();
+    let d = t.run(&sample(1), "m1").await;
+    assert_eq!(failure(&d), CallFailure::Timeout(300));
+    // The plugin asked for 12 s; the deadline ends the call long before.
+    assert!(started.elapsed().as_secs() < 6, "{:?}", started.elapsed());
+    kept_untouched(&d, &sample(1));
+}
+
+#[tokio::test]
+async fn plugin_state_has_a_total_limit_per_plugin() {
+    let mut p = hostile("kv-fill");
+    p.limits = PluginLimits {
+        kv_max_bytes: 20 << 20,
+        ..Default::default()
+    };
+    let t = TestPipeline::new(vec![p]).await;
+    // Each message adds 200 values of 64 KiB (12.8 MiB): the first fits, the second not.
+    let first = t.run_commit(&sample(1), "m1").await;
+    assert!(matches!(
+        status(&first, "hostile"),
+        PluginStatus::Applied { .. }
+    ));
+    let used = t.store.kv_usage("hostile");
+    assert_eq!(used.keys, 200);
+    assert!(used.bytes > 200 * 65536, "{used:?}");
+    let second = t.run_commit(&sample(2), "m2").await;
+    match failure(&second) {
+        CallFailure::Refused(why) => {
+            assert!(why.contains("kv_max_bytes = 20971520"), "{why}")
+        }
+        f => panic!("{f:?}"),
+    }
+    assert_eq!(t.store.kv_usage("hostile"), used, "nothing of m2 was kept");
+}
+
+#[tokio::test]
+async fn plugin_state_has_a_key_count_limit() {
+    let mut p = hostile("kv-fill");
+    p.limits.kv_max_keys = 150;
+    let t = TestPipeline::new(vec![p]).await;
+    let d = t.run_commit(&sample(1), "m1").await;
+    match failure(&d) {
+        CallFailure::Refused(why) => assert!(why.contains("kv_max_keys = 150"), "{why}"),
+        f => panic!("{f:?}"),
+    }
+    assert_eq!(t.store.kv_usage("hostile").keys, 0);
+}
+
+#[tokio::test]
+async fn huge_kv_delete_keys_are_refused_with_the_hosts_reason() {
+    let t = TestPipeline::new(vec![hostile("kv-delete-big")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    match failure(&d) {
+        CallFailure::Refused(why) => assert!(why.contains("kv-delete"), "{why}"),
+        f => panic!("{f:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_flag_bomb_is_refused_as_a_whole() {
+    let t = TestPipeline::new(vec![hostile("flags")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    match failure(&d) {
+        CallFailure::InvalidAction { reason, .. } => {
+            assert!(reason.contains("80000 flags"), "{reason}")
+        }
+        f => panic!("{f:?}"),
+    }
+    kept_untouched(&d, &sample(1));
+}
+
+#[tokio::test]
+async fn reply_headers_are_counted() {
+    let t = TestPipeline::new(vec![hostile("reply-headers")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    match failure(&d) {
+        CallFailure::InvalidAction { reason, .. } => {
+            assert!(reason.contains("40000 extra headers"), "{reason}")
+        }
+        f => panic!("{f:?}"),
+    }
+    assert!(d.outgoing.is_empty());
+}
+
+#[tokio::test]
+async fn a_huge_error_text_is_truncated() {
+    let t = TestPipeline::new(vec![hostile("big-error")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    match failure(&d) {
+        CallFailure::Returned(text) => {
+            assert!(text.len() < 2200, "{} bytes kept", text.len());
+            assert!(text.contains("more bytes"), "the cut is said");
+        }
+        f => panic!("{f:?}"),
+    }
+}
+
+#[tokio::test]
+async fn folder_names_of_the_mail_stores_own_files_are_refused() {
+    let t = TestPipeline::new(vec![hostile("reserved-folder")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    match failure(&d) {
+        CallFailure::InvalidAction { index, reason } => {
+            assert_eq!(index, 1);
+            assert!(reason.contains("dovecot-keywords"), "{reason}");
+        }
+        f => panic!("{f:?}"),
+    }
+    kept_untouched(&d, &sample(1));
+}
+
+#[tokio::test]
+async fn the_wasi_wall_clock_is_the_test_clock() {
+    // TestPipeline fixes the clock at 1,795,737,600,000 ms.
+    let t = TestPipeline::new(vec![hostile("wasi-clock")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    assert!(
+        d.flags.iter().any(|f| f == "$Secs1795737600"),
+        "{:?}",
+        d.flags
+    );
+}
+
+/// Inbound mail from a stranger, answered by the stock auto-responder.
+fn vacation() -> mailpipe::config::PluginConfig {
+    plugin(
+        "vacation",
+        "auto-responder",
+        json!({"addresses": ["alice@example.com"], "body": "I am away."}),
+    )
+}
+
+fn inbound(headers: &str) -> Email {
+    Email::new(
+        format!(
+            "From: Bob <bob@example.org>\r\nTo: alice@example.com\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n{headers}\r\n\r\nHello\r\n"
+        )
+        .into_bytes(),
+        "INBOX",
+        vec![],
+    )
+}
+
+fn b64(s: &str) -> String {
+    mailpipe::message::encode::base64(s.as_bytes())
+}
+
+/// Every header line of an outgoing message's top block: no CR inside, valid names only.
+fn header_names(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap();
+    for line in head.split("\r\n") {
+        assert!(!line.contains('\r') && !line.contains('\n') && !line.contains('\0'));
+    }
+    HeaderBlock::parse(raw).names()
+}
+
+#[tokio::test]
+async fn encoded_words_cannot_inject_headers_into_replies() {
+    let injected = "<x@y>\r\nX-Injected: 1\r\n\r\nbody";
+    let msg = inbound(&format!(
+        "Message-ID: =?UTF-8?B?{}?=\r\nReferences: =?UTF-8?B?{}?=\r\nSubject: =?UTF-8?B?{}?=",
+        b64(injected),
+        b64("<a@b> <c@d>\r\nBcc: victim@example.net"),
+        b64("Hi\r\nBcc: victim@example.net\r\n\r\ninjected body")
+    ));
+    let t = TestPipeline::new(vec![vacation()]).await;
+    let d = t.run(&msg, "m1").await;
+    assert_eq!(d.outgoing.len(), 1, "{:?}", d.reports);
+    let raw = &d.outgoing[0].raw;
+    let names = header_names(raw);
+    for bad in ["X-Injected", "Bcc"] {
+        assert!(
+            !names.iter().any(|n| n.eq_ignore_ascii_case(bad)),
+            "{names:?}"
+        );
+    }
+    let reply = Email::new(raw.clone(), "INBOX", vec![]);
+    assert_eq!(
+        reply.header("In-Reply-To"),
+        None,
+        "the invalid msg-id is dropped"
+    );
+    let subject = reply.header("Subject").unwrap();
+    assert!(subject.contains("Bcc: victim"), "kept as text: {subject}");
+    assert!(!subject.contains('\n'));
+    // The loop marker and Auto-Submitted are real header fields, not pushed into the body.
+    assert!(names.iter().any(|n| n == "X-Mailpipe-Loop"));
+    assert!(names.iter().any(|n| n == "Auto-Submitted"));
+}
+
+#[tokio::test]
+async fn valid_threading_ids_survive_the_cleaning() {
+    let msg =
+        inbound("Message-ID: <m1@example.org>\r\nReferences: <r0@x> junk <r1@y>\r\nSubject: Plans");
+    let t = TestPipeline::new(vec![vacation()]).await;
+    let d = t.run(&msg, "m1").await;
+    let reply = Email::new(d.outgoing[0].raw.clone(), "INBOX", vec![]);
+    assert_eq!(
+        reply.header("In-Reply-To").as_deref(),
+        Some("<m1@example.org>")
+    );
+    assert_eq!(
+        reply.header("References").as_deref(),
+        Some("<r0@x> <r1@y> <m1@example.org>")
+    );
+}
+
+#[tokio::test]
+async fn a_non_ascii_header_name_does_not_stop_an_auto_responder() {
+    let raw = b"From: bob@example.org\r\nTo: alice@example.com\r\nSubject: hi\r\nAbc\xff: x\r\nList\xc3\xa9: y\r\n\r\nbody\r\n".to_vec();
+    let msg = Email::new(raw, "INBOX", vec![]);
+    let t = TestPipeline::new(vec![vacation()]).await;
+    let d = t.run(&msg, "m1").await;
+    assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
+    assert_eq!(d.outgoing.len(), 1);
+}
+
+#[tokio::test]
+async fn precedence_with_a_comment_is_still_bulk() {
+    // A plugin that answers everything: the host's loop guard alone must stop it.
+    let t = TestPipeline::new(vec![hostile("reply-always")]).await;
+    let d = t.run(&inbound("Subject: hi"), "m0").await;
+    assert_eq!(d.outgoing.len(), 1, "personal mail is answered");
+    for h in [
+        "Precedence: bulk (mass mailing)",
+        "Precedence: (list) junk",
+        "Auto-Submitted: auto-replied (vacation)",
+    ] {
+        let d = t
+            .run(&inbound(&format!("Subject: news\r\n{h}")), "m1")
+            .await;
+        assert!(d.outgoing.is_empty(), "{h}");
+    }
+}
+
+#[tokio::test]
+async fn reply_bodies_and_redirected_originals_are_crlf_on_the_wire() {
+    let mut fwd = plugin(
+        "fwd",
+        "forwarder",
+        json!({"rules": [{"to": ["boss@example.com"], "mode": "redirect"}]}),
+    );
+    allow(&mut fwd, &["boss@example.com"]);
+    let msg = Email::new(
+        b"From: bob@example.org\nTo: alice@example.com\nSubject: lf\n\nline1\nline2\rline3\n"
+            .to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let t = TestPipeline::new(vec![fwd]).await;
+    let d = t.run(&msg, "m1").await;
+    assert_eq!(d.outgoing.len(), 1, "{:?}", d.reports);
+    let raw = &d.outgoing[0].raw;
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'\n' {
+            assert_eq!(raw[i - 1], b'\r', "bare LF at {i}");
+        }
+        if *b == b'\r' {
+            assert_eq!(raw.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+        }
+    }
+    assert!(raw_text(raw).ends_with("line1\r\nline2\r\nline3\r\n"));
+}
+
+/// The header block has one definition: what a plugin sees as fields is exactly what a rewrite
+/// can reach, on well-formed and broken header blocks alike.
+#[test]
+fn the_view_and_the_rewrite_agree_on_the_header_block() {
+    let cases: &[&[u8]] = &[
+        b"Subject: a\r\nX-Drop: 1\r\n\r\nbody\r\n",
+        b"junk first line\r\nX-Drop: 1\r\nSubject: a\r\n\r\nbody\r\n",
+        b"From mbox-line Mon Jan 1\nX-Drop: 1\n\nbody\n",
+        b"Subject: a\r\nX-Drop: 1\r\n\rbody without a proper separator\r\n",
+        b"Subject: a\r\nX-Drop: 1\r\n \r\nX-After: blank-ish line\r\n\r\nbody",
+        b"Subject: a\r\nstray line\r\nX-Drop: 1\r\nBad Name: 2\r\n\r\n",
+        b"X-Drop: 1",
+        b"no header block at all\r\n",
+        b"Abc\xff: x\r\nX-Drop: 1\r\n\r\nb",
+    ];
+    for raw in cases {
+        let email = Email::new(raw.to_vec(), "INBOX", vec![]);
+        let view =
+            mailpipe::message::view::to_wit(&email, mailpipe::plugin::bindings::Needs::Bodies);
+        let names: Vec<String> = view.headers.iter().map(|h| h.name.clone()).collect();
+        assert_eq!(
+            names,
+            HeaderBlock::parse(raw).names(),
+            "{:?}",
+            raw_text(raw)
+        );
+        // Removing a field the view shows removes it from the view.
+        let removed = mailpipe::message::rewrite::edit(raw, |h| h.remove("X-Drop"));
+        let after = mailpipe::message::view::to_wit(
+            &Email::new(removed.clone(), "INBOX", vec![]),
+            mailpipe::plugin::bindings::Needs::Bodies,
+        );
+        assert!(
+            !after
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("X-Drop")),
+            "{:?} -> {:?}",
+            raw_text(raw),
+            raw_text(&removed)
+        );
+        // A set header is seen once, with its value, and the body does not change.
+        let set = mailpipe::message::rewrite::edit(raw, |h| h.set("X-Set", "v"));
+        let after = mailpipe::message::view::to_wit(
+            &Email::new(set.clone(), "INBOX", vec![]),
+            mailpipe::plugin::bindings::Needs::Bodies,
+        );
+        let values: Vec<&str> = after
+            .headers
+            .iter()
+            .filter(|h| h.name == "X-Set")
+            .map(|h| h.value.as_str())
+            .collect();
+        assert_eq!(values, ["v"], "{:?} -> {:?}", raw_text(raw), raw_text(&set));
+        assert_eq!(
+            after.text_body,
+            view.text_body,
+            "{:?} -> {:?}",
+            raw_text(raw),
+            raw_text(&set)
+        );
+    }
+}
