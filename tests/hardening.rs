@@ -366,3 +366,15 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_component_for_another_contract_version_is_refused_by_name() {
+    let runtime = mailpipe::plugin::PluginRuntime::new(64, None).unwrap();
+    let settings = plugin("future", "misbehave-future-contract", json!({}));
+    let err = match runtime.load(&settings, None).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a 0.9.0 component loaded"),
+    };
+    assert!(err.contains("mailpipe:plugin@0.9.0"), "{err}");
+    assert!(err.contains("supports mailpipe:plugin@0.1.0"), "{err}");
+}

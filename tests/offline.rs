@@ -301,3 +301,64 @@ async fn malformed_mail_survives_rewriting_plugins() {
         );
     }
 }
+
+/// A folder the mail store cannot write (here a file sits where the folder's directory would
+/// go) affects only the message filed there: it is kept in its own mailbox, reported, and the
+/// run goes on with every other message.
+#[tokio::test]
+async fn a_folder_the_store_cannot_write_affects_only_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), &root().join("examples/maildir"));
+    let mail = dir.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::write(mail.join("Finance"), "not a folder").unwrap();
+    let s = run_offline(&config, &OPTS).await.unwrap();
+    assert_eq!((s.processed, s.store_failures), (14, 1));
+    assert_eq!(messages_in(&mail).len(), 14, "nothing lost");
+    assert_eq!(
+        messages_in(&mail.join("INBOX")).len(),
+        11,
+        "the invoice stayed in INBOX"
+    );
+    let again = run_offline(&config, &OPTS).await.unwrap();
+    assert_eq!((again.processed, again.skipped), (0, 14));
+}
+
+/// Defence in depth: a panic inside the host while one message is handled (injected here)
+/// is contained to that message: it is kept unchanged in its mailbox, reported as an
+/// internal error, and the process carries on with the others and exits normally.
+#[test]
+fn a_panic_while_handling_one_message_is_contained_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), &root().join("examples/maildir"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "--once", "--json", "-c"])
+        .arg(&config.file)
+        .env("MAILPIPE_FAULT_PANIC_KEY", "1700000012.")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 14, "{stdout}");
+    let hit: Vec<_> = lines
+        .iter()
+        .filter(|l| l.to_string().contains("internal error in mailpipe"))
+        .collect();
+    assert_eq!(hit.len(), 1, "{stdout}");
+    assert!(hit[0]["source"].as_str().unwrap().contains("1700000012."));
+    assert!(hit[0]["outgoing"].as_array().unwrap().is_empty());
+    let mail = dir.path().join("mail");
+    assert_eq!(messages_in(&mail).len(), 14, "nothing lost");
+    assert_eq!(hit[0]["deliveries"][0]["folder"], "INBOX");
+    let original =
+        std::fs::read(root().join("examples/maildir/cur/1700000012.M12P100.demo:2,S")).unwrap();
+    let kept = messages_in(&mail.join("INBOX"))
+        .into_iter()
+        .any(|p| std::fs::read(p).unwrap() == original);
+    assert!(kept, "message 12 is in INBOX, unchanged");
+}

@@ -41,6 +41,7 @@ pub mod bindings {
 
 pub mod config;
 mod glob;
+mod header_safe;
 pub mod kv;
 pub mod log;
 mod message;
@@ -56,8 +57,9 @@ pub use bindings::mailpipe::plugin::types::{
 /// The trait a plugin implements: `info()` once at load time, `on_message(msg)` per message.
 pub use bindings::Guest as Plugin;
 
-pub use config::config;
+pub use config::{config, config_string};
 pub use glob::matches_glob;
+pub use header_safe::{header_safe, HEADER_SAFE_MAX};
 pub use message::{header, headers_all, is_direct_recipient, sender_address};
 
 /// Current time, milliseconds since the Unix epoch (from the host; plugins have no clock).
