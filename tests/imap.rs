@@ -226,6 +226,68 @@ async fn forwards_arrive_through_postfix() {
     );
 }
 
+/// Lines that start with a dot, and an original with bare LF line ends, arrive intact through
+/// the real Postfix: SMTP dot-stuffing and CRLF on the wire are right, for a redirect (the
+/// original's bytes) and for a reply (a body the host builds).
+#[tokio::test]
+async fn dots_and_line_ends_survive_the_smtp_wire() {
+    let stack = Stack::get();
+    let tag = unique("dots");
+    let (mut s, box_) = fresh_mailbox(&stack, "alice", "T-dots").await;
+    let raw = format!(
+        "From: Bob <bob@example.test>\nTo: alice@example.test\nSubject: dots {tag}\nMessage-ID: <d.{tag}@example.test>\nDate: Thu, 26 Nov 2026 10:00:00 +0000\n\nfirst\n.\n.hidden\n..two\nlast\n"
+    );
+    append(&mut s, &box_, raw.as_bytes()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[state]\ndir = \"{}\"\n{}{}{}",
+        dir.path().join("state").display(),
+        stack.account_toml("alice", &[&box_], ""),
+        plugin_toml(
+            "fwd",
+            "forwarder",
+            "allow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ { from = \"bob@example.test\", to = [\"carol@example.test\"] } ]"
+        ),
+        plugin_toml(
+            "vacation",
+            "auto-responder",
+            &format!("[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away {tag}\"\nbody = \"Away.\\n.\\n.dot\\n..two\\nend\""),
+        )
+    );
+    let r = run_accounts_once(&config(dir.path(), &text), &OPTS)
+        .await
+        .unwrap();
+    assert_eq!(r.outbox.sent.len(), 2, "{:?}", r.outbox);
+    let fwd = wait_for_full(
+        &stack,
+        "carol",
+        "INBOX",
+        &format!("Message-ID: <d.{tag}@example.test>"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("redirect delivered to carol");
+    let fwd = String::from_utf8_lossy(&fwd);
+    assert!(
+        fwd.ends_with("\r\n\r\nfirst\r\n.\r\n.hidden\r\n..two\r\nlast\r\n"),
+        "{fwd:?}"
+    );
+    let reply = wait_for_full(
+        &stack,
+        "bob",
+        "INBOX",
+        &format!("Subject: Away {tag}"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("reply delivered to bob");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.ends_with("\r\n\r\nAway.\r\n.\r\n.dot\r\n..two\r\nend\r\n"),
+        "{reply:?}"
+    );
+}
+
 #[tokio::test]
 async fn tls_is_verified_against_the_configured_ca() {
     let stack = Stack::get();

@@ -184,6 +184,36 @@ pub async fn wait_for(
     None
 }
 
+/// Like `wait_for`, but returns the whole message as stored (headers and body).
+pub async fn wait_for_full(
+    stack: &Stack,
+    user: &str,
+    mailbox: &str,
+    needle: &str,
+    limit: Duration,
+) -> Option<Vec<u8>> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let mut s = stack.session(user).await;
+        if let Some((uid, _, _)) = list(&mut s, mailbox)
+            .await
+            .into_iter()
+            .find(|(_, _, h)| h.contains(needle))
+        {
+            let stream = s
+                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                .await
+                .expect("FETCH");
+            let items: Vec<_> = stream.try_collect().await.expect("FETCH");
+            let _ = s.logout().await;
+            return items.first().and_then(|f| f.body()).map(<[u8]>::to_vec);
+        }
+        let _ = s.logout().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    None
+}
+
 pub fn count(headers: &[(u32, Vec<String>, String)], needle: &str) -> usize {
     headers
         .iter()

@@ -44,6 +44,9 @@ pub struct Outgoing {
     pub rcpt_to: Vec<String>,
     #[serde(serialize_with = "as_text")]
     pub raw: Vec<u8>,
+    /// For forwards: how to build them again from the complete original.
+    #[serde(skip)]
+    pub forward: Option<forward::ForwardSpec>,
 }
 
 fn as_text<S: serde::Serializer>(raw: &[u8], s: S) -> Result<S::Ok, S::Error> {

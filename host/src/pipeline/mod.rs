@@ -235,30 +235,41 @@ impl Pipeline {
         }
         let id = actions::outgoing_id(message_key, &plugin.name, index);
         let now = self.clock.now_ms();
-        let (kind, mail_from, rcpt_to, raw) = match action {
+        let (kind, mail_from, rcpt_to, raw, spec) = match action {
             Action::Reply(r) => {
                 let to = sender.expect("checked by the loop guard").to_string();
                 let raw = reply::compose(original, r, &to, identity, &id, now);
                 // RFC 3834: automatic responses go out with a null reverse-path.
-                (OutgoingKind::Reply, String::new(), vec![to], raw)
+                (
+                    OutgoingKind::Reply,
+                    String::new(),
+                    vec![to],
+                    encode::crlf(&raw),
+                    None,
+                )
             }
             Action::Forward(f) => {
-                let raw = match f.mode {
-                    ForwardMode::Redirect => forward::redirect(original, &f.to, identity, &id, now),
-                    ForwardMode::Attachment => forward::as_attachment(
-                        original,
-                        &f.to,
-                        f.note.as_deref(),
-                        identity,
-                        &id,
-                        now,
-                    ),
+                let spec = forward::ForwardSpec {
+                    id: id.clone(),
+                    attach: f.mode == ForwardMode::Attachment,
+                    to: f.to.clone(),
+                    note: f.note.clone(),
+                    from_address: identity.address.clone(),
+                    from_name: identity.name.clone(),
+                    now_ms: now,
                 };
                 let kind = match f.mode {
                     ForwardMode::Redirect => OutgoingKind::Redirect,
                     ForwardMode::Attachment => OutgoingKind::ForwardAttachment,
                 };
-                (kind, identity.address.clone(), f.to.clone(), raw)
+                let raw = spec.build(original);
+                (
+                    kind,
+                    identity.address.clone(),
+                    f.to.clone(),
+                    raw,
+                    Some(spec),
+                )
             }
             _ => unreachable!("only reply and forward produce mail"),
         };
@@ -269,7 +280,8 @@ impl Pipeline {
             mail_from,
             rcpt_to,
             // CRLF everywhere, as SMTP wants it (bare CR or LF in a forwarded original too).
-            raw: encode::crlf(&raw),
+            raw,
+            forward: spec,
         })
     }
 }

@@ -25,6 +25,8 @@ use crate::state::OutboxEntry;
 
 /// Limit for connecting and for each message's SMTP dialogue.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline of the NOOP that checks a kept connection before it is reused.
+const NOOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends over one connection, opened on first use and kept for the next message (checked
 /// with NOOP, reopened when it died). We open the socket ourselves to set TCP_NODELAY: lettre
@@ -212,7 +214,10 @@ impl Transport for SmtpSink {
         let envelope = Envelope::new(from, to).map_err(|e| SendError::permanent(e.to_string()))?;
         let mut kept = self.connection.lock().await;
         if let Some(conn) = kept.as_mut() {
-            if !conn.test_connected().await {
+            // The NOOP that checks a kept connection gets a deadline of its own: a server
+            // that never answers it must not hang the run.
+            let alive = tokio::time::timeout(NOOP_TIMEOUT, conn.test_connected()).await;
+            if !matches!(alive, Ok(true)) {
                 *kept = None;
             }
         }
@@ -226,7 +231,11 @@ impl Transport for SmtpSink {
             *kept = Some(conn);
         }
         let conn = kept.as_mut().expect("connected above");
-        let result = tokio::time::timeout(SMTP_TIMEOUT, conn.send(&envelope, raw)).await;
+        // lettre ends the data with CRLF "." CRLF whatever the message ends with: without
+        // this, every message that ends in a line break (all of ours) would gain an empty
+        // line at its end on the way.
+        let data = raw.strip_suffix(b"\r\n").unwrap_or(raw);
+        let result = tokio::time::timeout(SMTP_TIMEOUT, conn.send(&envelope, data)).await;
         match result {
             Ok(Ok(_)) => Ok(()),
             // lettre closes the connection after any error: open a new one next time.

@@ -400,7 +400,7 @@ impl Store {
         for item in table.iter()? {
             let (_, v) = item?;
             let entry = OutboxEntry::from_json(v.value())?;
-            if entry.status == OutboxStatus::Queued {
+            if entry.status == OutboxStatus::Queued && !entry.held {
                 out.push(entry);
             }
         }
@@ -433,6 +433,29 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OUTBOX_RAW)?;
         Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    }
+
+    /// One outbox entry by id.
+    pub fn outbox_entry(&self, id: &str) -> Result<Option<OutboxEntry>, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        table
+            .get(id)?
+            .map(|v| OutboxEntry::from_json(v.value()))
+            .transpose()
+    }
+
+    /// Give a held entry its complete message and release it for sending.
+    pub fn outbox_complete(&self, entry: &OutboxEntry, raw: &[u8]) -> Result<(), StateError> {
+        let mut entry = entry.clone();
+        entry.held = false;
+        self.write(true, |txn| {
+            txn.open_table(OUTBOX)?
+                .insert(entry.id.as_str(), entry.to_json().as_str())?;
+            txn.open_table(OUTBOX_RAW)?.insert(entry.id.as_str(), raw)?;
+            Ok(())
+        })
     }
 
     /// Record the result of a delivery attempt.

@@ -30,6 +30,11 @@ pub struct OutboxEntry {
     #[serde(default)]
     pub next_attempt_ms: u64,
     pub last_error: Option<String>,
+    /// Not complete yet: a forward decided on the original's header block only, waiting for
+    /// the body to be read when its plan is carried out (`source::imap::forwards`). Never
+    /// sent while held.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl OutboxEntry {
@@ -52,6 +57,7 @@ impl OutboxEntry {
             queued_at_ms,
             next_attempt_ms: 0,
             last_error: None,
+            held: false,
         }
     }
 

@@ -130,7 +130,7 @@ impl Decider {
             let new_raw = marker.as_ref().map(|marker| {
                 crate::message::rewrite::edit(&d.email.raw, |h| h.set(REWRITTEN_HEADER, marker))
             });
-            let plan = Plan::new(
+            let mut plan = Plan::new(
                 f.uid,
                 &d,
                 f.flags,
@@ -145,6 +145,18 @@ impl Decider {
             for (entry, _) in &mut commit.outbox {
                 if entry.mail_from.is_empty() {
                     entry.mail_from = self.reply_envelope_from.clone();
+                }
+            }
+            if self.headers_only {
+                // A forward carries the whole original, and only its header block was
+                // fetched: hold it until the plan reads the body (source::imap::forwards).
+                for spec in d.outgoing.iter().filter_map(|o| o.forward.as_ref()) {
+                    if let Some((entry, _)) =
+                        commit.outbox.iter_mut().find(|(e, _)| e.id == spec.id)
+                    {
+                        entry.held = true;
+                        plan.forwards.push(spec.clone());
+                    }
                 }
             }
             if let Some(marker) = marker {

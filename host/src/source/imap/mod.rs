@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod connect;
 pub mod decide;
+pub mod forwards;
 pub mod plan;
 pub mod utf7;
 
@@ -292,7 +293,16 @@ impl AccountWorker {
                     .iter()
                     .filter_map(|(_, p)| Plan::from_json(p))
                     .collect();
+                let held = forwards::complete(
+                    session,
+                    &self.store,
+                    mailbox,
+                    &plans,
+                    self.pipeline.limits.max_outgoing_bytes,
+                )
+                .await?;
                 let r = apply(session, mailbox, &mut plans, caps, folders, true).await?;
+                report.warnings.extend(held);
                 report.warnings.extend(r.warnings);
                 self.store.finish_pending(&keys)?;
             }
@@ -508,6 +518,18 @@ impl AccountWorker {
             return Ok(());
         }
         let started = Instant::now();
+        let held = forwards::complete(
+            session,
+            &self.store,
+            mailbox,
+            &decided.plans,
+            self.pipeline.limits.max_outgoing_bytes,
+        )
+        .await?;
+        for w in &held {
+            self.log(w);
+        }
+        report.warnings.extend(held);
         let r = apply(session, mailbox, &mut decided.plans, caps, folders, false).await;
         report.timings.apply += started.elapsed();
         let r = r?;

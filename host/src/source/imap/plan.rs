@@ -25,6 +25,10 @@ pub struct Plan {
     pub body_from_original: bool,
     /// The original's INTERNALDATE, kept on appended copies.
     pub internal_date: Option<String>,
+    /// Forwards decided on the header block only: built again from the complete message
+    /// before anything moves it (see `forwards`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<crate::actions::forward::ForwardSpec>,
 }
 
 impl Plan {
@@ -59,6 +63,7 @@ impl Plan {
             rewritten: new_raw.map(base64),
             body_from_original: new_raw.is_some() && body_from_original,
             internal_date,
+            forwards: Vec::new(),
         }
     }
 
@@ -69,6 +74,7 @@ impl Plan {
     /// Nothing to do on the server.
     pub fn is_noop(&self) -> bool {
         self.keep
+            && self.forwards.is_empty()
             && self.targets.is_empty()
             && self.rewritten.is_none()
             && same_flags(&self.flags_before, &self.flags_after)
