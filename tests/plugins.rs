@@ -2,6 +2,7 @@
 //! real host pipeline (wasmtime, the WIT contract, validation, loop guard, state store).
 
 mod common;
+mod crlf_subject;
 
 use common::*;
 use mailpipe::actions::OutgoingKind;
@@ -132,6 +133,54 @@ async fn host_loop_guard_blocks_replies_even_when_a_plugin_asks() {
         }
         s => panic!("{s:?}"),
     }
+}
+
+#[tokio::test]
+async fn vacation_reply_to_a_crlf_subject_is_sent_one_line() {
+    // Default subject: "Auto: " + the inbound one, which decodes to CR/LF and a fake Bcc.
+    let p = plugin(
+        "vacation",
+        "auto-responder",
+        json!({"addresses": ["alice@example.com"], "body": "I am away."}),
+    );
+    let t = TestPipeline::new(vec![p]).await;
+    let d = t.run(&crlf_subject::message(), "crlf").await;
+    let out = crlf_subject::assert_one_clean_reply(&d, "vacation");
+    assert_eq!(
+        header_of(&out.raw, "Subject").as_deref(),
+        Some(crlf_subject::SAFE_AUTO_SUBJECT)
+    );
+    assert_eq!(folders(&d), ["INBOX"]);
+}
+
+#[tokio::test]
+async fn subject_tagger_keeps_a_crlf_subject_one_line() {
+    let tagger = plugin(
+        "tagger",
+        "subject-tagger",
+        json!({"tag": "[EXT]", "when_from_not": ["*@example.com"], "header": "X-External"}),
+    );
+    let t = TestPipeline::new(vec![tagger]).await;
+    let d = t.run(&crlf_subject::message(), "crlf").await;
+    assert!(
+        matches!(status(&d, "tagger"), PluginStatus::Applied { .. }),
+        "{:?}",
+        d.reports
+    );
+    assert!(d.rewritten);
+    assert_eq!(
+        d.email.header("Subject").as_deref(),
+        Some("[EXT] Urlaub? Bcc: victim@example.net injected body")
+    );
+    assert_eq!(d.email.header("X-External").as_deref(), Some("yes"));
+    // No field was injected, and the body is still the original one (no injected empty line
+    // moved header text into it).
+    let (fields, body) = crlf_subject::fields_and_body(&d.email.raw);
+    assert!(fields
+        .iter()
+        .all(|(name, _)| !name.eq_ignore_ascii_case("bcc")));
+    let (_, original_body) = crlf_subject::fields_and_body(&crlf_subject::message().raw);
+    assert_eq!(body, original_body);
 }
 
 fn filer() -> mailpipe::config::PluginConfig {
@@ -349,7 +398,7 @@ async fn stop_ends_the_pipeline_and_the_outgoing_cap_holds() {
     );
     allow(&mut fwd, &["*@example.com"]);
     let mut t = TestPipeline::new(vec![vacation(), fwd]).await;
-    t.pipeline.max_outgoing = 2;
+    t.pipeline.limits.max_outgoing_per_message = 2;
     let d = t.run(&sample(1), "1").await;
     assert_eq!(d.outgoing.len(), 2, "reply + one forward, then the cap");
     match status(&d, "fwd") {

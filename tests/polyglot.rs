@@ -3,6 +3,7 @@
 //! including the host's config and key-value functions.
 
 mod common;
+mod crlf_subject;
 
 use common::*;
 use mailpipe::actions::OutgoingKind;
@@ -40,6 +41,23 @@ async fn python_auto_responder_replies_once_and_skips_lists() {
             "message {n}"
         );
     }
+}
+
+#[tokio::test]
+async fn python_auto_responder_reply_to_a_crlf_subject_is_sent_one_line() {
+    // Default subject: "Auto: " + the inbound one, which decodes to CR/LF and a fake Bcc.
+    let p = plugin(
+        "vacation-py",
+        "auto-responder-py",
+        json!({"addresses": ["alice@example.com"], "body": "Written in Python."}),
+    );
+    let t = TestPipeline::new(vec![p]).await;
+    let d = t.run(&crlf_subject::message(), "crlf").await;
+    let out = crlf_subject::assert_one_clean_reply(&d, "vacation-py");
+    assert_eq!(
+        header_of(&out.raw, "Subject").as_deref(),
+        Some(crlf_subject::SAFE_AUTO_SUBJECT)
+    );
 }
 
 #[tokio::test]
@@ -117,6 +135,23 @@ async fn c_header_tagger_tags_and_flags_by_header() {
     assert_eq!(d.flags, ["$Junk"]);
     let d = t.run(&sample(1), "1").await;
     assert!(!d.rewritten && d.flags.is_empty());
+    // A subject that decodes to CR/LF and a fake header is tagged on one line.
+    let crlf_spam = mailpipe::message::Email::new(
+        b"From: x@example.net\r\nTo: alice@example.com\r\nSubject: =?UTF-8?B?VXJsYXViPw0KQmNjOiB2aWN0aW1AZXhhbXBsZS5uZXQNCg0KaW5qZWN0ZWQgYm9keQ==?=\r\nX-Spam-Flag: YES\r\n\r\nbuy\r\n".to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let d = t.run(&crlf_spam, "crlf").await;
+    assert!(
+        matches!(status(&d, "c-tagger"), PluginStatus::Applied { .. }),
+        "{:?}",
+        d.reports
+    );
+    assert_eq!(
+        d.email.header("Subject").as_deref(),
+        Some("[SPAM] Urlaub? Bcc: victim@example.net injected body")
+    );
+    assert!(d.email.header("Bcc").is_none());
     // Without its required config it reports an error instead of guessing.
     let t = TestPipeline::new(vec![plugin(
         "c-tagger",

@@ -26,6 +26,71 @@ static char *config(const char *key) {
     return s;
 }
 
+// Longest value header_safe writes, in bytes (the host refuses header values over 998).
+#define HEADER_SAFE_MAX 900
+
+// Is code point `c` a control character (C0, DEL, C1) or whitespace (Unicode White_Space)?
+static bool control_or_space(uint32_t c) {
+    return c <= 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+// Length of the UTF-8 sequence at s[0..left) and its code point in *cp; 0 when it is not one
+// (strings from the host are valid UTF-8, so that only guards against a bad config string).
+static size_t utf8_next(const uint8_t *s, size_t left, uint32_t *cp) {
+    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+             : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || n > left) return 0;
+    *cp = n == 1 ? s[0] : s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        *cp = (*cp << 6) | (s[i] & 0x3f);
+    }
+    return n;
+}
+
+// `text` made safe as a header value (a subject, a header field's value), as header_safe in
+// the Rust SDK. The host refuses a value with CR, LF or NUL or over 998 bytes and then voids
+// the plugin's whole result, and message text is attacker-controlled (an encoded word can
+// decode to "hi\r\nBcc: x@evil"). Every control character and other whitespace becomes a space,
+// runs of spaces collapse to one, the ends are trimmed, and text over HEADER_SAFE_MAX bytes is
+// cut on a character boundary and ends with "…". Writes a heap string into `out` (return it,
+// or free it with plugin_string_free); an invalid UTF-8 byte becomes U+FFFD.
+static void header_safe(const uint8_t *text, size_t len, plugin_string_t *out) {
+    static const uint8_t replacement[] = {0xef, 0xbf, 0xbd}, ellipsis[] = {0xe2, 0x80, 0xa6};
+    uint8_t *buf = malloc(HEADER_SAFE_MAX + 8);  // room for a space and one more character
+    size_t n = 0;
+    bool pending_space = false;
+    for (size_t i = 0; i < len && n <= HEADER_SAFE_MAX;) {
+        uint32_t cp;
+        size_t step = utf8_next(text + i, len - i, &cp);
+        const uint8_t *bytes = step ? text + i : replacement;
+        size_t size = step ? step : sizeof replacement;
+        i += step ? step : 1;
+        if (step && control_or_space(cp)) {
+            pending_space = true;
+            continue;
+        }
+        if (pending_space && n > 0) buf[n++] = ' ';
+        pending_space = false;
+        memcpy(buf + n, bytes, size);
+        n += size;
+    }
+    if (n > HEADER_SAFE_MAX) {
+        n = HEADER_SAFE_MAX - sizeof ellipsis;
+        while (n > 0 && (buf[n] & 0xc0) == 0x80) n--;  // back to a character boundary
+        while (n > 0 && buf[n - 1] == ' ') n--;
+        memcpy(buf + n, ellipsis, sizeof ellipsis);
+        n += sizeof ellipsis;
+    }
+    if (n == 0) {  // the generated code frees only non-empty strings
+        free(buf);
+        buf = NULL;
+    }
+    out->ptr = buf;
+    out->len = n;
+}
+
 // Does `s` equal `want`, ignoring ASCII case and blanks around `s`?
 static bool equals_nocase(plugin_string_t s, const char *want) {
     const char *p = (const char *)s.ptr;
@@ -69,20 +134,26 @@ bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret,
         plugin_string_dup(err, "header-tagger-c: config needs `header`, `value` and `tag`");
     } else if (has_header(msg, header, value)) {
         ret->ptr = calloc(2, sizeof(plugin_action_t));
-        plugin_string_t subject = msg->subject.is_some ? msg->subject.val : (plugin_string_t){0};
+        // The subject is inbound text (an encoded word may decode to CR/LF and a fake
+        // header): made header-safe, or the host would refuse the whole result.
+        plugin_string_t subject;
+        if (msg->subject.is_some)
+            header_safe(msg->subject.val.ptr, msg->subject.val.len, &subject);
+        else
+            header_safe(NULL, 0, &subject);
         if (!contains_nocase(subject, tag)) {
-            // tag + " " + subject, or just the tag when there is no subject.
-            size_t tl = strlen(tag), len = tl + (subject.len ? 1 + subject.len : 0);
+            // header_safe(tag + " " + subject): just the tag when there is no subject.
+            size_t tl = strlen(tag), len = tl + 1 + subject.len;
+            uint8_t *joined = malloc(len);
+            memcpy(joined, tag, tl);
+            joined[tl] = ' ';
+            if (subject.len) memcpy(joined + tl + 1, subject.ptr, subject.len);
             plugin_action_t *a = &ret->ptr[ret->len++];
             a->tag = MAILPIPE_PLUGIN_TYPES_ACTION_SET_SUBJECT;
-            a->val.set_subject.ptr = malloc(len);
-            a->val.set_subject.len = len;
-            memcpy(a->val.set_subject.ptr, tag, tl);
-            if (subject.len) {
-                a->val.set_subject.ptr[tl] = ' ';
-                memcpy(a->val.set_subject.ptr + tl + 1, subject.ptr, subject.len);
-            }
+            header_safe(joined, len, &a->val.set_subject);
+            free(joined);
         }
+        plugin_string_free(&subject);
         if (flag && *flag) {
             plugin_action_t *a = &ret->ptr[ret->len++];
             a->tag = MAILPIPE_PLUGIN_TYPES_ACTION_ADD_FLAGS;

@@ -96,6 +96,31 @@ function fileMessage(msg, rules) {
   return actions;
 }
 
+// `text` made safe as a header value (a subject, a set-header/add-header value, a reply subject),
+// as `header_safe` in the Rust SDK. The host refuses a value with CR, LF or NUL or over 998 bytes
+// and then voids the plugin's whole result, and message text is attacker-controlled (an encoded
+// word can decode to "hi\r\nBcc: x@evil"). Every control character and other whitespace becomes
+// a space, runs of spaces collapse to one, the ends are trimmed, and text over HEADER_SAFE_MAX
+// UTF-8 bytes is cut on a character boundary and ends with "…". This plugin only files and flags
+// (folder names and flags are checked by the host on their own), so it puts no text into a
+// header; use this in a plugin copied from it as soon as it does.
+const HEADER_SAFE_MAX = 900;
+const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
+
+function headerSafe(text) {
+  const value = String(text).replace(CONTROL_OR_SPACE, ' ').replace(/^ | $/g, '');
+  const chars = [...value]; // code points
+  const size = (ch) => { const cp = ch.codePointAt(0); return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; };
+  if (chars.reduce((n, ch) => n + size(ch), 0) <= HEADER_SAFE_MAX) return value;
+  let out = '', bytes = 0;
+  for (const ch of chars) {
+    if (bytes + size(ch) > HEADER_SAFE_MAX - 3) break; // 3: the UTF-8 size of "…"
+    out += ch;
+    bytes += size(ch);
+  }
+  return out.replace(/ $/, '') + '…';
+}
+
 // Counters are decimal ASCII; no TextEncoder needed (QuickJS has none).
 function bump(key) {
   const old = kvGet(key); // none is `undefined` (StarlingMonkey) or `null` (QuickJS)

@@ -14,6 +14,7 @@ or a robot address like mailer-daemon, noreply, owner-*, *-request), or from our
 
 import fnmatch
 import json
+import unicodedata
 
 import wit_world
 from componentize_py_types import Err
@@ -22,6 +23,26 @@ from wit_world.imports.types import Action_Reply, Message, Needs, PluginInfo, Re
 
 ROBOTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "owner-*", "*-request")
 SECONDS_PER_DAY = 86_400
+HEADER_SAFE_MAX = 900  # bytes; the host refuses header values over 998
+
+
+def header_safe(text: str) -> str:
+    """`text` made safe as a header value (a subject, a header field's value).
+
+    The host refuses a value with CR, LF or NUL or over 998 bytes and then voids the plugin's
+    whole result, and inbound text is attacker-controlled (an encoded word can decode to
+    "hi\\r\\nBcc: x@evil"). So, as `header_safe` in the Rust SDK: every control character and
+    other whitespace becomes a space, runs of spaces collapse to one, the ends are trimmed, and
+    text over HEADER_SAFE_MAX UTF-8 bytes is cut on a character boundary and ends with "…".
+    """
+    spaced = "".join(" " if c.isspace() or unicodedata.category(c) == "Cc" else c for c in text)
+    value = " ".join(part for part in spaced.split(" ") if part)
+    encoded = value.encode("utf-8", "surrogatepass")
+    if len(encoded) <= HEADER_SAFE_MAX:
+        return value
+    ellipsis = "…"
+    cut = encoded[: HEADER_SAFE_MAX - len(ellipsis.encode("utf-8"))]
+    return cut.decode("utf-8", "ignore").rstrip(" ") + ellipsis
 
 
 def header(msg: Message, name: str) -> str | None:
@@ -89,6 +110,8 @@ class WitWorld(wit_world.WitWorld):
             return []
         host.kv_set(key, b"1", config.get("days", 7) * SECONDS_PER_DAY)
 
-        subject = config.get("subject") or f"Auto: {(msg.subject or '').strip()}".strip()
+        # Inbound text (an encoded word may decode to CR/LF and a fake header) or config text:
+        # made header-safe, or the host would refuse the reply.
+        subject = header_safe(config.get("subject") or f"Auto: {msg.subject or ''}")
         host.log(host.LogLevel.INFO, f"sending the away note to {who}")
         return [Action_Reply(Reply(subject=subject, text=config["body"], html=None, headers=[]))]

@@ -17,8 +17,8 @@
 //! Reply-To and Return-Path; a null Return-Path (`<>`, a bounce) is never answered.
 
 use mailpipe_plugin::{
-    header, is_direct_recipient, kv, matches_glob, sender_address, Action, Message, Needs, Plugin,
-    PluginInfo, Reply,
+    header, header_safe, is_direct_recipient, kv, matches_glob, sender_address, Action, Message,
+    Needs, Plugin, PluginInfo, Reply,
 };
 use serde::Deserialize;
 
@@ -80,10 +80,12 @@ impl Plugin for AutoResponder {
         let days = config.days.max(1);
         kv::set(&key, b"1", Some(days * 86_400));
 
-        let subject = config.subject.clone().unwrap_or_else(|| {
-            let original = msg.subject.as_deref().unwrap_or("").trim();
-            format!("Auto: {original}").trim_end().to_string()
-        });
+        // The subject is inbound text (an encoded word may decode to CR/LF and a fake header)
+        // or config text: made header-safe, or the host would refuse the reply.
+        let subject = match &config.subject {
+            Some(subject) => header_safe(subject),
+            None => header_safe(&format!("Auto: {}", msg.subject.as_deref().unwrap_or(""))),
+        };
         Ok(vec![Action::Reply(Reply {
             subject: Some(subject),
             text: config.body.clone(),

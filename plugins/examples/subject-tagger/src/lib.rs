@@ -11,7 +11,9 @@
 //!
 //! A subject that already contains the tag (e.g. "Re: [EXT] Invoice") is left alone.
 
-use mailpipe_plugin::{matches_glob, Action, Header, Message, Needs, Plugin, PluginInfo};
+use mailpipe_plugin::{
+    header_safe, matches_glob, Action, Header, Message, Needs, Plugin, PluginInfo,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -37,7 +39,7 @@ impl Plugin for SubjectTagger {
 
     fn on_message(msg: Message) -> Result<Vec<Action>, String> {
         let config: &Config = mailpipe_plugin::config_once!(Config)?;
-        let tag = config.tag.trim();
+        let tag = header_safe(&config.tag);
         if tag.is_empty() {
             return Err("`tag` must not be empty".into());
         }
@@ -55,17 +57,17 @@ impl Plugin for SubjectTagger {
         }
 
         let mut actions = Vec::new();
-        let subject = msg.subject.as_deref().unwrap_or("").trim();
+        // Inbound subject and config text go into header values: made header-safe (no CR/LF,
+        // bounded length), or the host would refuse the whole result.
+        let subject = header_safe(msg.subject.as_deref().unwrap_or(""));
         if !subject.to_lowercase().contains(&tag.to_lowercase()) {
-            actions.push(Action::SetSubject(
-                format!("{tag} {subject}").trim_end().to_string(),
-            ));
+            actions.push(Action::SetSubject(header_safe(&format!("{tag} {subject}"))));
         }
         if let Some(name) = &config.header {
-            let value = config.header_value.clone().unwrap_or_else(|| "yes".into());
+            let value = config.header_value.as_deref().unwrap_or("yes");
             actions.push(Action::SetHeader(Header {
                 name: name.clone(),
-                value,
+                value: header_safe(value),
             }));
         }
         Ok(actions)
