@@ -20,6 +20,10 @@ pub(super) struct RawAccount {
     /// Messages fetched and decided per round trip (bounds memory).
     pub batch: Option<usize>,
     pub apply_batch: Option<usize>,
+    /// Largest message fetched, in MiB; larger ones are left in place and reported.
+    pub max_message_mb: Option<u64>,
+    /// Deadline of each IMAP command and of connecting, in seconds.
+    pub timeout_seconds: Option<u64>,
     /// Envelope sender of automatic replies; RFC 3834 recommends the null path "" (default).
     pub reply_envelope_from: Option<Spanned<String>>,
     pub imap: RawServer,
@@ -140,6 +144,10 @@ pub struct AccountConfig {
     /// Decided messages whose server actions are collected before they are carried out
     /// (fewer, larger MOVE/STORE commands; the end of a pass always carries out the rest).
     pub apply_batch: usize,
+    /// Largest message fetched (bytes); larger ones are left in place and reported.
+    pub max_message_bytes: u64,
+    /// Deadline of each IMAP command and of connecting.
+    pub timeout: std::time::Duration,
     pub reply_envelope_from: String,
     pub imap: ServerConfig,
     pub smtp: Option<ServerConfig>,

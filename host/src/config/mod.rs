@@ -391,6 +391,8 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
         poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
         batch: a.batch.unwrap_or(200).clamp(1, 5000),
         apply_batch: a.apply_batch.unwrap_or(5000).clamp(1, 100_000),
+        max_message_bytes: a.max_message_mb.unwrap_or(50).clamp(1, 2048) << 20,
+        timeout: std::time::Duration::from_secs(a.timeout_seconds.unwrap_or(60).clamp(1, 3600)),
         reply_envelope_from,
         imap,
         smtp,

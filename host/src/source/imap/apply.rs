@@ -7,7 +7,7 @@
 use futures::TryStreamExt;
 use std::collections::{BTreeMap, HashSet};
 
-use super::connect::{timed, ImapError, ImapSession};
+use super::connect::{completed, timed, ImapError, ImapSession};
 use super::plan::{uid_sets, Plan};
 use super::utf7;
 use super::REWRITTEN_HEADER;
@@ -107,6 +107,7 @@ pub async fn apply(
         if left_mailbox {
             // The original's body is read from the mailbox, by UID.
             timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+            completed(session, "SELECT")?;
             left_mailbox = false;
         }
         let mut raw = base64_decode(p.rewritten.as_deref().unwrap_or_default())
@@ -153,6 +154,7 @@ pub async fn apply(
     }
     if left_mailbox {
         timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+        completed(session, "SELECT")?;
     }
     to_remove.extend(plans.iter().filter(|p| p.discarded()).map(|p| p.uid));
     if !to_remove.is_empty() {
@@ -161,6 +163,7 @@ pub async fn apply(
             for set in uid_sets(&to_remove) {
                 let stream = timed("UID EXPUNGE", session.uid_expunge(&set)).await?;
                 timed("UID EXPUNGE", stream.try_collect::<Vec<_>>()).await?;
+                completed(session, "UID EXPUNGE")?;
             }
         } else {
             report
@@ -180,11 +183,13 @@ async fn has_copy(
     marker: &str,
 ) -> Result<bool, ImapError> {
     timed("EXAMINE", session.examine(utf7::encode(folder))).await?;
+    completed(session, "EXAMINE")?;
     let found = timed(
         "UID SEARCH",
         session.uid_search(format!("HEADER {REWRITTEN_HEADER} \"{marker}\"")),
     )
     .await?;
+    completed(session, "UID SEARCH")?;
     Ok(!found.is_empty())
 }
 
@@ -196,6 +201,7 @@ async fn fetch_text(session: &mut ImapSession, uid: u32) -> Result<Option<Vec<u8
     )
     .await?;
     let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
+    completed(session, "UID FETCH")?;
     Ok(items
         .iter()
         .find(|f| f.uid == Some(uid))
@@ -206,6 +212,7 @@ async fn store(session: &mut ImapSession, uids: &[u32], query: &str) -> Result<(
     for set in uid_sets(uids) {
         let stream = timed("UID STORE", session.uid_store(&set, query)).await?;
         timed("UID STORE", stream.try_collect::<Vec<_>>()).await?;
+        completed(session, "UID STORE")?;
     }
     Ok(())
 }

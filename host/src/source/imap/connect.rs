@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::wire::{Completion, Watched};
 use crate::config::{ServerConfig, TlsMode};
 use crate::net::tls::{self, TlsError};
 
@@ -15,10 +16,29 @@ use crate::net::tls::{self, TlsError};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
 
-pub type ImapSession = Session<Box<dyn Io>>;
+pub type ImapSession = Session<Watched>;
 
-/// How long one IMAP command may take before the connection is declared dead.
+/// How long one IMAP command may take before the connection is declared dead, unless the
+/// account sets `timeout_seconds` (see `with_deadline`).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest message accepted from a server unless the account sets `max_message_mb`.
+pub const DEFAULT_MAX_MESSAGE: u64 = 50 << 20;
+
+tokio::task_local! {
+    /// The command deadline of the account whose work runs in this task.
+    static DEADLINE: Duration;
+}
+
+/// Run `fut` (an account's IMAP work) with `deadline` for each of its commands.
+pub async fn with_deadline<F: std::future::Future>(deadline: Duration, fut: F) -> F::Output {
+    DEADLINE.scope(deadline, fut).await
+}
+
+/// The command deadline in force for this task.
+pub fn deadline() -> Duration {
+    DEADLINE.try_with(|d| *d).unwrap_or(COMMAND_TIMEOUT)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -36,7 +56,10 @@ pub enum ImapError {
     Password { user: String, message: String },
     #[error("IMAP {context}: {message}")]
     Protocol { context: String, message: String },
-    #[error("IMAP {0}: no answer within {secs} s", secs = COMMAND_TIMEOUT.as_secs())]
+    /// The server answered NO or BAD.
+    #[error("IMAP {context} refused by the server: {message}")]
+    Refused { context: String, message: String },
+    #[error("IMAP {0}: no answer within {secs} s", secs = deadline().as_secs())]
     Timeout(String),
     #[error("state store: {0}")]
     State(#[from] crate::state::StateError),
@@ -65,21 +88,51 @@ pub async fn timed<T, E: std::fmt::Display>(
     context: &str,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, ImapError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+    match tokio::time::timeout(deadline(), fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ImapError::protocol(context, e)),
         Err(_) => Err(ImapError::Timeout(context.to_string())),
     }
 }
 
+/// Whether the last command on `session` really completed with OK: a response stream that
+/// ended without its tagged completion (connection closed, BYE) or with NO/BAD is an error.
+pub fn completed(session: &ImapSession, context: &str) -> Result<(), ImapError> {
+    let st = session.get_ref().state();
+    match st.last_completion() {
+        Some(Completion::Ok) => Ok(()),
+        Some(Completion::Refused(text)) => Err(ImapError::Refused {
+            context: context.to_string(),
+            message: text,
+        }),
+        None => Err(ImapError::protocol(
+            context,
+            match st.bye() {
+                Some(bye) => format!("the server ended the connection before the command completed ({bye})"),
+                None => "the connection ended before the command completed".to_string(),
+            },
+        )),
+    }
+}
+
+/// Connect with the default message size limit.
 pub async fn connect(server: &ServerConfig) -> Result<ImapSession, ImapError> {
+    connect_with(server, DEFAULT_MAX_MESSAGE).await
+}
+
+/// Connect and log in; literals from the server larger than `max_message` (plus room for
+/// protocol overhead) end the connection before they are read into memory.
+pub async fn connect_with(
+    server: &ServerConfig,
+    max_message: u64,
+) -> Result<ImapSession, ImapError> {
     let (host, port) = (server.host.as_str(), server.port);
     let connect_err = |message: String| ImapError::Connect {
         host: host.to_string(),
         port,
         message,
     };
-    let tcp = tokio::time::timeout(COMMAND_TIMEOUT, TcpStream::connect((host, port)))
+    let tcp = tokio::time::timeout(deadline(), TcpStream::connect((host, port)))
         .await
         .map_err(|_| connect_err("timed out".into()))?
         .map_err(|e| connect_err(e.to_string()))?;
@@ -88,7 +141,7 @@ pub async fn connect(server: &ServerConfig) -> Result<ImapSession, ImapError> {
         TlsMode::None => Box::new(tcp),
         TlsMode::Implicit => {
             let config = tls::client_config(server.ca_file.as_deref())?;
-            Box::new(tls::handshake(tcp, host, config).await?)
+            Box::new(handshake(tcp, host, config).await?)
         }
         TlsMode::Starttls => {
             let config = tls::client_config(server.ca_file.as_deref())?;
@@ -102,10 +155,10 @@ pub async fn connect(server: &ServerConfig) -> Result<ImapSession, ImapError> {
                 client.run_command_and_check_ok("STARTTLS", None),
             )
             .await?;
-            Box::new(tls::handshake(client.into_inner(), host, config).await?)
+            Box::new(handshake(client.into_inner(), host, config).await?)
         }
     };
-    let mut client = Client::new(stream);
+    let mut client = Client::new(Watched::new(stream, max_message.saturating_add(64 << 10)));
     if server.tls != TlsMode::Starttls {
         let greeting = timed("greeting", client.read_response()).await?;
         if greeting.is_none() {
@@ -128,12 +181,25 @@ pub async fn connect(server: &ServerConfig) -> Result<ImapSession, ImapError> {
             })
         }
     };
-    match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&user, password.expose())).await {
+    match tokio::time::timeout(deadline(), client.login(&user, password.expose())).await {
         Err(_) => Err(ImapError::Timeout("LOGIN".into())),
         Ok(Err((e, _))) => Err(ImapError::Login {
             user,
             message: e.to_string(),
         }),
         Ok(Ok(session)) => Ok(session),
+    }
+}
+
+/// The TLS handshake, with the command deadline: a server that answers with garbage or
+/// nothing must not hang mailpipe.
+async fn handshake(
+    stream: TcpStream,
+    host: &str,
+    config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+    match tokio::time::timeout(deadline(), tls::handshake(stream, host, config)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ImapError::Timeout("TLS handshake".into())),
     }
 }

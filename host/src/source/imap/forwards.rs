@@ -7,7 +7,7 @@
 
 use futures::TryStreamExt;
 
-use super::connect::{timed, ImapError, ImapSession};
+use super::connect::{completed, timed, ImapError, ImapSession};
 use super::plan::Plan;
 use crate::message::Email;
 use crate::state::{OutboxStatus, Store};
@@ -73,6 +73,7 @@ async fn fetch_full(session: &mut ImapSession, uid: u32) -> Result<Option<Vec<u8
     )
     .await?;
     let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
+    completed(session, "UID FETCH")?;
     Ok(items
         .iter()
         .find(|f| f.uid == Some(uid))

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod forwards;
 pub mod plan;
 pub mod utf7;
+pub mod wire;
 
 use futures::TryStreamExt;
 use std::collections::{HashSet, VecDeque};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use apply::{apply, ServerCaps};
-use connect::{connect, timed, ImapError, ImapSession};
+use connect::{completed, connect_with, timed, ImapError, ImapSession};
 use decide::{Decided, Decider, Fetched};
 use plan::{uid_sets, Plan};
 
@@ -111,7 +112,11 @@ impl AccountWorker {
 
     /// Process what is in the mailboxes now, then return (`--once`).
     pub async fn once(&self) -> Result<PassReport, ImapError> {
-        let mut session = connect(&self.account.imap).await?;
+        connect::with_deadline(self.account.timeout, self.once_here()).await
+    }
+
+    async fn once_here(&self) -> Result<PassReport, ImapError> {
+        let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = self.discover(&mut session).await?;
         let mut report = PassReport::default();
         self.pass(&mut session, caps, &mut folders, &mut report)
@@ -123,6 +128,10 @@ impl AccountWorker {
     /// Run until the task is cancelled: process, wait for new mail (IDLE or poll), repeat;
     /// reconnect with exponential backoff and jitter when the connection or server fails.
     pub async fn watch(&self) {
+        connect::with_deadline(self.account.timeout, self.watch_here()).await
+    }
+
+    async fn watch_here(&self) {
         let mut failures: u32 = 0;
         loop {
             let mut report = PassReport::default();
@@ -151,7 +160,7 @@ impl AccountWorker {
         report: &mut PassReport,
         failures: &mut u32,
     ) -> Result<(), ImapError> {
-        let mut session = connect(&self.account.imap).await?;
+        let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = self.discover(&mut session).await?;
         let idle_ok = self.account.mode == WatchMode::Idle
             && timed("CAPABILITY", session.capabilities())
@@ -276,6 +285,7 @@ impl AccountWorker {
         report: &mut PassReport,
     ) -> Result<(), ImapError> {
         let selected = timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+        completed(session, "SELECT")?;
         let validity = selected.uid_validity.unwrap_or(0);
         let checkpoint_key = format!("{}/{mailbox}", self.account.name);
         let prefix = format!("imap:{checkpoint_key}/{validity}/");
@@ -328,17 +338,74 @@ impl AccountWorker {
             }
             None => 0,
         };
-        let mut uids: Vec<u32> = timed(
-            "UID SEARCH",
-            session.uid_search(format!("UID {}:*", last + 1)),
-        )
-        .await?
-        .into_iter()
-        .filter(|&u| u > last)
-        .collect();
+        // A checkpoint at the top of the UID range leaves nothing above it to look at.
+        let Some(first) = last.checked_add(1) else {
+            return Ok(());
+        };
+        let found = timed("UID SEARCH", session.uid_search(format!("UID {first}:*"))).await?;
+        completed(session, "UID SEARCH")?;
+        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last).collect();
         uids.sort_unstable();
+        // UIDs at or past UIDNEXT were never assigned: a new message may have arrived since
+        // SELECT, so look again; whatever is still past it is refused, never processed (one
+        // absurd UID would otherwise move the checkpoint past every future message).
+        if let Some(next) = selected.uid_next {
+            if uids.last().is_some_and(|&u| u >= next) {
+                let again = timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+                completed(session, "SELECT")?;
+                let next = again.uid_next.unwrap_or(next);
+                let bogus: Vec<u32> = uids.iter().copied().filter(|&u| u >= next).collect();
+                if !bogus.is_empty() {
+                    let msg = format!(
+                        "{mailbox}: the server listed UID(s) {bogus:?} at or past its UIDNEXT {next}; ignored"
+                    );
+                    self.log(&msg);
+                    report.warnings.push(msg);
+                    uids.retain(|&u| u < next);
+                }
+            }
+        }
         if uids.is_empty() {
             return Ok(());
+        }
+        // Messages over the size limit are never fetched: each is left where it is and
+        // reported once (recorded as processed, with the reason).
+        let limit = self.account.max_message_bytes;
+        let large = timed(
+            "UID SEARCH",
+            session.uid_search(format!("UID {first}:* LARGER {limit}")),
+        )
+        .await?;
+        completed(session, "UID SEARCH")?;
+        if !large.is_empty() {
+            let mut skipped = Vec::new();
+            for &uid in uids.iter().filter(|u| large.contains(u)) {
+                let key = format!("{prefix}{uid}");
+                if self.store.is_processed(&key)? {
+                    continue; // reported when it was first seen
+                }
+                if !self.dry_run {
+                    self.store.commit_message(&crate::state::MessageCommit {
+                        message_key: key,
+                        summary: format!("{{\"too_large\":true,\"limit\":{limit}}}"),
+                        durable: true,
+                        ..Default::default()
+                    })?;
+                }
+                skipped.push(uid);
+            }
+            if !skipped.is_empty() {
+                let msg = format!(
+                    "{mailbox}: message(s) {skipped:?} are larger than max_message_mb = {} MiB: left in place, not processed",
+                    limit >> 20
+                );
+                self.log(&msg);
+                report.warnings.push(msg);
+            }
+            uids.retain(|u| !large.contains(u));
+            if uids.is_empty() {
+                return Ok(());
+            }
         }
         let headers_only = self.pipeline.needs() == Needs::Headers;
         let query = if headers_only {
@@ -546,17 +613,28 @@ impl AccountWorker {
     }
 }
 
+/// Fetch the messages `uids` (ascending). Only requested UIDs are taken (a response for
+/// any other UID, or UID 0, is ignored), the command must complete with OK, and a requested
+/// message the server did not return must be gone from the mailbox: otherwise the fetch
+/// fails, so a message is never passed over while the checkpoint moves on.
 async fn fetch(
     session: &mut ImapSession,
     uids: &[u32],
     query: &str,
 ) -> Result<Vec<Fetched>, ImapError> {
-    let mut out = Vec::with_capacity(uids.len());
+    let requested: HashSet<u32> = uids.iter().copied().collect();
+    let mut out: Vec<Fetched> = Vec::with_capacity(uids.len());
     for set in uid_sets(uids) {
         let stream = timed("UID FETCH", session.uid_fetch(&set, query)).await?;
         let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
+        completed(session, "UID FETCH")?;
         for f in items {
-            let Some(uid) = f.uid else { continue };
+            let Some(uid) = f.uid.filter(|u| requested.contains(u)) else {
+                continue;
+            };
+            if out.iter().any(|o| o.uid == uid) {
+                continue;
+            }
             let raw = f.body().or_else(|| f.header()).unwrap_or_default().to_vec();
             out.push(Fetched {
                 uid,
@@ -567,6 +645,23 @@ async fn fetch(
         }
     }
     out.sort_by_key(|f| f.uid);
+    if out.len() < uids.len() {
+        let got: HashSet<u32> = out.iter().map(|f| f.uid).collect();
+        let missing: Vec<u32> = uids.iter().copied().filter(|u| !got.contains(u)).collect();
+        let mut still_there = Vec::new();
+        for set in uid_sets(&missing) {
+            let found = timed("UID SEARCH", session.uid_search(format!("UID {set}"))).await?;
+            completed(session, "UID SEARCH")?;
+            still_there.extend(found.into_iter().filter(|u| requested.contains(u)));
+        }
+        if !still_there.is_empty() {
+            still_there.sort_unstable();
+            return Err(ImapError::protocol(
+                "UID FETCH",
+                format!("the server did not return message(s) {still_there:?}, which still exist"),
+            ));
+        }
+    }
     Ok(out)
 }
 
