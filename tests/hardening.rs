@@ -378,3 +378,88 @@ async fn a_component_for_another_contract_version_is_refused_by_name() {
     assert!(err.contains("mailpipe:plugin@0.9.0"), "{err}");
     assert!(err.contains("supports mailpipe:plugin@0.1.0"), "{err}");
 }
+
+#[tokio::test]
+async fn a_from_with_a_comment_is_answered_at_its_address() {
+    let msg = Email::new(
+        b"From: bob@example.org (Bob Builder)\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello\r\n".to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let t = TestPipeline::new(vec![vacation()]).await;
+    let d = t.run(&msg, "m1").await;
+    assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
+    assert_eq!(d.outgoing.len(), 1);
+    assert_eq!(d.outgoing[0].rcpt_to, ["bob@example.org"]);
+}
+
+#[tokio::test]
+async fn an_unusable_sender_address_suppresses_the_reply_not_the_plugin() {
+    let msg = Email::new(
+        b"From: \"x\" <not an address>\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello\r\n"
+            .to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let t = TestPipeline::new(vec![hostile("reply-always")]).await;
+    let d = t.run(&msg, "m1").await;
+    assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
+    assert!(d.outgoing.is_empty());
+}
+
+#[tokio::test]
+async fn a_redirect_starts_with_a_field_and_bare_crs_open_no_field() {
+    let mut fwd = plugin(
+        "fwd",
+        "forwarder",
+        json!({"rules": [{"to": ["boss@example.com"], "mode": "redirect"}]}),
+    );
+    allow(&mut fwd, &["boss@example.com"]);
+    let msg = Email::new(
+        b"From mbox-line Mon Jan 1\r\nFrom: bob@example.org\r\nTo: alice@example.com\r\nSubject: a\rBcc: victim@example.net\r\n\r\nbody\r\n".to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let t = TestPipeline::new(vec![fwd]).await;
+    let d = t.run(&msg, "m1").await;
+    assert_eq!(d.outgoing.len(), 1, "{:?}", d.reports);
+    let raw = &d.outgoing[0].raw;
+    assert!(raw.starts_with(b"Resent-From: "), "{}", raw_text(raw));
+    let names = header_names(raw);
+    assert!(
+        !names.iter().any(|n| n.eq_ignore_ascii_case("Bcc")),
+        "{names:?}"
+    );
+    assert!(raw_text(raw).contains("Subject: a Bcc: victim@example.net\r\n"));
+}
+
+#[tokio::test]
+async fn expired_state_is_purged_when_a_plugin_reaches_its_limit() {
+    // The stock auto-responder keeps one entry per sender for `days`.
+    let mut v = plugin(
+        "vacation",
+        "auto-responder",
+        json!({"addresses": ["alice@example.com"], "body": "away", "days": 1}),
+    );
+    v.limits.kv_max_keys = 2;
+    let mut t = TestPipeline::new(vec![v]).await;
+    let from = |who: &str| {
+        Email::new(
+            format!("From: {who}@example.org\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nx\r\n")
+                .into_bytes(),
+            "INBOX",
+            vec![],
+        )
+    };
+    for who in ["ann", "ben"] {
+        let d = t.run_commit(&from(who), who).await;
+        assert_eq!(d.outgoing.len(), 1, "{:?}", d.reports);
+    }
+    assert_eq!(t.store.kv_usage("vacation").keys, 2);
+    // Two days later both entries have expired: a third sender is answered, not refused.
+    t.pipeline.clock = mailpipe::plugin::Clock::Fixed(1_795_737_600_000 + 2 * 86_400_000);
+    let d = t.run_commit(&from("cid"), "cid").await;
+    assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
+    assert_eq!(d.outgoing.len(), 1);
+    assert_eq!(t.store.kv_usage("vacation").keys, 1);
+}

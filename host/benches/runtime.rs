@@ -132,7 +132,7 @@ async fn main() {
         };
         let mut store = wasmtime::Store::new(
             &engine,
-            PluginState::new(inputs, wasmtime::StoreLimitsBuilder::new().build()),
+            PluginState::new(inputs, mailpipe::plugin::limits::PluginLimiter::new(64)),
         );
         store.set_epoch_deadline(u64::MAX / 2);
         let inst: Plugin = pre.instantiate_async(&mut store).await.unwrap();

@@ -81,7 +81,32 @@ pub fn log_lines(d: &Decision, debug: bool) -> Vec<String> {
             r.logs
                 .iter()
                 .filter(move |l| debug || l.level != LogLevel::Debug)
-                .map(move |l| format!("[{}] {} <{id}>: {}", r.plugin, level_name(l.level), l.text))
+                .map(move |l| {
+                    format!(
+                        "[{}] {} <{}>: {}",
+                        r.plugin,
+                        level_name(l.level),
+                        printable(id),
+                        printable(&l.text)
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Text from a message or a plugin made safe for a terminal or a log line: control
+/// characters (escape sequences, CR, LF) are shown escaped, never sent to the terminal.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
         })
         .collect()
 }
@@ -92,7 +117,7 @@ pub fn human(label: &str, d: &Decision) -> String {
         .email
         .first_values(["Subject", "From"])
         .map(Option::unwrap_or_default);
-    let mut out = format!("{label}  {subject:?}  from {from}\n");
+    let mut out = format!("{label}  {subject:?}  from {}\n", printable(&from));
     if d.discarded() {
         out.push_str("    -> discarded\n");
     }
@@ -119,12 +144,13 @@ pub fn human(label: &str, d: &Decision) -> String {
     for r in &d.reports {
         match &r.status {
             PluginStatus::Failed { error: f } => out.push_str(&format!(
-                "    !! plugin {} {f}; its actions were discarded\n",
-                r.plugin
+                "    !! plugin {} {}; its actions were discarded\n",
+                r.plugin,
+                printable(&f.to_string())
             )),
             PluginStatus::Applied { notes, .. } => {
                 for n in notes {
-                    out.push_str(&format!("    .. {}: {n}\n", r.plugin));
+                    out.push_str(&format!("    .. {}: {}\n", r.plugin, printable(n)));
                 }
             }
             PluginStatus::Skipped => out.push_str(&format!(
@@ -135,4 +161,13 @@ pub fn human(label: &str, d: &Decision) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(super::printable("a\x1b[2Jb\r\nc"), "a\\u{1b}[2Jb\\r\\nc");
+        assert_eq!(super::printable("Grüße"), "Grüße");
+    }
 }

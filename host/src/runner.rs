@@ -99,6 +99,8 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         )
     })?;
     let store = Arc::new(Store::open(&config.state_dir)?);
+    // Expired plugin state still counts against the plugins' limits until it is purged.
+    store.kv_purge_expired(now_ms())?;
     let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
     if !opts.json {
         eprint!("plugins:\n{}", describe_plugins(&pipeline));
@@ -238,6 +240,7 @@ pub async fn account_workers(
     opts: &RunOptions,
 ) -> anyhow::Result<Vec<crate::source::imap::AccountWorker>> {
     let store = Arc::new(Store::open(&config.state_dir)?);
+    store.kv_purge_expired(now_ms())?;
     let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
     if !opts.json {
         eprint!("plugins:\n{}", describe_plugins(&pipeline));

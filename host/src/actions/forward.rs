@@ -45,7 +45,7 @@ impl ForwardSpec {
         } else {
             redirect(original, &self.to, &identity, &self.id, self.now_ms)
         };
-        encode::crlf(&raw)
+        encode::crlf_message(&raw)
     }
 }
 
@@ -62,6 +62,7 @@ pub fn redirect(
         .collect::<Vec<_>>()
         .join(", ");
     rewrite::edit(&original.raw, |h| {
+        h.drop_preamble();
         h.remove("Auto-Submitted");
         // Prepending in reverse order leaves them in the usual order on top.
         h.prepend(LOOP_HEADER, &identity.address);
@@ -128,7 +129,7 @@ pub fn as_attachment(
         super::reply::text_part("text/plain", note.unwrap_or("Forwarded message attached."))
     ));
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&original.raw);
+    bytes.extend_from_slice(&encode::crlf_message(&original.raw));
     if !original.raw.ends_with(b"\n") {
         bytes.extend_from_slice(b"\r\n");
     }

@@ -6,34 +6,32 @@ use super::{domain_of, LOOP_HEADER};
 use crate::config::Identity;
 use crate::message::encode::{self, base64_lines, rfc5322_date};
 use crate::message::header;
+use crate::message::view;
 use crate::message::Email;
 use crate::plugin::bindings::Reply;
 
 /// Where automatic responses go: the Return-Path address, else From (RFC 3834 section 4;
-/// Reply-To is for human replies).
+/// Reply-To is for human replies). Parsed as addresses, so comments and display names
+/// (`bob@example.org (Bob)`, `"Bob" <bob@example.org>`) are no part of it.
 pub fn response_address(email: &Email) -> Option<String> {
-    let [return_path, from] = email.first_values(["Return-Path", "From"]);
+    let [return_path, from] = email.first_raw_values(["Return-Path", "From"]);
     response_address_of(return_path, from)
 }
 
-/// `response_address` from the message's first Return-Path and From values.
+/// `response_address` from the message's first raw Return-Path and From values.
 pub fn response_address_of(return_path: Option<String>, from: Option<String>) -> Option<String> {
-    if let Some(rp) = return_path {
-        let addr = rp
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim()
-            .to_string();
-        return (!addr.is_empty()).then_some(addr);
-    }
-    let from = from?;
-    let addr = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from.as_str(),
+    let first = |raw: &str| {
+        view::addresses(raw.as_bytes())
+            .into_iter()
+            .next()
+            .map(|a| a.address.trim().to_string())
+            .filter(|a| !a.is_empty())
     };
-    let addr = addr.trim();
-    (!addr.is_empty()).then(|| addr.to_string())
+    match return_path {
+        // A Return-Path is authoritative: "<>" (a bounce) has no response address.
+        Some(rp) => first(&rp),
+        None => first(&from?),
+    }
 }
 
 pub fn compose(

@@ -5,6 +5,7 @@
 
 use super::recipients::check_allowed;
 use crate::config::PluginConfig;
+use crate::message::address::validate_addr_spec;
 use crate::plugin::bindings::{Action, FolderTarget, Header};
 
 const MAX_HEADER_VALUE: usize = 998;
@@ -78,8 +79,9 @@ pub fn validate(
                     return Err(format!("reply header {} is written by the host", h.name));
                 }
             }
-            // Replies go to the sender; a sender-less message is stopped by the loop guard.
-            match sender {
+            // Replies go to the sender. A message without a usable sender address does not
+            // void the plugin's result: the reply is just not sent (the pipeline says why).
+            match sender.filter(|s| validate_addr_spec(s).is_ok()) {
                 Some(s) => check_allowed(&plugin.allow_send_to, s, Some(s)),
                 None => Ok(()),
             }

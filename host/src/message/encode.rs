@@ -74,6 +74,26 @@ pub fn crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A whole message with CRLF line ends (see `crlf`), except that a bare CR inside the header
+/// block becomes a space: there it is no line break (the header block is split at LF, see
+/// `rewrite::HeaderBlock`), and turning it into one would start a new header field.
+pub fn crlf_message(data: &[u8]) -> Vec<u8> {
+    let block = super::rewrite::HeaderBlock::parse(data);
+    let body = block.body();
+    let head = &data[..data.len() - body.len()];
+    let mut clean_head = Vec::with_capacity(head.len());
+    for (i, &b) in head.iter().enumerate() {
+        if b == b'\r' && head.get(i + 1) != Some(&b'\n') && i + 1 != head.len() {
+            clean_head.push(b' ');
+        } else {
+            clean_head.push(b);
+        }
+    }
+    let mut out = crlf(&clean_head);
+    out.extend(crlf(body));
+    out
+}
+
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 pub fn base64(data: &[u8]) -> String {
@@ -172,6 +192,15 @@ mod tests {
     fn line_endings_become_crlf() {
         assert_eq!(crlf(b"a\nb\rc\r\nd\r"), b"a\r\nb\r\nc\r\nd\r\n".to_vec());
         assert_eq!(crlf_text("x\r\r\ny"), "x\r\n\r\ny");
+    }
+
+    #[test]
+    fn a_bare_cr_in_the_header_block_never_starts_a_field() {
+        let out = crlf_message(b"Subject: a\rBcc: x@y.z\nTo: b\n\nbody\rline\n");
+        assert_eq!(
+            out,
+            b"Subject: a Bcc: x@y.z\r\nTo: b\r\n\r\nbody\r\nline\r\n".to_vec()
+        );
     }
 
     #[test]

@@ -130,6 +130,12 @@ impl<'a> HeaderBlock<'a> {
         header::line(name, &header::unstructured(value), self.eol).into_bytes()
     }
 
+    /// Drop the stray lines before the first field: mail we send must start with a field,
+    /// or a receiving server would read everything after such a line as body.
+    pub fn drop_preamble(&mut self) {
+        self.preamble = &[];
+    }
+
     /// Remove every field called `name` (case-insensitive).
     pub fn remove(&mut self, name: &str) {
         for (i, f) in self.fields.iter().enumerate() {
@@ -195,9 +201,10 @@ impl<'a> HeaderBlock<'a> {
 
 fn is_field_start(line: &[u8]) -> bool {
     match memchr::memchr(b':', line) {
-        Some(colon) if colon > 0 => trim_ascii_end(&line[..colon])
-            .iter()
-            .all(|&b| (33..=126).contains(&b) && b != b':'),
+        Some(colon) if colon > 0 => {
+            let name = trim_ascii_end(&line[..colon]);
+            !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+        }
         _ => false,
     }
 }

@@ -146,7 +146,8 @@ fn line(value: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-fn addresses(value: &[u8]) -> Vec<Address> {
+/// The addresses of a raw address-list field value (display names and comments apart).
+pub fn addresses(value: &[u8]) -> Vec<Address> {
     let convert = |a: &Addr| {
         a.address.as_ref().map(|addr| Address {
             name: a.name.as_ref().map(|n| n.to_string()),

@@ -93,8 +93,8 @@ impl Pipeline {
         if injected_panic(message_key) {
             panic!("fault injected by MAILPIPE_FAULT_PANIC_KEY for {message_key}");
         }
-        let [message_id, return_path, from] =
-            original.first_values(["Message-ID", "Return-Path", "From"]);
+        let [message_id] = original.first_values(["Message-ID"]);
+        let [return_path, from] = original.first_raw_values(["Return-Path", "From"]);
         let mut w = Working {
             email: original.clone(),
             decision: Decision::new(message_key, message_id),
@@ -190,14 +190,16 @@ impl Pipeline {
                 }
                 Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
                 Action::Reply(_) | Action::Forward(_) => {
+                    // The cap is checked before anything is built.
+                    if d.outgoing.len() >= self.limits.max_outgoing_per_message {
+                        notes.push(format!(
+                            "not sent: the cap of {} outgoing messages per message is reached (max_outgoing_per_message)",
+                            self.limits.max_outgoing_per_message
+                        ));
+                        continue;
+                    }
                     match self.outgoing(origin, plugin, index, action, &d.message_key) {
                         Err(reason) => notes.push(reason),
-                        Ok(_) if d.outgoing.len() >= self.limits.max_outgoing_per_message => {
-                            notes.push(format!(
-                                "not sent: the cap of {} outgoing messages per message is reached (max_outgoing_per_message)",
-                                self.limits.max_outgoing_per_message
-                            ))
-                        }
                         Ok(out) if out.raw.len() > self.limits.max_outgoing_bytes => {
                             notes.push(format!(
                                 "not sent: the {} would be {} bytes, over max_outgoing_bytes = {}",
@@ -238,6 +240,9 @@ impl Pipeline {
         let (kind, mail_from, rcpt_to, raw, spec) = match action {
             Action::Reply(r) => {
                 let to = sender.expect("checked by the loop guard").to_string();
+                if let Err(e) = crate::message::address::validate_addr_spec(&to) {
+                    return Err(format!("not sent: the sender's address is unusable: {e}"));
+                }
                 let raw = reply::compose(original, r, &to, identity, &id, now);
                 // RFC 3834: automatic responses go out with a null reverse-path.
                 (

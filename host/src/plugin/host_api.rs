@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimits;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -95,7 +94,7 @@ pub struct PluginState {
     wasi: WasiCtx,
     wall_clock: SharedWallClock,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: super::limits::PluginLimiter,
     inputs: CallInputs,
     kv: BTreeMap<String, Option<(Vec<u8>, u64)>>,
     /// Stored size of each key this call wrote, before the call (None: absent).
@@ -104,6 +103,8 @@ pub struct PluginState {
     kv_delta: (i64, i64),
     /// Why the host stopped the call, when a quota did (reported instead of the trap).
     refusal: Option<String>,
+    /// Expired entries were purged during this call (done at most once per call).
+    purged: bool,
     logs: Vec<LogLine>,
     dropped_logs: usize,
     stdout: MemoryOutputPipe,
@@ -113,7 +114,7 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub fn new(inputs: CallInputs, limits: StoreLimits) -> PluginState {
+    pub fn new(inputs: CallInputs, limits: super::limits::PluginLimiter) -> PluginState {
         let stdout = MemoryOutputPipe::new(MAX_STDIO);
         let stderr = MemoryOutputPipe::new(MAX_STDIO);
         let wall_clock = SharedWallClock(Arc::new(Default::default()));
@@ -136,6 +137,7 @@ impl PluginState {
             kv_before: HashMap::new(),
             kv_delta: (0, 0),
             refusal: None,
+            purged: false,
             logs: Vec::new(),
             dropped_logs: 0,
             stdout,
@@ -152,6 +154,7 @@ impl PluginState {
         self.kv_before.clear();
         self.kv_delta = (0, 0);
         self.refusal = None;
+        self.purged = false;
         self.logs.clear();
         self.dropped_logs = 0;
     }
@@ -204,15 +207,30 @@ impl PluginState {
             size.is_some() as i64 - current.is_some() as i64,
             size.unwrap_or(0) as i64 - current.unwrap_or(0) as i64,
         );
-        let usage = self
-            .inputs
-            .store
-            .as_ref()
-            .map(|s| s.kv_usage(&self.inputs.plugin))
-            .unwrap_or_default();
-        let keys = usage.keys as i64 + self.kv_delta.0 + dk;
-        let bytes = usage.bytes as i64 + self.kv_delta.1 + db;
         let limits = self.inputs.limits;
+        let totals = |st: &Self| {
+            let usage = st
+                .inputs
+                .store
+                .as_ref()
+                .map(|s| s.kv_usage(&st.inputs.plugin))
+                .unwrap_or_default();
+            (
+                usage.keys as i64 + st.kv_delta.0 + dk,
+                usage.bytes as i64 + st.kv_delta.1 + db,
+            )
+        };
+        let (mut keys, mut bytes) = totals(self);
+        let over = |keys: i64, bytes: i64| {
+            (dk > 0 && keys > limits.kv_max_keys as i64)
+                || (db > 0 && bytes > limits.kv_max_bytes as i64)
+        };
+        if over(keys, bytes) && !self.purged {
+            // Expired entries still count until they are purged: purge, then look again.
+            self.purged = true;
+            self.purge_expired()?;
+            (keys, bytes) = totals(self);
+        }
         if dk > 0 && keys > limits.kv_max_keys as i64 {
             return Err(self.refuse(format!(
                 "kv-set: the plugin's state would hold {keys} keys, over its limit kv_max_keys = {}",
@@ -226,6 +244,31 @@ impl PluginState {
             )));
         }
         self.kv_delta = (self.kv_delta.0 + dk, self.kv_delta.1 + db);
+        Ok(())
+    }
+
+    /// Drop expired entries from the store and count this call's writes again against what
+    /// is left.
+    fn purge_expired(&mut self) -> wasmtime::Result<()> {
+        let Some(store) = self.inputs.store.clone() else {
+            return Ok(());
+        };
+        let now = self.inputs.clock.now_ms().max(0) as u64;
+        store
+            .kv_purge_expired(now)
+            .map_err(|e| wasmtime::format_err!("{e}"))?;
+        self.kv_delta = (0, 0);
+        self.kv_before.clear();
+        let plugin = self.inputs.plugin.clone();
+        for (key, value) in &self.kv {
+            let before = store
+                .kv_entry_size(&plugin, key)
+                .map_err(|e| wasmtime::format_err!("{e}"))?;
+            let after = value.as_ref().map(|(v, _)| (key.len() + v.len()) as u64);
+            self.kv_delta.0 += after.is_some() as i64 - before.is_some() as i64;
+            self.kv_delta.1 += after.unwrap_or(0) as i64 - before.unwrap_or(0) as i64;
+            self.kv_before.insert(key.clone(), before);
+        }
         Ok(())
     }
 

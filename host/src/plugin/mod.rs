@@ -10,12 +10,13 @@ pub mod bindings;
 pub mod cache;
 pub mod engine;
 pub mod host_api;
+pub mod limits;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Store as WasmStore, StoreLimitsBuilder};
+use wasmtime::Store as WasmStore;
 
 use bindings::{Action, Message, Needs, Plugin, PluginInfo, PluginPre};
 pub use cache::CacheUse;
@@ -297,12 +298,14 @@ impl PluginRuntime {
         let limits = plugin.settings.limits;
         let mut store = WasmStore::new(
             &self.engine.engine,
-            PluginState::new(inputs, store_limits(&limits)),
+            PluginState::new(inputs, limits::PluginLimiter::new(limits.memory_mb)),
         );
         store.limiter(|s| &mut s.limits);
         set_deadline(&mut store, &limits);
         store.epoch_deadline_trap();
-        let instance = plugin.pre.instantiate_async(&mut store).await;
+        let instance = with_deadline(&limits, plugin.pre.instantiate_async(&mut store)).await;
+        // The call gets its whole budget, whatever instantiation took.
+        set_deadline(&mut store, &limits);
         (store, instance)
     }
 }
@@ -423,17 +426,6 @@ impl LoadedPlugin {
             limits: self.settings.limits,
         }
     }
-}
-
-fn store_limits(limits: &PluginLimits) -> wasmtime::StoreLimits {
-    StoreLimitsBuilder::new()
-        .memory_size((limits.memory_mb << 20) as usize)
-        .table_elements(1_000_000)
-        .instances(256)
-        .tables(256)
-        .memories(16)
-        .trap_on_grow_failure(true)
-        .build()
 }
 
 fn classify(e: wasmtime::Error, limits: &PluginLimits) -> CallFailure {

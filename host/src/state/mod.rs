@@ -26,6 +26,8 @@ const OUTBOX_RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_ra
 const CHECKPOINTS: TableDefinition<&str, (u32, u32)> = TableDefinition::new("checkpoints");
 /// Message key -> IMAP actions decided but not yet confirmed done (re-applied after a crash).
 const PENDING: TableDefinition<&str, &str> = TableDefinition::new("pending_actions");
+/// Values of this installation: "secret" (32 random bytes that key our markers).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -103,6 +105,8 @@ pub struct Store {
     /// What each plugin keeps in its key-value state (keys, bytes of keys + values),
     /// including expired entries not purged yet and commits still in the batch.
     kv_usage: Mutex<HashMap<String, KvUsage>>,
+    /// This installation's secret (see `Store::keyed_hash`).
+    secret: [u8; 32],
 }
 
 /// How much one plugin keeps in its key-value state.
@@ -138,6 +142,21 @@ impl Store {
         txn.open_table(OUTBOX_RAW)?;
         txn.open_table(CHECKPOINTS)?;
         txn.open_table(PENDING)?;
+        let secret = {
+            let mut meta = txn.open_table(META)?;
+            let existing = meta.get("secret")?.map(|v| v.value().to_vec());
+            match existing.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
+                Some(s) => s,
+                None => {
+                    let s = random_secret().map_err(|source| StateError::Io {
+                        path: "/dev/urandom".into(),
+                        source,
+                    })?;
+                    meta.insert("secret", s.as_slice())?;
+                    s
+                }
+            }
+        };
         txn.commit()?;
         // Usage is counted once at open, then kept up to date by every commit.
         let mut usage: HashMap<String, KvUsage> = HashMap::new();
@@ -156,7 +175,18 @@ impl Store {
             db,
             batch: Mutex::new(Vec::new()),
             kv_usage: Mutex::new(usage),
+            secret,
         })
+    }
+
+    /// A hash of `data` keyed with this installation's secret: markers we write into mail
+    /// (e.g. on rewritten copies) cannot be forged by a sender who knows how they are made.
+    pub fn keyed_hash(&self, data: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(data);
+        h.finalize().into()
     }
 
     fn batch(&self) -> MutexGuard<'_, Vec<MessageCommit>> {
@@ -523,6 +553,14 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
     Ok(())
 }
 
+/// 32 bytes from the operating system's random source.
+fn random_secret() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut s = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
+    Ok(s)
+}
+
 /// Bytes an entry of the KV table counts for: the plugin's key and value (not our prefix
 /// and expiry stamp).
 fn entry_size(stored_key: &str, stored_value: &[u8]) -> u64 {
@@ -692,6 +730,24 @@ mod tests {
             s.kv_usage("p"),
             KvUsage { keys: 1, bytes: 3 },
             "counted again at open"
+        );
+    }
+
+    #[test]
+    fn keyed_hashes_differ_per_installation_and_survive_reopen() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let h1 = Store::open(a.path())
+            .unwrap()
+            .keyed_hash(b"imap:x/INBOX/1/7");
+        let h2 = Store::open(b.path())
+            .unwrap()
+            .keyed_hash(b"imap:x/INBOX/1/7");
+        assert_ne!(h1, h2, "another installation cannot predict our markers");
+        assert_eq!(
+            Store::open(a.path())
+                .unwrap()
+                .keyed_hash(b"imap:x/INBOX/1/7"),
+            h1
         );
     }
 }

@@ -108,7 +108,9 @@ pub fn completed(session: &ImapSession, context: &str) -> Result<(), ImapError> 
         None => Err(ImapError::protocol(
             context,
             match st.bye() {
-                Some(bye) => format!("the server ended the connection before the command completed ({bye})"),
+                Some(bye) => {
+                    format!("the server ended the connection before the command completed ({bye})")
+                }
                 None => "the connection ended before the command completed".to_string(),
             },
         )),

@@ -3,7 +3,6 @@
 //! it runs as a task of its own: on the second core it overlaps the connection's work
 //! (fetching the next chunk, applying the previous chunk's plans). See docs/IMAP-SMTP.md.
 
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use super::plan::Plan;
@@ -126,7 +125,7 @@ impl Decider {
             }
             let marker = d
                 .rewritten
-                .then(|| hex::encode(&Sha256::digest(key.as_bytes())[..12]));
+                .then(|| hex::encode(&self.store.keyed_hash(key.as_bytes())[..12]));
             let new_raw = marker.as_ref().map(|marker| {
                 crate::message::rewrite::edit(&d.email.raw, |h| h.set(REWRITTEN_HEADER, marker))
             });

@@ -632,10 +632,14 @@ async fn fetch(
             let Some(uid) = f.uid.filter(|u| requested.contains(u)) else {
                 continue;
             };
+            // A response without the message (e.g. an unsolicited flag update) is not it.
+            let Some(raw) = f.body().or_else(|| f.header()) else {
+                continue;
+            };
             if out.iter().any(|o| o.uid == uid) {
                 continue;
             }
-            let raw = f.body().or_else(|| f.header()).unwrap_or_default().to_vec();
+            let raw = raw.to_vec();
             out.push(Fetched {
                 uid,
                 flags: f.flags().filter_map(flag_name).collect(),

@@ -328,11 +328,17 @@ mod tests {
         resp.extend_from_slice(body);
         resp.extend_from_slice(b")\r\n");
         assert!(w.received(&resp));
-        assert_eq!(w.last_completion(), None, "text inside a literal is no response");
+        assert_eq!(
+            w.last_completion(),
+            None,
+            "text inside a literal is no response"
+        );
         // Split across reads, like a real socket.
         assert!(w.received(b"A0001 N"));
         assert!(w.received(b"O [CANNOT] refused\r\n"));
-        assert!(matches!(w.last_completion(), Some(Completion::Refused(t)) if t.contains("refused")));
+        assert!(
+            matches!(w.last_completion(), Some(Completion::Refused(t)) if t.contains("refused"))
+        );
         w.sent(b"A0002 UID STORE 1 +FLAGS.SILENT (\\Seen)\r\n");
         assert_eq!(w.last_completion(), None, "a new command is not done yet");
         assert!(w.received(b"A0002 OK done\r\n"));
@@ -360,6 +366,9 @@ mod tests {
 
     #[test]
     fn readable_escapes_bytes() {
-        assert_eq!(readable(b"* LIST () \"/\" \"a\xffb\"\r\n"), "* LIST () \\\"/\\\" \\\"a\\xffb\\\"");
+        assert_eq!(
+            readable(b"* LIST () \"/\" \"a\xffb\"\r\n"),
+            "* LIST () \\\"/\\\" \\\"a\\xffb\\\""
+        );
     }
 }

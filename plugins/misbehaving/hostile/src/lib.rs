@@ -1,5 +1,5 @@
 //! misbehave-hostile: a TEST plugin that attacks the host on purpose, one attack per
-//! `attack` config value, so the hardening tests (tests/hostile.rs) can prove each is bounded:
+//! `attack` config value, so the hardening tests (tests/hardening.rs) can prove each is bounded:
 //! blocking sleeps, filling or deleting plugin state, flag and header bombs, huge error text,
 //! folder names the mail store uses itself, and reading the WASI wall clock. Never deploy it.
 
