@@ -420,3 +420,216 @@ async fn sigkill_during_rewrites_keeps_every_body() {
         );
     }
 }
+
+/// How many messages `mailbox` holds (STATUS, so the daemon's folder is not selected and
+/// no headers are fetched); 0 while it does not exist.
+async fn message_count(
+    s: &mut mailpipe::source::imap::connect::ImapSession,
+    mailbox: &str,
+) -> usize {
+    s.status(mailpipe::source::imap::utf7::encode(mailbox), "(MESSAGES)")
+        .await
+        .map_or(0, |m| m.exists as usize)
+}
+
+/// The messages (their subjects) that got a reply by `plugin`, in the order of a daemon's
+/// log (`mailpipe run` prints each decided message, then `-> reply to ... by <plugin>`).
+fn answered(log: &str, plugin: &str) -> Vec<String> {
+    let mut last = "";
+    let mut out = Vec::new();
+    for line in log.lines() {
+        if !line.starts_with(' ') {
+            last = line;
+        } else if line.starts_with("    -> reply to ") && line.ends_with(&format!(" by {plugin}")) {
+            out.push(last.split('"').nth(1).unwrap_or(last).to_string());
+        }
+    }
+    out
+}
+
+/// Plugin state is exactly-once: the vacation auto-responder answers each of 6 senders once
+/// although their 1500 interleaved messages go through 60 batches of 25, the pipelined pass
+/// (one batch is decided while the one before is made durable and moved: a KV read that saw
+/// neither the batch nor the database sent a second reply in the next batch, issue 10) and
+/// three SIGKILLs at pseudo-random moments. Every message is also filed exactly once. The
+/// senders are subaddresses of bob and carol (`+` is the stack's recipient delimiter), so
+/// every reply can be counted in their INBOX.
+#[tokio::test]
+async fn each_sender_is_answered_once_across_batches_and_sigkills() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let stack = Stack::get();
+    let (mut s, src) = fresh_mailbox(&stack, "alice", "T-once").await;
+    let tag = src.trim_start_matches("T-").to_string();
+    let dst = format!("{src}-out");
+    let away = format!("Away {tag}");
+    let n = 1500;
+    let senders: Vec<(&str, String)> = ["bob", "carol"]
+        .into_iter()
+        .flat_map(|user| (0..3).map(move |k| (user, k)))
+        .map(|(user, k)| (user, format!("{user}+{tag}-{k}@example.test")))
+        .collect();
+
+    // Seed: sender k joins at message k * n/7, and from then on the senders that joined take
+    // turns. Every batch holds several senders, and each sender's first reply is decided in
+    // another batch (and, with the kills below, mostly in another run of the daemon): six
+    // chances for the next batch to read the state while that batch is being written.
+    let joins_every = n / 7;
+    for i in 0..n {
+        let joined = (i / joins_every + 1).min(senders.len());
+        let k = if i % joins_every == 0 && i / joins_every < senders.len() {
+            i / joins_every
+        } else {
+            i % joined
+        };
+        let (_, from) = &senders[k];
+        let raw = message(
+            &format!("Sender {k} <{from}>"),
+            "alice@example.test",
+            &format!("{tag} #{i}"),
+            &format!("{i}.{tag}@example.net"),
+            "",
+        );
+        append(&mut s, &src, &raw).await;
+    }
+    let seeded = started.elapsed();
+
+    let body = stack.account_toml(
+        "alice",
+        &[&src],
+        "batch = 25\napply_batch = 25\nmode = \"poll\"",
+    ) + &plugin_toml(
+        "vacation",
+        "auto-responder",
+        &format!("[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 7\nsubject = \"{away}\"\nbody = \"away\""),
+    ) + &filer_on_subject(&tag, &dst);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), &body);
+
+    // Three kills near 15 %, 45 % and 70 % of the messages moved, each moved by up to
+    // +-5 % (xorshift seeded from the process id and the clock; the seed is printed).
+    let seed = ((u64::from(std::process::id()) << 32) ^ mailpipe::runner::now_ms()) | 1;
+    let mut x = seed;
+    let mut jitter = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 101) as f64 / 1000.0 - 0.05
+    };
+    let targets: Vec<usize> = [0.15, 0.45, 0.70]
+        .iter()
+        .map(|f| ((f + jitter()) * n as f64) as usize)
+        .collect();
+    let mut killed_at = Vec::new();
+    let mut logs = Vec::new();
+    for &target in &targets {
+        let mut daemon = Daemon::start(&file, &[]);
+        let t = Instant::now();
+        while message_count(&mut s, &dst).await < target {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no progress (seed {seed}, kills at {killed_at:?}):\n{}",
+                daemon.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        daemon.kill();
+        let at = message_count(&mut s, &dst).await;
+        assert!(
+            at < n,
+            "killed too late to prove anything (seed {seed}, {at} moved)"
+        );
+        killed_at.push(at);
+        logs.push(daemon.output());
+    }
+    eprintln!("seed {seed}: targets {targets:?}, killed at {killed_at:?} moved of {n}");
+
+    // Start again and let it finish (and send the queued replies).
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c", file.to_str().unwrap(), "--once"])
+        .output()
+        .unwrap();
+    let last_run =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{last_run}");
+    logs.push(last_run);
+    let processed = started.elapsed();
+
+    assert_eq!(message_count(&mut s, &src).await, 0, "the source is empty");
+    let moved = list(&mut s, &dst).await;
+    let mut ids: std::collections::HashMap<String, usize> = Default::default();
+    for (_, _, h) in &moved {
+        for line in h.lines() {
+            if let Some(id) = line.strip_prefix("Message-ID: ") {
+                *ids.entry(id.trim().to_string()).or_default() += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        assert_eq!(
+            ids.get(&format!("<{i}.{tag}@example.net>")).copied(),
+            Some(1),
+            "message {i} filed once (seed {seed}, killed at {killed_at:?})"
+        );
+    }
+    assert_eq!(moved.len(), n, "nothing else in the destination");
+
+    // Replies: wait until every sender has one, wait a little longer for late duplicates,
+    // then count again.
+    let is_reply = |h: &str| {
+        h.lines()
+            .any(|l| l.trim_end() == format!("Subject: {away}"))
+    };
+    let replies = |inboxes: &[Vec<(u32, Vec<String>, String)>; 2]| -> Vec<usize> {
+        senders
+            .iter()
+            .map(|(user, address)| {
+                let inbox = &inboxes[usize::from(*user == "carol")];
+                inbox
+                    .iter()
+                    .filter(|(_, _, h)| is_reply(h) && h.contains(&format!("To: <{address}>")))
+                    .count()
+            })
+            .collect()
+    };
+    let inboxes = || async {
+        let mut b = stack.session("bob").await;
+        let mut c = stack.session("carol").await;
+        let r = [list(&mut b, "INBOX").await, list(&mut c, "INBOX").await];
+        let _ = b.logout().await;
+        let _ = c.logout().await;
+        r
+    };
+    let t = Instant::now();
+    loop {
+        let got = replies(&inboxes().await);
+        if got.iter().all(|&c| c >= 1) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "replies per sender after 30 s: {got:?} (seed {seed}, killed at {killed_at:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let all = inboxes().await;
+    let got = replies(&all);
+    let total: usize = all
+        .iter()
+        .map(|inbox| inbox.iter().filter(|(_, _, h)| is_reply(h)).count())
+        .sum();
+    assert!(
+        got.iter().all(|&c| c == 1) && total == senders.len(),
+        "replies per sender {got:?} ({total} in all) for {:?}; seed {seed}, killed at {killed_at:?}\nmessages answered, per run (3 killed daemons, then --once): {:?}",
+        senders.iter().map(|s| &s.1).collect::<Vec<_>>(),
+        logs.iter().map(|l| answered(l, "vacation")).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "{n} messages, {} senders: seeded in {seeded:?}, processed with {} kills in {:?}, all checked in {:?}",
+        senders.len(),
+        killed_at.len(),
+        processed - seeded,
+        started.elapsed()
+    );
+}

@@ -26,6 +26,9 @@ const OUTBOX_RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_ra
 const CHECKPOINTS: TableDefinition<&str, (u32, u32)> = TableDefinition::new("checkpoints");
 /// Message key -> IMAP actions decided but not yet confirmed done (re-applied after a crash).
 const PENDING: TableDefinition<&str, &str> = TableDefinition::new("pending_actions");
+/// Message key -> a plan given up after repeated refusals (JSON, with its last error), kept
+/// for the user to see.
+const FAILED_PLANS: TableDefinition<&str, &str> = TableDefinition::new("failed_actions");
 /// Values of this installation: "secret" (32 random bytes that key our markers).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -142,6 +145,7 @@ impl Store {
         txn.open_table(OUTBOX_RAW)?;
         txn.open_table(CHECKPOINTS)?;
         txn.open_table(PENDING)?;
+        txn.open_table(FAILED_PLANS)?;
         let secret = {
             let mut meta = txn.open_table(META)?;
             let existing = meta.get("secret")?.map(|v| v.value().to_vec());
@@ -406,6 +410,36 @@ impl Store {
             if !k.value().starts_with(prefix) {
                 break;
             }
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Replace a pending plan (after an attempt that changed it).
+    pub fn update_pending(&self, key: &str, plan: &str) -> Result<(), StateError> {
+        self.write(true, |txn| {
+            txn.open_table(PENDING)?.insert(key, plan)?;
+            Ok(())
+        })
+    }
+
+    /// Stop trying a pending plan: it moves to the failed actions, kept for the user.
+    pub fn give_up_pending(&self, key: &str, plan: &str) -> Result<(), StateError> {
+        self.write(true, |txn| {
+            txn.open_table(PENDING)?.remove(key)?;
+            txn.open_table(FAILED_PLANS)?.insert(key, plan)?;
+            Ok(())
+        })
+    }
+
+    /// Plans given up after repeated refusals: (message key, plan JSON with its last error).
+    pub fn failed_plans(&self) -> Result<Vec<(String, String)>, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(FAILED_PLANS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
             out.push((k.value().to_string(), v.value().to_string()));
         }
         Ok(out)

@@ -27,12 +27,44 @@ pub struct ApplyReport {
     pub appended: usize,
     pub removed: usize,
     pub warnings: Vec<String>,
+    /// Plans a step of which the server refused (UID, the refusal): their other steps were
+    /// not carried out; the caller keeps them for another attempt.
+    pub refused: Vec<(u32, String)>,
+}
+
+/// Which plans failed in this attempt; a failed plan takes no further step.
+#[derive(Default)]
+struct Refusals(BTreeMap<u32, String>);
+
+impl Refusals {
+    fn has(&self, uid: u32) -> bool {
+        self.0.contains_key(&uid)
+    }
+
+    /// Run one server step for `uids`: a refusal marks them failed (the pass goes on);
+    /// any other error (connection, timeout) ends the attempt.
+    fn record(&mut self, result: Result<(), ImapError>, uids: &[u32]) -> Result<bool, ImapError> {
+        match result {
+            Ok(()) => Ok(true),
+            Err(e @ ImapError::Refused { .. }) => {
+                let text = e.to_string();
+                for &u in uids {
+                    self.0.entry(u).or_insert_with(|| text.clone());
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Apply `plans` of messages in `mailbox`, which must be the selected mailbox. `resumed`:
 /// the plans were decided by an earlier, interrupted run, which may have appended some
 /// rewritten copies already: those are looked for (by our marker header) before appending,
 /// so a crash between an APPEND and the removal of the original never leaves two copies.
+/// A step the server refuses (NO/BAD) affects only the plans it concerns: they are reported
+/// in `ApplyReport::refused` with the steps they completed recorded in `Plan::done`, and
+/// everything else is carried out.
 pub async fn apply(
     session: &mut ImapSession,
     mailbox: &str,
@@ -42,15 +74,23 @@ pub async fn apply(
     resumed: bool,
 ) -> Result<ApplyReport, ImapError> {
     let mut report = ApplyReport::default();
-    ensure_folders(session, plans, folders, &mut report).await?;
+    let mut refused = Refusals::default();
+    ensure_folders(session, plans, folders, &mut report, &mut refused).await?;
+    let index: BTreeMap<u32, usize> = plans.iter().enumerate().map(|(i, p)| (p.uid, i)).collect();
+    let mark_done = |plans: &mut [Plan], uids: &[u32], step: &str| {
+        for u in uids {
+            if let Some(&i) = index.get(u) {
+                plans[i].done.push(step.to_string());
+            }
+        }
+    };
 
     // Flags first, on the original, so that copies and moves carry them.
     let mut add: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut remove: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for p in plans
-        .iter()
-        .filter(|p| p.rewritten.is_none() && !p.discarded())
-    {
+    for p in plans.iter().filter(|p| {
+        p.rewritten.is_none() && !p.discarded() && !p.is_done("flags") && !refused.has(p.uid)
+    }) {
         let (a, r) = (p.flags_added(), p.flags_removed());
         if !a.is_empty() {
             add.entry(a.join(" ")).or_default().push(p.uid);
@@ -59,12 +99,20 @@ pub async fn apply(
             remove.entry(r.join(" ")).or_default().push(p.uid);
         }
     }
-    for (flags, uids) in &add {
-        store(session, uids, &format!("+FLAGS.SILENT ({flags})")).await?;
+    let mut flagged: Vec<u32> = Vec::new();
+    for (sign, groups) in [("+", &add), ("-", &remove)] {
+        for (flags, uids) in groups {
+            let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
+            let r = store(session, &uids, &format!("{sign}FLAGS.SILENT ({flags})")).await;
+            if refused.record(r, &uids)? {
+                flagged.extend(uids);
+            }
+        }
     }
-    for (flags, uids) in &remove {
-        store(session, uids, &format!("-FLAGS.SILENT ({flags})")).await?;
-    }
+    flagged.retain(|u| !refused.has(*u));
+    flagged.sort_unstable();
+    flagged.dedup();
+    mark_done(plans, &flagged, "flags");
 
     // Copies and moves, one command per destination.
     let mut copies: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -75,35 +123,52 @@ pub async fn apply(
     {
         let (last, rest) = p.targets.split_last().expect("not empty");
         for (t, _) in rest {
-            copies.entry(t.clone()).or_default().push(p.uid);
+            if !p.is_done(&format!("copy:{t}")) {
+                copies.entry(t.clone()).or_default().push(p.uid);
+            }
         }
         let group = if p.keep { &mut copies } else { &mut moves };
-        group.entry(last.0.clone()).or_default().push(p.uid);
+        if !(p.keep && p.is_done(&format!("copy:{}", last.0))) {
+            group.entry(last.0.clone()).or_default().push(p.uid);
+        }
     }
     for (dest, uids) in &copies {
-        for set in uid_sets(uids) {
-            timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await?;
+        let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
+        for set in uid_sets(&uids) {
+            let r = timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await;
+            refused.record(r, &uids)?;
         }
-        report.copied += uids.len();
+        let done: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
+        report.copied += done.len();
+        mark_done(plans, &done, &format!("copy:{dest}"));
     }
     let mut to_remove: Vec<u32> = Vec::new();
     for (dest, uids) in &moves {
-        for set in uid_sets(uids) {
-            if caps.has_move {
-                timed("UID MOVE", session.uid_mv(&set, utf7::encode(dest))).await?;
+        // A plan that failed a step stays where it is, whole.
+        let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
+        for set in uid_sets(&uids) {
+            let r = if caps.has_move {
+                timed("UID MOVE", session.uid_mv(&set, utf7::encode(dest))).await
             } else {
-                timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await?;
-            }
+                timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await
+            };
+            refused.record(r, &uids)?;
         }
+        let done: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
         if !caps.has_move {
-            to_remove.extend(uids);
+            mark_done(plans, &done, &format!("copy:{dest}"));
+            to_remove.extend(&done);
         }
-        report.moved += uids.len();
+        report.moved += done.len();
     }
 
     // Rewritten messages: the new version goes everywhere first, then the original goes.
     let mut left_mailbox = false;
-    for p in plans.iter().filter(|p| p.rewritten.is_some()) {
+    for i in 0..plans.len() {
+        let p = &plans[i];
+        if p.rewritten.is_none() || refused.has(p.uid) {
+            continue;
+        }
         if left_mailbox {
             // The original's body is read from the mailbox, by UID.
             timed("SELECT", session.select(utf7::encode(mailbox))).await?;
@@ -128,50 +193,73 @@ pub async fn apply(
         }
         let flags = format!("({})", p.flags_after.join(" "));
         let date = p.internal_date.as_ref().map(|d| format!("\"{d}\""));
-        let mut dests: Vec<&str> = p.targets.iter().map(|(t, _)| t.as_str()).collect();
+        let mut dests: Vec<String> = p.targets.iter().map(|(t, _)| t.clone()).collect();
         if p.keep {
-            dests.insert(0, mailbox);
+            dests.insert(0, mailbox.to_string());
         }
-        let marker = resumed
+        let marker = (resumed || p.attempts > 0)
             .then(|| HeaderBlock::parse(&raw).values(REWRITTEN_HEADER).next())
             .flatten()
             .map(|v| String::from_utf8_lossy(v).trim().to_string());
+        let uid = p.uid;
         for dest in dests {
+            let step = format!("copy:{dest}");
+            if plans[i].is_done(&step) {
+                continue;
+            }
             if let Some(marker) = &marker {
                 left_mailbox = true;
-                if has_copy(session, dest, marker).await? {
+                if has_copy(session, &dest, marker).await? {
                     continue;
                 }
             }
-            timed(
+            let r = timed(
                 "APPEND",
-                session.append(utf7::encode(dest), Some(&flags), date.as_deref(), &raw),
+                session.append(utf7::encode(&dest), Some(&flags), date.as_deref(), &raw),
             )
-            .await?;
+            .await;
+            if !refused.record(r, &[uid])? {
+                break;
+            }
+            plans[i].done.push(step);
             report.appended += 1;
         }
-        to_remove.push(p.uid);
+        if !refused.has(uid) {
+            to_remove.push(uid);
+        }
     }
     if left_mailbox {
         timed("SELECT", session.select(utf7::encode(mailbox))).await?;
         completed(session, "SELECT")?;
     }
-    to_remove.extend(plans.iter().filter(|p| p.discarded()).map(|p| p.uid));
+    to_remove.extend(
+        plans
+            .iter()
+            .filter(|p| p.discarded() && !refused.has(p.uid))
+            .map(|p| p.uid),
+    );
     if !to_remove.is_empty() {
-        store(session, &to_remove, "+FLAGS.SILENT (\\Deleted)").await?;
+        let r = store(session, &to_remove, "+FLAGS.SILENT (\\Deleted)").await;
+        refused.record(r, &to_remove)?;
+        to_remove.retain(|u| !refused.has(*u));
         if caps.uidplus {
             for set in uid_sets(&to_remove) {
-                let stream = timed("UID EXPUNGE", session.uid_expunge(&set)).await?;
-                timed("UID EXPUNGE", stream.try_collect::<Vec<_>>()).await?;
-                completed(session, "UID EXPUNGE")?;
+                let r = async {
+                    let stream = timed("UID EXPUNGE", session.uid_expunge(&set)).await?;
+                    timed("UID EXPUNGE", stream.try_collect::<Vec<_>>()).await?;
+                    completed(session, "UID EXPUNGE")
+                }
+                .await;
+                refused.record(r, &to_remove)?;
             }
         } else {
             report
                 .warnings
                 .push("server lacks UIDPLUS: removed messages are left flagged \\Deleted".into());
         }
-        report.removed += to_remove.len();
+        report.removed += to_remove.iter().filter(|u| !refused.has(**u)).count();
     }
+    report.refused = refused.0.into_iter().collect();
     Ok(report)
 }
 
@@ -218,23 +306,37 @@ async fn store(session: &mut ImapSession, uids: &[u32], query: &str) -> Result<(
 }
 
 /// Create missing folders the plans may create; re-route the others to the mailbox itself.
+/// A CREATE the server refuses fails only the plans that file into that folder.
 async fn ensure_folders(
     session: &mut ImapSession,
     plans: &mut [Plan],
     folders: &mut HashSet<String>,
     report: &mut ApplyReport,
+    refused: &mut Refusals,
 ) -> Result<(), ImapError> {
+    let mut refused_folders: BTreeMap<String, ImapError> = BTreeMap::new();
     for p in plans.iter_mut() {
         let mut kept = Vec::new();
         for (t, create) in std::mem::take(&mut p.targets) {
             if folders.contains(&t) {
                 kept.push((t, create));
             } else if create {
+                if let Some(e) = refused_folders.get(&t) {
+                    refused.record(Err(clone_refusal(e)), &[p.uid])?;
+                    kept.push((t, create));
+                    continue;
+                }
                 // A concurrent client may have created it meanwhile: "already exists" is fine.
-                if let Err(e) = timed("CREATE", session.create(utf7::encode(&t))).await {
-                    if !e.to_string().to_ascii_lowercase().contains("exists") {
-                        return Err(e);
+                match timed("CREATE", session.create(utf7::encode(&t))).await {
+                    Ok(()) => {}
+                    Err(e) if e.to_string().to_ascii_lowercase().contains("exists") => {}
+                    Err(e @ ImapError::Refused { .. }) => {
+                        refused.record(Err(clone_refusal(&e)), &[p.uid])?;
+                        refused_folders.insert(t.clone(), e);
+                        kept.push((t, create));
+                        continue;
                     }
+                    Err(e) => return Err(e),
                 }
                 folders.insert(t.clone());
                 kept.push((t, create));
@@ -249,4 +351,14 @@ async fn ensure_folders(
         p.targets = kept;
     }
     Ok(())
+}
+
+fn clone_refusal(e: &ImapError) -> ImapError {
+    match e {
+        ImapError::Refused { context, message } => ImapError::Refused {
+            context: context.clone(),
+            message: message.clone(),
+        },
+        other => ImapError::protocol("CREATE", other),
+    }
 }

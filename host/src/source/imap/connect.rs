@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::wire::{Completion, Watched};
+use super::wire::{self, Completion, Watched};
 use crate::config::{ServerConfig, TlsMode};
 use crate::net::tls::{self, TlsError};
 
@@ -84,14 +84,45 @@ impl ImapError {
 }
 
 /// Run `fut` with the command time limit.
-pub async fn timed<T, E: std::fmt::Display>(
+pub async fn timed<T, E: std::fmt::Display + 'static>(
     context: &str,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, ImapError> {
     match tokio::time::timeout(deadline(), fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ImapError::protocol(context, e)),
+        Ok(Err(e)) => Err(classify(context, &e)),
         Err(_) => Err(ImapError::Timeout(context.to_string())),
+    }
+}
+
+/// Our error for one of async-imap's: a NO or BAD is the server refusing this command
+/// (the connection is fine; see `ImapError::Refused`); server bytes it could not parse are
+/// shown escaped, never as a list of numbers.
+fn classify<E: std::fmt::Display + 'static>(context: &str, e: &E) -> ImapError {
+    use async_imap::error::{Error, ParseError};
+    let Some(e) = (e as &dyn std::any::Any).downcast_ref::<Error>() else {
+        return ImapError::protocol(context, e);
+    };
+    match e {
+        Error::No(text) | Error::Bad(text) => ImapError::Refused {
+            context: context.to_string(),
+            message: text.clone(),
+        },
+        Error::Parse(ParseError::Invalid(bytes)) => ImapError::protocol(
+            context,
+            format!(
+                "unreadable response from the server: {}",
+                wire::readable(bytes)
+            ),
+        ),
+        Error::Parse(ParseError::DataNotUtf8(bytes, _)) => ImapError::protocol(
+            context,
+            format!(
+                "the server sent text that is not UTF-8: {}",
+                wire::readable(bytes)
+            ),
+        ),
+        other => ImapError::protocol(context, other),
     }
 }
 

@@ -298,11 +298,13 @@ impl AccountWorker {
                     "{mailbox}: completing {} action(s) of an interrupted run",
                     pending.len()
                 ));
-                let keys: Vec<String> = pending.iter().map(|(k, _)| k.clone()).collect();
-                let mut plans: Vec<Plan> = pending
+                // Plans refused before wait for their next try; the rest of the mailbox goes on.
+                let now = now_ms();
+                let (keys, mut plans): (Vec<String>, Vec<Plan>) = pending
                     .iter()
-                    .filter_map(|(_, p)| Plan::from_json(p))
-                    .collect();
+                    .filter_map(|(k, p)| Some((k.clone(), Plan::from_json(p)?)))
+                    .filter(|(_, p)| p.next_try_ms <= now)
+                    .unzip();
                 let held = forwards::complete(
                     session,
                     &self.store,
@@ -313,8 +315,7 @@ impl AccountWorker {
                 .await?;
                 let r = apply(session, mailbox, &mut plans, caps, folders, true).await?;
                 report.warnings.extend(held);
-                report.warnings.extend(r.warnings);
-                self.store.finish_pending(&keys)?;
+                self.settle(mailbox, &keys, &mut plans, r, report)?;
             }
         }
 
@@ -599,7 +600,21 @@ impl AccountWorker {
         report.warnings.extend(held);
         let r = apply(session, mailbox, &mut decided.plans, caps, folders, false).await;
         report.timings.apply += started.elapsed();
-        let r = r?;
+        self.settle(mailbox, &decided.keys, &mut decided.plans, r?, report)
+    }
+
+    /// Record what an attempt at `plans` did: done plans are finished; a plan a step of
+    /// which the server refused stays pending with its completed steps, to be tried again on
+    /// the next pass and then with growing pauses; after `MAX_PLAN_ATTEMPTS` refusals it is
+    /// given up: the message stays where it is and the failure is recorded and reported.
+    fn settle(
+        &self,
+        mailbox: &str,
+        keys: &[String],
+        plans: &mut [Plan],
+        r: apply::ApplyReport,
+        report: &mut PassReport,
+    ) -> Result<(), ImapError> {
         for w in &r.warnings {
             self.log(w);
         }
@@ -608,10 +623,45 @@ impl AccountWorker {
         report.appended += r.appended;
         report.removed += r.removed;
         report.warnings.extend(r.warnings);
-        self.store.finish_pending(&decided.keys)?;
+        let refused: std::collections::HashMap<u32, String> = r.refused.into_iter().collect();
+        let mut finished = Vec::new();
+        for (key, plan) in keys.iter().zip(plans.iter_mut()) {
+            let Some(why) = refused.get(&plan.uid) else {
+                finished.push(key.clone());
+                continue;
+            };
+            plan.attempts += 1;
+            plan.last_error = Some(why.clone());
+            let msg = if plan.attempts >= MAX_PLAN_ATTEMPTS {
+                self.store.give_up_pending(key, &plan.to_json())?;
+                format!(
+                    "{mailbox}: message {} was left where it is after {} refused attempts: {why}",
+                    plan.uid, plan.attempts
+                )
+            } else {
+                // The first retry comes with the next pass, later ones after growing pauses.
+                let pause = 30_000u64 << (plan.attempts - 1).min(7);
+                plan.next_try_ms = if plan.attempts == 1 {
+                    0
+                } else {
+                    now_ms() + pause
+                };
+                self.store.update_pending(key, &plan.to_json())?;
+                format!(
+                    "{mailbox}: message {}: {why}; its actions will be tried again (attempt {} of {MAX_PLAN_ATTEMPTS})",
+                    plan.uid, plan.attempts
+                )
+            };
+            self.log(&msg);
+            report.warnings.push(msg);
+        }
+        self.store.finish_pending(&finished)?;
         Ok(())
     }
 }
+
+/// Refused attempts at a message's actions before they are given up.
+const MAX_PLAN_ATTEMPTS: u32 = 5;
 
 /// Fetch the messages `uids` (ascending). Only requested UIDs are taken (a response for
 /// any other UID, or UID 0, is ignored), the command must complete with OK, and a requested

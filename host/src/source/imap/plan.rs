@@ -29,6 +29,17 @@ pub struct Plan {
     /// before anything moves it (see `forwards`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<crate::actions::forward::ForwardSpec>,
+    /// Steps already carried out by an earlier attempt ("flags", "copy:FOLDER"), skipped
+    /// when the plan is tried again after a refusal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
+    /// Attempts that a server refused, the last refusal, and when to try again (ms).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub next_try_ms: u64,
 }
 
 impl Plan {
@@ -64,7 +75,15 @@ impl Plan {
             body_from_original: new_raw.is_some() && body_from_original,
             internal_date,
             forwards: Vec::new(),
+            done: Vec::new(),
+            attempts: 0,
+            last_error: None,
+            next_try_ms: 0,
         }
+    }
+
+    pub fn is_done(&self, step: &str) -> bool {
+        self.done.iter().any(|d| d == step)
     }
 
     pub fn discarded(&self) -> bool {
