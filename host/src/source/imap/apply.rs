@@ -148,7 +148,14 @@ pub async fn apply(
         let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
         for set in uid_sets(&uids) {
             let r = if caps.has_move {
-                timed("UID MOVE", session.uid_mv(&set, utf7::encode(dest))).await
+                let before = session.get_ref().state().copyuids();
+                let r = timed("UID MOVE", session.uid_mv(&set, utf7::encode(dest))).await;
+                let confirmed = session.get_ref().state().copyuids() > before;
+                if r.is_ok() && !confirmed {
+                    verify_moved(session, &set).await
+                } else {
+                    r
+                }
             } else {
                 timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await
             };
@@ -261,6 +268,23 @@ pub async fn apply(
     }
     report.refused = refused.0.into_iter().collect();
     Ok(report)
+}
+
+/// A MOVE the server said OK to without telling where the messages went (no COPYUID):
+/// check that they left. Any still here count as refused, so their plans stay pending.
+async fn verify_moved(session: &mut ImapSession, set: &str) -> Result<(), ImapError> {
+    let still = timed("UID SEARCH", session.uid_search(format!("UID {set}"))).await?;
+    completed(session, "UID SEARCH")?;
+    if still.is_empty() {
+        Ok(())
+    } else {
+        let mut still: Vec<u32> = still.into_iter().collect();
+        still.sort_unstable();
+        Err(ImapError::Refused {
+            context: "UID MOVE".into(),
+            message: format!("the server said OK, but message(s) {still:?} did not move"),
+        })
+    }
 }
 
 /// Whether `folder` already holds our rewritten copy carrying `marker` (leaves `folder`

@@ -59,8 +59,8 @@ pub enum ImapError {
     /// The server answered NO or BAD.
     #[error("IMAP {context} refused by the server: {message}")]
     Refused { context: String, message: String },
-    #[error("IMAP {0}: no answer within {secs} s", secs = deadline().as_secs())]
-    Timeout(String),
+    #[error("IMAP {context}: no answer within {secs} s")]
+    Timeout { context: String, secs: u64 },
     #[error("state store: {0}")]
     State(#[from] crate::state::StateError),
 }
@@ -71,8 +71,19 @@ impl ImapError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ImapError::Connect { .. } | ImapError::Protocol { .. } | ImapError::Timeout(_)
+            ImapError::Connect { .. }
+                | ImapError::Protocol { .. }
+                | ImapError::Refused { .. }
+                | ImapError::Timeout { .. }
         )
+    }
+
+    /// A step that got no answer within the deadline in force.
+    pub fn timeout(context: &str) -> ImapError {
+        ImapError::Timeout {
+            context: context.to_string(),
+            secs: deadline().as_secs(),
+        }
     }
 
     pub fn protocol(context: impl Into<String>, e: impl std::fmt::Display) -> ImapError {
@@ -91,7 +102,7 @@ pub async fn timed<T, E: std::fmt::Display + 'static>(
     match tokio::time::timeout(deadline(), fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(classify(context, &e)),
-        Err(_) => Err(ImapError::Timeout(context.to_string())),
+        Err(_) => Err(ImapError::timeout(context)),
     }
 }
 
@@ -215,7 +226,7 @@ pub async fn connect_with(
         }
     };
     match tokio::time::timeout(deadline(), client.login(&user, password.expose())).await {
-        Err(_) => Err(ImapError::Timeout("LOGIN".into())),
+        Err(_) => Err(ImapError::timeout("LOGIN")),
         Ok(Err((e, _))) => Err(ImapError::Login {
             user,
             message: e.to_string(),
@@ -233,6 +244,6 @@ async fn handshake(
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
     match tokio::time::timeout(deadline(), tls::handshake(stream, host, config)).await {
         Ok(r) => Ok(r?),
-        Err(_) => Err(ImapError::Timeout("TLS handshake".into())),
+        Err(_) => Err(ImapError::timeout("TLS handshake")),
     }
 }

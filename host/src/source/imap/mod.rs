@@ -220,13 +220,16 @@ impl AccountWorker {
         session: &mut ImapSession,
     ) -> Result<(ServerCaps, HashSet<String>), ImapError> {
         let c = timed("CAPABILITY", session.capabilities()).await?;
+        completed(session, "CAPABILITY")?;
         let caps = ServerCaps {
             has_move: c.has_str("MOVE"),
             uidplus: c.has_str("UIDPLUS"),
         };
         let names = {
             let stream = timed("LIST", session.list(Some(""), Some("*"))).await?;
-            timed("LIST", stream.try_collect::<Vec<_>>()).await?
+            let names = timed("LIST", stream.try_collect::<Vec<_>>()).await?;
+            completed(session, "LIST")?;
+            names
         };
         let folders = names
             .iter()
@@ -244,11 +247,32 @@ impl AccountWorker {
         report: &mut PassReport,
     ) -> Result<(), ImapError> {
         for mailbox in &self.account.mailboxes {
-            self.mailbox_pass(session, mailbox, caps, folders, report)
-                .await?;
+            let r = self
+                .mailbox_pass(session, mailbox, caps, folders, report)
+                .await;
+            self.server_notes(session, report);
+            match r {
+                Ok(()) => {}
+                // One mailbox the server refuses (gone, no rights) does not stop the others.
+                Err(e @ ImapError::Refused { .. }) => {
+                    let msg = format!("{mailbox}: skipped this pass: {e}");
+                    self.log(&msg);
+                    report.warnings.push(msg);
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.flush(report).await?;
         Ok(())
+    }
+
+    /// Report what the connection's watch repaired or skipped in the server's answers.
+    fn server_notes(&self, session: &ImapSession, report: &mut PassReport) {
+        for n in session.get_ref().state().take_notes() {
+            let msg = format!("server: {n}");
+            self.log(&msg);
+            report.warnings.push(msg);
+        }
     }
 
     async fn flush(&self, report: &mut PassReport) -> Result<(), ImapError> {

@@ -105,11 +105,44 @@ fn literal_size(line_end: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// A capability list (`* CAPABILITY ...` or a `[CAPABILITY ...]` code) without IMAP4rev1
+/// gets it added: servers that leave it out still speak it, and the IMAP library refuses any
+/// list without it, which would make the account unusable.
+fn with_imap4rev1(line: &[u8], notes: &mut Vec<String>) -> Vec<u8> {
+    let upper = line.to_ascii_uppercase();
+    let at = memchr::memmem::find(&upper, b"* CAPABILITY")
+        .map(|i| i + 12)
+        .or_else(|| memchr::memmem::find(&upper, b"[CAPABILITY").map(|i| i + 11));
+    match at {
+        Some(i) if memchr::memmem::find(&upper, b" IMAP4REV1").is_none() => {
+            if notes.iter().all(|n| !n.contains("IMAP4rev1")) {
+                notes.push("the server's capability list lacks IMAP4rev1; assumed".into());
+            }
+            let mut fixed = line[..i].to_vec();
+            fixed.extend_from_slice(b" IMAP4rev1");
+            fixed.extend_from_slice(&line[i..]);
+            fixed
+        }
+        _ => line.to_vec(),
+    }
+}
+
 /// What the watch has seen, shared with the session's owner.
+/// The server-to-client direction: whole lines are held until complete (so they can be
+/// checked and, for a few known defects, repaired before async-imap parses them); literal
+/// bytes pass straight through.
+#[derive(Debug, Default)]
+struct Inbound {
+    line: Vec<u8>,
+    literal_left: u64,
+    /// The current line continues a response after a literal.
+    continued: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct WireState {
     out: Framer,
-    inp: Framer,
+    inp: Inbound,
     /// Tag of the last command sent.
     last_tag: Option<String>,
     /// The last tagged completion received: (tag, how).
@@ -120,6 +153,10 @@ pub struct WireState {
     max_literal: u64,
     /// A literal over `max_literal` was announced (its size).
     refused_literal: Option<u64>,
+    /// Responses carrying a COPYUID code (RFC 4315) seen so far.
+    copyuids: u64,
+    /// Server defects repaired or skipped on the way in, for the user to see.
+    notes: Vec<String>,
 }
 
 /// Text from the server as a person can read it: printable ASCII kept, the rest escaped,
@@ -163,56 +200,94 @@ impl WireState {
         }
     }
 
-    /// Returns false when a literal over the limit is announced.
-    fn received(&mut self, data: &[u8]) -> bool {
-        let (mut done, mut bye) = (None, None);
-        let max = self.max_literal;
-        let mut refused = None;
-        let ok = self.inp.feed(
-            data,
-            &mut |line| {
-                if let Some(rest) = line.strip_prefix(b"* ") {
-                    if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"BYE") {
-                        bye = Some(readable(line));
-                    }
-                    return;
+    /// Take bytes from the server; returns the bytes async-imap gets, or an error when a
+    /// literal over the limit is announced.
+    fn received(&mut self, mut data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(data.len());
+        while !data.is_empty() {
+            if self.inp.literal_left > 0 {
+                let n = self.inp.literal_left.min(data.len() as u64) as usize;
+                out.extend_from_slice(&data[..n]);
+                self.inp.literal_left -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            let (part, rest, complete) = match memchr::memchr(b'\n', data) {
+                Some(i) => (&data[..=i], &data[i + 1..], true),
+                None => (data, &data[data.len()..], false),
+            };
+            data = rest;
+            self.inp.line.extend_from_slice(part);
+            if !complete {
+                continue;
+            }
+            let line = std::mem::take(&mut self.inp.line);
+            let literal = literal_size(&line[line.len().saturating_sub(TAIL)..]);
+            if let Some(n) = literal {
+                if self.max_literal > 0 && n > self.max_literal {
+                    self.refused_literal = Some(n);
+                    return Err(format!(
+                        "the server announced a literal of {n} bytes, over the limit of {} bytes",
+                        self.max_literal
+                    ));
                 }
-                if line.starts_with(b"+") {
-                    return;
+            }
+            let start = !self.inp.continued;
+            self.inp.continued = literal.is_some();
+            self.inp.literal_left = literal.unwrap_or(0);
+            if start {
+                if let Some(fixed) = self.response(&line, literal.is_none()) {
+                    out.extend_from_slice(&fixed);
                 }
-                let mut words = line.splitn(3, |&b| b == b' ');
-                let (Some(tag), Some(status)) = (words.next(), words.next()) else {
-                    return;
-                };
+            } else {
+                out.extend_from_slice(&line);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A line that starts a response: note what it says, and return what async-imap should
+    /// see of it (None: nothing).
+    fn response(&mut self, line: &[u8], whole: bool) -> Option<Vec<u8>> {
+        if memchr::memmem::find(line, b"[COPYUID ").is_some() {
+            self.copyuids += 1;
+        }
+        if let Some(rest) = line.strip_prefix(b"* ") {
+            let word = rest
+                .split(|&b| b == b' ' || b == b'\r')
+                .next()
+                .unwrap_or_default();
+            if word.eq_ignore_ascii_case(b"BYE") {
+                self.bye = Some(readable(line));
+            }
+            // A folder listed under a name that is not UTF-8 cannot be used (or parsed by
+            // the IMAP library, which would fail the whole command): skip it, say so.
+            let list = word.eq_ignore_ascii_case(b"LIST") || word.eq_ignore_ascii_case(b"LSUB");
+            if list && whole && std::str::from_utf8(line).is_err() {
+                self.notes.push(format!(
+                    "skipped a folder whose name is not UTF-8: {}",
+                    readable(line)
+                ));
+                return None;
+            }
+        } else if !line.starts_with(b"+") {
+            let mut words = line.splitn(3, |&b| b == b' ');
+            if let (Some(tag), Some(status)) = (words.next(), words.next()) {
+                let status = status.strip_suffix(b"\r\n").unwrap_or(status);
                 let how = if status.eq_ignore_ascii_case(b"OK") {
-                    Completion::Ok
+                    Some(Completion::Ok)
                 } else if status.eq_ignore_ascii_case(b"NO") || status.eq_ignore_ascii_case(b"BAD")
                 {
-                    Completion::Refused(readable(line))
+                    Some(Completion::Refused(readable(line)))
                 } else {
-                    return;
+                    None
                 };
-                done = Some((String::from_utf8_lossy(tag).into_owned(), how));
-            },
-            &mut |n| {
-                if max > 0 && n > max {
-                    refused = Some(n);
-                    false
-                } else {
-                    true
+                if let Some(how) = how {
+                    self.last_done = Some((String::from_utf8_lossy(tag).into_owned(), how));
                 }
-            },
-        );
-        if done.is_some() {
-            self.last_done = done;
+            }
         }
-        if bye.is_some() {
-            self.bye = bye;
-        }
-        if refused.is_some() {
-            self.refused_literal = refused;
-        }
-        ok
+        Some(with_imap4rev1(line, &mut self.notes))
     }
 
     /// How the last command sent completed: None when no tagged completion for it arrived
@@ -229,6 +304,16 @@ impl WireState {
         self.bye.as_deref()
     }
 
+    /// Server defects repaired or skipped since the last call.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// How many responses with a COPYUID code arrived so far.
+    pub fn copyuids(&self) -> u64 {
+        self.copyuids
+    }
+
     pub fn refused_literal(&self) -> Option<u64> {
         self.refused_literal
     }
@@ -239,6 +324,9 @@ impl WireState {
 pub struct Watched {
     inner: Box<dyn Io>,
     state: Arc<Mutex<WireState>>,
+    /// Bytes checked and ready for async-imap.
+    ready: Vec<u8>,
+    ready_pos: usize,
 }
 
 impl Watched {
@@ -250,6 +338,8 @@ impl Watched {
                 max_literal,
                 ..Default::default()
             })),
+            ready: Vec::new(),
+            ready_pos: 0,
         }
     }
 
@@ -264,23 +354,43 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let new = &buf.filled()[before..];
-            if !new.is_empty() {
-                let new = new.to_vec();
-                let mut st = self.state();
-                if !st.received(&new) {
-                    let n = st.refused_literal.unwrap_or_default();
-                    return Poll::Ready(Err(std::io::Error::other(format!(
-                        "the server announced a literal of {n} bytes, over the limit of {} bytes",
-                        st.max_literal
-                    ))));
+        loop {
+            if self.ready_pos < self.ready.len() {
+                let n = (self.ready.len() - self.ready_pos).min(buf.remaining());
+                let start = self.ready_pos;
+                buf.put_slice(&self.ready[start..start + n]);
+                self.ready_pos += n;
+                if self.ready_pos == self.ready.len() {
+                    self.ready.clear();
+                    self.ready_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let mut tmp = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut tmp) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let got = tmp.filled();
+                    if got.is_empty() {
+                        // End of the connection: hand over a partial line as it is.
+                        let rest = std::mem::take(&mut self.state().inp.line);
+                        if rest.is_empty() {
+                            return Poll::Ready(Ok(()));
+                        }
+                        self.ready = rest;
+                        continue;
+                    }
+                    let got = got.to_vec();
+                    let passed = self.state().received(&got);
+                    match passed {
+                        Ok(bytes) => self.ready = bytes,
+                        Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+                    }
                 }
             }
         }
-        r
     }
 }
 
@@ -341,7 +451,7 @@ mod tests {
         );
         w.sent(b"A0002 UID STORE 1 +FLAGS.SILENT (\\Seen)\r\n");
         assert_eq!(w.last_completion(), None, "a new command is not done yet");
-        assert!(w.received(b"A0002 OK done\r\n"));
+        assert!(w.received(b"A0002 OK done\r\n").is_ok());
         assert_eq!(w.last_completion(), Some(Completion::Ok));
     }
 
@@ -350,7 +460,7 @@ mod tests {
         let mut w = state(0);
         w.sent(b"A0003 APPEND INBOX {5+}\r\nA0009 x\r\n");
         w.sent(b"DONE\r\n");
-        assert!(w.received(b"A0003 OK appended\r\n"));
+        assert!(w.received(b"A0003 OK appended\r\n").is_ok());
         assert_eq!(w.last_completion(), Some(Completion::Ok));
     }
 
@@ -358,10 +468,28 @@ mod tests {
     fn bye_and_oversized_literals_are_seen() {
         let mut w = state(1000);
         w.sent(b"A0004 UID FETCH 1 BODY.PEEK[]\r\n");
-        assert!(w.received(b"* BYE going away\r\n"));
+        assert!(w.received(b"* BYE going away\r\n").is_ok());
         assert!(w.bye().is_some());
-        assert!(!w.received(b"* 1 FETCH (BODY[] {500000000}\r\n"));
+        assert!(w.received(b"* 1 FETCH (BODY[] {500000000}\r\n").is_err());
         assert_eq!(w.refused_literal(), Some(500_000_000));
+    }
+
+    #[test]
+    fn known_server_defects_are_repaired_or_skipped() {
+        let mut w = state(0);
+        let out = w
+            .received(b"* LIST () \"/\" \"ok\"\r\n* LIST () \"/\" \"a\xffb\"\r\n* CAPABILITY MOVE IDLE\r\n")
+            .unwrap();
+        assert_eq!(
+            out,
+            b"* LIST () \"/\" \"ok\"\r\n* CAPABILITY IMAP4rev1 MOVE IDLE\r\n".to_vec()
+        );
+        let notes = w.take_notes();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        let ok = w
+            .received(b"A1 OK [CAPABILITY IMAP4rev1 IDLE] done\r\n")
+            .unwrap();
+        assert_eq!(ok, b"A1 OK [CAPABILITY IMAP4rev1 IDLE] done\r\n".to_vec());
     }
 
     #[test]
