@@ -437,15 +437,18 @@ mod tests {
         let mut resp = format!("* 1 FETCH (UID 1 BODY[] {{{}}}\r\n", body.len()).into_bytes();
         resp.extend_from_slice(body);
         resp.extend_from_slice(b")\r\n");
-        assert!(w.received(&resp));
+        assert_eq!(w.received(&resp).unwrap(), resp, "passed on unchanged");
         assert_eq!(
             w.last_completion(),
             None,
             "text inside a literal is no response"
         );
         // Split across reads, like a real socket.
-        assert!(w.received(b"A0001 N"));
-        assert!(w.received(b"O [CANNOT] refused\r\n"));
+        assert!(
+            w.received(b"A0001 N").unwrap().is_empty(),
+            "held until the line ends"
+        );
+        assert!(w.received(b"O [CANNOT] refused\r\n").is_ok());
         assert!(
             matches!(w.last_completion(), Some(Completion::Refused(t)) if t.contains("refused"))
         );
