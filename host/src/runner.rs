@@ -248,7 +248,11 @@ pub async fn account_workers(
     let mut workers = Vec::new();
     for account in &config.accounts {
         let smtp = match &account.smtp {
-            Some(s) => Some(SmtpSink::new(s, crate::actions::domain_of(&account.address)).await?),
+            Some(s) => Some(
+                SmtpSink::new(s, crate::actions::domain_of(&account.address))
+                    .await?
+                    .with_timeout(account.timeout),
+            ),
             None => None,
         };
         workers.push(crate::source::imap::AccountWorker {
@@ -325,6 +329,7 @@ pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, Stri
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))
                     .await
+                    .map(|s| s.with_timeout(a.timeout))
                     .map_err(|e| e.to_string())?;
                 sink.probe()
                     .await

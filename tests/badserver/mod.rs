@@ -1132,11 +1132,12 @@ impl Conn {
         };
         let created = {
             let mut s = self.state();
-            if s.mailboxes.contains_key(&name) {
-                false
-            } else {
-                s.mailboxes.insert(name, Mailbox::default());
-                true
+            match s.mailboxes.entry(name) {
+                std::collections::btree_map::Entry::Occupied(_) => false,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Mailbox::default());
+                    true
+                }
             }
         };
         if created {
@@ -1149,7 +1150,7 @@ impl Conn {
 
     async fn list(&mut self, req: &Request, faults: &[Fault]) -> io::Result<Flow> {
         let (Some(reference), Some(pattern)) = (
-            req.args.get(0).and_then(Arg::text),
+            req.args.first().and_then(Arg::text),
             req.args.get(1).and_then(Arg::text),
         ) else {
             return self

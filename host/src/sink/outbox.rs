@@ -58,6 +58,9 @@ pub struct FlushReport {
 pub struct RetryPolicy {
     pub first_retry_seconds: u64,
     pub max_retry_seconds: u64,
+    /// Time one flush of the queue may take in all; what is left waits for the next one
+    /// (a slow or stalling server must not hold up filing for long).
+    pub flush_seconds: u64,
 }
 
 impl Default for RetryPolicy {
@@ -65,6 +68,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             first_retry_seconds: 30,
             max_retry_seconds: 3600,
+            flush_seconds: 120,
         }
     }
 }
@@ -76,6 +80,7 @@ impl RetryPolicy {
         for (key, v) in [
             ("first_retry_seconds", self.first_retry_seconds),
             ("max_retry_seconds", self.max_retry_seconds),
+            ("flush_seconds", self.flush_seconds),
         ] {
             if v == 0 || v > MAX {
                 return Err(format!("{key} must be 1..={MAX}, not {v}"));
@@ -104,7 +109,19 @@ pub async fn flush(
     retry: &RetryPolicy,
 ) -> Result<FlushReport, StateError> {
     let mut report = FlushReport::default();
+    let started = std::time::Instant::now();
+    let budget = std::time::Duration::from_secs(retry.flush_seconds.max(1));
     for mut entry in store.outbox_pending()? {
+        if started.elapsed() >= budget {
+            report.deferred.push((
+                entry.id.clone(),
+                format!(
+                    "not tried: this flush used its {} s (flush_seconds)",
+                    budget.as_secs()
+                ),
+            ));
+            continue;
+        }
         if entry.next_attempt_ms > now_ms {
             report
                 .deferred

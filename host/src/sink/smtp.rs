@@ -43,6 +43,8 @@ pub struct SmtpSink {
     starttls: Option<TlsParameters>,
     credentials: Option<Credentials>,
     connection: Mutex<Option<AsyncSmtpConnection>>,
+    /// Deadline of connecting and of each message's dialogue.
+    timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +111,23 @@ impl SmtpSink {
             starttls,
             credentials,
             connection: Mutex::new(None),
+            timeout: SMTP_TIMEOUT,
         })
+    }
+
+    /// Use `timeout` instead of 60 s for connecting and for each message (the account's
+    /// `timeout_seconds`).
+    pub fn with_timeout(mut self, timeout: Duration) -> SmtpSink {
+        self.timeout = timeout;
+        self
+    }
+
+    fn no_answer(&self) -> String {
+        format!(
+            "{}: no answer within {} s",
+            self.server,
+            self.timeout.as_secs()
+        )
     }
 
     /// Connect, greet, STARTTLS and authenticate as configured.
@@ -142,10 +160,13 @@ impl SmtpSink {
 
     /// Connect, greet, STARTTLS and authenticate as configured, then quit.
     pub async fn probe(&self) -> Result<(), String> {
-        let mut conn = tokio::time::timeout(SMTP_TIMEOUT, self.connect())
+        let mut conn = tokio::time::timeout(self.timeout, self.connect())
             .await
-            .map_err(|_| "no answer within 60 s".to_string())??;
-        conn.quit().await.map_err(|e| e.to_string())?;
+            .map_err(|_| self.no_answer())??;
+        tokio::time::timeout(self.timeout, conn.quit())
+            .await
+            .map_err(|_| self.no_answer())?
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -216,17 +237,16 @@ impl Transport for SmtpSink {
         if let Some(conn) = kept.as_mut() {
             // The NOOP that checks a kept connection gets a deadline of its own: a server
             // that never answers it must not hang the run.
-            let alive = tokio::time::timeout(NOOP_TIMEOUT, conn.test_connected()).await;
+            let alive =
+                tokio::time::timeout(NOOP_TIMEOUT.min(self.timeout), conn.test_connected()).await;
             if !matches!(alive, Ok(true)) {
                 *kept = None;
             }
         }
         if kept.is_none() {
-            let conn = tokio::time::timeout(SMTP_TIMEOUT, self.connect())
+            let conn = tokio::time::timeout(self.timeout, self.connect())
                 .await
-                .map_err(|_| {
-                    SendError::transient(format!("{}: no answer within 60 s", self.server))
-                })?
+                .map_err(|_| SendError::transient(self.no_answer()))?
                 .map_err(|e| SendError::transient(format!("{}: {e}", self.server)))?;
             *kept = Some(conn);
         }
@@ -235,7 +255,7 @@ impl Transport for SmtpSink {
         // this, every message that ends in a line break (all of ours) would gain an empty
         // line at its end on the way.
         let data = raw.strip_suffix(b"\r\n").unwrap_or(raw);
-        let result = tokio::time::timeout(SMTP_TIMEOUT, conn.send(&envelope, data)).await;
+        let result = tokio::time::timeout(self.timeout, conn.send(&envelope, data)).await;
         match result {
             Ok(Ok(_)) => Ok(()),
             // lettre closes the connection after any error: open a new one next time.
@@ -249,10 +269,7 @@ impl Transport for SmtpSink {
             }
             Err(_) => {
                 *kept = None;
-                Err(SendError::transient(format!(
-                    "{}: no answer within 60 s",
-                    self.server
-                )))
+                Err(SendError::transient(self.no_answer()))
             }
         }
     }

@@ -171,8 +171,7 @@ pub async fn apply(
 
     // Rewritten messages: the new version goes everywhere first, then the original goes.
     let mut left_mailbox = false;
-    for i in 0..plans.len() {
-        let p = &plans[i];
+    for p in plans.iter_mut() {
         if p.rewritten.is_none() || refused.has(p.uid) {
             continue;
         }
@@ -211,7 +210,7 @@ pub async fn apply(
         let uid = p.uid;
         for dest in dests {
             let step = format!("copy:{dest}");
-            if plans[i].is_done(&step) {
+            if p.is_done(&step) {
                 continue;
             }
             if let Some(marker) = &marker {
@@ -228,7 +227,7 @@ pub async fn apply(
             if !refused.record(r, &[uid])? {
                 break;
             }
-            plans[i].done.push(step);
+            p.done.push(step);
             report.appended += 1;
         }
         if !refused.has(uid) {
