@@ -832,3 +832,61 @@ async fn h_fetch_never_answered_times_out() {
 async fn h_move_never_answered_times_out() {
     never_answered("UID MOVE").await;
 }
+
+/// A loopback server for the TLS-handshake test: with `greet`, it says hello in plain text
+/// and answers STARTTLS with OK; then (or at once, without `greet`) it goes silent.
+async fn silent_server(greet: bool) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if greet {
+                    let _ = s.write_all(b"* OK silent IMAP ready\r\n").await;
+                    let mut buf = [0u8; 512];
+                    if let Ok(n) = s.read(&mut buf).await {
+                        let tag = buf[..n].split(|&b| b == b' ').next().unwrap_or_default();
+                        let mut ok = tag.to_vec();
+                        ok.extend_from_slice(b" OK begin TLS\r\n");
+                        let _ = s.write_all(&ok).await;
+                    }
+                }
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    port
+}
+
+/// Class 5: a TLS handshake that never completes (a server that accepts STARTTLS, or the
+/// connection for implicit TLS, and then sends nothing) ends at the account's deadline
+/// with a clear error instead of hanging.
+#[tokio::test]
+async fn tls_handshakes_with_a_silent_server_time_out() {
+    use mailpipe::config::{PasswordSource, ServerConfig, TlsMode};
+    use mailpipe::source::imap::connect::{connect, with_deadline};
+
+    for (tls, port) in [
+        (TlsMode::Starttls, silent_server(true).await),
+        (TlsMode::Implicit, silent_server(false).await),
+    ] {
+        let server = ServerConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls,
+            ca_file: None,
+            username: Some("alice".into()),
+            password: Some(PasswordSource::Command("echo secret".into())),
+        };
+        let started = Instant::now();
+        let r = with_deadline(Duration::from_secs(2), connect(&server)).await;
+        let took = started.elapsed();
+        let err = match r {
+            Ok(_) => panic!("{tls:?}: a silent server gave a session"),
+            Err(e) => e.to_string(),
+        };
+        assert!(took < Duration::from_secs(8), "{tls:?}: took {took:?}");
+        assert!(err.contains("no answer within 2 s"), "{tls:?}: {err}");
+    }
+}
