@@ -36,6 +36,25 @@ impl PluginLimiter {
     }
 }
 
+/// Allow growing one memory or table from `current` to `desired` when the total of all of
+/// them (`used`) stays within `max` and the item's own `maximum`; remember the growth so a
+/// failed growth can give it back.
+fn grow(
+    used: &mut usize,
+    last: &mut usize,
+    max: usize,
+    (current, desired, maximum): (usize, usize, Option<usize>),
+) -> bool {
+    let growth = desired.saturating_sub(current);
+    let total = used.saturating_add(growth);
+    if total > max || maximum.is_some_and(|m| desired > m) {
+        return false;
+    }
+    *used = total;
+    *last = growth;
+    true
+}
+
 impl ResourceLimiter for PluginLimiter {
     fn memory_growing(
         &mut self,
@@ -43,15 +62,17 @@ impl ResourceLimiter for PluginLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let growth = desired.saturating_sub(current);
-        let total = self.memory_used.saturating_add(growth);
-        if total > self.memory_max || maximum.is_some_and(|m| desired > m) {
+        let (max, used) = (self.memory_max, self.memory_used);
+        if !grow(
+            &mut self.memory_used,
+            &mut self.last_memory_growth,
+            max,
+            (current, desired, maximum),
+        ) {
             wasmtime::bail!(
-                "forcing trap when growing memory to {desired} bytes ({total} bytes in all memories)"
+                "forcing trap when growing memory to {desired} bytes ({used} bytes in use in all memories)"
             );
         }
-        self.memory_used = total;
-        self.last_memory_growth = growth;
         Ok(true)
     }
 
@@ -66,13 +87,14 @@ impl ResourceLimiter for PluginLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let growth = desired.saturating_sub(current);
-        let total = self.table_used.saturating_add(growth);
-        if total > MAX_TABLE_ELEMENTS || maximum.is_some_and(|m| desired > m) {
+        if !grow(
+            &mut self.table_used,
+            &mut self.last_table_growth,
+            MAX_TABLE_ELEMENTS,
+            (current, desired, maximum),
+        ) {
             wasmtime::bail!("forcing trap when growing table to {desired} elements");
         }
-        self.table_used = total;
-        self.last_table_growth = growth;
         Ok(true)
     }
 

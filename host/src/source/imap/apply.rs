@@ -184,7 +184,7 @@ pub async fn apply(
         let mut raw = base64_decode(p.rewritten.as_deref().unwrap_or_default())
             .ok_or_else(|| ImapError::protocol("APPEND", "corrupt rewritten message in plan"))?;
         if p.body_from_original {
-            match fetch_text(session, p.uid).await? {
+            match fetch_one(session, p.uid, Part::Text).await? {
                 Some(body) => raw.extend(body),
                 None => {
                     // Gone from the server meanwhile (another client): no copy without its
@@ -304,19 +304,36 @@ async fn has_copy(
     Ok(!found.is_empty())
 }
 
-/// The body of message `uid` (everything after its header block).
-async fn fetch_text(session: &mut ImapSession, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
-    let stream = timed(
-        "UID FETCH",
-        session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[TEXT])"),
-    )
-    .await?;
+/// What of one message to read with `fetch_one`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The whole message (`BODY.PEEK[]`).
+    Whole,
+    /// Everything after its header block (`BODY.PEEK[TEXT]`).
+    Text,
+}
+
+/// One part of message `uid` of the selected mailbox; None when the message is gone.
+pub async fn fetch_one(
+    session: &mut ImapSession,
+    uid: u32,
+    part: Part,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    let item = match part {
+        Part::Whole => "(UID BODY.PEEK[])",
+        Part::Text => "(UID BODY.PEEK[TEXT])",
+    };
+    let stream = timed("UID FETCH", session.uid_fetch(uid.to_string(), item)).await?;
     let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
     completed(session, "UID FETCH")?;
     Ok(items
         .iter()
-        .find(|f| f.uid == Some(uid))
-        .map(|f| f.text().map(<[u8]>::to_vec).unwrap_or_default()))
+        .filter(|f| f.uid == Some(uid))
+        .find_map(|f| match part {
+            Part::Whole => f.body(),
+            Part::Text => f.text().or(Some(&[])),
+        })
+        .map(<[u8]>::to_vec))
 }
 
 async fn store(session: &mut ImapSession, uids: &[u32], query: &str) -> Result<(), ImapError> {

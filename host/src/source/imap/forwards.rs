@@ -5,9 +5,8 @@
 //! (same id, date and recipients). Held entries are never sent; one whose original is gone
 //! is marked failed with the reason, never sent without its body.
 
-use futures::TryStreamExt;
-
-use super::connect::{completed, timed, ImapError, ImapSession};
+use super::apply::{fetch_one, Part};
+use super::connect::{ImapError, ImapSession};
 use super::plan::Plan;
 use crate::message::Email;
 use crate::state::{OutboxStatus, Store};
@@ -32,7 +31,7 @@ pub async fn complete(
         if held.is_empty() {
             continue; // completed before an interruption
         }
-        let original = fetch_full(session, p.uid).await?;
+        let original = fetch_one(session, p.uid, Part::Whole).await?;
         for (spec, mut entry) in held {
             let failure = match &original {
                 None => Some(format!(
@@ -63,19 +62,4 @@ pub async fn complete(
         }
     }
     Ok(warnings)
-}
-
-/// Message `uid` of the selected mailbox, complete; None when it is gone.
-async fn fetch_full(session: &mut ImapSession, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
-    let stream = timed(
-        "UID FETCH",
-        session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])"),
-    )
-    .await?;
-    let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
-    completed(session, "UID FETCH")?;
-    Ok(items
-        .iter()
-        .find(|f| f.uid == Some(uid))
-        .and_then(|f| f.body().map(<[u8]>::to_vec)))
 }
