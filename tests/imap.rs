@@ -556,6 +556,7 @@ async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
         port: stack.port("SUBMISSIONS"),
         tls: TlsMode::Implicit,
         ca_file: Some(ca),
+        tls_pin: None,
         username: Some("alice@example.test".into()),
         password: Some(PasswordSource::Command("echo secret-alice".into())),
     };
@@ -606,4 +607,86 @@ async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
         err.to_string().to_lowercase().contains("certificate"),
         "{err}"
     );
+}
+
+/// Pinned certificates (`tls_fingerprint` / `tls_cert`), for self-signed servers: a refused
+/// certificate's error names its fingerprint and the line that pins it; that line then works,
+/// for IMAP and for SMTP (STARTTLS), without any CA; a wrong pin is refused.
+#[tokio::test]
+async fn a_pinned_certificate_is_trusted_and_a_refused_one_says_how_to_pin_it() {
+    use mailpipe::config::{PasswordSource, ServerConfig, TlsMode};
+    use mailpipe::net::tls::Fingerprint;
+    use mailpipe::sink::outbox::Transport;
+    use mailpipe::sink::smtp::SmtpSink;
+    use mailpipe::source::imap::connect::connect;
+    use mailpipe::state::OutboxEntry;
+
+    let stack = Stack::get();
+    let leaf = Fingerprint::of_pem_file(&stack.dir.join("tls/server.pem")).unwrap();
+    let mut imap = stack.imap("alice");
+    imap.ca_file = None;
+    // No CA: the web roots refuse the test bed's certificate, and the error says how to pin.
+    let err = match connect(&imap).await {
+        Ok(_) => panic!("an unknown CA was trusted"),
+        Err(e) => e.to_string(),
+    };
+    let suggested = format!("tls_fingerprint = \"{leaf}\"");
+    assert!(err.contains(&suggested), "{err}");
+    // The suggested pin works, with no CA at all.
+    imap.tls_pin = Some(leaf);
+    let mut s = connect(&imap).await.expect("pinned certificate accepted");
+    let _ = s.logout().await;
+    // Any other pin is refused.
+    imap.tls_pin = Some(Fingerprint::of(b"another certificate"));
+    let err = match connect(&imap).await {
+        Ok(_) => panic!("a wrong pin was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("not the pinned one"), "{err}");
+
+    // SMTP submission with STARTTLS, pinned the same way.
+    let tag = unique("pin");
+    let smtp = |pin| ServerConfig {
+        host: "localhost".into(),
+        port: stack.port("SUBMISSION"),
+        tls: TlsMode::Starttls,
+        ca_file: None,
+        tls_pin: Some(pin),
+        username: Some("alice@example.test".into()),
+        password: Some(PasswordSource::Command("echo secret-alice".into())),
+    };
+    let entry = OutboxEntry::new(
+        &tag,
+        "m",
+        "test",
+        "alice@example.test",
+        vec!["bob@example.test".into()],
+        0,
+    );
+    let raw = message(
+        "alice@example.test",
+        "bob@example.test",
+        &tag,
+        &format!("{tag}@example.test"),
+        "",
+    );
+    let wrong = SmtpSink::new(&smtp(Fingerprint::of(b"x")), "example.test")
+        .await
+        .unwrap();
+    let err = wrong.send_raw(&entry, &raw).await.unwrap_err();
+    assert!(err.to_string().contains("not the pinned one"), "{err}");
+    let sink = SmtpSink::new(&smtp(leaf), "example.test").await.unwrap();
+    sink.send_raw(&entry, &raw)
+        .await
+        .expect("sent over the pinned connection");
+    sink.close().await;
+    wait_for(
+        &stack,
+        "bob",
+        "INBOX",
+        &format!("Message-ID: <{tag}@example.test>"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("delivered");
 }

@@ -876,6 +876,7 @@ async fn tls_handshakes_with_a_silent_server_time_out() {
             port,
             tls,
             ca_file: None,
+            tls_pin: None,
             username: Some("alice".into()),
             password: Some(PasswordSource::Command("echo secret".into())),
         };

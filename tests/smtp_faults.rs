@@ -19,6 +19,7 @@ fn server(port: u16) -> ServerConfig {
         port,
         tls: TlsMode::None,
         ca_file: None,
+        tls_pin: None,
         username: None,
         password: None,
     }

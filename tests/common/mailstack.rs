@@ -60,6 +60,7 @@ impl Stack {
             port: self.port("IMAPS"),
             tls: TlsMode::Implicit,
             ca_file: Some(self.ca()),
+            tls_pin: None,
             username: Some(format!("{user}@example.test")),
             password: Some(PasswordSource::Command(format!("echo secret-{user}"))),
         }

@@ -38,6 +38,10 @@ pub(super) struct RawServer {
     #[serde(default)]
     pub tls: TlsMode,
     pub ca_file: Option<Spanned<String>>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint ("sha256:AB:CD:...").
+    pub tls_fingerprint: Option<Spanned<String>>,
+    /// Trust exactly the certificate in this PEM file (its fingerprint is pinned).
+    pub tls_cert: Option<Spanned<String>>,
     #[serde(default)]
     pub allow_insecure: bool,
     pub username: Option<String>,
@@ -127,6 +131,9 @@ pub struct ServerConfig {
     pub tls: TlsMode,
     /// Trust only this CA (PEM) instead of the built-in web PKI roots.
     pub ca_file: Option<PathBuf>,
+    /// Trust exactly the certificate with this fingerprint (from `tls_fingerprint` or
+    /// `tls_cert`), for self-signed servers.
+    pub tls_pin: Option<crate::net::tls::Fingerprint>,
     pub username: Option<String>,
     pub password: Option<PasswordSource>,
 }
@@ -218,6 +225,37 @@ pub(super) fn server(
         }
         None => None,
     };
+    let tls_pin = match (&raw.tls_fingerprint, &raw.tls_cert) {
+        (Some(_), Some(c)) => {
+            return Err((
+                c.span(),
+                format!("{prefix}.tls_cert"),
+                "give tls_fingerprint or tls_cert, not both".into(),
+            ))
+        }
+        (Some(f), None) => Some(
+            crate::net::tls::Fingerprint::parse(f.get_ref())
+                .map_err(|m| (f.span(), format!("{prefix}.tls_fingerprint"), m))?,
+        ),
+        (None, Some(c)) => {
+            let p = base.join(c.get_ref());
+            Some(crate::net::tls::Fingerprint::of_pem_file(&p).map_err(|m| {
+                (
+                    c.span(),
+                    format!("{prefix}.tls_cert"),
+                    format!("{}: {m}", p.display()),
+                )
+            })?)
+        }
+        (None, None) => None,
+    };
+    if tls_pin.is_some() && ca_file.is_some() {
+        return Err((
+            raw.host.span(),
+            format!("{prefix}.ca_file"),
+            "a pinned certificate (tls_fingerprint / tls_cert) replaces ca_file: give one".into(),
+        ));
+    }
     let port = raw.port.unwrap_or(match raw.tls {
         TlsMode::Implicit => default_ports[0],
         TlsMode::Starttls => default_ports[1],
@@ -228,6 +266,7 @@ pub(super) fn server(
         port,
         tls: raw.tls,
         ca_file,
+        tls_pin,
         username: raw.username.clone(),
         password: sources.into_iter().next(),
     })

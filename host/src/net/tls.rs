@@ -1,14 +1,185 @@
 //! TLS client settings: certificates are always verified, against the Mozilla roots
-//! (webpki-roots) or, with `ca_file`, against that CA alone. There is no switch to turn
-//! verification off.
+//! (webpki-roots), with `ca_file` against that CA alone, or, with a pinned certificate
+//! (`tls_fingerprint` / `tls_cert`: what self-signed home servers and appliances need),
+//! against exactly that certificate. There is no switch to turn verification off. When a
+//! certificate is refused, the error shows its fingerprint and how to pin it.
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use tokio_rustls::rustls::{
+    ClientConfig, DigitallySignedStruct, Error as RustlsError, RootCertStore, SignatureScheme,
+};
 use tokio_rustls::{client::TlsStream, TlsConnector};
+
+/// The SHA-256 of a certificate (its DER bytes), as users pin it: `sha256:AB:CD:…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    pub fn of(der: &[u8]) -> Fingerprint {
+        Fingerprint(Sha256::digest(der).into())
+    }
+
+    /// `sha256:` and 64 hex digits, with or without colons, any case.
+    pub fn parse(text: &str) -> Result<Fingerprint, String> {
+        let hex_part = text
+            .trim()
+            .strip_prefix("sha256:")
+            .or_else(|| text.trim().strip_prefix("SHA256:"))
+            .ok_or_else(|| format!("{text:?} does not start with \"sha256:\""))?;
+        let digits: String = hex_part.chars().filter(|c| *c != ':').collect();
+        let bytes = hex::decode(&digits)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| format!("{text:?} is not sha256: followed by 64 hex digits"))?;
+        Ok(Fingerprint(bytes.try_into().expect("32 bytes")))
+    }
+
+    /// The fingerprint of the (first) certificate in a PEM file.
+    pub fn of_pem_file(path: &Path) -> Result<Fingerprint, String> {
+        let cert = CertificateDer::pem_file_iter(path)
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no PEM certificate in it")?
+            .map_err(|e| e.to_string())?;
+        Ok(Fingerprint::of(&cert))
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex: Vec<String> = self.0.iter().map(|b| format!("{b:02X}")).collect();
+        write!(f, "sha256:{}", hex.join(":"))
+    }
+}
+
+/// Accepts exactly the pinned certificate (by fingerprint), whatever signed it and whatever
+/// name it is for; the handshake signatures are still checked with it.
+#[derive(Debug)]
+struct Pinned {
+    pin: Fingerprint,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, RustlsError> {
+        let got = Fingerprint::of(end_entity);
+        if got == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(RustlsError::General(format!(
+                "the server's certificate {got} is not the pinned one {}",
+                self.pin
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The usual verification, remembering the fingerprint of a certificate it refused so the
+/// error can say how to pin it.
+#[derive(Debug)]
+struct Noting {
+    inner: Arc<WebPkiServerVerifier>,
+    refused: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+impl ServerCertVerifier for Noting {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, RustlsError> {
+        let r = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if r.is_err() {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Fingerprint::of(end_entity));
+        }
+        r
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Client settings with the fingerprint of a refused certificate, if one is refused.
+#[derive(Clone)]
+pub struct Client {
+    pub config: Arc<ClientConfig>,
+    refused: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+impl Client {
+    /// The certificate refused in the last handshake, if any.
+    pub fn refused(&self) -> Option<Fingerprint> {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -20,7 +191,35 @@ pub enum TlsError {
     Handshake { host: String, message: String },
 }
 
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    ca_file: Option<&Path>,
+    pin: Option<Fingerprint>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    Ok(client(ca_file, pin)?.config)
+}
+
+/// TLS client settings for a server: pinned, or verified against `ca_file` or the web roots.
+pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client, TlsError> {
+    let provider: Arc<CryptoProvider> =
+        Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let refused = Arc::new(Mutex::new(None));
+    if let Some(pin) = pin {
+        let verifier = Pinned {
+            pin,
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        return Ok(Client {
+            config: Arc::new(config),
+            refused,
+        });
+    }
     let mut roots = RootCertStore::empty();
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -41,20 +240,31 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
             }
         }
     }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| TlsError::CaFile {
+            path: ca_file.map_or("(built-in roots)".into(), |p| p.display().to_string()),
+            message: e.to_string(),
+        })?;
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Noting {
+            inner,
+            refused: refused.clone(),
+        }))
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(Client {
+        config: Arc::new(config),
+        refused,
+    })
 }
 
-/// Wrap `tcp` in TLS, verifying the certificate for `host`.
+/// Wrap `tcp` in TLS, verifying the certificate for `host`. A refused certificate's error
+/// says its fingerprint and how to pin it.
 pub async fn handshake(
     tcp: TcpStream,
     host: &str,
-    config: Arc<ClientConfig>,
+    client: &Client,
 ) -> Result<TlsStream<TcpStream>, TlsError> {
     let name = ServerName::try_from(
         host.trim_start_matches('[')
@@ -62,11 +272,40 @@ pub async fn handshake(
             .to_string(),
     )
     .map_err(|_| TlsError::ServerName(host.to_string()))?;
-    TlsConnector::from(config)
+    TlsConnector::from(client.config.clone())
         .connect(name, tcp)
         .await
         .map_err(|e| TlsError::Handshake {
             host: host.to_string(),
-            message: e.to_string(),
+            message: match client.refused() {
+                Some(fp) => format!(
+                    "{e}; the server's certificate is {fp}: if you trust it, pin it with tls_fingerprint = \"{fp}\""
+                ),
+                None => e.to_string(),
+            },
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons() {
+        let fp = Fingerprint::of(b"cert");
+        let shown = fp.to_string();
+        assert!(shown.starts_with("sha256:") && shown.len() == 7 + 64 + 31);
+        assert_eq!(Fingerprint::parse(&shown), Ok(fp));
+        assert_eq!(
+            Fingerprint::parse(
+                &shown
+                    .replace(':', "")
+                    .replacen("sha256", "sha256:", 1)
+                    .to_lowercase()
+            ),
+            Ok(fp)
+        );
+        assert!(Fingerprint::parse("sha256:abcd").is_err());
+        assert!(Fingerprint::parse("md5:00").is_err());
+    }
 }

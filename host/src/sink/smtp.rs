@@ -10,7 +10,6 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,9 +37,12 @@ pub struct SmtpSink {
     server: String,
     helo: ClientId,
     /// Implicit TLS (`tls = "implicit"`): our rustls settings, as for IMAP.
-    implicit: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    implicit: Option<tls::Client>,
     /// STARTTLS (`tls = "starttls"`), required: a server without it is refused.
     starttls: Option<TlsParameters>,
+    /// A pinned certificate: with STARTTLS, lettre's own verification is replaced by this
+    /// check of the server's certificate, made before anything (credentials, mail) is sent.
+    pin: Option<tls::Fingerprint>,
     credentials: Option<Credentials>,
     connection: Mutex<Option<AsyncSmtpConnection>>,
     /// Deadline of connecting and of each message's dialogue.
@@ -67,13 +69,18 @@ impl SmtpSink {
             TlsMode::None => {}
             TlsMode::Implicit => {
                 implicit = Some(
-                    tls::client_config(server.ca_file.as_deref())
+                    tls::client(server.ca_file.as_deref(), server.tls_pin)
                         .map_err(|e| err(e.to_string()))?,
                 )
             }
             _ => {
                 let mut params = TlsParameters::builder(server.host.clone());
-                if let Some(ca) = &server.ca_file {
+                if server.tls_pin.is_some() {
+                    // Checked by fingerprint right after the handshake (see `connect`).
+                    params = params
+                        .dangerous_accept_invalid_certs(true)
+                        .dangerous_accept_invalid_hostnames(true);
+                } else if let Some(ca) = &server.ca_file {
                     let pem = std::fs::read(ca)
                         .map_err(|e| err(format!("cannot read {}: {e}", ca.display())))?;
                     let cert = Certificate::from_pem(&pem)
@@ -109,6 +116,7 @@ impl SmtpSink {
             helo: ClientId::Domain(helo.to_string()),
             implicit,
             starttls,
+            pin: server.tls_pin,
             credentials,
             connection: Mutex::new(None),
             timeout: SMTP_TIMEOUT,
@@ -137,7 +145,7 @@ impl SmtpSink {
             .map_err(|e| format!("cannot connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
-            Some(config) => Box::new(Tls(tls::handshake(tcp, &self.host, config.clone())
+            Some(client) => Box::new(Tls(tls::handshake(tcp, &self.host, client)
                 .await
                 .map_err(|e| e.to_string())?)),
             None => Box::new(tcp),
@@ -149,6 +157,15 @@ impl SmtpSink {
             conn.starttls(params.clone(), &self.helo)
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(pin) = self.pin {
+                let der = conn.peer_certificate().map_err(|e| e.to_string())?;
+                let got = tls::Fingerprint::of(&der);
+                if got != pin {
+                    return Err(format!(
+                        "the server's certificate {got} is not the pinned one {pin}"
+                    ));
+                }
+            }
         }
         if let Some(c) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], c)

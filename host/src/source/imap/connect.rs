@@ -184,11 +184,11 @@ pub async fn connect_with(
     let stream: Box<dyn Io> = match server.tls {
         TlsMode::None => Box::new(tcp),
         TlsMode::Implicit => {
-            let config = tls::client_config(server.ca_file.as_deref())?;
-            Box::new(handshake(tcp, host, config).await?)
+            let client = tls::client(server.ca_file.as_deref(), server.tls_pin)?;
+            Box::new(handshake(tcp, host, &client).await?)
         }
         TlsMode::Starttls => {
-            let config = tls::client_config(server.ca_file.as_deref())?;
+            let tls_client = tls::client(server.ca_file.as_deref(), server.tls_pin)?;
             let mut client = Client::new(tcp);
             timed("greeting", async {
                 client.read_response().await.map(|_| ())
@@ -199,7 +199,7 @@ pub async fn connect_with(
                 client.run_command_and_check_ok("STARTTLS", None),
             )
             .await?;
-            Box::new(handshake(client.into_inner(), host, config).await?)
+            Box::new(handshake(client.into_inner(), host, &tls_client).await?)
         }
     };
     let mut client = Client::new(Watched::new(stream, max_message.saturating_add(64 << 10)));
@@ -240,9 +240,9 @@ pub async fn connect_with(
 async fn handshake(
     stream: TcpStream,
     host: &str,
-    config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    client: &tls::Client,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-    match tokio::time::timeout(deadline(), tls::handshake(stream, host, config)).await {
+    match tokio::time::timeout(deadline(), tls::handshake(stream, host, client)).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ImapError::timeout("TLS handshake")),
     }
