@@ -89,7 +89,8 @@ pub fn as_attachment(
         "Fwd: {}",
         header::clean_text(&original.header("Subject").unwrap_or_default())
     );
-    let boundary = format!("=_mailpipe_{id}");
+    let original_wire = encode::crlf_message(&original.raw);
+    let boundary = encode::boundary(id, &[&original_wire, note.unwrap_or_default().as_bytes()]);
     let cte = if original.raw.is_ascii() {
         "7bit"
     } else {
@@ -129,7 +130,7 @@ pub fn as_attachment(
         super::reply::text_part("text/plain", note.unwrap_or("Forwarded message attached."))
     ));
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&encode::crlf_message(&original.raw));
+    bytes.extend_from_slice(&original_wire);
     if !original.raw.ends_with(b"\n") {
         bytes.extend_from_slice(b"\r\n");
     }

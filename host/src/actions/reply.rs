@@ -89,7 +89,7 @@ pub fn compose(
     let body = match &reply.html {
         None => text_part("text/plain", &reply.text),
         Some(html) => {
-            let boundary = format!("=_mailpipe_{id}");
+            let boundary = encode::boundary(id, &[reply.text.as_bytes(), html.as_bytes()]);
             format!(
                 "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n{}\r\n--{boundary}\r\n{}\r\n--{boundary}--\r\n",
                 text_part("text/plain", &reply.text),

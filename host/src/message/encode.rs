@@ -74,8 +74,30 @@ pub fn crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A whole message with CRLF line ends (see `crlf`), except that a bare CR inside the header
-/// block becomes a space: there it is no line break (the header block is split at LF, see
+/// A MIME boundary for generated mail that occurs in none of `parts` (RFC 2046 5.1.1: a
+/// boundary inside an enclosed part would end it early, and what follows would become parts
+/// of our message). Starts from `=_mailpipe_{id}` and adds a counter until it is unique.
+pub fn boundary(id: &str, parts: &[&[u8]]) -> String {
+    let mut n = 0u32;
+    loop {
+        let b = if n == 0 {
+            format!("=_mailpipe_{id}")
+        } else {
+            format!("=_mailpipe_{id}_{n}")
+        };
+        let needle = format!("--{b}");
+        if !parts
+            .iter()
+            .any(|p| memchr::memmem::find(p, needle.as_bytes()).is_some())
+        {
+            return b;
+        }
+        n += 1;
+    }
+}
+
+/// A whole message with CRLF line ends (see `crlf`), except that a bare CR (and a NUL) inside
+/// the header block becomes a space: there it is no line break (the header block is split at LF, see
 /// `rewrite::HeaderBlock`), and turning it into one would start a new header field.
 pub fn crlf_message(data: &[u8]) -> Vec<u8> {
     let block = super::rewrite::HeaderBlock::parse(data);
@@ -83,11 +105,9 @@ pub fn crlf_message(data: &[u8]) -> Vec<u8> {
     let head = &data[..data.len() - body.len()];
     let mut clean_head = Vec::with_capacity(head.len());
     for (i, &b) in head.iter().enumerate() {
-        if b == b'\r' && head.get(i + 1) != Some(&b'\n') && i + 1 != head.len() {
-            clean_head.push(b' ');
-        } else {
-            clean_head.push(b);
-        }
+        let bare_cr = b == b'\r' && head.get(i + 1) != Some(&b'\n') && i + 1 != head.len();
+        // No NUL in a header field on the wire either.
+        clean_head.push(if bare_cr || b == 0 { b' ' } else { b });
     }
     let mut out = crlf(&clean_head);
     out.extend(crlf(body));
@@ -187,6 +207,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_boundary_never_occurs_in_what_it_encloses() {
+        assert_eq!(boundary("ab", &[b"hello"]), "=_mailpipe_ab");
+        let forged = b"x\r\n--=_mailpipe_ab--\r\nContent-Type: text/html\r\n\r\nevil";
+        let b = boundary("ab", &[b"ok", forged]);
+        assert_eq!(b, "=_mailpipe_ab_1");
+        assert!(!String::from_utf8_lossy(forged).contains(&format!("--{b}")));
+    }
 
     #[test]
     fn line_endings_become_crlf() {

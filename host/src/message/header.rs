@@ -35,8 +35,8 @@ pub fn clean_text(text: &str) -> String {
         space = false;
         out.push(c);
     }
-    out.truncate(out.trim_end().len());
-    out
+    // Trimmed like a reader trims (any Unicode white space), so a value reads back as set.
+    out.trim().to_string()
 }
 
 /// An unstructured value (Subject, a plugin's X- field) cleaned and encoded for the wire.
