@@ -321,10 +321,14 @@ pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, Stri
     let mut out = Vec::new();
     for a in &config.accounts {
         let result = async {
-            let mut session = crate::source::imap::connect::connect(&a.imap)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = session.logout().await;
+            use crate::source::imap::connect;
+            let mut session = connect::with_deadline(
+                a.timeout,
+                connect::connect_with(&a.imap, a.max_message_bytes),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let _ = tokio::time::timeout(a.timeout, session.logout()).await;
             let mut what = format!("IMAP {}:{} ok", a.imap.host, a.imap.port);
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))

@@ -105,12 +105,16 @@ impl PasswordSource {
             PasswordSource::File(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?,
             PasswordSource::Command(cmd) => {
-                let out = tokio::process::Command::new("sh")
+                // A command may ask for a passphrase (gpg-agent); it gets two minutes.
+                let run = tokio::process::Command::new("sh")
                     .arg("-c")
                     .arg(cmd)
                     .stdin(std::process::Stdio::null())
-                    .output()
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
                     .await
+                    .map_err(|_| "password_command did not finish within 120 s".to_string())?
                     .map_err(|e| format!("cannot run password_command: {e}"))?;
                 if !out.status.success() {
                     return Err(format!("password_command exited with {}", out.status));

@@ -139,12 +139,14 @@ impl AccountWorker {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;
+                    // Network trouble: 2 s doubling to 64 s. A problem the user has to fix
+                    // (login, certificate): every 5 minutes, not hammering the server.
                     let base = if e.is_transient() {
-                        1000u64 << failures.min(6)
+                        (1000u64 << failures.min(6)).min(60_000)
                     } else {
                         300_000
                     };
-                    let delay = base.min(60_000) + now_ms() % 1000;
+                    let delay = base + now_ms() % 1000;
                     self.log(&format!(
                         "{e}; reconnecting in {:.1} s",
                         delay as f64 / 1000.0
