@@ -92,6 +92,27 @@ impl<'a> HeaderBlock<'a> {
         })
     }
 
+    /// Whether the message has a header block (at least one field).
+    pub fn has_fields(&self) -> bool {
+        self.has_headers
+    }
+
+    /// The stray lines before the first field, verbatim.
+    pub fn preamble(&self) -> &'a [u8] {
+        self.preamble
+    }
+
+    /// Each field's complete bytes (name, colon, folded value, stray lines kept with it, line
+    /// endings), in order.
+    pub fn raw_fields(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.fields.iter().copied()
+    }
+
+    /// The separator line and the body, verbatim.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// The field names in order (lossy UTF-8; names are ASCII by definition).
     pub fn names(&self) -> Vec<String> {
         self.fields()
