@@ -891,3 +891,57 @@ async fn tls_handshakes_with_a_silent_server_time_out() {
         assert!(err.contains("no answer within 2 s"), "{tls:?}: {err}");
     }
 }
+
+/// Any IMAP server's folder names (issue "real servers", part 2): on a Cyrus-style server
+/// (personal folders under "INBOX.", "." between levels; names outside refused with
+/// "Permission denied", "/" refused as invalid) folders are still written one way in configs
+/// and plugins, UTF-8 with "/" between levels, and mapped through NAMESPACE. A name the server
+/// cannot hold ("v1.2" holds its separator) fails only its messages, which stay in place.
+#[tokio::test]
+async fn folder_names_are_mapped_into_the_servers_namespace() {
+    let _shared = MEMORY.read().await;
+    let server = BadServer::start(seeded().namespace("INBOX.", '.')).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"rules = [ { name = "all", folder = "Finance/Rechnungen-Ü", conditions = [] } ]"#;
+    let cfg = account(&server, rules, dir.path());
+    let r = pass(&cfg).await;
+    let mut v = Verdict::new(&server);
+    v.check(
+        matches!(&r, Ok(s) if s.processed == COUNT as usize),
+        format!("the pass files everything: {}", outcome(&r)),
+    );
+    let names = server.mailbox_names();
+    v.check(
+        server.messages("INBOX.Finance.Rechnungen-&ANw-").len() == COUNT as usize,
+        format!("all {COUNT} in INBOX.Finance.Rechnungen-Ü: {names:?}"),
+    );
+    v.check(
+        server.messages("INBOX").is_empty(),
+        "none left in INBOX".to_string(),
+    );
+    v.done();
+
+    // A name with the server's separator in a segment cannot be created there.
+    let server = BadServer::start(seeded().namespace("INBOX.", '.')).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"rules = [ { name = "all", folder = "v1.2", conditions = [] } ]"#;
+    let cfg = account(&server, rules, dir.path());
+    let r = pass(&cfg).await;
+    let mut v = Verdict::new(&server);
+    v.check(
+        matches!(&r, Ok(s) if s.processed == COUNT as usize),
+        format!("the pass goes on: {}", outcome(&r)),
+    );
+    v.check(
+        server.messages("INBOX").len() == COUNT as usize,
+        "the messages stay in INBOX".to_string(),
+    );
+    v.check(
+        !server
+            .commands()
+            .iter()
+            .any(|c| c.contains("v1.2") || c.contains("v1")),
+        "no command with the unrepresentable name is sent".to_string(),
+    );
+    v.done();
+}

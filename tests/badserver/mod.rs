@@ -85,6 +85,10 @@ impl When {
 #[derive(Debug, Clone)]
 pub struct Script {
     capabilities: Vec<String>,
+    /// Personal namespace (prefix, hierarchy delimiter), Cyrus-style when set: NAMESPACE is
+    /// answered and advertised, LIST shows that delimiter, and CREATE refuses names outside
+    /// the prefix ("Permission denied") or holding "/" ("Invalid mailbox name").
+    namespace: Option<(String, char)>,
     mailboxes: Vec<(String, Vec<Vec<u8>>)>,
     faults: Vec<(Fault, When)>,
 }
@@ -93,6 +97,7 @@ impl Default for Script {
     fn default() -> Self {
         Script {
             capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            namespace: None,
             mailboxes: vec![("INBOX".into(), Vec::new())],
             faults: Vec::new(),
         }
@@ -102,6 +107,13 @@ impl Default for Script {
 impl Script {
     pub fn new() -> Script {
         Script::default()
+    }
+
+    /// Serve a personal namespace like Cyrus's default: `prefix` (e.g. "INBOX.") and `delim`.
+    pub fn namespace(mut self, prefix: &str, delim: char) -> Script {
+        self.namespace = Some((prefix.to_string(), delim));
+        self.capabilities.push("NAMESPACE".into());
+        self
     }
 
     /// Replace the advertised capabilities.
@@ -175,6 +187,7 @@ struct Armed {
 
 struct State {
     capabilities: Vec<String>,
+    namespace: Option<(String, char)>,
     mailboxes: BTreeMap<String, Mailbox>,
     faults: Vec<Armed>,
     transcript: Vec<String>,
@@ -240,6 +253,7 @@ impl BadServer {
         }
         let shared = Arc::new(Mutex::new(State {
             capabilities: script.capabilities,
+            namespace: script.namespace,
             mailboxes,
             faults: script
                 .faults
@@ -1034,6 +1048,17 @@ impl Conn {
             "SELECT" | "EXAMINE" => self.select(req, name == "EXAMINE").await,
             "CREATE" => self.create(req).await,
             "LIST" => self.list(req, faults).await,
+            "NAMESPACE" => {
+                let ns = self.state().namespace.clone();
+                let line = match ns {
+                    Some((prefix, delim)) => {
+                        format!("* NAMESPACE ((\"{prefix}\" \"{delim}\")) NIL NIL\r\n")
+                    }
+                    None => "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n".to_string(),
+                };
+                self.send(line.as_bytes()).await?;
+                self.reply(req, "OK", "NAMESPACE completed").await
+            }
             "STATUS" => self.status(req).await,
             "APPEND" => self.append(req).await,
             "IDLE" => self.idle(req).await,
@@ -1130,6 +1155,15 @@ impl Conn {
         let Some(name) = Self::mailbox_arg(req, 0) else {
             return self.reply(req, "BAD", "mailbox name missing").await;
         };
+        let ns = self.state().namespace.clone();
+        if let Some((prefix, delim)) = ns {
+            if delim != '/' && name.contains('/') {
+                return self.reply(req, "NO", "Invalid mailbox name").await;
+            }
+            if !name.eq_ignore_ascii_case("INBOX") && !name.starts_with(&prefix) {
+                return self.reply(req, "NO", "Permission denied").await;
+            }
+        }
         let created = {
             let mut s = self.state();
             match s.mailboxes.entry(name) {
@@ -1165,9 +1199,10 @@ impl Conn {
             .filter(|n| glob(pattern.as_bytes(), n.as_bytes()))
             .cloned()
             .collect();
+        let delim = self.state().namespace.as_ref().map_or('/', |(_, d)| *d);
         let mut out = Vec::new();
         for n in &names {
-            out.extend_from_slice(b"* LIST (\\HasNoChildren) \"/\" ");
+            out.extend_from_slice(format!("* LIST (\\HasNoChildren) \"{delim}\" ").as_bytes());
             astring(&mut out, n.as_bytes());
             out.extend_from_slice(b"\r\n");
         }

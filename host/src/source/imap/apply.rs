@@ -8,8 +8,8 @@ use futures::TryStreamExt;
 use std::collections::{BTreeMap, HashSet};
 
 use super::connect::{completed, timed, ImapError, ImapSession};
+use super::namespace::server_name;
 use super::plan::{uid_sets, Plan};
-use super::utf7;
 use super::REWRITTEN_HEADER;
 use crate::message::encode::base64_decode;
 use crate::message::rewrite::HeaderBlock;
@@ -134,8 +134,15 @@ pub async fn apply(
     }
     for (dest, uids) in &copies {
         let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
+        let name = match server_name(session, dest) {
+            Ok(n) => n,
+            Err(e) => {
+                refused.record(Err(e), &uids)?;
+                continue;
+            }
+        };
         for set in uid_sets(&uids) {
-            let r = timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await;
+            let r = timed("UID COPY", session.uid_copy(&set, &name)).await;
             refused.record(r, &uids)?;
         }
         let done: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
@@ -146,10 +153,17 @@ pub async fn apply(
     for (dest, uids) in &moves {
         // A plan that failed a step stays where it is, whole.
         let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
+        let name = match server_name(session, dest) {
+            Ok(n) => n,
+            Err(e) => {
+                refused.record(Err(e), &uids)?;
+                continue;
+            }
+        };
         for set in uid_sets(&uids) {
             let r = if caps.has_move {
                 let before = session.get_ref().state().copyuids();
-                let r = timed("UID MOVE", session.uid_mv(&set, utf7::encode(dest))).await;
+                let r = timed("UID MOVE", session.uid_mv(&set, &name)).await;
                 let confirmed = session.get_ref().state().copyuids() > before;
                 if r.is_ok() && !confirmed {
                     verify_moved(session, &set).await
@@ -157,7 +171,7 @@ pub async fn apply(
                     r
                 }
             } else {
-                timed("UID COPY", session.uid_copy(&set, utf7::encode(dest))).await
+                timed("UID COPY", session.uid_copy(&set, &name)).await
             };
             refused.record(r, &uids)?;
         }
@@ -177,7 +191,8 @@ pub async fn apply(
         }
         if left_mailbox {
             // The original's body is read from the mailbox, by UID.
-            timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+            let own = server_name(session, mailbox)?;
+            timed("SELECT", session.select(own)).await?;
             completed(session, "SELECT")?;
             left_mailbox = false;
         }
@@ -219,11 +234,16 @@ pub async fn apply(
                     continue;
                 }
             }
-            let r = timed(
-                "APPEND",
-                session.append(utf7::encode(&dest), Some(&flags), date.as_deref(), &raw),
-            )
-            .await;
+            let r = match server_name(session, &dest) {
+                Ok(name) => {
+                    timed(
+                        "APPEND",
+                        session.append(name, Some(&flags), date.as_deref(), &raw),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             if !refused.record(r, &[uid])? {
                 break;
             }
@@ -235,7 +255,8 @@ pub async fn apply(
         }
     }
     if left_mailbox {
-        timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+        let own = server_name(session, mailbox)?;
+        timed("SELECT", session.select(own)).await?;
         completed(session, "SELECT")?;
     }
     to_remove.extend(
@@ -293,7 +314,8 @@ async fn has_copy(
     folder: &str,
     marker: &str,
 ) -> Result<bool, ImapError> {
-    timed("EXAMINE", session.examine(utf7::encode(folder))).await?;
+    let name = server_name(session, folder)?;
+    timed("EXAMINE", session.examine(name)).await?;
     completed(session, "EXAMINE")?;
     let found = timed(
         "UID SEARCH",
@@ -367,7 +389,11 @@ async fn ensure_folders(
                     continue;
                 }
                 // A concurrent client may have created it meanwhile: "already exists" is fine.
-                match timed("CREATE", session.create(utf7::encode(&t))).await {
+                let created = match server_name(session, &t) {
+                    Ok(name) => timed("CREATE", session.create(name)).await,
+                    Err(e) => Err(e),
+                };
+                match created {
                     Ok(()) => {}
                     Err(e) if e.to_string().to_ascii_lowercase().contains("exists") => {}
                     Err(e @ ImapError::Refused { .. }) => {

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod connect;
 pub mod decide;
 pub mod forwards;
+pub mod namespace;
 pub mod plan;
 pub mod utf7;
 pub mod wire;
@@ -177,11 +178,8 @@ impl AccountWorker {
             *failures = 0;
             let wait = self.next_wait();
             if idle_ok {
-                timed(
-                    "SELECT",
-                    session.select(utf7::encode(&self.account.mailboxes[0])),
-                )
-                .await?;
+                let watched = namespace::server_name(&session, &self.account.mailboxes[0])?;
+                timed("SELECT", session.select(watched)).await?;
                 let mut idle = session.idle();
                 timed("IDLE", idle.init()).await?;
                 let (fut, stop) = idle.wait_with_timeout(wait);
@@ -227,16 +225,36 @@ impl AccountWorker {
             has_move: c.has_str("MOVE"),
             uidplus: c.has_str("UIDPLUS"),
         };
+        // Where personal folders live and what separates levels (RFC 2342), else the
+        // delimiter from LIST: folder names in configs and plugins are mapped through it.
+        let mut ns = None;
+        if c.has_str("NAMESPACE") {
+            timed("NAMESPACE", session.run_command_and_check_ok("NAMESPACE")).await?;
+            let line = session.get_ref().state().take_namespace_line();
+            ns = line
+                .as_deref()
+                .and_then(namespace::Namespace::from_response);
+        }
         let names = {
             let stream = timed("LIST", session.list(Some(""), Some("*"))).await?;
             let names = timed("LIST", stream.try_collect::<Vec<_>>()).await?;
             completed(session, "LIST")?;
             names
         };
+        let ns = ns.unwrap_or_else(|| namespace::Namespace {
+            prefix: String::new(),
+            delim: names
+                .iter()
+                .find_map(|n| n.delimiter())
+                .and_then(|d| d.chars().next())
+                .or(Some('/')),
+        });
         let folders = names
             .iter()
             .filter_map(|n| utf7::decode(n.name()))
+            .map(|n| ns.to_user(&n))
             .collect();
+        session.get_ref().state().namespace = ns;
         Ok((caps, folders))
     }
 
@@ -310,7 +328,8 @@ impl AccountWorker {
         folders: &mut HashSet<String>,
         report: &mut PassReport,
     ) -> Result<(), ImapError> {
-        let selected = timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+        let own = namespace::server_name(session, mailbox)?;
+        let selected = timed("SELECT", session.select(&own)).await?;
         completed(session, "SELECT")?;
         let validity = selected.uid_validity.unwrap_or(0);
         let checkpoint_key = format!("{}/{mailbox}", self.account.name);
@@ -378,7 +397,7 @@ impl AccountWorker {
         // absurd UID would otherwise move the checkpoint past every future message).
         if let Some(next) = selected.uid_next {
             if uids.last().is_some_and(|&u| u >= next) {
-                let again = timed("SELECT", session.select(utf7::encode(mailbox))).await?;
+                let again = timed("SELECT", session.select(&own)).await?;
                 completed(session, "SELECT")?;
                 let next = again.uid_next.unwrap_or(next);
                 let bogus: Vec<u32> = uids.iter().copied().filter(|&u| u >= next).collect();

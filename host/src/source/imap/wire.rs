@@ -157,6 +157,11 @@ pub struct WireState {
     copyuids: u64,
     /// Server defects repaired or skipped on the way in, for the user to see.
     notes: Vec<String>,
+    /// The last `* NAMESPACE` response (the IMAP library cannot parse it, so it is taken
+    /// here and not passed on).
+    namespace_line: Option<String>,
+    /// The account's personal namespace, once known (see `namespace`).
+    pub namespace: super::namespace::Namespace,
 }
 
 /// Text from the server as a person can read it: printable ASCII kept, the rest escaped,
@@ -260,6 +265,10 @@ impl WireState {
             if word.eq_ignore_ascii_case(b"BYE") {
                 self.bye = Some(readable(line));
             }
+            if word.eq_ignore_ascii_case(b"NAMESPACE") && whole {
+                self.namespace_line = Some(String::from_utf8_lossy(line).into_owned());
+                return None;
+            }
             // A folder listed under a name that is not UTF-8 cannot be used (or parsed by
             // the IMAP library, which would fail the whole command): skip it, say so.
             let list = word.eq_ignore_ascii_case(b"LIST") || word.eq_ignore_ascii_case(b"LSUB");
@@ -302,6 +311,11 @@ impl WireState {
 
     pub fn bye(&self) -> Option<&str> {
         self.bye.as_deref()
+    }
+
+    /// The last NAMESPACE response line received, taken.
+    pub fn take_namespace_line(&mut self) -> Option<String> {
+        self.namespace_line.take()
     }
 
     /// Server defects repaired or skipped since the last call.

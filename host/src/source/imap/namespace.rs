@@ -1,0 +1,165 @@
+//! Folder names as users write them (UTF-8, "/" between levels, in configs and plugins) and as
+//! each server wants them: inside its personal namespace (RFC 2342 NAMESPACE; e.g. Cyrus puts
+//! personal folders under "INBOX." with "." between levels) with its own hierarchy delimiter,
+//! then modified UTF-7 (`utf7`). Names map back the same way for LIST. Next to `utf7.rs`: both
+//! translate names between the user's form and the server's.
+
+use super::connect::{ImapError, ImapSession};
+use super::utf7;
+
+/// The wire name of the user's `folder` on this session's server; a name the server cannot
+/// hold is refused like a server refusal (it concerns only what would use it).
+pub fn server_name(session: &ImapSession, folder: &str) -> Result<String, ImapError> {
+    session
+        .get_ref()
+        .state()
+        .namespace
+        .encode(folder)
+        .map_err(|message| ImapError::Refused {
+            context: "folder name".into(),
+            message,
+        })
+}
+
+/// The personal namespace of the account's server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// Prefix of personal folders ("" on Dovecot, "INBOX." on Cyrus by default).
+    pub prefix: String,
+    /// Hierarchy delimiter; None: a flat server without levels.
+    pub delim: Option<char>,
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace {
+            prefix: String::new(),
+            delim: Some('/'),
+        }
+    }
+}
+
+impl Namespace {
+    /// The personal namespace from a `* NAMESPACE` response line: its first personal entry,
+    /// e.g. `* NAMESPACE (("INBOX." ".")) NIL NIL`.
+    pub fn from_response(line: &str) -> Option<Namespace> {
+        let rest = line.trim_start().strip_prefix("* ")?;
+        let rest = rest
+            .get(9..)
+            .filter(|_| rest[..9].eq_ignore_ascii_case("NAMESPACE"))?;
+        let rest = rest.trim_start().strip_prefix("((")?;
+        let (prefix, rest) = quoted(rest.trim_start())?;
+        let rest = rest.trim_start();
+        let delim = if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("NIL") {
+            None
+        } else {
+            let (d, _) = quoted(rest)?;
+            d.chars().next()
+        };
+        Some(Namespace { prefix, delim })
+    }
+
+    /// The server's name for the user's `folder`, or why it has none on this server.
+    pub fn to_server(&self, folder: &str) -> Result<String, String> {
+        if folder.eq_ignore_ascii_case("INBOX") {
+            return Ok("INBOX".into());
+        }
+        let mut segments: Vec<&str> = folder.split('/').collect();
+        // "INBOX/x" on a server whose personal folders live under "INBOX<delim>" is "x" there.
+        let inbox_prefix = self.delim.is_some_and(|d| {
+            self.prefix.len() == 6
+                && self.prefix[..5].eq_ignore_ascii_case("INBOX")
+                && self.prefix.ends_with(d)
+        });
+        if inbox_prefix && segments.len() > 1 && segments[0].eq_ignore_ascii_case("INBOX") {
+            segments.remove(0);
+        }
+        let joined = match self.delim {
+            None if segments.len() > 1 => {
+                return Err(format!(
+                    "folder {folder:?} has levels, and this server has no folder hierarchy"
+                ))
+            }
+            None => segments[0].to_string(),
+            Some(d) => {
+                if d != '/' {
+                    if let Some(seg) = segments.iter().find(|s| s.contains(d)) {
+                        return Err(format!(
+                            "folder {folder:?}: {seg:?} holds {d:?}, the server's level separator"
+                        ));
+                    }
+                }
+                segments.join(&d.to_string())
+            }
+        };
+        Ok(format!("{}{joined}", self.prefix))
+    }
+
+    /// The server's name for `folder`, modified-UTF-7 encoded for the wire.
+    pub fn encode(&self, folder: &str) -> Result<String, String> {
+        self.to_server(folder).map(|n| utf7::encode(&n))
+    }
+
+    /// The user's name for a decoded server name.
+    pub fn to_user(&self, server: &str) -> String {
+        if server.eq_ignore_ascii_case("INBOX") {
+            return "INBOX".into();
+        }
+        let local = server.strip_prefix(self.prefix.as_str()).unwrap_or(server);
+        match self.delim {
+            Some(d) if d != '/' => local.replace(d, "/"),
+            _ => local.to_string(),
+        }
+    }
+}
+
+/// A quoted string at the start of `s` (with backslash escapes) and what follows it.
+fn quoted(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?.1),
+            '"' => return Some((out, &s[i + 2..])),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cyrus_and_dovecot_namespaces() {
+        let cyrus = Namespace::from_response("* NAMESPACE ((\"INBOX.\" \".\")) NIL NIL").unwrap();
+        assert_eq!(cyrus.prefix, "INBOX.");
+        assert_eq!(cyrus.delim, Some('.'));
+        assert_eq!(cyrus.to_server("Lists").unwrap(), "INBOX.Lists");
+        assert_eq!(
+            cyrus.to_server("Finance/Rechnungen-Ü").unwrap(),
+            "INBOX.Finance.Rechnungen-Ü"
+        );
+        assert_eq!(cyrus.to_server("INBOX/Lists").unwrap(), "INBOX.Lists");
+        assert_eq!(cyrus.to_server("inbox").unwrap(), "INBOX");
+        assert!(
+            cyrus.to_server("v1.2").is_err(),
+            "a dot cannot be written there"
+        );
+        assert_eq!(
+            cyrus.to_user("INBOX.Finance.Rechnungen-Ü"),
+            "Finance/Rechnungen-Ü"
+        );
+        assert_eq!(cyrus.to_user("INBOX"), "INBOX");
+
+        let dovecot = Namespace::from_response("* NAMESPACE ((\"\" \"/\")) NIL NIL").unwrap();
+        assert_eq!(dovecot, Namespace::default());
+        assert_eq!(dovecot.to_server("a/b.c").unwrap(), "a/b.c");
+        assert_eq!(dovecot.to_user("a/b.c"), "a/b.c");
+
+        let flat = Namespace::from_response("* NAMESPACE ((\"\" NIL)) NIL NIL").unwrap();
+        assert_eq!(flat.delim, None);
+        assert!(flat.to_server("a/b").is_err());
+    }
+}
