@@ -129,12 +129,6 @@ pub fn line(name: &str, value: &str, eol: &str) -> String {
     out
 }
 
-/// Whether a header value (as a plugin supplied it) would be written unchanged: no control
-/// characters that `line` would have to replace.
-pub fn has_line_break(value: &str) -> bool {
-    value.contains(['\r', '\n', '\0'])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,32 +62,49 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
-/// Accepts exactly the pinned certificate (by fingerprint), whatever signed it and whatever
-/// name it is for; the handshake signatures are still checked with it.
+/// What a server's certificate is checked against.
 #[derive(Debug)]
-struct Pinned {
-    pin: Fingerprint,
-    algorithms: WebPkiSupportedAlgorithms,
+enum Trust {
+    /// Exactly this certificate (by fingerprint), whatever signed it and whatever name it
+    /// is for.
+    Pinned(Fingerprint),
+    /// The usual chain and name verification against `ca_file` or the web roots.
+    Roots(Arc<WebPkiServerVerifier>),
 }
 
-impl ServerCertVerifier for Pinned {
+/// Our certificate verifier: `Trust`, the handshake signatures checked with the certificate
+/// in both cases, and the fingerprint of a refused certificate remembered so the error can
+/// say how to pin it.
+#[derive(Debug)]
+struct Verifier {
+    trust: Trust,
+    algorithms: WebPkiSupportedAlgorithms,
+    refused: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, RustlsError> {
         let got = Fingerprint::of(end_entity);
-        if got == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(RustlsError::General(format!(
-                "the server's certificate {got} is not the pinned one {}",
-                self.pin
-            )))
+        let r = match &self.trust {
+            Trust::Pinned(pin) if got == *pin => Ok(ServerCertVerified::assertion()),
+            Trust::Pinned(pin) => Err(RustlsError::General(format!(
+                "the server's certificate {got} is not the pinned one {pin}"
+            ))),
+            Trust::Roots(roots) => {
+                roots.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+        };
+        if r.is_err() && matches!(self.trust, Trust::Roots(_)) {
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(got);
         }
+        r
     }
 
     fn verify_tls12_signature(
@@ -110,60 +127,6 @@ impl ServerCertVerifier for Pinned {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// The usual verification, remembering the fingerprint of a certificate it refused so the
-/// error can say how to pin it.
-#[derive(Debug)]
-struct Noting {
-    inner: Arc<WebPkiServerVerifier>,
-    refused: Arc<Mutex<Option<Fingerprint>>>,
-}
-
-impl ServerCertVerifier for Noting {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, RustlsError> {
-        let r = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        if r.is_err() {
-            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(Fingerprint::of(end_entity));
-        }
-        r
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, RustlsError> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, RustlsError> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 
@@ -191,13 +154,6 @@ pub enum TlsError {
     Handshake { host: String, message: String },
 }
 
-pub fn client_config(
-    ca_file: Option<&Path>,
-    pin: Option<Fingerprint>,
-) -> Result<Arc<ClientConfig>, TlsError> {
-    Ok(client(ca_file, pin)?.config)
-}
-
 /// TLS client settings for a server: pinned, or verified against `ca_file` or the web roots.
 pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client, TlsError> {
     let provider: Arc<CryptoProvider> =
@@ -205,21 +161,36 @@ pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions");
+    let algorithms = provider.signature_verification_algorithms;
+    let trust = match pin {
+        Some(pin) => Trust::Pinned(pin),
+        None => Trust::Roots(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_file)?), provider)
+                .build()
+                .map_err(|e| TlsError::CaFile {
+                    path: ca_file.map_or("(built-in roots)".into(), |p| p.display().to_string()),
+                    message: e.to_string(),
+                })?,
+        ),
+    };
     let refused = Arc::new(Mutex::new(None));
-    if let Some(pin) = pin {
-        let verifier = Pinned {
-            pin,
-            algorithms: provider.signature_verification_algorithms,
-        };
-        let config = builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        return Ok(Client {
-            config: Arc::new(config),
-            refused,
-        });
-    }
+    let verifier = Verifier {
+        trust,
+        algorithms,
+        refused: refused.clone(),
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Client {
+        config: Arc::new(config),
+        refused,
+    })
+}
+
+/// The trusted roots: the web PKI's, or only the CA(s) in `ca_file`.
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -240,23 +211,7 @@ pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client
             }
         }
     }
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| TlsError::CaFile {
-            path: ca_file.map_or("(built-in roots)".into(), |p| p.display().to_string()),
-            message: e.to_string(),
-        })?;
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Noting {
-            inner,
-            refused: refused.clone(),
-        }))
-        .with_no_client_auth();
-    Ok(Client {
-        config: Arc::new(config),
-        refused,
-    })
+    Ok(roots)
 }
 
 /// Wrap `tcp` in TLS, verifying the certificate for `host`. A refused certificate's error

@@ -93,13 +93,16 @@ impl Pipeline {
         if injected_panic(message_key) {
             panic!("fault injected by MAILPIPE_FAULT_PANIC_KEY for {message_key}");
         }
-        let [message_id] = original.first_values(["Message-ID"]);
-        let [return_path, from] = original.first_raw_values(["Return-Path", "From"]);
+        // One scan of the header block for what every message needs.
+        let block = rewrite::HeaderBlock::parse(&original.raw);
+        let first = |name: &str| block.values(name).next();
+        let raw = |name: &str| first(name).map(|v| String::from_utf8_lossy(v).into_owned());
+        let message_id = first("Message-ID").map(view::decode_value);
+        let sender = reply::response_address_of(raw("Return-Path"), raw("From"));
         let mut w = Working {
             email: original.clone(),
             decision: Decision::new(message_key, message_id),
         };
-        let sender = reply::response_address_of(return_path, from);
         // The plugin's view, reused by the next plugin with the same needs while no plugin
         // changed the message.
         let mut views: Vec<(Needs, crate::plugin::bindings::Message)> = Vec::new();

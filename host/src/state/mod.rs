@@ -432,19 +432,6 @@ impl Store {
         })
     }
 
-    /// Plans given up after repeated refusals: (message key, plan JSON with its last error).
-    pub fn failed_plans(&self) -> Result<Vec<(String, String)>, StateError> {
-        self.write_batch()?;
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(FAILED_PLANS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            out.push((k.value().to_string(), v.value().to_string()));
-        }
-        Ok(out)
-    }
-
     pub fn finish_pending(&self, keys: &[String]) -> Result<(), StateError> {
         self.write(true, |txn| {
             let mut table = txn.open_table(PENDING)?;

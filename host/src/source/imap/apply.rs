@@ -37,6 +37,19 @@ pub struct ApplyReport {
 struct Refusals(BTreeMap<u32, String>);
 
 impl Refusals {
+    /// The server's name for `dest`, or None when it has none (the plans of `uids` fail).
+    fn name_for(
+        &mut self,
+        session: &ImapSession,
+        dest: &str,
+        uids: &[u32],
+    ) -> Result<Option<String>, ImapError> {
+        match server_name(session, dest) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) => self.record(Err(e), uids).map(|_| None),
+        }
+    }
+
     fn has(&self, uid: u32) -> bool {
         self.0.contains_key(&uid)
     }
@@ -134,12 +147,8 @@ pub async fn apply(
     }
     for (dest, uids) in &copies {
         let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
-        let name = match server_name(session, dest) {
-            Ok(n) => n,
-            Err(e) => {
-                refused.record(Err(e), &uids)?;
-                continue;
-            }
+        let Some(name) = refused.name_for(session, dest, &uids)? else {
+            continue;
         };
         for set in uid_sets(&uids) {
             let r = timed("UID COPY", session.uid_copy(&set, &name)).await;
@@ -153,12 +162,8 @@ pub async fn apply(
     for (dest, uids) in &moves {
         // A plan that failed a step stays where it is, whole.
         let uids: Vec<u32> = uids.iter().copied().filter(|u| !refused.has(*u)).collect();
-        let name = match server_name(session, dest) {
-            Ok(n) => n,
-            Err(e) => {
-                refused.record(Err(e), &uids)?;
-                continue;
-            }
+        let Some(name) = refused.name_for(session, dest, &uids)? else {
+            continue;
         };
         for set in uid_sets(&uids) {
             let r = if caps.has_move {

@@ -396,8 +396,7 @@ impl AsyncRead for Watched {
                         self.ready = rest;
                         continue;
                     }
-                    let got = got.to_vec();
-                    let passed = self.state().received(&got);
+                    let passed = self.state().received(got);
                     match passed {
                         Ok(bytes) => self.ready = bytes,
                         Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
