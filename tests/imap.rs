@@ -559,6 +559,8 @@ async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
         tls_pin: None,
         username: Some("alice@example.test".into()),
         password: Some(PasswordSource::Command("echo secret-alice".into())),
+        auth: mailpipe::config::Auth::Password,
+        oauth2: None,
     };
     let sink = SmtpSink::new(&server(stack.ca()), "example.test")
         .await
@@ -654,6 +656,8 @@ async fn a_pinned_certificate_is_trusted_and_a_refused_one_says_how_to_pin_it() 
         tls_pin: Some(pin),
         username: Some("alice@example.test".into()),
         password: Some(PasswordSource::Command("echo secret-alice".into())),
+        auth: mailpipe::config::Auth::Password,
+        oauth2: None,
     };
     let entry = OutboxEntry::new(
         &tag,

@@ -879,6 +879,8 @@ async fn tls_handshakes_with_a_silent_server_time_out() {
             tls_pin: None,
             username: Some("alice".into()),
             password: Some(PasswordSource::Command("echo secret".into())),
+            auth: mailpipe::config::Auth::Password,
+            oauth2: None,
         };
         let started = Instant::now();
         let r = with_deadline(Duration::from_secs(2), connect(&server)).await;

@@ -22,6 +22,8 @@ fn server(port: u16) -> ServerConfig {
         tls_pin: None,
         username: None,
         password: None,
+        auth: mailpipe::config::Auth::Password,
+        oauth2: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `mailpipe` command line: `test` one plugin on one message, `run` the configured
-//! pipeline, `check` a config. anyhow lives here, at the edge; the library has typed errors.
+//! pipeline, `check` a config, `auth` an OAuth2 account. anyhow lives here, at the edge; the library has typed errors.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -7,6 +7,8 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+mod cli;
 
 use mailpipe::actions::recipients::RecipientPattern;
 use mailpipe::config::{parse_overrides, Config, Identity};
@@ -49,6 +51,20 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         interval: u64,
     },
+    /// Authorise mailpipe once for an account that logs in with OAuth2 (Gmail, Microsoft 365):
+    /// stores a refresh token mailpipe renews its access tokens with.
+    Auth {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The account's name in the config.
+        account: String,
+        /// How to sign in (default: device if the provider offers it for mail, else browser).
+        #[arg(long, value_enum)]
+        flow: Option<cli::auth::Flow>,
+        /// Store a refresh token read from standard input instead (one obtained by another tool).
+        #[arg(long, conflicts_with = "flow")]
+        import: bool,
+    },
     /// Validate the config and load every plugin.
     Check {
         #[arg(short, long)]
@@ -72,6 +88,12 @@ async fn main() -> ExitCode {
 
 async fn real_main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        Command::Auth {
+            config,
+            account,
+            flow,
+            import,
+        } => cli::auth::run(&config, &account, flow, import).await,
         Command::Check { config, connect } => {
             let config = Config::load(&config)?;
             let store = Arc::new(Store::open(&config.state_dir)?);

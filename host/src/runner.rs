@@ -317,6 +317,63 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
 }
 
 /// Log in to every account's servers (`mailpipe check --connect`).
+/// How a server is logged in to, for `check --connect`.
+fn login_name(server: &crate::config::ServerConfig) -> String {
+    let user = server.username.as_deref().unwrap_or("");
+    match server.auth {
+        crate::config::Auth::Password if user.is_empty() => "no login".into(),
+        crate::config::Auth::Password => format!("password login as {user}"),
+        other => format!("{} as {user}", crate::net::auth::sasl::name(other)),
+    }
+}
+
+/// Folder names of the config that this server cannot hold or does not have: the account's
+/// mailboxes (which must exist) and every `folder` / `mailbox` value in the plugins' own
+/// tables (which must be representable; plugins may create them).
+fn folder_problems(
+    config: &Config,
+    account: &crate::config::AccountConfig,
+    ns: &crate::source::imap::namespace::Namespace,
+    folders: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for m in &account.mailboxes {
+        if let Err(e) = ns.to_server(m) {
+            problems.push(e);
+        } else if !m.eq_ignore_ascii_case("INBOX") && !folders.contains(m) {
+            problems.push(format!("mailbox {m:?} does not exist on the server"));
+        }
+    }
+    for p in &config.plugins {
+        let mut names = Vec::new();
+        folder_values(&p.config, &mut names);
+        for name in names {
+            if let Err(e) = ns.to_server(&name) {
+                problems.push(format!("plugin {}: {e}", p.name));
+            }
+        }
+    }
+    problems
+}
+
+/// String values under keys named `folder` or `mailbox`, at any depth.
+fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::String(s) if k == "folder" || k == "mailbox" => {
+                        out.push(s.clone())
+                    }
+                    other => folder_values(other, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| folder_values(i, out)),
+        _ => {}
+    }
+}
+
 pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
     for a in &config.accounts {
@@ -328,8 +385,36 @@ pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, Stri
             )
             .await
             .map_err(|e| e.to_string())?;
+            let server =
+                connect::with_deadline(a.timeout, crate::source::imap::discover(&mut session))
+                    .await
+                    .map_err(|e| e.to_string());
+            let ns = session.get_ref().state().namespace.clone();
             let _ = tokio::time::timeout(a.timeout, session.logout()).await;
-            let mut what = format!("IMAP {}:{} ok", a.imap.host, a.imap.port);
+            let (_, folders) = server?;
+            let problems = folder_problems(config, a, &ns, &folders);
+            if !problems.is_empty() {
+                return Err(format!(
+                    "IMAP {}:{}: {}",
+                    a.imap.host,
+                    a.imap.port,
+                    problems.join("; ")
+                ));
+            }
+            let mut what = format!(
+                "IMAP {}:{} ok ({}, folders as {}{})",
+                a.imap.host,
+                a.imap.port,
+                login_name(&a.imap),
+                if ns.prefix.is_empty() {
+                    "/".to_string()
+                } else {
+                    format!("{:?}", ns.prefix)
+                },
+                ns.delim
+                    .map(|d| format!(" with {d:?} between levels"))
+                    .unwrap_or_default()
+            );
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))
                     .await
@@ -338,7 +423,12 @@ pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, Stri
                 sink.probe()
                     .await
                     .map_err(|e| format!("SMTP {}:{}: {e}", smtp.host, smtp.port))?;
-                what += &format!(", SMTP {}:{} ok", smtp.host, smtp.port);
+                what += &format!(
+                    ", SMTP {}:{} ok ({})",
+                    smtp.host,
+                    smtp.port,
+                    login_name(smtp)
+                );
             }
             Ok(what)
         }

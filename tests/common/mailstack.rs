@@ -63,6 +63,8 @@ impl Stack {
             tls_pin: None,
             username: Some(format!("{user}@example.test")),
             password: Some(PasswordSource::Command(format!("echo secret-{user}"))),
+            auth: mailpipe::config::Auth::Password,
+            oauth2: None,
         }
     }
 

@@ -39,11 +39,34 @@ MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-10025}"
 MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-10587}"
 MAILSTACK_SUBMISSIONS_PORT="${MAILSTACK_SUBMISSIONS_PORT:-10465}"  # implicit TLS (RFC 8314)
 MAILSTACK_LMTP_PORT="${MAILSTACK_LMTP_PORT:-10024}"
+MAILSTACK_OAUTH_PORT="${MAILSTACK_OAUTH_PORT:-10080}"   # fake OAuth2 server (oauth2_server.py)
 MAILSTACK_VMAIL_UID="${MAILSTACK_VMAIL_UID:-5000}"   # owner of the Maildir files; needs no passwd entry
 MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol}" # password of each is secret-<user>
 MAILSTACK_WAIT_SECS="${MAILSTACK_WAIT_SECS:-30}"
 
+# Reduced-capability IMAP endpoints: the same Dovecot and mailboxes, reached on
+# another loopback address (all of 127.0.0.0/8 is local on Linux, nothing to
+# configure) at port MAILSTACK_IMAP_PORT. Dovecot 2.3 can filter settings by
+# local IP (`local ADDR { }`) but not by port, hence one address per profile.
+# Each line: profile, address, capabilities it does not advertise ("*": all
+# but IMAP4rev1). start.sh turns them into imap_capability settings.
+MS_CAPS_PROFILES=(
+    "nomove 127.0.0.2 MOVE"
+    "nouidplus 127.0.0.3 UIDPLUS"
+    "noidle 127.0.0.4 IDLE"
+    "nocondstore 127.0.0.5 CONDSTORE QRESYNC"
+    "noliteralplus 127.0.0.6 LITERAL+ LITERAL-"
+    "nospecialuse 127.0.0.7 SPECIAL-USE"
+    "nonamespace 127.0.0.8 NAMESPACE"
+    "minimal 127.0.0.9 *"
+)
+
 # Derived paths.
+MAILSTACK_OAUTH_URL="http://$MAILSTACK_HOST:$MAILSTACK_OAUTH_PORT"
+MS_OAUTH="$MAILSTACK_DIR/oauth2"
+MS_OAUTH_PID="$MS_OAUTH/oauth2_server.pid"
+MS_OAUTH_STATE="$MS_OAUTH/state.json"        # issued tokens survive a restart of the server
+MS_OAUTH_SERVER="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/oauth2_server.py"
 MS_TLS="$MAILSTACK_DIR/tls"
 MAILSTACK_CA="$MS_TLS/ca.pem"                # CA of the server certificate
 MAILSTACK_WRONG_CA="$MS_TLS/wrong-ca.pem"    # unrelated CA, for negative tests
@@ -66,7 +89,7 @@ ms_log() { printf '[mailstack] %s\n' "$*" >&2; }
 # Print the last lines of the daemon logs, for error reports.
 ms_log_tails() {
     local f
-    for f in "$MS_LOG"/dovecot.log "$MS_LOG"/postfix.log "$MS_LOG"/*-start.log; do
+    for f in "$MS_LOG"/dovecot.log "$MS_LOG"/postfix.log "$MS_LOG"/oauth2.log "$MS_LOG"/*-start.log; do
         [[ -s "$f" ]] || continue
         printf -- '----- tail of %s -----\n' "$f" >&2
         tail -n 25 "$f" >&2
@@ -79,9 +102,22 @@ ms_die() {
     exit 1
 }
 
-# True if something accepts TCP connections on 127.0.0.1:$1.
+# True if something accepts TCP connections on 127.0.0.1:$1, or on $1 if it
+# is HOST:PORT.
 ms_port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/$MAILSTACK_HOST/$1" 2>/dev/null
+    local host=$MAILSTACK_HOST port=$1
+    if [[ $1 == *:* ]]; then host=${1%:*} port=${1##*:}; fi
+    timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null
+}
+
+# Every address:port Dovecot listens on (for waiting and for port checks).
+ms_dovecot_addrs() {
+    local p
+    echo "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT"
+    for p in "${MS_CAPS_PROFILES[@]}"; do
+        read -r -a p <<<"$p"
+        echo "${p[1]}:$MAILSTACK_IMAP_PORT"
+    done
 }
 
 # Wait (bounded) until every given port accepts connections.
@@ -107,7 +143,7 @@ ms_wait_ports_closed() {
         [[ -z "$open" ]] && return 0
         if ((SECONDS >= deadline)); then
             ms_log "ports still open after ${MAILSTACK_WAIT_SECS}s:$open"
-            ss -ltnp 2>/dev/null | grep -E ":($(echo "$open" | tr ' ' '|' | sed 's/^|//'))\b" >&2 || true
+            ss -ltnp 2>/dev/null | grep -E ":($(echo "$open" | sed -E 's/ [^ ]*:/ /g' | tr ' ' '|' | sed 's/^|//'))\b" >&2 || true
             return 1
         fi
         sleep 0.2
@@ -187,7 +223,8 @@ ms_dovecot_start() {
     # let it inherit the caller's (a `$(start.sh)` would hang).
     dovecot -c "$MS_DOVECOT_CONF" </dev/null >>"$MS_LOG/dovecot-start.log" 2>&1 9>&- \
         || ms_die "dovecot -c $MS_DOVECOT_CONF failed"
-    ms_wait_ports "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT"
+    # shellcheck disable=SC2046  # one word per address
+    ms_wait_ports $(ms_dovecot_addrs)
     ms_log "dovecot up (pid $(ms_live_pid "$MS_DOVECOT_PID" dovecot))"
 }
 
@@ -208,8 +245,8 @@ ms_dovecot_stop() {
     ms_wait_pid_gone "$pid" dovecot
     # shellcheck disable=SC2086
     ms_kill_leftovers $kids
-    ms_wait_ports_closed "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT" \
-        || ms_die "dovecot stopped but its ports are still open"
+    # shellcheck disable=SC2046  # one word per address
+    ms_wait_ports_closed $(ms_dovecot_addrs) || ms_die "dovecot stopped but its ports are still open"
     ms_log "dovecot stopped"
 }
 
@@ -242,4 +279,52 @@ ms_postfix_stop() {
     ms_wait_ports_closed "$MAILSTACK_SMTP_PORT" "$MAILSTACK_SUBMISSION_PORT" "$MAILSTACK_SUBMISSIONS_PORT" \
         || ms_die "postfix stopped but its ports are still open"
     ms_log "postfix stopped"
+}
+
+# The fake OAuth2 server is a plain python3 process: its pid file is written by
+# ms_oauth_start, and the pid only counts while that process still runs our
+# oauth2_server.py (guards against a stale pid file and pid reuse).
+ms_oauth_pid() {
+    local pid
+    pid=$(ms_live_pid "$MS_OAUTH_PID" python3)
+    [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q oauth2_server.py && echo "$pid"
+    return 0
+}
+ms_oauth_running() { [[ -n "$(ms_oauth_pid)" ]]; }
+
+# Start oauth2_server.py in the background. $1=--reset-settings (start.sh)
+# puts the test knobs of /control/settings back to their defaults; issued
+# tokens are always kept (state file).
+ms_oauth_start() {
+    ms_oauth_running && ms_die "the OAuth2 server under $MAILSTACK_DIR is already running"
+    [[ -r "$MS_OAUTH_SERVER" ]] || ms_die "missing $MS_OAUTH_SERVER"
+    mkdir -p "$MS_OAUTH"
+    # setsid: its own session, so a Ctrl-C meant for the test run that called
+    # start.sh does not kill it behind stop.sh's back. Like the daemons, it must
+    # not inherit the lock (fd 9) or the caller's stdout.
+    setsid python3 -u "$MS_OAUTH_SERVER" --host "$MAILSTACK_HOST" --port "$MAILSTACK_OAUTH_PORT" \
+        --state "$MS_OAUTH_STATE" ${1:+"$1"} </dev/null >>"$MS_LOG/oauth2.log" 2>&1 9>&- &
+    local pid=$! deadline=$((SECONDS + MAILSTACK_WAIT_SECS))
+    echo "$pid" >"$MS_OAUTH_PID"
+    # Not ms_wait_ports: if python exits at once (e.g. port taken) say so now.
+    until ms_port_open "$MAILSTACK_OAUTH_PORT"; do
+        kill -0 "$pid" 2>/dev/null || ms_die "the OAuth2 server exited at start (see $MS_LOG/oauth2.log)"
+        ((SECONDS < deadline)) || ms_die "the OAuth2 server does not accept connections on port $MAILSTACK_OAUTH_PORT after ${MAILSTACK_WAIT_SECS}s"
+        sleep 0.1
+    done
+    ms_log "oauth2 server up (pid $pid, $MAILSTACK_OAUTH_URL)"
+}
+
+ms_oauth_stop() {
+    local pid
+    pid=$(ms_oauth_pid)
+    if [[ -z "$pid" ]]; then
+        ms_log "oauth2 server under $MAILSTACK_DIR is not running"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    ms_wait_pid_gone "$pid" "oauth2 server"
+    rm -f "$MS_OAUTH_PID"
+    ms_wait_ports_closed "$MAILSTACK_OAUTH_PORT" || ms_die "the OAuth2 server stopped but its port is still open"
+    ms_log "oauth2 server stopped"
 }

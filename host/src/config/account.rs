@@ -26,17 +26,45 @@ pub(super) struct RawAccount {
     pub timeout_seconds: Option<u64>,
     /// Envelope sender of automatic replies; RFC 3834 recommends the null path "" (default).
     pub reply_envelope_from: Option<Spanned<String>>,
-    pub imap: RawServer,
+    /// A known provider (`config/providers.rs`): fills host, port, TLS, auth and OAuth2
+    /// endpoints wherever the account does not give them.
+    pub provider: Option<Spanned<String>>,
+    /// Required unless `provider` is given.
+    pub imap: Option<RawServer>,
     pub smtp: Option<RawServer>,
+    pub oauth2: Option<RawOAuth2>,
 }
 
+/// `[account.oauth2]`: where OAuth2 access tokens come from.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawOAuth2 {
+    /// A command printing a valid access token (oama, mutt_oauth2.py, ...).
+    pub token_command: Option<Spanned<String>>,
+    /// Or mailpipe refreshes tokens itself as this registered client.
+    pub client_id: Option<Spanned<String>>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub client_secret_command: Option<String>,
+    pub token_url: Option<Spanned<String>>,
+    pub auth_url: Option<Spanned<String>>,
+    pub device_url: Option<Spanned<String>>,
+    pub scopes: Option<Vec<String>>,
+    /// Where the refresh token is kept (default: STATE_DIR/oauth2/ACCOUNT.json).
+    pub token_file: Option<Spanned<String>>,
+    /// Port of the browser flow's loopback redirect (default: any free port).
+    pub redirect_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
-    pub host: Spanned<String>,
+    /// Required unless the account names a `provider`.
+    pub host: Option<Spanned<String>>,
     pub port: Option<u16>,
-    #[serde(default)]
-    pub tls: TlsMode,
+    pub tls: Option<TlsMode>,
+    /// How to log in: "password" (LOGIN/PLAIN) or an OAuth2 mechanism.
+    pub auth: Option<Auth>,
     pub ca_file: Option<Spanned<String>>,
     /// Trust exactly the certificate with this SHA-256 fingerprint ("sha256:AB:CD:...").
     pub tls_fingerprint: Option<Spanned<String>>,
@@ -62,6 +90,19 @@ pub enum TlsMode {
     None,
 }
 
+/// How mailpipe logs in to a server.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// LOGIN / PLAIN with password_env, password_file or password_command (app passwords).
+    #[default]
+    Password,
+    /// Google's and Microsoft's SASL mechanism for OAuth2 bearer tokens.
+    Xoauth2,
+    /// RFC 7628's SASL mechanism for OAuth2 bearer tokens.
+    Oauthbearer,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchMode {
@@ -84,6 +125,10 @@ pub enum PasswordSource {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -140,6 +185,9 @@ pub struct ServerConfig {
     pub tls_pin: Option<crate::net::tls::Fingerprint>,
     pub username: Option<String>,
     pub password: Option<PasswordSource>,
+    pub auth: Auth,
+    /// The account's OAuth2 tokens (shared with its other server), for the OAuth2 mechanisms.
+    pub oauth2: Option<std::sync::Arc<crate::net::auth::OAuth2>>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +210,8 @@ pub struct AccountConfig {
     pub reply_envelope_from: String,
     pub imap: ServerConfig,
     pub smtp: Option<ServerConfig>,
+    /// The name of the provider preset the account uses (`providers::find`), if any.
+    pub provider: Option<&'static str>,
 }
 
 pub fn is_loopback(host: &str) -> bool {
@@ -173,24 +223,55 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Validate one server table; `Err((span, key, message))`.
+/// What an account's server table starts from: the provider's preset, if any.
+pub(super) struct ServerDefaults {
+    /// Host, port and TLS of the preset.
+    pub preset: Option<&'static super::providers::Endpoint>,
+    /// Default ports for implicit TLS, STARTTLS and none.
+    pub ports: [u16; 3],
+    pub auth: Auth,
+    /// The user name when the table gives none (the account's address with a provider).
+    pub username: Option<String>,
+}
+
+pub(super) type Invalid = (std::ops::Range<usize>, String, String);
+
+/// Validate one server table (`raw` may be absent when a provider fills it);
+/// `Err((span, key, message))`. `whole` is the span to blame when the table is missing.
 pub(super) fn server(
-    raw: &RawServer,
+    raw: Option<&RawServer>,
     prefix: &str,
-    default_ports: [u16; 3],
+    defaults: &ServerDefaults,
+    whole: std::ops::Range<usize>,
     base: &Path,
-) -> Result<ServerConfig, (std::ops::Range<usize>, String, String)> {
-    let host = raw.host.get_ref().trim().to_string();
+) -> Result<ServerConfig, Invalid> {
+    let empty = RawServer::default();
+    let raw = raw.unwrap_or(&empty);
+    let span = raw.host.as_ref().map(|h| h.span()).unwrap_or(whole);
+    let host = match (&raw.host, defaults.preset) {
+        (Some(h), _) => h.get_ref().trim().to_string(),
+        (None, Some(p)) => p.host.to_string(),
+        (None, None) => {
+            return Err((
+                span,
+                format!("{prefix}.host"),
+                "missing: give host (or a provider)".into(),
+            ))
+        }
+    };
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err((
-            raw.host.span(),
+            span,
             format!("{prefix}.host"),
             "must be a host name or IP address".into(),
         ));
     }
-    if raw.tls == TlsMode::None && !raw.allow_insecure && !is_loopback(&host) {
+    // The preset's TLS and port count only when the table does not name its own host.
+    let preset = defaults.preset.filter(|_| raw.host.is_none());
+    let tls = raw.tls.or(preset.map(|p| p.tls)).unwrap_or_default();
+    if tls == TlsMode::None && !raw.allow_insecure && !is_loopback(&host) {
         return Err((
-            raw.host.span(),
+            span,
             format!("{prefix}.tls"),
             format!(
                 "tls = \"none\" sends the password in clear text to {host}; use \"implicit\" or \"starttls\", \
@@ -210,7 +291,7 @@ pub(super) fn server(
     .collect();
     if sources.len() > 1 {
         return Err((
-            raw.host.span(),
+            span,
             format!("{prefix}.password_*"),
             "give only one of password_env, password_file, password_command".into(),
         ));
@@ -255,25 +336,134 @@ pub(super) fn server(
     };
     if tls_pin.is_some() && ca_file.is_some() {
         return Err((
-            raw.host.span(),
+            span,
             format!("{prefix}.ca_file"),
             "a pinned certificate (tls_fingerprint / tls_cert) replaces ca_file: give one".into(),
         ));
     }
-    let port = raw.port.unwrap_or(match raw.tls {
-        TlsMode::Implicit => default_ports[0],
-        TlsMode::Starttls => default_ports[1],
-        TlsMode::None => default_ports[2],
+    let port = raw.port.or(preset.map(|p| p.port)).unwrap_or(match tls {
+        TlsMode::Implicit => defaults.ports[0],
+        TlsMode::Starttls => defaults.ports[1],
+        TlsMode::None => defaults.ports[2],
     });
+    let auth = raw.auth.unwrap_or(defaults.auth);
+    if auth != Auth::Password && !sources.is_empty() {
+        return Err((
+            span,
+            format!("{prefix}.auth"),
+            "an OAuth2 login takes its token from [account.oauth2], not from password_*".into(),
+        ));
+    }
     Ok(ServerConfig {
         host,
         port,
-        tls: raw.tls,
+        tls,
         ca_file,
         tls_pin,
-        username: raw.username.clone(),
+        username: raw.username.clone().or_else(|| defaults.username.clone()),
         password: sources.into_iter().next(),
+        auth,
+        oauth2: None,
     })
+}
+
+/// Validate `[account.oauth2]`; `preset` fills endpoints and scopes it does not give.
+pub(super) fn oauth2(
+    account: &str,
+    raw: &RawOAuth2,
+    preset: Option<&super::providers::OAuth2Preset>,
+    whole: std::ops::Range<usize>,
+    base: &Path,
+    state_dir: &Path,
+) -> Result<crate::net::auth::TokenSource, Invalid> {
+    use crate::net::auth::{OAuth2Client, TokenSource};
+    use crate::net::http::Url;
+    let key = |k: &str| format!("account.oauth2.{k}");
+    if let Some(cmd) = &raw.token_command {
+        if raw.client_id.is_some() {
+            return Err((
+                cmd.span(),
+                key("token_command"),
+                "give token_command or client_id, not both".into(),
+            ));
+        }
+        return Ok(TokenSource::Command(cmd.get_ref().clone()));
+    }
+    let Some(client_id) = &raw.client_id else {
+        return Err((
+            whole,
+            key("client_id"),
+            "missing: give client_id (mailpipe refreshes tokens) or token_command".into(),
+        ));
+    };
+    let url = |given: &Option<Spanned<String>>, fallback: Option<&str>, name: &str| match given {
+        Some(u) => Url::parse(u.get_ref())
+            .map(Some)
+            .map_err(|m| (u.span(), key(name), m)),
+        None => Ok(fallback.map(|f| Url::parse(f).expect("preset addresses are valid"))),
+    };
+    let token_url =
+        url(&raw.token_url, preset.map(|p| p.token_url), "token_url")?.ok_or_else(|| {
+            (
+                client_id.span(),
+                key("token_url"),
+                "missing: give token_url (or a provider)".into(),
+            )
+        })?;
+    let auth_url = url(&raw.auth_url, preset.map(|p| p.auth_url), "auth_url")?;
+    let device_url = url(
+        &raw.device_url,
+        preset.and_then(|p| p.device_url),
+        "device_url",
+    )?;
+    let secrets: Vec<PasswordSource> = [
+        raw.client_secret_env.clone().map(PasswordSource::Env),
+        raw.client_secret_file
+            .as_ref()
+            .map(|f| PasswordSource::File(base.join(f))),
+        raw.client_secret_command
+            .clone()
+            .map(PasswordSource::Command),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if secrets.len() > 1 {
+        return Err((
+            client_id.span(),
+            key("client_secret_*"),
+            "give only one of client_secret_env, client_secret_file, client_secret_command".into(),
+        ));
+    }
+    let scopes = raw
+        .scopes
+        .clone()
+        .or_else(|| preset.map(|p| p.scopes.iter().map(|s| s.to_string()).collect()))
+        .unwrap_or_default();
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err((
+            client_id.span(),
+            key("scopes"),
+            "a scope is empty or contains white space".into(),
+        ));
+    }
+    let token_file = match &raw.token_file {
+        Some(f) => base.join(f.get_ref()),
+        None => state_dir.join("oauth2").join(format!("{account}.json")),
+    };
+    Ok(TokenSource::Refresh(OAuth2Client {
+        client_id: client_id.get_ref().clone(),
+        client_secret: secrets.into_iter().next(),
+        token_url,
+        auth_url,
+        device_url,
+        scopes,
+        token_file,
+        redirect_port: raw.redirect_port.unwrap_or(0),
+    }))
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 
 mod account;
 mod error;
+pub mod providers;
 
 pub use account::{
-    is_loopback, AccountConfig, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
+    is_loopback, AccountConfig, Auth, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
 };
 
 use error::line_of;
@@ -193,10 +194,16 @@ impl Config {
                     .map_err(|m| invalid(name.span(), "identity.name", m))?;
             }
         }
+        let state_dir = match &raw.state.dir {
+            Some(dir) => resolve(dir),
+            None => base.join(".mailpipe-state"),
+        };
         let mut accounts = Vec::new();
         for a in &raw.accounts {
-            accounts
-                .push(validate_account(a, base).map_err(|(span, key, m)| invalid(span, &key, m))?);
+            accounts.push(
+                validate_account(a, base, &state_dir)
+                    .map_err(|(span, key, m)| invalid(span, &key, m))?,
+            );
             if accounts[..accounts.len() - 1]
                 .iter()
                 .any(|x: &AccountConfig| x.name == *a.name.get_ref())
@@ -225,10 +232,6 @@ impl Config {
                     message: "add an [identity] with your address (or an [[account]])".into(),
                 })
             }
-        };
-        let state_dir = match &raw.state.dir {
-            Some(dir) => resolve(dir),
-            None => base.join(".mailpipe-state"),
         };
         let offline = raw.offline.as_ref().map(|o| OfflineConfig {
             source: resolve(&o.source),
@@ -333,9 +336,13 @@ impl Config {
     }
 }
 
-type Invalid = (std::ops::Range<usize>, String, String);
+use account::Invalid;
 
-fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfig, Invalid> {
+fn validate_account(
+    a: &account::RawAccount,
+    base: &Path,
+    state_dir: &Path,
+) -> Result<AccountConfig, Invalid> {
     let name = a.name.get_ref().trim().to_string();
     if name.is_empty() || name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
         return Err((
@@ -377,11 +384,90 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
         }
         _ => String::new(),
     };
-    let imap = account::server(&a.imap, "account.imap", [993, 143, 143], base)?;
-    let smtp = match &a.smtp {
-        Some(s) => Some(account::server(s, "account.smtp", [465, 587, 25], base)?),
+    let provider = match &a.provider {
+        Some(p) => Some(providers::find(p.get_ref()).ok_or_else(|| {
+            (
+                p.span(),
+                "account.provider".to_string(),
+                format!(
+                    "unknown provider {:?}; known: {}",
+                    p.get_ref(),
+                    providers::PROVIDERS
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?),
         None => None,
     };
+    let whole = a.name.span();
+    let address = a.address.get_ref().clone();
+    let imap_defaults = account::ServerDefaults {
+        preset: provider.map(|p| &p.imap),
+        ports: [993, 143, 143],
+        auth: provider.map(|p| p.auth).unwrap_or_default(),
+        // IMAP always logs in: the address is the usual user name.
+        username: Some(address.clone()),
+    };
+    let mut imap = account::server(
+        a.imap.as_ref(),
+        "account.imap",
+        &imap_defaults,
+        whole.clone(),
+        base,
+    )?;
+    let smtp_defaults = account::ServerDefaults {
+        preset: provider.map(|p| &p.smtp),
+        ports: [465, 587, 25],
+        auth: provider.map(|p| p.auth).unwrap_or_default(),
+        // Without a provider, an SMTP table without username sends without logging in
+        // (a local relay).
+        username: provider.map(|_| address.clone()),
+    };
+    let mut smtp = match (&a.smtp, provider) {
+        (None, None) => None,
+        (raw, _) => Some(account::server(
+            raw.as_ref(),
+            "account.smtp",
+            &smtp_defaults,
+            whole.clone(),
+            base,
+        )?),
+    };
+    if let Some(s) = &mut smtp {
+        if s.auth != Auth::Password && s.username.is_none() {
+            s.username = Some(address.clone());
+        }
+    }
+    let wants_oauth =
+        imap.auth != Auth::Password || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
+    let tokens = match (&a.oauth2, wants_oauth) {
+        (Some(raw), _) => Some(std::sync::Arc::new(crate::net::auth::OAuth2::new(
+            &name,
+            account::oauth2(
+                &name,
+                raw,
+                provider.and_then(|p| p.oauth2.as_ref()),
+                whole.clone(),
+                base,
+                state_dir,
+            )?,
+        ))),
+        (None, true) => {
+            return Err((
+                whole,
+                "account.oauth2".into(),
+                "auth = \"xoauth2\" / \"oauthbearer\" needs an [account.oauth2] table (client_id, or token_command)".into(),
+            ))
+        }
+        (None, false) => None,
+    };
+    imap.oauth2 = tokens.clone();
+    if let Some(s) = &mut smtp {
+        s.oauth2 = tokens;
+    }
     Ok(AccountConfig {
         name,
         address: a.address.get_ref().clone(),
@@ -396,6 +482,7 @@ fn validate_account(a: &account::RawAccount, base: &Path) -> Result<AccountConfi
         reply_envelope_from,
         imap,
         smtp,
+        provider: provider.map(|p| p.name),
     })
 }
 

@@ -10,6 +10,7 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -18,7 +19,8 @@ use tokio::sync::Mutex;
 use tokio_rustls::client::TlsStream;
 
 use super::outbox::{SendError, Transport};
-use crate::config::{ServerConfig, TlsMode};
+use crate::config::{Auth, ServerConfig, TlsMode};
+use crate::net::auth::{sasl, OAuth2};
 use crate::net::tls;
 use crate::state::OutboxEntry;
 
@@ -43,10 +45,22 @@ pub struct SmtpSink {
     /// A pinned certificate: with STARTTLS, lettre's own verification is replaced by this
     /// check of the server's certificate, made before anything (credentials, mail) is sent.
     pin: Option<tls::Fingerprint>,
-    credentials: Option<Credentials>,
+    login: Option<Login>,
     connection: Mutex<Option<AsyncSmtpConnection>>,
     /// Deadline of connecting and of each message's dialogue.
     timeout: Duration,
+}
+
+/// How the sink logs in.
+enum Login {
+    /// AUTH PLAIN / LOGIN; the password is read once, when the sink is made.
+    Password(Credentials),
+    /// AUTH XOAUTH2 / OAUTHBEARER; the token is fetched (or renewed) at each connection.
+    Bearer {
+        user: String,
+        mechanism: Auth,
+        tokens: Arc<OAuth2>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,16 +108,21 @@ impl SmtpSink {
                 starttls = Some(params.build_rustls().map_err(|e| err(e.to_string()))?);
             }
         }
-        let credentials = match (&server.username, &server.password) {
-            (None, _) => None,
-            (Some(user), Some(p)) => {
+        let login = match (&server.username, &server.password, &server.oauth2) {
+            (None, _, _) => None,
+            (Some(user), _, Some(tokens)) if server.auth != Auth::Password => Some(Login::Bearer {
+                user: user.clone(),
+                mechanism: server.auth,
+                tokens: tokens.clone(),
+            }),
+            (Some(user), Some(p), _) => {
                 let password = p.resolve().await.map_err(&err)?;
-                Some(Credentials::new(
+                Some(Login::Password(Credentials::new(
                     user.clone(),
                     password.expose().to_string(),
-                ))
+                )))
             }
-            (Some(user), None) => {
+            (Some(user), None, _) => {
                 return Err(err(format!(
                     "username {user} given but no password_env/_file/_command"
                 )))
@@ -117,7 +136,7 @@ impl SmtpSink {
             implicit,
             starttls,
             pin: server.tls_pin,
-            credentials,
+            login,
             connection: Mutex::new(None),
             timeout: SMTP_TIMEOUT,
         })
@@ -167,12 +186,75 @@ impl SmtpSink {
                 }
             }
         }
-        if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
-                .await
-                .map_err(|e| e.to_string())?;
+        match &self.login {
+            None => {}
+            Some(Login::Password(c)) => {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Some(Login::Bearer {
+                user,
+                mechanism,
+                tokens,
+            }) => self.bearer(&mut conn, user, *mechanism, tokens).await?,
         }
         Ok(conn)
+    }
+
+    /// AUTH XOAUTH2 / OAUTHBEARER with an initial response; a refused token is renewed once.
+    async fn bearer(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        user: &str,
+        mechanism: Auth,
+        tokens: &OAuth2,
+    ) -> Result<(), String> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let name = sasl::name(mechanism);
+        let mut renew = false;
+        loop {
+            let token = tokens
+                .access_token(renew)
+                .await
+                .map_err(|e| e.to_string())?;
+            let initial =
+                sasl::initial_response(mechanism, user, &self.host, self.port, token.expose())?;
+            let refusal = match conn
+                .command(Line(format!("AUTH {name} {}\r\n", b64.encode(initial))))
+                .await
+            {
+                Ok(r) if r.has_code(235) => return Ok(()),
+                // 334: the server's error challenge; answering it ends the exchange (535).
+                Ok(r) if r.has_code(334) => {
+                    let said = r
+                        .message()
+                        .next()
+                        .and_then(|m| b64.decode(m.trim()).ok())
+                        .map(|c| sasl::describe_error(&c))
+                        .unwrap_or_default();
+                    let end = conn
+                        .command(Line(format!(
+                            "{}\r\n",
+                            b64.encode(sasl::abort_response(mechanism))
+                        )))
+                        .await;
+                    match end {
+                        Ok(r) if r.has_code(235) => return Ok(()),
+                        Ok(r) => format!("{said}; {}", r.first_line().unwrap_or_default()),
+                        Err(e) => format!("{said}; {e}"),
+                    }
+                }
+                Ok(r) => r.first_line().unwrap_or_default().to_string(),
+                Err(e) if e.is_permanent() => e.to_string(),
+                Err(e) => return Err(format!("AUTH {name}: {e}")),
+            };
+            if renew {
+                return Err(format!("AUTH {name} as {user} refused: {refusal}"));
+            }
+            renew = true;
+        }
     }
 
     /// Connect, greet, STARTTLS and authenticate as configured, then quit.
@@ -192,6 +274,15 @@ impl SmtpSink {
         if let Some(mut conn) = self.connection.lock().await.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
         }
+    }
+}
+
+/// One command line for lettre, sent as given (it ends with CRLF).
+struct Line(String);
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::wire::{self, Completion, Watched};
-use crate::config::{ServerConfig, TlsMode};
+use crate::config::{Auth, ServerConfig, TlsMode};
+use crate::net::auth::{sasl, AuthError, BearerExchange};
 use crate::net::tls::{self, TlsError};
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).
@@ -63,19 +64,24 @@ pub enum ImapError {
     Timeout { context: String, secs: u64 },
     #[error("state store: {0}")]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    OAuth2(#[from] AuthError),
 }
 
 impl ImapError {
     /// Worth retrying after a pause (network, server restarts), as opposed to a problem
     /// the user has to fix (certificate, credentials).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ImapError::Connect { .. }
-                | ImapError::Protocol { .. }
-                | ImapError::Refused { .. }
-                | ImapError::Timeout { .. }
-        )
+        match self {
+            ImapError::OAuth2(e) => e.is_transient(),
+            other => matches!(
+                other,
+                ImapError::Connect { .. }
+                    | ImapError::Protocol { .. }
+                    | ImapError::Refused { .. }
+                    | ImapError::Timeout { .. }
+            ),
+        }
     }
 
     /// A step that got no answer within the deadline in force.
@@ -210,6 +216,9 @@ pub async fn connect_with(
         }
     }
     let user = server.username.clone().unwrap_or_default();
+    if server.auth != Auth::Password {
+        return authenticate_bearer(client, server, user).await;
+    }
     let password = match &server.password {
         Some(source) => source
             .resolve()
@@ -232,6 +241,59 @@ pub async fn connect_with(
             message: e.to_string(),
         }),
         Ok(Ok(session)) => Ok(session),
+    }
+}
+
+/// AUTHENTICATE XOAUTH2 / OAUTHBEARER with the account's access token; a refused token is
+/// renewed once (it may have been revoked or expired early) before the login fails.
+async fn authenticate_bearer(
+    mut client: Client<Watched>,
+    server: &ServerConfig,
+    user: String,
+) -> Result<ImapSession, ImapError> {
+    let tokens = server.oauth2.as_ref().ok_or_else(|| ImapError::Password {
+        user: user.clone(),
+        message: "no [account.oauth2] for this OAuth2 login".into(),
+    })?;
+    let mechanism = sasl::name(server.auth);
+    let mut renew = false;
+    loop {
+        let token = tokens.access_token(renew).await?;
+        let initial = sasl::initial_response(
+            server.auth,
+            &user,
+            &server.host,
+            server.port,
+            token.expose(),
+        )
+        .map_err(|message| ImapError::Password {
+            user: user.clone(),
+            message,
+        })?;
+        let exchange = BearerExchange::new(server.auth, initial);
+        let reason = exchange.error.clone();
+        match tokio::time::timeout(deadline(), client.authenticate(mechanism, exchange)).await {
+            Err(_) => return Err(ImapError::timeout(&format!("AUTHENTICATE {mechanism}"))),
+            Ok(Ok(session)) => return Ok(session),
+            Ok(Err((e, back))) => {
+                let said = reason.lock().expect("not poisoned").take();
+                // Renew only when the server refused the token (its error challenge, or a
+                // NO), not when the connection broke.
+                let refused = said.is_some() || matches!(e, async_imap::error::Error::No(_));
+                if !renew && refused {
+                    renew = true;
+                    client = back;
+                    continue;
+                }
+                return Err(ImapError::Login {
+                    user,
+                    message: match said {
+                        Some(why) => format!("{mechanism}: {why}; {e}"),
+                        None => format!("{mechanism}: {e}"),
+                    },
+                });
+            }
+        }
     }
 }
 

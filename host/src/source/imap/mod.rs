@@ -118,7 +118,7 @@ impl AccountWorker {
 
     async fn once_here(&self) -> Result<PassReport, ImapError> {
         let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
-        let (caps, mut folders) = self.discover(&mut session).await?;
+        let (caps, mut folders) = discover(&mut session).await?;
         let mut report = PassReport::default();
         self.pass(&mut session, caps, &mut folders, &mut report)
             .await?;
@@ -164,7 +164,7 @@ impl AccountWorker {
         failures: &mut u32,
     ) -> Result<(), ImapError> {
         let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
-        let (caps, mut folders) = self.discover(&mut session).await?;
+        let (caps, mut folders) = discover(&mut session).await?;
         let idle_ok = self.account.mode == WatchMode::Idle
             && timed("CAPABILITY", session.capabilities())
                 .await?
@@ -213,49 +213,6 @@ impl AccountWorker {
         let due = self.store.outbox_next_due().ok().flatten();
         let until_due = due.map(|t| Duration::from_millis(t.saturating_sub(now_ms()).max(1000)));
         until_due.map_or(IDLE_RENEW, |d| d.min(IDLE_RENEW))
-    }
-
-    async fn discover(
-        &self,
-        session: &mut ImapSession,
-    ) -> Result<(ServerCaps, HashSet<String>), ImapError> {
-        let c = timed("CAPABILITY", session.capabilities()).await?;
-        completed(session, "CAPABILITY")?;
-        let caps = ServerCaps {
-            has_move: c.has_str("MOVE"),
-            uidplus: c.has_str("UIDPLUS"),
-        };
-        // Where personal folders live and what separates levels (RFC 2342), else the
-        // delimiter from LIST: folder names in configs and plugins are mapped through it.
-        let mut ns = None;
-        if c.has_str("NAMESPACE") {
-            timed("NAMESPACE", session.run_command_and_check_ok("NAMESPACE")).await?;
-            let line = session.get_ref().state().take_namespace_line();
-            ns = line
-                .as_deref()
-                .and_then(namespace::Namespace::from_response);
-        }
-        let names = {
-            let stream = timed("LIST", session.list(Some(""), Some("*"))).await?;
-            let names = timed("LIST", stream.try_collect::<Vec<_>>()).await?;
-            completed(session, "LIST")?;
-            names
-        };
-        let ns = ns.unwrap_or_else(|| namespace::Namespace {
-            prefix: String::new(),
-            delim: names
-                .iter()
-                .find_map(|n| n.delimiter())
-                .and_then(|d| d.chars().next())
-                .or(Some('/')),
-        });
-        let folders = names
-            .iter()
-            .filter_map(|n| utf7::decode(n.name()))
-            .map(|n| ns.to_user(&n))
-            .collect();
-        session.get_ref().state().namespace = ns;
-        Ok((caps, folders))
     }
 
     /// One pass over every configured mailbox, then the outbox.
@@ -775,4 +732,48 @@ fn flag_name(f: async_imap::types::Flag<'_>) -> Option<String> {
         Flag::Custom(c) if !c.starts_with('\\') => c.to_string(),
         _ => return None,
     })
+}
+
+/// What the server can do, its personal namespace (kept on the session for name mapping)
+/// and its folders in the user's form.
+pub async fn discover(
+    session: &mut ImapSession,
+) -> Result<(ServerCaps, HashSet<String>), ImapError> {
+    let c = timed("CAPABILITY", session.capabilities()).await?;
+    completed(session, "CAPABILITY")?;
+    let caps = ServerCaps {
+        has_move: c.has_str("MOVE"),
+        uidplus: c.has_str("UIDPLUS"),
+    };
+    // Where personal folders live and what separates levels (RFC 2342), else the
+    // delimiter from LIST: folder names in configs and plugins are mapped through it.
+    let mut ns = None;
+    if c.has_str("NAMESPACE") {
+        timed("NAMESPACE", session.run_command_and_check_ok("NAMESPACE")).await?;
+        let line = session.get_ref().state().take_namespace_line();
+        ns = line
+            .as_deref()
+            .and_then(namespace::Namespace::from_response);
+    }
+    let names = {
+        let stream = timed("LIST", session.list(Some(""), Some("*"))).await?;
+        let names = timed("LIST", stream.try_collect::<Vec<_>>()).await?;
+        completed(session, "LIST")?;
+        names
+    };
+    let ns = ns.unwrap_or_else(|| namespace::Namespace {
+        prefix: String::new(),
+        delim: names
+            .iter()
+            .find_map(|n| n.delimiter())
+            .and_then(|d| d.chars().next())
+            .or(Some('/')),
+    });
+    let folders = names
+        .iter()
+        .filter_map(|n| utf7::decode(n.name()))
+        .map(|n| ns.to_user(&n))
+        .collect();
+    session.get_ref().state().namespace = ns;
+    Ok((caps, folders))
 }

@@ -1,0 +1,4 @@
+//! Commands of the `mailpipe` binary that have more to them than a dispatch line in
+//! `main.rs`: one file per command.
+
+pub mod auth;
