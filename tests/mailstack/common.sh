@@ -60,6 +60,26 @@ MS_CAPS_PROFILES=(
     "nonamespace 127.0.0.8 NAMESPACE"
     "minimal 127.0.0.9 *"
 )
+# What Dovecot 2.3.19 advertises after login on 127.0.0.1 with this config
+# (imap-client.c: CAPABILITY_STRING, then LITERAL+, NOTIFY and SPECIAL-USE).
+# An explicit imap_capability replaces all of it, before and after login; only
+# STARTTLS and AUTH=... are still added before login. selftest.sh checks that
+# this list still matches the server.
+MS_IMAP_FULL_CAPS="IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES \
+THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS \
+LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY \
+MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+
+# The capability list of a profile: $1 = the names it drops, as in
+# MS_CAPS_PROFILES ("*": everything but IMAP4rev1).
+ms_profile_caps() {
+    local drop=" $1 " c out=()
+    if [[ "$1" == "*" ]]; then echo IMAP4rev1; return; fi
+    for c in $MS_IMAP_FULL_CAPS; do
+        [[ "$drop" == *" $c "* ]] || out+=("$c")
+    done
+    echo "${out[*]}"
+}
 
 # Derived paths.
 MAILSTACK_OAUTH_URL="http://$MAILSTACK_HOST:$MAILSTACK_OAUTH_PORT"
@@ -112,11 +132,11 @@ ms_port_open() {
 
 # Every address:port Dovecot listens on (for waiting and for port checks).
 ms_dovecot_addrs() {
-    local p
+    local line addr
     echo "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT"
-    for p in "${MS_CAPS_PROFILES[@]}"; do
-        read -r -a p <<<"$p"
-        echo "${p[1]}:$MAILSTACK_IMAP_PORT"
+    for line in "${MS_CAPS_PROFILES[@]}"; do
+        read -r _ addr _ <<<"$line"
+        echo "$addr:$MAILSTACK_IMAP_PORT"
     done
 }
 
@@ -158,9 +178,19 @@ ms_live_pid() {
     [[ -r "$file" ]] || return 0
     pid=$(tr -dc '0-9' <"$file")
     [[ -n "$pid" ]] || return 0
-    if [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == "$comm" ]]; then
+    if ms_pid_alive "$pid" && [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == "$comm" ]]; then
         echo "$pid"
     fi
+}
+
+# True if process $1 exists and has not exited. `kill -0` is not enough: it
+# also succeeds for a zombie, and the daemons' parent is PID 1, which in this
+# kind of container reaps exited orphans only about every 2 s.
+ms_pid_alive() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }   # the state follows "(comm) ", and comm may contain spaces
+    [[ ${st%% *} != Z ]]
 }
 
 # Wait (bounded) for process $1 to exit; SIGKILL it (and only it, plus its
@@ -168,7 +198,7 @@ ms_live_pid() {
 ms_wait_pid_gone() {
     local pid=$1 what=$2 i
     for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        ms_pid_alive "$pid" || return 0
         sleep 0.1
     done
     ms_log "$what (pid $pid) did not exit within 10s, sending SIGKILL"
@@ -190,11 +220,14 @@ ms_kill_leftovers() {
     ((${#left[@]})) || return 0
     ms_log "ending ${#left[@]} leftover process(es) of the stopped master: ${left[*]}"
     kill -TERM "${left[@]}" 2>/dev/null || true
+    local alive
     for ((i = 0; i < 50; i++)); do
-        kill -0 "${left[@]}" 2>/dev/null || return 0
+        alive=()
+        for p in "${left[@]}"; do ms_pid_alive "$p" && alive+=("$p"); done
+        ((${#alive[@]})) || return 0
         sleep 0.1
     done
-    kill -KILL "${left[@]}" 2>/dev/null || true
+    kill -KILL "${alive[@]}" 2>/dev/null || true
 }
 
 # Serialise the scripts per base dir (e.g. two test binaries both running
@@ -286,9 +319,13 @@ ms_postfix_stop() {
 # oauth2_server.py (guards against a stale pid file and pid reuse).
 ms_oauth_pid() {
     local pid
-    pid=$(ms_live_pid "$MS_OAUTH_PID" python3)
-    [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q oauth2_server.py && echo "$pid"
-    return 0
+    [[ -r "$MS_OAUTH_PID" ]] || return 0
+    pid=$(tr -dc '0-9' <"$MS_OAUTH_PID")
+    [[ -n "$pid" ]] && ms_pid_alive "$pid" || return 0
+    # (Not ms_live_pid's comm check: python3 may be python3.11 or a pyenv shim's.)
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "oauth2_server.py .*--port $MAILSTACK_OAUTH_PORT"; then
+        echo "$pid"
+    fi
 }
 ms_oauth_running() { [[ -n "$(ms_oauth_pid)" ]]; }
 
@@ -308,7 +345,7 @@ ms_oauth_start() {
     echo "$pid" >"$MS_OAUTH_PID"
     # Not ms_wait_ports: if python exits at once (e.g. port taken) say so now.
     until ms_port_open "$MAILSTACK_OAUTH_PORT"; do
-        kill -0 "$pid" 2>/dev/null || ms_die "the OAuth2 server exited at start (see $MS_LOG/oauth2.log)"
+        ms_pid_alive "$pid" || ms_die "the OAuth2 server exited at start (see $MS_LOG/oauth2.log)"
         ((SECONDS < deadline)) || ms_die "the OAuth2 server does not accept connections on port $MAILSTACK_OAUTH_PORT after ${MAILSTACK_WAIT_SECS}s"
         sleep 0.1
     done

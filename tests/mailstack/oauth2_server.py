@@ -694,13 +694,21 @@ def approve(user_code, username, deny):
 
 def main():
     global STATE_FILE
+    # A daemon: descriptors inherited from whoever ran start.sh (say the write
+    # end of a pipe a test harness reads to EOF) must not stay open for ever.
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=int(os.environ.get("MAILSTACK_OAUTH_PORT", 10080)))
     ap.add_argument("--state", help="JSON file that keeps the state across restarts")
+    ap.add_argument("--reset-settings", action="store_true",
+                    help="keep the tokens of the state file but not the /control/settings made before")
     a = ap.parse_args()
     STATE_FILE = a.state
     load(a.state)
+    if a.reset_settings:
+        STATE["settings"] = copy.deepcopy(DEFAULT_SETTINGS)
+        save()
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.allow_reuse_address = True
     srv = ThreadingHTTPServer((a.host, a.port), Handler)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop the test mail stack that start.sh started under $MAILSTACK_DIR
-# (default /tmp/mailpipe-mailstack).
+# (default /tmp/mailpipe-mailstack): Postfix, Dovecot and the fake OAuth2 server.
 #
 # Why this exists: tests and CI must be able to end exactly the Dovecot and
 # Postfix instances of the test stack, found through their pid files under the
@@ -15,10 +15,11 @@ source "$HERE/common.sh"
 [[ -d "$MAILSTACK_DIR" ]] || exit 0   # nothing was ever started here
 ms_lock
 
-# Each master takes ~2 s to exit after SIGTERM, so stop both at once.
+# Each master takes ~2 s to exit after SIGTERM, so stop all at once.
 rc=0
 pids=()
 if command -v postfix >/dev/null; then ms_postfix_stop & pids+=($!); fi
 if command -v dovecot >/dev/null; then ms_dovecot_stop & pids+=($!); fi
+ms_oauth_stop & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 exit "$rc"

@@ -567,3 +567,105 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/cfg/mailpipe.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_provider_fills_servers_auth_and_oauth2_endpoints() {
+        let c = parse(
+            "[[account]]\nname = \"me\"\naddress = \"me@gmail.com\"\nprovider = \"Gmail\"\n\
+             [account.oauth2]\nclient_id = \"id\"\nclient_secret_env = \"S\"\n",
+        )
+        .unwrap();
+        let a = &c.accounts[0];
+        assert_eq!(a.provider, Some("gmail"));
+        assert_eq!(
+            (a.imap.host.as_str(), a.imap.port, a.imap.tls),
+            ("imap.gmail.com", 993, TlsMode::Implicit)
+        );
+        assert_eq!(a.imap.auth, Auth::Xoauth2);
+        assert_eq!(a.imap.username.as_deref(), Some("me@gmail.com"));
+        let smtp = a.smtp.as_ref().expect("the preset brings SMTP");
+        assert_eq!(smtp.host, "smtp.gmail.com");
+        assert_eq!(smtp.username.as_deref(), Some("me@gmail.com"));
+        let tokens = a.imap.oauth2.as_ref().unwrap();
+        assert!(
+            std::sync::Arc::ptr_eq(tokens, smtp.oauth2.as_ref().unwrap()),
+            "one token cache per account"
+        );
+        let crate::net::auth::TokenSource::Refresh(client) = &tokens.source else {
+            panic!("refresh")
+        };
+        assert!(
+            client.token_url.host.contains("google"),
+            "{:?}",
+            client.token_url
+        );
+        assert!(!client.scopes.is_empty());
+        assert_eq!(
+            client.token_file,
+            Path::new("/cfg/.mailpipe-state/oauth2/me.json")
+        );
+
+        // A host of one's own drops the preset's port and TLS for that server only.
+        let c = parse(
+            "[[account]]\nname = \"me\"\naddress = \"me@example.com\"\nprovider = \"fastmail\"\n\
+             [account.imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\npassword_env = \"P\"\n",
+        )
+        .unwrap();
+        let a = &c.accounts[0];
+        assert_eq!((a.imap.host.as_str(), a.imap.port), ("127.0.0.1", 143));
+        assert!(a.smtp.as_ref().unwrap().host.contains("fastmail"));
+    }
+
+    #[test]
+    fn oauth2_mistakes_are_named_with_their_line() {
+        let e =
+            err("[[account]]\nname = \"me\"\naddress = \"me@gmail.com\"\nprovider = \"gmail\"\n");
+        assert!(
+            e.contains("mailpipe.toml:2") && e.contains("account.oauth2"),
+            "{e}"
+        );
+        let e = err("[[account]]\nname = \"me\"\naddress = \"me@x.com\"\nprovider = \"nosuch\"\n");
+        assert!(
+            e.contains(":4") && e.contains("unknown provider") && e.contains("gmail"),
+            "{e}"
+        );
+        let e = err(
+            "[[account]]\nname = \"me\"\naddress = \"me@x.com\"\n[account.imap]\nhost = \"imap.x.com\"\n\
+             auth = \"xoauth2\"\npassword_command = \"pass x\"\n[account.oauth2]\ntoken_command = \"t\"\n",
+        );
+        assert!(
+            e.contains("account.imap.auth") && !e.contains("pass x"),
+            "{e}"
+        );
+        let e = err(
+            "[[account]]\nname = \"me\"\naddress = \"me@x.com\"\n[account.imap]\nhost = \"imap.x.com\"\n\
+             auth = \"oauthbearer\"\n[account.oauth2]\nclient_id = \"c\"\ntoken_url = \"http://auth.x.com/token\"\n",
+        );
+        assert!(
+            e.contains(":9") && e.contains("account.oauth2.token_url") && e.contains("https"),
+            "{e}"
+        );
+        let e = err(
+            "[[account]]\nname = \"me\"\naddress = \"me@x.com\"\n[account.imap]\nhost = \"imap.x.com\"\n\
+             auth = \"oauthbearer\"\n[account.oauth2]\nclient_id = \"c\"\n",
+        );
+        assert!(e.contains("token_url") && e.contains("missing"), "{e}");
+        let e = err("[[account]]\nname = \"me\"\naddress = \"me@x.com\"\n");
+        assert!(
+            e.contains("account.imap.host") && e.contains("provider"),
+            "{e}"
+        );
+    }
+}

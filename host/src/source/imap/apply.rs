@@ -284,10 +284,33 @@ pub async fn apply(
                 .await;
                 refused.record(r, &to_remove)?;
             }
-        } else {
-            report
-                .warnings
-                .push("server lacks UIDPLUS: removed messages are left flagged \\Deleted".into());
+        } else if !to_remove.is_empty() {
+            // Without UIDPLUS only a plain EXPUNGE exists, and it removes every message
+            // flagged \Deleted, also those another client flagged and may still want back.
+            // It is sent only when all of them are ours.
+            let r = async {
+                let deleted = timed("UID SEARCH", session.uid_search("DELETED")).await?;
+                completed(session, "UID SEARCH")?;
+                let ours: HashSet<u32> = to_remove.iter().copied().collect();
+                let others = deleted.iter().filter(|u| !ours.contains(u)).count();
+                if others > 0 {
+                    return Ok(Some(others));
+                }
+                let stream = timed("EXPUNGE", session.expunge()).await?;
+                timed("EXPUNGE", stream.try_collect::<Vec<_>>()).await?;
+                completed(session, "EXPUNGE").map(|_| None)
+            }
+            .await;
+            match r {
+                Ok(Some(others)) => report.warnings.push(format!(
+                    "{mailbox}: the server lacks UIDPLUS and {others} other message(s) there are flagged \\Deleted by another client; \
+                     {} message(s) mailpipe moved away are left flagged \\Deleted until that client expunges",
+                    to_remove.len()
+                )),
+                other => {
+                    refused.record(other.map(|_| ()), &to_remove)?;
+                }
+            }
         }
         report.removed += to_remove.iter().filter(|u| !refused.has(**u)).count();
     }

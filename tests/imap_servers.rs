@@ -1,0 +1,414 @@
+//! One scenario, every IMAP server of the test bed: Dovecot; Cyrus IMAP in both of its
+//! namespace layouts (Debian's default, personal folders under "INBOX." with "." between
+//! levels, and the "/" layout with folders at the top); and Dovecot advertising fewer
+//! capabilities (no MOVE, UIDPLUS, IDLE, CONDSTORE, LITERAL+, SPECIAL-USE, NAMESPACE, or
+//! none of them). Folder names are written one way in the config and the plugins (UTF-8, "/"
+//! between levels); each server must end up with its own form of them. Expected server names
+//! are spelled out here, not computed with mailpipe's own mapping.
+
+mod common;
+
+use common::mailstack::*;
+use mailpipe::config::{Auth, PasswordSource, ServerConfig, TlsMode};
+use mailpipe::runner::{run_accounts_once, RunOptions};
+use mailpipe::source::imap::connect::{connect, ImapSession};
+use mailpipe::source::imap::utf7;
+use std::collections::HashMap;
+use std::time::Duration;
+
+const OPTS: RunOptions = RunOptions {
+    dry_run: false,
+    json: true,
+};
+
+/// Where a server listens and how it names personal folders.
+struct Target {
+    host: String,
+    port: u16,
+    /// Personal namespace prefix and level separator the server must use.
+    prefix: &'static str,
+    delim: char,
+}
+
+impl Target {
+    fn server(&self, user: &str) -> ServerConfig {
+        ServerConfig {
+            host: self.host.clone(),
+            port: self.port,
+            tls: TlsMode::None,
+            ca_file: None,
+            tls_pin: None,
+            username: Some(format!("{user}@example.test")),
+            password: Some(PasswordSource::Command(format!("echo secret-{user}"))),
+            auth: Auth::Password,
+            oauth2: None,
+        }
+    }
+
+    /// The server's wire name for a folder given in the user's form.
+    fn wire(&self, user_form: &str) -> String {
+        utf7::encode(&format!(
+            "{}{}",
+            self.prefix,
+            user_form.replace('/', &self.delim.to_string())
+        ))
+    }
+
+    async fn session(&self) -> ImapSession {
+        connect(&self.server("alice"))
+            .await
+            .unwrap_or_else(|e| panic!("login to {}:{}: {e}", self.host, self.port))
+    }
+}
+
+/// Variables of an env.sh the test bed wrote.
+fn env_file(path: &std::path::Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: start the test bed (scripts/test.sh does)",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(['"', '\'']).to_string()))
+        .collect()
+}
+
+fn cyrus(layout: &str) -> Target {
+    let stack = Stack::get();
+    let vars = env_file(&stack.dir.join("cyrus/env.sh"));
+    let key = format!("MAILSTACK_CYRUS_{}_IMAP_PORT", layout.to_uppercase());
+    let port = vars
+        .get(&key)
+        .unwrap_or_else(|| panic!("{key} not in cyrus/env.sh"))
+        .parse()
+        .unwrap();
+    let (prefix, delim) = match layout {
+        "dot" => ("INBOX.", '.'),
+        _ => ("", '/'),
+    };
+    Target {
+        host: "127.0.0.1".into(),
+        port,
+        prefix,
+        delim,
+    }
+}
+
+fn dovecot_profile(profile: &str) -> Target {
+    let stack = Stack::get();
+    let (host, port) = match profile {
+        "full" => ("127.0.0.1".to_string(), stack.port("IMAP")),
+        p => {
+            let key = format!("MAILSTACK_CAPS_{}", p.to_uppercase());
+            let v = stack
+                .vars
+                .get(&key)
+                .unwrap_or_else(|| panic!("{key} not in the test bed's env.sh"));
+            let (h, p) = v.rsplit_once(':').unwrap();
+            (h.to_string(), p.parse().unwrap())
+        }
+    };
+    Target {
+        host,
+        port,
+        prefix: "",
+        delim: '/',
+    }
+}
+
+fn plugins(root: &str) -> String {
+    plugin_toml(
+        "filer",
+        "rules-filer",
+        &format!(
+            r#"[plugin.config]
+rules = [
+  {{ name = "list", folder = "{root}/Rüben", conditions = [ {{ header = "List-Id", op = "exists" }} ] }},
+  {{ name = "boss", flags = ["\\Flagged", "$Boss"], conditions = [ {{ address = "from", op = "equals", value = "dana@example.test" }} ] }},
+]"#
+        ),
+    ) + &plugin_toml(
+        "tagger",
+        "subject-tagger",
+        "[plugin.config]\ntag = \"[EXT]\"\nwhen_from_not = [\"*@example.test\"]",
+    ) + &plugin_toml(
+        "vacation",
+        "auto-responder",
+        "[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\"",
+    )
+}
+
+/// Seed four messages into a new mailbox, run mailpipe once, check every effect on the
+/// server in its own naming, then check a second run does nothing.
+async fn scenario(name: &str, t: Target) {
+    let stack = Stack::get();
+    let tag = unique(name);
+    let watched = format!("T-{tag}");
+    let root = format!("Lists-{tag}");
+    let mut s = t.session().await;
+    s.create(t.wire(&watched))
+        .await
+        .unwrap_or_else(|e| panic!("CREATE {}: {e}", t.wire(&watched)));
+    let seed = [
+        (
+            "Hiro <hiro@example.net>",
+            "List-Id: <x.lists.example.org>\r\n",
+            "list",
+        ),
+        ("Dana <dana@example.test>", "", "boss"),
+        ("Eve <eve@example.net>", "", "outside"),
+        ("Bob <bob@example.test>", "", "bob"),
+    ];
+    for (i, (from, extra, what)) in seed.iter().enumerate() {
+        let raw = message(
+            from,
+            "alice@example.test",
+            &format!("{what} {tag}"),
+            &format!("{i}.{tag}@example.test"),
+            extra,
+        );
+        s.append(t.wire(&watched), None, None, &raw)
+            .await
+            .expect("APPEND");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[state]
+dir = "{state}"
+
+[[account]]
+name = "alice"
+address = "alice@example.test"
+mailboxes = ["{watched}"]
+
+[account.imap]
+host = "{host}"
+port = {port}
+tls = "none"
+password_command = "echo secret-alice"
+
+[account.smtp]
+host = "127.0.0.1"
+port = {submission}
+tls = "none"
+password_command = "echo secret-alice"
+username = "alice@example.test"
+{plugins}"#,
+        state = dir.path().join("state").display(),
+        host = t.host,
+        port = t.port,
+        submission = stack.port("SUBMISSION"),
+        plugins = plugins(&root),
+    );
+    let config = config(dir.path(), &text);
+    let summary = run_accounts_once(&config, &OPTS)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    assert_eq!(summary.processed, 4, "{name}");
+    assert_eq!(summary.store_failures, 0, "{name}");
+
+    // Read back with the server's own names.
+    let here = list_wire(&mut s, &t.wire(&watched)).await;
+    let filed = list_wire(&mut s, &t.wire(&format!("{root}/Rüben"))).await;
+    assert_eq!(
+        count(&filed, &format!("list {tag}")),
+        1,
+        "{name}: filed into the nested UTF-8 folder"
+    );
+    assert_eq!(
+        count(&here, &format!("list {tag}")),
+        0,
+        "{name}: moved, not copied"
+    );
+    let boss = here
+        .iter()
+        .find(|m| m.2.contains(&format!("boss {tag}")))
+        .expect("boss mail kept");
+    assert!(
+        boss.1.iter().any(|f| f.contains("Flagged")) && boss.1.iter().any(|f| f.contains("$Boss")),
+        "{name}: {:?}",
+        boss.1
+    );
+    assert_eq!(
+        count(&here, &format!("[EXT] outside {tag}")),
+        1,
+        "{name}: rewritten in place"
+    );
+    assert_eq!(
+        count(&here, &format!("outside {tag}")),
+        1,
+        "{name}: the original is gone"
+    );
+    assert_eq!(here.len(), 3, "{name}");
+    wait_for(
+        &stack,
+        "bob",
+        "INBOX",
+        &format!("3.{tag}@example.test"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_or_else(|| panic!("{name}: bob got the reply"));
+
+    let again = run_accounts_once(&config, &OPTS).await.unwrap();
+    assert_eq!(again.processed, 0, "{name}: nothing twice");
+    let _ = s.logout().await;
+}
+
+/// (UID, flags, headers) in a mailbox given by its wire name.
+async fn list_wire(s: &mut ImapSession, wire: &str) -> Vec<(u32, Vec<String>, String)> {
+    use futures::TryStreamExt;
+    let Ok(mb) = s.select(wire).await else {
+        return Vec::new();
+    };
+    if mb.exists == 0 {
+        return Vec::new();
+    }
+    let items: Vec<_> = s
+        .uid_fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER])")
+        .await
+        .expect("FETCH")
+        .try_collect()
+        .await
+        .expect("FETCH");
+    items
+        .iter()
+        .map(|f| {
+            (
+                f.uid.unwrap_or(0),
+                f.flags().map(|x| format!("{x:?}")).collect(),
+                String::from_utf8_lossy(f.header().unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dovecot() {
+    scenario("dovecot", dovecot_profile("full")).await;
+}
+
+#[tokio::test]
+async fn cyrus_with_inbox_dot_namespace() {
+    scenario("cyrus-dot", cyrus("dot")).await;
+}
+
+#[tokio::test]
+async fn cyrus_with_slash_namespace() {
+    scenario("cyrus-slash", cyrus("slash")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_move() {
+    scenario("nomove", dovecot_profile("nomove")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_uidplus() {
+    scenario("nouidplus", dovecot_profile("nouidplus")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_condstore() {
+    scenario("nocondstore", dovecot_profile("nocondstore")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_literal_plus() {
+    scenario("noliteralplus", dovecot_profile("noliteralplus")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_special_use() {
+    scenario("nospecialuse", dovecot_profile("nospecialuse")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_namespace() {
+    scenario("nonamespace", dovecot_profile("nonamespace")).await;
+}
+
+#[tokio::test]
+async fn dovecot_with_only_imap4rev1() {
+    scenario("minimal", dovecot_profile("minimal")).await;
+}
+
+#[tokio::test]
+async fn dovecot_without_idle() {
+    scenario("noidle", dovecot_profile("noidle")).await;
+}
+
+/// Without IDLE the daemon polls, and new mail is still handled.
+#[tokio::test]
+async fn daemon_without_idle_polls() {
+    let t = dovecot_profile("noidle");
+    let tag = unique("poll");
+    let watched = format!("T-{tag}");
+    let mut s = t.session().await;
+    s.create(t.wire(&watched)).await.expect("CREATE");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailpipe.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[state]\ndir = \"{}\"\n[[account]]\nname = \"alice\"\naddress = \"alice@example.test\"\nmailboxes = [\"{watched}\"]\nmode = \"idle\"\npoll_seconds = 5\n[account.imap]\nhost = \"{}\"\nport = {}\ntls = \"none\"\npassword_command = \"echo secret-alice\"\n{}",
+            dir.path().join("state").display(),
+            t.host,
+            t.port,
+            plugins(&format!("Lists-{tag}"))
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let waited = async {
+        for _ in 0..100 {
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("connected (polling)")
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+    .await;
+    let raw = message(
+        "Hiro <hiro@example.net>",
+        "alice@example.test",
+        &format!("list {tag}"),
+        &format!("p.{tag}@example.test"),
+        "List-Id: <x.lists.example.org>\r\n",
+    );
+    s.append(t.wire(&watched), None, None, &raw)
+        .await
+        .expect("APPEND");
+    let mut filed = false;
+    for _ in 0..60 {
+        if count(
+            &list_wire(&mut s, &t.wire(&format!("Lists-{tag}/Rüben"))).await,
+            &format!("list {tag}"),
+        ) == 1
+        {
+            filed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(waited, "the daemon says it polls: {text}");
+    assert!(filed, "new mail filed by polling: {text}");
+    let _ = s.logout().await;
+}
