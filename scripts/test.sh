@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The README's second command: the whole test suite on a fresh machine (as root, Debian 12).
-# Builds the plugins (installing the wasm32-wasip2 target if needed), starts the real
-# Dovecot + Postfix test bed of tests/mailstack (installing them from Debian if needed), runs
-# every host test (unit and end-to-end) in the one release profile used everywhere, and
+# Builds the plugins (installing the wasm32-wasip2 target if needed), starts the real test
+# bed of tests/mailstack (Dovecot + Postfix + a local OAuth2 provider, and Cyrus IMAP; all
+# from Debian's packages, installed or unpacked if needed), runs every host test (unit and end-to-end) in the one release profile used everywhere, and
 # stops the test bed again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 bash tests/mailstack/start.sh >/dev/null
-trap 'bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
+trap 'bash tests/mailstack/cyrus.sh stop >/dev/null 2>&1 || true; bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
+# Cyrus IMAP beside Dovecot (both namespace layouts), from Debian's packages unpacked into the
+# test bed: the IMAP scenario of tests/imap_servers.rs runs on every server.
+bash tests/mailstack/cyrus.sh start >/dev/null
 # The benchmarks are not run here (they need ~10 min on a quiet machine, see bench/README.md),
 # but they must keep compiling: same profile as the tests, so nothing is built twice.
 cargo build --release --benches

@@ -12,6 +12,7 @@ use std::time::Duration;
 const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
+    retry_failed: false,
 };
 
 fn pipeline_toml(folder_root: &str) -> String {

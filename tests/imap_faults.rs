@@ -25,6 +25,7 @@ use mailpipe::runner::{account_workers, run_accounts_once, RunOptions, RunSummar
 const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
+    retry_failed: false,
 };
 
 /// Messages seeded into INBOX (UIDs 1..=COUNT).

@@ -19,6 +19,7 @@ use std::time::Duration;
 const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
+    retry_failed: false,
 };
 
 /// Where a server listens and how it names personal folders.

@@ -98,6 +98,7 @@ async fn first_message_stored(
 const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
+    retry_failed: false,
 };
 
 #[tokio::test]
@@ -184,6 +185,7 @@ async fn dry_run_changes_nothing() {
         &RunOptions {
             dry_run: true,
             json: true,
+            retry_failed: false,
         },
     )
     .await

@@ -47,6 +47,10 @@ enum Command {
         /// One JSON object per message on stdout.
         #[arg(long)]
         json: bool,
+        /// Decide again, under the config as it is now, the messages whose server actions were
+        /// refused until mailpipe gave up (say, a folder the server would not create).
+        #[arg(long)]
+        retry_failed: bool,
         /// Seconds between polls of the offline source when not --once.
         #[arg(long, default_value_t = 30)]
         interval: u64,
@@ -131,10 +135,15 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             once,
             dry_run,
             json,
+            retry_failed,
             interval,
         } => {
             let config = Config::load(&config)?;
-            let opts = RunOptions { dry_run, json };
+            let opts = RunOptions {
+                dry_run,
+                json,
+                retry_failed,
+            };
             let watch = !config.accounts.is_empty() && !once && !dry_run;
             if watch {
                 runner::watch_accounts(&config, &opts).await?;

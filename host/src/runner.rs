@@ -88,6 +88,8 @@ pub struct RunSummary {
 pub struct RunOptions {
     pub dry_run: bool,
     pub json: bool,
+    /// Decide again the messages whose server actions were given up (`run --retry-failed`).
+    pub retry_failed: bool,
 }
 
 /// Process every message of the offline source not processed before.
@@ -263,6 +265,8 @@ pub async fn account_workers(
             retry: config.retry,
             dry_run: opts.dry_run,
             json: opts.json,
+            retry_failed: opts.retry_failed,
+            retried: Default::default(),
         });
     }
     Ok(workers)

@@ -209,10 +209,12 @@ ms_wait_pid_gone() {
 
 # End the given former children of a stopped master that are still alive and
 # still run a dovecot/postfix binary (guards against pid reuse): TERM, then
-# KILL after 5 s.
+# KILL after 5 s. (Dovecot's lmtp, auth and stats processes usually stay
+# while Postfix keeps connections to them.)
 ms_kill_leftovers() {
     local p i left=()
     for p in "$@"; do
+        ms_pid_alive "$p" || continue
         case "$(readlink "/proc/$p/exe" 2>/dev/null)" in
         /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/lib/postfix/*) left+=("$p") ;;
         esac

@@ -34,7 +34,7 @@ CY_BIN="$CY_ROOT/usr/lib/cyrus/bin"
 CY_SHIM="$CY_BASE/syslog2file.so"           # LD_PRELOAD: syslog() -> file (there is no syslogd)
 CY_APT_LOG="$CY_BASE/apt.log"
 CY_APT_LOCK=/tmp/mailpipe-apt.lock          # shared with other scripts that run apt-get
-CY_USER=cyrus                               # Cyrus refuses to stay root: services setuid to it
+CY_USER=cyrus                               # master drops root to this user (created if missing)
 CY_GROUP=mail
 CY_LAYOUTS=(dot slash)
 # Packages always unpacked; the libraries they need that are not installed
@@ -60,10 +60,10 @@ cy_port() { # layout imap|imaps
 # Print the last lines of the Cyrus logs, for error reports.
 cy_log_tails() {
     local f
-    for f in "$CY_BASE"/*/log/*.log "$CY_APT_LOG"; do
+    for f in "$CY_BASE"/*/log/*.log; do
         [[ -s "$f" ]] || continue
         printf -- '----- tail of %s -----\n' "$f" >&2
-        tail -n 25 "$f" >&2
+        tail -n 20 "$f" >&2
     done
 }
 
@@ -125,7 +125,7 @@ cy_apt() { # apt-get under the shared apt lock, output to the apt log
 # The packages to download: CY_PACKAGES plus every library apt would install
 # with them (apt's own resolver, on the real system state), as name=version.
 # Non-library dependencies (an MTA, gawk, db-util, ...) serve only the
-# package scripts, which never run here.
+# package scripts, which never run here. libc6 is never replaced.
 cy_resolve_packages() {
     cy_apt install --simulate --no-install-recommends "${CY_PACKAGES[@]}" 2>>"$CY_APT_LOG" |
         awk '$1 == "Inst" {
@@ -134,7 +134,7 @@ cy_resolve_packages() {
                  print $2 "=" v
              }' |
         grep -E '^(cyrus-common|cyrus-imapd|sasl2-bin|lib[^=]*)=' |
-        grep -vE '^(libsasl2-2|libsasl2-modules|libsasl2-modules-db)='
+        grep -vE '^(libc6|libsasl2-2|libsasl2-modules|libsasl2-modules-db)='
 }
 
 cy_lib_path() { # every directory under CY_ROOT that holds shared libraries
@@ -144,11 +144,42 @@ cy_lib_path() { # every directory under CY_ROOT that holds shared libraries
 # Every program we run must find all its libraries.
 cy_check_libs() {
     local missing
-    missing=$(LD_LIBRARY_PATH="$(cy_lib_path)" ldd "$CY_BIN"/{master,imapd,lmtpd,idled,ctl_cyrusdb} \
+    missing=$(LD_LIBRARY_PATH="$(cy_lib_path)" ldd "$CY_BIN"/{master,imapd,idled,ctl_cyrusdb} \
         "$CY_ROOT/usr/sbin/saslpasswd2" 2>&1 | grep 'not found' | sort -u || true)
     [[ -z "$missing" ]] && return 0
     echo "$missing" >&2
     return 1
+}
+
+cy_apt_die() {
+    [[ -s "$CY_APT_LOG" ]] && { echo "----- tail of $CY_APT_LOG -----"; tail -n 20 "$CY_APT_LOG"; } >&2
+    printf '[mailstack] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Resolve CY_PACKAGES into file $1 (name=version per line).
+cy_resolve_into() {
+    local list p
+    list=$(cy_resolve_packages) || true
+    for p in "${CY_PACKAGES[@]}"; do
+        grep -q "^$p=" <<<"$list" ||
+            cy_apt_die "apt cannot resolve $p (apt-get install --simulate ${CY_PACKAGES[*]})"
+    done
+    echo "$list" >"$1.tmp"
+    mv "$1.tmp" "$1"
+}
+
+# Download the listed .debs that are not in CY_DEBS yet.
+cy_download() {
+    local want=() name ver
+    while IFS='=' read -r name ver; do
+        [[ -n "$name" ]] || continue
+        compgen -G "$CY_DEBS/${name}_*.deb" >/dev/null || want+=("$name=$ver")
+    done <"$CY_DEBS/packages.txt"
+    ((${#want[@]})) || return 0
+    ms_log "downloading ${#want[@]} packages into $CY_DEBS: ${want[*]%%=*}"
+    # As root: the _apt sandbox user may not write to our dir.
+    (cd "$CY_DEBS" && cy_apt download -q -o APT::Sandbox::User=root "${want[@]}") >>"$CY_APT_LOG" 2>&1
 }
 
 cy_install_packages() {
@@ -163,43 +194,33 @@ cy_install_packages() {
     done
     if ! apt-cache show cyrus-imapd >/dev/null 2>&1 || ((${#missing[@]})); then
         ms_log "apt-get update (log: $CY_APT_LOG)"
-        cy_apt update -q >>"$CY_APT_LOG" 2>&1 || cy_die "apt-get update failed"
+        cy_apt update -q >>"$CY_APT_LOG" 2>&1 || cy_apt_die "apt-get update failed"
     fi
     if ((${#missing[@]})); then
         ms_log "installing ${missing[*]} (apt-get, log: $CY_APT_LOG)"
         cy_apt install -y -q --no-install-recommends "${missing[@]}" >>"$CY_APT_LOG" 2>&1 ||
-            cy_die "apt-get install ${missing[*]} failed"
+            cy_apt_die "apt-get install ${missing[*]} failed"
     fi
 
-    # The list of .debs is resolved once and kept with them.
-    if [[ ! -s "$CY_DEBS/packages.txt" ]]; then
-        local list
-        list=$(cy_resolve_packages) || true
-        for p in "${CY_PACKAGES[@]}"; do
-            grep -q "^$p=" <<<"$list" || cy_die "apt cannot resolve $p (apt-get install --simulate ${CY_PACKAGES[*]}: see $CY_APT_LOG)"
-        done
-        echo "$list" >"$CY_DEBS/packages.txt.tmp"
-        mv "$CY_DEBS/packages.txt.tmp" "$CY_DEBS/packages.txt"
-    fi
-    local want=() name ver
-    while IFS='=' read -r name ver; do
-        [[ -n "$name" ]] || continue
-        compgen -G "$CY_DEBS/${name}_*.deb" >/dev/null || want+=("$name=$ver")
-    done <"$CY_DEBS/packages.txt"
-    if ((${#want[@]})); then
-        ms_log "downloading ${#want[@]} packages into $CY_DEBS: ${want[*]%%=*}"
-        # The _apt sandbox user cannot write to our dir; it is only a warning,
-        # but download as root right away.
-        (cd "$CY_DEBS" && cy_apt download -q -o APT::Sandbox::User=root "${want[@]}") >>"$CY_APT_LOG" 2>&1 ||
-            cy_die "apt-get download ${want[*]} failed"
-    fi
+    # The list of .debs is resolved once and kept with them. If a download
+    # fails (package lists older than the mirror), update and resolve again.
+    local try name ver deb
+    for try in 1 2; do
+        if ((try == 2)); then
+            ms_log "apt-get download failed: apt-get update and retry"
+            rm -f "$CY_DEBS/packages.txt"
+            cy_apt update -q >>"$CY_APT_LOG" 2>&1 || cy_apt_die "apt-get update failed"
+        fi
+        [[ -s "$CY_DEBS/packages.txt" ]] || cy_resolve_into "$CY_DEBS/packages.txt"
+        cy_download && break
+        ((try == 1)) || cy_apt_die "apt-get download failed"
+    done
 
     ms_log "unpacking $(wc -l <"$CY_DEBS/packages.txt") packages into $CY_ROOT"
     rm -rf "$CY_ROOT"
     mkdir -p "$CY_ROOT"
     while IFS='=' read -r name ver; do
         [[ -n "$name" ]] || continue
-        local deb
         deb=$(compgen -G "$CY_DEBS/${name}_*.deb" | tail -n 1)
         dpkg -x "$deb" "$CY_ROOT" || cy_die "dpkg -x $deb failed"
     done <"$CY_DEBS/packages.txt"
@@ -330,7 +351,6 @@ altnamespace: $alt
 # Login with the full address: alice@example.test is user alice in domain
 # example.test (mailbox example.test!user.alice).
 virtdomains: userid
-admins:
 
 # Passwords: sasldb file of this instance, checked by libsasl2 (auxprop).
 # LOGIN and AUTH PLAIN are allowed without TLS (tests on loopback).
@@ -365,7 +385,6 @@ START {
 SERVICES {
   imap        cmd="$CY_BIN/imapd -C $d/imapd.conf -U 30" listen="$MAILSTACK_HOST:$(cy_port "$layout" imap)" prefork=0 maxchild=200
   imaps       cmd="$CY_BIN/imapd -s -C $d/imapd.conf -U 30" listen="$MAILSTACK_HOST:$(cy_port "$layout" imaps)" prefork=0 maxchild=200
-  lmtpunix    cmd="$CY_BIN/lmtpd -C $d/imapd.conf" listen="$d/conf/socket/lmtp" prefork=0 maxchild=20
 }
 EVENTS {
   checkpoint  cmd="$CY_BIN/ctl_cyrusdb -C $d/imapd.conf -c" period=30
@@ -401,6 +420,7 @@ cy_start_one() {
     # -d: daemon (forks, setsid, returns once the pid file is written);
     # -L: the master's and services' stderr. A clean environment, no
     # inherited locks (fds 8, 9) and no inherited stdout (`$(cyrus.sh start)`).
+    # shellcheck disable=SC2094  # -L and >> name the same log on purpose
     env -i "${env[@]}" "$CY_BIN/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" \
         -p "$d/run/master.pid" -L "$d/log/master.log" -d \
         </dev/null >>"$d/log/master.log" 2>&1 8>&- 9>&- ||

@@ -24,6 +24,8 @@ pub(super) struct RawAccount {
     pub max_message_mb: Option<u64>,
     /// Deadline of each IMAP command and of connecting, in seconds.
     pub timeout_seconds: Option<u64>,
+    /// Refused tries of a message's server actions before they are given up (default 5).
+    pub action_attempts: Option<u32>,
     /// Envelope sender of automatic replies; RFC 3834 recommends the null path "" (default).
     pub reply_envelope_from: Option<Spanned<String>>,
     /// A known provider (`config/providers.rs`): fills host, port, TLS, auth and OAuth2
@@ -207,6 +209,9 @@ pub struct AccountConfig {
     pub max_message_bytes: u64,
     /// Deadline of each IMAP command and of connecting.
     pub timeout: std::time::Duration,
+    /// Refused tries of a message's server actions before the message is left where it is
+    /// (`run --retry-failed` decides it again).
+    pub action_attempts: u32,
     pub reply_envelope_from: String,
     pub imap: ServerConfig,
     pub smtp: Option<ServerConfig>,

@@ -479,6 +479,7 @@ fn validate_account(
         apply_batch: a.apply_batch.unwrap_or(5000).clamp(1, 100_000),
         max_message_bytes: a.max_message_mb.unwrap_or(50).clamp(1, 2048) << 20,
         timeout: std::time::Duration::from_secs(a.timeout_seconds.unwrap_or(60).clamp(1, 3600)),
+        action_attempts: a.action_attempts.unwrap_or(5).clamp(1, 20),
         reply_envelope_from,
         imap,
         smtp,

@@ -432,6 +432,35 @@ impl Store {
         })
     }
 
+    /// Keys of messages whose actions were given up (`give_up_pending`), under `prefix`.
+    pub fn failed_under(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(FAILED_PLANS)?;
+        let mut out = Vec::new();
+        for item in table.range(prefix..)? {
+            let (k, _) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push(k.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Forget that these messages were processed and failed, so they are decided again.
+    pub fn forget_failed(&self, keys: &[String]) -> Result<(), StateError> {
+        self.write(true, |txn| {
+            let mut failed = txn.open_table(FAILED_PLANS)?;
+            let mut processed = txn.open_table(PROCESSED)?;
+            for k in keys {
+                failed.remove(k.as_str())?;
+                processed.remove(k.as_str())?;
+            }
+            Ok(())
+        })
+    }
+
     pub fn finish_pending(&self, keys: &[String]) -> Result<(), StateError> {
         self.write(true, |txn| {
             let mut table = txn.open_table(PENDING)?;

@@ -34,6 +34,9 @@ pub struct Decider {
     pub prefix: String,
     pub checkpoint_key: String,
     pub validity: u32,
+    /// The checkpoint when the pass began: messages at or below it (re-decided ones) never
+    /// move it back.
+    pub floor: u32,
     /// Only header blocks were fetched.
     pub headers_only: bool,
     pub dry_run: bool,
@@ -79,6 +82,11 @@ impl Decided {
 }
 
 impl Decider {
+    /// The checkpoint a message's commit moves to, if it moves it forward.
+    fn checkpoint(&self, uid: u32) -> Option<(String, u32, u32)> {
+        (uid > self.floor).then(|| (self.checkpoint_key.clone(), self.validity, uid))
+    }
+
     pub async fn decide(&self, fetched: Vec<Fetched>) -> Result<Decided, StateError> {
         let mut out = Decided::default();
         let identity = &self.identity;
@@ -100,7 +108,7 @@ impl Decider {
                         self.store.commit_message(&MessageCommit {
                             message_key: key,
                             summary: format!("{{\"rewritten_copy_of\":{marker:?}}}"),
-                            checkpoint: Some((self.checkpoint_key.clone(), self.validity, f.uid)),
+                            checkpoint: self.checkpoint(f.uid),
                             ..Default::default()
                         })?;
                     }
@@ -161,7 +169,7 @@ impl Decider {
             if let Some(marker) = marker {
                 commit.also_processed.push(format!("rewritten:{marker}"));
             }
-            commit.checkpoint = Some((self.checkpoint_key.clone(), self.validity, f.uid));
+            commit.checkpoint = self.checkpoint(f.uid);
             // Made durable with the chunk, before any of its plans touches the server.
             commit.durable = false;
             if !plan.is_noop() {

@@ -72,6 +72,10 @@ pub struct AccountWorker {
     pub retry: RetryPolicy,
     pub dry_run: bool,
     pub json: bool,
+    /// Decide again the messages whose actions were given up (in each mailbox's first pass).
+    pub retry_failed: bool,
+    /// Mailboxes whose given-up messages were decided again already.
+    pub retried: std::sync::Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -368,6 +372,28 @@ impl AccountWorker {
                 }
             }
         }
+        // `run --retry-failed`: messages whose actions were given up are decided again, with
+        // the config as it is now (mail their plugins queued before is not queued again:
+        // outgoing ids are per message and plugin action).
+        let first_time = || self.retried.lock().expect("not poisoned").insert(mailbox.to_string());
+        if self.retry_failed && !self.dry_run && first_time() {
+            let keys = self.store.failed_under(&prefix)?;
+            let again: Vec<u32> = keys
+                .iter()
+                .filter_map(|k| k.strip_prefix(prefix.as_str())?.parse().ok())
+                .filter(|u| *u <= last)
+                .collect();
+            if !keys.is_empty() {
+                self.log(&format!(
+                    "{mailbox}: deciding {} message(s) again whose actions were given up",
+                    again.len()
+                ));
+                self.store.forget_failed(&keys)?;
+                uids.extend(again);
+                uids.sort_unstable();
+                uids.dedup();
+            }
+        }
         if uids.is_empty() {
             return Ok(());
         }
@@ -426,6 +452,7 @@ impl AccountWorker {
             prefix,
             checkpoint_key: checkpoint_key.clone(),
             validity,
+            floor: last,
             headers_only,
             dry_run: self.dry_run,
             json: self.json,
@@ -607,7 +634,7 @@ impl AccountWorker {
 
     /// Record what an attempt at `plans` did: done plans are finished; a plan a step of
     /// which the server refused stays pending with its completed steps, to be tried again on
-    /// the next pass and then with growing pauses; after `MAX_PLAN_ATTEMPTS` refusals it is
+    /// the next pass and then with growing pauses; after the account's `action_attempts` refusals it is
     /// given up: the message stays where it is and the failure is recorded and reported.
     fn settle(
         &self,
@@ -634,7 +661,8 @@ impl AccountWorker {
             };
             plan.attempts += 1;
             plan.last_error = Some(why.clone());
-            let msg = if plan.attempts >= MAX_PLAN_ATTEMPTS {
+            let most = self.account.action_attempts;
+            let msg = if plan.attempts >= most {
                 self.store.give_up_pending(key, &plan.to_json())?;
                 format!(
                     "{mailbox}: message {} was left where it is after {} refused attempts: {why}",
@@ -650,7 +678,7 @@ impl AccountWorker {
                 };
                 self.store.update_pending(key, &plan.to_json())?;
                 format!(
-                    "{mailbox}: message {}: {why}; its actions will be tried again (attempt {} of {MAX_PLAN_ATTEMPTS})",
+                    "{mailbox}: message {} not done yet: {why}; its actions will be tried again (attempt {} of {most})",
                     plan.uid, plan.attempts
                 )
             };
@@ -662,8 +690,6 @@ impl AccountWorker {
     }
 }
 
-/// Refused attempts at a message's actions before they are given up.
-const MAX_PLAN_ATTEMPTS: u32 = 5;
 
 /// Fetch the messages `uids` (ascending). Only requested UIDs are taken (a response for
 /// any other UID, or UID 0, is ignored), the command must complete with OK, and a requested
