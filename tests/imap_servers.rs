@@ -413,3 +413,145 @@ async fn daemon_without_idle_polls() {
     assert!(filed, "new mail filed by polling: {text}");
     let _ = s.logout().await;
 }
+
+/// The issue's poison plan, on Cyrus's INBOX. namespace: a folder name the server cannot hold
+/// ("." is its level separator) is reported by `check --connect`; the run leaves the message
+/// where it is after the configured attempts, says so, and goes on (the reply still goes out);
+/// after the config is fixed, `run --retry-failed` files it, and nothing is sent twice.
+#[tokio::test]
+async fn a_folder_the_server_cannot_hold_is_reported_left_in_place_and_decided_again() {
+    let stack = Stack::get();
+    let t = cyrus("dot");
+    let tag = unique("poison");
+    let watched = format!("T-{tag}");
+    let mut s = t.session().await;
+    s.create(t.wire(&watched)).await.expect("CREATE");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailpipe.toml");
+    let write = |folder: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                r#"[state]
+dir = "{state}"
+[[account]]
+name = "alice"
+address = "alice@example.test"
+mailboxes = ["{watched}"]
+action_attempts = 1
+[account.imap]
+host = "{host}"
+port = {port}
+tls = "none"
+password_command = "echo secret-alice"
+[account.smtp]
+host = "127.0.0.1"
+port = {submission}
+tls = "none"
+username = "alice@example.test"
+password_command = "echo secret-alice"
+{filer}{vacation}"#,
+                state = dir.path().join("state").display(),
+                host = t.host,
+                port = t.port,
+                submission = stack.port("SUBMISSION"),
+                filer = plugin_toml(
+                    "filer",
+                    "rules-filer",
+                    &format!("[plugin.config]\nrules = [ {{ name = \"tom\", folder = \"{folder}\", conditions = [ {{ header = \"X-Route\", op = \"exists\" }} ] }} ]")
+                ),
+                vacation = plugin_toml(
+                    "vacation",
+                    "auto-responder",
+                    "[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\""
+                ),
+            ),
+        )
+        .unwrap();
+    };
+    let mailpipe = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(args)
+            .arg("-c")
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let bad = format!("Tom.Jones-{tag}");
+    let good = format!("Tom Jones-{tag}");
+    write(&bad);
+    let (code, text) = mailpipe(&["check", "--connect"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&bad) && text.contains("level separator"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"INBOX.\""),
+        "the namespace is shown: {text}"
+    );
+
+    let id = format!("tom.{tag}@example.test");
+    let raw = message(
+        "Bob <bob@example.test>",
+        "alice@example.test",
+        &format!("tom {tag}"),
+        &id,
+        "X-Route: tom\r\n",
+    );
+    s.append(t.wire(&watched), None, None, &raw)
+        .await
+        .expect("APPEND");
+    let (code, text) = mailpipe(&["run", "--once"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("left where it is"), "{text}");
+    assert_eq!(
+        count(&list_wire(&mut s, &t.wire(&watched)).await, &id),
+        1,
+        "still there"
+    );
+    wait_for(&stack, "bob", "INBOX", &id, Duration::from_secs(20))
+        .await
+        .expect("the reply went out although the filing failed");
+
+    // Fixed config: a plain run does not look at it again; --retry-failed does.
+    write(&good);
+    let (code, text) = mailpipe(&["run", "--once"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        count(&list_wire(&mut s, &t.wire(&watched)).await, &id),
+        1,
+        "{text}"
+    );
+    let (code, text) = mailpipe(&["run", "--once", "--retry-failed"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("deciding 1 message(s) again"), "{text}");
+    assert_eq!(
+        count(&list_wire(&mut s, &t.wire(&watched)).await, &id),
+        0,
+        "{text}"
+    );
+    assert_eq!(
+        count(&list_wire(&mut s, &t.wire(&good)).await, &id),
+        1,
+        "filed under the new name"
+    );
+    // And once more: nothing left to retry, nothing sent twice.
+    let (code, text) = mailpipe(&["run", "--once", "--retry-failed"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("deciding"), "{text}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut b = stack.session("bob").await;
+    assert_eq!(
+        count(&list(&mut b, "INBOX").await, &id),
+        1,
+        "one reply only"
+    );
+    let _ = b.logout().await;
+    let _ = s.logout().await;
+}

@@ -55,7 +55,9 @@ fn stats(stack: &Stack) -> serde_json::Value {
 /// URN, urn:ietf:params:oauth:grant-type:device_code).
 fn grants(stack: &Stack, grant: &str) -> u64 {
     let s = stats(stack);
-    let token = s.get("token").unwrap_or_else(|| panic!("no token stats in {s}"));
+    let token = s
+        .get("token")
+        .unwrap_or_else(|| panic!("no token stats in {s}"));
     token
         .as_object()
         .unwrap()

@@ -397,27 +397,30 @@ pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, Stri
             let _ = tokio::time::timeout(a.timeout, session.logout()).await;
             let (_, folders) = server?;
             let problems = folder_problems(config, a, &ns, &folders);
+            let layout = format!(
+                "folders as {}{}",
+                if ns.prefix.is_empty() {
+                    "top-level names".to_string()
+                } else {
+                    format!("{:?}+name", ns.prefix)
+                },
+                ns.delim
+                    .map(|d| format!(" with {d:?} between levels"))
+                    .unwrap_or_default()
+            );
             if !problems.is_empty() {
                 return Err(format!(
-                    "IMAP {}:{}: {}",
+                    "IMAP {}:{} ({layout}): {}",
                     a.imap.host,
                     a.imap.port,
                     problems.join("; ")
                 ));
             }
             let mut what = format!(
-                "IMAP {}:{} ok ({}, folders as {}{})",
+                "IMAP {}:{} ok ({}, {layout})",
                 a.imap.host,
                 a.imap.port,
                 login_name(&a.imap),
-                if ns.prefix.is_empty() {
-                    "/".to_string()
-                } else {
-                    format!("{:?}", ns.prefix)
-                },
-                ns.delim
-                    .map(|d| format!(" with {d:?} between levels"))
-                    .unwrap_or_default()
             );
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))

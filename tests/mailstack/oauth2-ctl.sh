@@ -17,6 +17,7 @@ source "$HERE/common.sh"
 
 ms_lock
 mkdir -p "$MS_LOG"
+# shellcheck disable=SC2119  # ms_oauth_start without --reset-settings: keep them
 case "${1:-}" in
 stop) ms_oauth_stop ;;
 start) ms_oauth_start ;;

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import secrets
-import smtplib
 import socket
 import ssl
 import subprocess

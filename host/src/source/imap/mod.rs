@@ -375,7 +375,12 @@ impl AccountWorker {
         // `run --retry-failed`: messages whose actions were given up are decided again, with
         // the config as it is now (mail their plugins queued before is not queued again:
         // outgoing ids are per message and plugin action).
-        let first_time = || self.retried.lock().expect("not poisoned").insert(mailbox.to_string());
+        let first_time = || {
+            self.retried
+                .lock()
+                .expect("not poisoned")
+                .insert(mailbox.to_string())
+        };
         if self.retry_failed && !self.dry_run && first_time() {
             let keys = self.store.failed_under(&prefix)?;
             let again: Vec<u32> = keys
@@ -689,7 +694,6 @@ impl AccountWorker {
         Ok(())
     }
 }
-
 
 /// Fetch the messages `uids` (ascending). Only requested UIDs are taken (a response for
 /// any other UID, or UID 0, is ignored), the command must complete with OK, and a requested
