@@ -367,7 +367,7 @@ async fn daemon_without_idle_polls() {
     let log = dir.path().join("stderr");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
         .args(["run", "-c", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -396,11 +396,12 @@ async fn daemon_without_idle_polls() {
         .expect("APPEND");
     let mut filed = false;
     for _ in 0..60 {
-        if count(
-            &list_wire(&mut s, &t.wire(&format!("Lists-{tag}/Rüben"))).await,
-            &format!("list {tag}"),
-        ) == 1
-        {
+        // A new session each time: one that SELECTed the folder before it existed may go on
+        // answering from that failed SELECT.
+        let mut c = t.session().await;
+        let here = list_wire(&mut c, &t.wire(&format!("Lists-{tag}/Rüben"))).await;
+        let _ = c.logout().await;
+        if count(&here, &format!("list {tag}")) == 1 {
             filed = true;
             break;
         }
@@ -408,7 +409,8 @@ async fn daemon_without_idle_polls() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let text = std::fs::read_to_string(&log).unwrap_or_default()
+        + &std::fs::read_to_string(dir.path().join("stdout")).unwrap_or_default();
     assert!(waited, "the daemon says it polls: {text}");
     assert!(filed, "new mail filed by polling: {text}");
     let _ = s.logout().await;

@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared settings and helpers for the mailstack scripts (start.sh, stop.sh,
-# restart-dovecot.sh, postfix-ctl.sh). Sourced, never run directly.
+# restart-dovecot.sh, postfix-ctl.sh, oauth2-ctl.sh, selftest.sh). Sourced,
+# never run directly.
 #
 # Why this exists: the end-to-end tests of mailpipe need a real IMAP/SMTP server.
 # All scripts must agree on the same paths, ports and pid files, and must only
@@ -317,15 +318,16 @@ ms_postfix_stop() {
 }
 
 # The fake OAuth2 server is a plain python3 process: its pid file is written by
-# ms_oauth_start, and the pid only counts while that process still runs our
-# oauth2_server.py (guards against a stale pid file and pid reuse).
+# ms_oauth_start, and the pid only counts while that process still runs
+# oauth2_server.py with this base dir's state file (guards against a stale pid
+# file, pid reuse, and another stack's server; the port may have changed).
 ms_oauth_pid() {
     local pid
     [[ -r "$MS_OAUTH_PID" ]] || return 0
     pid=$(tr -dc '0-9' <"$MS_OAUTH_PID")
     [[ -n "$pid" ]] && ms_pid_alive "$pid" || return 0
     # (Not ms_live_pid's comm check: python3 may be python3.11 or a pyenv shim's.)
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "oauth2_server.py .*--port $MAILSTACK_OAUTH_PORT"; then
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--state $MS_OAUTH_STATE"; then
         echo "$pid"
     fi
 }
@@ -337,6 +339,11 @@ ms_oauth_running() { [[ -n "$(ms_oauth_pid)" ]]; }
 ms_oauth_start() {
     ms_oauth_running && ms_die "the OAuth2 server under $MAILSTACK_DIR is already running"
     [[ -r "$MS_OAUTH_SERVER" ]] || ms_die "missing $MS_OAUTH_SERVER"
+    # Else the wait below would take another program's port for ours.
+    if ms_port_open "$MAILSTACK_OAUTH_PORT"; then
+        ss -ltnp "sport = :$MAILSTACK_OAUTH_PORT" >&2 || true
+        ms_die "$MAILSTACK_HOST:$MAILSTACK_OAUTH_PORT is already taken by another process (not the OAuth2 server under $MAILSTACK_DIR)"
+    fi
     mkdir -p "$MS_OAUTH"
     # setsid: its own session, so a Ctrl-C meant for the test run that called
     # start.sh does not kill it behind stop.sh's back. Like the daemons, it must
@@ -346,7 +353,7 @@ ms_oauth_start() {
     local pid=$! deadline=$((SECONDS + MAILSTACK_WAIT_SECS))
     echo "$pid" >"$MS_OAUTH_PID"
     # Not ms_wait_ports: if python exits at once (e.g. port taken) say so now.
-    until ms_port_open "$MAILSTACK_OAUTH_PORT"; do
+    until ms_port_open "$MAILSTACK_OAUTH_PORT" && ms_pid_alive "$pid"; do
         ms_pid_alive "$pid" || ms_die "the OAuth2 server exited at start (see $MS_LOG/oauth2.log)"
         ((SECONDS < deadline)) || ms_die "the OAuth2 server does not accept connections on port $MAILSTACK_OAUTH_PORT after ${MAILSTACK_WAIT_SECS}s"
         sleep 0.1

@@ -15,6 +15,7 @@ tokens and logs in; mailboxes are not changed.
 
 import base64
 import hashlib
+import imaplib
 import json
 import os
 import secrets
@@ -262,7 +263,6 @@ def main():
           st == 400 and body.get("error") == "invalid_grant", f"{st} {body}")
 
     # ---- password logins unchanged, wrong ones still fast
-    import imaplib
     m = imaplib.IMAP4(HOST, IMAP_PORT)
     check("IMAP LOGIN with the password still works", m.login(ALICE, "secret-alice")[0] == "OK")
     m.logout()

@@ -367,9 +367,10 @@ class Handler(BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             n = -1
-        if n < 0 or n > 1 << 20:
+        if n < 0 or n > 1 << 20 or self.headers.get("Transfer-Encoding"):
             self.close_connection = True
-            self.send(400, {"error": "invalid_request", "error_description": "bad Content-Length"})
+            self.send(400, {"error": "invalid_request",
+                            "error_description": "bad Content-Length (chunked bodies are not supported)"})
             return
         self.raw_body = self.rfile.read(n) if n else b""
         path = urlsplit(self.path).path.rstrip("/") or "/"
@@ -709,8 +710,10 @@ def main():
     if a.reset_settings:
         STATE["settings"] = copy.deepcopy(DEFAULT_SETTINGS)
         save()
+    # Exit at once on SIGTERM, without waiting for idle keep-alive connections
+    # (Dovecot keeps one open) to end.
     ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.block_on_close = False
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
 
     def stop(signum, _frame):

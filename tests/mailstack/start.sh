@@ -28,7 +28,8 @@ ms_lock
 # --------------------------------------------------------- 1. packages ---
 ms_install_packages() {
     # libnet-ssleay-perl lets swaks speak TLS (it is only a Recommends).
-    local pkgs=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl)
+    # python3 runs oauth2_server.py; curl is for oauth2-selftest.py.
+    local pkgs=(dovecot-imapd dovecot-lmtpd postfix openssl swaks libnet-ssleay-perl python3 curl)
     local missing=() p made_policy=0
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -46,12 +47,16 @@ ms_install_packages() {
         chmod 755 /usr/sbin/policy-rc.d
         made_policy=1
     fi
+    # /tmp/mailpipe-apt.lock: other scripts of the project (cyrus.sh, other
+    # base dirs) may run apt-get at the same time; apt's own lock would make
+    # the second one fail instead of wait.
     local rc=0
     {
-        DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        flock -w 900 8 &&
+            DEBIAN_FRONTEND=noninteractive apt-get update -q &&
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
                 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
-    } </dev/null >>"$MS_LOG/apt.log" 2>&1 || rc=$?
+    } 8>/tmp/mailpipe-apt.lock </dev/null >>"$MS_LOG/apt.log" 2>&1 || rc=$?
     ((made_policy)) && rm -f /usr/sbin/policy-rc.d
     if ((rc != 0)); then
         tail -n 30 "$MS_LOG/apt.log" >&2

@@ -459,7 +459,7 @@ pub(super) fn oauth2(
         Some(f) => base.join(f.get_ref()),
         None => state_dir.join("oauth2").join(format!("{account}.json")),
     };
-    Ok(TokenSource::Refresh(OAuth2Client {
+    Ok(TokenSource::Refresh(Box::new(OAuth2Client {
         client_id: client_id.get_ref().clone(),
         client_secret: secrets.into_iter().next(),
         token_url,
@@ -468,7 +468,7 @@ pub(super) fn oauth2(
         scopes,
         token_file,
         redirect_port: raw.redirect_port.unwrap_or(0),
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub enum TokenSource {
     /// The user's command prints a valid access token.
     Command(String),
     /// mailpipe refreshes tokens itself.
-    Refresh(OAuth2Client),
+    Refresh(Box<OAuth2Client>),
 }
 
 /// The token source of one account with its cached access token, shared by the account's
@@ -475,7 +475,7 @@ impl OAuth2 {
 
     fn refresh_client(&self) -> Result<&OAuth2Client, AuthError> {
         match &self.source {
-            TokenSource::Refresh(c) => Ok(c),
+            TokenSource::Refresh(c) => Ok(&**c),
             TokenSource::Command(_) => Err(AuthError::Refused {
                 account: self.account.clone(),
                 detail: "this account gets its tokens from token_command; nothing to authorise"
@@ -668,7 +668,7 @@ mod tests {
     async fn cached_token_from_the_file_is_used_without_the_network() {
         let dir = tempfile::tempdir().unwrap();
         let c = client(dir.path());
-        let o = OAuth2::new("a", TokenSource::Refresh(c.clone()));
+        let o = OAuth2::new("a", TokenSource::Refresh(Box::new(c.clone())));
         // Nothing stored: the user is told what to run.
         let e = o.access_token(false).await.unwrap_err();
         assert!(matches!(e, AuthError::NotAuthorized { .. }), "{e}");
@@ -699,7 +699,7 @@ mod tests {
         // Another client id: not this token.
         let mut other = c.clone();
         other.client_id = "other".into();
-        let o2 = OAuth2::new("a", TokenSource::Refresh(other));
+        let o2 = OAuth2::new("a", TokenSource::Refresh(Box::new(other)));
         assert!(matches!(
             o2.access_token(false).await,
             Err(AuthError::NotAuthorized { .. })
@@ -724,7 +724,7 @@ mod tests {
         };
         assert_eq!(code, "invalid_grant");
         assert!(detail.contains("revoked"), "{detail}");
-        assert!(matches!(classify(r(503, "<html>down</html>")), Err(_)));
-        assert!(matches!(classify(r(200, "not json")), Err(_)));
+        assert!(classify(r(503, "<html>down</html>")).is_err());
+        assert!(classify(r(200, "not json")).is_err());
     }
 }
