@@ -155,3 +155,51 @@ fn check_loads_the_demo_config() {
         assert!(out.contains(p), "{out}");
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly() {
+    use std::io::BufRead;
+    // Enough messages that their JSON lines overflow the pipe long before the run ends.
+    let dir = tempfile::tempdir().unwrap();
+    let cur = dir.path().join("src/cur");
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::create_dir_all(dir.path().join("src/new")).unwrap();
+    for i in 0..3000 {
+        std::fs::write(
+            cur.join(format!("{i}.eml")),
+            format!("From: a{i}@example.net\r\nSubject: pipe {i} {}\r\nMessage-ID: <{i}@x>\r\n\r\nhi\r\n", "x".repeat(200)),
+        )
+        .unwrap();
+    }
+    let config = dir.path().join("m.toml");
+    std::fs::write(
+        &config,
+        "[identity]\naddress = \"me@example.com\"\n[offline]\nsource = \"src\"\nmailstore = \"mail\"\noutbox = \"out\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "--once", "--json", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // stdout is closed here, like `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE, like any filter: {err}"
+    );
+}

@@ -512,6 +512,10 @@ password_command = "echo secret-alice"
     let (code, text) = mailpipe(&["run", "--once"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("left where it is"), "{text}");
+    assert!(
+        text.contains("1 not filed as decided"),
+        "the summary says so: {text}"
+    );
     assert_eq!(
         count(&list_wire(&mut s, &t.wire(&watched)).await, &id),
         1,
@@ -556,4 +560,92 @@ password_command = "echo secret-alice"
     );
     let _ = b.logout().await;
     let _ = s.logout().await;
+}
+
+/// The "failed messages are used up": a typo in a plugin's table makes it fail on
+/// every message. The messages are kept and recorded; `--fail-on-plugin-error` makes the run
+/// exit 1; the same config does not run them again, but once the table is fixed, the next
+/// run decides them again by itself.
+#[tokio::test]
+async fn messages_a_plugin_failed_on_are_decided_again_once_it_is_fixed() {
+    let t = dovecot_profile("full");
+    let tag = unique("plugfail");
+    let watched = format!("T-{tag}");
+    let mut s = t.session().await;
+    s.create(t.wire(&watched)).await.expect("CREATE");
+    let id = format!("pf.{tag}@example.test");
+    let raw = message(
+        "Hiro <hiro@example.net>",
+        "alice@example.test",
+        &format!("list {tag}"),
+        &id,
+        "List-Id: <x.lists.example.org>\r\n",
+    );
+    s.append(t.wire(&watched), None, None, &raw)
+        .await
+        .expect("APPEND");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailpipe.toml");
+    let write = |rules: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[state]\ndir = \"{}\"\n[[account]]\nname = \"alice\"\naddress = \"alice@example.test\"\nmailboxes = [\"{watched}\"]\n[account.imap]\nhost = \"{}\"\nport = {}\ntls = \"none\"\npassword_command = \"echo secret-alice\"\n{}",
+                dir.path().join("state").display(),
+                t.host,
+                t.port,
+                plugin_toml("filer", "rules-filer", &format!("[plugin.config]\nrules = {rules}"))
+            ),
+        )
+        .unwrap();
+    };
+    let mailpipe = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(args)
+            .arg("-c")
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    write("\"oops\"");
+    let (code, text) = mailpipe(&["run", "--once", "--fail-on-plugin-error"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1 plugin error"), "{text}");
+    let (code, text) = mailpipe(&["run", "--once"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        !text.contains("deciding"),
+        "the same plugin is not run on it again: {text}"
+    );
+    assert_eq!(
+        count(&list_wire(&mut s, &t.wire(&watched)).await, &id),
+        1,
+        "kept"
+    );
+
+    let folder = format!("Lists-{tag}");
+    write(&format!("[ {{ name = \"list\", folder = \"{folder}\", conditions = [ {{ header = \"List-Id\", op = \"exists\" }} ] }} ]"));
+    let (code, text) = mailpipe(&["run", "--once", "--fail-on-plugin-error"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("deciding 1 message(s) again"), "{text}");
+    let _ = s.logout().await;
+    let mut c = t.session().await;
+    assert_eq!(
+        count(&list_wire(&mut c, &t.wire(&watched)).await, &id),
+        0,
+        "{text}"
+    );
+    assert_eq!(
+        count(&list_wire(&mut c, &t.wire(&folder)).await, &id),
+        1,
+        "{text}"
+    );
+    let (_, text) = mailpipe(&["run", "--once"]);
+    assert!(!text.contains("deciding"), "nothing left to retry: {text}");
+    let _ = c.logout().await;
 }

@@ -48,9 +48,15 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Decide again, under the config as it is now, the messages whose server actions were
-        /// refused until mailpipe gave up (say, a folder the server would not create).
+        /// refused until mailpipe gave up (say, a folder the server would not create) and the
+        /// messages a plugin failed on (those are also decided again by themselves once that
+        /// plugin's code or config changes).
         #[arg(long)]
         retry_failed: bool,
+        /// Exit with status 1 when a plugin failed on any message (for scripts; the messages
+        /// are still kept and recorded).
+        #[arg(long)]
+        fail_on_plugin_error: bool,
         /// Seconds between polls of the offline source when not --once.
         #[arg(long, default_value_t = 30)]
         interval: u64,
@@ -81,6 +87,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Like every Unix filter: `mailpipe run --json | head` ends quietly when the reader goes
+    // away, instead of panicking on the next line it prints. State is transactional, so
+    // ending at any point loses nothing (the SIGKILL tests show it).
+    // SAFETY: only resets a process-wide signal disposition to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match real_main().await {
         Ok(code) => code,
         Err(e) => {
@@ -136,6 +149,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             dry_run,
             json,
             retry_failed,
+            fail_on_plugin_error,
             interval,
         } => {
             let config = Config::load(&config)?;
@@ -159,18 +173,25 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                     s.processed += a.processed;
                     s.skipped += a.skipped;
                     s.plugin_failures += a.plugin_failures;
+                    s.store_failures += a.store_failures;
+                    s.retrying += a.retrying;
                     s.outbox.sent.extend(a.outbox.sent);
                     s.outbox.deferred.extend(a.outbox.deferred);
                     s.outbox.failed.extend(a.outbox.failed);
                 }
-                let store_failures = if s.store_failures > 0 {
-                    format!(
-                        ", {} not filed as decided (kept in place)",
+                let mut store_failures = String::new();
+                if s.store_failures > 0 {
+                    store_failures += &format!(
+                        ", {} not filed as decided (kept in place; see above)",
                         s.store_failures
-                    )
-                } else {
-                    String::new()
-                };
+                    );
+                }
+                if s.retrying > 0 {
+                    store_failures += &format!(
+                        ", {} with actions the server refused (tried again later)",
+                        s.retrying
+                    );
+                }
                 eprintln!(
                     "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
                     s.processed,
@@ -182,7 +203,11 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                     s.outbox.failed.len()
                 );
                 if once || dry_run {
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(if fail_on_plugin_error && s.plugin_failures > 0 {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    });
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
             }

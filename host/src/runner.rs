@@ -80,8 +80,11 @@ pub struct RunSummary {
     pub skipped: usize,
     pub plugin_failures: usize,
     pub unreadable: usize,
-    /// Messages the mail store could not file as decided (kept in their own mailbox).
+    /// Messages the mail store or server could not file as decided (kept in their own
+    /// mailbox; on IMAP after `action_attempts` refusals).
     pub store_failures: usize,
+    /// Messages whose refused server actions wait for another try.
+    pub retrying: usize,
     pub outbox: FlushReport,
 }
 
@@ -223,6 +226,7 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
         checkpoint: None,
         pending: None,
         durable: true,
+        plugin_failed: None,
     }
 }
 
@@ -284,6 +288,8 @@ pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Re
                 summary.processed += r.processed;
                 summary.skipped += r.skipped;
                 summary.plugin_failures += r.plugin_failures;
+                summary.store_failures += r.given_up;
+                summary.retrying += r.retrying;
                 merge(&mut summary.outbox, r.outbox);
                 if std::env::var_os("MAILPIPE_DEBUG").is_some() {
                     let t = r.timings;

@@ -47,6 +47,33 @@ struct Working {
 }
 
 impl Pipeline {
+    /// The plugins that failed in `d` with their fingerprints, as stored with the message
+    /// (`MessageCommit::plugin_failed`); None when none failed.
+    pub fn failed_fingerprints(&self, d: &Decision) -> Option<String> {
+        let failed: serde_json::Map<String, serde_json::Value> = d
+            .failed_plugins()
+            .filter_map(|r| {
+                let p = self.plugins.iter().find(|p| *p.name == *r.plugin)?;
+                Some((r.plugin.to_string(), p.fingerprint.clone().into()))
+            })
+            .collect();
+        (!failed.is_empty()).then(|| serde_json::Value::Object(failed).to_string())
+    }
+
+    /// Whether a plugin that failed on a message (`failed_fingerprints`) has changed since:
+    /// new code or config, or it is no longer configured.
+    pub fn changed_since(&self, failed: &str) -> bool {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str(failed) else {
+            return true;
+        };
+        map.iter().any(|(name, print)| {
+            !self
+                .plugins
+                .iter()
+                .any(|p| *p.name == **name && print.as_str() == Some(p.fingerprint.as_str()))
+        })
+    }
+
     /// The most any plugin needs, so a source can fetch no more than that.
     pub fn needs(&self) -> Needs {
         let rank = |n: Needs| match n {

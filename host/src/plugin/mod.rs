@@ -123,6 +123,9 @@ pub struct LoadedPlugin {
     pub settings: PluginConfig,
     pub cache: CacheUse,
     pub load_time: Duration,
+    /// What identifies this plugin's behaviour: a hash of its component and its config. A
+    /// message it failed on is decided again when this changes.
+    pub fingerprint: String,
     config_json: Arc<str>,
     config: Arc<serde_json::Value>,
     pre: PluginPre<PluginState>,
@@ -195,6 +198,13 @@ impl PluginRuntime {
         })?;
         let pre = PluginPre::new(instance_pre).map_err(|e| load_err(format!("{e:#}")))?;
         let config_json: Arc<str> = settings.config.to_string().into();
+        let fingerprint = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(&wasm);
+            h.update(config_json.as_bytes());
+            hex::encode(&h.finalize()[..12])
+        };
         let name: Arc<str> = plugin.clone().into();
         let mut loaded = LoadedPlugin {
             name: name.clone(),
@@ -206,6 +216,7 @@ impl PluginRuntime {
             settings: settings.clone(),
             cache,
             load_time: Duration::ZERO,
+            fingerprint,
             config_json,
             config: Arc::new(settings.config.clone()),
             pre,

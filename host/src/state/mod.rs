@@ -29,6 +29,8 @@ const PENDING: TableDefinition<&str, &str> = TableDefinition::new("pending_actio
 /// Message key -> a plan given up after repeated refusals (JSON, with its last error), kept
 /// for the user to see.
 const FAILED_PLANS: TableDefinition<&str, &str> = TableDefinition::new("failed_actions");
+/// Messages a plugin failed on: message key -> {plugin: fingerprint}.
+const PLUGIN_FAILED: TableDefinition<&str, &str> = TableDefinition::new("plugin_failed");
 /// Values of this installation: "secret" (32 random bytes that key our markers).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -93,6 +95,9 @@ pub struct MessageCommit {
     /// commit (a crash in between loses both, consistently). Used inside a batch whose
     /// effects happen only after its last, durable commit.
     pub durable: bool,
+    /// Plugins that failed on this message, with the fingerprint of their code and config
+    /// (JSON object name -> fingerprint): the message is decided again when one changes.
+    pub plugin_failed: Option<String>,
 }
 
 pub struct Store {
@@ -432,29 +437,49 @@ impl Store {
         })
     }
 
-    /// Keys of messages whose actions were given up (`give_up_pending`), under `prefix`.
-    pub fn failed_under(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+    /// Messages whose actions were given up (`give_up_pending`), under `prefix`: (key, plan).
+    pub fn failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        self.under(FAILED_PLANS, prefix)
+    }
+
+    /// Messages a plugin failed on, under `prefix`: (key, {plugin: fingerprint}).
+    pub fn plugin_failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        self.under(PLUGIN_FAILED, prefix)
+    }
+
+    fn under(
+        &self,
+        table: TableDefinition<&str, &str>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StateError> {
         self.write_batch()?;
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(FAILED_PLANS)?;
+        let table = match txn.open_table(table) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
         let mut out = Vec::new();
         for item in table.range(prefix..)? {
-            let (k, _) = item?;
+            let (k, v) = item?;
             if !k.value().starts_with(prefix) {
                 break;
             }
-            out.push(k.value().to_string());
+            out.push((k.value().to_string(), v.value().to_string()));
         }
         Ok(out)
     }
 
-    /// Forget that these messages were processed and failed, so they are decided again.
+    /// Forget that these messages were processed and failed (actions given up, or a plugin
+    /// failed), so they are decided again.
     pub fn forget_failed(&self, keys: &[String]) -> Result<(), StateError> {
         self.write(true, |txn| {
             let mut failed = txn.open_table(FAILED_PLANS)?;
+            let mut plugin_failed = txn.open_table(PLUGIN_FAILED)?;
             let mut processed = txn.open_table(PROCESSED)?;
             for k in keys {
                 failed.remove(k.as_str())?;
+                plugin_failed.remove(k.as_str())?;
                 processed.remove(k.as_str())?;
             }
             Ok(())
@@ -560,6 +585,7 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
     let mut processed = txn.open_table(PROCESSED)?;
     let mut checkpoints = txn.open_table(CHECKPOINTS)?;
     let mut pending = txn.open_table(PENDING)?;
+    let mut plugin_failed = txn.open_table(PLUGIN_FAILED)?;
     for (i, commit) in commits.iter().enumerate() {
         for w in &commit.kv {
             let k = kv_key(&w.plugin, &w.key);
@@ -598,6 +624,9 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
         }
         if let Some(plan) = &commit.pending {
             pending.insert(commit.message_key.as_str(), plan.as_str())?;
+        }
+        if let Some(failed) = &commit.plugin_failed {
+            plugin_failed.insert(commit.message_key.as_str(), failed.as_str())?;
         }
     }
     Ok(())

@@ -149,6 +149,7 @@ impl Decider {
                 self.headers_only,
             );
             let mut commit = commit_for(&d, now_ms());
+            commit.plugin_failed = self.pipeline.failed_fingerprints(&d);
             for (entry, _) in &mut commit.outbox {
                 if entry.mail_from.is_empty() {
                     entry.mail_from = self.reply_envelope_from.clone();

@@ -87,6 +87,10 @@ pub struct PassReport {
     pub copied: usize,
     pub appended: usize,
     pub removed: usize,
+    /// Messages whose refused actions wait for another try.
+    pub retrying: usize,
+    /// Messages left where they were after their actions were refused `action_attempts` times.
+    pub given_up: usize,
     pub warnings: Vec<String>,
     pub outbox: FlushReport,
     /// Where the time went, printed with `MAILPIPE_DEBUG=1` (see docs/IMAP-SMTP.md).
@@ -372,17 +376,37 @@ impl AccountWorker {
                 }
             }
         }
-        // `run --retry-failed`: messages whose actions were given up are decided again, with
-        // the config as it is now (mail their plugins queued before is not queued again:
-        // outgoing ids are per message and plugin action).
-        let first_time = || {
-            self.retried
-                .lock()
-                .expect("not poisoned")
-                .insert(mailbox.to_string())
-        };
-        if self.retry_failed && !self.dry_run && first_time() {
-            let keys = self.store.failed_under(&prefix)?;
+        // Decided again, with the config as it is now: messages whose actions were given up
+        // (on `run --retry-failed`, in each mailbox's first pass), and messages a plugin
+        // failed on, once that plugin's code or config changed (or on --retry-failed). Mail
+        // their plugins queued before is not queued again: outgoing ids are per message and
+        // plugin action.
+        if !self.dry_run {
+            let retry_all = self.retry_failed
+                && self
+                    .retried
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(mailbox.to_string());
+            let mut keys: Vec<String> = Vec::new();
+            if retry_all {
+                keys.extend(
+                    self.store
+                        .failed_under(&prefix)?
+                        .into_iter()
+                        .map(|(k, _)| k),
+                );
+            }
+            let plugin_failed = self.store.plugin_failed_under(&prefix)?;
+            let mut changed = 0;
+            for (key, prints) in plugin_failed {
+                if retry_all || self.pipeline.changed_since(&prints) {
+                    changed += 1;
+                    keys.push(key);
+                }
+            }
+            keys.sort();
+            keys.dedup();
             let again: Vec<u32> = keys
                 .iter()
                 .filter_map(|k| k.strip_prefix(prefix.as_str())?.parse().ok())
@@ -390,7 +414,7 @@ impl AccountWorker {
                 .collect();
             if !keys.is_empty() {
                 self.log(&format!(
-                    "{mailbox}: deciding {} message(s) again whose actions were given up",
+                    "{mailbox}: deciding {} message(s) again ({changed} after a plugin that failed on them changed or on request, the rest whose actions were given up)",
                     again.len()
                 ));
                 self.store.forget_failed(&keys)?;
@@ -668,12 +692,14 @@ impl AccountWorker {
             plan.last_error = Some(why.clone());
             let most = self.account.action_attempts;
             let msg = if plan.attempts >= most {
+                report.given_up += 1;
                 self.store.give_up_pending(key, &plan.to_json())?;
                 format!(
                     "{mailbox}: message {} was left where it is after {} refused attempts: {why}",
                     plan.uid, plan.attempts
                 )
             } else {
+                report.retrying += 1;
                 // The first retry comes with the next pass, later ones after growing pauses.
                 let pause = 30_000u64 << (plan.attempts - 1).min(7);
                 plan.next_try_ms = if plan.attempts == 1 {
