@@ -695,3 +695,104 @@ async fn a_pinned_certificate_is_trusted_and_a_refused_one_says_how_to_pin_it() 
     .await
     .expect("delivered");
 }
+
+/// The offline mail store is a Maildir++ a real Dovecot reads with its default layout
+/// (`mail_location = maildir:DIR`, nothing else): every folder, flag and keyword of the demo
+/// run is there, in the right folder.
+#[tokio::test]
+async fn the_offline_store_is_a_maildir_dovecot_reads_as_it_is() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::root().join("examples/demo.toml"))
+        .unwrap()
+        .replace(
+            "\"../target/demo/state\"",
+            &format!("{:?}", dir.path().join("state")),
+        )
+        .replace(
+            "\"maildir\"",
+            &format!("{:?}", common::root().join("examples/maildir")),
+        )
+        .replace(
+            "\"../target/demo/mail\"",
+            &format!("{:?}", dir.path().join("mail")),
+        )
+        .replace(
+            "\"../target/demo/outbox\"",
+            &format!("{:?}", dir.path().join("outbox")),
+        )
+        .replace(
+            "\"../target/plugins/",
+            &format!("\"{}/", common::root().join("target/plugins").display()),
+        );
+    let cfg = config(dir.path(), &text);
+    let s = mailpipe::runner::run_offline(&cfg, &OPTS).await.unwrap();
+    assert_eq!(s.processed, 14);
+    // Dovecot reads mail as the mail user of the test bed.
+    let mail = dir.path().join("mail");
+    for cmd in [
+        format!("chmod -R o+rX {}", dir.path().display()),
+        format!(
+            "chown -R {uid}:{uid} {}",
+            mail.display(),
+            uid = stack
+                .vars
+                .get("MAILSTACK_VMAIL_UID")
+                .map_or("5000", String::as_str)
+        ),
+    ] {
+        assert!(std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let doveadm = |args: &[&str]| {
+        let out = std::process::Command::new("doveadm")
+            .arg("-c")
+            .arg(stack.dir.join("dovecot/dovecot.conf"))
+            .arg("-o")
+            .arg(format!("mail_location=maildir:{}", mail.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let boxes = doveadm(&["mailbox", "list", "-u", "alice@example.test"]);
+    for b in [
+        "INBOX",
+        "Lists/rust-users",
+        "Newsletters",
+        "Finance/Invoices",
+    ] {
+        assert!(boxes.lines().any(|l| l == b), "{b} in {boxes}");
+    }
+    let fetched = doveadm(&["fetch", "-u", "alice@example.test", "mailbox flags", "all"]);
+    // Records: a "mailbox: X" line, then its "flags: ..." line.
+    let mut records: Vec<(String, String)> = Vec::new();
+    for line in fetched.lines() {
+        if let Some(m) = line.strip_prefix("mailbox: ") {
+            records.push((m.to_string(), String::new()));
+        } else if let (Some(f), Some(last)) = (line.strip_prefix("flags: "), records.last_mut()) {
+            last.1 = f.to_string();
+        }
+    }
+    let per = |mailbox: &str| {
+        records
+            .iter()
+            .filter(|(m, _)| m == mailbox)
+            .map(|(_, f)| f.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(per("INBOX").len(), 10, "{fetched}");
+    assert_eq!(per("Lists/rust-users").len(), 1);
+    assert_eq!(per("Newsletters").len(), 2);
+    let invoice = per("Finance/Invoices");
+    assert_eq!(invoice.len(), 1);
+    assert!(invoice[0].contains("$Invoice"), "the keyword: {invoice:?}");
+    assert!(
+        per("INBOX").iter().any(|m| m.contains("\\Flagged")),
+        "{fetched}"
+    );
+}

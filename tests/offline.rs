@@ -63,6 +63,27 @@ fn messages_in(mail: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Where a folder lives in the default Maildir++ layout: INBOX is the root, "A/B" is ".A.B".
+fn folder_dir(mail: &Path, folder: &str) -> std::path::PathBuf {
+    if folder == "INBOX" {
+        mail.to_path_buf()
+    } else {
+        mail.join(format!(".{}", folder.replace('/', ".")))
+    }
+}
+
+/// The messages of one folder (not of its subfolders).
+fn folder_messages(mail: &Path, folder: &str) -> Vec<std::path::PathBuf> {
+    let dir = folder_dir(mail, folder);
+    let mut out: Vec<_> = ["cur", "new"]
+        .iter()
+        .filter_map(|sub| std::fs::read_dir(dir.join(sub)).ok())
+        .flat_map(|rd| rd.flatten().map(|e| e.path()))
+        .collect();
+    out.sort();
+    out
+}
+
 /// What a run does to message 1 before it would commit: process it and store it.
 async fn first_message_stored(
     config: &Config,
@@ -89,7 +110,7 @@ async fn first_message_stored(
         .unwrap();
     let msg = source.read(&entry).unwrap();
     let d = pipeline.process(&msg.email, &msg.key).await;
-    mailpipe::sink::mailstore::MailStore::new(&dir.join("mail"))
+    mailpipe::sink::mailstore::MailStore::new(&dir.join("mail"), Default::default())
         .deliver(&d)
         .unwrap();
     (d, store)
@@ -112,17 +133,18 @@ async fn demo_run_files_everything_and_sends_each_mail_once() {
     let mail = dir.path().join("mail");
     let stored = messages_in(&mail);
     assert_eq!(stored.len(), 14, "{stored:#?}");
-    let in_folder = |f: &str| messages_in(&mail.join(f)).len();
+    let in_folder = |f: &str| folder_messages(&mail, f).len();
     assert_eq!(in_folder("Lists/rust-users"), 1);
     // The newsletter, and our own earlier auto-reply coming back (Precedence: bulk).
     assert_eq!(in_folder("Newsletters"), 2);
     assert_eq!(in_folder("Finance/Invoices"), 1);
     assert_eq!(in_folder("INBOX"), 10);
     // Flags are in the file names: dana's mail is flagged, the invoice has a keyword.
-    let invoice = &messages_in(&mail.join("Finance/Invoices"))[0];
+    let invoice = &folder_messages(&mail, "Finance/Invoices")[0];
     assert!(invoice.to_string_lossy().ends_with(":2,a"));
     assert_eq!(
-        std::fs::read_to_string(mail.join("Finance/Invoices/dovecot-keywords")).unwrap(),
+        std::fs::read_to_string(folder_dir(&mail, "Finance/Invoices").join("dovecot-keywords"))
+            .unwrap(),
         "0 $Invoice\n"
     );
 
@@ -313,12 +335,12 @@ async fn a_folder_the_store_cannot_write_affects_only_its_message() {
     let config = demo_config(dir.path(), &root().join("examples/maildir"));
     let mail = dir.path().join("mail");
     std::fs::create_dir_all(&mail).unwrap();
-    std::fs::write(mail.join("Finance"), "not a folder").unwrap();
+    std::fs::write(folder_dir(&mail, "Finance/Invoices"), "not a folder").unwrap();
     let s = run_offline(&config, &OPTS).await.unwrap();
     assert_eq!((s.processed, s.store_failures), (14, 1));
     assert_eq!(messages_in(&mail).len(), 14, "nothing lost");
     assert_eq!(
-        messages_in(&mail.join("INBOX")).len(),
+        folder_messages(&mail, "INBOX").len(),
         11,
         "the invoice stayed in INBOX"
     );
@@ -359,8 +381,25 @@ fn a_panic_while_handling_one_message_is_contained_to_it() {
     assert_eq!(hit[0]["deliveries"][0]["folder"], "INBOX");
     let original =
         std::fs::read(root().join("examples/maildir/cur/1700000012.M12P100.demo:2,S")).unwrap();
-    let kept = messages_in(&mail.join("INBOX"))
+    let kept = folder_messages(&mail, "INBOX")
         .into_iter()
         .any(|p| std::fs::read(p).unwrap() == original);
     assert!(kept, "message 12 is in INBOX, unchanged");
+}
+
+/// `layout = "fs"` keeps one plain Maildir per folder, INBOX included.
+#[tokio::test]
+async fn the_fs_layout_is_still_there_for_who_wants_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), &root().join("examples/maildir"));
+    let text = std::fs::read_to_string(&config.file)
+        .unwrap()
+        .replace("[offline]\n", "[offline]\nlayout = \"fs\"\n");
+    std::fs::write(&config.file, text).unwrap();
+    let config = Config::load(&config.file).unwrap();
+    run_offline(&config, &OPTS).await.unwrap();
+    let mail = dir.path().join("mail");
+    assert_eq!(messages_in(&mail.join("INBOX")).len(), 10);
+    assert_eq!(messages_in(&mail.join("Finance/Invoices")).len(), 1);
+    assert!(!mail.join("cur").exists(), "nothing at the root");
 }

@@ -111,7 +111,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         eprint!("plugins:\n{}", describe_plugins(&pipeline));
     }
     let source = MaildirSource::new(&offline.source);
-    let mailstore = MailStore::new(&offline.mailstore);
+    let mailstore = MailStore::new(&offline.mailstore, offline.layout);
     let transport = OutboxDir::new(&offline.outbox);
     let mut summary = RunSummary::default();
 

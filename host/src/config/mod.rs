@@ -49,6 +49,9 @@ struct RawState {
 struct RawOffline {
     source: Spanned<String>,
     mailstore: Spanned<String>,
+    /// "maildir++" (default: INBOX at the root, folders as .A.B) or "fs".
+    #[serde(default)]
+    layout: crate::sink::mailstore::Layout,
     outbox: Spanned<String>,
 }
 
@@ -136,6 +139,8 @@ pub struct OfflineConfig {
     pub source: PathBuf,
     /// Maildir++ store the results are delivered into (INBOX at its root).
     pub mailstore: PathBuf,
+    /// How folders are laid out in `mailstore`.
+    pub layout: crate::sink::mailstore::Layout,
     /// Folder that receives every outgoing message as .eml plus its envelope as .json.
     pub outbox: PathBuf,
 }
@@ -236,6 +241,7 @@ impl Config {
         let offline = raw.offline.as_ref().map(|o| OfflineConfig {
             source: resolve(&o.source),
             mailstore: resolve(&o.mailstore),
+            layout: o.layout,
             outbox: resolve(&o.outbox),
         });
         if let (Some(o), Some(raw_o)) = (&offline, &raw.offline) {

@@ -1,8 +1,11 @@
 //! Offline delivery: stores the processed message (with its final flags and bytes) into the
-//! folders of a Maildir store, one Maildir per folder (`<root>/INBOX`, `<root>/Lists/rust`;
-//! Dovecot reads it as `maildir:<root>:LAYOUT=fs`). File names are derived from the message
-//! key and folder, so delivering the same message again after a crash replaces the file
-//! instead of duplicating it. Keywords go to the folder's `dovecot-keywords` file.
+//! folders of a Maildir store. The default layout is Maildir++, what Dovecot, Courier and
+//! most mail programs use for `~/Maildir`: INBOX is the root, a folder is a dot-directory
+//! (`Lists/rust` is `<root>/.Lists.rust`, names in modified UTF-7 as Dovecot writes them,
+//! with a `maildirfolder` file). `layout = "fs"` keeps one plain Maildir per folder
+//! (`<root>/INBOX`, `<root>/Lists/rust`; Dovecot's `LAYOUT=fs`). File names are derived from
+//! the message key and folder, so delivering the same message again after a crash replaces
+//! the file instead of duplicating it. Keywords go to the folder's `dovecot-keywords` file.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -16,8 +19,21 @@ pub struct StoreError {
     pub source: std::io::Error,
 }
 
+/// How folders are laid out on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum Layout {
+    /// INBOX at the root, folders as `.A.B` directories (Dovecot's default for maildir:).
+    #[default]
+    #[serde(rename = "maildir++")]
+    MaildirPlusPlus,
+    /// One Maildir per folder, INBOX included, nested as directories.
+    #[serde(rename = "fs")]
+    Fs,
+}
+
 pub struct MailStore {
     root: PathBuf,
+    layout: Layout,
 }
 
 /// What happened to one requested delivery.
@@ -30,16 +46,36 @@ pub struct Delivered {
 }
 
 impl MailStore {
-    pub fn new(root: &Path) -> MailStore {
+    pub fn new(root: &Path, layout: Layout) -> MailStore {
         MailStore {
             root: root.to_owned(),
+            layout,
         }
     }
 
-    pub fn folder_path(&self, folder: &str) -> PathBuf {
-        folder
-            .split('/')
-            .fold(self.root.clone(), |p, seg| p.join(seg))
+    /// The directory of `folder` (UTF-8, "/" between levels), or why this layout cannot
+    /// hold it.
+    pub fn folder_path(&self, folder: &str) -> Result<PathBuf, String> {
+        match self.layout {
+            Layout::Fs => Ok(folder
+                .split('/')
+                .fold(self.root.clone(), |p, seg| p.join(seg))),
+            Layout::MaildirPlusPlus if folder.eq_ignore_ascii_case("INBOX") => {
+                Ok(self.root.clone())
+            }
+            Layout::MaildirPlusPlus => {
+                if let Some(seg) = folder.split('/').find(|s| s.contains('.')) {
+                    return Err(format!(
+                        "folder {folder:?}: {seg:?} holds \".\", the level separator of Maildir++ (layout = \"fs\" can hold it)"
+                    ));
+                }
+                let name: Vec<String> = folder
+                    .split('/')
+                    .map(crate::source::imap::utf7::encode)
+                    .collect();
+                Ok(self.root.join(format!(".{}", name.join("."))))
+            }
+        }
     }
 
     /// Store the message in every folder of the decision.
@@ -73,17 +109,28 @@ impl MailStore {
     }
 
     fn exists(&self, folder: &str) -> bool {
-        self.folder_path(folder).join("cur").is_dir()
+        self.folder_path(folder)
+            .is_ok_and(|p| p.join("cur").is_dir())
     }
 
     fn write(&self, decision: &Decision, d: &Delivery) -> Result<PathBuf, StoreError> {
-        let dir = self.folder_path(&d.folder);
+        let dir = self.folder_path(&d.folder).map_err(|m| StoreError {
+            path: self.root.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
+        })?;
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| StoreError { path, source }
         };
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(io(&dir))?;
+        }
+        if self.layout == Layout::MaildirPlusPlus && dir != self.root {
+            // Maildir++ marks a folder (as opposed to the root) with this empty file.
+            let marker = dir.join("maildirfolder");
+            if !marker.exists() {
+                std::fs::write(&marker, b"").map_err(io(&marker))?;
+            }
         }
         let mut h = Sha256::new();
         h.update(decision.message_key.as_bytes());
@@ -161,5 +208,33 @@ impl MailStore {
         letters.sort_unstable();
         letters.dedup();
         Ok(letters.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_directories_of_both_layouts() {
+        let pp = MailStore::new(Path::new("/m"), Layout::MaildirPlusPlus);
+        assert_eq!(pp.folder_path("INBOX").unwrap(), Path::new("/m"));
+        assert_eq!(
+            pp.folder_path("Lists/rust").unwrap(),
+            Path::new("/m/.Lists.rust")
+        );
+        // Dovecot's default Maildir++ names are modified UTF-7.
+        assert_eq!(
+            pp.folder_path("Finance/Rechnungen-Ü").unwrap(),
+            Path::new("/m/.Finance.Rechnungen-&ANw-")
+        );
+        let e = pp.folder_path("Tom.Jones").unwrap_err();
+        assert!(e.contains("Maildir++"), "{e}");
+        let fs = MailStore::new(Path::new("/m"), Layout::Fs);
+        assert_eq!(fs.folder_path("INBOX").unwrap(), Path::new("/m/INBOX"));
+        assert_eq!(
+            fs.folder_path("Tom.Jones").unwrap(),
+            Path::new("/m/Tom.Jones")
+        );
     }
 }
