@@ -628,8 +628,25 @@ async fn messages_a_plugin_failed_on_are_decided_again_once_it_is_fixed() {
         "kept"
     );
 
+    let (_, text) = mailpipe(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    let mb = &v["mailboxes"][format!("alice/{watched}")];
+    assert_eq!(mb["plugin_failed"][0]["plugins"][0], "filer", "{text}");
+    assert_eq!(
+        mb["plugin_failed"][0]["changed_since"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "{text}"
+    );
     let folder = format!("Lists-{tag}");
     write(&format!("[ {{ name = \"list\", folder = \"{folder}\", conditions = [ {{ header = \"List-Id\", op = \"exists\" }} ] }} ]"));
+    let (_, text) = mailpipe(&["status"]);
+    assert!(
+        text.contains("changed since: decided again at the next run"),
+        "{text}"
+    );
     let (code, text) = mailpipe(&["run", "--once", "--fail-on-plugin-error"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("deciding 1 message(s) again"), "{text}");

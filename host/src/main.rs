@@ -75,6 +75,15 @@ enum Command {
         #[arg(long, conflicts_with = "flow")]
         import: bool,
     },
+    /// What the state store knows: progress per mailbox, actions waiting or given up,
+    /// messages a plugin failed on, and the outgoing queue.
+    Status {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The whole report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the config and load every plugin.
     Check {
         #[arg(short, long)]
@@ -111,6 +120,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             flow,
             import,
         } => cli::auth::run(&config, &account, flow, import).await,
+        Command::Status { config, json } => cli::status::run(&config, json),
         Command::Check { config, connect } => {
             let config = Config::load(&config)?;
             let store = Arc::new(Store::open(&config.state_dir)?);

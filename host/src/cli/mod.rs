@@ -2,3 +2,4 @@
 //! `main.rs`: one file per command.
 
 pub mod auth;
+pub mod status;

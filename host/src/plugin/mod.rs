@@ -132,6 +132,15 @@ pub struct LoadedPlugin {
     warm: Mutex<Vec<Warm>>,
 }
 
+/// What identifies a plugin's behaviour: its component and its config (as JSON).
+pub fn fingerprint(wasm: &[u8], config_json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(wasm);
+    h.update(config_json.as_bytes());
+    hex::encode(&h.finalize()[..12])
+}
+
 impl PluginRuntime {
     /// `max_memory_mb`: the largest memory limit of the plugins that will be loaded.
     /// `cache_dir`: where compiled artifacts are kept (None: always compile).
@@ -198,13 +207,7 @@ impl PluginRuntime {
         })?;
         let pre = PluginPre::new(instance_pre).map_err(|e| load_err(format!("{e:#}")))?;
         let config_json: Arc<str> = settings.config.to_string().into();
-        let fingerprint = {
-            use sha2::{Digest, Sha256};
-            let mut h = Sha256::new();
-            h.update(&wasm);
-            h.update(config_json.as_bytes());
-            hex::encode(&h.finalize()[..12])
-        };
+        let fingerprint = fingerprint(&wasm, &config_json);
         let name: Arc<str> = plugin.clone().into();
         let mut loaded = LoadedPlugin {
             name: name.clone(),

@@ -151,6 +151,7 @@ impl Store {
         txn.open_table(CHECKPOINTS)?;
         txn.open_table(PENDING)?;
         txn.open_table(FAILED_PLANS)?;
+        txn.open_table(PLUGIN_FAILED)?;
         let secret = {
             let mut meta = txn.open_table(META)?;
             let existing = meta.get("secret")?.map(|v| v.value().to_vec());
@@ -394,6 +395,26 @@ impl Store {
             .open_table(CHECKPOINTS)?
             .get(mailbox)?
             .map(|v| v.value()))
+    }
+
+    /// Every mailbox checkpoint: (mailbox key, (UIDVALIDITY, last UID)).
+    pub fn checkpoints(&self) -> Result<Vec<(String, (u32, u32))>, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHECKPOINTS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// How many messages are recorded as processed.
+    pub fn processed_count(&self) -> Result<u64, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(PROCESSED)?.len()?)
     }
 
     pub fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError> {
