@@ -76,6 +76,9 @@ pub struct KvWrite {
     pub value: Option<(Vec<u8>, u64)>,
 }
 
+/// A mailbox key with its (UIDVALIDITY, last processed UID).
+pub type Checkpoint = (String, (u32, u32));
+
 /// Everything one processed message changes in the store, committed atomically.
 #[derive(Debug, Default, Clone)]
 pub struct MessageCommit {
@@ -398,7 +401,7 @@ impl Store {
     }
 
     /// Every mailbox checkpoint: (mailbox key, (UIDVALIDITY, last UID)).
-    pub fn checkpoints(&self) -> Result<Vec<(String, (u32, u32))>, StateError> {
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StateError> {
         self.write_batch()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHECKPOINTS)?;
