@@ -203,3 +203,112 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
         "ended by SIGPIPE, like any filter: {err}"
     );
 }
+
+/// For plugin authors' CI: a whole Maildir, a message on stdin, the plugin as configured in a
+/// real config (`-c CONFIG --plugin NAME`), and `--expect` checks that fail the command.
+#[test]
+fn test_runs_a_configured_plugin_on_a_maildir_and_stdin_with_expectations() {
+    let demo = root().join("examples/demo.toml");
+    let demo = demo.to_str().unwrap();
+    let maildir = root().join("examples/maildir");
+    // Every message of the Maildir, one JSON object per line.
+    let (code, out, err) = mailpipe(&[
+        "test",
+        "-c",
+        demo,
+        "--plugin",
+        "filer",
+        maildir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 14);
+    let folders: Vec<String> = lines
+        .iter()
+        .flat_map(|v| {
+            v["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["folder"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        folders.iter().any(|f| f == "Finance/Invoices"),
+        "the demo's own rules: {folders:?}"
+    );
+
+    // One message on stdin, checked.
+    let invoice = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join(d)).unwrap().flatten())
+        .map(|e| e.path())
+        .find(|p| {
+            String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains("Subject: Your invoice")
+        })
+        .expect("the demo's invoice");
+    let run = |expect: &[&str]| {
+        let mut args = vec!["test", "-c", demo, "--plugin", "filer", "-"];
+        for e in expect {
+            args.extend(["--expect", e]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let raw = std::fs::read(&invoice).unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = run(&["folder=Finance/Invoices", "flag=$Invoice", "ok", "no-reply"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["folder=Lists", "reply"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("expected folder=Lists") && text.contains("2 expectation(s) not met"),
+        "{text}"
+    );
+    let (code, text) = run(&["folder"]);
+    assert_eq!(code, Some(1));
+    assert!(text.contains("unknown check"), "{text}");
+
+    // A malformed TOML value is an error, not a string.
+    let (code, _, err) = mailpipe(&[
+        "test",
+        "-c",
+        demo,
+        "--plugin",
+        "filer",
+        maildir.to_str().unwrap(),
+        "--config",
+        "rules=[{name=\"x\"",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not valid TOML"), "{err}");
+    let (code, _, err) = mailpipe(&[
+        "test",
+        "-c",
+        demo,
+        "--plugin",
+        "nosuch",
+        maildir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no [[plugin]] named \"nosuch\"") && err.contains("filer"),
+        "{err}"
+    );
+}

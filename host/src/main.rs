@@ -1,21 +1,17 @@
-//! The `mailpipe` command line: `test` one plugin on one message, `run` the configured
-//! pipeline, `check` a config, `auth` an OAuth2 account. anyhow lives here, at the edge; the library has typed errors.
+//! The `mailpipe` command line: `run` the configured pipeline, `check` a config, `test` a
+//! plugin, `auth` an OAuth2 account, `status` of the state store. `main.rs` parses and
+//! dispatches; commands with more to them live in `cli/`. anyhow lives here, at the edge;
+//! the library has typed errors.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 mod cli;
 
-use mailpipe::actions::recipients::RecipientPattern;
-use mailpipe::config::{parse_overrides, Config, Identity};
-use mailpipe::message::Email;
-use mailpipe::pipeline::{adhoc_plugin_config, Pipeline, PluginStatus};
-use mailpipe::plugin::{Clock, PluginRuntime};
-use mailpipe::report;
+use mailpipe::config::Config;
+use mailpipe::plugin::Clock;
 use mailpipe::runner::{self, RunOptions};
 use mailpipe::state::Store;
 
@@ -32,8 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one plugin on one message and print its actions (for plugin authors).
-    Test(TestArgs),
+    /// Run one plugin on messages and print what it decided (for plugin authors and their CI).
+    Test(Box<cli::test::TestArgs>),
     /// Run the configured pipeline.
     Run {
         #[arg(short, long)]
@@ -222,158 +218,6 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
             }
         }
-        Command::Test(args) => test_plugin(args).await,
+        Command::Test(args) => cli::test::run(*args).await,
     }
-}
-
-/// Where `mailpipe test` keeps compiled plugins between runs (JS and Python components
-/// take seconds to compile): $MAILPIPE_CACHE_DIR, else $XDG_CACHE_HOME/mailpipe, else
-/// ~/.cache/mailpipe.
-fn user_cache_dir() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("MAILPIPE_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mailpipe")))
-        .or_else(|| env("HOME").map(|d| d.join(".cache/mailpipe")))
-        .map(|d| d.join("compiled"))
-}
-
-#[derive(clap::Args)]
-struct TestArgs {
-    plugin: PathBuf,
-    message: PathBuf,
-    /// Plugin config entry, KEY=VALUE with VALUE in TOML (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
-    /// Print the documented JSON form (docs/JSON.md).
-    #[arg(long)]
-    json: bool,
-    /// Who the plugin may send to (repeatable; default "$sender").
-    #[arg(long = "allow-send-to", value_name = "PATTERN")]
-    allow_send_to: Vec<String>,
-    /// The user's address, used as From of generated mail.
-    #[arg(long, default_value = "me@example.com")]
-    identity: String,
-    /// Keep the plugin's key-value state in this directory across runs.
-    #[arg(long)]
-    state: Option<PathBuf>,
-    /// The time the plugin sees, in ms since the epoch (default: now).
-    #[arg(long)]
-    now_ms: Option<i64>,
-    /// Mailbox the message is said to come from.
-    #[arg(long, default_value = "INBOX")]
-    mailbox: String,
-    /// Memory limit of the plugin (default as in a config: 64).
-    #[arg(long)]
-    memory_mb: Option<u64>,
-    /// Time limit of one call (default as in a config: 1000).
-    #[arg(long)]
-    timeout_ms: Option<u64>,
-}
-
-async fn test_plugin(a: TestArgs) -> anyhow::Result<ExitCode> {
-    let table = parse_overrides(&a.config).map_err(anyhow::Error::msg)?;
-    let allow = if a.allow_send_to.is_empty() {
-        vec![RecipientPattern::Sender]
-    } else {
-        a.allow_send_to
-            .iter()
-            .map(|p| RecipientPattern::parse(p).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?
-    };
-    mailpipe::message::address::validate_addr_spec(&a.identity).context("--identity")?;
-    let raw = std::fs::read(&a.message)
-        .with_context(|| format!("cannot read {}", a.message.display()))?;
-    let mut settings = adhoc_plugin_config(&a.plugin, serde_json::to_value(&table)?, allow);
-    settings.limits.memory_mb = a
-        .memory_mb
-        .unwrap_or(settings.limits.memory_mb)
-        .clamp(1, 4096);
-    settings.limits.timeout_ms = a
-        .timeout_ms
-        .unwrap_or(settings.limits.timeout_ms)
-        .clamp(1, 600_000);
-    let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
-    let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
-    let store = Arc::new(Store::open(&state_dir)?);
-    let runtime = PluginRuntime::new(settings.limits.memory_mb, user_cache_dir())?;
-    let loaded = runner::load_plugins(
-        &runtime,
-        std::slice::from_ref(&settings),
-        Some(store.clone()),
-    )
-    .await;
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&temp);
-            return Err(e);
-        }
-    };
-    let clock = a.now_ms.map_or(Clock::System, Clock::Fixed);
-    let pipeline = Pipeline {
-        runtime,
-        plugins: loaded,
-        identity: Identity {
-            address: a.identity.clone(),
-            name: None,
-        },
-        limits: settings.limits,
-        store: Some(store.clone()),
-        clock,
-    };
-    let email = Email::new(raw.clone(), a.mailbox.clone(), Vec::new());
-    let key = runner::test_message_key(&a.message, &raw);
-    let decision = pipeline.process(&email, &key).await;
-    // Keep the plugin's state when --state was given, so vacation memory can be tried out.
-    if a.state.is_some() {
-        let mut commit = runner::commit_for(&decision, runner::now_ms());
-        commit.outbox.clear();
-        store.commit_message(&commit)?;
-    }
-    drop(store);
-    let _ = std::fs::remove_dir_all(&temp);
-
-    let info = &pipeline.plugins[0].info;
-    let report = &decision.reports[0];
-    let failed = matches!(report.status, PluginStatus::Failed { .. });
-    if a.json {
-        let mut v = report::decision_json(&a.message.display().to_string(), &decision);
-        v["plugin"] = json!({"name": info.name, "version": info.version, "needs": report::needs_name(info.needs)});
-        v["logs"] = json!(report::log_lines(&decision, true));
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!(
-            "plugin {} {} (needs {:?})",
-            info.name, info.version, info.needs
-        );
-        for line in report::log_lines(&decision, true) {
-            println!("  log {line}");
-        }
-        if let PluginStatus::Applied { actions, .. } = &report.status {
-            println!("actions:");
-            for action in actions {
-                println!("  {}", report::action_json(action));
-            }
-        }
-        print!(
-            "{}",
-            report::human(&a.message.display().to_string(), &decision)
-        );
-        for o in &decision.outgoing {
-            println!(
-                "--- outgoing {} (MAIL FROM:<{}> RCPT TO:{:?}) ---",
-                o.id, o.mail_from, o.rcpt_to
-            );
-            println!("{}", String::from_utf8_lossy(&o.raw));
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

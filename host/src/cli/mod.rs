@@ -3,3 +3,4 @@
 
 pub mod auth;
 pub mod status;
+pub mod test;

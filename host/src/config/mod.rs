@@ -555,7 +555,15 @@ pub fn parse_overrides(pairs: &[String]) -> Result<toml::Table, String> {
         let doc = format!("{key} = {value}");
         let parsed: toml::Table = match toml::from_str(&doc) {
             Ok(t) => t,
-            // A bare word is taken as a string, as a user would mean it.
+            // A bare word is taken as a string, as a user would mean it; a value that tries
+            // to be an array, table or quoted string and is malformed is an error, not a
+            // string nobody meant.
+            Err(e) if value.contains(['[', ']', '{', '}', '"', '\'']) => {
+                return Err(format!(
+                    "--config {pair:?}: not valid TOML: {}",
+                    e.message()
+                ))
+            }
             Err(_) => toml::from_str(&format!("{key} = {}", toml::Value::String(value.into())))
                 .map_err(|e| format!("--config {pair:?}: {e}"))?,
         };
@@ -585,6 +593,30 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn config_overrides_take_toml_or_a_bare_word_and_refuse_broken_toml() {
+        let t = parse_overrides(&[
+            "tag=EXT".into(),
+            "days=3".into(),
+            "addresses=[\"a@b.c\"]".into(),
+            "nested.x=true".into(),
+        ])
+        .unwrap();
+        assert_eq!(t["tag"].as_str(), Some("EXT"));
+        assert_eq!(t["days"].as_integer(), Some(3));
+        assert_eq!(t["addresses"][0].as_str(), Some("a@b.c"));
+        assert_eq!(t["nested"]["x"].as_bool(), Some(true));
+        for broken in [
+            "rules=[{name=\"x\"",
+            "addresses=[\"a@b.c\"",
+            "s=\"unterminated",
+        ] {
+            let e = parse_overrides(&[broken.into()]).unwrap_err();
+            assert!(e.contains("not valid TOML"), "{broken}: {e}");
+        }
+        assert!(parse_overrides(&["novalue".into()]).is_err());
     }
 
     #[test]
