@@ -15,3 +15,4 @@ pub mod runner;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod telemetry;

@@ -22,6 +22,19 @@ use mailpipe::state::Store;
     about = "Process email with sandboxed WebAssembly plugins"
 )]
 struct Cli {
+    /// More detail in the log (-v: debug, with plugins' debug lines; -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives; wins over
+    /// -v/-q and over the RUST_LOG / MAILPIPE_LOG environment variables.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log lines as text (with timestamps) or as JSON objects; on standard error.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: mailpipe::telemetry::logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,13 +105,6 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Like every Unix filter: `mailpipe run --json | head` ends quietly when the reader goes
-    // away, instead of panicking on the next line it prints. State is transactional, so
-    // ending at any point loses nothing (the SIGKILL tests show it).
-    // SAFETY: only resets a process-wide signal disposition to its default.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     match real_main().await {
         Ok(code) => code,
         Err(e) => {
@@ -109,7 +115,15 @@ async fn main() -> ExitCode {
 }
 
 async fn real_main() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        cli.verbose.min(2) as i8
+    };
+    mailpipe::telemetry::logs::init(verbosity, cli.log_level.as_deref(), cli.log_format)
+        .map_err(anyhow::Error::msg)?;
+    match cli.command {
         Command::Auth {
             config,
             account,
@@ -198,16 +212,27 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                         s.retrying
                     );
                 }
-                eprintln!(
-                    "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
-                    s.processed,
-                    s.skipped,
-                    s.plugin_failures,
-                    s.unreadable,
-                    s.outbox.sent.len(),
-                    s.outbox.deferred.len(),
-                    s.outbox.failed.len()
-                );
+                // A polling loop says something only when something happened.
+                let eventful = s.processed > 0
+                    || s.unreadable > 0
+                    || !s.outbox.sent.is_empty()
+                    || !s.outbox.deferred.is_empty()
+                    || !s.outbox.failed.is_empty();
+                if once || dry_run || eventful {
+                    tracing::info!(
+                        processed = s.processed,
+                        already_done = s.skipped,
+                        plugin_errors = s.plugin_failures,
+                        "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
+                        s.processed,
+                        s.skipped,
+                        s.plugin_failures,
+                        s.unreadable,
+                        s.outbox.sent.len(),
+                        s.outbox.deferred.len(),
+                        s.outbox.failed.len()
+                    );
+                }
                 if once || dry_run {
                     return Ok(if fail_on_plugin_error && s.plugin_failures > 0 {
                         ExitCode::from(1)

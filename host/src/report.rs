@@ -94,6 +94,66 @@ pub fn log_lines(d: &Decision, debug: bool) -> Vec<String> {
         .collect()
 }
 
+/// Write a run's results to standard output. When the reader went away (`mailpipe run
+/// --json | head`), the run ends there, quietly, like any Unix filter: state is transactional,
+/// so ending at any point loses nothing (the SIGKILL tests show it). Rust ignores SIGPIPE,
+/// and it stays ignored: sockets and plugin pipes must report a closed peer as an error, never
+/// end the process.
+pub fn stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        tracing::warn!("cannot write to standard output: {e}");
+    }
+}
+
+/// Where a decided message came from, for the fields of its log events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    pub account: Option<&'a str>,
+    pub mailbox: &'a str,
+    pub uid: Option<u32>,
+}
+
+/// The plugins' log lines of a decision as log events at their own level, and each plugin
+/// failure as a warning with the plugin's own error text; fields: plugin, account, mailbox,
+/// uid, message_id.
+pub fn emit_logs(d: &Decision, at: Origin<'_>) {
+    let id = printable(d.message_id.as_deref().unwrap_or(""));
+    let account = at.account.unwrap_or("");
+    for r in &d.reports {
+        for l in &r.logs {
+            let text = printable(&l.text);
+            let plugin = &*r.plugin;
+            macro_rules! event {
+                ($lvl:ident) => {
+                    tracing::$lvl!(plugin, account, mailbox = at.mailbox, uid = at.uid, message_id = %id, "{text}")
+                };
+            }
+            match l.level {
+                LogLevel::Debug => event!(debug),
+                LogLevel::Info => event!(info),
+                LogLevel::Warn => event!(warn),
+                LogLevel::Error => event!(error),
+            }
+        }
+        if let PluginStatus::Failed { error } = &r.status {
+            tracing::warn!(
+                plugin = &*r.plugin,
+                account,
+                mailbox = at.mailbox,
+                uid = at.uid,
+                message_id = %id,
+                "plugin failed, its actions were discarded: {}",
+                printable(&error.to_string())
+            );
+        }
+    }
+}
+
 /// Text from a message or a plugin made safe for a terminal or a log line: control
 /// characters (escape sequences, CR, LF) are shown escaped, never sent to the terminal.
 pub fn printable(text: &str) -> String {

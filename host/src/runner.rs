@@ -107,9 +107,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
     // Expired plugin state still counts against the plugins' limits until it is purged.
     store.kv_purge_expired(now_ms())?;
     let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
-    if !opts.json {
-        eprint!("plugins:\n{}", describe_plugins(&pipeline));
-    }
+    log_plugins(&pipeline);
     let source = MaildirSource::new(&offline.source);
     let mailstore = MailStore::new(&offline.mailstore, offline.layout);
     let transport = OutboxDir::new(&offline.outbox);
@@ -130,7 +128,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         let msg = match source.read(&entry) {
             Ok(m) => m,
             Err(e) => {
-                eprintln!("error: {e}; left for the next run");
+                tracing::error!("{e}; left for the next run");
                 summary.unreadable += 1;
                 continue;
             }
@@ -138,13 +136,21 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         let decision = pipeline.process(&msg.email, &msg.key).await;
         summary.processed += 1;
         summary.plugin_failures += decision.failed_plugins().count();
-        for line in report::log_lines(&decision, std::env::var_os("MAILPIPE_DEBUG").is_some()) {
-            eprintln!("{line}");
-        }
+        report::emit_logs(
+            &decision,
+            report::Origin {
+                account: None,
+                mailbox: &decision.email.mailbox,
+                uid: None,
+            },
+        );
         if opts.json {
-            println!("{}", report::decision_json(&msg.label, &decision));
+            report::stdout(&format!(
+                "{}\n",
+                report::decision_json(&msg.label, &decision)
+            ));
         } else {
-            print!("{}", report::human(&msg.label, &decision));
+            report::stdout(&report::human(&msg.label, &decision));
         }
         if opts.dry_run {
             continue;
@@ -157,9 +163,10 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
             Err(e) => {
                 // Only this message is affected: it stays in its own mailbox, the run goes on.
                 // (When even that cannot be written, the mail store itself is broken.)
-                eprintln!(
-                    "error: {}: {e}; kept in {} instead",
-                    msg.label, decision.email.mailbox
+                tracing::error!(
+                    "{}: {e}; kept in {} instead",
+                    msg.label,
+                    decision.email.mailbox
                 );
                 summary.store_failures += 1;
                 mailstore.deliver(&decision.kept_in_own_mailbox())?
@@ -167,8 +174,8 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         };
         for d in delivered {
             if let Some(wanted) = d.fallback_from {
-                eprintln!(
-                    "warning: folder {wanted:?} does not exist (create = false); kept in {}",
+                tracing::warn!(
+                    "folder {wanted:?} does not exist (create = false); kept in {}",
                     d.folder
                 );
             }
@@ -240,6 +247,24 @@ pub fn test_message_key(path: &Path, raw: &[u8]) -> String {
     )
 }
 
+/// One log event per loaded plugin (name, version, needs, how it was loaded); at info level
+/// the first time only (a polling loop loads them for every pass).
+fn log_plugins(pipeline: &Pipeline) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    for p in &pipeline.plugins {
+        tracing::info!(
+            plugin = &*p.name,
+            version = %p.info.version,
+            needs = report::needs_name(p.info.needs),
+            load_ms = p.load_time.as_millis() as u64,
+            "plugin loaded"
+        );
+    }
+}
+
 /// Build one worker per `[[account]]`, sharing the pipeline and the state store.
 pub async fn account_workers(
     config: &Config,
@@ -248,9 +273,7 @@ pub async fn account_workers(
     let store = Arc::new(Store::open(&config.state_dir)?);
     store.kv_purge_expired(now_ms())?;
     let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
-    if !opts.json {
-        eprint!("plugins:\n{}", describe_plugins(&pipeline));
-    }
+    log_plugins(&pipeline);
     let mut workers = Vec::new();
     for account in &config.accounts {
         let smtp = match &account.smtp {
@@ -291,18 +314,16 @@ pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Re
                 summary.store_failures += r.given_up;
                 summary.retrying += r.retrying;
                 merge(&mut summary.outbox, r.outbox);
-                if std::env::var_os("MAILPIPE_DEBUG").is_some() {
-                    let t = r.timings;
-                    eprintln!(
-                        "[{}] time per stage (overlapping): fetch {:.3} s, decide {:.3} s, sync {:.3} s, apply {:.3} s, waiting for decisions {:.3} s",
-                        w.account.name,
-                        t.fetch.as_secs_f64(),
-                        t.decide.as_secs_f64(),
-                        t.sync.as_secs_f64(),
-                        t.apply.as_secs_f64(),
-                        t.waiting_for_decisions.as_secs_f64()
-                    );
-                }
+                let t = r.timings;
+                tracing::debug!(
+                    account = %w.account.name,
+                    fetch_s = t.fetch.as_secs_f64(),
+                    decide_s = t.decide.as_secs_f64(),
+                    sync_s = t.sync.as_secs_f64(),
+                    apply_s = t.apply.as_secs_f64(),
+                    waiting_s = t.waiting_for_decisions.as_secs_f64(),
+                    "time per stage (overlapping)"
+                );
             }
             Err(e) => failed.push(format!("account {}: {e}", w.account.name)),
         }
@@ -320,13 +341,12 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = watching => {}
-        _ = tokio::signal::ctrl_c() => eprintln!("interrupted; stopping"),
-        _ = term.recv() => eprintln!("terminated; stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "interrupted; stopping"),
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "terminated; stopping"),
     }
     Ok(())
 }
 
-/// Log in to every account's servers (`mailpipe check --connect`).
 /// How a server is logged in to, for `check --connect`.
 fn login_name(server: &crate::config::ServerConfig) -> String {
     let user = server.username.as_deref().unwrap_or("");
@@ -384,6 +404,7 @@ fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// Log in to every account's servers (`mailpipe check --connect`).
 pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
     for a in &config.accounts {

@@ -90,7 +90,6 @@ impl Decider {
     pub async fn decide(&self, fetched: Vec<Fetched>) -> Result<Decided, StateError> {
         let mut out = Decided::default();
         let identity = &self.identity;
-        let debug = std::env::var_os("MAILPIPE_DEBUG").is_some();
         // Printed once per chunk: one write instead of one per line (stdout is line-buffered).
         let mut output = String::new();
         for f in fetched {
@@ -118,9 +117,14 @@ impl Decider {
             let d = self.pipeline.process_as(&email, &key, identity).await;
             out.processed += 1;
             out.plugin_failures += d.failed_plugins().count();
-            for line in report::log_lines(&d, debug) {
-                eprintln!("[{}] {line}", self.account);
-            }
+            report::emit_logs(
+                &d,
+                report::Origin {
+                    account: Some(&self.account),
+                    mailbox: &self.mailbox,
+                    uid: Some(f.uid),
+                },
+            );
             let label = format!("{}/{}/{}", self.account, self.mailbox, f.uid);
             if self.json {
                 output.push_str(&report::decision_json(&label, &d).to_string());
@@ -180,7 +184,7 @@ impl Decider {
             }
             self.store.commit_message(&commit)?;
         }
-        print!("{output}");
+        report::stdout(&output);
         Ok(out)
     }
 }

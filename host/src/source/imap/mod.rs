@@ -115,8 +115,12 @@ impl AccountWorker {
         }
     }
 
-    fn log(&self, text: &str) {
-        eprintln!("[{}] {text}", self.account.name);
+    fn info(&self, text: &str) {
+        tracing::info!(account = %self.account.name, "{text}");
+    }
+
+    fn warn(&self, text: &str) {
+        tracing::warn!(account = %self.account.name, "{text}");
     }
 
     /// Process what is in the mailboxes now, then return (`--once`).
@@ -156,7 +160,7 @@ impl AccountWorker {
                         300_000
                     };
                     let delay = base + now_ms() % 1000;
-                    self.log(&format!(
+                    self.warn(&format!(
                         "{e}; reconnecting in {:.1} s",
                         delay as f64 / 1000.0
                     ));
@@ -177,7 +181,7 @@ impl AccountWorker {
             && timed("CAPABILITY", session.capabilities())
                 .await?
                 .has_str("IDLE");
-        self.log(&format!(
+        self.info(&format!(
             "connected ({})",
             if idle_ok { "IDLE" } else { "polling" }
         ));
@@ -241,7 +245,7 @@ impl AccountWorker {
                 // One mailbox the server refuses (gone, no rights) does not stop the others.
                 Err(e @ ImapError::Refused { .. }) => {
                     let msg = format!("{mailbox}: skipped this pass: {e}");
-                    self.log(&msg);
+                    self.warn(&msg);
                     report.warnings.push(msg);
                 }
                 Err(e) => return Err(e),
@@ -255,7 +259,7 @@ impl AccountWorker {
     fn server_notes(&self, session: &ImapSession, report: &mut PassReport) {
         for n in session.get_ref().state().take_notes() {
             let msg = format!("server: {n}");
-            self.log(&msg);
+            self.warn(&msg);
             report.warnings.push(msg);
         }
     }
@@ -277,7 +281,7 @@ impl AccountWorker {
         smtp.close().await;
         let r = r?;
         for (id, e) in &r.failed {
-            self.log(&format!("outgoing {id} refused permanently: {e}"));
+            self.warn(&format!("outgoing {id} refused permanently: {e}"));
         }
         report.outbox.sent.extend(r.sent);
         report.outbox.deferred.extend(r.deferred);
@@ -304,7 +308,7 @@ impl AccountWorker {
         if !self.dry_run {
             let pending = self.store.pending(&prefix)?;
             if !pending.is_empty() {
-                self.log(&format!(
+                self.info(&format!(
                     "{mailbox}: completing {} action(s) of an interrupted run",
                     pending.len()
                 ));
@@ -340,7 +344,7 @@ impl AccountWorker {
                     "{mailbox}: UIDVALIDITY changed ({v} -> {validity}); the {} message(s) there now are not processed again",
                     selected.exists
                 );
-                self.log(&msg);
+                self.warn(&msg);
                 report.warnings.push(msg);
                 if !self.dry_run {
                     self.store.set_checkpoint(&checkpoint_key, validity, top)?;
@@ -370,7 +374,7 @@ impl AccountWorker {
                     let msg = format!(
                         "{mailbox}: the server listed UID(s) {bogus:?} at or past its UIDNEXT {next}; ignored"
                     );
-                    self.log(&msg);
+                    self.warn(&msg);
                     report.warnings.push(msg);
                     uids.retain(|&u| u < next);
                 }
@@ -413,7 +417,7 @@ impl AccountWorker {
                 .filter(|u| *u <= last)
                 .collect();
             if !keys.is_empty() {
-                self.log(&format!(
+                self.info(&format!(
                     "{mailbox}: deciding {} message(s) again ({changed} after a plugin that failed on them changed or on request, the rest whose actions were given up)",
                     again.len()
                 ));
@@ -457,7 +461,7 @@ impl AccountWorker {
                     "{mailbox}: message(s) {skipped:?} are larger than max_message_mb = {} MiB: left in place, not processed",
                     limit >> 20
                 );
-                self.log(&msg);
+                self.warn(&msg);
                 report.warnings.push(msg);
             }
             uids.retain(|u| !large.contains(u));
@@ -653,7 +657,7 @@ impl AccountWorker {
         )
         .await?;
         for w in &held {
-            self.log(w);
+            self.warn(w);
         }
         report.warnings.extend(held);
         let r = apply(session, mailbox, &mut decided.plans, caps, folders, false).await;
@@ -674,7 +678,7 @@ impl AccountWorker {
         report: &mut PassReport,
     ) -> Result<(), ImapError> {
         for w in &r.warnings {
-            self.log(w);
+            self.warn(w);
         }
         report.moved += r.moved;
         report.copied += r.copied;
@@ -713,7 +717,7 @@ impl AccountWorker {
                     plan.uid, plan.attempts
                 )
             };
-            self.log(&msg);
+            self.warn(&msg);
             report.warnings.push(msg);
         }
         self.store.finish_pending(&finished)?;
