@@ -374,3 +374,86 @@ fn logs_have_levels_fields_and_a_json_form() {
     let err = run(&["-q"]);
     assert!(!err.contains(" INFO "), "{err}");
 }
+
+/// `run --metrics ADDR`: Prometheus text with messages, plugin call latency and the outbox;
+/// a health check.
+#[test]
+fn metrics_and_health_are_served_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("examples/demo.toml"))
+        .unwrap()
+        .replace(
+            "\"../target/demo/state\"",
+            &format!("{:?}", dir.path().join("state")),
+        )
+        .replace(
+            "\"maildir\"",
+            &format!("{:?}", root().join("examples/maildir")),
+        )
+        .replace(
+            "\"../target/demo/mail\"",
+            &format!("{:?}", dir.path().join("mail")),
+        )
+        .replace(
+            "\"../target/demo/outbox\"",
+            &format!("{:?}", dir.path().join("outbox")),
+        )
+        .replace(
+            "\"../target/plugins/",
+            &format!("\"{}/", root().join("target/plugins").display()),
+        );
+    let file = dir.path().join("demo.toml");
+    std::fs::write(&file, text).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args([
+            "run",
+            "--interval",
+            "1",
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+        ])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = get("/metrics").unwrap_or_default();
+        if metrics.contains("mailpipe_messages_processed_total{account=\"offline\"} 14") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let health = get("/healthz").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        metrics.contains("mailpipe_messages_processed_total{account=\"offline\"} 14"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE mailpipe_plugin_call_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailpipe_plugin_call_seconds_count{plugin=\"vacation\"} 14"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mailpipe_outbox_sent_total"), "{metrics}");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}

@@ -3,6 +3,7 @@
 //! dispatches; commands with more to them live in `cli/`. anyhow lives here, at the edge;
 //! the library has typed errors.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,11 @@ enum Command {
         /// are still kept and recorded).
         #[arg(long)]
         fail_on_plugin_error: bool,
+        /// Serve Prometheus metrics on http://ADDR/metrics and a health check on /healthz
+        /// (e.g. 127.0.0.1:9464; account names are in the metrics, so keep it on loopback
+        /// or behind your own access control).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
         /// Seconds between polls of the offline source when not --once.
         #[arg(long, default_value_t = 30)]
         interval: u64,
@@ -170,9 +176,20 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             json,
             retry_failed,
             fail_on_plugin_error,
+            metrics,
             interval,
         } => {
             let config = Config::load(&config)?;
+            if let Some(addr) = metrics {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--metrics {addr}: cannot listen"))?;
+                if !addr.ip().is_loopback() {
+                    tracing::warn!("metrics on {addr}, not loopback: anyone who can reach it sees account names and counts");
+                }
+                tracing::info!(%addr, "serving /metrics and /healthz");
+                tokio::spawn(mailpipe::telemetry::metrics::serve(listener));
+            }
             let opts = RunOptions {
                 dry_run,
                 json,

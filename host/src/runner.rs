@@ -115,10 +115,9 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
 
     // Mail queued by an earlier run that stopped before sending it goes out first.
     if !opts.dry_run {
-        merge(
-            &mut summary.outbox,
-            outbox::flush(&store, &transport, now_ms(), &config.retry).await?,
-        );
+        let flushed = outbox::flush(&store, &transport, now_ms(), &config.retry).await?;
+        crate::telemetry::metrics::record_flush(&store, &flushed);
+        merge(&mut summary.outbox, flushed);
     }
     for entry in source.list()? {
         if store.is_processed(&entry.key)? {
@@ -136,6 +135,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
         let decision = pipeline.process(&msg.email, &msg.key).await;
         summary.processed += 1;
         summary.plugin_failures += decision.failed_plugins().count();
+        crate::telemetry::metrics::record_decision("offline", &decision);
         report::emit_logs(
             &decision,
             report::Origin {
@@ -181,10 +181,9 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
             }
         }
         store.commit_message(&commit_for(&decision, now_ms()))?;
-        merge(
-            &mut summary.outbox,
-            outbox::flush(&store, &transport, now_ms(), &config.retry).await?,
-        );
+        let flushed = outbox::flush(&store, &transport, now_ms(), &config.retry).await?;
+        crate::telemetry::metrics::record_flush(&store, &flushed);
+        merge(&mut summary.outbox, flushed);
     }
     Ok(summary)
 }

@@ -117,6 +117,7 @@ impl Decider {
             let d = self.pipeline.process_as(&email, &key, identity).await;
             out.processed += 1;
             out.plugin_failures += d.failed_plugins().count();
+            crate::telemetry::metrics::record_decision(&self.account, &d);
             report::emit_logs(
                 &d,
                 report::Origin {

@@ -33,6 +33,7 @@ use crate::runner::now_ms;
 use crate::sink::outbox::{self, FlushReport, RetryPolicy};
 use crate::sink::smtp::SmtpSink;
 use crate::state::Store;
+use crate::telemetry::metrics;
 
 /// Header on rewritten messages we append: identifies them so that the copy appended back
 /// into a watched mailbox is recognised as already processed instead of run again.
@@ -152,6 +153,13 @@ impl AccountWorker {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;
+                    metrics::inc(
+                        "mailpipe_imap_reconnects_total",
+                        "Connections to an IMAP server that ended in an error and were opened again.",
+                        &[("account", &self.account.name)],
+                        1.0,
+                    );
+                    metrics::account_health(&self.account.name, Some(e.to_string()));
                     // Network trouble: 2 s doubling to 64 s. A problem the user has to fix
                     // (login, certificate): every 5 minutes, not hammering the server.
                     let base = if e.is_transient() {
@@ -185,8 +193,15 @@ impl AccountWorker {
             "connected ({})",
             if idle_ok { "IDLE" } else { "polling" }
         ));
+        metrics::set(
+            "mailpipe_imap_idle",
+            "1 while the account waits with IDLE, 0 while it polls.",
+            &[("account", &self.account.name)],
+            if idle_ok { 1.0 } else { 0.0 },
+        );
         loop {
             self.pass(&mut session, caps, &mut folders, report).await?;
+            metrics::account_health(&self.account.name, None);
             *failures = 0;
             let wait = self.next_wait();
             if idle_ok {
@@ -283,6 +298,7 @@ impl AccountWorker {
         for (id, e) in &r.failed {
             self.warn(&format!("outgoing {id} refused permanently: {e}"));
         }
+        metrics::record_flush(&self.store, &r);
         report.outbox.sent.extend(r.sent);
         report.outbox.deferred.extend(r.deferred);
         report.outbox.failed.extend(r.failed);
