@@ -457,3 +457,13 @@ fn metrics_and_health_are_served_while_running() {
     assert!(metrics.contains("mailpipe_outbox_sent_total"), "{metrics}");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
+
+#[test]
+fn the_contract_ships_with_the_binary() {
+    let (code, out, _) = mailpipe(&["wit"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(root().join("wit/v0.1/plugin.wit")).unwrap()
+    );
+}

@@ -99,6 +99,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the plugin contract (the WIT package plugins are built against), for plugin
+    /// projects outside this repository.
+    Wit,
     /// Validate the config and load every plugin.
     Check {
         #[arg(short, long)]
@@ -137,6 +140,10 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             import,
         } => cli::auth::run(&config, &account, flow, import).await,
         Command::Status { config, json } => cli::status::run(&config, json),
+        Command::Wit => {
+            print!("{}", include_str!("../../wit/v0.1/plugin.wit"));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { config, connect } => {
             let config = Config::load(&config)?;
             let store = Arc::new(Store::open(&config.state_dir)?);
