@@ -633,3 +633,89 @@ async fn each_sender_is_answered_once_across_batches_and_sigkills() {
         started.elapsed()
     );
 }
+
+/// SIGHUP reloads the config: a broken one is refused and the running one goes on; a good one
+/// takes over at the next wait, and the next message follows the new rules.
+#[tokio::test]
+async fn sighup_reloads_the_config_and_keeps_the_old_one_when_it_is_broken() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("hup");
+    let (old, new) = (format!("T-{tag}-old"), format!("T-{tag}-new"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = |folder: &str| {
+        stack.account_toml("alice", &["INBOX"], "") + &filer_on_subject(&tag, folder)
+    };
+    let file = write_config(dir.path(), &config(&old));
+    let daemon = Daemon::start(&file, &[]);
+    daemon
+        .wait_output("connected (IDLE)", Duration::from_secs(60))
+        .await;
+    let hup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &daemon.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    // A broken config: reported, the running one kept.
+    std::fs::write(&file, "[[account]]\nname = \n").unwrap();
+    hup();
+    daemon
+        .wait_output("the running one is kept", Duration::from_secs(20))
+        .await;
+    smtp_send(
+        &stack,
+        "alice@example.test",
+        &format!("first {tag}"),
+        &format!("1.{tag}@example.test"),
+    );
+    assert!(
+        wait_for(
+            &stack,
+            "alice",
+            &old,
+            &format!("first {tag}"),
+            Duration::from_secs(30)
+        )
+        .await
+        .is_some(),
+        "the old config still works:\n{}",
+        daemon.output()
+    );
+    // A good one takes over.
+    std::fs::write(&file, config(&new)).unwrap();
+    hup();
+    daemon
+        .wait_output("reloading the config", Duration::from_secs(20))
+        .await;
+    let start = Instant::now();
+    while daemon.output().matches("connected (IDLE)").count() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no reconnect with the new config:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    smtp_send(
+        &stack,
+        "alice@example.test",
+        &format!("second {tag}"),
+        &format!("2.{tag}@example.test"),
+    );
+    assert!(
+        wait_for(
+            &stack,
+            "alice",
+            &new,
+            &format!("second {tag}"),
+            Duration::from_secs(30)
+        )
+        .await
+        .is_some(),
+        "the new config applies:\n{}",
+        daemon.output()
+    );
+    assert!(!daemon.output().contains("panicked"), "{}", daemon.output());
+}

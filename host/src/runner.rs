@@ -268,6 +268,7 @@ fn log_plugins(pipeline: &Pipeline) {
 pub async fn account_workers(
     config: &Config,
     opts: &RunOptions,
+    reload: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<Vec<crate::source::imap::AccountWorker>> {
     let store = Arc::new(Store::open(&config.state_dir)?);
     store.kv_purge_expired(now_ms())?;
@@ -293,6 +294,7 @@ pub async fn account_workers(
             json: opts.json,
             retry_failed: opts.retry_failed,
             retried: Default::default(),
+            reload: reload.clone(),
         });
     }
     Ok(workers)
@@ -300,7 +302,7 @@ pub async fn account_workers(
 
 /// `--once` over every account, concurrently. Errors are reported per account.
 pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
-    let workers = account_workers(config, opts).await?;
+    let workers = account_workers(config, opts, None).await?;
     let results = futures::future::join_all(workers.iter().map(|w| w.once())).await;
     let mut summary = RunSummary::default();
     let mut failed = Vec::new();
@@ -333,17 +335,50 @@ pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Re
     Ok(summary)
 }
 
-/// Watch every account until SIGINT or SIGTERM.
+/// Watch every account until SIGINT or SIGTERM. SIGHUP reloads the config: a config with an
+/// error is reported and the running one kept; a good one replaces it once every account is
+/// between passes (waiting for new mail), so no work is cut off.
 pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Result<()> {
-    let workers = account_workers(config, opts).await?;
-    let watching = futures::future::join_all(workers.iter().map(|w| w.watch()));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = watching => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "interrupted; stopping"),
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "terminated; stopping"),
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (reload, _) = tokio::sync::watch::channel(0u64);
+    let mut config = config.clone();
+    loop {
+        let next = {
+            let workers = account_workers(&config, opts, Some(reload.subscribe())).await?;
+            let mut watching =
+                std::pin::pin!(futures::future::join_all(workers.iter().map(|w| w.watch())));
+            let mut next = None;
+            loop {
+                tokio::select! {
+                    _ = &mut watching => break,
+                    _ = tokio::signal::ctrl_c() => {
+                        tracing::info!(signal = "SIGINT", "interrupted; stopping");
+                        return Ok(());
+                    }
+                    _ = term.recv() => {
+                        tracing::info!(signal = "SIGTERM", "terminated; stopping");
+                        return Ok(());
+                    }
+                    _ = hup.recv() => match Config::load(&config.file) {
+                        Ok(c) => {
+                            tracing::info!(signal = "SIGHUP", file = %config.file.display(), "reloading the config once every account is waiting for mail");
+                            next = Some(c);
+                            reload.send_modify(|v| *v += 1);
+                        }
+                        Err(e) => tracing::error!(signal = "SIGHUP", "the config has an error; the running one is kept: {e}"),
+                    },
+                }
+            }
+            next
+        };
+        // The old workers, their pipeline and the state store are closed here.
+        match next {
+            Some(c) => config = c,
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// How a server is logged in to, for `check --connect`.

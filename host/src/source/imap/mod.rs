@@ -77,6 +77,19 @@ pub struct AccountWorker {
     pub retry_failed: bool,
     /// Mailboxes whose given-up messages were decided again already.
     pub retried: std::sync::Mutex<HashSet<String>>,
+    /// Changes when the daemon is asked to reload its config (SIGHUP): the worker ends at
+    /// its next wait for new mail.
+    pub reload: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// Resolves when a reload was requested; never without a reload channel.
+async fn reload_requested(reload: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(rx) = reload {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +196,7 @@ impl AccountWorker {
         report: &mut PassReport,
         failures: &mut u32,
     ) -> Result<(), ImapError> {
+        let mut reload = self.reload.clone();
         let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = discover(&mut session).await?;
         let idle_ok = self.account.mode == WatchMode::Idle
@@ -210,8 +224,19 @@ impl AccountWorker {
                 let mut idle = session.idle();
                 timed("IDLE", idle.init()).await?;
                 let (fut, stop) = idle.wait_with_timeout(wait);
-                let outcome = tokio::time::timeout(wait + Duration::from_secs(30), fut).await;
+                let outcome = tokio::select! {
+                    o = tokio::time::timeout(wait + Duration::from_secs(30), fut) => Some(o),
+                    _ = reload_requested(&mut reload) => None,
+                };
                 drop(stop);
+                let Some(outcome) = outcome else {
+                    // SIGHUP: end this session cleanly; the caller starts over with the new
+                    // config. Nothing is in flight while waiting.
+                    if let Ok(mut s) = timed("DONE", idle.done()).await {
+                        let _ = timed("LOGOUT", s.logout()).await;
+                    }
+                    return Ok(());
+                };
                 let ended = matches!(
                     outcome,
                     Ok(Ok(
@@ -226,7 +251,14 @@ impl AccountWorker {
                 }
                 session = timed("DONE", idle.done()).await?;
             } else {
-                tokio::time::sleep(wait.min(Duration::from_secs(self.account.poll_seconds))).await;
+                let pause = wait.min(Duration::from_secs(self.account.poll_seconds));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = reload_requested(&mut reload) => {
+                        let _ = timed("LOGOUT", session.logout()).await;
+                        return Ok(());
+                    }
+                }
                 timed("NOOP", session.noop()).await?;
             }
             // Drop unsolicited responses the library queued; we re-read state each pass.
