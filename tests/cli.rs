@@ -318,30 +318,7 @@ fn test_runs_a_configured_plugin_on_a_maildir_and_stdin_with_expectations() {
 fn logs_have_levels_fields_and_a_json_form() {
     let run = |extra: &[&str]| {
         let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(root().join("examples/demo.toml"))
-            .unwrap()
-            .replace(
-                "\"../target/demo/state\"",
-                &format!("{:?}", dir.path().join("state")),
-            )
-            .replace(
-                "\"maildir\"",
-                &format!("{:?}", root().join("examples/maildir")),
-            )
-            .replace(
-                "\"../target/demo/mail\"",
-                &format!("{:?}", dir.path().join("mail")),
-            )
-            .replace(
-                "\"../target/demo/outbox\"",
-                &format!("{:?}", dir.path().join("outbox")),
-            )
-            .replace(
-                "\"../target/plugins/",
-                &format!("\"{}/", root().join("target/plugins").display()),
-            );
-        let file = dir.path().join("demo.toml");
-        std::fs::write(&file, text).unwrap();
+        let file = demo_file(dir.path());
         let mut args = vec!["run", "--once", "--json", "-c", file.to_str().unwrap()];
         args.extend(extra);
         let (code, out, err) = mailpipe(&args);
@@ -380,30 +357,7 @@ fn logs_have_levels_fields_and_a_json_form() {
 #[test]
 fn metrics_and_health_are_served_while_running() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("examples/demo.toml"))
-        .unwrap()
-        .replace(
-            "\"../target/demo/state\"",
-            &format!("{:?}", dir.path().join("state")),
-        )
-        .replace(
-            "\"maildir\"",
-            &format!("{:?}", root().join("examples/maildir")),
-        )
-        .replace(
-            "\"../target/demo/mail\"",
-            &format!("{:?}", dir.path().join("mail")),
-        )
-        .replace(
-            "\"../target/demo/outbox\"",
-            &format!("{:?}", dir.path().join("outbox")),
-        )
-        .replace(
-            "\"../target/plugins/",
-            &format!("\"{}/", root().join("target/plugins").display()),
-        );
-    let file = dir.path().join("demo.toml");
-    std::fs::write(&file, text).unwrap();
+    let file = demo_file(dir.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -466,4 +420,50 @@ fn the_contract_ships_with_the_binary() {
         out,
         std::fs::read_to_string(root().join("wit/v0.1/plugin.wit")).unwrap()
     );
+}
+
+#[test]
+fn explain_shows_what_each_plugin_decided_for_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = demo_file(dir.path());
+    let cfg = file.to_str().unwrap();
+    let (code, _, err) = mailpipe(&["run", "--once", "-q", "-c", cfg]);
+    assert_eq!(code, 0, "{err}");
+    let invoice = ["cur", "new"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(root().join("examples/maildir").join(d))
+                .unwrap()
+                .flatten()
+        })
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
+        .find(|m| m.contains("Subject: Your invoice"))
+        .unwrap();
+    let id = invoice
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (code, out, err) = mailpipe(&["explain", "-c", cfg, &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("filer: {\"action\":\"file-into\"") && out.contains("Finance/Invoices"),
+        "{out}"
+    );
+    assert!(out.contains("went to: [\"Finance/Invoices\"]"), "{out}");
+    let (code, out, _) = mailpipe(&["explain", "-c", cfg, &id, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["deliveries"][0], "Finance/Invoices");
+    let (code, _, err) = mailpipe(&["explain", "-c", cfg, "<nobody@nowhere>"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no message with Message-ID <nobody@nowhere>"),
+        "{err}"
+    );
+    // A config that cannot be read says why, once.
+    let (code, _, err) = mailpipe(&["check", "-c", "/nonexistent/mailpipe.toml"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }

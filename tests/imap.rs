@@ -703,28 +703,7 @@ async fn a_pinned_certificate_is_trusted_and_a_refused_one_says_how_to_pin_it() 
 async fn the_offline_store_is_a_maildir_dovecot_reads_as_it_is() {
     let stack = Stack::get();
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(common::root().join("examples/demo.toml"))
-        .unwrap()
-        .replace(
-            "\"../target/demo/state\"",
-            &format!("{:?}", dir.path().join("state")),
-        )
-        .replace(
-            "\"maildir\"",
-            &format!("{:?}", common::root().join("examples/maildir")),
-        )
-        .replace(
-            "\"../target/demo/mail\"",
-            &format!("{:?}", dir.path().join("mail")),
-        )
-        .replace(
-            "\"../target/demo/outbox\"",
-            &format!("{:?}", dir.path().join("outbox")),
-        )
-        .replace(
-            "\"../target/plugins/",
-            &format!("\"{}/", common::root().join("target/plugins").display()),
-        );
+    let text = common::demo_toml(dir.path());
     let cfg = config(dir.path(), &text);
     let s = mailpipe::runner::run_offline(&cfg, &OPTS).await.unwrap();
     assert_eq!(s.processed, 14);

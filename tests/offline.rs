@@ -11,23 +11,10 @@ use std::path::Path;
 
 /// The demo config with its paths moved into `dir`.
 fn demo_config(dir: &Path, source: &Path) -> Config {
-    let text = std::fs::read_to_string(root().join("examples/demo.toml")).unwrap();
-    let plugins = root().join("target/plugins");
-    let text = text
-        .replace(
-            "\"../target/demo/state\"",
-            &format!("{:?}", dir.join("state")),
-        )
-        .replace("\"maildir\"", &format!("{:?}", source))
-        .replace(
-            "\"../target/demo/mail\"",
-            &format!("{:?}", dir.join("mail")),
-        )
-        .replace(
-            "\"../target/demo/outbox\"",
-            &format!("{:?}", dir.join("outbox")),
-        )
-        .replace("\"../target/plugins/", &format!("\"{}/", plugins.display()));
+    let text = demo_toml(dir).replace(
+        &format!("{:?}", root().join("examples/maildir")),
+        &format!("{:?}", source),
+    );
     let file = dir.join("demo.toml");
     std::fs::write(&file, &text).unwrap();
     Config::load(&file).unwrap()

@@ -99,6 +99,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What happened to one message: each plugin's decision, where it went, its outgoing
+    /// mail, server actions waiting or given up.
+    Explain {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The message's Message-ID (with or without <>).
+        message_id: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the plugin contract (the WIT package plugins are built against), for plugin
     /// projects outside this repository.
     Wit,
@@ -140,6 +151,11 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             import,
         } => cli::auth::run(&config, &account, flow, import).await,
         Command::Status { config, json } => cli::status::run(&config, json),
+        Command::Explain {
+            config,
+            message_id,
+            json,
+        } => cli::explain::run(&config, &message_id, json),
         Command::Wit => {
             print!("{}", include_str!("../../wit/v0.1/plugin.wit"));
             Ok(ExitCode::SUCCESS)

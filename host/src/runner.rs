@@ -205,6 +205,8 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
         "deliveries": d.deliveries.iter().map(|x| &x.folder).collect::<Vec<_>>(),
         "outgoing": d.outgoing.iter().map(|o| &o.id).collect::<Vec<_>>(),
         "failed_plugins": d.failed_plugins().map(|r| &r.plugin).collect::<Vec<_>>(),
+        // What each plugin decided, for `mailpipe explain`.
+        "plugins": d.reports,
         "at_ms": now,
     });
     MessageCommit {

@@ -151,3 +151,37 @@ pub fn raw_text(raw: &[u8]) -> String {
 pub fn header_of(raw: &[u8], name: &str) -> Option<String> {
     Email::new(raw.to_vec(), "INBOX", vec![]).header(name)
 }
+
+/// The demo config (examples/demo.toml) with its state, mail store and outbox in `dir` and
+/// absolute paths to the sample mailbox and the built plugins.
+pub fn demo_toml(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(root().join("examples/demo.toml"))
+        .unwrap()
+        .replace(
+            "\"../target/demo/state\"",
+            &format!("{:?}", dir.join("state")),
+        )
+        .replace(
+            "\"maildir\"",
+            &format!("{:?}", root().join("examples/maildir")),
+        )
+        .replace(
+            "\"../target/demo/mail\"",
+            &format!("{:?}", dir.join("mail")),
+        )
+        .replace(
+            "\"../target/demo/outbox\"",
+            &format!("{:?}", dir.join("outbox")),
+        )
+        .replace(
+            "\"../target/plugins/",
+            &format!("\"{}/", root().join("target/plugins").display()),
+        )
+}
+
+/// `demo_toml` written to `dir/demo.toml`.
+pub fn demo_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("demo.toml");
+    std::fs::write(&file, demo_toml(dir)).unwrap();
+    file
+}

@@ -2,5 +2,6 @@
 //! `main.rs`: one file per command.
 
 pub mod auth;
+pub mod explain;
 pub mod status;
 pub mod test;

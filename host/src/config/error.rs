@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read config: {source}")]
+    /// (The I/O error is part of the message, not a separate cause, so it is said once.)
+    #[error("{file}: cannot read config: {error}")]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax or type errors; toml's own message already says the line and column.
     #[error("{file}: {message}")]

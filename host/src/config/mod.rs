@@ -169,9 +169,9 @@ pub struct PluginConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             file: path.to_owned(),
-            source,
+            error,
         })?;
         Config::parse(path, &text)
     }

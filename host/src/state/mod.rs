@@ -413,6 +413,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Processed messages whose summary contains `needle` (e.g. a quoted Message-ID):
+    /// (key, summary). A scan of the whole record: for `mailpipe explain`, not the hot path.
+    pub fn processed_matching(&self, needle: &str) -> Result<Vec<(String, String)>, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PROCESSED)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            if v.value().contains(needle) {
+                out.push((k.value().to_string(), v.value().to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     /// How many messages are recorded as processed.
     pub fn processed_count(&self) -> Result<u64, StateError> {
         self.write_batch()?;
