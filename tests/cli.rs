@@ -467,3 +467,44 @@ fn explain_shows_what_each_plugin_decided_for_one_message() {
     assert_eq!(code, 2);
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+#[test]
+fn completions_man_page_and_help_for_every_option() {
+    let (code, out, _) = mailpipe(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("mailpipe") && out.contains("--retry-failed"),
+        "{}",
+        &out[..out.len().min(500)]
+    );
+    let (code, out, _) = mailpipe(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(".ie") || out.contains(".TH mailpipe"),
+        "{}",
+        &out[..out.len().min(300)]
+    );
+    // Every option of every command has a description in --help.
+    for cmd in ["run", "check", "test", "auth", "status", "explain"] {
+        let (code, out, _) = mailpipe(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        let lines: Vec<&str> = out.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start().as_bytes();
+            let option = t.starts_with(b"--")
+                || (t.len() > 2 && t[0] == b'-' && t[1].is_ascii_alphabetic() && t[2] == b',');
+            if !option {
+                continue;
+            }
+            // The description is beside the option, or on the next line (long help).
+            let described = line.trim().contains("  ")
+                || lines
+                    .get(i + 1)
+                    .is_some_and(|n| !n.trim().is_empty() && !n.trim_start().starts_with('-'));
+            assert!(
+                described,
+                "mailpipe {cmd} --help: no description: {line:?}\n{out}"
+            );
+        }
+    }
+}

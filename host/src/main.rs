@@ -46,6 +46,7 @@ enum Command {
     Test(Box<cli::test::TestArgs>),
     /// Run the configured pipeline.
     Run {
+        /// The config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
         /// Process what is there, then exit (otherwise poll the source).
@@ -79,6 +80,7 @@ enum Command {
     /// Authorise mailpipe once for an account that logs in with OAuth2 (Gmail, Microsoft 365):
     /// stores a refresh token mailpipe renews its access tokens with.
     Auth {
+        /// The config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
         /// The account's name in the config.
@@ -93,6 +95,7 @@ enum Command {
     /// What the state store knows: progress per mailbox, actions waiting or given up,
     /// messages a plugin failed on, and the outgoing queue.
     Status {
+        /// The config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
         /// The whole report as JSON.
@@ -102,6 +105,7 @@ enum Command {
     /// What happened to one message: each plugin's decision, where it went, its outgoing
     /// mail, server actions waiting or given up.
     Explain {
+        /// The config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
         /// The message's Message-ID (with or without <>).
@@ -110,11 +114,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `mailpipe man > /usr/local/share/man/man1/mailpipe.1`.
+    Man,
     /// Print the plugin contract (the WIT package plugins are built against), for plugin
     /// projects outside this repository.
     Wit,
     /// Validate the config and load every plugin.
     Check {
+        /// The config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
         /// Also log in to every account's IMAP and SMTP server.
@@ -156,6 +165,21 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             message_id,
             json,
         } => cli::explain::run(&config, &message_id, json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mailpipe",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Wit => {
             print!("{}", include_str!("../../wit/v0.1/plugin.wit"));
             Ok(ExitCode::SUCCESS)
