@@ -206,7 +206,7 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
         "outgoing": d.outgoing.iter().map(|o| &o.id).collect::<Vec<_>>(),
         "failed_plugins": d.failed_plugins().map(|r| &r.plugin).collect::<Vec<_>>(),
         // What each plugin decided, for `mailpipe explain`.
-        "plugins": d.reports,
+        "plugins": report::decisions_brief(d),
         "at_ms": now,
     });
     MessageCommit {

@@ -68,23 +68,7 @@ pub fn run(config: &Path, message_id: &str, json_out: bool) -> anyhow::Result<Ex
     for f in &found {
         println!("{} ({wanted})", f["message"].as_str().unwrap_or_default());
         for p in f["plugins"].as_array().into_iter().flatten() {
-            let name = p["plugin"].as_str().unwrap_or_default();
-            match p["status"].as_str() {
-                Some("failed") => println!(
-                    "  {name}: failed: {}",
-                    p["error"].as_str().unwrap_or_default()
-                ),
-                Some("skipped") => println!("  {name}: not run (an earlier plugin said stop)"),
-                _ => {
-                    let actions = p["actions"].as_array().cloned().unwrap_or_default();
-                    if actions.is_empty() {
-                        println!("  {name}: no actions");
-                    }
-                    for a in actions {
-                        println!("  {name}: {a}");
-                    }
-                }
-            }
+            println!("  {}", p.as_str().unwrap_or_default());
         }
         if f["plugins"].is_null() {
             println!("  (decided before mailpipe recorded each plugin's actions)");
