@@ -5,6 +5,7 @@
 //! `runner` wires them for the CLI in `main.rs`; `report` formats results.
 
 pub mod actions;
+pub mod clock;
 pub mod config;
 pub mod message;
 pub mod net;

@@ -9,53 +9,6 @@ use crate::pipeline::{Decision, PluginStatus};
 use crate::plugin::bindings::{Action, ForwardMode, LogLevel, Needs};
 
 /// One action as JSON: `{"action": "file-into", "folder": "...", "create": true}` etc.
-/// What each plugin decided, kept with the processed mark for `mailpipe explain`: one line
-/// per plugin, actions in brief ("file-into Lists/rust", "reply: Out of office"). Built as
-/// plain text: this runs for every message, and JSON values per action cost ~5 µs a message.
-pub fn decisions_brief(d: &Decision) -> Vec<String> {
-    use std::fmt::Write as _;
-    d.reports
-        .iter()
-        .map(|r| {
-            let mut line = format!("{}:", r.plugin);
-            match &r.status {
-                PluginStatus::Failed { error } => {
-                    let _ = write!(line, " failed: {error}");
-                }
-                PluginStatus::Skipped => line.push_str(" not run (an earlier plugin said stop)"),
-                PluginStatus::Applied { actions, .. } if actions.is_empty() => {
-                    line.push_str(" no actions")
-                }
-                PluginStatus::Applied { actions, .. } => {
-                    for (i, a) in actions.iter().enumerate() {
-                        line.push_str(if i == 0 { " " } else { "; " });
-                        let _ = match a {
-                            Action::Keep => write!(line, "keep"),
-                            Action::Discard => write!(line, "discard"),
-                            Action::Stop => write!(line, "stop"),
-                            Action::FileInto(t) => write!(line, "file-into {}", t.folder),
-                            Action::CopyInto(t) => write!(line, "copy-into {}", t.folder),
-                            Action::AddFlags(f) => write!(line, "add-flags {}", f.join(" ")),
-                            Action::RemoveFlags(f) => write!(line, "remove-flags {}", f.join(" ")),
-                            Action::SetHeader(h) => write!(line, "set-header {}", h.name),
-                            Action::AddHeader(h) => write!(line, "add-header {}", h.name),
-                            Action::RemoveHeader(n) => write!(line, "remove-header {n}"),
-                            Action::SetSubject(_) => write!(line, "set-subject"),
-                            Action::Reply(r) => write!(
-                                line,
-                                "reply: {}",
-                                r.subject.as_deref().unwrap_or("Re: (the original subject)")
-                            ),
-                            Action::Forward(f) => write!(line, "forward to {}", f.to.join(", ")),
-                        };
-                    }
-                }
-            }
-            printable(&line)
-        })
-        .collect()
-}
-
 pub fn action_json(a: &Action) -> Value {
     match a {
         Action::Keep => json!({"action": "keep"}),

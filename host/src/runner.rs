@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, PluginConfig};
-use crate::pipeline::{Decision, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::plugin::{CacheUse, Clock, LoadedPlugin, PluginRuntime};
 use crate::report;
 use crate::sink::mailstore::MailStore;
@@ -15,7 +15,7 @@ use crate::sink::outbox::{self, FlushReport};
 use crate::sink::outbox_dir::OutboxDir;
 use crate::sink::smtp::SmtpSink;
 use crate::source::maildir::MaildirSource;
-use crate::state::{MessageCommit, OutboxEntry, Store};
+use crate::state::Store;
 
 /// Load every plugin of `plugins`; the first that fails to load stops everything (a
 /// pipeline with a plugin silently missing would do the wrong thing to mail).
@@ -194,49 +194,10 @@ fn merge(into: &mut FlushReport, from: FlushReport) {
     into.failed.extend(from.failed);
 }
 
-pub fn now_ms() -> u64 {
-    Clock::System.now_ms().max(0) as u64
-}
-
-/// What a decision changes in the state store.
-pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
-    let summary = serde_json::json!({
-        "message_id": d.message_id,
-        "deliveries": d.deliveries.iter().map(|x| &x.folder).collect::<Vec<_>>(),
-        "outgoing": d.outgoing.iter().map(|o| &o.id).collect::<Vec<_>>(),
-        "failed_plugins": d.failed_plugins().map(|r| &r.plugin).collect::<Vec<_>>(),
-        // What each plugin decided, for `mailpipe explain`.
-        "plugins": report::decisions_brief(d),
-        "at_ms": now,
-    });
-    MessageCommit {
-        message_key: d.message_key.clone(),
-        also_processed: Vec::new(),
-        summary: summary.to_string(),
-        kv: d.kv.clone(),
-        outbox: d
-            .outgoing
-            .iter()
-            .map(|o| {
-                (
-                    OutboxEntry::new(
-                        &o.id,
-                        &d.message_key,
-                        &o.plugin,
-                        &o.mail_from,
-                        o.rcpt_to.clone(),
-                        now,
-                    ),
-                    o.raw.clone(),
-                )
-            })
-            .collect(),
-        checkpoint: None,
-        pending: None,
-        durable: true,
-        plugin_failed: None,
-    }
-}
+/// (Kept here for callers outside the crate; the clock lives in `clock`.)
+pub use crate::clock::now_ms;
+/// (Kept here for callers outside the crate; commits are built in `pipeline::commit`.)
+pub use crate::pipeline::commit_for;
 
 /// The key `mailpipe test` uses for a message file: its content hash.
 pub fn test_message_key(path: &Path, raw: &[u8]) -> String {

@@ -9,8 +9,10 @@
 //! - replies/forwards pass the loop guard and the per-message cap, and are built from the
 //!   message as received.
 
+mod commit;
 mod decision;
 
+pub use commit::{commit_for, decisions_brief};
 pub use decision::{Decision, Delivery, PluginReport, PluginStatus};
 
 use std::sync::Arc;

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use super::plan::Plan;
 use super::REWRITTEN_HEADER;
+use crate::clock::now_ms;
 use crate::config::Identity;
 use crate::message::Email;
+use crate::pipeline::commit_for;
 use crate::pipeline::Pipeline;
 use crate::report;
-use crate::runner::{commit_for, now_ms};
 use crate::state::{MessageCommit, StateError, Store};
 
 /// One message as fetched: only its header block when every plugin needs only headers.

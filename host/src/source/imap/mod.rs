@@ -26,10 +26,10 @@ use connect::{completed, connect_with, timed, ImapError, ImapSession};
 use decide::{Decided, Decider, Fetched};
 use plan::{uid_sets, Plan};
 
+use crate::clock::now_ms;
 use crate::config::{AccountConfig, Identity, WatchMode};
 use crate::pipeline::Pipeline;
 use crate::plugin::bindings::Needs;
-use crate::runner::now_ms;
 use crate::sink::outbox::{self, FlushReport, RetryPolicy};
 use crate::sink::smtp::SmtpSink;
 use crate::state::Store;
