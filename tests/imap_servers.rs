@@ -260,6 +260,20 @@ username = "alice@example.test"
     let _ = s.logout().await;
 }
 
+/// `mailpipe ARGS -c FILE`: exit code and everything it printed.
+fn run_with(file: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(args)
+        .arg("-c")
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// (UID, flags, headers) in a mailbox given by its wire name.
 async fn list_wire(s: &mut ImapSession, wire: &str) -> Vec<(u32, Vec<String>, String)> {
     use futures::TryStreamExt;
@@ -471,19 +485,7 @@ password_command = "echo secret-alice"
         )
         .unwrap();
     };
-    let mailpipe = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
-            .args(args)
-            .arg("-c")
-            .arg(&file)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let mailpipe = |args: &[&str]| run_with(&file, args);
     let bad = format!("Tom.Jones-{tag}");
     let good = format!("Tom Jones-{tag}");
     write(&bad);
@@ -599,19 +601,7 @@ async fn messages_a_plugin_failed_on_are_decided_again_once_it_is_fixed() {
         )
         .unwrap();
     };
-    let mailpipe = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
-            .args(args)
-            .arg("-c")
-            .arg(&file)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let mailpipe = |args: &[&str]| run_with(&file, args);
     write("\"oops\"");
     let (code, text) = mailpipe(&["run", "--once", "--fail-on-plugin-error"]);
     assert_eq!(code, Some(1), "{text}");

@@ -209,13 +209,21 @@ pub fn test_message_key(path: &Path, raw: &[u8]) -> String {
     )
 }
 
-/// One log event per loaded plugin (name, version, needs, how it was loaded); at info level
-/// the first time only (a polling loop loads them for every pass).
+/// One log event per loaded plugin (name, version, needs, how long loading took), whenever
+/// the set of plugins differs from the one logged last: once at start and after a reload
+/// that changed them, not at every pass of a polling loop (which loads them each time).
 fn log_plugins(pipeline: &Pipeline) {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let now: Vec<String> = pipeline
+        .plugins
+        .iter()
+        .map(|p| format!("{}:{}", p.name, p.fingerprint))
+        .collect();
+    let mut last = LOGGED.lock().expect("not poisoned");
+    if *last == now {
         return;
     }
+    *last = now;
     for p in &pipeline.plugins {
         tracing::info!(
             plugin = &*p.name,

@@ -228,6 +228,26 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The secret given as `*_env`, `*_file` (relative to the config) or `*_command`: at most
+/// one of the three (`Err(())` when more are given).
+fn one_source(
+    [env, file, command]: [&Option<String>; 3],
+    base: &Path,
+) -> Result<Option<PasswordSource>, ()> {
+    let mut given = [
+        env.clone().map(PasswordSource::Env),
+        file.as_ref().map(|f| PasswordSource::File(base.join(f))),
+        command.clone().map(PasswordSource::Command),
+    ]
+    .into_iter()
+    .flatten();
+    let first = given.next();
+    match given.next() {
+        Some(_) => Err(()),
+        None => Ok(first),
+    }
+}
+
 /// What an account's server table starts from: the provider's preset, if any.
 pub(super) struct ServerDefaults {
     /// Host, port and TLS of the preset.
@@ -284,23 +304,17 @@ pub(super) fn server(
             ),
         ));
     }
-    let sources: Vec<PasswordSource> = [
-        raw.password_env.clone().map(PasswordSource::Env),
-        raw.password_file
-            .as_ref()
-            .map(|f| PasswordSource::File(base.join(f))),
-        raw.password_command.clone().map(PasswordSource::Command),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if sources.len() > 1 {
-        return Err((
-            span,
+    let password = one_source(
+        [&raw.password_env, &raw.password_file, &raw.password_command],
+        base,
+    )
+    .map_err(|()| {
+        (
+            span.clone(),
             format!("{prefix}.password_*"),
-            "give only one of password_env, password_file, password_command".into(),
-        ));
-    }
+            "give only one of password_env, password_file, password_command".to_string(),
+        )
+    })?;
     let ca_file = match &raw.ca_file {
         Some(f) => {
             let p = base.join(f.get_ref());
@@ -352,7 +366,7 @@ pub(super) fn server(
         TlsMode::None => defaults.ports[2],
     });
     let auth = raw.auth.unwrap_or(defaults.auth);
-    if auth != Auth::Password && !sources.is_empty() {
+    if auth != Auth::Password && password.is_some() {
         return Err((
             span,
             format!("{prefix}.auth"),
@@ -366,7 +380,7 @@ pub(super) fn server(
         ca_file,
         tls_pin,
         username: raw.username.clone().or_else(|| defaults.username.clone()),
-        password: sources.into_iter().next(),
+        password,
         auth,
         oauth2: None,
     })
@@ -421,25 +435,22 @@ pub(super) fn oauth2(
         preset.and_then(|p| p.device_url),
         "device_url",
     )?;
-    let secrets: Vec<PasswordSource> = [
-        raw.client_secret_env.clone().map(PasswordSource::Env),
-        raw.client_secret_file
-            .as_ref()
-            .map(|f| PasswordSource::File(base.join(f))),
-        raw.client_secret_command
-            .clone()
-            .map(PasswordSource::Command),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if secrets.len() > 1 {
-        return Err((
+    let client_secret = one_source(
+        [
+            &raw.client_secret_env,
+            &raw.client_secret_file,
+            &raw.client_secret_command,
+        ],
+        base,
+    )
+    .map_err(|()| {
+        (
             client_id.span(),
             key("client_secret_*"),
-            "give only one of client_secret_env, client_secret_file, client_secret_command".into(),
-        ));
-    }
+            "give only one of client_secret_env, client_secret_file, client_secret_command"
+                .to_string(),
+        )
+    })?;
     let scopes = raw
         .scopes
         .clone()
@@ -461,7 +472,7 @@ pub(super) fn oauth2(
     };
     Ok(TokenSource::Refresh(Box::new(OAuth2Client {
         client_id: client_id.get_ref().clone(),
-        client_secret: secrets.into_iter().next(),
+        client_secret,
         token_url,
         auth_url,
         device_url,
