@@ -34,6 +34,26 @@ fn kept_untouched(d: &Decision, original: &Email) {
 }
 
 #[tokio::test]
+async fn a_bare_trap_says_what_and_where_in_the_plugin() {
+    let t = TestPipeline::new(vec![hostile("unreachable")]).await;
+    let d = t.run(&sample(1), "m1").await;
+    let CallFailure::Trap(text) = failure(&d) else {
+        panic!("{:?}", failure(&d))
+    };
+    // The trap in words, and the plugin's own functions (demangled, without hashes).
+    assert!(
+        text.starts_with("wasm `unreachable` instruction executed (in "),
+        "{text}"
+    );
+    assert!(
+        text.contains("misbehave_hostile::deep_in_the_plugin"),
+        "{text}"
+    );
+    assert!(!text.contains("_ZN") && !text.contains("_RN"), "{text}");
+    kept_untouched(&d, &sample(1));
+}
+
+#[tokio::test]
 async fn a_plugin_blocked_in_a_wasi_sleep_is_cut_off_at_its_deadline() {
     let mut p = hostile("sleep");
     p.limits.timeout_ms = 300;

@@ -74,8 +74,22 @@ async fn huge_allocation_hits_the_memory_limit() {
 
 #[tokio::test]
 async fn a_trap_is_reported() {
-    let (f, _) = contained(plugin("trap", "misbehave-trap", json!({}))).await;
-    assert!(matches!(f, CallFailure::Trap(_)), "{f:?}");
+    let (f, d) = contained(plugin("trap", "misbehave-trap", json!({}))).await;
+    // The panic's own words and place, not wasmtime's backtrace of mangled symbols.
+    assert_eq!(
+        f,
+        CallFailure::Trap(
+            "panicked at plugins/misbehaving/trap/src/lib.rs:18:9: misbehave-trap: deliberate panic"
+                .into()
+        )
+    );
+    // ...said once: the stderr it came from is not repeated as a log line.
+    let report = d.reports.iter().find(|r| r.plugin == "trap").unwrap();
+    assert!(
+        report.logs.iter().all(|l| !l.text.contains("panicked")),
+        "{:?}",
+        report.logs
+    );
 }
 
 #[tokio::test]
@@ -122,12 +136,28 @@ async fn a_file_that_is_not_a_component_does_not_load() {
     let bogus = dir.path().join("bogus.wasm");
     std::fs::write(&bogus, b"\0asm\x01\0\0\0garbage").unwrap();
     let mut p = plugin("bogus", "subject-tagger", json!({}));
-    p.path = bogus;
+    p.path = bogus.clone();
     let runtime = mailpipe::plugin::PluginRuntime::new(64, None).unwrap();
     let err = runtime.load(&p, None).await.err().expect("must not load");
     let text = err.to_string();
     assert!(
-        text.contains("bogus") && text.contains("not a usable"),
+        text.contains("bogus") && text.contains("is a core WebAssembly module, not a component"),
+        "{text}"
+    );
+    std::fs::write(&bogus, b"hello\n").unwrap();
+    let text = runtime.load(&p, None).await.err().unwrap().to_string();
+    assert!(text.contains("is not a WebAssembly file"), "{text}");
+    assert!(!text.contains("0x"), "no byte dumps: {text}");
+}
+
+#[tokio::test]
+async fn a_memory_limit_below_what_the_plugin_needs_says_how_much() {
+    let mut p = tagger();
+    p.limits.memory_mb = 1;
+    let runtime = mailpipe::plugin::PluginRuntime::new(1, None).unwrap();
+    let text = runtime.load(&p, None).await.err().unwrap().to_string();
+    assert!(
+        text.contains("needs at least") && text.contains("limit of 1 MiB: raise memory_mb"),
         "{text}"
     );
 }

@@ -137,7 +137,7 @@ async fn main() -> ExitCode {
     match real_main().await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", mailpipe::report::error_chain(&e));
             ExitCode::from(2)
         }
     }

@@ -223,11 +223,45 @@ pub fn human(label: &str, d: &Decision) -> String {
     out
 }
 
+/// An error and its causes on one line, as `{:#}` would, but without a cause its parent
+/// already quoted (a message ending in "...: No such file or directory" is not followed by
+/// ": No such file or directory" again).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn control_characters_never_reach_the_terminal() {
         assert_eq!(super::printable("a\x1b[2Jb\r\nc"), "a\\u{1b}[2Jb\\r\\nc");
         assert_eq!(super::printable("Grüße"), "Grüße");
+    }
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let quoted = anyhow::Error::new(io).context("cannot read a.wasm: No such file");
+        assert_eq!(
+            super::error_chain(&quoted),
+            "cannot read a.wasm: No such file"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let plain = anyhow::Error::new(io).context("cannot read a.wasm");
+        assert_eq!(
+            super::error_chain(&plain),
+            "cannot read a.wasm: No such file"
+        );
     }
 }

@@ -31,3 +31,62 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .count()
         + 1
 }
+
+/// A deserializer's message in the words of TOML and of the person editing it: "a list" for
+/// `sequence`, "a whole number" for `u64`, the kind of value they wrote before what was
+/// expected. Words it does not know pass through.
+pub fn in_toml_words(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("invalid type: sequence", "this is a list"),
+        ("invalid type: map", "this is a table"),
+        ("invalid type: string ", "this is the text "),
+        ("invalid type: integer ", "this is the number "),
+        ("invalid type: floating point ", "this is the number "),
+        ("invalid type: boolean ", "this is "),
+        ("invalid value: integer ", "this number is out of range: "),
+        ("invalid length ", "wrong number of entries: "),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a table"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected text in quotes"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected struct ", "expected a table "),
+    ];
+    let mut text = message.to_string();
+    for (rust, toml) in WORDS {
+        text = text.replace(rust, toml);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_toml_words;
+
+    #[test]
+    fn type_errors_are_said_in_toml_words() {
+        assert_eq!(
+            in_toml_words("invalid type: sequence, expected a string"),
+            "this is a list, expected text in quotes"
+        );
+        assert_eq!(
+            in_toml_words("invalid type: string \"fast\", expected u64"),
+            "this is the text \"fast\", expected a whole number, 0 or more"
+        );
+        assert_eq!(
+            in_toml_words("invalid value: integer `-3`, expected u64"),
+            "this number is out of range: `-3`, expected a whole number, 0 or more"
+        );
+        assert_eq!(
+            in_toml_words("unknown field `x`, expected `a`"),
+            "unknown field `x`, expected `a`"
+        );
+    }
+}

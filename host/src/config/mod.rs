@@ -179,7 +179,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: path.to_owned(),
-            message: e.to_string().trim_end().to_string(),
+            message: error::in_toml_words(e.to_string().trim_end()),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let invalid =

@@ -17,6 +17,9 @@ pub enum CacheUse {
     Disabled,
 }
 
+/// Components this big take seconds to compile: their compilation is announced.
+const BIG_COMPONENT: usize = 4 << 20;
+
 pub fn load_component(
     engine: &Engine,
     wasm: &[u8],
@@ -33,6 +36,13 @@ pub fn load_component(
             return Ok((component, CacheUse::Cached));
         }
         // Unreadable or stale: fall through and replace it.
+    }
+    if wasm.len() >= BIG_COMPONENT {
+        // Seconds of silence otherwise (a Python component is ~18 MiB of code to compile).
+        tracing::info!(
+            size_mib = wasm.len() >> 20,
+            "compiling the plugin (first use of this build of it; cached afterwards)"
+        );
     }
     let component = Component::new(engine, wasm)?;
     let bytes = component.serialize()?;

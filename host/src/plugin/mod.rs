@@ -9,6 +9,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod engine;
+pub mod guest_error;
 pub mod host_api;
 pub mod limits;
 
@@ -34,7 +35,7 @@ pub enum PluginError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("plugin {plugin}: {path} is not a usable mailpipe plugin component: {message}")]
+    #[error("plugin {plugin}: cannot load {path}: {message}")]
     Load {
         plugin: String,
         path: PathBuf,
@@ -192,9 +193,14 @@ impl PluginRuntime {
             path: settings.path.clone(),
             source,
         })?;
-        let (component, cache) =
+        if let Some(problem) = not_a_component(&wasm) {
+            return Err(load_err(problem));
+        }
+        let (component, cache) = {
+            let _plugin = tracing::info_span!("load", plugin = %plugin).entered();
             cache::load_component(&self.engine.engine, &wasm, self.cache_dir.as_deref())
-                .map_err(|e| load_err(format!("{e:#}")))?;
+                .map_err(|e| load_err(in_plain_words(&e, &settings.limits)))?
+        };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             load_err(match contract_versions(&self.engine.engine, &component) {
                 v if !v.is_empty() && !v.iter().any(|v| SUPPORTED_CONTRACTS.contains(&v.as_str())) => format!(
@@ -202,10 +208,11 @@ impl PluginRuntime {
                     v.join(", @"),
                     SUPPORTED_CONTRACTS.join(", @")
                 ),
-                _ => format!("{e:#}"),
+                _ => in_plain_words(&e, &settings.limits),
             })
         })?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| load_err(format!("{e:#}")))?;
+        let pre = PluginPre::new(instance_pre)
+            .map_err(|e| load_err(in_plain_words(&e, &settings.limits)))?;
         let config_json: Arc<str> = settings.config.to_string().into();
         let fingerprint = fingerprint(&wasm, &config_json);
         let name: Arc<str> = plugin.clone().into();
@@ -337,6 +344,52 @@ async fn with_deadline<R>(
     }
 }
 
+/// Why `wasm` cannot be a component at all, said before the compiler says it in its terms.
+fn not_a_component(wasm: &[u8]) -> Option<String> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE: &[u8] = &[1, 0, 0, 0];
+    if !wasm.starts_with(MAGIC) {
+        let text = wasm.trim_ascii_start();
+        return Some(
+            if text.starts_with(b"(component") || text.starts_with(b"(module") {
+                "this is WebAssembly text (.wat), not a binary component: convert it with \
+             `wasm-tools parse`"
+                    .into()
+            } else {
+                "this is not a WebAssembly file (a plugin is a .wasm component built for the \
+             mailpipe:plugin contract; see docs/PLUGIN-GUIDE.md)"
+                    .into()
+            },
+        );
+    }
+    (wasm.get(4..8) == Some(CORE_MODULE)).then(|| {
+        "this is a core WebAssembly module, not a component: build for the wasm32-wasip2 \
+         target (Rust), or turn it into a component with `wasm-tools component new` and the \
+         WASI reactor adapter (see docs/PLUGIN-GUIDE.md)"
+            .into()
+    })
+}
+
+/// A compile or link error of wasmtime's in the plugin author's terms where one is known
+/// (a memory limit below what the component needs at start), else wasmtime's own text.
+fn in_plain_words(e: &wasmtime::Error, limits: &PluginLimits) -> String {
+    let text = format!("{e:#}");
+    let needs = text
+        .split("minimum byte size of ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok());
+    match needs {
+        Some(bytes) if text.contains("memory") => format!(
+            "it needs at least {} MiB of memory at start, more than its limit of {} MiB: \
+             raise memory_mb",
+            bytes.div_ceil(1 << 20),
+            limits.memory_mb
+        ),
+        _ => text,
+    }
+}
+
 /// The versions of the mailpipe contract a component imports (e.g. "0.1.0").
 fn contract_versions(
     engine: &wasmtime::Engine,
@@ -368,30 +421,27 @@ fn finish<R>(
     result: wasmtime::Result<R>,
     limits: &PluginLimits,
 ) -> (Result<R, CallFailure>, (Vec<LogLine>, Vec<KvWrite>)) {
-    let effects = store.data_mut().take_effects();
+    let mut effects = store.data_mut().take_effects();
     let refusal = store.data_mut().take_refusal();
-    let result = result.map_err(|e| match classify(e, limits) {
-        // A quota of the host interface stopped the call: its reason, not the trap.
-        _ if refusal.is_some() => CallFailure::Refused(refusal.clone().unwrap_or_default()),
-        // A guest language's runtime (Python, JS) prints the real reason to stderr before
-        // it aborts; put its last lines into the error the user sees.
-        CallFailure::Trap(t) => match effects
+    let result = result.map_err(|e| {
+        if let Some(reason) = refusal {
+            // A quota of the host interface stopped the call: its reason, not the trap.
+            return CallFailure::Refused(reason);
+        }
+        if let Some(limit) = limit_failure(&e, limits) {
+            return limit;
+        }
+        // A guest language's runtime (Python, Rust's panic handler) prints the real reason
+        // to stderr before it aborts: it goes into the failure, not a second time into logs.
+        let stderr = effects
             .0
             .iter()
-            .find_map(|l| l.text.strip_prefix("stderr: "))
-        {
-            Some(err) => {
-                let tail: Vec<&str> = err.lines().rev().take(3).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                CallFailure::Trap(bounded_text(&format!(
-                    "{} | stderr: {}",
-                    t,
-                    tail.join(" / ")
-                )))
-            }
-            None => CallFailure::Trap(t),
-        },
-        other => other,
+            .position(|l| l.text.starts_with("stderr: "))
+            .map(|i| effects.0.remove(i).text["stderr: ".len()..].to_string());
+        CallFailure::Trap(bounded_text(&guest_error::describe_trap(
+            &e,
+            stderr.as_deref(),
+        )))
     });
     (result, effects)
 }
@@ -442,18 +492,12 @@ impl LoadedPlugin {
     }
 }
 
-fn classify(e: wasmtime::Error, limits: &PluginLimits) -> CallFailure {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        if *trap == wasmtime::Trap::Interrupt {
-            return CallFailure::Timeout(limits.timeout_ms);
-        }
+/// The failures that are the sandbox's limits at work, not the guest's own fault.
+fn limit_failure(e: &wasmtime::Error, limits: &PluginLimits) -> Option<CallFailure> {
+    if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        return Some(CallFailure::Timeout(limits.timeout_ms));
     }
     let text = format!("{e:#}");
-    if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
-        return CallFailure::OutOfMemory(limits.memory_mb);
-    }
-    // The first line of wasmtime's message is the useful one; the rest is a backtrace.
-    CallFailure::Trap(bounded_text(
-        &text.lines().take(3).collect::<Vec<_>>().join(" | "),
-    ))
+    (text.contains("forcing trap when growing memory") || text.contains("memory minimum size"))
+        .then_some(CallFailure::OutOfMemory(limits.memory_mb))
 }

@@ -17,13 +17,23 @@ export function info() {
 }
 
 // Thrown strings become `err(...)`; other exceptions are turned into strings here, so a bug
-// is reported as an error (not a trap) by every JS backend.
+// is reported as an error (not a trap) by every JS backend, with where it happened.
 export function onMessage(msg) {
   try {
     return fileMessage(msg, loadRules());
   } catch (e) {
-    throw typeof e === 'string' ? e : `internal error: ${e && e.message ? e.message : e}`;
+    throw typeof e === 'string' ? e : `internal error: ${describe(e)}`;
   }
+}
+
+// An exception on one line: its message and its innermost stack frames (file:line:column).
+function describe(e) {
+  const frames = String(e?.stack ?? '')
+    .split('\n')
+    .map((line) => line.trim().replace(/^at /, ''))
+    .filter(Boolean)
+    .slice(0, 4);
+  return frames.length ? `${e} (at ${frames.join(' ← ')})` : String(e);
 }
 
 function loadRules() {

@@ -80,9 +80,20 @@ impl Plugin for Hostile {
                     .unwrap_or(0);
                 Ok(vec![Action::AddFlags(vec![format!("$Secs{secs}")])])
             }
+            // A trap with nothing on stderr (as C code hitting a bug would): the host must
+            // still say what and where.
+            "unreachable" => deep_in_the_plugin(),
             other => Err(format!("unknown attack {other:?}")),
         }
     }
+}
+
+#[inline(never)]
+fn deep_in_the_plugin() -> Result<Vec<Action>, String> {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    unreachable!()
 }
 
 mailpipe_plugin::export!(Hostile);
