@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod message;
 pub mod net;
 pub mod pipeline;

@@ -120,7 +120,21 @@ enum Command {
     Man,
     /// Print the plugin contract (the WIT package plugins are built against), for plugin
     /// projects outside this repository.
-    Wit,
+    Wit {
+        /// Print the contract's types for JavaScript plugins instead (a TypeScript .d.ts)
+        #[arg(long)]
+        typescript: bool,
+    },
+    /// Make a new plugin project (builds anywhere, ships a sample message to test it on).
+    New {
+        /// The plugin's name: lowercase letters, digits and -, e.g. invoice-filer
+        name: String,
+        /// The language of the plugin
+        #[arg(long, value_enum)]
+        lang: cli::new::Lang,
+        /// Where to create it (must not exist or be empty; default: ./NAME)
+        dir: Option<PathBuf>,
+    },
     /// Validate the config and load every plugin.
     Check {
         /// The config file (TOML).
@@ -180,8 +194,20 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Wit => {
-            print!("{}", include_str!("../../wit/v0.1/plugin.wit"));
+        Command::Wit { typescript } => {
+            let text = if typescript {
+                mailpipe::contract::typescript::generate(
+                    mailpipe::contract::CURRENT_WIT,
+                    mailpipe::contract::WORLD,
+                )?
+            } else {
+                mailpipe::contract::CURRENT_WIT.to_string()
+            };
+            mailpipe::report::stdout(&text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { name, lang, dir } => {
+            cli::new::run(&name, lang, dir.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, connect } => {

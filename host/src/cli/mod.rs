@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod explain;
+pub mod new;
 pub mod status;
 pub mod test;

@@ -30,7 +30,9 @@ extern crate self as mailpipe_plugin;
 /// Bindings generated from the WIT contract. Prefer the re-exports at the crate root.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.1",
+        // plugins/sdk/wit is a link to wit/v0.1 here; `mailpipe new` writes a real copy
+        // beside the SDK it vendors into a plugin project.
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export",

@@ -1,0 +1,58 @@
+//! {{name}}: a mailpipe plugin. Files messages whose subject contains a word into a folder
+//! and flags them; leaves every other message alone.
+//!
+//! Config (its `[plugin.config]` table in the mailpipe config, or `--config KEY=VALUE` in
+//! `mailpipe test`):
+//!     word = "invoice"      # case-insensitive; default "invoice"
+//!     folder = "Invoices"   # created when missing; default "Invoices"
+
+use mailpipe_plugin::{Action, FolderTarget, Message, Needs, Plugin, PluginInfo};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Config {
+    word: String,
+    folder: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            word: "invoice".into(),
+            folder: "Invoices".into(),
+        }
+    }
+}
+
+struct Filer;
+
+impl Plugin for Filer {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "{{name}}".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            // Only headers: the host does not decode bodies for this plugin.
+            needs: Needs::Headers,
+        }
+    }
+
+    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+        // Parsed once per instance; the host reuses instances from message to message.
+        let config: &Config = mailpipe_plugin::config_once!(Config)?;
+        let subject = msg.subject.unwrap_or_default().to_lowercase();
+        if config.word.is_empty() || !subject.contains(&config.word.to_lowercase()) {
+            return Ok(vec![]);
+        }
+        mailpipe_plugin::log::info(format!("filing into {}", config.folder));
+        Ok(vec![
+            Action::FileInto(FolderTarget {
+                folder: config.folder.clone(),
+                create: true,
+            }),
+            Action::AddFlags(vec!["$Invoice".into()]),
+        ])
+    }
+}
+
+mailpipe_plugin::export!(Filer);
