@@ -114,6 +114,35 @@ fn config_errors_name_file_line_and_key() {
 }
 
 #[test]
+fn check_reports_a_typo_in_a_plugins_own_table_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = demo_file(dir.path());
+    let (code, out, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": ok, 4 plugin(s)"), "{out}");
+
+    // `adresses` for `addresses` in the vacation plugin's table (line 58 of the demo).
+    let text = demo_toml(dir.path());
+    let line = 1 + text
+        .lines()
+        .position(|l| l.starts_with("addresses = "))
+        .unwrap();
+    std::fs::write(&file, text.replacen("addresses = ", "adresses = ", 1)).unwrap();
+    let (code, out, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let expected = format!("demo.toml:{line}: plugin vacation: `adresses`: ");
+    assert!(out.contains(&expected), "{expected} in {out}");
+    assert!(out.contains("unknown field `adresses`"), "{out}");
+    // The position in the JSON the host generated is not shown: it is not the user's file.
+    assert!(!out.contains("column"), "{out}");
+    // The other plugins are fine and not blamed.
+    assert!(
+        !out.contains("plugin filer") && !out.contains("plugin tagger"),
+        "{out}"
+    );
+}
+
+#[test]
 fn plaintext_to_a_remote_server_needs_an_explicit_opt_in() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("acct.toml");

@@ -7,14 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 mod cli;
 
 use mailpipe::config::Config;
-use mailpipe::plugin::Clock;
 use mailpipe::runner::{self, RunOptions};
-use mailpipe::state::Store;
 
 #[derive(Parser)]
 #[command(
@@ -210,38 +207,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             cli::new::run(&name, lang, dir.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config, connect } => {
-            let config = Config::load(&config)?;
-            let store = Arc::new(Store::open(&config.state_dir)?);
-            let pipeline = runner::build_pipeline(&config, Some(store), Clock::System).await?;
-            println!(
-                "{}: ok, {} plugin(s), pooling allocator {}",
-                config.file.display(),
-                pipeline.plugins.len(),
-                if pipeline.runtime.pooling() {
-                    "on"
-                } else {
-                    "off (fallback)"
-                }
-            );
-            print!("{}", runner::describe_plugins(&pipeline));
-            if connect {
-                let mut failed = false;
-                for (name, result) in runner::probe_accounts(&config).await {
-                    match result {
-                        Ok(what) => println!("  account {name}: {what}"),
-                        Err(e) => {
-                            failed = true;
-                            println!("  account {name}: FAILED: {e}");
-                        }
-                    }
-                }
-                if failed {
-                    return Ok(ExitCode::from(1));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Check { config, connect } => cli::check::run(&config, connect).await,
         Command::Run {
             config,
             once,

@@ -2,6 +2,7 @@
 //! `main.rs`: one file per command.
 
 pub mod auth;
+pub mod check;
 pub mod explain;
 pub mod new;
 pub mod status;

@@ -14,7 +14,7 @@ use error::line_of;
 pub use error::ConfigError;
 
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -115,8 +115,9 @@ struct RawPlugin {
     forward_automated: bool,
     #[serde(default)]
     fresh_instance: bool,
+    /// Keys with their places, so a plugin's complaint about one can point at its line.
     #[serde(default)]
-    config: toml::Table,
+    config: BTreeMap<Spanned<String>, toml::Value>,
 }
 
 /// A validated config.
@@ -131,6 +132,24 @@ pub struct Config {
     pub limits: PluginLimits,
     pub retry: crate::sink::outbox::RetryPolicy,
     pub plugins: Vec<PluginConfig>,
+    /// Where each plugin's table is in the file, by plugin name.
+    pub plugin_lines: BTreeMap<String, PluginLines>,
+}
+
+/// Lines of a `[[plugin]]` table: its `name` and each top-level key of its `[plugin.config]`.
+#[derive(Debug, Clone, Default)]
+pub struct PluginLines {
+    pub name: usize,
+    pub config_keys: BTreeMap<String, usize>,
+}
+
+impl PluginLines {
+    /// The line of config key `key` (its top-level part: `rules` for `rules[2].folder`), else
+    /// the line of the plugin's name.
+    pub fn of_key(&self, key: &str) -> usize {
+        let top = key.split(['.', '[']).next().unwrap_or(key);
+        self.config_keys.get(top).copied().unwrap_or(self.name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +277,7 @@ impl Config {
 
         let mut names = HashSet::new();
         let mut plugins = Vec::new();
+        let mut plugin_lines = BTreeMap::new();
         for p in &raw.plugins {
             if p.enabled == Some(false) {
                 continue;
@@ -308,8 +328,24 @@ impl Config {
                     })
                     .collect::<Result<_, _>>()?,
             };
-            let config = serde_json::to_value(&p.config)
+            let table: toml::Table = p
+                .config
+                .iter()
+                .map(|(k, v)| (k.get_ref().clone(), v.clone()))
+                .collect();
+            let config = serde_json::to_value(&table)
                 .map_err(|e| invalid(p.name.span(), "plugin.config", e.to_string()))?;
+            plugin_lines.insert(
+                name.clone(),
+                PluginLines {
+                    name: line_of(text, p.name.span().start),
+                    config_keys: p
+                        .config
+                        .keys()
+                        .map(|k| (k.get_ref().clone(), line_of(text, k.span().start)))
+                        .collect(),
+                },
+            );
             plugins.push(PluginConfig {
                 name,
                 path: plugin_path,
@@ -338,6 +374,7 @@ impl Config {
             limits: raw.limits,
             retry: raw.outbox,
             plugins,
+            plugin_lines,
         })
     }
 }

@@ -1,0 +1,174 @@
+//! `mailpipe check -c CONFIG [--connect]`: is this config ready to run? Why it exists beside
+//! the config parser: a config can be valid TOML with every plugin loading and still fail on
+//! every message (a typo in a plugin's own table only the plugin knows about). So each plugin
+//! is also called once on a sample message, with nothing kept of the call, and what it says
+//! about its configuration is reported against the key's line in the TOML file.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mailpipe::config::{Config, PluginLines};
+use mailpipe::message::{view, Email};
+use mailpipe::plugin::{CallFailure, Clock};
+use mailpipe::runner;
+use mailpipe::state::Store;
+
+/// The message every plugin is tried on (also the sample `mailpipe new` projects ship).
+const SAMPLE: &[u8] = include_bytes!("../../../plugins/templates/sample.eml");
+
+pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    let pipeline = runner::build_pipeline(&config, Some(store.clone()), Clock::System).await?;
+    let mut failed = false;
+    // Each plugin alone, so one that stops or discards does not hide the next one's problem.
+    let email = Email::new(SAMPLE.to_vec(), "INBOX", vec![]);
+    for plugin in &pipeline.plugins {
+        let msg = view::to_wit(&email, plugin.info.needs);
+        let raw = Some(Arc::new(email.raw.clone()));
+        // The store is read (as in a run) but the call's writes are dropped with its result.
+        let call = pipeline
+            .runtime
+            .call(plugin, &msg, raw, Some(store.clone()), Clock::System)
+            .await;
+        if let Err(failure) = call.outcome {
+            failed = true;
+            let lines = config.plugin_lines.get(&*plugin.name);
+            println!("{}", problem(&config.file, &plugin.name, lines, &failure));
+        }
+    }
+    if failed {
+        println!(
+            "{}: plugins refused their configuration or failed on a sample message (above)",
+            config.file.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "{}: ok, {} plugin(s), pooling allocator {}",
+        config.file.display(),
+        pipeline.plugins.len(),
+        if pipeline.runtime.pooling() {
+            "on"
+        } else {
+            "off (fallback)"
+        }
+    );
+    print!("{}", runner::describe_plugins(&pipeline));
+    if connect {
+        for (name, result) in runner::probe_accounts(&config).await {
+            match result {
+                Ok(what) => println!("  account {name}: {what}"),
+                Err(e) => {
+                    failed = true;
+                    println!("  account {name}: FAILED: {e}");
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `FILE:LINE: plugin NAME: ...`: at the line of the config key the plugin's error names,
+/// else at the plugin's `name`.
+fn problem(
+    file: &std::path::Path,
+    plugin: &str,
+    lines: Option<&PluginLines>,
+    failure: &CallFailure,
+) -> String {
+    let text = match failure {
+        CallFailure::Returned(text) => without_json_position(text),
+        other => format!("fails on a sample message: {other}"),
+    };
+    let key = named_key(&text);
+    let line = match (lines, &key) {
+        (Some(l), Some(k)) => l.of_key(k),
+        (Some(l), None) => l.name,
+        (None, _) => 1,
+    };
+    match key {
+        Some(k) => format!("{}:{line}: plugin {plugin}: `{k}`: {text}", file.display()),
+        None => format!("{}:{line}: plugin {plugin}: {text}", file.display()),
+    }
+}
+
+/// The config key a plugin's error is about, in the words JSON libraries and our templates
+/// use: "unknown field `x`", "missing field `x`", "unknown key `x`", "`x` must be ...".
+fn named_key(text: &str) -> Option<String> {
+    for marker in [
+        "unknown field `",
+        "missing field `",
+        "unknown key `",
+        "key `",
+    ] {
+        if let Some(rest) = text.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// serde_json's " at line 1 column 11" points into the JSON the host generated from the TOML
+/// table, which the user never saw: the TOML line is given instead.
+fn without_json_position(text: &str) -> String {
+    match text.rfind(" at line ") {
+        Some(i) if text[i..].contains(" column ") => text[..i].to_string(),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    #[test]
+    fn a_refused_key_is_reported_at_its_toml_line() {
+        let lines = PluginLines {
+            name: 10,
+            config_keys: BTreeMap::from([("adresses".to_string(), 14)]),
+        };
+        let failure = CallFailure::Returned(
+            "invalid plugin configuration: unknown field `adresses`, expected one of \
+             `addresses`, `body` at line 1 column 11"
+                .into(),
+        );
+        assert_eq!(
+            problem(Path::new("m.toml"), "vacation", Some(&lines), &failure),
+            "m.toml:14: plugin vacation: `adresses`: invalid plugin configuration: unknown \
+             field `adresses`, expected one of `addresses`, `body`"
+        );
+        // A missing key has no line of its own: the plugin's name.
+        let missing = CallFailure::Returned("missing field `body`".into());
+        assert!(
+            problem(Path::new("m.toml"), "vacation", Some(&lines), &missing)
+                .starts_with("m.toml:10: plugin vacation: `body`")
+        );
+        // Nested keys point at their top-level key.
+        assert_eq!(lines.of_key("adresses[2].x"), 14);
+    }
+
+    #[test]
+    fn other_failures_are_said_at_the_plugin() {
+        let lines = PluginLines {
+            name: 3,
+            config_keys: BTreeMap::new(),
+        };
+        let text = problem(
+            Path::new("m.toml"),
+            "slow",
+            Some(&lines),
+            &CallFailure::Timeout(1000),
+        );
+        assert_eq!(
+            text,
+            "m.toml:3: plugin slow: fails on a sample message: timed out after 1000 ms"
+        );
+    }
+}
