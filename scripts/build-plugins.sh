@@ -13,8 +13,10 @@ fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
-    rustup target add wasm32-wasip2
+# The compiler pinned in rust-toolchain.toml with its components and the wasm32-wasip2 target
+# (a no-op when they are there; docs/DEPENDENCIES.md says why this version).
+if command -v rustup >/dev/null; then
+    rustup toolchain install >/dev/null
 fi
 
 # The package name is the first `name = "..."` line of each crate's Cargo.toml.

@@ -2,7 +2,7 @@
 # Fuzz the host with cargo-fuzz (libFuzzer) for a bounded time: every target in fuzz/ runs
 # SECONDS_PER_TARGET seconds (default 60) on a scratch copy of its seeds in fuzz/corpus/.
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]
-# Installs a nightly toolchain and cargo-fuzz when missing, builds all targets once (into
+# Installs a dated nightly toolchain and cargo-fuzz when missing, builds all targets once (into
 # fuzz/target, apart from the workspace's target/), then runs them one after the other.
 # Exits non-zero when a target crashes (panic, failed property, timeout, out of memory),
 # printing the input that did it and how to reproduce it. Environment:
@@ -19,8 +19,11 @@ esac
 sanitizer="${FUZZ_SANITIZER:-none}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-if ! rustup toolchain list | grep -q '^nightly-'; then
-    rustup toolchain install nightly --profile minimal
+# A dated nightly (cargo-fuzz needs one): new enough for the crates' rust-version (1.98), and
+# the same on every machine.
+nightly=nightly-2026-10-29
+if ! rustup toolchain list | grep -q "^$nightly-"; then
+    rustup toolchain install "$nightly" --profile minimal
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
@@ -31,12 +34,12 @@ fi
 # builds, was found and would fail CI on a dependency we cannot fix here).
 build_flags=(-O -s "$sanitizer")
 start=$(date +%s)
-(cd fuzz && cargo +nightly fuzz build "${build_flags[@]}")
+(cd fuzz && cargo +"$nightly" fuzz build "${build_flags[@]}")
 echo "fuzz: built in $(($(date +%s) - start))s"
 
-triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
+triple=$(rustc +"$nightly" -vV | sed -n 's/^host: //p')
 bin_dir="fuzz/target/$triple/release"
-targets=${FUZZ_TARGETS:-$(cd fuzz && cargo +nightly fuzz list)}
+targets=${FUZZ_TARGETS:-$(cd fuzz && cargo +"$nightly" fuzz list)}
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mailpipe-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
@@ -78,7 +81,7 @@ for target in $targets; do
     if [ -n "$crash" ]; then
         echo "fuzz: $target: crashing input: $crash"
         echo "fuzz: reproduce: $bin_dir/$target $crash"
-        echo "fuzz: (after a change: cd fuzz && cargo +nightly fuzz run ${build_flags[*]} $target ${crash#fuzz/})"
+        echo "fuzz: (after a change: cd fuzz && cargo +"$nightly" fuzz run ${build_flags[*]} $target ${crash#fuzz/})"
     fi
 done
 

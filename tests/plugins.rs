@@ -357,8 +357,9 @@ async fn attachment_forward_wraps_the_original() {
     assert!(parsed.subject().unwrap().starts_with("Fwd: "));
     assert_eq!(parsed.body_text(0).unwrap().trim(), "FYI");
     let inner = parsed
-        .attachment(0)
-        .and_then(|a| a.message())
+        .attachments()
+        .next()
+        .and_then(|a| a.nested())
         .expect("message/rfc822 part");
     assert_eq!(
         inner.message_id(),

@@ -82,7 +82,7 @@ fn mail_parser_names(msg: &[u8]) -> Vec<String> {
         .map(|m| {
             m.headers()
                 .iter()
-                .map(|h| h.name.as_str().to_string())
+                .map(|h| h.raw_name().to_string())
                 .collect()
         })
         .unwrap_or_default()

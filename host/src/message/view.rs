@@ -5,11 +5,9 @@
 //! way round; mail-parser interprets single field values and, for bodies, the MIME structure
 //! below that block. Malformed mail never fails here: what cannot be read stays empty.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use mail_parser::parsers::MessageStream;
-use mail_parser::{Addr, HeaderValue, MessageParser};
+use mail_parser::{HeaderForm, HeaderValue, MessageParser};
 
 use super::rewrite::HeaderBlock;
 use super::Email;
@@ -84,16 +82,16 @@ pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> Message {
         match name.to_ascii_lowercase().as_str() {
             "subject" if view.subject.is_none() => view.subject = Some(decode_value(value)),
             "message-id" if view.message_id.is_none() => {
-                view.message_id = match MessageStream::new(&line(value)).parse_id() {
-                    HeaderValue::Text(id) => Some(id.into_owned()),
-                    HeaderValue::TextList(ids) => ids.into_iter().next().map(Cow::into_owned),
+                let ids = HeaderForm::MessageIds.parse(value);
+                view.message_id = match ids.value() {
+                    HeaderValue::Text(id) => Some(id.to_string()),
+                    HeaderValue::TextList(ids) => ids.first().map(str::to_string),
                     _ => None,
                 }
             }
             "date" if view.date.is_none() => {
-                if let HeaderValue::DateTime(d) = MessageStream::new(&line(value)).parse_date() {
-                    view.date = Some(d.to_timestamp());
-                }
+                let date = HeaderForm::Date.parse(value);
+                view.date = date.value().as_datetime().map(|d| d.to_timestamp());
             }
             "from" if view.from.is_empty() => view.from = addresses(value),
             "to" if view.to.is_empty() => view.to = addresses(value),
@@ -115,55 +113,38 @@ pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> Message {
         view.html_body = parsed.body_html(0).map(|s| s.into_owned());
         view.attachments = parsed
             .attachments()
-            .map(|part| {
-                use mail_parser::MimeHeaders;
-                Attachment {
-                    filename: part.attachment_name().map(str::to_string),
-                    content_type: part
-                        .content_type()
-                        .map(|ct| match ct.subtype() {
-                            Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                            None => ct.ctype().to_string(),
-                        })
-                        .unwrap_or_else(|| "application/octet-stream".into())
-                        .to_ascii_lowercase(),
-                    size: part.len() as u64,
-                }
+            .map(|part| Attachment {
+                filename: part.attachment_name().map(str::to_string),
+                content_type: part
+                    .content_type()
+                    .map(|ct| match ct.subtype() {
+                        Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                        None => ct.ctype().to_string(),
+                    })
+                    .unwrap_or_else(|| "application/octet-stream".into())
+                    .to_ascii_lowercase(),
+                size: part.decoded_len() as u64,
             })
             .collect();
     }
     view
 }
 
-/// A raw field value as mail-parser's field parsers want it: ending in a line feed.
-fn line(value: &[u8]) -> Cow<'_, [u8]> {
-    if value.ends_with(b"\n") {
-        Cow::Borrowed(value)
-    } else {
-        let mut v = value.to_vec();
-        v.push(b'\n');
-        Cow::Owned(v)
-    }
-}
-
 /// The addresses of a raw address-list field value (display names and comments apart).
 pub fn addresses(value: &[u8]) -> Vec<Address> {
-    let convert = |a: &Addr| {
-        a.address.as_ref().map(|addr| Address {
-            name: a.name.as_ref().map(|n| n.to_string()),
-            address: addr.to_string(),
-        })
+    let parsed = HeaderForm::Addresses.parse(value);
+    let Some(list) = parsed.value().as_address() else {
+        return Vec::new();
     };
-    match MessageStream::new(&line(value)).parse_address() {
-        HeaderValue::Address(mail_parser::Address::List(list)) => {
-            list.iter().filter_map(convert).collect()
-        }
-        HeaderValue::Address(mail_parser::Address::Group(groups)) => groups
-            .iter()
-            .flat_map(|g| g.addresses.iter().filter_map(convert))
-            .collect(),
-        _ => Vec::new(),
-    }
+    // Mailboxes of groups are flattened in document order.
+    list.mailboxes()
+        .filter_map(|m| {
+            m.address().map(|addr| Address {
+                name: m.name().map(str::to_string),
+                address: addr.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Every header field in order as (name, decoded unfolded value).
@@ -186,7 +167,7 @@ pub(crate) fn decode_value(raw: &[u8]) -> String {
     if !bytes.ends_with(b"\n") {
         bytes.push(b'\n');
     }
-    match mail_parser::parsers::MessageStream::new(&bytes).parse_unstructured() {
+    match HeaderForm::Text.parse(&bytes).value() {
         HeaderValue::Text(t) => t.trim().to_string(),
         _ => String::new(),
     }
@@ -242,7 +223,7 @@ mod tests {
             if !bytes.ends_with(b"\n") {
                 bytes.push(b'\n');
             }
-            let slow = match mail_parser::parsers::MessageStream::new(&bytes).parse_unstructured() {
+            let slow = match HeaderForm::Text.parse(&bytes).value() {
                 HeaderValue::Text(t) => t.trim().to_string(),
                 _ => String::new(),
             };

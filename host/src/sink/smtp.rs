@@ -116,7 +116,7 @@ impl SmtpSink {
                 tokens: tokens.clone(),
             }),
             (Some(user), Some(p), _) => {
-                let password = p.resolve().await.map_err(&err)?;
+                let password = p.resolve().await.map_err(err)?;
                 Some(Login::Password(Credentials::new(
                     user.clone(),
                     password.expose().to_string(),

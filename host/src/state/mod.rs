@@ -7,7 +7,10 @@ mod outbox;
 
 pub use outbox::{OutboxEntry, OutboxStatus};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -50,6 +53,39 @@ pub enum StateError {
     },
     #[error("state store: corrupt record {0}")]
     Corrupt(String),
+    #[error(
+        "state store {path} was written by a newer mailpipe (its record layout {found}, this \
+         mailpipe knows {SCHEMA_VERSION}): use that mailpipe, or another state directory"
+    )]
+    Newer { path: String, found: u32 },
+    #[error("state store {path}: cannot upgrade its file format from redb 2: {message}")]
+    Upgrade { path: String, message: String },
+}
+
+/// The layout of our records in the store (tables and their value formats). A mailpipe
+/// refuses a store with a newer layout instead of misreading it; an older one is upgraded.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Upgrade a state file written by mailpipe 0.1 with redb 2 (file format 2) to the format
+/// redb 4 reads (3), in place, after keeping a copy beside it (`state.redb.format2`): redb 3
+/// and later no longer open format 2 and only redb 2.6 can upgrade it.
+fn upgrade_file_format(path: &Path) -> Result<(), StateError> {
+    let failed = |message: String| StateError::Upgrade {
+        path: path.display().to_string(),
+        message,
+    };
+    let backup = path.with_extension("redb.format2");
+    std::fs::copy(path, &backup)
+        .map_err(|e| failed(format!("cannot keep a copy in {}: {e}", backup.display())))?;
+    let mut old = redb2::Database::create(path).map_err(|e| failed(e.to_string()))?;
+    old.upgrade().map_err(|e| failed(e.to_string()))?;
+    drop(old);
+    tracing::info!(
+        path = %path.display(),
+        backup = %backup.display(),
+        "state store upgraded from file format 2 (mailpipe 0.1, redb 2) to 3"
+    );
+    Ok(())
 }
 
 macro_rules! from_redb {
@@ -64,7 +100,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 /// A pending change to one plugin's key-value state.
@@ -138,14 +175,23 @@ impl Store {
             source,
         })?;
         let path = dir.join("state.redb");
+        let open_err = |e: redb::DatabaseError| StateError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e.into()),
+        };
         // A bounded page cache keeps memory flat however many messages were processed.
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| StateError::Open {
-                path: path.display().to_string(),
-                source: Box::new(e.into()),
-            })?;
+        let create = || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)
+        };
+        let db = match create() {
+            Err(redb::DatabaseError::UpgradeRequired(2)) => {
+                upgrade_file_format(&path)?;
+                create().map_err(open_err)?
+            }
+            other => other.map_err(open_err)?,
+        };
         let txn = db.begin_write()?;
         txn.open_table(KV)?;
         txn.open_table(PROCESSED)?;
@@ -157,6 +203,22 @@ impl Store {
         txn.open_table(PLUGIN_FAILED)?;
         let secret = {
             let mut meta = txn.open_table(META)?;
+            let schema = meta
+                .get("schema")?
+                .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                .map(u32::from_be_bytes);
+            match schema {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StateError::Newer {
+                        path: path.display().to_string(),
+                        found: v,
+                    })
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                _ => {
+                    meta.insert("schema", SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
             let existing = meta.get("secret")?.map(|v| v.value().to_vec());
             match existing.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
                 Some(s) => s,
@@ -218,7 +280,7 @@ impl Store {
         let mut batch = self.batch();
         let mut txn = self.db.begin_write()?;
         if !durable {
-            txn.set_durability(redb::Durability::None);
+            txn.set_durability(redb::Durability::None)?;
         }
         if !batch.is_empty() {
             write_commits(&txn, &batch.iter().collect::<Vec<_>>())?;
@@ -699,6 +761,68 @@ impl Drop for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_of_mailpipe_0_1_is_upgraded_in_place_with_a_copy_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let secret = [7u8; 32];
+        {
+            // What mailpipe 0.1 wrote: redb 2.6, file format 2 (its default).
+            let db = redb2::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn
+                    .open_table(redb2::TableDefinition::<&str, &str>::new("processed"))
+                    .unwrap();
+                t.insert("acct/INBOX/1/7", "{\"folders\":[\"INBOX\"]}")
+                    .unwrap();
+                let mut meta = txn
+                    .open_table(redb2::TableDefinition::<&str, &[u8]>::new("meta"))
+                    .unwrap();
+                meta.insert("secret", secret.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        // redb 4 alone refuses it.
+        assert!(matches!(
+            Database::create(&path),
+            Err(redb::DatabaseError::UpgradeRequired(2))
+        ));
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.is_processed("acct/INBOX/1/7").unwrap());
+        // The marker secret is the same, so loop markers of old replies still match.
+        assert_eq!(store.secret, secret);
+        assert_eq!(
+            std::fs::read(dir.path().join("state.redb.format2")).unwrap(),
+            before,
+            "the copy is the file as it was"
+        );
+        drop(store);
+        // Opened again: no second upgrade, no new copy needed.
+        std::fs::remove_file(dir.path().join("state.redb.format2")).unwrap();
+        let again = Store::open(dir.path()).unwrap();
+        assert!(again.is_processed("acct/INBOX/1/7").unwrap());
+        assert!(!dir.path().join("state.redb.format2").exists());
+    }
+
+    #[test]
+    fn a_store_with_a_newer_record_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let db = Database::create(dir.path().join("state.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema", (SCHEMA_VERSION + 1).to_be_bytes().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("written by a newer mailpipe"), "{err}");
+    }
 
     #[test]
     fn kv_expires_and_survives_reopen() {
