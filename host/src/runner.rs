@@ -103,9 +103,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
             config.file.display()
         )
     })?;
-    let store = Arc::new(Store::open(&config.state_dir)?);
-    // Expired plugin state still counts against the plugins' limits until it is purged.
-    store.kv_purge_expired(now_ms())?;
+    let store = open_store(config)?;
     let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
     log_plugins(&pipeline);
     let source = MaildirSource::new(&offline.source);
@@ -235,14 +233,34 @@ fn log_plugins(pipeline: &Pipeline) {
     }
 }
 
+/// The state store for a run, with what has expired cleared out first: plugin state past its
+/// TTL (it counts against the plugins' limits until purged) and, once a day, what plugins
+/// decided for messages older than `[state] explain_days`.
+fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let store = Arc::new(Store::open(&config.state_dir)?);
+    let now = now_ms();
+    store.kv_purge_expired(now)?;
+    if config.explain_days > 0 {
+        let keep_ms = u64::from(config.explain_days) * 24 * 3600 * 1000;
+        let pruned = store.prune_explanations(now, now.saturating_sub(keep_ms))?;
+        if pruned > 0 {
+            tracing::info!(
+                messages = pruned,
+                days = config.explain_days,
+                "forgot what plugins decided for messages older than explain_days"
+            );
+        }
+    }
+    Ok(store)
+}
+
 /// Build one worker per `[[account]]`, sharing the pipeline and the state store.
 pub async fn account_workers(
     config: &Config,
     opts: &RunOptions,
     reload: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<Vec<crate::source::imap::AccountWorker>> {
-    let store = Arc::new(Store::open(&config.state_dir)?);
-    store.kv_purge_expired(now_ms())?;
+    let store = open_store(config)?;
     let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
     log_plugins(&pipeline);
     let mut workers = Vec::new();

@@ -27,16 +27,12 @@ pub fn run(config: &Path, message_id: &str, json_out: bool) -> anyhow::Result<Ex
         bail!("give a Message-ID");
     }
     let wanted = format!("<{id}>");
-    let needle = serde_json::to_string(&wanted)?;
     let outbox = store.outbox_all()?;
     let pending = store.pending("")?;
     let given_up = store.failed_under("")?;
     let mut found = Vec::new();
-    for (key, summary) in store.processed_matching(&needle)? {
+    for (key, summary) in store.processed_with_message_id(&wanted)? {
         let s: Value = serde_json::from_str(&summary).unwrap_or_default();
-        if s["message_id"] != json!(wanted) {
-            continue;
-        }
         let outgoing: Vec<Value> = outbox
             .iter()
             .filter(|e| e.message_key == key)
@@ -59,7 +55,13 @@ pub fn run(config: &Path, message_id: &str, json_out: bool) -> anyhow::Result<Ex
         }));
     }
     if found.is_empty() {
-        bail!("no message with Message-ID {wanted} was processed (or its record is from before mailpipe kept one)");
+        match config.explain_days {
+            0 => bail!("no message with Message-ID {wanted} was processed"),
+            days => bail!(
+                "no message with Message-ID {wanted} was processed in the last {days} days \
+                 ([state] explain_days: what plugins decided is kept that long)"
+            ),
+        }
     }
     if json_out {
         println!("{}", serde_json::to_string_pretty(&found)?);

@@ -42,6 +42,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawState {
     dir: Option<Spanned<String>>,
+    /// Days `mailpipe explain` can tell what plugins decided for a message (0: forever).
+    explain_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,11 +122,16 @@ struct RawPlugin {
     config: BTreeMap<Spanned<String>, toml::Value>,
 }
 
+/// Days `mailpipe explain` keeps what plugins decided, unless `[state] explain_days` says.
+pub const DEFAULT_EXPLAIN_DAYS: u32 = 90;
+
 /// A validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
     pub state_dir: PathBuf,
+    /// Days what plugins decided is kept for `mailpipe explain` (0: forever; default 90).
+    pub explain_days: u32,
     pub offline: Option<OfflineConfig>,
     pub accounts: Vec<AccountConfig>,
     /// Default identity (offline mode); each account has its own.
@@ -368,6 +375,7 @@ impl Config {
         Ok(Config {
             file: path.to_owned(),
             state_dir,
+            explain_days: raw.state.explain_days.unwrap_or(DEFAULT_EXPLAIN_DAYS),
             offline,
             accounts,
             identity,

@@ -43,6 +43,7 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
         pending: None,
         durable: true,
         plugin_failed: None,
+        message_id: d.message_id.clone(),
     }
 }
 

@@ -34,7 +34,10 @@ const PENDING: TableDefinition<&str, &str> = TableDefinition::new("pending_actio
 const FAILED_PLANS: TableDefinition<&str, &str> = TableDefinition::new("failed_actions");
 /// Messages a plugin failed on: message key -> {plugin: fingerprint}.
 const PLUGIN_FAILED: TableDefinition<&str, &str> = TableDefinition::new("plugin_failed");
-/// Values of this installation: "secret" (32 random bytes that key our markers).
+/// Message-ID -> processed messages, for `mailpipe explain`: "<id>\0message key" -> ().
+const EXPLAIN_INDEX: TableDefinition<&str, ()> = TableDefinition::new("explain_index");
+/// Values of this installation: "secret" (32 random bytes that key our markers), "schema"
+/// (the record layout, `SCHEMA_VERSION`), "pruned_at" (when explanations were last pruned).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +67,34 @@ pub enum StateError {
 
 /// The layout of our records in the store (tables and their value formats). A mailpipe
 /// refuses a store with a newer layout instead of misreading it; an older one is upgraded.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 1: mailpipe 0.1; 2: adds `explain_index` (built from the processed records on upgrade).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Build the Message-ID index of every processed record (the upgrade to layout 2).
+fn index_explanations(txn: &WriteTransaction) -> Result<(), StateError> {
+    let processed = txn.open_table(PROCESSED)?;
+    let mut index = txn.open_table(EXPLAIN_INDEX)?;
+    for item in processed.iter()? {
+        let (key, summary) = item?;
+        if let Some(id) = summary_message_id(summary.value()) {
+            index.insert(explain_key(&id, key.value()).as_str(), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// The Message-ID recorded in a processed summary.
+fn summary_message_id(summary: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(summary).ok()?;
+    v["message_id"].as_str().map(str::to_string)
+}
+
+fn explain_key(message_id: &str, message_key: &str) -> String {
+    format!("{message_id}\0{message_key}")
+}
+
+/// How often explanations are pruned at most.
+const PRUNE_EVERY_MS: u64 = 24 * 3600 * 1000;
 
 /// Upgrade a state file written by mailpipe 0.1 with redb 2 (file format 2) to the format
 /// redb 4 reads (3), in place, after keeping a copy beside it (`state.redb.format2`): redb 3
@@ -138,6 +168,8 @@ pub struct MessageCommit {
     /// Plugins that failed on this message, with the fingerprint of their code and config
     /// (JSON object name -> fingerprint): the message is decided again when one changes.
     pub plugin_failed: Option<String>,
+    /// The message's Message-ID (with <>), indexed for `mailpipe explain`.
+    pub message_id: Option<String>,
 }
 
 pub struct Store {
@@ -201,6 +233,7 @@ impl Store {
         txn.open_table(PENDING)?;
         txn.open_table(FAILED_PLANS)?;
         txn.open_table(PLUGIN_FAILED)?;
+        txn.open_table(EXPLAIN_INDEX)?;
         let secret = {
             let mut meta = txn.open_table(META)?;
             let schema = meta
@@ -215,7 +248,10 @@ impl Store {
                     })
                 }
                 Some(v) if v == SCHEMA_VERSION => {}
-                _ => {
+                older => {
+                    if older.unwrap_or(1) < 2 {
+                        index_explanations(&txn)?;
+                    }
                     meta.insert("schema", SCHEMA_VERSION.to_be_bytes().as_slice())?;
                 }
             }
@@ -475,20 +511,78 @@ impl Store {
         Ok(out)
     }
 
-    /// Processed messages whose summary contains `needle` (e.g. a quoted Message-ID):
-    /// (key, summary). A scan of the whole record: for `mailpipe explain`, not the hot path.
-    pub fn processed_matching(&self, needle: &str) -> Result<Vec<(String, String)>, StateError> {
+    /// Processed messages with Message-ID `message_id` (with <>): (key, summary), through the
+    /// index, for `mailpipe explain`.
+    pub fn processed_with_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<(String, String)>, StateError> {
         self.write_batch()?;
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(PROCESSED)?;
+        let index = txn.open_table(EXPLAIN_INDEX)?;
+        let processed = txn.open_table(PROCESSED)?;
+        let prefix = explain_key(message_id, "");
         let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            if v.value().contains(needle) {
-                out.push((k.value().to_string(), v.value().to_string()));
+        for item in index.range(prefix.as_str()..)? {
+            let (k, _) = item?;
+            let Some(key) = k.value().strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            if let Some(summary) = processed.get(key)? {
+                out.push((key.to_string(), summary.value().to_string()));
             }
         }
         Ok(out)
+    }
+
+    /// Forget what plugins decided for messages processed before `before_ms` (the processed
+    /// mark stays: they are never processed again), at most once a day. Returns how many
+    /// records were pruned.
+    pub fn prune_explanations(&self, now_ms: u64, before_ms: u64) -> Result<usize, StateError> {
+        self.write_batch()?;
+        let last = {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            meta.get("pruned_at")?
+                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                .map_or(0, u64::from_be_bytes)
+        };
+        if now_ms.saturating_sub(last) < PRUNE_EVERY_MS {
+            return Ok(0);
+        }
+        let mut pruned = 0;
+        self.write(true, |txn| {
+            let mut processed = txn.open_table(PROCESSED)?;
+            let mut index = txn.open_table(EXPLAIN_INDEX)?;
+            let mut old = Vec::new();
+            for item in processed.iter()? {
+                let (key, summary) = item?;
+                let Ok(mut v) = serde_json::from_str::<serde_json::Value>(summary.value()) else {
+                    continue;
+                };
+                let at = v["at_ms"].as_u64().unwrap_or(0);
+                if at >= before_ms || v.get("plugins").is_none() {
+                    continue;
+                }
+                let id = v["message_id"].as_str().map(str::to_string);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("plugins");
+                    o.insert("pruned".into(), true.into());
+                }
+                old.push((key.value().to_string(), v.to_string(), id));
+            }
+            for (key, summary, id) in &old {
+                processed.insert(key.as_str(), summary.as_str())?;
+                if let Some(id) = id {
+                    index.remove(explain_key(id, key).as_str())?;
+                }
+            }
+            pruned = old.len();
+            txn.open_table(META)?
+                .insert("pruned_at", now_ms.to_be_bytes().as_slice())?;
+            Ok(())
+        })?;
+        Ok(pruned)
     }
 
     /// How many messages are recorded as processed.
@@ -688,6 +782,7 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
     let mut checkpoints = txn.open_table(CHECKPOINTS)?;
     let mut pending = txn.open_table(PENDING)?;
     let mut plugin_failed = txn.open_table(PLUGIN_FAILED)?;
+    let mut index = txn.open_table(EXPLAIN_INDEX)?;
     for (i, commit) in commits.iter().enumerate() {
         for w in &commit.kv {
             let k = kv_key(&w.plugin, &w.key);
@@ -712,6 +807,11 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
         processed.insert(commit.message_key.as_str(), commit.summary.as_str())?;
         for k in &commit.also_processed {
             processed.insert(k.as_str(), commit.summary.as_str())?;
+        }
+        if let Some(id) = &commit.message_id {
+            for k in std::iter::once(&commit.message_key).chain(&commit.also_processed) {
+                index.insert(explain_key(id, k).as_str(), ())?;
+            }
         }
         if let Some((mailbox, validity, uid)) = &commit.checkpoint {
             let superseded = commits[i + 1..].iter().any(|later| {
@@ -805,6 +905,83 @@ mod tests {
         let again = Store::open(dir.path()).unwrap();
         assert!(again.is_processed("acct/INBOX/1/7").unwrap());
         assert!(!dir.path().join("state.redb.format2").exists());
+    }
+
+    fn commit_of(key: &str, id: &str, at_ms: u64) -> MessageCommit {
+        MessageCommit {
+            message_key: key.into(),
+            summary: serde_json::json!({
+                "message_id": id, "at_ms": at_ms, "plugins": ["filer: file-into A"]
+            })
+            .to_string(),
+            durable: true,
+            message_id: Some(id.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn explanations_are_found_by_message_id_and_pruned_after_their_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.commit_message(&commit_of("a/INBOX/1/1", "<x@y>", 1_000))
+            .unwrap();
+        s.commit_message(&commit_of("a/Other/1/9", "<x@y>", 5_000))
+            .unwrap();
+        // A Message-ID that extends the first one is another message.
+        s.commit_message(&commit_of("a/INBOX/1/2", "<x@y>z", 1_000))
+            .unwrap();
+        let found = s.processed_with_message_id("<x@y>").unwrap();
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a/INBOX/1/1", "a/Other/1/9"]);
+        assert!(s
+            .processed_with_message_id("<nobody@y>")
+            .unwrap()
+            .is_empty());
+
+        // Older than 2 s at 10 s: the first goes; the mark stays.
+        let day = PRUNE_EVERY_MS;
+        assert_eq!(s.prune_explanations(day + 10_000, 2_000).unwrap(), 2);
+        let found = s.processed_with_message_id("<x@y>").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "a/Other/1/9");
+        assert!(s.is_processed("a/INBOX/1/1").unwrap());
+        let summary = s.processed_summary("a/INBOX/1/1").unwrap().unwrap();
+        assert!(
+            summary.contains("\"pruned\":true") && !summary.contains("filer"),
+            "{summary}"
+        );
+        // At most once a day.
+        assert_eq!(s.prune_explanations(day + 20_000, 1_000_000).unwrap(), 0);
+        assert_eq!(
+            s.prune_explanations(2 * day + 10_000, 1_000_000).unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_store_of_layout_1_gets_its_message_id_index_built() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            // As mailpipe 0.1 left it: processed records, no index, layout 1.
+            let db = Database::create(dir.path().join("state.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(EXPLAIN_INDEX).unwrap();
+            let c = commit_of("a/INBOX/1/1", "<old@y>", 1);
+            txn.open_table(PROCESSED)
+                .unwrap()
+                .insert(c.message_key.as_str(), c.summary.as_str())
+                .unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema", 1u32.to_be_bytes().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let found = s.processed_with_message_id("<old@y>").unwrap();
+        assert_eq!(found.len(), 1, "built from the processed records");
     }
 
     #[test]
