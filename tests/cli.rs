@@ -441,6 +441,56 @@ fn metrics_and_health_are_served_while_running() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
 
+/// A polling run (no --once) on a Maildir: mail that arrives while it runs is processed on
+/// the next pass, by the plugins loaded once at start.
+#[test]
+fn a_polling_offline_run_processes_mail_that_arrives_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(inbox.join(sub)).unwrap();
+    }
+    let sample = root().join("examples/maildir/new/1700000005.M5P100.demo");
+    std::fs::copy(&sample, inbox.join("new/1.first")).unwrap();
+    let text = demo_toml(dir.path()).replace(
+        &format!("{:?}", root().join("examples/maildir")),
+        &format!("{inbox:?}"),
+    );
+    let file = dir.path().join("poll.toml");
+    std::fs::write(&file, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "--interval", "1", "--json", "-q", "-c"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(20));
+    let first = next();
+    // The second message arrives after the first pass.
+    let mut second = std::fs::read(&sample).unwrap();
+    second.splice(0..0, b"Message-ID: <later@example.org>\r\n".iter().copied());
+    std::fs::write(inbox.join("new/2.later"), second).unwrap();
+    let later = next();
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("the first pass reports the first message");
+    assert!(first.contains("1.first"), "{first}");
+    let later = later.expect("a later pass picks up the new message");
+    assert!(later.contains("2.later"), "{later}");
+}
+
 #[test]
 fn the_contract_ships_with_the_binary() {
     let (code, out, _) = mailpipe(&["wit"]);

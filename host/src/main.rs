@@ -239,10 +239,15 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 runner::watch_accounts(&config, &opts).await?;
                 return Ok(ExitCode::SUCCESS);
             }
+            // Set up once: a polling run keeps its plugins loaded and its store open.
+            let mut offline = match config.offline {
+                Some(_) => Some(runner::Offline::new(&config).await?),
+                None => None,
+            };
             loop {
                 let mut s = runner::RunSummary::default();
-                if config.offline.is_some() {
-                    s = runner::run_offline(&config, &opts).await?;
+                if let Some(offline) = offline.as_mut() {
+                    s = offline.pass(&opts).await?;
                 }
                 if !config.accounts.is_empty() {
                     let a = runner::run_accounts_once(&config, &opts).await?;

@@ -97,93 +97,127 @@ pub struct RunOptions {
 
 /// Process every message of the offline source not processed before.
 pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
-    let offline = config.offline.as_ref().with_context(|| {
-        format!(
-            "{}: no [offline] section: nothing to read mail from",
-            config.file.display()
-        )
-    })?;
-    let store = open_store(config)?;
-    let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
-    log_plugins(&pipeline);
-    let source = MaildirSource::new(&offline.source);
-    let mailstore = MailStore::new(&offline.mailstore, offline.layout);
-    let transport = OutboxDir::new(&offline.outbox);
-    let mut summary = RunSummary::default();
+    Offline::new(config).await?.pass(opts).await
+}
 
-    // Mail queued by an earlier run that stopped before sending it goes out first.
-    if !opts.dry_run {
-        let flushed = outbox::flush(&store, &transport, now_ms(), &config.retry).await?;
-        crate::telemetry::metrics::record_flush(&store, &flushed);
-        merge(&mut summary.outbox, flushed);
+/// The offline source, sink and pipeline, set up once and kept for every pass of a polling
+/// run (plugins are loaded and the store opened once, not at every pass).
+pub struct Offline {
+    config: Config,
+    store: Arc<Store>,
+    pipeline: Pipeline,
+    source: MaildirSource,
+    mailstore: MailStore,
+    transport: OutboxDir,
+    maintained: std::time::Instant,
+}
+
+impl Offline {
+    pub async fn new(config: &Config) -> anyhow::Result<Offline> {
+        let offline = config.offline.as_ref().with_context(|| {
+            format!(
+                "{}: no [offline] section: nothing to read mail from",
+                config.file.display()
+            )
+        })?;
+        let store = open_store(config)?;
+        let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
+        log_plugins(&pipeline);
+        Ok(Offline {
+            config: config.clone(),
+            source: MaildirSource::new(&offline.source),
+            mailstore: MailStore::new(&offline.mailstore, offline.layout),
+            transport: OutboxDir::new(&offline.outbox),
+            store,
+            pipeline,
+            maintained: std::time::Instant::now(),
+        })
     }
-    for entry in source.list()? {
-        if store.is_processed(&entry.key)? {
-            summary.skipped += 1;
-            continue;
+
+    /// One pass over the source: every message not processed before.
+    pub async fn pass(&mut self, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+        if self.maintained.elapsed() >= MAINTENANCE_EVERY {
+            maintain(&self.store, &self.config)?;
+            self.maintained = std::time::Instant::now();
         }
-        let msg = match source.read(&entry) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!("{e}; left for the next run");
-                summary.unreadable += 1;
+        let (config, store, pipeline) = (&self.config, &self.store, &self.pipeline);
+        let (source, mailstore, transport) = (&self.source, &self.mailstore, &self.transport);
+        let mut summary = RunSummary::default();
+
+        // Mail queued by an earlier run that stopped before sending it goes out first.
+        if !opts.dry_run {
+            let flushed = outbox::flush(store, transport, now_ms(), &config.retry).await?;
+            crate::telemetry::metrics::record_flush(&store, &flushed);
+            merge(&mut summary.outbox, flushed);
+        }
+        for entry in source.list()? {
+            if store.is_processed(&entry.key)? {
+                summary.skipped += 1;
                 continue;
             }
-        };
-        let decision = pipeline.process(&msg.email, &msg.key).await;
-        summary.processed += 1;
-        summary.plugin_failures += decision.failed_plugins().count();
-        crate::telemetry::metrics::record_decision("offline", &decision);
-        report::emit_logs(
-            &decision,
-            report::Origin {
-                account: None,
-                mailbox: &decision.email.mailbox,
-                uid: None,
-            },
-        );
-        if opts.json {
-            report::stdout(&format!(
-                "{}\n",
-                report::decision_json(&msg.label, &decision)
-            ));
-        } else {
-            report::stdout(&report::human(&msg.label, &decision));
-        }
-        if opts.dry_run {
-            continue;
-        }
-        // 1. Store the message (idempotent file names: a crash before 2. re-delivers onto
-        //    the same files). 2. Commit plugin state, queued mail and the processed mark in
-        //    one transaction. 3. Send the queue.
-        let delivered = match mailstore.deliver(&decision) {
-            Ok(d) => d,
-            Err(e) => {
-                // Only this message is affected: it stays in its own mailbox, the run goes on.
-                // (When even that cannot be written, the mail store itself is broken.)
-                tracing::error!(
-                    "{}: {e}; kept in {} instead",
-                    msg.label,
-                    decision.email.mailbox
-                );
-                summary.store_failures += 1;
-                mailstore.deliver(&decision.kept_in_own_mailbox())?
+            let msg = match source.read(&entry) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!("{e}; left for the next run");
+                    summary.unreadable += 1;
+                    continue;
+                }
+            };
+            let decision = pipeline.process(&msg.email, &msg.key).await;
+            summary.processed += 1;
+            summary.plugin_failures += decision.failed_plugins().count();
+            crate::telemetry::metrics::record_decision("offline", &decision);
+            report::emit_logs(
+                &decision,
+                report::Origin {
+                    account: None,
+                    mailbox: &decision.email.mailbox,
+                    uid: None,
+                },
+            );
+            if opts.json {
+                report::stdout(&format!(
+                    "{}\n",
+                    report::decision_json(&msg.label, &decision)
+                ));
+            } else {
+                report::stdout(&report::human(&msg.label, &decision));
             }
-        };
-        for d in delivered {
-            if let Some(wanted) = d.fallback_from {
-                tracing::warn!(
-                    "folder {wanted:?} does not exist (create = false); kept in {}",
-                    d.folder
-                );
+            if opts.dry_run {
+                continue;
             }
+            // 1. Store the message (idempotent file names: a crash before 2. re-delivers onto
+            //    the same files). 2. Commit plugin state, queued mail and the processed mark in
+            //    one transaction. 3. Send the queue.
+            let delivered = match mailstore.deliver(&decision) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Only this message is affected: it stays in its own mailbox, the run goes on.
+                    // (When even that cannot be written, the mail store itself is broken.)
+                    tracing::error!(
+                        "{}: {e}; kept in {} instead",
+                        msg.label,
+                        decision.email.mailbox
+                    );
+                    summary.store_failures += 1;
+                    mailstore.deliver(&decision.kept_in_own_mailbox())?
+                }
+            };
+            for d in delivered {
+                if let Some(wanted) = d.fallback_from {
+                    tracing::warn!(
+                        "folder {wanted:?} does not exist (create = false); kept in {}",
+                        d.folder
+                    );
+                }
+            }
+            store.commit_message(&commit_for(&decision, now_ms()))?;
+            let flushed = outbox::flush(store, transport, now_ms(), &config.retry).await?;
+            crate::telemetry::metrics::record_flush(&store, &flushed);
+            merge(&mut summary.outbox, flushed);
         }
-        store.commit_message(&commit_for(&decision, now_ms()))?;
-        let flushed = outbox::flush(&store, &transport, now_ms(), &config.retry).await?;
-        crate::telemetry::metrics::record_flush(&store, &flushed);
-        merge(&mut summary.outbox, flushed);
+        Ok(summary)
     }
-    Ok(summary)
 }
 
 fn merge(into: &mut FlushReport, from: FlushReport) {
@@ -238,6 +272,16 @@ fn log_plugins(pipeline: &Pipeline) {
 /// decided for messages older than `[state] explain_days`.
 fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let store = Arc::new(Store::open(&config.state_dir)?);
+    maintain(&store, config)?;
+    Ok(store)
+}
+
+/// How often a long-running process clears out what has expired.
+pub const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Clear out expired plugin state and, at most daily, decision details older than
+/// `[state] explain_days`.
+pub fn maintain(store: &Store, config: &Config) -> anyhow::Result<()> {
     let now = now_ms();
     store.kv_purge_expired(now)?;
     if config.explain_days > 0 {
@@ -251,7 +295,7 @@ fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
             );
         }
     }
-    Ok(store)
+    Ok(())
 }
 
 /// Build one worker per `[[account]]`, sharing the pipeline and the state store.
@@ -336,12 +380,24 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     loop {
         let next = {
             let workers = account_workers(&config, opts, Some(reload.subscribe())).await?;
+            let store = workers.first().map(|w| w.store.clone());
+            let mut maintenance = tokio::time::interval_at(
+                tokio::time::Instant::now() + MAINTENANCE_EVERY,
+                MAINTENANCE_EVERY,
+            );
             let mut watching =
                 std::pin::pin!(futures::future::join_all(workers.iter().map(|w| w.watch())));
             let mut next = None;
             loop {
                 tokio::select! {
                     _ = &mut watching => break,
+                    _ = maintenance.tick() => {
+                        if let Some(store) = &store {
+                            if let Err(e) = maintain(store, &config) {
+                                tracing::warn!("clearing out expired state failed: {e:#}");
+                            }
+                        }
+                    }
                     _ = tokio::signal::ctrl_c() => {
                         tracing::info!(signal = "SIGINT", "interrupted; stopping");
                         return Ok(());
