@@ -147,7 +147,7 @@ impl Offline {
         // Mail queued by an earlier run that stopped before sending it goes out first.
         if !opts.dry_run {
             let flushed = outbox::flush(store, transport, now_ms(), &config.retry).await?;
-            crate::telemetry::metrics::record_flush(&store, &flushed);
+            crate::telemetry::metrics::record_flush(store, &flushed);
             merge(&mut summary.outbox, flushed);
         }
         for entry in source.list()? {
@@ -213,7 +213,7 @@ impl Offline {
             }
             store.commit_message(&commit_for(&decision, now_ms()))?;
             let flushed = outbox::flush(store, transport, now_ms(), &config.retry).await?;
-            crate::telemetry::metrics::record_flush(&store, &flushed);
+            crate::telemetry::metrics::record_flush(store, &flushed);
             merge(&mut summary.outbox, flushed);
         }
         Ok(summary)
