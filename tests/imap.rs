@@ -13,6 +13,7 @@ const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
     retry_failed: false,
+    jobs: 1,
 };
 
 fn pipeline_toml(folder_root: &str) -> String {

@@ -26,6 +26,7 @@ const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
     retry_failed: false,
+    jobs: 1,
 };
 
 /// Messages seeded into INBOX (UIDs 1..=COUNT).

@@ -20,6 +20,7 @@ const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
     retry_failed: false,
+    jobs: 1,
 };
 
 /// Where a server listens and how it names personal folders.

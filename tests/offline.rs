@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use mailpipe::config::Config;
 use mailpipe::runner::{run_offline, RunOptions};
+use mailpipe::source::maildir::MaildirSource;
 use std::path::Path;
 
 /// The demo config with its paths moved into `dir`.
@@ -107,6 +108,7 @@ const OPTS: RunOptions = RunOptions {
     dry_run: false,
     json: true,
     retry_failed: false,
+    jobs: 4,
 };
 
 #[tokio::test]
@@ -195,6 +197,7 @@ async fn dry_run_changes_nothing() {
             dry_run: true,
             json: true,
             retry_failed: false,
+            jobs: 4,
         },
     )
     .await
@@ -389,4 +392,103 @@ async fn the_fs_layout_is_still_there_for_who_wants_it() {
     assert_eq!(messages_in(&mail.join("INBOX")).len(), 10);
     assert_eq!(messages_in(&mail.join("Finance/Invoices")).len(), 1);
     assert!(!mail.join("cur").exists(), "nothing at the root");
+}
+
+/// A mailbox where the same senders write again and again (the auto-responder's memory is
+/// read and written by many messages), with list mail, invoices and the boss's mail.
+fn busy_maildir(dir: &Path, n: usize) -> std::path::PathBuf {
+    let md = dir.join("busy");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    for i in 0..n {
+        // Two, then three messages in a row from one sender: decided at the same time.
+        let from = match (i * 2 / 5) % 9 {
+            0 => "dana@example.com".to_string(),
+            1 => "newsletter@shop.example".to_string(),
+            k => format!("person{k}@example.net"),
+        };
+        let mut head = format!(
+            "From: <{from}>\r\nTo: Alice <alice@example.com>\r\nSubject: {} {i}\r\n\
+             Message-ID: <busy{i}@example.net>\r\nDate: Mon, 30 Nov 2026 09:{:02}:00 +0000\r\n",
+            if i % 4 == 0 { "Your invoice" } else { "Note" },
+            i % 60
+        );
+        if i % 5 == 0 {
+            head.push_str("List-Id: Rust users <rust-users.lists.example.org>\r\n");
+        }
+        let raw = format!("{head}\r\nMessage {i}.\r\n");
+        std::fs::write(md.join(format!("new/{:05}.busy", i)), raw).unwrap();
+    }
+    md
+}
+
+/// What a run left behind, with the times that differ from run to run taken out: each
+/// message's record, the mail store, the outbox and the plugins' state totals.
+fn outcome(dir: &Path, config: &Config, keys: &[String]) -> Vec<String> {
+    let store = mailpipe::state::Store::open(&config.state_dir).unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let s = store.processed_summary(k).unwrap().expect("processed");
+        let mut v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v.as_object_mut().unwrap().remove("at_ms");
+        out.push(format!("{k}: {v}"));
+    }
+    for p in files_under(dir) {
+        let rel = p.strip_prefix(dir).unwrap().display().to_string();
+        if rel.starts_with("state") || rel.ends_with(".toml") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap())
+            .lines()
+            .filter(|l| !l.starts_with("Date:") && !l.starts_with("Resent-Date:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push(format!("{rel}: {text}"));
+    }
+    for plugin in ["filer", "tagger", "vacation", "forward-boss"] {
+        out.push(format!("{plugin}: {:?}", store.kv_usage(plugin)));
+    }
+    out
+}
+
+/// Deciding messages at the same time on several cores gives exactly what deciding them one
+/// after the other gives: the same decisions, mail store, outgoing mail and plugin state, on
+/// a mailbox where many messages depend on what earlier ones wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_decisions_equal_sequential_ones() {
+    let corpus = tempfile::tempdir().unwrap();
+    let source = busy_maildir(corpus.path(), 180);
+    let mut outcomes = Vec::new();
+    for jobs in [1, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = demo_config(dir.path(), &source);
+        let s = run_offline(&config, &RunOptions { jobs, ..OPTS })
+            .await
+            .unwrap();
+        assert_eq!(s.processed, 180, "jobs {jobs}");
+        let keys: Vec<String> = MaildirSource::new(&source)
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        outcomes.push(outcome(dir.path(), &config, &keys));
+    }
+    // The vacation plugin answered each of the 9 senders at most once (its memory, written
+    // by one message and read by the next ones from the same sender, was respected).
+    let replies = outcomes[0]
+        .iter()
+        .filter(|l| l.split(':').next().is_some_and(|p| p.ends_with(".eml")))
+        .filter(|l| l.contains("Subject: Out of office"))
+        .count();
+    assert!(
+        (1..=9).contains(&replies),
+        "{replies} replies: {:#?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[0].len(), outcomes[1].len());
+    for (a, b) in outcomes[0].iter().zip(&outcomes[1]) {
+        assert_eq!(a, b);
+    }
 }

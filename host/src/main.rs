@@ -73,6 +73,10 @@ enum Command {
         /// Seconds between polls of the offline source when not --once.
         #[arg(long, default_value_t = 30)]
         interval: u64,
+        /// Offline: messages decided at the same time (default: one per core; 1 decides one
+        /// after the other; the results are the same)
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Authorise mailpipe once for an account that logs in with OAuth2 (Gmail, Microsoft 365):
     /// stores a refresh token mailpipe renews its access tokens with.
@@ -217,6 +221,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             fail_on_plugin_error,
             metrics,
             interval,
+            jobs,
         } => {
             let config = Config::load(&config)?;
             if let Some(addr) = metrics {
@@ -233,6 +238,8 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 dry_run,
                 json,
                 retry_failed,
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             };
             let watch = !config.accounts.is_empty() && !once && !dry_run;
             if watch {

@@ -3,11 +3,12 @@
 //! a crash), and run one plugin on one message for `mailpipe test`.
 
 use anyhow::Context;
+use futures::StreamExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, PluginConfig};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, WrittenState};
 use crate::plugin::{CacheUse, Clock, LoadedPlugin, PluginRuntime};
 use crate::report;
 use crate::sink::mailstore::MailStore;
@@ -93,6 +94,9 @@ pub struct RunOptions {
     pub json: bool,
     /// Decide again the messages whose server actions were given up (`run --retry-failed`).
     pub retry_failed: bool,
+    /// Offline: how many messages are decided at the same time (1: one after the other).
+    /// The result is the same either way (see `Offline::pass`).
+    pub jobs: usize,
 }
 
 /// Process every message of the offline source not processed before.
@@ -105,7 +109,7 @@ pub async fn run_offline(config: &Config, opts: &RunOptions) -> anyhow::Result<R
 pub struct Offline {
     config: Config,
     store: Arc<Store>,
-    pipeline: Pipeline,
+    pipeline: Arc<Pipeline>,
     source: MaildirSource,
     mailstore: MailStore,
     transport: OutboxDir,
@@ -121,7 +125,7 @@ impl Offline {
             )
         })?;
         let store = open_store(config)?;
-        let pipeline = build_pipeline(config, Some(store.clone()), Clock::System).await?;
+        let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
         log_plugins(&pipeline);
         Ok(Offline {
             config: config.clone(),
@@ -150,20 +154,57 @@ impl Offline {
             crate::telemetry::metrics::record_flush(store, &flushed);
             merge(&mut summary.outbox, flushed);
         }
+        // The messages to decide, read as they are needed (never all at once).
+        let mut unreadable = 0;
+        let mut todo = Vec::new();
         for entry in source.list()? {
             if store.is_processed(&entry.key)? {
                 summary.skipped += 1;
-                continue;
+            } else {
+                todo.push(entry);
             }
-            let msg = match source.read(&entry) {
-                Ok(m) => m,
+        }
+        let read = todo
+            .into_iter()
+            .filter_map(|entry| match source.read(&entry) {
+                Ok(m) => Some(m),
                 Err(e) => {
                     tracing::error!("{e}; left for the next run");
-                    summary.unreadable += 1;
-                    continue;
+                    unreadable += 1;
+                    None
                 }
+            });
+        // Up to `jobs` messages are decided at the same time, on all cores, and taken in
+        // order. Each one's plugins saw the state as committed when it started; it is decided
+        // again (now after every message before it) when a plugin read a key one of the
+        // messages decided with it wrote, so the result is that of one message after the
+        // other (tests/offline.rs compares both).
+        let jobs = opts.jobs.max(1);
+        let decide = |msg: crate::source::SourceMessage| {
+            let pipeline = pipeline.clone();
+            let email = msg.email.clone();
+            let key = msg.key.clone();
+            let task = (jobs > 1)
+                .then(|| tokio::spawn(async move { pipeline.process(&email, &key).await }));
+            async move { (msg, task) }
+        };
+        let mut decided = futures::stream::iter(read).map(decide).buffered(jobs);
+        let mut recent: std::collections::VecDeque<WrittenState> = Default::default();
+        while let Some((msg, task)) = decided.next().await {
+            let early = match task {
+                Some(t) => t.await.ok(),
+                None => None,
             };
-            let decision = pipeline.process(&msg.email, &msg.key).await;
+            let decision = match early {
+                Some(d) if opts.dry_run || !recent.iter().any(|w| d.depends_on(w)) => d,
+                _ => pipeline.process(&msg.email, &msg.key).await,
+            };
+            let mut written = WrittenState::default();
+            written.add(&decision);
+            recent.push_back(written);
+            if recent.len() > jobs {
+                recent.pop_front();
+            }
             summary.processed += 1;
             summary.plugin_failures += decision.failed_plugins().count();
             crate::telemetry::metrics::record_decision("offline", &decision);
@@ -216,6 +257,8 @@ impl Offline {
             crate::telemetry::metrics::record_flush(store, &flushed);
             merge(&mut summary.outbox, flushed);
         }
+        drop(decided);
+        summary.unreadable += unreadable;
         Ok(summary)
     }
 }

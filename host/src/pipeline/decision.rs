@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::actions::Outgoing;
 use crate::message::Email;
 use crate::plugin::bindings::{Action, FolderTarget};
-use crate::plugin::{CallFailure, LoadedPlugin, LogLine};
+use crate::plugin::{CallFailure, KvReads, LoadedPlugin, LogLine};
 use crate::state::KvWrite;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,6 +59,21 @@ impl PluginReport {
     }
 }
 
+/// The plugin state keys written by a run of decisions, by plugin.
+#[derive(Debug, Default)]
+pub struct WrittenState(std::collections::HashMap<String, std::collections::HashSet<String>>);
+
+impl WrittenState {
+    pub fn add(&mut self, d: &Decision) {
+        for w in &d.kv {
+            self.0
+                .entry(w.plugin.clone())
+                .or_default()
+                .insert(w.key.clone());
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
     pub message_key: String,
@@ -76,6 +91,10 @@ pub struct Decision {
     pub email: Email,
     #[serde(skip)]
     pub kv: Vec<KvWrite>,
+    /// What each plugin call read of its stored state (plugin, reads), to validate a
+    /// decision made in parallel with the messages before it (`depends_on`).
+    #[serde(skip)]
+    pub reads: Vec<(String, KvReads)>,
     #[serde(skip)]
     pub(super) keep: bool,
     #[serde(skip)]
@@ -99,6 +118,7 @@ impl Decision {
             stopped_by: None,
             email: Email::new(Vec::new(), "", Vec::new()),
             kv: Vec::new(),
+            reads: Vec::new(),
             keep: false,
             discard: false,
             files: Vec::new(),
@@ -120,6 +140,18 @@ impl Decision {
             logs: Vec::new(),
         });
         d.finish(original.clone(), original)
+    }
+
+    /// Whether this decision may differ from the one it would have been after `earlier`
+    /// (the state writes of messages before it, decided at the same time): a plugin read a
+    /// key one of them wrote, or checked its quota while one of them wrote its state.
+    pub fn depends_on(&self, earlier: &WrittenState) -> bool {
+        self.reads
+            .iter()
+            .any(|(plugin, reads)| match earlier.0.get(plugin) {
+                None => false,
+                Some(keys) => reads.usage || reads.keys.iter().any(|k| keys.contains(k)),
+            })
     }
 
     pub(super) fn file_into(&mut self, t: &FolderTarget, moves: bool) {

@@ -13,7 +13,7 @@ mod commit;
 mod decision;
 
 pub use commit::{commit_for, decisions_brief};
-pub use decision::{Decision, Delivery, PluginReport, PluginStatus};
+pub use decision::{Decision, Delivery, PluginReport, PluginStatus, WrittenState};
 
 use std::sync::Arc;
 
@@ -155,6 +155,7 @@ impl Pipeline {
                 .call(plugin, msg, raw, self.store.clone(), self.clock)
                 .await;
             let logs = call.logs;
+            w.decision.reads.push((plugin.name.to_string(), call.reads));
             let outcome = call.outcome.and_then(|actions| {
                 validate::totals(&actions)
                     .map_err(|reason| CallFailure::InvalidAction { index: 0, reason })?;

@@ -89,6 +89,14 @@ pub struct CallInputs {
     pub limits: PluginLimits,
 }
 
+/// What one call read of its plugin's stored state: the keys (through `kv-get`, or to size a
+/// write) and whether the plugin's totals were consulted (every write checks its quota).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvReads {
+    pub keys: std::collections::BTreeSet<String>,
+    pub usage: bool,
+}
+
 /// The store data of one plugin instance.
 pub struct PluginState {
     wasi: WasiCtx,
@@ -105,6 +113,9 @@ pub struct PluginState {
     refusal: Option<String>,
     /// Expired entries were purged during this call (done at most once per call).
     purged: bool,
+    /// What this call read of the stored state, to tell whether deciding it in parallel
+    /// with earlier messages gave the same result as deciding it after them.
+    reads: KvReads,
     logs: Vec<LogLine>,
     dropped_logs: usize,
     stdout: MemoryOutputPipe,
@@ -138,6 +149,7 @@ impl PluginState {
             kv_delta: (0, 0),
             refusal: None,
             purged: false,
+            reads: KvReads::default(),
             logs: Vec::new(),
             dropped_logs: 0,
             stdout,
@@ -155,6 +167,7 @@ impl PluginState {
         self.kv_delta = (0, 0);
         self.refusal = None;
         self.purged = false;
+        self.reads = KvReads::default();
         self.logs.clear();
         self.dropped_logs = 0;
     }
@@ -177,9 +190,17 @@ impl PluginState {
         err
     }
 
+    /// What the last call read of the stored state.
+    pub fn take_reads(&mut self) -> KvReads {
+        std::mem::take(&mut self.reads)
+    }
+
     /// Record a write of `key` (new stored size `size`, None for a delete) and check the
     /// plugin's totals against its limits.
     fn account_kv(&mut self, key: &str, size: Option<u64>) -> wasmtime::Result<()> {
+        // The size the key had and the plugin's totals are read from the store.
+        self.reads.usage = true;
+        self.reads.keys.insert(key.to_string());
         if self.kv.len() >= MAX_KV_WRITES && !self.kv.contains_key(key) {
             return Err(self.refuse(format!(
                 "more than {MAX_KV_WRITES} keys written or deleted in one call (fixed limit)"
@@ -365,6 +386,7 @@ impl wit::host::Host for PluginState {
             };
         }
         let store = self.inputs.store.as_ref()?;
+        self.reads.keys.insert(key.clone());
         // A store read error is treated as "no value": the plugin then behaves as for a
         // first-seen key; the error itself surfaces on the next commit.
         store.kv_get(&self.inputs.plugin, &key, now).ok().flatten()

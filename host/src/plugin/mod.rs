@@ -22,7 +22,7 @@ use wasmtime::Store as WasmStore;
 use bindings::{Action, Message, Needs, Plugin, PluginInfo, PluginPre};
 pub use cache::CacheUse;
 use engine::PluginEngine;
-pub use host_api::{CallInputs, Clock, LogLine, PluginState};
+pub use host_api::{CallInputs, Clock, KvReads, LogLine, PluginState};
 
 use crate::config::{PluginConfig, PluginLimits};
 use crate::state::{KvWrite, Store};
@@ -96,6 +96,9 @@ pub struct CallResult {
     pub outcome: Result<Vec<Action>, CallFailure>,
     pub logs: Vec<LogLine>,
     pub kv: Vec<KvWrite>,
+    /// What the call read of the plugin's stored state (also when it failed: a quota
+    /// refusal depends on what was stored).
+    pub reads: KvReads,
     pub elapsed: Duration,
 }
 
@@ -288,6 +291,7 @@ impl PluginRuntime {
             }
             Err(e) => (Err(e), None),
         };
+        let reads = wstore.data_mut().take_reads();
         let (result, (logs, kv)) = finish(&mut wstore, result, &plugin.settings.limits);
         if let Some(p) = instance {
             plugin.keep_warm(wstore, p, calls + 1);
@@ -306,6 +310,7 @@ impl PluginRuntime {
             outcome,
             logs,
             kv,
+            reads,
             elapsed: started.elapsed(),
         }
     }
