@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mailpipe::actions::recipients::RecipientPattern;
 use mailpipe::config::{Identity, PluginConfig};
 use mailpipe::message::{view, Email};
-use mailpipe::pipeline::{adhoc_plugin_config, Pipeline};
+use mailpipe::pipeline::{adhoc_plugin_config, parallel, Pipeline};
 use mailpipe::plugin::bindings::Needs;
 use mailpipe::plugin::{Clock, PluginRuntime};
 use mailpipe::runner::commit_for;
@@ -189,6 +189,63 @@ async fn round(p: &Pipeline, store: &Store, mails: &[Email], tag: &str) -> Stage
     s
 }
 
+/// The same pass with `jobs` messages decided at the same time (pipeline/parallel.rs, as
+/// `mailpipe run --jobs`): messages per second, decide + commit.
+async fn round_parallel(
+    p: &Arc<Pipeline>,
+    store: &Store,
+    mails: &[Email],
+    tag: &str,
+    jobs: usize,
+) -> f64 {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let numbered = mails.iter().enumerate();
+    let mut decided = parallel::decide_ahead(p.clone(), numbered, jobs, |(i, m)| {
+        ((*m).clone(), format!("{tag}/{i}"))
+    });
+    let mut in_order = parallel::InOrder::new(jobs);
+    while let Some(((i, m), early)) = decided.next().await {
+        let key = format!("{tag}/{i}");
+        let d = in_order.settle(p, m, &key, early, true).await;
+        assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
+        let mut commit = commit_for(&d, 0);
+        commit.durable = false;
+        store.commit_message(&commit).unwrap();
+        if i % 200 == 199 {
+            store.sync().unwrap();
+        }
+    }
+    store.sync().unwrap();
+    mails.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Messages per second with 1 and 2 messages decided at the same time.
+async fn bench_cores(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let p = Arc::new(pipeline_of(plugins, store.clone()).await);
+    round_parallel(&p, &store, &mails[..mails.len().min(500)], "warm", 2).await;
+    let mut rates = Vec::new();
+    for jobs in [1, 2] {
+        let all: Vec<f64> = {
+            let mut all = Vec::new();
+            for r in 0..rounds {
+                all.push(round_parallel(&p, &store, mails, &format!("j{jobs}r{r}"), jobs).await);
+            }
+            all
+        };
+        rates.push(median(all));
+    }
+    println!(
+        "| {name} | {} | {:.0} | {:.0} | {:.2}× |",
+        mails.len(),
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -270,7 +327,9 @@ async fn overhead(root: &Path, mails: &[Email]) {
     );
 }
 
-#[tokio::main(flavor = "current_thread")]
+// Two worker threads: the one-core tables run one task (one thread at a time); the "both
+// cores" table decides on both.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -304,6 +363,27 @@ async fn main() {
     )
     .await;
     bench(
+        "rules-filer-js (JS) + auto-responder + subject-tagger",
+        vec![filer(&root, true), responder(&root), tagger(&root)],
+        &mails,
+        rounds,
+    )
+    .await;
+    println!(
+        "\n## Both cores: messages decided at the same time (`run --jobs`), decide + commit\n"
+    );
+    println!(
+        "| pipeline | messages | messages/s, 1 at a time | messages/s, 2 at a time | speed-up |"
+    );
+    println!("|---|---|---|---|---|");
+    bench_cores(
+        "rules-filer + auto-responder + subject-tagger (Rust)",
+        vec![filer(&root, false), responder(&root), tagger(&root)],
+        &mails,
+        rounds,
+    )
+    .await;
+    bench_cores(
         "rules-filer-js (JS) + auto-responder + subject-tagger",
         vec![filer(&root, true), responder(&root), tagger(&root)],
         &mails,

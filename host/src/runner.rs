@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, PluginConfig};
-use crate::pipeline::{Pipeline, WrittenState};
+use crate::pipeline::{parallel, Pipeline};
 use crate::plugin::{CacheUse, Clock, LoadedPlugin, PluginRuntime};
 use crate::report;
 use crate::sink::mailstore::MailStore;
@@ -174,37 +174,16 @@ impl Offline {
                     None
                 }
             });
-        // Up to `jobs` messages are decided at the same time, on all cores, and taken in
-        // order. Each one's plugins saw the state as committed when it started; it is decided
-        // again (now after every message before it) when a plugin read a key one of the
-        // messages decided with it wrote, so the result is that of one message after the
-        // other (tests/offline.rs compares both).
-        let jobs = opts.jobs.max(1);
-        let decide = |msg: crate::source::SourceMessage| {
-            let pipeline = pipeline.clone();
-            let email = msg.email.clone();
-            let key = msg.key.clone();
-            let task = (jobs > 1)
-                .then(|| tokio::spawn(async move { pipeline.process(&email, &key).await }));
-            async move { (msg, task) }
-        };
-        let mut decided = futures::stream::iter(read).map(decide).buffered(jobs);
-        let mut recent: std::collections::VecDeque<WrittenState> = Default::default();
-        while let Some((msg, task)) = decided.next().await {
-            let early = match task {
-                Some(t) => t.await.ok(),
-                None => None,
-            };
-            let decision = match early {
-                Some(d) if opts.dry_run || !recent.iter().any(|w| d.depends_on(w)) => d,
-                _ => pipeline.process(&msg.email, &msg.key).await,
-            };
-            let mut written = WrittenState::default();
-            written.add(&decision);
-            recent.push_back(written);
-            if recent.len() > jobs {
-                recent.pop_front();
-            }
+        // Up to `jobs` messages are decided at the same time, on all cores, with the result
+        // of one after the other (pipeline/parallel.rs; tests/offline.rs compares both).
+        let mut decided = parallel::decide_ahead(pipeline.clone(), read, opts.jobs, |m| {
+            (m.email.clone(), m.key.clone())
+        });
+        let mut in_order = parallel::InOrder::new(opts.jobs);
+        while let Some((msg, early)) = decided.next().await {
+            let decision = in_order
+                .settle(pipeline, &msg.email, &msg.key, early, !opts.dry_run)
+                .await;
             summary.processed += 1;
             summary.plugin_failures += decision.failed_plugins().count();
             crate::telemetry::metrics::record_decision("offline", &decision);

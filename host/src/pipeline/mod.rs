@@ -11,6 +11,7 @@
 
 mod commit;
 mod decision;
+pub mod parallel;
 
 pub use commit::{commit_for, decisions_brief};
 pub use decision::{Decision, Delivery, PluginReport, PluginStatus, WrittenState};
