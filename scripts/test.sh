@@ -16,3 +16,6 @@ bash tests/mailstack/cyrus.sh start >/dev/null
 # but they must keep compiling: same profile as the tests, so nothing is built twice.
 cargo build --release --benches
 cargo test --release
+# The plugin tests once more with the example plugins as built for contract 0.1
+# (tests/fixtures/contract-0.1): old plugins are held to the same tests (no rebuild).
+MAILPIPE_TEST_CONTRACT=0.1 cargo test --release --test plugins

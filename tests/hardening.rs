@@ -341,7 +341,7 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
     for raw in cases {
         let email = Email::new(raw.to_vec(), "INBOX", vec![]);
         let view =
-            mailpipe::message::view::to_wit(&email, mailpipe::plugin::bindings::Needs::Bodies);
+            mailpipe::message::view::to_view(&email, mailpipe::plugin::bindings::Needs::Bodies);
         let names: Vec<String> = view.headers.iter().map(|h| h.name.clone()).collect();
         assert_eq!(
             names,
@@ -351,7 +351,7 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
         );
         // Removing a field the view shows removes it from the view.
         let removed = mailpipe::message::rewrite::edit(raw, |h| h.remove("X-Drop"));
-        let after = mailpipe::message::view::to_wit(
+        let after = mailpipe::message::view::to_view(
             &Email::new(removed.clone(), "INBOX", vec![]),
             mailpipe::plugin::bindings::Needs::Bodies,
         );
@@ -366,7 +366,7 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
         );
         // A set header is seen once, with its value, and the body does not change.
         let set = mailpipe::message::rewrite::edit(raw, |h| h.set("X-Set", "v"));
-        let after = mailpipe::message::view::to_wit(
+        let after = mailpipe::message::view::to_view(
             &Email::new(set.clone(), "INBOX", vec![]),
             mailpipe::plugin::bindings::Needs::Bodies,
         );

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mailpipe::actions::recipients::RecipientPattern;
 use mailpipe::config::{Identity, PluginConfig};
+use mailpipe::message::readable::Readable;
 use mailpipe::message::{view, Email};
 use mailpipe::pipeline::{adhoc_plugin_config, parallel, Pipeline};
 use mailpipe::plugin::bindings::Needs;
@@ -281,48 +282,61 @@ async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: 
     );
 }
 
-/// The host's cost of one call: the no-op plugin over every message (warm instance).
+/// The host's cost of one call: the no-op plugin over every message (warm instance), built
+/// for the newest contract (it reads nothing of the message) and for 0.1 (the whole message
+/// record is copied into it; tests/fixtures/contract-0.1).
 async fn overhead(root: &Path, mails: &[Email]) {
     let runtime = PluginRuntime::new(64, None).unwrap();
-    let noop = runtime
-        .load(&plugin(root, "noop", json!({})), None)
-        .await
-        .unwrap();
-    let views: Vec<_> = mails
+    let fixture = root.join("tests/fixtures/contract-0.1/noop.wasm");
+    let mut noop_0_1 = adhoc_plugin_config(&fixture, json!({}), vec![]);
+    noop_0_1.name = "noop-0.1".into();
+    // Each message parsed beforehand, as the pipeline shares one parse between plugins.
+    let messages: Vec<_> = mails
         .iter()
-        .map(|m| view::to_wit(m, Needs::Headers))
+        .map(|m| {
+            let r = Arc::new(Readable::new(m.clone()));
+            r.view(Needs::Headers);
+            r
+        })
         .collect();
-    for v in views.iter().take(500) {
-        runtime.call(&noop, v, None, None, Clock::System).await;
+    let headers: Vec<f64> = messages
+        .iter()
+        .map(|m| m.view(Needs::Headers).headers.len() as f64)
+        .collect();
+    for (contract, settings) in [("0.2", plugin(root, "noop", json!({}))), ("0.1", noop_0_1)] {
+        let noop = runtime.load(&settings, None).await.unwrap();
+        for m in messages.iter().take(500) {
+            runtime.call(&noop, m, None, Clock::System).await;
+        }
+        let mut times = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let t = Instant::now();
+            let r = runtime.call(&noop, m, None, Clock::System).await;
+            times.push(us(t.elapsed()));
+            assert!(r.outcome.is_ok());
+        }
+        println!(
+            "\nHost overhead per plugin call (no-op plugin for contract {contract}, warm instance, \
+             needs=headers, {} messages): median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs (messages \
+             have a median of {:.0} header fields)",
+            messages.len(),
+            median(times.clone()),
+            percentile(times.clone(), 0.9),
+            percentile(times, 0.99),
+            median(headers.clone())
+        );
     }
-    let mut times = Vec::with_capacity(views.len());
-    for v in &views {
-        let t = Instant::now();
-        let r = runtime.call(&noop, v, None, None, Clock::System).await;
-        times.push(us(t.elapsed()));
-        assert!(r.outcome.is_ok());
-    }
-    let headers: Vec<f64> = views.iter().map(|v| v.headers.len() as f64).collect();
-    println!(
-        "\nHost overhead per plugin call (no-op plugin, warm instance, needs=headers, {} messages): \
-         median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs (messages have a median of {:.0} header fields)",
-        views.len(),
-        median(times.clone()),
-        percentile(times.clone(), 0.9),
-        percentile(times, 0.99),
-        median(headers)
-    );
     let mut fresh_cfg = plugin(root, "noop", json!({}));
     fresh_cfg.fresh_instance = true;
     let fresh = runtime.load(&fresh_cfg, None).await.unwrap();
     let mut times = Vec::new();
-    for v in views.iter().take(2000) {
+    for m in messages.iter().take(2000) {
         let t = Instant::now();
-        runtime.call(&fresh, v, None, None, Clock::System).await;
+        runtime.call(&fresh, m, None, Clock::System).await;
         times.push(us(t.elapsed()));
     }
     println!(
-        "The same with `fresh_instance = true` (new instance per call): median {:.1} µs",
+        "The same with `fresh_instance = true` (new instance per call, contract 0.2): median {:.1} µs",
         median(times)
     );
 }

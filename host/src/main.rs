@@ -122,9 +122,12 @@ enum Command {
     /// Print the plugin contract (the WIT package plugins are built against), for plugin
     /// projects outside this repository.
     Wit {
-        /// Print the contract's types for JavaScript plugins instead (a TypeScript .d.ts)
+        /// Print the types of contract 0.1 for JavaScript plugins instead (a TypeScript .d.ts)
         #[arg(long)]
         typescript: bool,
+        /// The contract version to print (0.1 or 0.2; default: the newest)
+        #[arg(long, value_name = "VERSION")]
+        contract: Option<String>,
     },
     /// Make a new plugin project (builds anywhere, ships a sample message to test it on).
     New {
@@ -195,14 +198,35 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Wit { typescript } => {
+        Command::Wit {
+            typescript,
+            contract,
+        } => {
+            use mailpipe::contract;
+            let chosen = match contract.as_deref() {
+                None if typescript => contract::V0_1,
+                None => contract::CURRENT,
+                Some(v) => contract::find(v).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "there is no contract {v}: this mailpipe has {}",
+                        contract::ALL
+                            .iter()
+                            .map(|c| c.version)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+            };
             let text = if typescript {
-                mailpipe::contract::typescript::generate(
-                    mailpipe::contract::CURRENT_WIT,
-                    mailpipe::contract::WORLD,
-                )?
+                if chosen != contract::V0_1 {
+                    anyhow::bail!(
+                        "TypeScript types are made for contract 0.1 only (the JS template's); \
+                         leave out --contract"
+                    );
+                }
+                contract::typescript::generate(chosen.wit, contract::WORLD)?
             } else {
-                mailpipe::contract::CURRENT_WIT.to_string()
+                chosen.wit.to_string()
             };
             mailpipe::report::stdout(&text);
             Ok(ExitCode::SUCCESS)

@@ -32,7 +32,42 @@ pub async fn load_plugins(
     Ok(loaded)
 }
 
+/// The pipeline of `config`, refused when a plugin found problems in its configuration (so
+/// no message is decided with a configuration its plugin rejects).
 pub async fn build_pipeline(
+    config: &Config,
+    store: Option<Arc<Store>>,
+    clock: Clock,
+) -> anyhow::Result<Pipeline> {
+    let pipeline = build_pipeline_unchecked(config, store, clock).await?;
+    let problems = config_problems(config, &pipeline);
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{}\n{}: plugins found problems in their configuration (above); `mailpipe check` lists them too",
+            problems.join("\n"),
+            config.file.display()
+        );
+    }
+    Ok(pipeline)
+}
+
+/// What the plugins of `pipeline` said of their configuration, one line each, at the line
+/// of the key in `config`'s file.
+pub fn config_problems(config: &Config, pipeline: &Pipeline) -> Vec<String> {
+    pipeline
+        .plugins
+        .iter()
+        .flat_map(|p| {
+            p.config_problems
+                .iter()
+                .map(|c| config.about_plugin_key(&p.name, c.key.as_deref(), &c.message))
+        })
+        .collect()
+}
+
+/// The pipeline of `config` with every plugin that loads, whatever it said of its
+/// configuration (`mailpipe check` reports that).
+pub async fn build_pipeline_unchecked(
     config: &Config,
     store: Option<Arc<Store>>,
     clock: Clock,

@@ -1,14 +1,16 @@
 //! `mailpipe check -c CONFIG [--connect]`: is this config ready to run? Why it exists beside
 //! the config parser: a config can be valid TOML with every plugin loading and still fail on
-//! every message (a typo in a plugin's own table only the plugin knows about). So each plugin
-//! is also called once on a sample message, with nothing kept of the call, and what it says
-//! about its configuration is reported against the key's line in the TOML file.
+//! every message (a typo in a plugin's own table only the plugin knows about). So what each
+//! plugin says of its configuration when loaded (`check-config`, contract 0.2) is reported,
+//! and each plugin is also called once on a sample message, with nothing kept of the call;
+//! both against the key's line in the TOML file.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mailpipe::config::{Config, PluginLines};
-use mailpipe::message::{view, Email};
+use mailpipe::config::{at_key, Config, PluginLines};
+use mailpipe::message::readable::Readable;
+use mailpipe::message::Email;
 use mailpipe::plugin::{CallFailure, Clock};
 use mailpipe::runner;
 use mailpipe::state::Store;
@@ -19,17 +21,23 @@ const SAMPLE: &[u8] = include_bytes!("../../../plugins/templates/sample.eml");
 pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let store = Arc::new(Store::open(&config.state_dir)?);
-    let pipeline = runner::build_pipeline(&config, Some(store.clone()), Clock::System).await?;
-    let mut failed = false;
+    let pipeline =
+        runner::build_pipeline_unchecked(&config, Some(store.clone()), Clock::System).await?;
+    let problems = runner::config_problems(&config, &pipeline);
+    for problem in &problems {
+        println!("{problem}");
+    }
+    let mut failed = !problems.is_empty();
     // Each plugin alone, so one that stops or discards does not hide the next one's problem.
-    let email = Email::new(SAMPLE.to_vec(), "INBOX", vec![]);
+    let msg = Arc::new(Readable::new(Email::new(SAMPLE.to_vec(), "INBOX", vec![])));
     for plugin in &pipeline.plugins {
-        let msg = view::to_wit(&email, plugin.info.needs);
-        let raw = Some(Arc::new(email.raw.clone()));
+        if !plugin.config_problems.is_empty() {
+            continue; // said above; it would not be run
+        }
         // The store is read (as in a run) but the call's writes are dropped with its result.
         let call = pipeline
             .runtime
-            .call(plugin, &msg, raw, Some(store.clone()), Clock::System)
+            .call(plugin, &msg, Some(store.clone()), Clock::System)
             .await;
         if let Err(failure) = call.outcome {
             failed = true;
@@ -85,16 +93,7 @@ fn problem(
         CallFailure::Returned(text) => without_json_position(text),
         other => format!("fails on a sample message: {other}"),
     };
-    let key = named_key(&text);
-    let line = match (lines, &key) {
-        (Some(l), Some(k)) => l.of_key(k),
-        (Some(l), None) => l.name,
-        (None, _) => 1,
-    };
-    match key {
-        Some(k) => format!("{}:{line}: plugin {plugin}: `{k}`: {text}", file.display()),
-        None => format!("{}:{line}: plugin {plugin}: {text}", file.display()),
-    }
+    at_key(file, plugin, lines, named_key(&text).as_deref(), &text)
 }
 
 /// The config key a plugin's error is about, in the words JSON libraries and our templates

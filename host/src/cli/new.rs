@@ -56,12 +56,25 @@ macro_rules! verbatim {
     };
 }
 
+impl Lang {
+    /// The contract a new project of this language is built against. Rust projects use the
+    /// newest; the JS, Python and C templates (and the C bindings made by wit-bindgen) are
+    /// still written for 0.1, which the host loads unchanged next to 0.2.
+    pub fn contract(self) -> contract::Contract {
+        match self {
+            Lang::Rust => contract::CURRENT,
+            Lang::Js | Lang::Python | Lang::C => contract::V0_1,
+        }
+    }
+}
+
 fn files(lang: Lang) -> anyhow::Result<Vec<File>> {
+    let wit = lang.contract().wit;
     let mut files = vec![
         template!("sample.eml", "sample.eml"),
         File {
             path: "wit/plugin.wit",
-            bytes: Content::Verbatim(contract::CURRENT_WIT.as_bytes()),
+            bytes: Content::Verbatim(wit.as_bytes()),
             executable: false,
         },
     ];
@@ -85,7 +98,7 @@ fn files(lang: Lang) -> anyhow::Result<Vec<File>> {
             verbatim!("mailpipe-plugin/src/message.rs", "plugins/sdk/src/message.rs"),
             File {
                 path: "mailpipe-plugin/wit/plugin.wit",
-                bytes: Content::Verbatim(contract::CURRENT_WIT.as_bytes()),
+                bytes: Content::Verbatim(wit.as_bytes()),
                 executable: false,
             },
         ]),
@@ -97,10 +110,7 @@ fn files(lang: Lang) -> anyhow::Result<Vec<File>> {
             template!("src/index.js", "js/src/index.js"),
             File {
                 path: "types/mailpipe-plugin.d.ts",
-                bytes: Content::Generated(contract::typescript::generate(
-                    contract::CURRENT_WIT,
-                    contract::WORLD,
-                )?),
+                bytes: Content::Generated(contract::typescript::generate(wit, contract::WORLD)?),
                 executable: false,
             },
         ]),
@@ -224,7 +234,7 @@ pub fn run(name: &str, lang: Lang, dir: Option<&Path>) -> anyhow::Result<()> {
     println!(
         "created {} (mailpipe:plugin@{}). Build and try it:\n  cd {}\n  {}",
         dir.display(),
-        contract::CURRENT_VERSION,
+        lang.contract().version,
         dir.display(),
         next_steps(lang, name)
     );

@@ -241,6 +241,22 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
+    if !loaded[0].config_problems.is_empty() {
+        let _ = std::fs::remove_dir_all(&temp);
+        let problems: Vec<String> = loaded[0]
+            .config_problems
+            .iter()
+            .map(|c| match &c.key {
+                Some(key) => format!("  `{key}`: {}", c.message),
+                None => format!("  {}", c.message),
+            })
+            .collect();
+        anyhow::bail!(
+            "plugin {} refuses its configuration:\n{}",
+            loaded[0].name,
+            problems.join("\n")
+        );
+    }
     let clock = a.now_ms.map_or(Clock::System, Clock::Fixed);
     let pipeline = Pipeline {
         runtime,

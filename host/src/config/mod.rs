@@ -150,6 +150,33 @@ pub struct PluginLines {
     pub config_keys: BTreeMap<String, usize>,
 }
 
+impl Config {
+    /// `FILE:LINE: plugin NAME: ...` about a key of a plugin's config table (see `at_key`).
+    pub fn about_plugin_key(&self, plugin: &str, key: Option<&str>, text: &str) -> String {
+        at_key(&self.file, plugin, self.plugin_lines.get(plugin), key, text)
+    }
+}
+
+/// `FILE:LINE: plugin NAME: `KEY`: TEXT`, at the line of `key` in the plugin's config table,
+/// else at its `name` (line 1 when the plugin is not in the file).
+pub fn at_key(
+    file: &Path,
+    plugin: &str,
+    lines: Option<&PluginLines>,
+    key: Option<&str>,
+    text: &str,
+) -> String {
+    let line = match (lines, key) {
+        (Some(l), Some(k)) => l.of_key(k),
+        (Some(l), None) => l.name,
+        (None, _) => 1,
+    };
+    match key {
+        Some(k) => format!("{}:{line}: plugin {plugin}: `{k}`: {text}", file.display()),
+        None => format!("{}:{line}: plugin {plugin}: {text}", file.display()),
+    }
+}
+
 impl PluginLines {
     /// The line of config key `key` (its top-level part: `rules` for `rules[2].folder`), else
     /// the line of the plugin's name.

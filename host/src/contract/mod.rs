@@ -1,15 +1,62 @@
 //! Why this module exists: the plugin contract (the WIT package in `wit/`) is part of the
 //! program, not only of the repository: `mailpipe wit` prints it, `mailpipe new` vendors it
 //! into a plugin project made anywhere, and `mailpipe wit --typescript` derives the types JS
-//! plugin authors see in their editor from it.
+//! plugin authors see in their editor from it. Every version the host loads is here.
 
 pub mod typescript;
 
-/// The contract version new plugins are built against.
-pub const CURRENT_VERSION: &str = "0.1.0";
+/// A version of the contract: its number and its WIT text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    pub version: &'static str,
+    pub wit: &'static str,
+}
 
-/// The WIT text of the current contract (wit/v0.1/plugin.wit).
-pub const CURRENT_WIT: &str = include_str!("../../../wit/v0.1/plugin.wit");
+/// `mailpipe:plugin@0.1.0`: the message as one record (wit/v0.1).
+pub const V0_1: Contract = Contract {
+    version: "0.1.0",
+    wit: include_str!("../../../wit/v0.1/plugin.wit"),
+};
+
+/// `mailpipe:plugin@0.2.0`: the message as a resource read on demand, `check-config`,
+/// the envelope (wit/v0.2).
+pub const V0_2: Contract = Contract {
+    version: "0.2.0",
+    wit: include_str!("../../../wit/v0.2/plugin.wit"),
+};
+
+/// Every version this host loads, oldest first.
+pub const ALL: &[Contract] = &[V0_1, V0_2];
+
+/// The newest version: what `mailpipe wit` prints and Rust plugins are built against.
+pub const CURRENT: Contract = V0_2;
+
+/// The version `version` ("0.1", "0.1.0", "0.2", ...).
+pub fn find(version: &str) -> Option<Contract> {
+    ALL.iter()
+        .copied()
+        .find(|c| c.version == version || c.version.strip_suffix(".0") == Some(version))
+}
 
 /// The world a plugin component implements.
 pub const WORLD: &str = "plugin";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_version_names_its_own_package() {
+        for c in super::ALL {
+            assert!(
+                c.wit
+                    .contains(&format!("package mailpipe:plugin@{};", c.version)),
+                "{}",
+                c.version
+            );
+        }
+        assert_eq!(super::find("0.1"), Some(super::V0_1));
+        assert_eq!(super::find("0.2.0"), Some(super::V0_2));
+        assert_eq!(super::find("0.3"), None);
+        let supported: Vec<_> = super::ALL.iter().map(|c| c.version).collect();
+        assert_eq!(supported, crate::plugin::SUPPORTED_CONTRACTS);
+    }
+}

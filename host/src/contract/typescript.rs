@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn the_contract_becomes_typescript() {
-        let ts = generate(super::super::CURRENT_WIT, super::super::WORLD).unwrap();
+        let ts = generate(super::super::V0_1.wit, super::super::WORLD).unwrap();
         for expected in [
             "declare module 'mailpipe:plugin/types@0.1.0' {",
             "declare module 'mailpipe:plugin/host@0.1.0' {",

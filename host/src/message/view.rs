@@ -1,5 +1,5 @@
-//! Turns raw bytes into the `message` record plugins see (the WIT type), with no more work
-//! than the plugin's declared `needs`: bodies and attachments are only decoded when asked for.
+//! Turns raw bytes into the parts of a message plugins read (`View`), with no more work than
+//! asked for: bodies and attachments are only decoded at the `bodies` level.
 //! The header fields come from `rewrite::HeaderBlock`, the one definition of the header block
 //! that rewrites use too, so a plugin never sees a field a rewrite cannot reach, or the other
 //! way round; mail-parser interprets single field values and, for bodies, the MIME structure
@@ -11,15 +11,47 @@ use mail_parser::{HeaderForm, HeaderValue, MessageParser};
 
 use super::rewrite::HeaderBlock;
 use super::Email;
-use crate::plugin::bindings::{Address, Attachment, Header, Message, Needs};
+use crate::plugin::bindings::{Address, Attachment, Header, Needs};
 
 /// mail-parser set up for the MIME structure of bodies (the top-level fields it is given are
 /// only the MIME ones, see `mime_message`).
 static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::new);
 
-/// Build the plugin's view of `email`.
-pub fn to_wit(email: &Email, needs: Needs) -> Message {
+/// The parts of a message as plugins read them (the 0.1 contract's `message` record has the
+/// same fields; the 0.2 `message` resource has a method for each).
+#[derive(Debug, Clone)]
+pub struct View {
+    pub message_id: Option<String>,
+    /// The Date header as seconds since the Unix epoch, when it parses.
+    pub date: Option<i64>,
+    pub from: Vec<Address>,
+    pub sender: Option<Address>,
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub subject: Option<String>,
+    /// Every header field in order, decoded and unfolded.
+    pub headers: Vec<Header>,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub size: u64,
+    pub mailbox: String,
+    pub flags: Vec<String>,
+}
+
+/// Build the plugin's view of `email` down to `needs`' level.
+pub fn to_view(email: &Email, needs: Needs) -> View {
     convert(&parse(&email.raw, needs), email, needs)
+}
+
+/// The decoded bytes of attachment `index` (numbered as in `View::attachments`).
+pub fn attachment_content(email: &Email, index: usize) -> Option<Vec<u8>> {
+    let block = HeaderBlock::parse(&email.raw);
+    let mime = mime_message(&block);
+    let parsed = PARSER.parse(&mime)?;
+    let part = parsed.attachments().nth(index)?;
+    Some(part.decoded().into_owned())
 }
 
 /// A message split as far as the view for `needs` requires.
@@ -59,8 +91,8 @@ fn mime_message(block: &HeaderBlock) -> Vec<u8> {
 }
 
 /// The view of `email` from its parsed form (see `parse`).
-pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> Message {
-    let mut view = Message {
+pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> View {
+    let mut view = View {
         message_id: None,
         date: None,
         from: Vec::new(),
@@ -184,7 +216,7 @@ mod tests {
     #[test]
     fn headers_are_decoded_in_order() {
         let raw = b"From: =?ISO-8859-1?Q?Bj=F6rn?= <bjorn@example.org>\r\nTo: a@example.com\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n folded\r\n\r\nHi\r\n";
-        let v = to_wit(&email(raw), Needs::Headers);
+        let v = to_view(&email(raw), Needs::Headers);
         assert_eq!(v.subject.as_deref(), Some("Grüße folded"));
         assert_eq!(v.from[0].name.as_deref(), Some("Björn"));
         assert_eq!(v.from[0].address, "bjorn@example.org");
@@ -201,7 +233,7 @@ mod tests {
     #[test]
     fn bodies_and_attachments_for_needs_bodies() {
         let raw = b"From: a@b.c\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\n\r\nhello\r\n--X\r\nContent-Type: text/csv; name=r.csv\r\nContent-Disposition: attachment; filename=r.csv\r\n\r\na,b\r\n--X--\r\n";
-        let v = to_wit(&email(raw), Needs::Bodies);
+        let v = to_view(&email(raw), Needs::Bodies);
         assert_eq!(v.text_body.as_deref().map(str::trim), Some("hello"));
         assert_eq!(v.attachments.len(), 1);
         assert_eq!(v.attachments[0].filename.as_deref(), Some("r.csv"));
@@ -239,7 +271,7 @@ mod tests {
     #[test]
     fn garbage_and_empty_input_give_an_empty_view() {
         for raw in [&b""[..], b"\0\0\xff\xfe", b"no headers here"] {
-            let v = to_wit(&email(raw), Needs::Bodies);
+            let v = to_view(&email(raw), Needs::Bodies);
             assert_eq!(v.size, raw.len() as u64);
             assert!(v.from.is_empty());
         }

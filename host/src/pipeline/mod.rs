@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::actions::{self, forward, loop_guard, reply, validate, Outgoing, OutgoingKind};
 use crate::config::{Identity, PluginConfig, PluginLimits};
 use crate::message::encode;
+use crate::message::readable::Readable;
 use crate::message::{rewrite, view, Email};
 use crate::plugin::bindings::{Action, ForwardMode, Needs};
 use crate::plugin::{CallFailure, Clock, LoadedPlugin, PluginRuntime};
@@ -133,27 +134,20 @@ impl Pipeline {
             email: original.clone(),
             decision: Decision::new(message_key, message_id),
         };
-        // The plugin's view, reused by the next plugin with the same needs while no plugin
-        // changed the message.
-        let mut views: Vec<(Needs, crate::plugin::bindings::Message)> = Vec::new();
+        // The message as plugins read it, parsed part by part on demand and shared by the
+        // next plugins while none of them changes it.
+        let mut readable: Option<Arc<Readable>> = None;
         for plugin in &self.plugins {
             if w.decision.stopped_by.is_some() {
                 w.decision.reports.push(PluginReport::skipped(plugin));
                 continue;
             }
-            let needs = plugin.info.needs;
-            if !views.iter().any(|(n, _)| *n == needs) {
-                views.push((needs, view::to_wit(&w.email, needs)));
-            }
-            let msg = &views
-                .iter()
-                .find(|(n, _)| *n == needs)
-                .expect("just added")
-                .1;
-            let raw = (plugin.info.needs == Needs::Raw).then(|| Arc::new(w.email.raw.clone()));
+            let msg = readable
+                .get_or_insert_with(|| Arc::new(Readable::new(w.email.clone())))
+                .clone();
             let call = self
                 .runtime
-                .call(plugin, msg, raw, self.store.clone(), self.clock)
+                .call(plugin, &msg, self.store.clone(), self.clock)
                 .await;
             let logs = call.logs;
             w.decision.reads.push((plugin.name.to_string(), call.reads));
@@ -169,7 +163,7 @@ impl Pipeline {
             let report = match outcome {
                 Ok(actions) => {
                     if actions.iter().any(changes_message) {
-                        views.clear();
+                        readable = None;
                     }
                     let origin = Origin {
                         original,

@@ -1,5 +1,5 @@
 //! What a plugin can reach: the `host` interface of the WIT contract (log, clock, its config,
-//! its own key-value state, the raw message) plus a WASI context with no files, no network,
+//! its own key-value state; the message it decides is in `message_api`) plus a WASI context with no files, no network,
 //! no environment and captured stdout/stderr. Everything a call changes is buffered here and
 //! handed back to the pipeline, which commits it only when the call succeeds.
 
@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{mailpipe::plugin as wit, LogLevel};
 use crate::config::PluginLimits;
+use crate::message::readable::Readable;
 use crate::state::{KvWrite, Store};
 
 /// Per-call quotas of the host interface.
@@ -84,7 +85,10 @@ pub struct CallInputs {
     pub config_json: Arc<str>,
     pub config: Arc<serde_json::Value>,
     pub store: Option<Arc<Store>>,
-    pub raw: Option<Arc<Vec<u8>>>,
+    /// The message of an `on-message` call (none for `info` and `check-config`).
+    pub message: Option<Arc<Readable>>,
+    /// A 0.1 plugin that declared `needs: raw` may read the raw bytes (`host.raw-message`).
+    pub raw_for_0_1: bool,
     pub clock: Clock,
     pub limits: PluginLimits,
 }
@@ -170,6 +174,24 @@ impl PluginState {
         self.reads = KvReads::default();
         self.logs.clear();
         self.dropped_logs = 0;
+    }
+
+    /// The message the current call decides.
+    pub(crate) fn message(&self) -> Option<&Readable> {
+        self.inputs.message.as_deref()
+    }
+
+    /// Let go of the message when a call is over (a warm instance waits with no message).
+    pub(crate) fn end_call(&mut self) {
+        self.inputs.message = None;
+    }
+
+    /// `host.raw-message` of the 0.1 contract: only for plugins that declared `needs: raw`.
+    pub(crate) fn raw_for_0_1(&self) -> Vec<u8> {
+        match self.message() {
+            Some(m) if self.inputs.raw_for_0_1 => m.email().raw.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Whether the instance should not serve more calls: its captured output nears the
@@ -426,13 +448,5 @@ impl wit::host::Host for PluginState {
         self.account_kv(&key, None)?;
         self.kv.insert(key, None);
         Ok(())
-    }
-
-    fn raw_message(&mut self) -> Vec<u8> {
-        self.inputs
-            .raw
-            .as_ref()
-            .map(|r| r.to_vec())
-            .unwrap_or_default()
     }
 }

@@ -5,6 +5,8 @@
 //! warm instance a few µs); it is thrown away after any trap, timeout or memory overrun, and
 //! replaced after `MAX_CALLS_PER_INSTANCE` calls. `fresh_instance = true` gives a plugin a
 //! new instance from its `InstancePre` for every message instead.
+//! Each supported contract version has its bindings (`bindings` for the newest, `v0_1`);
+//! `Contract` below is the one place that tells them apart.
 
 pub mod bindings;
 pub mod cache;
@@ -12,6 +14,8 @@ pub mod engine;
 pub mod guest_error;
 pub mod host_api;
 pub mod limits;
+mod message_api;
+pub mod v0_1;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,12 +23,13 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Store as WasmStore;
 
-use bindings::{Action, Message, Needs, Plugin, PluginInfo, PluginPre};
+use bindings::{Action, ConfigProblem, Needs, Plugin, PluginInfo, PluginPre};
 pub use cache::CacheUse;
 use engine::PluginEngine;
 pub use host_api::{CallInputs, Clock, KvReads, LogLine, PluginState};
 
 use crate::config::{PluginConfig, PluginLimits};
+use crate::message::readable::Readable;
 use crate::state::{KvWrite, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,11 @@ pub enum PluginError {
     },
     #[error("plugin {plugin}: info() failed: {failure}")]
     Info {
+        plugin: String,
+        failure: CallFailure,
+    },
+    #[error("plugin {plugin}: check-config() failed: {failure}")]
+    CheckConfig {
         plugin: String,
         failure: CallFailure,
     },
@@ -88,8 +98,75 @@ pub fn bounded_text(text: &str) -> String {
     format!("{}… ({} more bytes)", &text[..cut], text.len() - cut)
 }
 
-/// The contract versions this host loads.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+/// The contract versions this host loads, oldest first.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// A plugin's component, linked for the contract version it was built for.
+enum Contract {
+    V0_1(v0_1::PluginPre<PluginState>),
+    V0_2(PluginPre<PluginState>),
+}
+
+/// An instance of a plugin, of the contract version it was built for.
+enum Instance {
+    V0_1(v0_1::Plugin),
+    V0_2(Plugin),
+}
+
+impl Contract {
+    fn version(&self) -> &'static str {
+        match self {
+            Contract::V0_1(_) => "0.1.0",
+            Contract::V0_2(_) => "0.2.0",
+        }
+    }
+
+    async fn instantiate(&self, store: &mut WasmStore<PluginState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Contract::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+            Contract::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl Instance {
+    async fn info(&self, store: &mut WasmStore<PluginState>) -> wasmtime::Result<PluginInfo> {
+        match self {
+            Instance::V0_1(p) => p.call_info(store).await.map(v0_1::info),
+            Instance::V0_2(p) => p.call_info(store).await,
+        }
+    }
+
+    /// The plugin's verdict on its configuration (0.1 has no way to give one).
+    async fn check_config(
+        &self,
+        store: &mut WasmStore<PluginState>,
+    ) -> wasmtime::Result<Vec<ConfigProblem>> {
+        match self {
+            Instance::V0_1(_) => Ok(Vec::new()),
+            Instance::V0_2(p) => p.call_check_config(store).await,
+        }
+    }
+
+    async fn on_message(
+        &self,
+        store: &mut WasmStore<PluginState>,
+        msg: &Readable,
+        needs: Needs,
+    ) -> wasmtime::Result<Result<Vec<Action>, String>> {
+        match self {
+            Instance::V0_1(p) => Ok(p
+                .call_on_message(store, v0_1::record(msg, needs))
+                .await?
+                .map(|actions| actions.into_iter().map(v0_1::action).collect())),
+            Instance::V0_2(p) => {
+                // The one message of this call, lent for its duration (`message_api`).
+                let handle = wasmtime::component::Resource::new_borrow(0);
+                p.call_on_message(store, handle).await
+            }
+        }
+    }
+}
 
 /// The outcome of one `on-message` call with its buffered effects.
 pub struct CallResult {
@@ -111,7 +188,7 @@ const MAX_WARM_INSTANCES: usize = 4;
 /// An instantiated plugin waiting for its next message.
 struct Warm {
     store: WasmStore<PluginState>,
-    plugin: Plugin,
+    plugin: Instance,
     calls: u32,
 }
 
@@ -130,9 +207,12 @@ pub struct LoadedPlugin {
     /// What identifies this plugin's behaviour: a hash of its component and its config. A
     /// message it failed on is decided again when this changes.
     pub fingerprint: String,
+    /// What the plugin found wrong with its configuration at load (`check-config`, contract
+    /// 0.2 and later). `runner::load_plugins` refuses to run a plugin with problems.
+    pub config_problems: Vec<ConfigProblem>,
     config_json: Arc<str>,
     config: Arc<serde_json::Value>,
-    pre: PluginPre<PluginState>,
+    pre: Contract,
     warm: Mutex<Vec<Warm>>,
 }
 
@@ -157,6 +237,9 @@ impl PluginRuntime {
         let mut linker = Linker::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|_| Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s))
+            .and_then(|_| {
+                v0_1::Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
+            })
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         Ok(PluginRuntime {
             engine,
@@ -204,8 +287,9 @@ impl PluginRuntime {
             cache::load_component(&self.engine.engine, &wasm, self.cache_dir.as_deref())
                 .map_err(|e| load_err(in_plain_words(&e, &settings.limits)))?
         };
+        let versions = contract_versions(&self.engine.engine, &component);
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            load_err(match contract_versions(&self.engine.engine, &component) {
+            load_err(match &versions {
                 v if !v.is_empty() && !v.iter().any(|v| SUPPORTED_CONTRACTS.contains(&v.as_str())) => format!(
                     "it is built for contract mailpipe:plugin@{}; this mailpipe supports mailpipe:plugin@{}",
                     v.join(", @"),
@@ -214,8 +298,13 @@ impl PluginRuntime {
                 _ => in_plain_words(&e, &settings.limits),
             })
         })?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|e| load_err(in_plain_words(&e, &settings.limits)))?;
+        // A component that imports nothing of the contract is taken for the oldest version.
+        let pre = if versions.iter().any(|v| v == "0.2.0") {
+            PluginPre::new(instance_pre).map(Contract::V0_2)
+        } else {
+            v0_1::PluginPre::new(instance_pre).map(Contract::V0_1)
+        }
+        .map_err(|e| load_err(in_plain_words(&e, &settings.limits)))?;
         let config_json: Arc<str> = settings.config.to_string().into();
         let fingerprint = fingerprint(&wasm, &config_json);
         let name: Arc<str> = plugin.clone().into();
@@ -230,24 +319,41 @@ impl PluginRuntime {
             cache,
             load_time: Duration::ZERO,
             fingerprint,
+            config_problems: Vec::new(),
             config_json,
             config: Arc::new(settings.config.clone()),
             pre,
             warm: Mutex::new(Vec::new()),
         };
-        let inputs = loaded.inputs(store, None, Clock::System);
+        let inputs = loaded.inputs(store.clone(), None, Clock::System);
         let (mut wstore, instance) = self.instantiate(&loaded, inputs).await;
         let (result, instance) = match instance {
             Ok(p) => {
-                let r = with_deadline(&settings.limits, p.call_info(&mut wstore)).await;
+                let r = with_deadline(&settings.limits, p.info(&mut wstore)).await;
                 let reusable = r.is_ok().then_some(p);
                 (r, reusable)
             }
             Err(e) => (Err(e), None),
         };
         let (info, _) = finish(&mut wstore, result, &settings.limits);
-        loaded.info = info.map_err(|failure| PluginError::Info { plugin, failure })?;
-        if let Some(p) = instance {
+        loaded.info = info.map_err(|failure| PluginError::Info {
+            plugin: plugin.clone(),
+            failure,
+        })?;
+        let Some(p) = instance else {
+            unreachable!("info() returned, so its instance is kept")
+        };
+        // Its own call with a fresh budget; what it writes to the store is dropped.
+        wstore
+            .data_mut()
+            .begin_call(loaded.inputs(store, None, Clock::System));
+        set_deadline(&mut wstore, &settings.limits);
+        let r = with_deadline(&settings.limits, p.check_config(&mut wstore)).await;
+        let reusable = r.is_ok();
+        let (problems, _) = finish(&mut wstore, r, &settings.limits);
+        loaded.config_problems =
+            problems.map_err(|failure| PluginError::CheckConfig { plugin, failure })?;
+        if reusable {
             loaded.keep_warm(wstore, p, 0);
         }
         loaded.load_time = started.elapsed();
@@ -258,18 +364,12 @@ impl PluginRuntime {
     pub async fn call(
         &self,
         plugin: &LoadedPlugin,
-        msg: &Message,
-        raw: Option<Arc<Vec<u8>>>,
+        msg: &Arc<Readable>,
         store: Option<Arc<Store>>,
         clock: Clock,
     ) -> CallResult {
         let started = Instant::now();
-        let raw = if plugin.info.needs == Needs::Raw {
-            raw
-        } else {
-            None
-        };
-        let inputs = plugin.inputs(store, raw, clock);
+        let inputs = plugin.inputs(store, Some(msg.clone()), clock);
         let (mut wstore, instance, calls) = match plugin.take_warm() {
             Some(mut w) => {
                 w.store.data_mut().begin_call(inputs);
@@ -284,13 +384,17 @@ impl PluginRuntime {
         // A trapped, timed-out or failed instance is never entered again.
         let (result, instance) = match instance {
             Ok(p) => {
-                let r = with_deadline(&plugin.settings.limits, p.call_on_message(&mut wstore, msg))
-                    .await;
+                let r = with_deadline(
+                    &plugin.settings.limits,
+                    p.on_message(&mut wstore, msg, plugin.info.needs),
+                )
+                .await;
                 let reusable = r.is_ok().then_some(p);
                 (r, reusable)
             }
             Err(e) => (Err(e), None),
         };
+        wstore.data_mut().end_call();
         let reads = wstore.data_mut().take_reads();
         let (result, (logs, kv)) = finish(&mut wstore, result, &plugin.settings.limits);
         if let Some(p) = instance {
@@ -320,7 +424,7 @@ impl PluginRuntime {
         &self,
         plugin: &LoadedPlugin,
         inputs: CallInputs,
-    ) -> (WasmStore<PluginState>, wasmtime::Result<Plugin>) {
+    ) -> (WasmStore<PluginState>, wasmtime::Result<Instance>) {
         let limits = plugin.settings.limits;
         let mut store = WasmStore::new(
             &self.engine.engine,
@@ -329,7 +433,7 @@ impl PluginRuntime {
         store.limiter(|s| &mut s.limits);
         set_deadline(&mut store, &limits);
         store.epoch_deadline_trap();
-        let instance = with_deadline(&limits, plugin.pre.instantiate_async(&mut store)).await;
+        let instance = with_deadline(&limits, plugin.pre.instantiate(&mut store)).await;
         // The call gets its whole budget, whatever instantiation took.
         set_deadline(&mut store, &limits);
         (store, instance)
@@ -461,7 +565,7 @@ impl LoadedPlugin {
 
     /// Keep an instance whose last call returned normally for the next message, unless the
     /// plugin wants fresh instances or this one has served its share.
-    fn keep_warm(&self, store: WasmStore<PluginState>, plugin: Plugin, calls: u32) {
+    fn keep_warm(&self, store: WasmStore<PluginState>, plugin: Instance, calls: u32) {
         if self.settings.fresh_instance
             || calls >= MAX_CALLS_PER_INSTANCE
             || store.data().worn_out()
@@ -479,10 +583,15 @@ impl LoadedPlugin {
         }
     }
 
+    /// The contract version the plugin was built for, e.g. "0.2.0".
+    pub fn contract(&self) -> &'static str {
+        self.pre.version()
+    }
+
     fn inputs(
         &self,
         store: Option<Arc<Store>>,
-        raw: Option<Arc<Vec<u8>>>,
+        message: Option<Arc<Readable>>,
         clock: Clock,
     ) -> CallInputs {
         CallInputs {
@@ -490,7 +599,8 @@ impl LoadedPlugin {
             config_json: self.config_json.clone(),
             config: self.config.clone(),
             store,
-            raw,
+            message,
+            raw_for_0_1: self.info.needs == Needs::Raw,
             clock,
             limits: self.settings.limits,
         }

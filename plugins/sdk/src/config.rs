@@ -41,3 +41,39 @@ macro_rules! config_once {
             .map_err(|e| e.clone())
     }};
 }
+
+/// Parse the configuration into `T` for `Plugin::check_config`: a problem names the key it is
+/// about when serde does ("unknown field `subjet`", "missing field `body`"), so that
+/// `mailpipe check` can point at its line.
+pub fn config_checked<T: DeserializeOwned>() -> Result<T, crate::ConfigProblem> {
+    serde_json::from_str(&host::config_json()).map_err(|e| problem_of(&e.to_string()))
+}
+
+fn problem_of(error: &str) -> crate::ConfigProblem {
+    // serde_json adds " at line L column C" of the JSON the host made: not the user's file.
+    let message = error.split(" at line ").next().unwrap_or(error).to_string();
+    let key = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_string);
+    crate::ConfigProblem { key, message }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn problems_name_their_key_and_not_the_json_position() {
+        let p = super::problem_of(
+            "unknown field `subjet`, expected one of `subject`, `body` at line 1 column 9",
+        );
+        assert_eq!(p.key.as_deref(), Some("subjet"));
+        assert_eq!(
+            p.message,
+            "unknown field `subjet`, expected one of `subject`, `body`"
+        );
+        let p = super::problem_of("invalid type: string \"x\", expected u64 at line 1 column 3");
+        assert_eq!(p.key, None);
+        assert_eq!(p.message, "invalid type: string \"x\", expected u64");
+    }
+}

@@ -17,8 +17,8 @@
 //! Reply-To and Return-Path; a null Return-Path (`<>`, a bounce) is never answered.
 
 use mailpipe_plugin::{
-    header, header_safe, is_direct_recipient, kv, matches_glob, sender_address, Action, Message,
-    Needs, Plugin, PluginInfo, Reply,
+    config_problem, header, header_safe, is_direct_recipient, kv, matches_glob, sender_address,
+    Action, ConfigProblem, Message, Needs, Plugin, PluginInfo, Reply,
 };
 use serde::Deserialize;
 
@@ -60,15 +60,42 @@ impl Plugin for AutoResponder {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+    fn check_config() -> Vec<ConfigProblem> {
+        let config: Config = match mailpipe_plugin::config_checked() {
+            Ok(config) => config,
+            Err(problem) => return vec![problem],
+        };
+        let mut problems = Vec::new();
+        if config.addresses.is_empty() {
+            problems.push(config_problem(
+                "addresses",
+                "is empty: list your own addresses (a reply goes only to mail sent to one of them)",
+            ));
+        }
+        if let Some(i) = config.addresses.iter().position(|a| !a.contains('@')) {
+            problems.push(config_problem(
+                format!("addresses.{i}"),
+                format!("{:?} is not an address", config.addresses[i]),
+            ));
+        }
+        if config.days == 0 {
+            problems.push(config_problem(
+                "days",
+                "must be at least 1 (one reply per sender per that many days)",
+            ));
+        }
+        problems
+    }
+
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
         let config: &Config = mailpipe_plugin::config_once!(Config)?;
-        let Some(sender) = sender_address(&msg) else {
+        let Some(sender) = sender_address(msg) else {
             return Ok(vec![]);
         };
-        if !is_direct_recipient(&msg, &config.addresses) || is_from_me_or_robot(&msg, config) {
+        if !is_direct_recipient(msg, &config.addresses) || is_from_me_or_robot(msg, config) {
             return Ok(vec![]);
         }
-        if is_list_or_automatic(&msg) {
+        if is_list_or_automatic(msg) {
             return Ok(vec![]);
         }
 
@@ -84,7 +111,7 @@ impl Plugin for AutoResponder {
         // or config text: made header-safe, or the host would refuse the reply.
         let subject = match &config.subject {
             Some(subject) => header_safe(subject),
-            None => header_safe(&format!("Auto: {}", msg.subject.as_deref().unwrap_or(""))),
+            None => header_safe(&format!("Auto: {}", msg.subject().unwrap_or_default())),
         };
         Ok(vec![Action::Reply(Reply {
             subject: Some(subject),
@@ -97,27 +124,19 @@ impl Plugin for AutoResponder {
 
 /// Every address the message claims to come from: From, Sender, Reply-To and the envelope
 /// sender that delivery recorded in Return-Path.
-fn senders(msg: &Message) -> impl Iterator<Item = &str> {
-    msg.from
-        .iter()
-        .chain(msg.sender.as_ref())
-        .chain(&msg.reply_to)
-        .map(|a| a.address.as_str())
-        .chain(return_path(msg).filter(|path| !path.is_empty()))
-}
-
-/// The Return-Path address without its angle brackets; `Some("")` for a bounce (`<>`).
-fn return_path(msg: &Message) -> Option<&str> {
-    header(msg, "Return-Path").map(|v| {
-        v.trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim()
-    })
+fn senders(msg: &Message) -> Vec<String> {
+    msg.from()
+        .into_iter()
+        .chain(msg.sender())
+        .chain(msg.reply_to())
+        .map(|a| a.address)
+        .chain(msg.envelope().return_path.filter(|path| !path.is_empty()))
+        .collect()
 }
 
 fn is_from_me_or_robot(msg: &Message, config: &Config) -> bool {
-    senders(msg).any(|address| {
+    senders(msg).iter().any(|address| {
+        let address = address.as_str();
         let mine = config
             .addresses
             .iter()
@@ -128,7 +147,7 @@ fn is_from_me_or_robot(msg: &Message, config: &Config) -> bool {
 }
 
 fn is_list_or_automatic(msg: &Message) -> bool {
-    let list_header = msg.headers.iter().any(|h| {
+    let list_header = msg.headers().iter().any(|h| {
         h.name
             .get(..5)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case("list-"))
@@ -143,7 +162,7 @@ fn is_list_or_automatic(msg: &Message) -> bool {
         let keyword = v.split(';').next().unwrap_or("").trim();
         !keyword.eq_ignore_ascii_case("no")
     });
-    let bounce = return_path(msg) == Some("");
+    let bounce = msg.envelope().return_path.as_deref() == Some("");
     list_header || bulk || automatic || bounce
 }
 

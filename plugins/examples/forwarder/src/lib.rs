@@ -14,7 +14,8 @@
 //! The host decides which recipients are allowed; forwarding elsewhere fails the message.
 
 use mailpipe_plugin::{
-    matches_glob, Action, Forward, ForwardMode, Message, Needs, Plugin, PluginInfo,
+    config_problem, matches_glob, Action, Address, ConfigProblem, Forward, ForwardMode, Message,
+    Needs, Plugin, PluginInfo,
 };
 use serde::Deserialize;
 
@@ -45,15 +46,16 @@ enum Mode {
 }
 
 impl Rule {
-    fn matches(&self, msg: &Message) -> bool {
+    /// `subject` in lower case.
+    fn matches(&self, from: &[Address], subject: &str) -> bool {
         let from_ok = self
             .from
             .as_ref()
-            .is_none_or(|pattern| msg.from.iter().any(|a| matches_glob(pattern, &a.address)));
-        let subject_ok = self.subject_contains.as_ref().is_none_or(|needle| {
-            let subject = msg.subject.as_deref().unwrap_or("").to_lowercase();
-            subject.contains(&needle.to_lowercase())
-        });
+            .is_none_or(|pattern| from.iter().any(|a| matches_glob(pattern, &a.address)));
+        let subject_ok = self
+            .subject_contains
+            .as_ref()
+            .is_none_or(|needle| subject.contains(&needle.to_lowercase()));
         from_ok && subject_ok
     }
 
@@ -70,6 +72,15 @@ impl Rule {
     }
 }
 
+/// The first rule that forwards to nobody.
+fn empty_rule(config: &Config) -> Option<ConfigProblem> {
+    let i = config.rules.iter().position(|r| r.to.is_empty())?;
+    Some(config_problem(
+        format!("rules.{i}.to"),
+        format!("rule #{}: `to` must list at least one address", i + 1),
+    ))
+}
+
 struct Forwarder;
 
 impl Plugin for Forwarder {
@@ -81,18 +92,23 @@ impl Plugin for Forwarder {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
-        let config: Config = mailpipe_plugin::config()?;
-        if let Some(i) = config.rules.iter().position(|r| r.to.is_empty()) {
-            return Err(format!(
-                "rule #{}: `to` must list at least one address",
-                i + 1
-            ));
+    fn check_config() -> Vec<ConfigProblem> {
+        match mailpipe_plugin::config_checked::<Config>() {
+            Ok(config) => empty_rule(&config).into_iter().collect(),
+            Err(problem) => vec![problem],
         }
+    }
+
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
+        let config: &Config = mailpipe_plugin::config_once!(Config)?;
+        if let Some(problem) = empty_rule(config) {
+            return Err(problem.message);
+        }
+        let (from, subject) = (msg.from(), msg.subject().unwrap_or_default().to_lowercase());
         Ok(config
             .rules
             .iter()
-            .filter(|rule| rule.matches(&msg))
+            .filter(|rule| rule.matches(&from, &subject))
             .map(Rule::action)
             .collect())
     }

@@ -27,7 +27,9 @@
 
 use std::sync::OnceLock;
 
-use mailpipe_plugin::{headers_all, log, Action, FolderTarget, Message, Needs, Plugin, PluginInfo};
+use mailpipe_plugin::{
+    headers_all, log, Action, ConfigProblem, FolderTarget, Message, Needs, Plugin, PluginInfo,
+};
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
@@ -132,32 +134,43 @@ enum Test {
 
 /// Parse and check the configuration once per plugin instance (regexes are costly to build).
 fn rules() -> Result<&'static [Rule], String> {
-    static RULES: OnceLock<Result<Vec<Rule>, String>> = OnceLock::new();
+    static RULES: OnceLock<Result<Vec<Rule>, ConfigProblem>> = OnceLock::new();
     match RULES.get_or_init(load_rules) {
         Ok(rules) => Ok(rules),
-        Err(e) => Err(e.clone()),
+        Err(problem) => Err(problem.message.clone()),
     }
 }
 
-fn load_rules() -> Result<Vec<Rule>, String> {
-    let raw: RawConfig = mailpipe_plugin::config()?;
+/// The rules, or the first problem with them, named by its key ("rules.2.conditions.0").
+fn load_rules() -> Result<Vec<Rule>, ConfigProblem> {
+    let raw: RawConfig = mailpipe_plugin::config_checked()?;
     let mut rules = Vec::new();
     for (i, value) in raw.rules.into_iter().enumerate() {
         let label = match value.get("name").and_then(|n| n.as_str()) {
             Some(name) => format!("rule {:?}", name),
             None => format!("rule #{}", i + 1),
         };
-        let raw: RawRule = serde_json::from_value(value).map_err(|e| format!("{label}: {e}"))?;
-        rules.push(check_rule(raw).map_err(|e| format!("{label}: {e}"))?);
+        let problem = |key: String, e: String| ConfigProblem {
+            key: Some(key),
+            message: format!("{label}: {e}"),
+        };
+        let raw: RawRule = serde_json::from_value(value)
+            .map_err(|e| problem(format!("rules.{i}"), e.to_string()))?;
+        rules.push(check_rule(raw).map_err(|(j, e)| match j {
+            Some(j) => problem(format!("rules.{i}.conditions.{j}"), e),
+            None => problem(format!("rules.{i}"), e),
+        })?);
     }
     Ok(rules)
 }
 
-fn check_rule(raw: RawRule) -> Result<Rule, String> {
+/// A checked rule, or the problem with it (with the index of the condition it is about).
+fn check_rule(raw: RawRule) -> Result<Rule, (Option<usize>, String)> {
     let conditions = raw
         .conditions
         .into_iter()
-        .map(check_condition)
+        .enumerate()
+        .map(|(j, c)| check_condition(c).map_err(|e| (Some(j), e)))
         .collect::<Result<_, _>>()?;
     Ok(Rule {
         name: raw.name,
@@ -233,6 +246,7 @@ fn fold(s: String, case_sensitive: bool) -> String {
 // ---- Evaluation ----
 
 impl Condition {
+    /// Each field is read from the host when a condition asks for it.
     fn holds(&self, msg: &Message) -> bool {
         let values = self.field.values(msg);
         match &self.test {
@@ -255,21 +269,20 @@ impl Condition {
 }
 
 impl Field {
-    fn values<'m>(&self, msg: &'m Message) -> Vec<&'m str> {
-        let addresses = |list: &'m [mailpipe_plugin::Address]| {
-            list.iter().map(|a| a.address.as_str()).collect()
-        };
+    fn values(&self, msg: &Message) -> Vec<String> {
+        let addresses =
+            |list: Vec<mailpipe_plugin::Address>| list.into_iter().map(|a| a.address).collect();
         match self {
             Field::Header(name) => headers_all(msg, name),
-            Field::Address(AddressField::From) => addresses(&msg.from),
-            Field::Address(AddressField::To) => addresses(&msg.to),
-            Field::Address(AddressField::Cc) => addresses(&msg.cc),
-            Field::Address(AddressField::ReplyTo) => addresses(&msg.reply_to),
-            Field::Address(AddressField::Sender) => addresses(msg.sender.as_slice()),
-            Field::Subject => msg.subject.as_deref().into_iter().collect(),
-            Field::Body => [&msg.text_body, &msg.html_body]
+            Field::Address(AddressField::From) => addresses(msg.from()),
+            Field::Address(AddressField::To) => addresses(msg.to()),
+            Field::Address(AddressField::Cc) => addresses(msg.cc()),
+            Field::Address(AddressField::ReplyTo) => addresses(msg.reply_to()),
+            Field::Address(AddressField::Sender) => addresses(msg.sender().into_iter().collect()),
+            Field::Subject => msg.subject().into_iter().collect(),
+            Field::Body => [msg.text_body(), msg.html_body()]
                 .into_iter()
-                .filter_map(|b| b.as_deref())
+                .flatten()
                 .collect(),
         }
     }
@@ -288,8 +301,8 @@ struct RulesFiler;
 
 impl Plugin for RulesFiler {
     fn info() -> PluginInfo {
-        // Only ask the host for bodies when a rule looks at them. A broken configuration is
-        // reported for each message by `on_message`.
+        // Only ask the host to fetch bodies when a rule looks at them. A broken configuration
+        // is reported by `check_config`, and the host does not load the plugin then.
         let wants_body = rules().is_ok_and(|rules| {
             rules
                 .iter()
@@ -307,9 +320,13 @@ impl Plugin for RulesFiler {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+    fn check_config() -> Vec<ConfigProblem> {
+        load_rules().err().into_iter().collect()
+    }
+
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
         let mut actions = Vec::new();
-        for rule in rules()?.iter().filter(|r| r.matches(&msg)) {
+        for rule in rules()?.iter().filter(|r| r.matches(msg)) {
             log::debug(format!("rule {:?} matched", rule.name));
             if let Some(target) = &rule.folder {
                 actions.push(Action::FileInto(target.clone()));

@@ -12,7 +12,8 @@
 //! A subject that already contains the tag (e.g. "Re: [EXT] Invoice") is left alone.
 
 use mailpipe_plugin::{
-    header_safe, matches_glob, Action, Header, Message, Needs, Plugin, PluginInfo,
+    config_problem, header_safe, matches_glob, Action, ConfigProblem, Header, Message, Needs,
+    Plugin, PluginInfo,
 };
 use serde::Deserialize;
 
@@ -37,7 +38,17 @@ impl Plugin for SubjectTagger {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+    fn check_config() -> Vec<ConfigProblem> {
+        match mailpipe_plugin::config_checked::<Config>() {
+            Ok(config) if header_safe(&config.tag).is_empty() => {
+                vec![config_problem("tag", "must not be empty")]
+            }
+            Ok(_) => Vec::new(),
+            Err(problem) => vec![problem],
+        }
+    }
+
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
         let config: &Config = mailpipe_plugin::config_once!(Config)?;
         let tag = header_safe(&config.tag);
         if tag.is_empty() {
@@ -45,8 +56,9 @@ impl Plugin for SubjectTagger {
         }
 
         // Internal means: every From address matches one of the globs (and there is one).
-        let internal = !msg.from.is_empty()
-            && msg.from.iter().all(|a| {
+        let from = msg.from();
+        let internal = !from.is_empty()
+            && from.iter().all(|a| {
                 config
                     .when_from_not
                     .iter()
@@ -59,7 +71,7 @@ impl Plugin for SubjectTagger {
         let mut actions = Vec::new();
         // Inbound subject and config text go into header values: made header-safe (no CR/LF,
         // bounded length), or the host would refuse the whole result.
-        let subject = header_safe(msg.subject.as_deref().unwrap_or(""));
+        let subject = header_safe(&msg.subject().unwrap_or_default());
         if !subject.to_lowercase().contains(&tag.to_lowercase()) {
             actions.push(Action::SetSubject(header_safe(&format!("{tag} {subject}"))));
         }

@@ -14,7 +14,7 @@ impl Plugin for Misbehave {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         Ok(vec![
             Action::SetSubject("this subject must not be applied".into()),
             Action::AddHeader(Header {

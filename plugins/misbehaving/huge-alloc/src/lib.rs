@@ -14,7 +14,7 @@ impl Plugin for Misbehave {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         let bytes = std::hint::black_box(vec![1u8; 1 << 30]);
         let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
         Ok(vec![Action::AddFlags(vec![format!("$Sum{sum}")])])

@@ -14,7 +14,7 @@ impl Plugin for Misbehave {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         let mut n: u64 = 0;
         loop {
             // black_box keeps the compiler from proving the loop useless.

@@ -14,7 +14,7 @@ impl Plugin for Misbehave {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         mailpipe_plugin::kv::set_string("k", "written-by-a-failed-call", None);
         Err("boom".into())
     }

@@ -14,7 +14,7 @@ impl Plugin for Misbehave {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         Ok((0..10_000)
             .map(|i| Action::AddFlags(vec![format!("$Flag{i}")]))
             .collect())

@@ -21,8 +21,8 @@ impl Plugin for Remembers {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
-        let subject = msg.subject.unwrap_or_default();
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
+        let subject = msg.subject().unwrap_or_default();
         if subject.contains("trap") {
             panic!("asked to trap");
         }

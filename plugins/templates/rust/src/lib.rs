@@ -6,7 +6,9 @@
 //!     word = "invoice"      # case-insensitive; default "invoice"
 //!     folder = "Invoices"   # created when missing; default "Invoices"
 
-use mailpipe_plugin::{Action, FolderTarget, Message, Needs, Plugin, PluginInfo};
+use mailpipe_plugin::{
+    config_problem, Action, ConfigProblem, FolderTarget, Message, Needs, Plugin, PluginInfo,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -37,10 +39,23 @@ impl Plugin for Filer {
         }
     }
 
-    fn on_message(msg: Message) -> Result<Vec<Action>, String> {
+    // Called when the plugin is loaded and by `mailpipe check`, which shows each problem at
+    // its line of the config file; a plugin with problems is not loaded.
+    fn check_config() -> Vec<ConfigProblem> {
+        match mailpipe_plugin::config_checked::<Config>() {
+            Ok(config) if config.folder.trim().is_empty() => {
+                vec![config_problem("folder", "must name a folder")]
+            }
+            Ok(_) => Vec::new(),
+            Err(problem) => vec![problem],
+        }
+    }
+
+    fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
         // Parsed once per instance; the host reuses instances from message to message.
         let config: &Config = mailpipe_plugin::config_once!(Config)?;
-        let subject = msg.subject.unwrap_or_default().to_lowercase();
+        // Each part of the message is read from the host when asked for (here: the subject).
+        let subject = msg.subject().unwrap_or_default().to_lowercase();
         if config.word.is_empty() || !subject.contains(&config.word.to_lowercase()) {
             return Ok(vec![]);
         }

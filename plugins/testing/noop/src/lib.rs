@@ -1,5 +1,5 @@
 //! noop: a TEST plugin that returns no actions without looking at the message. A call of it
-//! costs only what the host adds to every call (copying the message record into the guest,
+//! costs only what the host adds to every call (handing it the message handle,
 //! entering it, reading the result back): benches/pipeline.rs reports that as the host's
 //! overhead per plugin call.
 
@@ -16,7 +16,7 @@ impl Plugin for Noop {
         }
     }
 
-    fn on_message(_msg: Message) -> Result<Vec<Action>, String> {
+    fn on_message(_msg: &Message) -> Result<Vec<Action>, String> {
         Ok(Vec::new())
     }
 }

@@ -1,0 +1,150 @@
+//! A message as plugins read it: through the 0.2 contract's `message` resource, part by part,
+//! and through the 0.1 contract's record, built from the same parts. Each part is parsed once,
+//! on first use, and shared by every plugin that sees the same bytes (the pipeline makes a new
+//! one only when a plugin changed the message). Nothing a plugin does not ask for is decoded,
+//! and nothing but the part it asks for is copied into it.
+
+use std::sync::OnceLock;
+
+use super::rewrite::HeaderBlock;
+use super::view::{self, View};
+use super::Email;
+use crate::plugin::bindings::{Envelope, Needs};
+
+pub struct Readable {
+    email: Email,
+    headers: OnceLock<View>,
+    full: OnceLock<View>,
+    envelope: OnceLock<Envelope>,
+    /// The 0.1 contract's record at the `headers` and at the `bodies` level, built once.
+    pub(crate) record_0_1: [OnceLock<crate::plugin::v0_1::Message>; 2],
+}
+
+impl Readable {
+    pub fn new(email: Email) -> Readable {
+        Readable {
+            email,
+            headers: OnceLock::new(),
+            full: OnceLock::new(),
+            envelope: OnceLock::new(),
+            record_0_1: Default::default(),
+        }
+    }
+
+    pub fn email(&self) -> &Email {
+        &self.email
+    }
+
+    /// The parts of the message down to `needs`: the header fields only, or also the bodies
+    /// and attachments (`bodies` and `raw`).
+    pub fn view(&self, needs: Needs) -> &View {
+        match needs {
+            Needs::Headers => match self.full.get() {
+                Some(full) => full,
+                None => self
+                    .headers
+                    .get_or_init(|| view::to_view(&self.email, Needs::Headers)),
+            },
+            Needs::Bodies | Needs::Raw => self
+                .full
+                .get_or_init(|| view::to_view(&self.email, Needs::Bodies)),
+        }
+    }
+
+    /// The values of the fields called `name` (any case), decoded, in message order.
+    pub fn header_all(&self, name: &str) -> impl Iterator<Item = &str> + '_ {
+        let name = name.to_string();
+        self.view(Needs::Headers)
+            .headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(&name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// The decoded bytes of attachment `index` (as numbered in `View::attachments`).
+    pub fn attachment_content(&self, index: u32) -> Option<Vec<u8>> {
+        view::attachment_content(&self.email, index as usize)
+    }
+
+    /// What the delivering server recorded of the envelope: Return-Path, then Delivered-To
+    /// (the newest first, as each delivery prepends one) and X-Original-To.
+    pub fn envelope(&self) -> &Envelope {
+        self.envelope.get_or_init(|| envelope_of(&self.email.raw))
+    }
+}
+
+fn envelope_of(raw: &[u8]) -> Envelope {
+    let block = HeaderBlock::parse(raw);
+    let bare = |value: &[u8]| {
+        let text = view::decode_value(value);
+        let text = text.trim();
+        let text = text.strip_prefix('<').unwrap_or(text);
+        let text = text.strip_suffix('>').unwrap_or(text);
+        text.trim().to_string()
+    };
+    let return_path = block.values("Return-Path").next().map(bare);
+    let mut recipients: Vec<String> = Vec::new();
+    for value in block
+        .values("Delivered-To")
+        .chain(block.values("X-Original-To"))
+    {
+        let address = bare(value);
+        if !address.is_empty() && !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
+            recipients.push(address);
+        }
+    }
+    Envelope {
+        return_path,
+        recipients,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(raw: &[u8]) -> Readable {
+        Readable::new(Email::new(raw.to_vec(), "INBOX", vec![]))
+    }
+
+    #[test]
+    fn the_envelope_comes_from_the_fields_of_the_delivering_server() {
+        let m = readable(
+            b"Return-Path: <bounce+x@lists.example.org>\r\nDelivered-To: bob@example.com\r\n\
+              Delivered-To: team@example.com\r\nX-Original-To: Team@example.com\r\n\
+              From: a@b.c\r\n\r\nhi\r\n",
+        );
+        let e = m.envelope();
+        assert_eq!(e.return_path.as_deref(), Some("bounce+x@lists.example.org"));
+        assert_eq!(e.recipients, ["bob@example.com", "team@example.com"]);
+        let bounce = readable(b"Return-Path: <>\r\nFrom: MAILER-DAEMON@b.c\r\n\r\n");
+        assert_eq!(bounce.envelope().return_path.as_deref(), Some(""));
+        assert!(bounce.envelope().recipients.is_empty());
+        let unknown = readable(b"From: a@b.c\r\n\r\n");
+        assert_eq!(unknown.envelope().return_path, None);
+    }
+
+    #[test]
+    fn headers_are_read_without_bodies_and_bodies_on_demand() {
+        let m = readable(
+            b"From: a@b.c\r\nX-Tag: one\r\nx-tag: two\r\nContent-Type: text/plain\r\n\r\nbody text\r\n",
+        );
+        assert_eq!(m.header_all("X-TAG").collect::<Vec<_>>(), ["one", "two"]);
+        assert!(m.full.get().is_none(), "no body parsed for a header");
+        assert_eq!(m.view(Needs::Headers).text_body, None);
+        assert_eq!(
+            m.view(Needs::Bodies).text_body.as_deref().map(str::trim),
+            Some("body text")
+        );
+        // Once the bodies are parsed, the header level reads from them too.
+        assert!(m.view(Needs::Headers).text_body.is_some());
+    }
+
+    #[test]
+    fn attachments_are_read_by_index() {
+        let m = readable(b"From: a@b.c\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\n\r\nhello\r\n--X\r\nContent-Type: application/octet-stream; name=d.bin\r\nContent-Disposition: attachment; filename=d.bin\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC/w==\r\n--X--\r\n");
+        assert_eq!(m.view(Needs::Bodies).attachments.len(), 1);
+        assert_eq!(m.attachment_content(0), Some(vec![0, 1, 2, 255]));
+        assert_eq!(m.attachment_content(1), None);
+    }
+}

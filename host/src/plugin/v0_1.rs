@@ -1,0 +1,168 @@
+//! The 0.1 contract (wit/v0.1), kept so that plugins built for it load and behave as they
+//! always did next to 0.2 ones: its bindings, its host interface (served by the same code as
+//! the newest one), and the conversions between its types and the host's internal model
+//! (the newest contract's types, see `bindings`). A 0.1 plugin gets the whole message as one
+//! record, built once per message and level from the same parts the 0.2 resource reads.
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.1",
+    world: "plugin",
+    imports: {
+        "mailpipe:plugin/host.kv-set": trappable,
+        "mailpipe:plugin/host.kv-delete": trappable,
+        "mailpipe:plugin/host.log": trappable,
+    },
+    exports: { default: async },
+});
+
+use self::mailpipe::plugin::host as old_host;
+use self::mailpipe::plugin::types as old;
+use super::bindings as now;
+use super::host_api::PluginState;
+use crate::message::readable::Readable;
+
+/// The record a 0.1 plugin with `needs` gets for `message` (built once per level).
+pub fn record(message: &Readable, needs: now::Needs) -> &Message {
+    let level = usize::from(needs != now::Needs::Headers);
+    message.record_0_1[level].get_or_init(|| {
+        let v = message.view(needs);
+        let address = |a: &now::Address| old::Address {
+            name: a.name.clone(),
+            address: a.address.clone(),
+        };
+        Message {
+            message_id: v.message_id.clone(),
+            date: v.date,
+            from: v.from.iter().map(address).collect(),
+            sender: v.sender.as_ref().map(address),
+            reply_to: v.reply_to.iter().map(address).collect(),
+            to: v.to.iter().map(address).collect(),
+            cc: v.cc.iter().map(address).collect(),
+            subject: v.subject.clone(),
+            headers: v.headers.iter().map(header).collect(),
+            text_body: v.text_body.clone(),
+            html_body: v.html_body.clone(),
+            attachments: v
+                .attachments
+                .iter()
+                .map(|a| old::Attachment {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                })
+                .collect(),
+            size: v.size,
+            mailbox: v.mailbox.clone(),
+            flags: v.flags.clone(),
+        }
+    })
+}
+
+fn header(h: &now::Header) -> old::Header {
+    old::Header {
+        name: h.name.clone(),
+        value: h.value.clone(),
+    }
+}
+
+fn new_header(h: old::Header) -> now::Header {
+    now::Header {
+        name: h.name,
+        value: h.value,
+    }
+}
+
+pub fn info(i: PluginInfo) -> now::PluginInfo {
+    now::PluginInfo {
+        name: i.name,
+        version: i.version,
+        needs: match i.needs {
+            old::Needs::Headers => now::Needs::Headers,
+            old::Needs::Bodies => now::Needs::Bodies,
+            old::Needs::Raw => now::Needs::Raw,
+        },
+    }
+}
+
+pub fn action(a: Action) -> now::Action {
+    let folder = |t: old::FolderTarget| now::FolderTarget {
+        folder: t.folder,
+        create: t.create,
+    };
+    match a {
+        Action::Keep => now::Action::Keep,
+        Action::Discard => now::Action::Discard,
+        Action::FileInto(t) => now::Action::FileInto(folder(t)),
+        Action::CopyInto(t) => now::Action::CopyInto(folder(t)),
+        Action::AddFlags(f) => now::Action::AddFlags(f),
+        Action::RemoveFlags(f) => now::Action::RemoveFlags(f),
+        Action::SetHeader(h) => now::Action::SetHeader(new_header(h)),
+        Action::AddHeader(h) => now::Action::AddHeader(new_header(h)),
+        Action::RemoveHeader(n) => now::Action::RemoveHeader(n),
+        Action::SetSubject(s) => now::Action::SetSubject(s),
+        Action::Reply(r) => now::Action::Reply(now::Reply {
+            subject: r.subject,
+            text: r.text,
+            html: r.html,
+            headers: r.headers.into_iter().map(new_header).collect(),
+        }),
+        Action::Forward(f) => now::Action::Forward(now::Forward {
+            to: f.to,
+            mode: match f.mode {
+                old::ForwardMode::Redirect => now::ForwardMode::Redirect,
+                old::ForwardMode::Attachment => now::ForwardMode::Attachment,
+            },
+            note: f.note,
+        }),
+        Action::Stop => now::Action::Stop,
+    }
+}
+
+impl old::Host for PluginState {}
+
+/// The 0.1 host interface is the newest one plus `raw-message`.
+impl old_host::Host for PluginState {
+    fn log(&mut self, level: old_host::LogLevel, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            old_host::LogLevel::Debug => now::LogLevel::Debug,
+            old_host::LogLevel::Info => now::LogLevel::Info,
+            old_host::LogLevel::Warn => now::LogLevel::Warn,
+            old_host::LogLevel::Error => now::LogLevel::Error,
+        };
+        now::mailpipe::plugin::host::Host::log(self, level, message)
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        now::mailpipe::plugin::host::Host::now_ms(self)
+    }
+
+    fn config_json(&mut self) -> String {
+        now::mailpipe::plugin::host::Host::config_json(self)
+    }
+
+    fn config_string(&mut self, key: String) -> Option<String> {
+        now::mailpipe::plugin::host::Host::config_string(self, key)
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        now::mailpipe::plugin::host::Host::kv_get(self, key)
+    }
+
+    fn kv_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<()> {
+        now::mailpipe::plugin::host::Host::kv_set(self, key, value, ttl_seconds)
+    }
+
+    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        now::mailpipe::plugin::host::Host::kv_delete(self, key)
+    }
+
+    /// Only for plugins that declared `needs: raw`, as 0.1 promises; empty for the others.
+    fn raw_message(&mut self) -> Vec<u8> {
+        self.raw_for_0_1()
+    }
+}
