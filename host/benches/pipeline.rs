@@ -133,6 +133,8 @@ struct Stages {
     apply: f64,
     commit: f64,
     total: f64,
+    /// Each plugin's calls, in pipeline order.
+    per_plugin: [f64; 3],
 }
 
 async fn pipeline_of(plugins: Vec<PluginConfig>, store: Arc<Store>) -> Pipeline {
@@ -177,6 +179,9 @@ async fn round(p: &Pipeline, store: &Store, mails: &[Email], tag: &str) -> Stage
         }
         let t4 = Instant::now();
         let calls: f64 = d.reports.iter().map(|r| r.elapsed_us as f64).sum();
+        for (sum, r) in s.per_plugin.iter_mut().zip(&d.reports) {
+            *sum += r.elapsed_us as f64;
+        }
         assert_eq!(d.failed_plugins().count(), 0, "{:?}", d.reports);
         s.parse += us(t1 - t0);
         s.convert += us(t2 - t1);
@@ -256,7 +261,9 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: usize) {
+/// One row of the per-stage table; returns a note with each plugin's share.
+async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: usize) -> String {
+    let names: Vec<String> = plugins.iter().map(|p| p.name.clone()).collect();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let p = pipeline_of(plugins, store.clone()).await;
@@ -280,6 +287,31 @@ async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: 
         med(|s| s.apply),
         med(|s| s.commit),
     );
+    let shares: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "{n} {:.1}",
+                median(all.iter().map(|s| s.per_plugin[i]).collect()) / n_f(mails)
+            )
+        })
+        .collect();
+    format!(
+        "- {name}: µs per message in each plugin's calls: {}",
+        shares.join(", ")
+    )
+}
+
+fn n_f(mails: &[Email]) -> f64 {
+    mails.len() as f64
+}
+
+/// `p` with the component its plugin had when built for contract 0.1 (tests/fixtures).
+fn as_0_1(root: &Path, mut p: PluginConfig) -> PluginConfig {
+    let file = p.path.file_name().unwrap().to_owned();
+    p.path = root.join("tests/fixtures/contract-0.1").join(file);
+    p
 }
 
 /// The host's cost of one call: the no-op plugin over every message (warm instance), built
@@ -366,23 +398,40 @@ async fn main() {
         median(sizes.clone()) / 1e3,
         sizes.last().copied().unwrap_or(0.0) / 1e3
     );
-    println!("µs per message; \"total\" is decide + commit (parse and conversion happen inside it once more)\n");
+    println!("µs per message; \"total\" is decide + commit. \"parse\" and \"convert\" are what a full view of each message costs, measured apart: 0.1 plugins get it whole; for 0.2 plugins the pipeline makes only the parts they read\n");
     println!("| pipeline | messages | messages/s | total | parse | convert to WIT | plugin calls | apply actions | commit |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    bench(
-        "rules-filer + auto-responder + subject-tagger (Rust)",
-        vec![filer(&root, false), responder(&root), tagger(&root)],
-        &mails,
-        rounds,
-    )
-    .await;
-    bench(
-        "rules-filer-js (JS) + auto-responder + subject-tagger",
-        vec![filer(&root, true), responder(&root), tagger(&root)],
-        &mails,
-        rounds,
-    )
-    .await;
+    let notes = [
+        bench(
+            "rules-filer + auto-responder + subject-tagger (Rust, contract 0.2)",
+            vec![filer(&root, false), responder(&root), tagger(&root)],
+            &mails,
+            rounds,
+        )
+        .await,
+        bench(
+            "the same three built for contract 0.1 (tests/fixtures)",
+            vec![
+                as_0_1(&root, filer(&root, false)),
+                as_0_1(&root, responder(&root)),
+                as_0_1(&root, tagger(&root)),
+            ],
+            &mails,
+            rounds,
+        )
+        .await,
+        bench(
+            "rules-filer-js (JS, 0.1) + auto-responder + subject-tagger",
+            vec![filer(&root, true), responder(&root), tagger(&root)],
+            &mails,
+            rounds,
+        )
+        .await,
+    ];
+    println!();
+    for note in notes {
+        println!("{note}");
+    }
     println!(
         "\n## Both cores: messages decided at the same time (`run --jobs`), decide + commit\n"
     );

@@ -4,15 +4,18 @@
 //! one only when a plugin changed the message). Nothing a plugin does not ask for is decoded,
 //! and nothing but the part it asks for is copied into it.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use super::rewrite::HeaderBlock;
 use super::view::{self, View};
 use super::Email;
-use crate::plugin::bindings::{Envelope, Needs};
+use crate::plugin::bindings::{Address, Envelope, Header, Needs};
 
 pub struct Readable {
     email: Email,
+    /// Where each header field's name and raw value are in `email.raw` (one scan, kept).
+    fields: OnceLock<Vec<(Range<usize>, Range<usize>)>>,
     headers: OnceLock<View>,
     full: OnceLock<View>,
     envelope: OnceLock<Envelope>,
@@ -24,6 +27,7 @@ impl Readable {
     pub fn new(email: Email) -> Readable {
         Readable {
             email,
+            fields: OnceLock::new(),
             headers: OnceLock::new(),
             full: OnceLock::new(),
             envelope: OnceLock::new(),
@@ -51,14 +55,70 @@ impl Readable {
         }
     }
 
-    /// The values of the fields called `name` (any case), decoded, in message order.
-    pub fn header_all(&self, name: &str) -> impl Iterator<Item = &str> + '_ {
-        let name = name.to_string();
-        self.view(Needs::Headers)
-            .headers
+    /// The header fields as (name, raw value), found once.
+    fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let raw = &self.email.raw[..];
+        self.fields
+            .get_or_init(|| {
+                let at = |part: &[u8]| {
+                    let start = part.as_ptr() as usize - raw.as_ptr() as usize;
+                    start..start + part.len()
+                };
+                HeaderBlock::parse(raw)
+                    .fields()
+                    .map(|(name, value)| (at(name), at(value)))
+                    .collect()
+            })
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(&name))
-            .map(|h| h.value.as_str())
+            .map(move |(name, value)| (&raw[name.clone()], &raw[value.clone()]))
+    }
+
+    /// The raw values of the fields called `name` (any case), in message order.
+    fn raw_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.fields()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The values of the fields called `name` (any case), decoded, in message order: only
+    /// those fields are decoded.
+    pub fn header_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = String> + 's {
+        self.raw_values(name).map(view::decode_value)
+    }
+
+    /// Every header field, decoded, in order (as in `View::headers`).
+    pub fn headers(&self) -> Vec<Header> {
+        self.fields()
+            .map(|(name, value)| Header {
+                name: String::from_utf8_lossy(name).into_owned(),
+                value: view::decode_value(value),
+            })
+            .collect()
+    }
+
+    /// One part of the message from the first field called `name` that yields one; the same
+    /// rule as `view::convert`, which makes all of them at once.
+    fn first_part<T>(&self, name: &str, part: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+        self.raw_values(name).find_map(part)
+    }
+
+    pub fn subject(&self) -> Option<String> {
+        self.first_part("Subject", |v| Some(view::decode_value(v)))
+    }
+
+    pub fn message_id(&self) -> Option<String> {
+        self.first_part("Message-ID", view::message_id)
+    }
+
+    pub fn date(&self) -> Option<i64> {
+        self.first_part("Date", view::date)
+    }
+
+    /// The addresses of the first field called `name` (From, To, Cc, Reply-To, Sender) that
+    /// has any.
+    pub fn addresses(&self, name: &str) -> Vec<Address> {
+        self.first_part(name, |v| Some(view::addresses(v)).filter(|a| !a.is_empty()))
+            .unwrap_or_default()
     }
 
     /// The decoded bytes of attachment `index` (as numbered in `View::attachments`).
@@ -103,6 +163,51 @@ fn envelope_of(raw: &[u8]) -> Envelope {
 mod tests {
     use super::*;
 
+    /// Every part read alone is what the whole view says, also for repeated, empty and
+    /// broken fields.
+    #[test]
+    fn single_parts_are_the_parts_of_the_whole_view() {
+        for raw in [
+            &b"From: \r\nFrom: Bob <bob@example.org>\r\nTo: a@b.c, C <c@d.e>\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\
+               Subject: second\r\nMessage-ID: garbage\r\nMessage-ID: <x@y>\r\nDate: soon\r\n\
+               Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nSender: s@e.f\r\nReply-To: r@g.h\r\n\r\nbody\r\n"[..],
+            b"",
+            b"no header block\r\n",
+            b"Subject: only\r\n",
+            b"cc: lower@case.example\r\n\r\n",
+        ] {
+            let m = readable(raw);
+            let v = view::to_view(m.email(), Needs::Headers);
+            assert_eq!(m.subject(), v.subject);
+            assert_eq!(m.message_id(), v.message_id);
+            assert_eq!(m.date(), v.date);
+            let same = |a: &[Address], b: &[Address]| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| x.name == y.name && x.address == y.address)
+            };
+            assert!(same(&m.addresses("From"), &v.from));
+            assert!(same(&m.addresses("To"), &v.to));
+            assert!(same(&m.addresses("Cc"), &v.cc));
+            assert!(same(&m.addresses("Reply-To"), &v.reply_to));
+            assert!(same(
+                &m.addresses("Sender").into_iter().take(1).collect::<Vec<_>>(),
+                &v.sender.into_iter().collect::<Vec<_>>()
+            ));
+            let headers = m.headers();
+            assert_eq!(headers.len(), v.headers.len());
+            for (a, b) in headers.iter().zip(&v.headers) {
+                assert_eq!((&a.name, &a.value), (&b.name, &b.value));
+            }
+        }
+        let m = readable(
+            b"From: \r\nFrom: Bob <bob@example.org>\r\nSubject: one\r\nSubject: two\r\n\r\n",
+        );
+        assert_eq!(m.addresses("From")[0].address, "bob@example.org");
+        assert_eq!(m.subject().as_deref(), Some("one"));
+    }
+
     fn readable(raw: &[u8]) -> Readable {
         Readable::new(Email::new(raw.to_vec(), "INBOX", vec![]))
     }
@@ -130,6 +235,7 @@ mod tests {
             b"From: a@b.c\r\nX-Tag: one\r\nx-tag: two\r\nContent-Type: text/plain\r\n\r\nbody text\r\n",
         );
         assert_eq!(m.header_all("X-TAG").collect::<Vec<_>>(), ["one", "two"]);
+        assert!(m.headers.get().is_none(), "no view made for a header");
         assert!(m.full.get().is_none(), "no body parsed for a header");
         assert_eq!(m.view(Needs::Headers).text_body, None);
         assert_eq!(

@@ -112,19 +112,11 @@ pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> View {
     for (name, value) in parsed.block.fields() {
         let name = String::from_utf8_lossy(name).into_owned();
         match name.to_ascii_lowercase().as_str() {
+            // Each part comes from the first field of its name that yields one (the same rule
+            // as `readable::Readable`'s reads of single parts).
             "subject" if view.subject.is_none() => view.subject = Some(decode_value(value)),
-            "message-id" if view.message_id.is_none() => {
-                let ids = HeaderForm::MessageIds.parse(value);
-                view.message_id = match ids.value() {
-                    HeaderValue::Text(id) => Some(id.to_string()),
-                    HeaderValue::TextList(ids) => ids.first().map(str::to_string),
-                    _ => None,
-                }
-            }
-            "date" if view.date.is_none() => {
-                let date = HeaderForm::Date.parse(value);
-                view.date = date.value().as_datetime().map(|d| d.to_timestamp());
-            }
+            "message-id" if view.message_id.is_none() => view.message_id = message_id(value),
+            "date" if view.date.is_none() => view.date = date(value),
             "from" if view.from.is_empty() => view.from = addresses(value),
             "to" if view.to.is_empty() => view.to = addresses(value),
             "cc" if view.cc.is_empty() => view.cc = addresses(value),
@@ -160,6 +152,24 @@ pub fn convert(parsed: &Parsed, email: &Email, needs: Needs) -> View {
             .collect();
     }
     view
+}
+
+/// The first msg-id of a raw Message-ID value.
+pub fn message_id(value: &[u8]) -> Option<String> {
+    match HeaderForm::MessageIds.parse(value).value() {
+        HeaderValue::Text(id) => Some(id.to_string()),
+        HeaderValue::TextList(ids) => ids.first().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// A raw Date value as seconds since the Unix epoch, when it parses.
+pub fn date(value: &[u8]) -> Option<i64> {
+    HeaderForm::Date
+        .parse(value)
+        .value()
+        .as_datetime()
+        .map(|d| d.to_timestamp())
 }
 
 /// The addresses of a raw address-list field value (display names and comments apart).

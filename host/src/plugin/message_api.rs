@@ -1,7 +1,7 @@
 //! The `message` resource of the 0.2 contract: a plugin reads the message part by part
 //! (`msg.subject()`, `msg.header("List-Id")`, `msg.text-body()`, ...) and only what it reads
-//! is decoded (once per message, shared by all plugins, see `message::readable`) and copied
-//! into it. The host hands each `on-message` call a borrowed handle to the one message the
+//! is decoded and copied into it: a header read decodes that field only; the bodies are
+//! parsed once per message, shared by all plugins (see `message::readable`). The host hands each `on-message` call a borrowed handle to the one message the
 //! call is about; outside a call there is none and every part reads as empty.
 
 use wasmtime::component::Resource;
@@ -20,53 +20,60 @@ impl PluginState {
             .map(|m| part(m.view(needs)))
             .unwrap_or_default()
     }
+
+    /// The addresses of one field of the current message.
+    fn addresses(&self, field: &str) -> Vec<Address> {
+        self.message()
+            .map(|m| m.addresses(field))
+            .unwrap_or_default()
+    }
 }
 
 impl HostMessage for PluginState {
     fn message_id(&mut self, _: Handle) -> Option<String> {
-        self.part(Needs::Headers, |v| v.message_id.clone())
+        self.message()?.message_id()
     }
 
     fn date(&mut self, _: Handle) -> Option<i64> {
-        self.part(Needs::Headers, |v| v.date)
+        self.message()?.date()
     }
 
     fn from(&mut self, _: Handle) -> Vec<Address> {
-        self.part(Needs::Headers, |v| v.from.clone())
+        self.addresses("From")
     }
 
     fn sender(&mut self, _: Handle) -> Option<Address> {
-        self.part(Needs::Headers, |v| v.sender.clone())
+        self.addresses("Sender").into_iter().next()
     }
 
     fn reply_to(&mut self, _: Handle) -> Vec<Address> {
-        self.part(Needs::Headers, |v| v.reply_to.clone())
+        self.addresses("Reply-To")
     }
 
     fn to(&mut self, _: Handle) -> Vec<Address> {
-        self.part(Needs::Headers, |v| v.to.clone())
+        self.addresses("To")
     }
 
     fn cc(&mut self, _: Handle) -> Vec<Address> {
-        self.part(Needs::Headers, |v| v.cc.clone())
+        self.addresses("Cc")
     }
 
     fn subject(&mut self, _: Handle) -> Option<String> {
-        self.part(Needs::Headers, |v| v.subject.clone())
+        self.message()?.subject()
     }
 
     fn header(&mut self, _: Handle, name: String) -> Option<String> {
-        self.message()?.header_all(&name).next().map(str::to_string)
+        self.message()?.header_all(&name).next()
     }
 
     fn header_all(&mut self, _: Handle, name: String) -> Vec<String> {
         self.message()
-            .map(|m| m.header_all(&name).map(str::to_string).collect())
+            .map(|m| m.header_all(&name).collect())
             .unwrap_or_default()
     }
 
     fn headers(&mut self, _: Handle) -> Vec<Header> {
-        self.part(Needs::Headers, |v| v.headers.clone())
+        self.message().map(|m| m.headers()).unwrap_or_default()
     }
 
     fn text_body(&mut self, _: Handle) -> Option<String> {
