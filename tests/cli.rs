@@ -140,6 +140,15 @@ fn check_reports_a_typo_in_a_plugins_own_table_at_its_line() {
         !out.contains("plugin filer") && !out.contains("plugin tagger"),
         "{out}"
     );
+    // The vacation plugin (contract 0.2) said so when loaded: `run` refuses to start, at the
+    // same line, and decides no message with the broken table.
+    let (code, out, err) = mailpipe(&["run", "--once", "-c", file.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains(&expected), "{expected} in {err}");
+    assert!(
+        !dir.path().join("mail").exists() && !dir.path().join("outbox").exists(),
+        "nothing was delivered or sent"
+    );
 }
 
 #[test]

@@ -94,11 +94,12 @@ pub fn describe_plugins(p: &Pipeline) -> String {
     let mut out = String::new();
     for l in &p.plugins {
         out.push_str(&format!(
-            "  {:<18} {} {} needs {}  ({} in {:.1} ms)\n",
+            "  {:<18} {} {} needs {}, contract {}  ({} in {:.1} ms)\n",
             l.name,
             l.info.name,
             l.info.version,
             report::needs_name(l.info.needs),
+            l.contract(),
             match l.cache {
                 CacheUse::Cached => "loaded from cache",
                 CacheUse::Compiled => "compiled",

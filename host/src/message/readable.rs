@@ -16,6 +16,12 @@ pub struct Readable {
     email: Email,
     /// Where each header field's name and raw value are in `email.raw` (one scan, kept).
     fields: OnceLock<Vec<(Range<usize>, Range<usize>)>>,
+    /// Single parts, each made on its first read (several plugins ask for the same ones).
+    subject: OnceLock<Option<String>>,
+    message_id: OnceLock<Option<String>>,
+    date: OnceLock<Option<i64>>,
+    /// From, To, Cc, Reply-To, Sender (see `ADDRESS_FIELDS`).
+    addresses: [OnceLock<Vec<Address>>; 5],
     headers: OnceLock<View>,
     full: OnceLock<View>,
     envelope: OnceLock<Envelope>,
@@ -28,6 +34,10 @@ impl Readable {
         Readable {
             email,
             fields: OnceLock::new(),
+            subject: OnceLock::new(),
+            message_id: OnceLock::new(),
+            date: OnceLock::new(),
+            addresses: Default::default(),
             headers: OnceLock::new(),
             full: OnceLock::new(),
             envelope: OnceLock::new(),
@@ -103,22 +113,36 @@ impl Readable {
     }
 
     pub fn subject(&self) -> Option<String> {
-        self.first_part("Subject", |v| Some(view::decode_value(v)))
+        self.subject
+            .get_or_init(|| self.first_part("Subject", |v| Some(view::decode_value(v))))
+            .clone()
     }
 
     pub fn message_id(&self) -> Option<String> {
-        self.first_part("Message-ID", view::message_id)
+        self.message_id
+            .get_or_init(|| self.first_part("Message-ID", view::message_id))
+            .clone()
     }
 
     pub fn date(&self) -> Option<i64> {
-        self.first_part("Date", view::date)
+        *self
+            .date
+            .get_or_init(|| self.first_part("Date", view::date))
     }
 
-    /// The addresses of the first field called `name` (From, To, Cc, Reply-To, Sender) that
-    /// has any.
+    /// The addresses of the first field called `name` (one of `ADDRESS_FIELDS`) that has any.
     pub fn addresses(&self, name: &str) -> Vec<Address> {
-        self.first_part(name, |v| Some(view::addresses(v)).filter(|a| !a.is_empty()))
-            .unwrap_or_default()
+        let parse = || {
+            self.first_part(name, |v| Some(view::addresses(v)).filter(|a| !a.is_empty()))
+                .unwrap_or_default()
+        };
+        match ADDRESS_FIELDS
+            .iter()
+            .position(|f| f.eq_ignore_ascii_case(name))
+        {
+            Some(i) => self.addresses[i].get_or_init(parse).clone(),
+            None => parse(),
+        }
     }
 
     /// The decoded bytes of attachment `index` (as numbered in `View::attachments`).
@@ -132,6 +156,9 @@ impl Readable {
         self.envelope.get_or_init(|| envelope_of(&self.email.raw))
     }
 }
+
+/// The address fields whose parts are kept once read.
+const ADDRESS_FIELDS: [&str; 5] = ["From", "To", "Cc", "Reply-To", "Sender"];
 
 fn envelope_of(raw: &[u8]) -> Envelope {
     let block = HeaderBlock::parse(raw);
