@@ -11,6 +11,22 @@ use mailpipe::pipeline::PluginStatus;
 use serde_json::json;
 
 #[tokio::test]
+async fn python_auto_responder_names_the_keys_of_a_broken_config() {
+    let p = plugin(
+        "vacation-py",
+        "auto-responder-py",
+        json!({"addresses": "alice@example.com", "days": 0}),
+    );
+    let t = TestPipeline::new(vec![p]).await;
+    let keys: Vec<_> = t.pipeline.plugins[0]
+        .config_problems
+        .iter()
+        .map(|p| p.key.as_deref().unwrap_or("-"))
+        .collect();
+    assert_eq!(keys, ["addresses", "body", "days"]);
+}
+
+#[tokio::test]
 async fn python_auto_responder_replies_once_and_skips_lists() {
     let p = plugin(
         "vacation-py",
@@ -19,6 +35,8 @@ async fn python_auto_responder_replies_once_and_skips_lists() {
     );
     let t = TestPipeline::new(vec![p]).await;
     assert_eq!(t.pipeline.plugins[0].info.name, "auto-responder-py");
+    assert_eq!(t.pipeline.plugins[0].contract(), "0.2.0");
+    assert!(t.pipeline.plugins[0].config_problems.is_empty());
     let d = t.run_commit(&sample(1), "1").await;
     assert!(
         matches!(status(&d, "vacation-py"), PluginStatus::Applied { .. }),

@@ -57,13 +57,14 @@ macro_rules! verbatim {
 }
 
 impl Lang {
-    /// The contract a new project of this language is built against. Rust projects use the
-    /// newest; the JS, Python and C templates (and the C bindings made by wit-bindgen) are
-    /// still written for 0.1, which the host loads unchanged next to 0.2.
+    /// The contract a new project of this language is built against. Rust and Python
+    /// projects use the newest; the JS and C templates (and the C bindings made by
+    /// wit-bindgen, the TypeScript types) are still written for 0.1, which the host loads
+    /// unchanged next to 0.2.
     pub fn contract(self) -> contract::Contract {
         match self {
-            Lang::Rust => contract::CURRENT,
-            Lang::Js | Lang::Python | Lang::C => contract::V0_1,
+            Lang::Rust | Lang::Python => contract::CURRENT,
+            Lang::Js | Lang::C => contract::V0_1,
         }
     }
 }

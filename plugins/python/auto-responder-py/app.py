@@ -19,7 +19,14 @@ import unicodedata
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import host
-from wit_world.imports.types import Action_Reply, Message, Needs, PluginInfo, Reply
+from wit_world.imports.types import (
+    Action_Reply,
+    ConfigProblem,
+    Message,
+    Needs,
+    PluginInfo,
+    Reply,
+)
 
 ROBOTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "owner-*", "*-request")
 SECONDS_PER_DAY = 86_400
@@ -45,17 +52,12 @@ def header_safe(text: str) -> str:
     return cut.decode("utf-8", "ignore").rstrip(" ") + ellipsis
 
 
-def header(msg: Message, name: str) -> str | None:
-    """The first header field called `name` (case-insensitive), or None."""
-    return next((h.value for h in msg.headers if h.name.lower() == name.lower()), None)
-
-
-def sender(msg: Message) -> str | None:
+def sender(msg: Message, from_: list) -> str | None:
     """Whom the host will answer: Return-Path, else From ("" for a bounce)."""
-    return_path = header(msg, "Return-Path")
+    return_path = msg.header("Return-Path")
     if return_path is not None:
         return return_path.strip().strip("<>").strip().lower()
-    return msg.from_[0].address.lower() if msg.from_ else None
+    return from_[0].address.lower() if from_ else None
 
 
 def is_robot(address: str) -> bool:
@@ -64,12 +66,28 @@ def is_robot(address: str) -> bool:
 
 
 def is_list_or_automatic(msg: Message) -> bool:
-    if any(h.name.lower().startswith("list-") for h in msg.headers):
+    if any(h.name.lower().startswith("list-") for h in msg.headers()):
         return True
-    if (header(msg, "Precedence") or "").strip().lower() in ("bulk", "list", "junk"):
+    if (msg.header("Precedence") or "").strip().lower() in ("bulk", "list", "junk"):
         return True
-    auto_submitted = header(msg, "Auto-Submitted")
+    auto_submitted = msg.header("Auto-Submitted")
     return auto_submitted is not None and auto_submitted.split(";")[0].strip().lower() != "no"
+
+
+def config_problems(config) -> list[tuple[str | None, str]]:
+    """What is wrong with the config, as (key, message) pairs."""
+    if not isinstance(config, dict):
+        return [(None, "the config must be a table")]
+    problems = []
+    addresses = config.get("addresses")
+    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+        problems.append(("addresses", "must be a list of strings"))
+    if not isinstance(config.get("body"), str):
+        problems.append(("body", "the reply text is required"))
+    days = config.get("days", 7)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        problems.append(("days", "must be a whole number >= 1"))
+    return problems
 
 
 def load_config() -> dict:
@@ -77,30 +95,35 @@ def load_config() -> dict:
         config = json.loads(host.config_json())
     except ValueError as e:
         raise Err(f"config is not valid JSON: {e}")
-    addresses = config.get("addresses")
-    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
-        raise Err('config: "addresses" must be a list of strings')
-    if not isinstance(config.get("body"), str):
-        raise Err('config: "body" (the reply text) is required')
-    days = config.get("days", 7)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise Err('config: "days" must be a whole number >= 1')
+    for key, message in config_problems(config):
+        raise Err(f'config: "{key}" {message}' if key else f"config: {message}")
     return config
 
 
 class WitWorld(wit_world.WitWorld):
     def info(self) -> PluginInfo:
-        return PluginInfo(name="auto-responder-py", version="0.1.0", needs=Needs.HEADERS)
+        return PluginInfo(name="auto-responder-py", version="0.2.0", needs=Needs.HEADERS)
+
+    def check_config(self) -> list[ConfigProblem]:
+        """Called when the plugin is loaded and by `mailpipe check`: each problem is shown at
+        its key's line of the config file, and the plugin is not run until it is fixed."""
+        try:
+            config = json.loads(host.config_json())
+        except ValueError as e:
+            return [ConfigProblem(key=None, message=f"not valid JSON: {e}")]
+        return [ConfigProblem(key=key, message=message) for key, message in config_problems(config)]
 
     def on_message(self, msg: Message) -> list:
         config = load_config()
         mine = {a.lower() for a in config["addresses"]}
 
-        to_me = any(a.address.lower() in mine for a in msg.to + msg.cc)
-        who = sender(msg)
+        # Each part of the message is read from the host when asked for.
+        to_me = any(a.address.lower() in mine for a in msg.to() + msg.cc())
+        from_ = msg.from_()
+        who = sender(msg, from_)
         if not to_me or not who or is_list_or_automatic(msg):
             return []
-        claimed = [who] + [a.address.lower() for a in msg.from_]
+        claimed = [who] + [a.address.lower() for a in from_]
         if any(a in mine or is_robot(a) for a in claimed):
             return []
 
@@ -112,6 +135,6 @@ class WitWorld(wit_world.WitWorld):
 
         # Inbound text (an encoded word may decode to CR/LF and a fake header) or config text:
         # made header-safe, or the host would refuse the reply.
-        subject = header_safe(config.get("subject") or f"Auto: {msg.subject or ''}")
+        subject = header_safe(config.get("subject") or f"Auto: {msg.subject() or ''}")
         host.log(host.LogLevel.INFO, f"sending the away note to {who}")
         return [Action_Reply(Reply(subject=subject, text=config["body"], html=None, headers=[]))]
