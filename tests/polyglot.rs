@@ -90,6 +90,7 @@ async fn javascript_rules_filer_files_flags_and_counts_in_kv() {
     );
     let t = TestPipeline::new(vec![p]).await;
     assert_eq!(t.pipeline.plugins[0].info.name, "rules-filer-js");
+    assert_eq!(t.pipeline.plugins[0].contract(), "0.1.0");
     let d = t.run_commit(&sample(3), "3").await;
     assert!(
         matches!(status(&d, "js-filer"), PluginStatus::Applied { .. }),

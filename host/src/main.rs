@@ -122,7 +122,7 @@ enum Command {
     /// Print the plugin contract (the WIT package plugins are built against), for plugin
     /// projects outside this repository.
     Wit {
-        /// Print the types of contract 0.1 for JavaScript plugins instead (a TypeScript .d.ts)
+        /// Print the contract's types for JavaScript plugins instead (a TypeScript .d.ts)
         #[arg(long)]
         typescript: bool,
         /// The contract version to print (0.1 or 0.2; default: the newest)
@@ -204,7 +204,6 @@ async fn real_main() -> anyhow::Result<ExitCode> {
         } => {
             use mailpipe::contract;
             let chosen = match contract.as_deref() {
-                None if typescript => contract::V0_1,
                 None => contract::CURRENT,
                 Some(v) => contract::find(v).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -218,12 +217,6 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 })?,
             };
             let text = if typescript {
-                if chosen != contract::V0_1 {
-                    anyhow::bail!(
-                        "TypeScript types are made for contract 0.1 only (the JS template's); \
-                         leave out --contract"
-                    );
-                }
                 contract::typescript::generate(chosen.wit, contract::WORLD)?
             } else {
                 chosen.wit.to_string()

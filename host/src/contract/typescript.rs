@@ -359,6 +359,29 @@ mod tests {
     }
 
     #[test]
+    fn the_message_resource_becomes_a_class_with_methods() {
+        let ts = generate(super::super::V0_2.wit, super::super::WORLD).unwrap();
+        for expected in [
+            "declare module 'mailpipe:plugin/types@0.2.0' {",
+            "  export class Message {",
+            "    subject(): string | null;",
+            "    from(): Array<Address>;",
+            "    headerAll(name: string): Array<string>;",
+            "    attachmentContent(index: number): Uint8Array | null;",
+            "    envelope(): Envelope;",
+            "    returnPath?: string | null;",
+            "    checkConfig(): Array<ConfigProblem>;",
+            "    onMessage(msg: Message): Array<Action>;",
+        ] {
+            assert!(ts.contains(expected), "missing {expected:?} in:\n{ts}");
+        }
+        assert!(
+            !ts.contains("rawMessage"),
+            "0.2 has no host.raw-message:\n{ts}"
+        );
+    }
+
+    #[test]
     fn names_follow_the_javascript_convention() {
         assert_eq!(pascal("plugin-info"), "PluginInfo");
         assert_eq!(camel("content-type"), "contentType");
