@@ -7,5 +7,6 @@ if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
 fi
 root="$(cd "$here/../.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-wit="$root/wit/v0.1"
+# The newest contract; plugins/js/build.sh keeps 0.1 (see the reason there).
+wit="$root/wit/v0.2"
 out="$target_dir/plugins"

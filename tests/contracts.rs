@@ -47,6 +47,7 @@ fn corpus() -> Vec<Email> {
         "Return-Path: <>\r\n",
         "Return-Path: <bounce@example.org>\r\nDelivered-To: alice@example.com\r\n",
         "Cc: alice@example.com\r\n",
+        "X-Spam-Flag:  yes \r\n",
     ];
     let subjects = [
         "Your invoice 42",
@@ -205,6 +206,18 @@ async fn the_forwarder_forwards_the_same_in_both_contracts() {
         ]}),
         &["archive@example.com", "books@example.com"],
         10,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_c_header_tagger_tags_the_same_in_both_contracts() {
+    same_decisions(
+        "c-tagger",
+        "header-tagger-c",
+        json!({"header": "X-Spam-Flag", "value": "YES", "tag": "[SPAM]", "flag": "$Junk"}),
+        &[],
+        5,
     )
     .await;
 }

@@ -135,6 +135,7 @@ async fn c_header_tagger_tags_and_flags_by_header() {
         json!({"header": "X-Spam-Flag", "value": "YES", "tag": "[SPAM]", "flag": "$Junk"}),
     );
     let t = TestPipeline::new(vec![p]).await;
+    assert_eq!(t.pipeline.plugins[0].contract(), "0.2.0");
     assert_eq!(t.pipeline.plugins[0].info.name, "header-tagger-c");
     let spam = mailpipe::message::Email::new(
         b"From: x@example.net\r\nTo: alice@example.com\r\nSubject: Cheap watches\r\nX-Spam-Flag: yes\r\n\r\nbuy\r\n".to_vec(),
@@ -171,13 +172,20 @@ async fn c_header_tagger_tags_and_flags_by_header() {
         Some("[SPAM] Urlaub? Bcc: victim@example.net injected body")
     );
     assert!(d.email.header("Bcc").is_none());
-    // Without its required config it reports an error instead of guessing.
+    // Without its required config it says which keys are missing when loaded (so a run does
+    // not start), and a call reports an error instead of guessing.
     let t = TestPipeline::new(vec![plugin(
         "c-tagger",
         "header-tagger-c",
         json!({"header": "X-Spam-Flag"}),
     )])
     .await;
+    let missing: Vec<_> = t.pipeline.plugins[0]
+        .config_problems
+        .iter()
+        .map(|p| p.key.as_deref().unwrap_or("-"))
+        .collect();
+    assert_eq!(missing, ["value", "tag"]);
     assert!(matches!(
         status(&t.run(&spam, "s").await, "c-tagger"),
         PluginStatus::Failed { .. }

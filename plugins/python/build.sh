@@ -15,8 +15,6 @@ COMPONENTIZE_PY_VERSION=0.25.1
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../build-env.sh
 source "$here/../build-env.sh"
-# Python plugins are written for the newest contract (the C and JS ones still for 0.1).
-wit="$root/wit/v0.2"
 venv="$here/.venv"
 cpy="$venv/bin/componentize-py"
 

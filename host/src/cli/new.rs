@@ -57,15 +57,15 @@ macro_rules! verbatim {
 }
 
 impl Lang {
-    /// The contract a new project of this language is built against: the newest for Rust and
-    /// Python; 0.1 (which the host loads unchanged next to 0.2) for C, whose bindings are made
-    /// by wit-bindgen and committed, and for JavaScript: componentize-qjs 0.4.5 never gives
-    /// back a borrowed handle it receives, so every 0.2 `on-message` call it builds traps
-    /// ("borrow handles still remain at the end of the call"), even one that ignores `msg`.
+    /// The contract a new project of this language is built against: the newest, except for
+    /// JavaScript, which stays on 0.1 (loaded unchanged next to 0.2): componentize-qjs 0.4.5
+    /// never gives back a borrowed handle it receives, so every 0.2 `on-message` call it
+    /// builds traps ("borrow handles still remain at the end of the call"), even one that
+    /// ignores `msg`.
     pub fn contract(self) -> contract::Contract {
         match self {
-            Lang::Rust | Lang::Python => contract::CURRENT,
-            Lang::Js | Lang::C => contract::V0_1,
+            Lang::Rust | Lang::Python | Lang::C => contract::CURRENT,
+            Lang::Js => contract::V0_1,
         }
     }
 }

@@ -3,31 +3,90 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Imported Functions from `mailpipe:plugin/host@0.1.0`
+// Imported Functions from `mailpipe:plugin/host@0.2.0`
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("log")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("log")))
 extern void __wasm_import_mailpipe_plugin_host_log(int32_t, uint8_t *, size_t);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("now-ms")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("now-ms")))
 extern int64_t __wasm_import_mailpipe_plugin_host_now_ms(void);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("config-json")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("config-json")))
 extern void __wasm_import_mailpipe_plugin_host_config_json(uint8_t *);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("config-string")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("config-string")))
 extern void __wasm_import_mailpipe_plugin_host_config_string(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("kv-get")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("kv-get")))
 extern void __wasm_import_mailpipe_plugin_host_kv_get(uint8_t *, size_t, uint8_t *);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("kv-set")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("kv-set")))
 extern void __wasm_import_mailpipe_plugin_host_kv_set(uint8_t *, size_t, uint8_t *, size_t, int32_t, int64_t);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("kv-delete")))
+__attribute__((__import_module__("mailpipe:plugin/host@0.2.0"), __import_name__("kv-delete")))
 extern void __wasm_import_mailpipe_plugin_host_kv_delete(uint8_t *, size_t);
 
-__attribute__((__import_module__("mailpipe:plugin/host@0.1.0"), __import_name__("raw-message")))
-extern void __wasm_import_mailpipe_plugin_host_raw_message(uint8_t *);
+// Imported Functions from `mailpipe:plugin/types@0.2.0`
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.message-id")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_message_id(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.date")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_date(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.from")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_from(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.sender")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_sender(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.reply-to")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_reply_to(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.to")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_to(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.cc")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_cc(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.subject")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_subject(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.header")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_header(int32_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.header-all")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_header_all(int32_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.headers")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_headers(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.text-body")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_text_body(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.html-body")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_html_body(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.attachments")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_attachments(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.attachment-content")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_attachment_content(int32_t, int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.raw")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_raw(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.size")))
+extern int64_t __wasm_import_mailpipe_plugin_types_method_message_size(int32_t);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.mailbox")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_mailbox(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.flags")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_flags(int32_t, uint8_t *);
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[method]message.envelope")))
+extern void __wasm_import_mailpipe_plugin_types_method_message_envelope(int32_t, uint8_t *);
 
 // Exported Functions from `plugin`
 
@@ -38,6 +97,33 @@ void __wasm_export_exports_plugin_info_post_return(uint8_t * arg0) {
   }
   if ((*((size_t*) (arg0 + (3*sizeof(void*))))) > 0) {
     free(*((uint8_t **) (arg0 + (2*sizeof(void*)))));
+  }
+}
+
+__attribute__((__weak__, __export_name__("cabi_post_check-config")))
+void __wasm_export_exports_plugin_check_config_post_return(uint8_t * arg0) {
+  size_t len = *((size_t*) (arg0 + sizeof(void*)));
+  if (len > 0) {
+    uint8_t *ptr = *((uint8_t **) (arg0 + 0));
+    for (size_t i = 0; i < len; i++) {
+      uint8_t *base = ptr + i * (5*sizeof(void*));
+      (void) base;
+      switch ((int32_t) (int32_t) *((uint8_t*) (base + 0))) {
+        case 0: {
+          break;
+        }
+        case 1: {
+          if ((*((size_t*) (base + (2*sizeof(void*))))) > 0) {
+            free(*((uint8_t **) (base + sizeof(void*))));
+          }
+          break;
+        }
+      }
+      if ((*((size_t*) (base + (4*sizeof(void*))))) > 0) {
+        free(*((uint8_t **) (base + (3*sizeof(void*)))));
+      }
+    }
+    free(ptr);
   }
 }
 
@@ -280,50 +366,6 @@ void mailpipe_plugin_types_plugin_info_free(mailpipe_plugin_types_plugin_info_t 
   plugin_string_free(&ptr->version);
 }
 
-void plugin_option_s64_free(plugin_option_s64_t *ptr) {
-  if (ptr->is_some) {
-  }
-}
-
-void mailpipe_plugin_types_list_address_free(mailpipe_plugin_types_list_address_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    mailpipe_plugin_types_address_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-      mailpipe_plugin_types_address_free(&list_ptr[i]);
-    }
-    free(list_ptr);
-  }
-}
-
-void mailpipe_plugin_types_option_address_free(mailpipe_plugin_types_option_address_t *ptr) {
-  if (ptr->is_some) {
-    mailpipe_plugin_types_address_free(&ptr->val);
-  }
-}
-
-void mailpipe_plugin_types_list_header_free(mailpipe_plugin_types_list_header_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    mailpipe_plugin_types_header_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-      mailpipe_plugin_types_header_free(&list_ptr[i]);
-    }
-    free(list_ptr);
-  }
-}
-
-void mailpipe_plugin_types_list_attachment_free(mailpipe_plugin_types_list_attachment_t *ptr) {
-  size_t list_len = ptr->len;
-  if (list_len > 0) {
-    mailpipe_plugin_types_attachment_t *list_ptr = ptr->ptr;
-    for (size_t i = 0; i < list_len; i++) {
-      mailpipe_plugin_types_attachment_free(&list_ptr[i]);
-    }
-    free(list_ptr);
-  }
-}
-
 void plugin_list_string_free(plugin_list_string_t *ptr) {
   size_t list_len = ptr->len;
   if (list_len > 0) {
@@ -335,25 +377,44 @@ void plugin_list_string_free(plugin_list_string_t *ptr) {
   }
 }
 
-void mailpipe_plugin_types_message_free(mailpipe_plugin_types_message_t *ptr) {
-  plugin_option_string_free(&ptr->message_id);
-  plugin_option_s64_free(&ptr->date);
-  mailpipe_plugin_types_list_address_free(&ptr->from);
-  mailpipe_plugin_types_option_address_free(&ptr->sender);
-  mailpipe_plugin_types_list_address_free(&ptr->reply_to);
-  mailpipe_plugin_types_list_address_free(&ptr->to);
-  mailpipe_plugin_types_list_address_free(&ptr->cc);
-  plugin_option_string_free(&ptr->subject);
-  mailpipe_plugin_types_list_header_free(&ptr->headers);
-  plugin_option_string_free(&ptr->text_body);
-  plugin_option_string_free(&ptr->html_body);
-  mailpipe_plugin_types_list_attachment_free(&ptr->attachments);
-  plugin_string_free(&ptr->mailbox);
-  plugin_list_string_free(&ptr->flags);
+void mailpipe_plugin_types_envelope_free(mailpipe_plugin_types_envelope_t *ptr) {
+  plugin_option_string_free(&ptr->return_path);
+  plugin_list_string_free(&ptr->recipients);
+}
+
+__attribute__((__import_module__("mailpipe:plugin/types@0.2.0"), __import_name__("[resource-drop]message")))
+extern void __wasm_import_mailpipe_plugin_types_message_drop(int32_t handle);
+
+void mailpipe_plugin_types_message_drop_own(mailpipe_plugin_types_own_message_t handle) {
+  __wasm_import_mailpipe_plugin_types_message_drop(handle.__handle);
+}
+
+void mailpipe_plugin_types_message_drop_borrow(mailpipe_plugin_types_borrow_message_t handle) {
+  __wasm_import_mailpipe_plugin_types_message_drop(handle.__handle);
+}
+
+mailpipe_plugin_types_borrow_message_t mailpipe_plugin_types_borrow_message(mailpipe_plugin_types_own_message_t arg) {
+  return (mailpipe_plugin_types_borrow_message_t) { arg.__handle };
+}
+
+void mailpipe_plugin_types_config_problem_free(mailpipe_plugin_types_config_problem_t *ptr) {
+  plugin_option_string_free(&ptr->key);
+  plugin_string_free(&ptr->message);
 }
 
 void mailpipe_plugin_types_folder_target_free(mailpipe_plugin_types_folder_target_t *ptr) {
   plugin_string_free(&ptr->folder);
+}
+
+void mailpipe_plugin_types_list_header_free(mailpipe_plugin_types_list_header_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    mailpipe_plugin_types_header_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      mailpipe_plugin_types_header_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
 }
 
 void mailpipe_plugin_types_reply_free(mailpipe_plugin_types_reply_t *ptr) {
@@ -413,16 +474,60 @@ void mailpipe_plugin_types_action_free(mailpipe_plugin_types_action_t *ptr) {
   }
 }
 
+void plugin_option_s64_free(plugin_option_s64_t *ptr) {
+  if (ptr->is_some) {
+  }
+}
+
+void mailpipe_plugin_types_list_address_free(mailpipe_plugin_types_list_address_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    mailpipe_plugin_types_address_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      mailpipe_plugin_types_address_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
+void mailpipe_plugin_types_option_address_free(mailpipe_plugin_types_option_address_t *ptr) {
+  if (ptr->is_some) {
+    mailpipe_plugin_types_address_free(&ptr->val);
+  }
+}
+
+void mailpipe_plugin_types_list_attachment_free(mailpipe_plugin_types_list_attachment_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    mailpipe_plugin_types_attachment_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      mailpipe_plugin_types_attachment_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
+}
+
 void plugin_plugin_info_free(plugin_plugin_info_t *ptr) {
   mailpipe_plugin_types_plugin_info_free(ptr);
 }
 
-void plugin_message_free(plugin_message_t *ptr) {
-  mailpipe_plugin_types_message_free(ptr);
-}
-
 void plugin_action_free(plugin_action_t *ptr) {
   mailpipe_plugin_types_action_free(ptr);
+}
+
+void plugin_config_problem_free(plugin_config_problem_t *ptr) {
+  mailpipe_plugin_types_config_problem_free(ptr);
+}
+
+void plugin_list_config_problem_free(plugin_list_config_problem_t *ptr) {
+  size_t list_len = ptr->len;
+  if (list_len > 0) {
+    plugin_config_problem_t *list_ptr = ptr->ptr;
+    for (size_t i = 0; i < list_len; i++) {
+      plugin_config_problem_free(&list_ptr[i]);
+    }
+    free(list_ptr);
+  }
 }
 
 void plugin_list_action_free(plugin_list_action_t *ptr) {
@@ -552,12 +657,296 @@ void mailpipe_plugin_host_kv_delete(plugin_string_t *key) {
   __wasm_import_mailpipe_plugin_host_kv_delete((uint8_t *) (*key).ptr, (*key).len);
 }
 
-void mailpipe_plugin_host_raw_message(plugin_list_u8_t *ret) {
+bool mailpipe_plugin_types_method_message_message_id(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_message_id((self).__handle, ptr);
+  plugin_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+bool mailpipe_plugin_types_method_message_date(mailpipe_plugin_types_borrow_message_t self, int64_t *ret) {
+  __attribute__((__aligned__(8)))
+  uint8_t ret_area[16];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_date((self).__handle, ptr);
+  plugin_option_s64_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = *((int64_t*) (ptr + 8));
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void mailpipe_plugin_types_method_message_from(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret) {
   __attribute__((__aligned__(sizeof(void*))))
   uint8_t ret_area[(2*sizeof(void*))];
   uint8_t *ptr = (uint8_t *) &ret_area;
-  __wasm_import_mailpipe_plugin_host_raw_message(ptr);
+  __wasm_import_mailpipe_plugin_types_method_message_from((self).__handle, ptr);
+  *ret = (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+bool mailpipe_plugin_types_method_message_sender(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_address_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(6*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_sender((self).__handle, ptr);
+  mailpipe_plugin_types_option_address_t option0;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option0.is_some = false;
+      break;
+    }
+    case 1: {
+      option0.is_some = true;
+      plugin_option_string_t option;
+      switch ((int32_t) *((uint8_t*) (ptr + sizeof(void*)))) {
+        case 0: {
+          option.is_some = false;
+          break;
+        }
+        case 1: {
+          option.is_some = true;
+          option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      option0.val = (mailpipe_plugin_types_address_t) {
+        (plugin_option_string_t) option,
+        (plugin_string_t) (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + (4*sizeof(void*))))), (*((size_t*) (ptr + (5*sizeof(void*))))) },
+      };
+      break;
+    }
+  }
+  *ret = option0.val;
+  return option0.is_some;
+}
+
+void mailpipe_plugin_types_method_message_reply_to(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_reply_to((self).__handle, ptr);
+  *ret = (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+void mailpipe_plugin_types_method_message_to(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_to((self).__handle, ptr);
+  *ret = (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+void mailpipe_plugin_types_method_message_cc(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_cc((self).__handle, ptr);
+  *ret = (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+bool mailpipe_plugin_types_method_message_subject(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_subject((self).__handle, ptr);
+  plugin_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+bool mailpipe_plugin_types_method_message_header(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *name, plugin_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_header((self).__handle, (uint8_t *) (*name).ptr, (*name).len, ptr);
+  plugin_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void mailpipe_plugin_types_method_message_header_all(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *name, plugin_list_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_header_all((self).__handle, (uint8_t *) (*name).ptr, (*name).len, ptr);
+  *ret = (plugin_list_string_t) { (plugin_string_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+void mailpipe_plugin_types_method_message_headers(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_header_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_headers((self).__handle, ptr);
+  *ret = (mailpipe_plugin_types_list_header_t) { (mailpipe_plugin_types_header_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+bool mailpipe_plugin_types_method_message_text_body(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_text_body((self).__handle, ptr);
+  plugin_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+bool mailpipe_plugin_types_method_message_html_body(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_html_body((self).__handle, ptr);
+  plugin_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void mailpipe_plugin_types_method_message_attachments(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_attachment_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_attachments((self).__handle, ptr);
+  *ret = (mailpipe_plugin_types_list_attachment_t) { (mailpipe_plugin_types_attachment_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+bool mailpipe_plugin_types_method_message_attachment_content(mailpipe_plugin_types_borrow_message_t self, uint32_t index, plugin_list_u8_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(3*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_attachment_content((self).__handle, (int32_t) (index), ptr);
+  plugin_option_list_u8_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = option.val;
+  return option.is_some;
+}
+
+void mailpipe_plugin_types_method_message_raw(mailpipe_plugin_types_borrow_message_t self, plugin_list_u8_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_raw((self).__handle, ptr);
   *ret = (plugin_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+uint64_t mailpipe_plugin_types_method_message_size(mailpipe_plugin_types_borrow_message_t self) {
+  int64_t ret = __wasm_import_mailpipe_plugin_types_method_message_size((self).__handle);
+  return (uint64_t) (ret);
+}
+
+void mailpipe_plugin_types_method_message_mailbox(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_mailbox((self).__handle, ptr);
+  *ret = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+void mailpipe_plugin_types_method_message_flags(mailpipe_plugin_types_borrow_message_t self, plugin_list_string_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(2*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_flags((self).__handle, ptr);
+  *ret = (plugin_list_string_t) { (plugin_string_t*)(*((uint8_t **) (ptr + 0))), (*((size_t*) (ptr + sizeof(void*)))) };
+}
+
+void mailpipe_plugin_types_method_message_envelope(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_envelope_t *ret) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(5*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_mailpipe_plugin_types_method_message_envelope((self).__handle, ptr);
+  plugin_option_string_t option;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      option.is_some = false;
+      break;
+    }
+    case 1: {
+      option.is_some = true;
+      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (ptr + sizeof(void*)))), (*((size_t*) (ptr + (2*sizeof(void*))))) };
+      break;
+    }
+  }
+  *ret = (mailpipe_plugin_types_envelope_t) {
+    (plugin_option_string_t) option,
+    (plugin_list_string_t) (plugin_list_string_t) { (plugin_string_t*)(*((uint8_t **) (ptr + (3*sizeof(void*))))), (*((size_t*) (ptr + (4*sizeof(void*))))) },
+  };
 }
 
 __attribute__((__export_name__("info")))
@@ -573,129 +962,33 @@ uint8_t * __wasm_export_exports_plugin_info(void) {
   return ptr;
 }
 
-__attribute__((__export_name__("on-message")))
-uint8_t * __wasm_export_exports_plugin_on_message(uint8_t * arg) {
-  plugin_option_string_t option;
-  switch ((int32_t) *((uint8_t*) (arg + 0))) {
-    case 0: {
-      option.is_some = false;
-      break;
-    }
-    case 1: {
-      option.is_some = true;
-      option.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + sizeof(void*)))), (*((size_t*) (arg + (2*sizeof(void*))))) };
-      break;
-    }
-  }
-  plugin_option_s64_t option0;
-  switch ((int32_t) *((uint8_t*) (arg + (8+2*sizeof(void*))))) {
-    case 0: {
-      option0.is_some = false;
-      break;
-    }
-    case 1: {
-      option0.is_some = true;
-      option0.val = *((int64_t*) (arg + (16+2*sizeof(void*))));
-      break;
-    }
-  }
-  mailpipe_plugin_types_option_address_t option3;
-  switch ((int32_t) *((uint8_t*) (arg + (24+4*sizeof(void*))))) {
-    case 0: {
-      option3.is_some = false;
-      break;
-    }
-    case 1: {
-      option3.is_some = true;
-      plugin_option_string_t option2;
-      switch ((int32_t) *((uint8_t*) (arg + (24+5*sizeof(void*))))) {
-        case 0: {
-          option2.is_some = false;
-          break;
-        }
-        case 1: {
-          option2.is_some = true;
-          option2.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + (24+6*sizeof(void*))))), (*((size_t*) (arg + (24+7*sizeof(void*))))) };
-          break;
-        }
-      }
+__attribute__((__export_name__("check-config")))
+uint8_t * __wasm_export_exports_plugin_check_config(void) {
+  plugin_list_config_problem_t ret;
+  exports_plugin_check_config(&ret);
+  uint8_t *ptr = (uint8_t *) &RET_AREA;
+  *((size_t*)(ptr + sizeof(void*))) = (ret).len;
+  *((uint8_t **)(ptr + 0)) = (uint8_t *) (ret).ptr;
+  return ptr;
+}
 
-      option3.val = (mailpipe_plugin_types_address_t) {
-        (plugin_option_string_t) option2,
-        (plugin_string_t) (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + (24+8*sizeof(void*))))), (*((size_t*) (arg + (24+9*sizeof(void*))))) },
-      };
-      break;
-    }
-  }
-  plugin_option_string_t option7;
-  switch ((int32_t) *((uint8_t*) (arg + (24+16*sizeof(void*))))) {
-    case 0: {
-      option7.is_some = false;
-      break;
-    }
-    case 1: {
-      option7.is_some = true;
-      option7.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + (24+17*sizeof(void*))))), (*((size_t*) (arg + (24+18*sizeof(void*))))) };
-      break;
-    }
-  }
-  plugin_option_string_t option8;
-  switch ((int32_t) *((uint8_t*) (arg + (24+21*sizeof(void*))))) {
-    case 0: {
-      option8.is_some = false;
-      break;
-    }
-    case 1: {
-      option8.is_some = true;
-      option8.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + (24+22*sizeof(void*))))), (*((size_t*) (arg + (24+23*sizeof(void*))))) };
-      break;
-    }
-  }
-  plugin_option_string_t option9;
-  switch ((int32_t) *((uint8_t*) (arg + (24+24*sizeof(void*))))) {
-    case 0: {
-      option9.is_some = false;
-      break;
-    }
-    case 1: {
-      option9.is_some = true;
-      option9.val = (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + (24+25*sizeof(void*))))), (*((size_t*) (arg + (24+26*sizeof(void*))))) };
-      break;
-    }
-  }
-  plugin_message_t arg11 = (mailpipe_plugin_types_message_t) {
-    (plugin_option_string_t) option,
-    (plugin_option_s64_t) option0,
-    (mailpipe_plugin_types_list_address_t) (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (arg + (24+2*sizeof(void*))))), (*((size_t*) (arg + (24+3*sizeof(void*))))) },
-    (mailpipe_plugin_types_option_address_t) option3,
-    (mailpipe_plugin_types_list_address_t) (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (arg + (24+10*sizeof(void*))))), (*((size_t*) (arg + (24+11*sizeof(void*))))) },
-    (mailpipe_plugin_types_list_address_t) (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (arg + (24+12*sizeof(void*))))), (*((size_t*) (arg + (24+13*sizeof(void*))))) },
-    (mailpipe_plugin_types_list_address_t) (mailpipe_plugin_types_list_address_t) { (mailpipe_plugin_types_address_t*)(*((uint8_t **) (arg + (24+14*sizeof(void*))))), (*((size_t*) (arg + (24+15*sizeof(void*))))) },
-    (plugin_option_string_t) option7,
-    (mailpipe_plugin_types_list_header_t) (mailpipe_plugin_types_list_header_t) { (mailpipe_plugin_types_header_t*)(*((uint8_t **) (arg + (24+19*sizeof(void*))))), (*((size_t*) (arg + (24+20*sizeof(void*))))) },
-    (plugin_option_string_t) option8,
-    (plugin_option_string_t) option9,
-    (mailpipe_plugin_types_list_attachment_t) (mailpipe_plugin_types_list_attachment_t) { (mailpipe_plugin_types_attachment_t*)(*((uint8_t **) (arg + (24+27*sizeof(void*))))), (*((size_t*) (arg + (24+28*sizeof(void*))))) },
-    (uint64_t) (uint64_t) (*((int64_t*) (arg + (32+28*sizeof(void*))))),
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(*((uint8_t **) (arg + (40+28*sizeof(void*))))), (*((size_t*) (arg + (40+29*sizeof(void*))))) },
-    (plugin_list_string_t) (plugin_list_string_t) { (plugin_string_t*)(*((uint8_t **) (arg + (40+30*sizeof(void*))))), (*((size_t*) (arg + (40+31*sizeof(void*))))) },
-  };
+__attribute__((__export_name__("on-message")))
+uint8_t * __wasm_export_exports_plugin_on_message(int32_t arg) {
   plugin_result_list_action_string_t ret;
   plugin_list_action_t ok;
   plugin_string_t err;
-  ret.is_err = !exports_plugin_on_message(&arg11, &ok, &err);
+  ret.is_err = !exports_plugin_on_message((plugin_borrow_message_t) { arg }, &ok, &err);
   if (ret.is_err) {
     ret.val.err = err;
   }
   if (!ret.is_err) {
     ret.val.ok = ok;
   }
-  free(arg);
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   if ((ret).is_err) {
-    const plugin_string_t *payload31 = &(ret).val.err;*((int8_t*)(ptr + 0)) = 1;
-    *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload31).len;
-    *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload31).ptr;
+    const plugin_string_t *payload19 = &(ret).val.err;*((int8_t*)(ptr + 0)) = 1;
+    *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload19).len;
+    *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload19).ptr;
   } else {
     const plugin_list_action_t *payload = &(ret).val.ok;*((int8_t*)(ptr + 0)) = 0;
     *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload).len;

@@ -61,16 +61,16 @@ typedef struct mailpipe_plugin_types_attachment_t {
   uint64_t   size;
 } mailpipe_plugin_types_attachment_t;
 
-// How much of each message a plugin needs. Each level includes the ones before it;
-// the host fetches and converts no more than the most demanding plugin asks for.
+// How much of each message the host fetches for this plugin. Each level includes the
+// ones before it; the host fetches no more than the most demanding plugin asks for.
+// Reading a part that was not fetched gives nothing (none, an empty list), never an error.
 typedef uint8_t mailpipe_plugin_types_needs_t;
 
-// Envelope data and all header fields; `text-body`, `html-body` are none and
-// `attachments` is empty.
+// The header fields: the bodies and attachments may be missing.
 #define MAILPIPE_PLUGIN_TYPES_NEEDS_HEADERS 0
-// Also the text/html bodies and the attachment list.
+// The whole message: bodies and attachments.
 #define MAILPIPE_PLUGIN_TYPES_NEEDS_BODIES 1
-// Also the raw RFC 5322 bytes, available through `host.raw-message`.
+// The whole message, and the plugin reads its raw bytes (`message.raw`).
 #define MAILPIPE_PLUGIN_TYPES_NEEDS_RAW 2
 
 typedef struct mailpipe_plugin_types_plugin_info_t {
@@ -82,58 +82,35 @@ typedef struct mailpipe_plugin_types_plugin_info_t {
 } mailpipe_plugin_types_plugin_info_t;
 
 typedef struct {
-  bool is_some;
-  int64_t val;
-} plugin_option_s64_t;
-
-typedef struct {
-  mailpipe_plugin_types_address_t *ptr;
-  size_t len;
-} mailpipe_plugin_types_list_address_t;
-
-typedef struct {
-  bool is_some;
-  mailpipe_plugin_types_address_t val;
-} mailpipe_plugin_types_option_address_t;
-
-typedef struct {
-  mailpipe_plugin_types_header_t *ptr;
-  size_t len;
-} mailpipe_plugin_types_list_header_t;
-
-typedef struct {
-  mailpipe_plugin_types_attachment_t *ptr;
-  size_t len;
-} mailpipe_plugin_types_list_attachment_t;
-
-typedef struct {
   plugin_string_t *ptr;
   size_t len;
 } plugin_list_string_t;
 
-// The parsed message as the plugin sees it, after the rewrites of earlier plugins.
-typedef struct mailpipe_plugin_types_message_t {
-  plugin_option_string_t   message_id;
-  // The Date header as seconds since the Unix epoch (UTC), when it parses.
-  plugin_option_s64_t   date;
-  mailpipe_plugin_types_list_address_t   from;
-  mailpipe_plugin_types_option_address_t   sender;
-  mailpipe_plugin_types_list_address_t   reply_to;
-  mailpipe_plugin_types_list_address_t   to;
-  mailpipe_plugin_types_list_address_t   cc;
-  plugin_option_string_t   subject;
-  // Every header field, in order, including the ones above.
-  mailpipe_plugin_types_list_header_t   headers;
-  plugin_option_string_t   text_body;
-  plugin_option_string_t   html_body;
-  mailpipe_plugin_types_list_attachment_t   attachments;
-  // Size of the raw message in bytes.
-  uint64_t   size;
-  // The mailbox (folder) the message came from, e.g. "INBOX".
-  plugin_string_t   mailbox;
-  // IMAP flags and keywords, e.g. "\\Seen", "$Junk".
-  plugin_list_string_t   flags;
-} mailpipe_plugin_types_message_t;
+// How the message reached this mailbox, as far as the host knows it (from the
+// Return-Path, Delivered-To and X-Original-To fields the delivering server adds).
+typedef struct mailpipe_plugin_types_envelope_t {
+  // The envelope sender (`MAIL FROM`) without angle brackets; "" for the null sender
+  // of bounces and auto-replies; none when unknown.
+  plugin_option_string_t   return_path;
+  // The addresses it was delivered to, first the final one; empty when unknown.
+  plugin_list_string_t   recipients;
+} mailpipe_plugin_types_envelope_t;
+
+typedef struct mailpipe_plugin_types_own_message_t {
+  int32_t __handle;
+} mailpipe_plugin_types_own_message_t;
+
+typedef struct mailpipe_plugin_types_borrow_message_t {
+  int32_t __handle;
+} mailpipe_plugin_types_borrow_message_t;
+
+// One thing wrong with a plugin's configuration.
+typedef struct mailpipe_plugin_types_config_problem_t {
+  // The key of the plugin's config table it is about ("rules", "rules.3.folder"), or
+  // none for the table as a whole.
+  plugin_option_string_t   key;
+  plugin_string_t   message;
+} mailpipe_plugin_types_config_problem_t;
 
 typedef struct mailpipe_plugin_types_folder_target_t {
   // Folder name in UTF-8, hierarchy separated by "/", e.g. "Lists/rust".
@@ -142,6 +119,11 @@ typedef struct mailpipe_plugin_types_folder_target_t {
   // falls back to keeping the message in its mailbox, and the error is reported).
   bool   create;
 } mailpipe_plugin_types_folder_target_t;
+
+typedef struct {
+  mailpipe_plugin_types_header_t *ptr;
+  size_t len;
+} mailpipe_plugin_types_list_header_t;
 
 typedef struct mailpipe_plugin_types_reply_t {
   // Subject of the reply; by default "Re: " + the original subject.
@@ -207,11 +189,38 @@ typedef struct mailpipe_plugin_types_action_t {
 // No later plugin runs for this message.
 #define MAILPIPE_PLUGIN_TYPES_ACTION_STOP 12
 
+typedef struct {
+  bool is_some;
+  int64_t val;
+} plugin_option_s64_t;
+
+typedef struct {
+  mailpipe_plugin_types_address_t *ptr;
+  size_t len;
+} mailpipe_plugin_types_list_address_t;
+
+typedef struct {
+  bool is_some;
+  mailpipe_plugin_types_address_t val;
+} mailpipe_plugin_types_option_address_t;
+
+typedef struct {
+  mailpipe_plugin_types_attachment_t *ptr;
+  size_t len;
+} mailpipe_plugin_types_list_attachment_t;
+
 typedef mailpipe_plugin_types_plugin_info_t plugin_plugin_info_t;
 
-typedef mailpipe_plugin_types_message_t plugin_message_t;
-
 typedef mailpipe_plugin_types_action_t plugin_action_t;
+
+typedef mailpipe_plugin_types_config_problem_t plugin_config_problem_t;
+
+typedef struct {
+  plugin_config_problem_t *ptr;
+  size_t len;
+} plugin_list_config_problem_t;
+
+typedef mailpipe_plugin_types_borrow_message_t plugin_borrow_message_t;
 
 typedef struct {
   plugin_action_t *ptr;
@@ -226,7 +235,7 @@ typedef struct {
   } val;
 } plugin_result_list_action_string_t;
 
-// Imported Functions from `mailpipe:plugin/host@0.1.0`
+// Imported Functions from `mailpipe:plugin/host@0.2.0`
 // Write to the host's log, tagged with the plugin name and the message id.
 extern void mailpipe_plugin_host_log(mailpipe_plugin_host_log_level_t level, plugin_string_t *message);
 // Current time, milliseconds since the Unix epoch.
@@ -243,13 +252,42 @@ extern bool mailpipe_plugin_host_kv_get(plugin_string_t *key, plugin_list_u8_t *
 // `ttl-seconds`: the entry expires after that many seconds; none keeps it forever.
 extern void mailpipe_plugin_host_kv_set(plugin_string_t *key, plugin_list_u8_t *value, uint64_t *maybe_ttl_seconds);
 extern void mailpipe_plugin_host_kv_delete(plugin_string_t *key);
-// The raw RFC 5322 bytes of the current message (as rewritten by earlier plugins).
-// Only for plugins whose `info` declares `needs: raw`; others get an empty list.
-extern void mailpipe_plugin_host_raw_message(plugin_list_u8_t *ret);
+
+// Imported Functions from `mailpipe:plugin/types@0.2.0`
+extern bool mailpipe_plugin_types_method_message_message_id(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret);
+// The Date header as seconds since the Unix epoch (UTC), when it parses.
+extern bool mailpipe_plugin_types_method_message_date(mailpipe_plugin_types_borrow_message_t self, int64_t *ret);
+extern void mailpipe_plugin_types_method_message_from(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret);
+extern bool mailpipe_plugin_types_method_message_sender(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_address_t *ret);
+extern void mailpipe_plugin_types_method_message_reply_to(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret);
+extern void mailpipe_plugin_types_method_message_to(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret);
+extern void mailpipe_plugin_types_method_message_cc(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_address_t *ret);
+extern bool mailpipe_plugin_types_method_message_subject(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret);
+// The value of the first field called `name` (any case).
+extern bool mailpipe_plugin_types_method_message_header(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *name, plugin_string_t *ret);
+// The values of every field called `name` (any case), in message order.
+extern void mailpipe_plugin_types_method_message_header_all(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *name, plugin_list_string_t *ret);
+// Every header field, in order, including the ones above.
+extern void mailpipe_plugin_types_method_message_headers(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_header_t *ret);
+extern bool mailpipe_plugin_types_method_message_text_body(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret);
+extern bool mailpipe_plugin_types_method_message_html_body(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret);
+extern void mailpipe_plugin_types_method_message_attachments(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_list_attachment_t *ret);
+// The decoded bytes of attachment `index` (as listed by `attachments`).
+extern bool mailpipe_plugin_types_method_message_attachment_content(mailpipe_plugin_types_borrow_message_t self, uint32_t index, plugin_list_u8_t *ret);
+// The raw RFC 5322 bytes (as rewritten by earlier plugins).
+extern void mailpipe_plugin_types_method_message_raw(mailpipe_plugin_types_borrow_message_t self, plugin_list_u8_t *ret);
+// Size of the raw message in bytes.
+extern uint64_t mailpipe_plugin_types_method_message_size(mailpipe_plugin_types_borrow_message_t self);
+// The mailbox (folder) the message came from, e.g. "INBOX".
+extern void mailpipe_plugin_types_method_message_mailbox(mailpipe_plugin_types_borrow_message_t self, plugin_string_t *ret);
+// IMAP flags and keywords, e.g. "\\Seen", "$Junk".
+extern void mailpipe_plugin_types_method_message_flags(mailpipe_plugin_types_borrow_message_t self, plugin_list_string_t *ret);
+extern void mailpipe_plugin_types_method_message_envelope(mailpipe_plugin_types_borrow_message_t self, mailpipe_plugin_types_envelope_t *ret);
 
 // Exported Functions from `plugin`
 void exports_plugin_info(plugin_plugin_info_t *ret);
-bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret, plugin_string_t *err);
+void exports_plugin_check_config(plugin_list_config_problem_t *ret);
+bool exports_plugin_on_message(plugin_borrow_message_t msg, plugin_list_action_t *ret, plugin_string_t *err);
 
 // Helper Functions
 
@@ -269,21 +307,21 @@ void mailpipe_plugin_types_attachment_free(mailpipe_plugin_types_attachment_t *p
 
 void mailpipe_plugin_types_plugin_info_free(mailpipe_plugin_types_plugin_info_t *ptr);
 
-void plugin_option_s64_free(plugin_option_s64_t *ptr);
-
-void mailpipe_plugin_types_list_address_free(mailpipe_plugin_types_list_address_t *ptr);
-
-void mailpipe_plugin_types_option_address_free(mailpipe_plugin_types_option_address_t *ptr);
-
-void mailpipe_plugin_types_list_header_free(mailpipe_plugin_types_list_header_t *ptr);
-
-void mailpipe_plugin_types_list_attachment_free(mailpipe_plugin_types_list_attachment_t *ptr);
-
 void plugin_list_string_free(plugin_list_string_t *ptr);
 
-void mailpipe_plugin_types_message_free(mailpipe_plugin_types_message_t *ptr);
+void mailpipe_plugin_types_envelope_free(mailpipe_plugin_types_envelope_t *ptr);
+
+extern void mailpipe_plugin_types_message_drop_own(mailpipe_plugin_types_own_message_t handle);
+
+extern void mailpipe_plugin_types_message_drop_borrow(mailpipe_plugin_types_borrow_message_t handle);
+
+extern mailpipe_plugin_types_borrow_message_t mailpipe_plugin_types_borrow_message(mailpipe_plugin_types_own_message_t handle);
+
+void mailpipe_plugin_types_config_problem_free(mailpipe_plugin_types_config_problem_t *ptr);
 
 void mailpipe_plugin_types_folder_target_free(mailpipe_plugin_types_folder_target_t *ptr);
+
+void mailpipe_plugin_types_list_header_free(mailpipe_plugin_types_list_header_t *ptr);
 
 void mailpipe_plugin_types_reply_free(mailpipe_plugin_types_reply_t *ptr);
 
@@ -291,11 +329,21 @@ void mailpipe_plugin_types_forward_free(mailpipe_plugin_types_forward_t *ptr);
 
 void mailpipe_plugin_types_action_free(mailpipe_plugin_types_action_t *ptr);
 
+void plugin_option_s64_free(plugin_option_s64_t *ptr);
+
+void mailpipe_plugin_types_list_address_free(mailpipe_plugin_types_list_address_t *ptr);
+
+void mailpipe_plugin_types_option_address_free(mailpipe_plugin_types_option_address_t *ptr);
+
+void mailpipe_plugin_types_list_attachment_free(mailpipe_plugin_types_list_attachment_t *ptr);
+
 void plugin_plugin_info_free(plugin_plugin_info_t *ptr);
 
-void plugin_message_free(plugin_message_t *ptr);
-
 void plugin_action_free(plugin_action_t *ptr);
+
+void plugin_config_problem_free(plugin_config_problem_t *ptr);
+
+void plugin_list_config_problem_free(plugin_list_config_problem_t *ptr);
 
 void plugin_list_action_free(plugin_list_action_t *ptr);
 

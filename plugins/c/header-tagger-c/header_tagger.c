@@ -7,8 +7,11 @@
 //   tag    = "[SPAM]"        required: subject prefix; a subject already containing it is left alone
 //   flag   = "$Junk"         optional: IMAP flag or keyword to add as well
 //
-// Ownership (wit-bindgen C): the plugin owns `msg` and must free it; everything it returns is
-// freed by the generated cabi_post_* functions, so it must be heap memory (never literals).
+// Contract 0.2: `msg` is a borrowed handle; each part is asked of the host when read (here the
+// header fields of one name, and the subject). Ownership (wit-bindgen C): the plugin gives the
+// handle back with mailpipe_plugin_types_message_drop_borrow before it returns, and frees what
+// the host's answers hold; everything it returns is freed by the generated cabi_post_*
+// functions, so it must be heap memory (never literals).
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -108,21 +111,47 @@ static bool contains_nocase(plugin_string_t s, const char *needle) {
     return false;
 }
 
-static bool has_header(const plugin_message_t *msg, const char *name, const char *value) {
-    for (size_t i = 0; i < msg->headers.len; i++) {
-        const mailpipe_plugin_types_header_t *h = &msg->headers.ptr[i];
-        if (equals_nocase(h->name, name) && equals_nocase(h->value, value)) return true;
-    }
-    return false;
+// Has `msg` a field called `name` whose value is `value`?
+static bool has_header(plugin_borrow_message_t msg, const char *name, const char *value) {
+    plugin_string_t n;
+    plugin_string_set(&n, name);  // borrowed by the import
+    plugin_list_string_t values;
+    mailpipe_plugin_types_method_message_header_all(msg, &n, &values);
+    bool found = false;
+    for (size_t i = 0; i < values.len && !found; i++) found = equals_nocase(values.ptr[i], value);
+    plugin_list_string_free(&values);
+    return found;
 }
 
 void exports_plugin_info(plugin_plugin_info_t *ret) {
     plugin_string_dup(&ret->name, "header-tagger-c");
-    plugin_string_dup(&ret->version, "0.1.0");
+    plugin_string_dup(&ret->version, "0.2.0");
     ret->needs = MAILPIPE_PLUGIN_TYPES_NEEDS_HEADERS;
 }
 
-bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret,
+// What is wrong with the config: each required key that is missing, by name (`mailpipe check`
+// shows it at its line; the host does not run the plugin until it is fixed).
+void exports_plugin_check_config(plugin_list_config_problem_t *ret) {
+    static const char *required[] = {"header", "value", "tag"};
+    ret->ptr = calloc(3, sizeof(plugin_config_problem_t));
+    ret->len = 0;
+    for (size_t i = 0; i < 3; i++) {
+        char *v = config(required[i]);
+        bool missing = !v || (!*v && strcmp(required[i], "value") != 0);
+        free(v);
+        if (!missing) continue;
+        plugin_config_problem_t *p = &ret->ptr[ret->len++];
+        p->key.is_some = true;
+        plugin_string_dup(&p->key.val, required[i]);
+        plugin_string_dup(&p->message, "is required (a string)");
+    }
+    if (ret->len == 0) {
+        free(ret->ptr);
+        ret->ptr = NULL;
+    }
+}
+
+bool exports_plugin_on_message(plugin_borrow_message_t msg, plugin_list_action_t *ret,
                                plugin_string_t *err) {
     char *header = config("header"), *value = config("value"), *tag = config("tag");
     char *flag = config("flag");
@@ -136,11 +165,13 @@ bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret,
         ret->ptr = calloc(2, sizeof(plugin_action_t));
         // The subject is inbound text (an encoded word may decode to CR/LF and a fake
         // header): made header-safe, or the host would refuse the whole result.
-        plugin_string_t subject;
-        if (msg->subject.is_some)
-            header_safe(msg->subject.val.ptr, msg->subject.val.len, &subject);
-        else
+        plugin_string_t subject, original;
+        if (mailpipe_plugin_types_method_message_subject(msg, &original)) {
+            header_safe(original.ptr, original.len, &subject);
+            plugin_string_free(&original);
+        } else {
             header_safe(NULL, 0, &subject);
+        }
         if (!contains_nocase(subject, tag)) {
             // header_safe(tag + " " + subject): just the tag when there is no subject.
             size_t tl = strlen(tag), len = tl + 1 + subject.len;
@@ -170,7 +201,7 @@ bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret,
     free(value);
     free(tag);
     free(flag);
-    plugin_message_free(msg);
+    mailpipe_plugin_types_message_drop_borrow(msg);
     if (ret->len == 0) {
         free(ret->ptr);
         ret->ptr = NULL;

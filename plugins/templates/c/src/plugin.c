@@ -5,8 +5,11 @@
 //   word   = "invoice"    case-insensitive; default "invoice"
 //   folder = "Invoices"   created when missing; default "Invoices"
 //
-// Ownership (wit-bindgen C): the plugin owns `msg` and must free it; everything it returns is
-// freed by the generated cabi_post_* functions, so it must be heap memory (never literals).
+// Contract 0.2: `msg` is a borrowed handle; each part is asked of the host when read (here:
+// the subject). Ownership (wit-bindgen C): give the handle back with
+// mailpipe_plugin_types_message_drop_borrow before returning and free what the host's answers
+// hold; everything the plugin returns is freed by the generated cabi_post_* functions, so it
+// must be heap memory (never literals).
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,13 +41,31 @@ void exports_plugin_info(plugin_plugin_info_t *ret) {
     ret->needs = MAILPIPE_PLUGIN_TYPES_NEEDS_HEADERS;
 }
 
+// What is wrong with the config (`mailpipe check` shows each problem at its key's line; the
+// plugin is not run until it is fixed): here, an empty folder name.
+void exports_plugin_check_config(plugin_list_config_problem_t *ret) {
+    char *folder = config("folder", "Invoices");
+    ret->ptr = NULL;
+    ret->len = 0;
+    if (!*folder) {
+        ret->ptr = calloc(1, sizeof(plugin_config_problem_t));
+        ret->len = 1;
+        ret->ptr[0].key.is_some = true;
+        plugin_string_dup(&ret->ptr[0].key.val, "folder");
+        plugin_string_dup(&ret->ptr[0].message, "must name a folder");
+    }
+    free(folder);
+}
+
 // Returns false with `err` set to report an error (the message is then kept unchanged).
-bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret,
+bool exports_plugin_on_message(plugin_borrow_message_t msg, plugin_list_action_t *ret,
                                plugin_string_t *err) {
     char *word = config("word", "invoice"), *folder = config("folder", "Invoices");
     ret->ptr = NULL;
     ret->len = 0;
-    if (*word && msg->subject.is_some && contains_nocase(msg->subject.val, word)) {
+    plugin_string_t subject = {NULL, 0};
+    bool has_subject = mailpipe_plugin_types_method_message_subject(msg, &subject);
+    if (*word && has_subject && contains_nocase(subject, word)) {
         ret->ptr = calloc(2, sizeof(plugin_action_t));
         plugin_action_t *file = &ret->ptr[ret->len++];
         file->tag = MAILPIPE_PLUGIN_TYPES_ACTION_FILE_INTO;
@@ -59,9 +80,10 @@ bool exports_plugin_on_message(plugin_message_t *msg, plugin_list_action_t *ret,
         plugin_string_set(&line, "subject matched");  // borrowed by the import: a literal is fine
         mailpipe_plugin_host_log(MAILPIPE_PLUGIN_HOST_LOG_LEVEL_INFO, &line);
     }
+    if (has_subject) plugin_string_free(&subject);
     free(word);
     free(folder);
-    plugin_message_free(msg);
+    mailpipe_plugin_types_message_drop_borrow(msg);
     (void)err;
     return true;
 }
