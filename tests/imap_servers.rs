@@ -9,6 +9,7 @@
 mod common;
 
 use common::mailstack::*;
+use common::{plugin_path, root};
 use mailpipe::config::{Auth, PasswordSource, ServerConfig, TlsMode};
 use mailpipe::runner::{run_accounts_once, RunOptions};
 use mailpipe::source::imap::connect::{connect, ImapSession};
@@ -589,21 +590,41 @@ async fn messages_a_plugin_failed_on_are_decided_again_once_it_is_fixed() {
         .expect("APPEND");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mailpipe.toml");
-    let write = |rules: &str| {
+    // A plugin built for contract 0.1 cannot say at load that its table is wrong: it fails on
+    // each message. (One built for 0.2 says so, and the run does not start: checked first.)
+    let old_filer = root().join("tests/fixtures/contract-0.1/rules-filer.wasm");
+    let write = |old: bool, rules: &str| {
+        let mut plugin = plugin_toml(
+            "filer",
+            "rules-filer",
+            &format!("[plugin.config]\nrules = {rules}"),
+        );
+        if old {
+            plugin = plugin.replace(
+                &plugin_path("rules-filer").display().to_string(),
+                &old_filer.display().to_string(),
+            );
+        }
         std::fs::write(
             &file,
             format!(
-                "[state]\ndir = \"{}\"\n[[account]]\nname = \"alice\"\naddress = \"alice@example.test\"\nmailboxes = [\"{watched}\"]\n[account.imap]\nhost = \"{}\"\nport = {}\ntls = \"none\"\npassword_command = \"echo secret-alice\"\n{}",
+                "[state]\ndir = \"{}\"\n[[account]]\nname = \"alice\"\naddress = \"alice@example.test\"\nmailboxes = [\"{watched}\"]\n[account.imap]\nhost = \"{}\"\nport = {}\ntls = \"none\"\npassword_command = \"echo secret-alice\"\n{plugin}",
                 dir.path().join("state").display(),
                 t.host,
                 t.port,
-                plugin_toml("filer", "rules-filer", &format!("[plugin.config]\nrules = {rules}"))
             ),
         )
         .unwrap();
     };
     let mailpipe = |args: &[&str]| run_with(&file, args);
-    write("\"oops\"");
+    write(false, "\"oops\"");
+    let (code, text) = mailpipe(&["run", "--once"]);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(
+        text.contains("mailpipe.toml:14: plugin filer: invalid type"),
+        "{text}"
+    );
+    write(true, "\"oops\"");
     let (code, text) = mailpipe(&["run", "--once", "--fail-on-plugin-error"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("1 plugin error"), "{text}");
@@ -632,7 +653,7 @@ async fn messages_a_plugin_failed_on_are_decided_again_once_it_is_fixed() {
         "{text}"
     );
     let folder = format!("Lists-{tag}");
-    write(&format!("[ {{ name = \"list\", folder = \"{folder}\", conditions = [ {{ header = \"List-Id\", op = \"exists\" }} ] }} ]"));
+    write(true, &format!("[ {{ name = \"list\", folder = \"{folder}\", conditions = [ {{ header = \"List-Id\", op = \"exists\" }} ] }} ]"));
     let (_, text) = mailpipe(&["status"]);
     assert!(
         text.contains("changed since: decided again at the next run"),
