@@ -2,18 +2,20 @@
 // needs=headers and needs=bodies, and the header names in the view (msg.headers[i].name) are,
 // in order, the names of the fields `HeaderBlock::parse` finds (the parser header actions
 // edit with), so a plugin never sees a field that set/remove-header cannot address or vice
-// versa; both views show the same fields. Input: the raw message bytes.
+// versa; both views show the same fields; and every part read alone through the 0.2 message
+// resource's reader (`Readable`) is that part of the whole view. Input: the raw message bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use mailpipe::message::readable::Readable;
 use mailpipe::message::rewrite::HeaderBlock;
 use mailpipe::message::{view, Email};
 use mailpipe::plugin::bindings::Needs;
 
 fuzz_target!(|raw: &[u8]| {
     let email = Email::new(raw.to_vec(), "INBOX", vec![]);
-    let headers = view::to_wit(&email, Needs::Headers);
-    let bodies = view::to_wit(&email, Needs::Bodies);
+    let headers = view::to_view(&email, Needs::Headers);
+    let bodies = view::to_view(&email, Needs::Bodies);
     assert_eq!(headers.size, raw.len() as u64);
     assert_eq!(bodies.size, raw.len() as u64);
     assert!(
@@ -28,7 +30,7 @@ fuzz_target!(|raw: &[u8]| {
         "view header names differ from HeaderBlock's fields"
     );
 
-    let fields = |m: &mailpipe::plugin::bindings::Message| -> Vec<(String, String)> {
+    let fields = |m: &view::View| -> Vec<(String, String)> {
         m.headers
             .iter()
             .map(|h| (h.name.clone(), h.value.clone()))
@@ -45,5 +47,28 @@ fuzz_target!(|raw: &[u8]| {
         email.headers(),
         fields(&headers),
         "Email::headers differs from the view"
+    );
+
+    let one = Readable::new(email.clone());
+    assert_eq!(one.subject(), headers.subject);
+    assert_eq!(one.message_id(), headers.message_id);
+    assert_eq!(one.date(), headers.date);
+    let addresses = |a: &[mailpipe::plugin::bindings::Address]| -> Vec<(Option<String>, String)> {
+        a.iter()
+            .map(|a| (a.name.clone(), a.address.clone()))
+            .collect()
+    };
+    assert_eq!(addresses(&one.addresses("From")), addresses(&headers.from));
+    assert_eq!(addresses(&one.addresses("To")), addresses(&headers.to));
+    assert_eq!(addresses(&one.addresses("Cc")), addresses(&headers.cc));
+    let read: Vec<(String, String)> = one
+        .headers()
+        .into_iter()
+        .map(|h| (h.name, h.value))
+        .collect();
+    assert_eq!(
+        read,
+        fields(&headers),
+        "the resource's headers differ from the view"
     );
 });
