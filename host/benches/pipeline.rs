@@ -290,10 +290,10 @@ async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: 
     let shares: Vec<String> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| {
+        .map(|(i, name)| {
             format!(
-                "{n} {:.1}",
-                median(all.iter().map(|s| s.per_plugin[i]).collect()) / n_f(mails)
+                "{name} {:.1}",
+                median(all.iter().map(|s| s.per_plugin[i]).collect()) / n
             )
         })
         .collect();
@@ -301,10 +301,6 @@ async fn bench(name: &str, plugins: Vec<PluginConfig>, mails: &[Email], rounds: 
         "- {name}: µs per message in each plugin's calls: {}",
         shares.join(", ")
     )
-}
-
-fn n_f(mails: &[Email]) -> f64 {
-    mails.len() as f64
 }
 
 /// `p` with the component its plugin had when built for contract 0.1 (tests/fixtures).

@@ -153,15 +153,24 @@ impl Readable {
     /// What the delivering server recorded of the envelope: Return-Path, then Delivered-To
     /// (the newest first, as each delivery prepends one) and X-Original-To.
     pub fn envelope(&self) -> &Envelope {
-        self.envelope.get_or_init(|| envelope_of(&self.email.raw))
+        self.envelope.get_or_init(|| {
+            envelope_of(
+                self.raw_values("Return-Path"),
+                self.raw_values("Delivered-To")
+                    .chain(self.raw_values("X-Original-To")),
+            )
+        })
     }
 }
 
 /// The address fields whose parts are kept once read.
 const ADDRESS_FIELDS: [&str; 5] = ["From", "To", "Cc", "Reply-To", "Sender"];
 
-fn envelope_of(raw: &[u8]) -> Envelope {
-    let block = HeaderBlock::parse(raw);
+/// The envelope from the raw values of Return-Path and of the delivery fields, in order.
+fn envelope_of<'a>(
+    mut return_path: impl Iterator<Item = &'a [u8]>,
+    delivered_to: impl Iterator<Item = &'a [u8]>,
+) -> Envelope {
     let bare = |value: &[u8]| {
         let text = view::decode_value(value);
         let text = text.trim();
@@ -169,12 +178,9 @@ fn envelope_of(raw: &[u8]) -> Envelope {
         let text = text.strip_suffix('>').unwrap_or(text);
         text.trim().to_string()
     };
-    let return_path = block.values("Return-Path").next().map(bare);
+    let return_path = return_path.next().map(bare);
     let mut recipients: Vec<String> = Vec::new();
-    for value in block
-        .values("Delivered-To")
-        .chain(block.values("X-Original-To"))
-    {
+    for value in delivered_to {
         let address = bare(value);
         if !address.is_empty() && !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
             recipients.push(address);

@@ -6,7 +6,7 @@
 //! replaced after `MAX_CALLS_PER_INSTANCE` calls. `fresh_instance = true` gives a plugin a
 //! new instance from its `InstancePre` for every message instead.
 //! Each supported contract version has its bindings (`bindings` for the newest, `v0_1`);
-//! `Contract` below is the one place that tells them apart.
+//! `Linked` below is the one place that tells them apart.
 
 pub mod bindings;
 pub mod cache;
@@ -102,7 +102,7 @@ pub fn bounded_text(text: &str) -> String {
 pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
 
 /// A plugin's component, linked for the contract version it was built for.
-enum Contract {
+enum Linked {
     V0_1(v0_1::PluginPre<PluginState>),
     V0_2(PluginPre<PluginState>),
 }
@@ -113,18 +113,18 @@ enum Instance {
     V0_2(Plugin),
 }
 
-impl Contract {
+impl Linked {
     fn version(&self) -> &'static str {
         match self {
-            Contract::V0_1(_) => "0.1.0",
-            Contract::V0_2(_) => "0.2.0",
+            Linked::V0_1(_) => "0.1.0",
+            Linked::V0_2(_) => "0.2.0",
         }
     }
 
     async fn instantiate(&self, store: &mut WasmStore<PluginState>) -> wasmtime::Result<Instance> {
         Ok(match self {
-            Contract::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
-            Contract::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+            Linked::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+            Linked::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -212,7 +212,7 @@ pub struct LoadedPlugin {
     pub config_problems: Vec<ConfigProblem>,
     config_json: Arc<str>,
     config: Arc<serde_json::Value>,
-    pre: Contract,
+    pre: Linked,
     warm: Mutex<Vec<Warm>>,
 }
 
@@ -300,9 +300,9 @@ impl PluginRuntime {
         })?;
         // A component that imports nothing of the contract is taken for the oldest version.
         let pre = if versions.iter().any(|v| v == "0.2.0") {
-            PluginPre::new(instance_pre).map(Contract::V0_2)
+            PluginPre::new(instance_pre).map(Linked::V0_2)
         } else {
-            v0_1::PluginPre::new(instance_pre).map(Contract::V0_1)
+            v0_1::PluginPre::new(instance_pre).map(Linked::V0_1)
         }
         .map_err(|e| load_err(in_plain_words(&e, &settings.limits)))?;
         let config_json: Arc<str> = settings.config.to_string().into();
