@@ -397,6 +397,18 @@ async fn main() {
     println!("µs per message; \"total\" is decide + commit. \"parse\" and \"convert\" are what a full view of each message costs, measured apart: 0.1 plugins get it whole; for 0.2 plugins the pipeline makes only the parts they read\n");
     println!("| pipeline | messages | messages/s | total | parse | convert to WIT | plugin calls | apply actions | commit |");
     println!("|---|---|---|---|---|---|---|---|---|");
+    // MAILPIPE_BENCH_ONLY=rust: the first pipeline alone (for a profiler), nothing else.
+    if std::env::var("MAILPIPE_BENCH_ONLY").as_deref() == Ok("rust") {
+        let note = bench(
+            "rules-filer + auto-responder + subject-tagger (Rust, contract 0.2)",
+            vec![filer(&root, false), responder(&root), tagger(&root)],
+            &mails,
+            rounds,
+        )
+        .await;
+        println!("\n{note}");
+        return;
+    }
     let notes = [
         bench(
             "rules-filer + auto-responder + subject-tagger (Rust, contract 0.2)",

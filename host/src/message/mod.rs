@@ -12,8 +12,10 @@ pub mod view;
 /// One message as the host holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Email {
-    /// The RFC 5322 bytes, as received or as rewritten by plugins.
-    pub raw: Vec<u8>,
+    /// The RFC 5322 bytes, as received or as rewritten by plugins. Shared, not copied, by
+    /// every clone of the message (the pipeline's working copy, what the plugins read, the
+    /// decision): a rewrite makes new bytes, it never changes these.
+    pub raw: bytes::Bytes,
     /// The mailbox it came from, e.g. "INBOX".
     pub mailbox: String,
     /// IMAP system flags ("\\Seen") and keywords ("$Label1"), no duplicates, in order.
@@ -21,9 +23,13 @@ pub struct Email {
 }
 
 impl Email {
-    pub fn new(raw: Vec<u8>, mailbox: impl Into<String>, flags: Vec<String>) -> Email {
+    pub fn new(
+        raw: impl Into<bytes::Bytes>,
+        mailbox: impl Into<String>,
+        flags: Vec<String>,
+    ) -> Email {
         let mut email = Email {
-            raw,
+            raw: raw.into(),
             mailbox: mailbox.into(),
             flags: Vec::new(),
         };

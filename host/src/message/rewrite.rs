@@ -194,7 +194,14 @@ impl<'a> HeaderBlock<'a> {
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.rest.len() + 1024);
+        // The exact size (plus room for the line endings added below): one allocation, and
+        // the body is copied once.
+        let size = self.preamble.len()
+            + self.fields.iter().map(|f| f.len()).sum::<usize>()
+            + self.added.iter().map(|(_, f)| f.len()).sum::<usize>()
+            + self.rest.len()
+            + 2 * (self.fields.len() + 2);
+        let mut out = Vec::with_capacity(size);
         out.extend_from_slice(self.preamble);
         for i in 0..=self.fields.len() {
             for (at, f) in &self.added {

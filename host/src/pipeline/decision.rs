@@ -180,7 +180,10 @@ impl Decision {
         deliveries.append(&mut self.copies);
         self.deliveries = dedupe(deliveries);
         self.flags = email.flags.clone();
-        self.rewritten = email.raw != original.raw;
+        // Unchanged bytes are still the original's buffer: no need to compare them.
+        let same_buffer =
+            email.raw.as_ptr() == original.raw.as_ptr() && email.raw.len() == original.raw.len();
+        self.rewritten = !same_buffer && email.raw != original.raw;
         self.email = email;
         self
     }

@@ -205,17 +205,13 @@ impl Pipeline {
                 Action::AddFlags(f) => w.email.add_flags(f),
                 Action::RemoveFlags(f) => w.email.remove_flags(f),
                 Action::SetHeader(h) => {
-                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.set(&h.name, &h.value))
+                    w.email.raw = edit(&w.email.raw, |b| b.set(&h.name, &h.value))
                 }
                 Action::AddHeader(h) => {
-                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.add(&h.name, &h.value))
+                    w.email.raw = edit(&w.email.raw, |b| b.add(&h.name, &h.value))
                 }
-                Action::RemoveHeader(n) => {
-                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.remove(n))
-                }
-                Action::SetSubject(s) => {
-                    w.email.raw = rewrite::edit(&w.email.raw, |b| b.set("Subject", s))
-                }
+                Action::RemoveHeader(n) => w.email.raw = edit(&w.email.raw, |b| b.remove(n)),
+                Action::SetSubject(s) => w.email.raw = edit(&w.email.raw, |b| b.set("Subject", s)),
                 Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
                 Action::Reply(_) | Action::Forward(_) => {
                     // The cap is checked before anything is built.
@@ -328,6 +324,11 @@ fn injected_panic(message_key: &str) -> bool {
             .filter(|k| !k.is_empty())
     });
     KEY.as_deref().is_some_and(|k| message_key.contains(k))
+}
+
+/// One header edit of the message: new bytes (the old ones may still be read by others).
+fn edit(raw: &[u8], f: impl FnOnce(&mut rewrite::HeaderBlock)) -> bytes::Bytes {
+    rewrite::edit(raw, f).into()
 }
 
 fn changes_message(a: &Action) -> bool {

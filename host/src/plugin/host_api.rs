@@ -189,7 +189,7 @@ impl PluginState {
     /// `host.raw-message` of the 0.1 contract: only for plugins that declared `needs: raw`.
     pub(crate) fn raw_for_0_1(&self) -> Vec<u8> {
         match self.message() {
-            Some(m) if self.inputs.raw_for_0_1 => m.email().raw.clone(),
+            Some(m) if self.inputs.raw_for_0_1 => m.email().raw.to_vec(),
             _ => Vec::new(),
         }
     }

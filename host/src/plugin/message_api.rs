@@ -94,7 +94,7 @@ impl HostMessage for PluginState {
 
     fn raw(&mut self, _: Handle) -> Vec<u8> {
         self.message()
-            .map(|m| m.email().raw.clone())
+            .map(|m| m.email().raw.to_vec())
             .unwrap_or_default()
     }
 
