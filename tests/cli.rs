@@ -602,3 +602,39 @@ fn completions_man_page_and_help_for_every_option() {
         }
     }
 }
+
+/// `check` reads every account file of `[accounts] dir`: it counts the good ones and names a
+/// broken one with its line, and fails.
+#[test]
+fn check_names_a_broken_account_file_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts.d");
+    std::fs::create_dir(&accounts).unwrap();
+    let account = |name: &str, address: &str| {
+        format!(
+            "[account]\nname = \"{name}\"\naddress = \"{address}\"\n[account.imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"{name}\"\npassword_env = \"PW\"\n"
+        )
+    };
+    std::fs::write(accounts.join("bob.toml"), account("bob", "bob@example.com")).unwrap();
+    let file = dir.path().join("demo.toml");
+    std::fs::write(
+        &file,
+        demo_toml(dir.path()) + "\n[accounts]\ndir = \"accounts.d\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 account file(s) in"), "{out}");
+
+    std::fs::write(
+        accounts.join("carol.toml"),
+        account("carol", "carol at example"),
+    )
+    .unwrap();
+    let (code, out, err) = mailpipe(&["check", "-c", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("carol.toml:3: `account.address`"),
+        "{out}{err}"
+    );
+}

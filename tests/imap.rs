@@ -369,7 +369,7 @@ async fn a_uidvalidity_change_is_detected_and_nothing_is_rerun() {
             .set_checkpoint(&format!("alice/{box_}"), 1, 99)
             .unwrap();
     }
-    let workers = mailpipe::runner::account_workers(&cfg, &OPTS, None)
+    let workers = mailpipe::runner::account_workers(&cfg, &OPTS)
         .await
         .unwrap();
     let r = workers[0].once().await.unwrap();
@@ -421,7 +421,7 @@ async fn headers_only_plugins_fetch_headers_and_bodies_survive_a_rewrite() {
         )
     );
     let cfg = config(dir.path(), &text);
-    let workers = mailpipe::runner::account_workers(&cfg, &OPTS, None)
+    let workers = mailpipe::runner::account_workers(&cfg, &OPTS)
         .await
         .unwrap();
     assert_eq!(

@@ -719,3 +719,131 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_it_is_broken() {
     );
     assert!(!daemon.output().contains("panicked"), "{}", daemon.output());
 }
+
+/// `[accounts] dir`: the daemon starts an account when its file appears (with the file's own
+/// plugin keys), stops it when the file goes, and reports a broken file with its line while
+/// the other accounts keep working.
+#[tokio::test]
+async fn account_files_are_picked_up_and_dropped_while_running() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("dir");
+    let (alices, bobs) = (format!("T-{tag}-alice"), format!("T-{tag}-bob"));
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts.d");
+    std::fs::create_dir(&accounts).unwrap();
+    let account_file = |user: &str| {
+        stack
+            .account_toml(user, &["INBOX"], "")
+            .replace("[[account]]", "[account]")
+    };
+    std::fs::write(accounts.join("alice.toml"), account_file("alice")).unwrap();
+    std::fs::write(
+        accounts.join("carol.toml"),
+        "[account]\nname = \"carol\"\naddress = \"carol@\"\n",
+    )
+    .unwrap();
+    let file = write_config(
+        dir.path(),
+        &format!(
+            "[accounts]\ndir = \"accounts.d\"\nrescan_seconds = 1\n{}",
+            filer_on_subject(&tag, &alices)
+        ),
+    );
+    let daemon = Daemon::start(&file, &[]);
+    daemon
+        .wait_output("connected (IDLE)", Duration::from_secs(60))
+        .await;
+    assert!(
+        daemon.output().contains("carol.toml:3: `account.address`"),
+        "the broken file is named with its line:\n{}",
+        daemon.output()
+    );
+    smtp_send(
+        &stack,
+        "alice@example.test",
+        &format!("one {tag}"),
+        &format!("1.{tag}@example.test"),
+    );
+    let filed = wait_for(&stack, "alice", &alices, &tag, Duration::from_secs(30)).await;
+    assert!(filed.is_some(), "alice's mail filed:\n{}", daemon.output());
+
+    // bob's file arrives, with its own rules for the filer.
+    let bob = account_file("bob")
+        + &format!(
+            "\n[plugin.filer]\nrules = [ {{ name = \"bob\", folder = \"{bobs}\", conditions = [ {{ subject = true, op = \"contains\", value = \"{tag}\" }} ] }} ]\n"
+        );
+    std::fs::write(accounts.join("bob.toml"), bob).unwrap();
+    daemon
+        .wait_output("account file added: starting", Duration::from_secs(20))
+        .await;
+    let start = Instant::now();
+    while daemon.output().matches("connected (IDLE)").count() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "bob did not connect:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    smtp_send(
+        &stack,
+        "bob@example.test",
+        &format!("two {tag}"),
+        &format!("2.{tag}@example.test"),
+    );
+    let filed = wait_for(&stack, "bob", &bobs, &tag, Duration::from_secs(30)).await;
+    assert!(
+        filed.is_some(),
+        "bob's mail filed by his own rule:\n{}",
+        daemon.output()
+    );
+
+    // alice's file goes: her account stops, bob's goes on.
+    std::fs::remove_file(accounts.join("alice.toml")).unwrap();
+    daemon
+        .wait_output(
+            "stopped (its account file is gone)",
+            Duration::from_secs(20),
+        )
+        .await;
+    smtp_send(
+        &stack,
+        "alice@example.test",
+        &format!("three {tag}"),
+        &format!("3.{tag}@example.test"),
+    );
+    smtp_send(
+        &stack,
+        "bob@example.test",
+        &format!("four {tag}"),
+        &format!("4.{tag}@example.test"),
+    );
+    let filed = wait_for(
+        &stack,
+        "bob",
+        &bobs,
+        &format!("four {tag}"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(filed.is_some(), "bob still served:\n{}", daemon.output());
+    let arrived = wait_for(
+        &stack,
+        "alice",
+        "INBOX",
+        &format!("three {tag}"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(arrived.is_some(), "alice's mail delivered");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut s = stack.session("alice").await;
+    let inbox = list(&mut s, "INBOX").await;
+    assert_eq!(
+        count(&inbox, &format!("three {tag}")),
+        1,
+        "alice's mail stays where it is once her file is gone"
+    );
+    assert!(!daemon.output().contains("panicked"), "{}", daemon.output());
+}

@@ -598,7 +598,7 @@ async fn e_move_that_did_nothing_is_reported() {
     let server = BadServer::start(seeded().fault(Fault::MoveOkButNothing, When::Nth(1))).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = account(&server, FILE_ALL, dir.path());
-    let workers = account_workers(&cfg, &OPTS, None).await.unwrap();
+    let workers = account_workers(&cfg, &OPTS).await.unwrap();
 
     let first = workers[0].once().await;
     let mut v = Verdict::new(&server);
@@ -636,7 +636,7 @@ async fn f_huge_literal_neither_allocates_nor_hangs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = account(&server, FILE_ALL, dir.path());
     // Plugins are loaded before measuring: only the IMAP pass counts.
-    let workers = account_workers(&cfg, &OPTS, None).await.unwrap();
+    let workers = account_workers(&cfg, &OPTS).await.unwrap();
 
     let _ = std::fs::write("/proc/self/clear_refs", "5"); // resets VmHWM
     let (rss_before, _) = rss_kib();

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod clock;
 pub mod config;
 pub mod contract;
+pub mod daemon;
 pub mod message;
 pub mod net;
 pub mod pipeline;

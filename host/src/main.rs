@@ -258,9 +258,9 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 jobs: jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             };
-            let watch = !config.accounts.is_empty() && !once && !dry_run;
+            let watch = config.has_accounts() && !once && !dry_run;
             if watch {
-                runner::watch_accounts(&config, &opts).await?;
+                mailpipe::daemon::watch_accounts(&config, &opts).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             // Set up once: a polling run keeps its plugins loaded and its store open.
@@ -273,7 +273,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
                 if let Some(offline) = offline.as_mut() {
                     s = offline.pass(&opts).await?;
                 }
-                if !config.accounts.is_empty() {
+                if config.has_accounts() {
                     let a = runner::run_accounts_once(&config, &opts).await?;
                     s.processed += a.processed;
                     s.skipped += a.skipped;

@@ -302,7 +302,7 @@ pub fn test_message_key(path: &Path, raw: &[u8]) -> String {
 /// One log event per loaded plugin (name, version, needs, how long loading took), whenever
 /// the set of plugins differs from the one logged last: once at start and after a reload
 /// that changed them, not at every pass of a polling loop (which loads them each time).
-fn log_plugins(pipeline: &Pipeline) {
+pub(crate) fn log_plugins(pipeline: &Pipeline) {
     static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let now: Vec<String> = pipeline
         .plugins
@@ -328,7 +328,7 @@ fn log_plugins(pipeline: &Pipeline) {
 /// The state store for a run, with what has expired cleared out first: plugin state past its
 /// TTL (it counts against the plugins' limits until purged) and, once a day, what plugins
 /// decided for messages older than `[state] explain_days`.
-fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let store = Arc::new(Store::open(&config.state_dir)?);
     maintain(&store, config)?;
     Ok(store)
@@ -356,44 +356,43 @@ pub fn maintain(store: &Store, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Build one worker per `[[account]]`, sharing the pipeline and the state store.
+/// One worker per account (of the config and of its accounts directory), sharing the state
+/// store, the plugin engine and a login pacer.
 pub async fn account_workers(
     config: &Config,
     opts: &RunOptions,
-    reload: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> anyhow::Result<Vec<crate::source::imap::AccountWorker>> {
+    use crate::daemon;
+    let accounts = daemon::all_accounts(config);
+    daemon::raise_fd_limit(accounts.len());
     let store = open_store(config)?;
-    let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
-    log_plugins(&pipeline);
+    let mut pipelines = daemon::Pipelines::new(config, store.clone()).await?;
+    log_plugins(pipelines.base());
+    let pacer = Arc::new(crate::source::imap::pacer::Pacer::new(
+        config.accounts_settings.connects_per_second,
+    ));
     let mut workers = Vec::new();
-    for account in &config.accounts {
-        let smtp = match &account.smtp {
-            Some(s) => Some(
-                SmtpSink::new(s, crate::actions::domain_of(&account.address))
-                    .await?
-                    .with_timeout(account.timeout),
-            ),
-            None => None,
-        };
-        workers.push(crate::source::imap::AccountWorker {
-            account: account.clone(),
-            pipeline: pipeline.clone(),
-            store: store.clone(),
-            smtp,
-            retry: config.retry,
-            dry_run: opts.dry_run,
-            json: opts.json,
-            retry_failed: opts.retry_failed,
-            retried: Default::default(),
-            reload: reload.clone(),
-        });
+    for (account, _) in accounts {
+        let pipeline = pipelines.for_account(&account).await?;
+        workers.push(
+            daemon::worker(
+                config,
+                opts,
+                account,
+                pipeline,
+                store.clone(),
+                None,
+                Some(pacer.clone()),
+            )
+            .await?,
+        );
     }
     Ok(workers)
 }
 
 /// `--once` over every account, concurrently. Errors are reported per account.
 pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
-    let workers = account_workers(config, opts, None).await?;
+    let workers = account_workers(config, opts).await?;
     let results = futures::future::join_all(workers.iter().map(|w| w.once())).await;
     let mut summary = RunSummary::default();
     let mut failed = Vec::new();
@@ -424,64 +423,6 @@ pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Re
         anyhow::bail!("{}", failed.join("; "));
     }
     Ok(summary)
-}
-
-/// Watch every account until SIGINT or SIGTERM. SIGHUP reloads the config: a config with an
-/// error is reported and the running one kept; a good one replaces it once every account is
-/// between passes (waiting for new mail), so no work is cut off.
-pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let (reload, _) = tokio::sync::watch::channel(0u64);
-    let mut config = config.clone();
-    loop {
-        let next = {
-            let workers = account_workers(&config, opts, Some(reload.subscribe())).await?;
-            let store = workers.first().map(|w| w.store.clone());
-            let mut maintenance = tokio::time::interval_at(
-                tokio::time::Instant::now() + MAINTENANCE_EVERY,
-                MAINTENANCE_EVERY,
-            );
-            let mut watching =
-                std::pin::pin!(futures::future::join_all(workers.iter().map(|w| w.watch())));
-            let mut next = None;
-            loop {
-                tokio::select! {
-                    _ = &mut watching => break,
-                    _ = maintenance.tick() => {
-                        if let Some(store) = &store {
-                            if let Err(e) = maintain(store, &config) {
-                                tracing::warn!("clearing out expired state failed: {e:#}");
-                            }
-                        }
-                    }
-                    _ = tokio::signal::ctrl_c() => {
-                        tracing::info!(signal = "SIGINT", "interrupted; stopping");
-                        return Ok(());
-                    }
-                    _ = term.recv() => {
-                        tracing::info!(signal = "SIGTERM", "terminated; stopping");
-                        return Ok(());
-                    }
-                    _ = hup.recv() => match Config::load(&config.file) {
-                        Ok(c) => {
-                            tracing::info!(signal = "SIGHUP", file = %config.file.display(), "reloading the config once every account is waiting for mail");
-                            next = Some(c);
-                            reload.send_modify(|v| *v += 1);
-                        }
-                        Err(e) => tracing::error!(signal = "SIGHUP", "the config has an error; the running one is kept: {e}"),
-                    },
-                }
-            }
-            next
-        };
-        // The old workers, their pipeline and the state store are closed here.
-        match next {
-            Some(c) => config = c,
-            None => return Ok(()),
-        }
-    }
 }
 
 /// How a server is logged in to, for `check --connect`.
@@ -544,7 +485,7 @@ fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
 /// Log in to every account's servers (`mailpipe check --connect`).
 pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
-    for a in &config.accounts {
+    for (a, _) in &crate::daemon::all_accounts(config) {
         let result = async {
             use crate::source::imap::connect;
             let mut session = connect::with_deadline(

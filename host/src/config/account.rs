@@ -217,6 +217,9 @@ pub struct AccountConfig {
     pub smtp: Option<ServerConfig>,
     /// The name of the provider preset the account uses (`providers::find`), if any.
     pub provider: Option<&'static str>,
+    /// Keys of plugins' config tables for this account only (`[plugin.NAME]` of an account
+    /// file), merged over the main config's: plugin name -> table.
+    pub plugin_overrides: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 pub fn is_loopback(host: &str) -> bool {

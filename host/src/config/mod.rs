@@ -3,6 +3,7 @@
 //! line and key through `ConfigError`. Relative paths are relative to the config file.
 
 mod account;
+mod accounts_dir;
 mod error;
 pub mod providers;
 
@@ -10,6 +11,7 @@ pub use account::{
     is_loopback, AccountConfig, Auth, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
 };
 
+pub use accounts_dir::{load_dir, merged, AccountFile, AccountsSettings};
 use error::line_of;
 pub use error::ConfigError;
 
@@ -29,6 +31,9 @@ struct RawConfig {
     offline: Option<RawOffline>,
     #[serde(default, rename = "account")]
     accounts: Vec<account::RawAccount>,
+    /// `[accounts]`: the directory of account files and how logins are paced.
+    #[serde(default, rename = "accounts")]
+    accounts_settings: accounts_dir::RawAccounts,
     identity: Option<RawIdentity>,
     #[serde(default)]
     limits: PluginLimits,
@@ -133,7 +138,9 @@ pub struct Config {
     /// Days what plugins decided is kept for `mailpipe explain` (0: forever; default 90).
     pub explain_days: u32,
     pub offline: Option<OfflineConfig>,
+    /// The accounts of this file (those of `accounts_settings.dir` are read by `load_dir`).
     pub accounts: Vec<AccountConfig>,
+    pub accounts_settings: AccountsSettings,
     /// Default identity (offline mode); each account has its own.
     pub identity: Identity,
     pub limits: PluginLimits,
@@ -151,6 +158,11 @@ pub struct PluginLines {
 }
 
 impl Config {
+    /// Whether mail is read from IMAP accounts (of this file or of its accounts directory).
+    pub fn has_accounts(&self) -> bool {
+        !self.accounts.is_empty() || self.accounts_settings.dir.is_some()
+    }
+
     /// `FILE:LINE: plugin NAME: ...` about a key of a plugin's config table (see `at_key`).
     pub fn about_plugin_key(&self, plugin: &str, key: Option<&str>, text: &str) -> String {
         at_key(&self.file, plugin, self.plugin_lines.get(plugin), key, text)
@@ -273,6 +285,10 @@ impl Config {
                 ));
             }
         }
+        let accounts_settings = raw
+            .accounts_settings
+            .settings(base)
+            .map_err(|(span, m)| invalid(span, "accounts.dir", m))?;
         let identity = match (&raw.identity, accounts.first()) {
             (Some(id), _) => Identity {
                 address: id.address.get_ref().clone(),
@@ -281,6 +297,11 @@ impl Config {
             (None, Some(a)) => Identity {
                 address: a.address.clone(),
                 name: a.display_name.clone(),
+            },
+            // Every account of the directory has its own; this one is only for offline runs.
+            (None, None) if accounts_settings.dir.is_some() => Identity {
+                address: "postmaster@localhost".into(),
+                name: None,
             },
             (None, None) => {
                 return Err(ConfigError::Invalid {
@@ -390,12 +411,12 @@ impl Config {
                 config,
             });
         }
-        if raw.offline.is_none() && accounts.is_empty() {
+        if raw.offline.is_none() && accounts.is_empty() && accounts_settings.dir.is_none() {
             return Err(ConfigError::Invalid {
                 file: path.to_owned(),
                 line: 1,
                 key: "offline / account".into(),
-                message: "nothing to read mail from: add an [offline] section or an [[account]]"
+                message: "nothing to read mail from: add an [offline] section, an [[account]] or an [accounts] dir"
                     .into(),
             });
         }
@@ -405,6 +426,7 @@ impl Config {
             explain_days: raw.state.explain_days.unwrap_or(DEFAULT_EXPLAIN_DAYS),
             offline,
             accounts,
+            accounts_settings,
             identity,
             limits: raw.limits,
             retry: raw.outbox,
@@ -562,6 +584,7 @@ fn validate_account(
         imap,
         smtp,
         provider: provider.map(|p| p.name),
+        plugin_overrides: BTreeMap::new(),
     })
 }
 

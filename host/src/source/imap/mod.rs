@@ -10,6 +10,7 @@ pub mod connect;
 pub mod decide;
 pub mod forwards;
 pub mod namespace;
+pub mod pacer;
 pub mod plan;
 pub mod utf7;
 pub mod wire;
@@ -80,6 +81,8 @@ pub struct AccountWorker {
     /// Changes when the daemon is asked to reload its config (SIGHUP): the worker ends at
     /// its next wait for new mail.
     pub reload: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Shared by the accounts of an instance: paces their logins.
+    pub pacer: Option<std::sync::Arc<pacer::Pacer>>,
 }
 
 /// Resolves when a reload was requested; never without a reload channel.
@@ -143,6 +146,9 @@ impl AccountWorker {
     }
 
     async fn once_here(&self) -> Result<PassReport, ImapError> {
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
         let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = discover(&mut session).await?;
         let mut report = PassReport::default();
@@ -197,6 +203,9 @@ impl AccountWorker {
         failures: &mut u32,
     ) -> Result<(), ImapError> {
         let mut reload = self.reload.clone();
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
         let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = discover(&mut session).await?;
         let idle_ok = self.account.mode == WatchMode::Idle
