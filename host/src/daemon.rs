@@ -8,8 +8,10 @@
 //! - Accounts whose files override plugin keys get a pipeline of their own, one per distinct
 //!   set of overrides, built when first needed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
@@ -123,13 +125,14 @@ pub async fn worker(
     })
 }
 
-/// A running account: its file's text (None for an account of the main config) and the
-/// switch that ends its worker at its next wait for mail.
+/// A running account: its file and the file's text (None for an account of the main config)
+/// and the switch that ends its worker at its next wait for mail.
 struct Running {
+    file: Option<PathBuf>,
     text: Option<String>,
     stop: watch::Sender<u64>,
     /// Started again with this once the worker has ended (its file changed).
-    then: Option<(AccountConfig, Option<String>)>,
+    then: Option<Start>,
 }
 
 /// Watch every account until SIGINT or SIGTERM (see the module's comment for reloads).
@@ -139,15 +142,26 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     let mut hup = signal(SignalKind::hangup())?;
     let mut config = config.clone();
     loop {
-        let accounts = all_accounts(&config);
-        raise_fd_limit(accounts.len());
+        // The main file's accounts, then the directory's (read through `changes`, which
+        // remembers each file's stamp so that later looks read only what changed).
+        let mut dir = DirState::default();
+        let mut running: HashMap<String, Running> = HashMap::new();
+        let mut start: Vec<Start> = config
+            .accounts
+            .iter()
+            .map(|a| Start {
+                account: a.clone(),
+                file: None,
+                text: None,
+            })
+            .collect();
+        start.extend(changes(&config, &mut dir, &mut running));
+        raise_fd_limit(start.len());
         let store = runner::open_store(&config)?;
         let mut pipelines = Pipelines::new(&config, store.clone()).await?;
         runner::log_plugins(pipelines.base());
         let pacer = Arc::new(Pacer::new(config.accounts_settings.connects_per_second));
-        let mut running: HashMap<String, Running> = HashMap::new();
         let mut tasks = FuturesUnordered::new();
-        let mut start = Vec::from_iter(accounts);
         let mut rescan = tokio::time::interval(config.accounts_settings.rescan);
         rescan.tick().await;
         let mut maintenance = tokio::time::interval_at(
@@ -157,7 +171,12 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         let mut next: Option<Config> = None;
         loop {
             // Start what is due: new accounts, and changed ones whose old worker has ended.
-            for (account, text) in start.drain(..) {
+            for Start {
+                account,
+                file,
+                text,
+            } in start.drain(..)
+            {
                 if next.is_some() {
                     break;
                 }
@@ -190,6 +209,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 running.insert(
                     name.clone(),
                     Running {
+                        file,
                         text,
                         stop,
                         then: None,
@@ -214,7 +234,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     }
                 }
                 _ = rescan.tick(), if config.accounts_settings.dir.is_some() && next.is_none() => {
-                    start.extend(changes(&config, &mut running));
+                    start.extend(changes(&config, &mut dir, &mut running));
                 }
                 _ = maintenance.tick() => {
                     if let Err(e) = runner::maintain(&store, &config) {
@@ -253,36 +273,124 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     }
 }
 
-/// What changed in the accounts directory since `running` was started: stops the workers of
-/// removed and changed files (a changed one is started again when its worker has ended) and
-/// returns the accounts to start now.
+/// An account to start: from the main file (no `file`) or from its file in the directory.
+struct Start {
+    account: AccountConfig,
+    file: Option<PathBuf>,
+    text: Option<String>,
+}
+
+/// A file's modified time and size: what tells a rescan that it must be read again.
+type Stamp = (SystemTime, u64);
+
+/// What the daemon last read of the accounts directory: each file's stamp, good or broken,
+/// so a look every few seconds at thousands of files reads none that did not change.
+#[derive(Default)]
+struct DirState {
+    seen: HashMap<PathBuf, Stamp>,
+    /// Whether the directory was looked at before (the first look starts everything quietly).
+    looked: bool,
+}
+
+/// The account files of `dir` (`*.toml`, not hidden) with their stamps, in name order.
+fn listing(dir: &Path) -> BTreeMap<PathBuf, Stamp> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".toml") && !name.starts_with('.')
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((e.path(), (m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+/// What changed in the accounts directory since the last look: stops the workers of removed
+/// files, marks those of changed files to start again (with the new file) once they have
+/// ended, and returns the accounts of new files to start now. A file that cannot be used is
+/// logged once per change; an account whose file turned bad keeps running as it was.
 fn changes(
     config: &Config,
+    dir: &mut DirState,
     running: &mut HashMap<String, Running>,
-) -> Vec<(AccountConfig, Option<String>)> {
-    let now = all_accounts(config);
-    let mut start = Vec::new();
+) -> Vec<Start> {
+    let Some(path) = &config.accounts_settings.dir else {
+        return Vec::new();
+    };
+    let now = listing(path);
+    let first = !std::mem::replace(&mut dir.looked, true);
     for (name, r) in running.iter_mut() {
-        let from_dir = r.text.is_some();
-        let still = now.iter().find(|(a, _)| a.name == *name);
-        match still {
-            None if from_dir => {
-                tracing::info!(account = %name, "account file removed: stopping once it is waiting for mail");
-                r.then = None;
-                r.stop.send_modify(|v| *v += 1);
-            }
-            Some((a, text)) if from_dir && *text != r.text && r.then.is_none() => {
-                tracing::info!(account = %name, "account file changed: restarting once it is waiting for mail");
-                r.then = Some((a.clone(), text.clone()));
-                r.stop.send_modify(|v| *v += 1);
-            }
-            _ => {}
+        if r.file.as_ref().is_some_and(|f| !now.contains_key(f)) && r.then.is_none() {
+            tracing::info!(account = %name, "account file removed: stopping once it is waiting for mail");
+            r.stop.send_modify(|v| *v += 1);
         }
     }
-    for (a, text) in now {
-        if !running.contains_key(&a.name) {
-            tracing::info!(account = %a.name, "account file added: starting");
-            start.push((a, text));
+    dir.seen.retain(|p, _| now.contains_key(p));
+    let plugins: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
+    let main: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut start = Vec::new();
+    for (file, stamp) in now {
+        if dir.seen.get(&file) == Some(&stamp) {
+            continue;
+        }
+        dir.seen.insert(file.clone(), stamp);
+        let of_file = running
+            .iter()
+            .find(|(_, r)| r.file.as_ref() == Some(&file))
+            .map(|(n, _)| n.clone());
+        let loaded = std::fs::read_to_string(&file)
+            .map_err(|error| crate::config::ConfigError::Read {
+                file: file.clone(),
+                error,
+            })
+            .and_then(|text| crate::config::load_file(&file, text, &config.state_dir, &plugins));
+        let f = match loaded {
+            Ok(f) => f,
+            Err(e) if of_file.is_some() => {
+                tracing::error!("{e}; the account keeps running as it was until the file is fixed");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("{e}; this account is left out until the file is fixed");
+                continue;
+            }
+        };
+        let name = f.account.name.clone();
+        let elsewhere = running
+            .get(&name)
+            .is_some_and(|r| r.file.as_ref() != Some(&file));
+        if main.contains(&name.as_str()) || elsewhere || !claimed.insert(name.clone()) {
+            tracing::error!(
+                "{}:1: `account.name`: account name {name:?} is already used by another account; this file is left out",
+                file.display()
+            );
+            continue;
+        }
+        let next = Start {
+            account: f.account,
+            file: Some(file.clone()),
+            text: Some(f.text),
+        };
+        match of_file.and_then(|n| running.get_mut(&n).map(|r| (n, r))) {
+            Some((_, r)) if r.text == next.text => {} // touched, not changed
+            Some((old, r)) => {
+                tracing::info!(account = %old, "account file changed: restarting once it is waiting for mail");
+                r.then = Some(next);
+                r.stop.send_modify(|v| *v += 1);
+            }
+            None => {
+                if !first {
+                    tracing::info!(account = %name, "account file added: starting");
+                }
+                start.push(next);
+            }
         }
     }
     start

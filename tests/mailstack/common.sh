@@ -44,6 +44,7 @@ MAILSTACK_OAUTH_PORT="${MAILSTACK_OAUTH_PORT:-10080}"   # fake OAuth2 server (oa
 MAILSTACK_VMAIL_UID="${MAILSTACK_VMAIL_UID:-5000}"   # owner of the Maildir files; needs no passwd entry
 MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol}" # password of each is secret-<user>
 MAILSTACK_WAIT_SECS="${MAILSTACK_WAIT_SECS:-30}"
+MAILSTACK_DOVECOT_EXTRA="${MAILSTACK_DOVECOT_EXTRA:-}"  # a file of more Dovecot settings (bench/accounts.py: many connections)
 
 # Reduced-capability IMAP endpoints: the same Dovecot and mailboxes, reached on
 # another loopback address (all of 127.0.0.0/8 is local on Linux, nothing to

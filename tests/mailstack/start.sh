@@ -355,6 +355,7 @@ protocol lmtp {
 }
 
 $filters
+${MAILSTACK_DOVECOT_EXTRA:+!include $MAILSTACK_DOVECOT_EXTRA}
 EOF
     chmod 644 "$MS_DOVECOT_CONF"
     doveconf -c "$MS_DOVECOT_CONF" -n >"$MS_LOG/dovecot-config-check.log" 2>&1 ||

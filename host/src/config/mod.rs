@@ -11,7 +11,7 @@ pub use account::{
     is_loopback, AccountConfig, Auth, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
 };
 
-pub use accounts_dir::{load_dir, merged, AccountFile, AccountsSettings};
+pub use accounts_dir::{load_dir, load_file, merged, AccountFile, AccountsSettings};
 use error::line_of;
 pub use error::ConfigError;
 

@@ -1102,6 +1102,9 @@ mod tests {
                         _ => s.set_checkpoint("other", 1, n).unwrap(),
                     }
                     n += 1;
+                    // Writes keep coming, but leave the reader room: back to back, the
+                    // lock (not fair) can starve it for minutes on a slow machine.
+                    std::thread::sleep(std::time::Duration::from_micros(300));
                 }
                 n
             })

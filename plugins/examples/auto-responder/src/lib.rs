@@ -146,12 +146,21 @@ fn is_from_me_or_robot(msg: &Message, config: &Config) -> bool {
     })
 }
 
+/// The fields of mailing-list software (RFC 2369, RFC 2919, RFC 8058). Asked for by name:
+/// reading every header of every message would cost more than the rest of this plugin.
+const LIST_FIELDS: &[&str] = &[
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Post",
+    "List-Help",
+    "List-Subscribe",
+    "List-Owner",
+    "List-Archive",
+    "List-Unsubscribe-Post",
+];
+
 fn is_list_or_automatic(msg: &Message) -> bool {
-    let list_header = msg.headers().iter().any(|h| {
-        h.name
-            .get(..5)
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("list-"))
-    });
+    let list_header = LIST_FIELDS.iter().any(|f| msg.header(f).is_some());
     let bulk = header(msg, "Precedence").is_some_and(|p| {
         ["bulk", "list", "junk"]
             .iter()
