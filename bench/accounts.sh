@@ -25,12 +25,12 @@ export MAILSTACK_OAUTH_PORT=12080
 # processes that each serve many clients, limits above the number of accounts.
 export MAILSTACK_DOVECOT_EXTRA="$WORK/dovecot-many.conf"
 cat >"$MAILSTACK_DOVECOT_EXTRA" <<CONF
-default_client_limit = 30000
+default_client_limit = 15000
 default_process_limit = 1000
 default_vsz_limit = 2G
 service imap-login {
   service_count = 0
-  client_limit = 30000
+  client_limit = 15000
   process_min_avail = 2
 }
 service imap {
@@ -38,10 +38,10 @@ service imap {
   process_limit = 1000
 }
 service anvil {
-  client_limit = 40000
+  client_limit = 15000
 }
 service auth {
-  client_limit = 40000
+  client_limit = 15000
 }
 service auth-worker {
   client_limit = 1
@@ -49,7 +49,7 @@ service auth-worker {
 CONF
 # Every IDLE connection watches its Maildir with inotify.
 sysctl -q -w fs.inotify.max_user_instances=65536 fs.inotify.max_user_watches=1048576 || true
-ulimit -n 1048576 || ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 trap 'bash "$ROOT/tests/mailstack/stop.sh" >/dev/null 2>&1 || true' EXIT
 for n in "${sizes[@]}"; do
     users=$(python3 -c "print(' '.join('u%05d' % i for i in range(1, $n + 1)))")

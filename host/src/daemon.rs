@@ -215,10 +215,11 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                         then: None,
                     },
                 );
-                tasks.push(async move {
+                let fut = async move {
                     w.watch().await;
                     name
-                });
+                };
+                tasks.push(fut);
             }
             if tasks.is_empty() && next.is_some() {
                 break;

@@ -206,8 +206,12 @@ impl AccountWorker {
         if let Some(pacer) = &self.pacer {
             pacer.wait().await;
         }
-        let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
-        let (caps, mut folders) = discover(&mut session).await?;
+        let mut session = Box::pin(connect_with(
+            &self.account.imap,
+            self.account.max_message_bytes,
+        ))
+        .await?;
+        let (caps, mut folders) = Box::pin(discover(&mut session)).await?;
         let idle_ok = self.account.mode == WatchMode::Idle
             && timed("CAPABILITY", session.capabilities())
                 .await?
@@ -223,7 +227,9 @@ impl AccountWorker {
             if idle_ok { 1.0 } else { 0.0 },
         );
         loop {
-            self.pass(&mut session, caps, &mut folders, report).await?;
+            // Boxed: a pass's state is large and only needed while it runs, not for the
+            // hours an account waits for mail (with thousands of accounts, that adds up).
+            Box::pin(self.pass(&mut session, caps, &mut folders, report)).await?;
             metrics::account_health(&self.account.name, None);
             *failures = 0;
             let wait = self.next_wait();
