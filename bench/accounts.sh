@@ -34,6 +34,7 @@ service imap-login {
   process_min_avail = 2
 }
 service imap {
+  service_count = 0
   client_limit = 200
   process_limit = 1000
 }

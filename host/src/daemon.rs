@@ -397,16 +397,17 @@ fn changes(
     start
 }
 
-/// File descriptors an account needs at most at once: its IMAP connection, an SMTP
-/// connection while sending, and a spare for a password or token command.
-const FDS_PER_ACCOUNT: u64 = 3;
+/// File descriptors an account holds all the time: its IMAP connection. SMTP connections
+/// (while sending) and password commands are brief; a tenth more is kept for them.
+const FDS_PER_ACCOUNT: u64 = 1;
 /// The process's own: state store, plugin cache, logs, metrics listener, ...
 const FDS_BASE: u64 = 64;
 
 /// Raise the soft limit on open files to the hard one, and say so clearly when even that is
 /// too low for `accounts` (rather than failing connections one by one later).
 pub fn raise_fd_limit(accounts: usize) {
-    let need = FDS_BASE + FDS_PER_ACCOUNT * accounts as u64;
+    let held = FDS_PER_ACCOUNT * accounts as u64;
+    let need = FDS_BASE + held + held / 10;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

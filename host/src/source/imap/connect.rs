@@ -236,12 +236,27 @@ pub async fn connect_with(
     };
     match tokio::time::timeout(deadline(), client.login(&user, password.expose())).await {
         Err(_) => Err(ImapError::timeout("LOGIN")),
+        // The connection broke (a busy server at its limit closes new ones): try again
+        // soon, as after any network trouble, not in 5 minutes as after a refused login.
+        Ok(Err((e, _))) if !answered(&e) => Err(ImapError::protocol(
+            format!("LOGIN as {user}"),
+            format!("{e} (no answer to the login; trying again)"),
+        )),
         Ok(Err((e, _))) => Err(ImapError::Login {
             user,
             message: e.to_string(),
         }),
         Ok(Ok(session)) => Ok(session),
     }
+}
+
+/// Whether the server answered a login (NO or BAD: the credentials or the account are the
+/// problem), as opposed to the connection breaking before it did.
+fn answered(e: &async_imap::error::Error) -> bool {
+    matches!(
+        e,
+        async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)
+    )
 }
 
 /// AUTHENTICATE XOAUTH2 / OAUTHBEARER with the account's access token; a refused token is
@@ -284,6 +299,12 @@ async fn authenticate_bearer(
                     renew = true;
                     client = back;
                     continue;
+                }
+                if !refused && !answered(&e) {
+                    return Err(ImapError::protocol(
+                        format!("AUTHENTICATE {mechanism} as {user}"),
+                        format!("{e} (no answer to the login; trying again)"),
+                    ));
                 }
                 return Err(ImapError::Login {
                     user,
