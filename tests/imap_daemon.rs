@@ -773,7 +773,7 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
         + &format!(
             "\n[plugin.filer]\nrules = [ {{ name = \"bob\", folder = \"{bobs}\", conditions = [ {{ subject = true, op = \"contains\", value = \"{tag}\" }} ] }} ]\n"
         );
-    std::fs::write(accounts.join("bob.toml"), bob).unwrap();
+    std::fs::write(accounts.join("bob.toml"), &bob).unwrap();
     daemon
         .wait_output("account file added: starting", Duration::from_secs(20))
         .await;
@@ -799,6 +799,40 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
         daemon.output()
     );
 
+    // bob's file changes: his account starts again with the new rule; a broken edit is
+    // reported and leaves him running as he was.
+    let bobs2 = format!("{bobs}-2");
+    std::fs::write(accounts.join("bob.toml"), bob.replace(&bobs, &bobs2)).unwrap();
+    daemon
+        .wait_output("account file changed: restarting", Duration::from_secs(20))
+        .await;
+    smtp_send(
+        &stack,
+        "bob@example.test",
+        &format!("changed {tag}"),
+        &format!("c.{tag}@example.test"),
+    );
+    let filed = wait_for(
+        &stack,
+        "bob",
+        &bobs2,
+        &format!("changed {tag}"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        filed.is_some(),
+        "bob's changed rule applies:\n{}",
+        daemon.output()
+    );
+    std::fs::write(accounts.join("bob.toml"), "[account]\nname = \"bob\"\n").unwrap();
+    daemon
+        .wait_output(
+            "the account keeps running as it was",
+            Duration::from_secs(20),
+        )
+        .await;
+
     // alice's file goes: her account stops, bob's goes on.
     std::fs::remove_file(accounts.join("alice.toml")).unwrap();
     daemon
@@ -822,7 +856,7 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
     let filed = wait_for(
         &stack,
         "bob",
-        &bobs,
+        &bobs2,
         &format!("four {tag}"),
         Duration::from_secs(30),
     )
