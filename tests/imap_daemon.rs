@@ -38,11 +38,16 @@ impl Daemon {
 
     /// Wait until the daemon's output contains `needle`.
     async fn wait_output(&self, needle: &str, limit: Duration) {
+        self.wait_output_times(needle, 1, limit).await
+    }
+
+    /// Wait until the daemon's output contains `needle` at least `times` times.
+    async fn wait_output_times(&self, needle: &str, times: usize, limit: Duration) {
         let start = Instant::now();
-        while !self.output().contains(needle) {
+        while self.output().matches(needle).count() < times {
             assert!(
                 start.elapsed() < limit,
-                "no {needle:?} within {limit:?}:\n{}",
+                "not {times} × {needle:?} within {limit:?}:\n{}",
                 self.output()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -689,15 +694,9 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_it_is_broken() {
     daemon
         .wait_output("reloading the config", Duration::from_secs(20))
         .await;
-    let start = Instant::now();
-    while daemon.output().matches("connected (IDLE)").count() < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no reconnect with the new config:\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    daemon
+        .wait_output_times("connected (IDLE)", 2, Duration::from_secs(30))
+        .await;
     smtp_send(
         &stack,
         "alice@example.test",
@@ -777,15 +776,9 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
     daemon
         .wait_output("account file added: starting", Duration::from_secs(20))
         .await;
-    let start = Instant::now();
-    while daemon.output().matches("connected (IDLE)").count() < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "bob did not connect:\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    daemon
+        .wait_output_times("connected (IDLE)", 2, Duration::from_secs(30))
+        .await;
     smtp_send(
         &stack,
         "bob@example.test",

@@ -27,18 +27,13 @@ use crate::state::Store;
 
 /// Every account of `config`: those of its file, then those of its accounts directory. A
 /// directory file that cannot be used is logged (file, line, what is wrong) and left out.
-pub fn all_accounts(config: &Config) -> Vec<(AccountConfig, Option<String>)> {
-    let mut accounts: Vec<(AccountConfig, Option<String>)> =
-        config.accounts.iter().map(|a| (a.clone(), None)).collect();
-    if let Some(dir) = &config.accounts_settings.dir {
-        let plugins: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
-        let taken: Vec<String> = config.accounts.iter().map(|a| a.name.clone()).collect();
-        let (files, errors) = crate::config::load_dir(dir, &config.state_dir, &plugins, &taken);
-        for e in errors {
-            tracing::error!("{e}; this account is left out until the file is fixed");
-        }
-        accounts.extend(files.into_iter().map(|f| (f.account, Some(f.text))));
+pub fn all_accounts(config: &Config) -> Vec<AccountConfig> {
+    let (files, errors) = config.account_files();
+    for e in errors {
+        tracing::error!("{e}; this account is left out until the file is fixed");
     }
+    let mut accounts = config.accounts.clone();
+    accounts.extend(files.into_iter().map(|f| f.account));
     accounts
 }
 
@@ -231,6 +226,8 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                             start.push(again);
                         } else if next.is_none() {
                             tracing::info!(account = %name, "stopped (its account file is gone)");
+                            // A file that wanted this name may have it now.
+                            dir.retry_clashes();
                         }
                     }
                 }
@@ -289,8 +286,19 @@ type Stamp = (SystemTime, u64);
 #[derive(Default)]
 struct DirState {
     seen: HashMap<PathBuf, Stamp>,
+    /// Files left out because their account name was taken: read again once an account
+    /// stops (logged again only if still refused).
+    clashes: HashSet<PathBuf>,
     /// Whether the directory was looked at before (the first look starts everything quietly).
     looked: bool,
+}
+
+impl DirState {
+    fn retry_clashes(&mut self) {
+        for f in self.clashes.drain() {
+            self.seen.remove(&f);
+        }
+    }
 }
 
 /// The account files of `dir` (`*.toml`, not hidden) with their stamps, in name order.
@@ -300,11 +308,7 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, Stamp> {
     };
     entries
         .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.ends_with(".toml") && !name.starts_with('.')
-        })
+        .filter(|e| crate::config::is_account_file(&e.path()))
         .filter_map(|e| {
             let m = e.metadata().ok()?;
             Some((e.path(), (m.modified().ok()?, m.len())))
@@ -327,13 +331,18 @@ fn changes(
     let now = listing(path);
     let first = !std::mem::replace(&mut dir.looked, true);
     for (name, r) in running.iter_mut() {
-        if r.file.as_ref().is_some_and(|f| !now.contains_key(f)) && r.then.is_none() {
+        if r.file.as_ref().is_some_and(|f| !now.contains_key(f)) {
             tracing::info!(account = %name, "account file removed: stopping once it is waiting for mail");
+            // Stopping for good (also when a change was waiting to be started); no longer
+            // tied to a file, so a file that comes back with this name waits for the end.
+            r.file = None;
+            r.text = None;
+            r.then = None;
             r.stop.send_modify(|v| *v += 1);
         }
     }
     dir.seen.retain(|p, _| now.contains_key(p));
-    let plugins: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
+    dir.clashes.retain(|p| now.contains_key(p));
     let main: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
     let mut claimed: HashSet<String> = HashSet::new();
     let mut start = Vec::new();
@@ -346,13 +355,7 @@ fn changes(
             .iter()
             .find(|(_, r)| r.file.as_ref() == Some(&file))
             .map(|(n, _)| n.clone());
-        let loaded = std::fs::read_to_string(&file)
-            .map_err(|error| crate::config::ConfigError::Read {
-                file: file.clone(),
-                error,
-            })
-            .and_then(|text| crate::config::load_file(&file, text, &config.state_dir, &plugins));
-        let f = match loaded {
+        let f = match config.account_file(&file) {
             Ok(f) => f,
             Err(e) if of_file.is_some() => {
                 tracing::error!("{e}; the account keeps running as it was until the file is fixed");
@@ -364,21 +367,38 @@ fn changes(
             }
         };
         let name = f.account.name.clone();
-        let elsewhere = running
-            .get(&name)
-            .is_some_and(|r| r.file.as_ref() != Some(&file));
-        if main.contains(&name.as_str()) || elsewhere || !claimed.insert(name.clone()) {
-            tracing::error!(
-                "{}:1: `account.name`: account name {name:?} is already used by another account; this file is left out",
-                file.display()
-            );
-            continue;
-        }
         let next = Start {
             account: f.account,
             file: Some(file.clone()),
             text: Some(f.text),
         };
+        // The account of a removed file that is still stopping: this one follows it (unless
+        // another file already does).
+        let main_file = main.contains(&name.as_str());
+        let follows = |r: &&mut Running| {
+            r.file.is_none()
+                && !main_file
+                && r.then
+                    .as_ref()
+                    .is_none_or(|t| t.file.as_ref() == Some(&file))
+        };
+        if let Some(r) = running.get_mut(&name).filter(follows) {
+            if claimed.insert(name.clone()) {
+                r.then = Some(next);
+                continue;
+            }
+        }
+        let elsewhere = running
+            .get(&name)
+            .is_some_and(|r| r.file.as_ref() != Some(&file));
+        if main_file || elsewhere || !claimed.insert(name.clone()) {
+            tracing::error!(
+                "{}:1: `account.name`: account name {name:?} is already used by another account; this file is left out",
+                file.display()
+            );
+            dir.clashes.insert(file);
+            continue;
+        }
         match of_file.and_then(|n| running.get_mut(&n).map(|r| (n, r))) {
             Some((_, r)) if r.text == next.text => {} // touched, not changed
             Some((old, r)) => {
@@ -439,5 +459,87 @@ pub fn raise_fd_limit(accounts: usize) {
             "{accounts} accounts need up to {need} open files, but this process may open only {}: raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit) or some accounts will fail to connect",
             lim.rlim_cur
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(name: &str, address: &str) -> String {
+        format!(
+            "[account]\nname = \"{name}\"\naddress = \"{address}\"\n[account.imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"{name}\"\npassword_env = \"PW\"\n"
+        )
+    }
+
+    fn running(s: &Start) -> (Running, watch::Receiver<u64>) {
+        let (stop, stopped) = watch::channel(0);
+        let r = Running {
+            file: s.file.clone(),
+            text: s.text.clone(),
+            stop,
+            then: None,
+        };
+        (r, stopped)
+    }
+
+    /// The directory's life while accounts run: a change waits for the old worker, a removal
+    /// cancels a waiting change, a file that comes back under a stopping account's name
+    /// follows it, and a file refused for its name is read again once an account stopped.
+    #[test]
+    fn directory_changes_start_restart_and_stop_accounts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("accounts.d");
+        std::fs::create_dir(&dir).unwrap();
+        let file = tmp.path().join("mailpipe.toml");
+        let text = format!(
+            "[state]\ndir = {:?}\n[accounts]\ndir = \"accounts.d\"\n",
+            tmp.path().join("state")
+        );
+        let config = Config::parse(&file, &text).unwrap();
+        let (mut state, mut live) = (DirState::default(), HashMap::new());
+        std::fs::write(dir.join("a.toml"), account("a", "a@example.com")).unwrap();
+        let started = changes(&config, &mut state, &mut live);
+        assert_eq!(started.len(), 1);
+        let (r, mut stopped) = running(&started[0]);
+        live.insert("a".to_string(), r);
+        assert!(
+            changes(&config, &mut state, &mut live).is_empty(),
+            "nothing changed"
+        );
+
+        // Changed: restarted with the new file once the old worker ends.
+        std::fs::write(dir.join("a.toml"), account("a", "a2@example.com")).unwrap();
+        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(stopped.has_changed().unwrap());
+        stopped.mark_unchanged();
+        let then = live["a"].then.as_ref().expect("waits for the old worker");
+        assert_eq!(then.account.address, "a2@example.com");
+
+        // Removed before that: the waiting change is dropped, the account stops.
+        std::fs::remove_file(dir.join("a.toml")).unwrap();
+        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(live["a"].then.is_none() && live["a"].file.is_none());
+        assert!(stopped.has_changed().unwrap());
+
+        // Back under another file name while still stopping: it follows the old worker.
+        std::fs::write(dir.join("b.toml"), account("a", "a3@example.com")).unwrap();
+        assert!(changes(&config, &mut state, &mut live).is_empty());
+        let then = live["a"]
+            .then
+            .as_ref()
+            .expect("follows the stopping account");
+        assert_eq!(then.file.as_deref(), Some(dir.join("b.toml").as_path()));
+
+        // A second file with the same name is refused, and read again after a stop.
+        std::fs::write(dir.join("c.toml"), account("a", "a4@example.com")).unwrap();
+        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(state.clashes.contains(&dir.join("c.toml")));
+        live.remove("a");
+        state.retry_clashes();
+        std::fs::remove_file(dir.join("b.toml")).unwrap();
+        let started = changes(&config, &mut state, &mut live);
+        assert_eq!(started.len(), 1, "c.toml is read again and starts");
+        assert_eq!(started[0].account.address, "a4@example.com");
     }
 }

@@ -372,7 +372,7 @@ pub async fn account_workers(
         config.accounts_settings.connects_per_second,
     ));
     let mut workers = Vec::new();
-    for (account, _) in accounts {
+    for account in accounts {
         let pipeline = pipelines.for_account(&account).await?;
         workers.push(
             daemon::worker(
@@ -485,7 +485,7 @@ fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
 /// Log in to every account's servers (`mailpipe check --connect`).
 pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
-    for (a, _) in &crate::daemon::all_accounts(config) {
+    for a in &crate::daemon::all_accounts(config) {
         let result = async {
             use crate::source::imap::connect;
             let mut session = connect::with_deadline(

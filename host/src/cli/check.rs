@@ -29,17 +29,11 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
     }
     let mut failed = !problems.is_empty();
     // Every account file too: one that cannot be used is named with its line.
-    let mut from_dir = 0;
-    if let Some(dir) = &config.accounts_settings.dir {
-        let plugins: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
-        let taken: Vec<String> = config.accounts.iter().map(|a| a.name.clone()).collect();
-        let (files, errors) = mailpipe::config::load_dir(dir, &config.state_dir, &plugins, &taken);
-        for e in &errors {
-            println!("{e}");
-        }
-        failed |= !errors.is_empty();
-        from_dir = files.len();
+    let (files, errors) = config.account_files();
+    for e in &errors {
+        println!("{e}");
     }
+    failed |= !errors.is_empty();
     // Each plugin alone, so one that stops or discards does not hide the next one's problem.
     let msg = Arc::new(Readable::new(Email::new(SAMPLE.to_vec(), "INBOX", vec![])));
     for plugin in &pipeline.plugins {
@@ -76,7 +70,7 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
     );
     print!("{}", runner::describe_plugins(&pipeline));
     if let Some(dir) = &config.accounts_settings.dir {
-        println!("  {from_dir} account file(s) in {}", dir.display());
+        println!("  {} account file(s) in {}", files.len(), dir.display());
     }
     if connect {
         for (name, result) in runner::probe_accounts(&config).await {

@@ -127,12 +127,7 @@ pub fn load_dir(
         Ok(entries) => entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "toml")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
+            .filter(|p| is_account_file(p))
             .collect(),
         Err(error) => {
             return (
@@ -148,13 +143,7 @@ pub fn load_dir(
     let mut files: Vec<AccountFile> = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        let loaded = std::fs::read_to_string(&path)
-            .map_err(|error| ConfigError::Read {
-                file: path.clone(),
-                error,
-            })
-            .and_then(|text| load_file(&path, text, state_dir, plugins));
-        match loaded {
+        match read_file(&path, state_dir, plugins) {
             Ok(f) => {
                 let name = &f.account.name;
                 let earlier = files.iter().find(|o| o.account.name == *name);
@@ -176,6 +165,27 @@ pub fn load_dir(
         }
     }
     (files, errors)
+}
+
+/// Whether `path` is an account file: `*.toml`, not hidden.
+pub fn is_account_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+        && !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// One account file, read from disk.
+pub fn read_file(
+    path: &Path,
+    state_dir: &Path,
+    plugins: &[String],
+) -> Result<AccountFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        file: path.to_owned(),
+        error,
+    })?;
+    load_file(path, text, state_dir, plugins)
 }
 
 /// One account file (`text` is its content).

@@ -11,7 +11,7 @@ pub use account::{
     is_loopback, AccountConfig, Auth, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
 };
 
-pub use accounts_dir::{load_dir, load_file, merged, AccountFile, AccountsSettings};
+pub use accounts_dir::{is_account_file, merged, AccountFile, AccountsSettings};
 use error::line_of;
 pub use error::ConfigError;
 
@@ -138,7 +138,7 @@ pub struct Config {
     /// Days what plugins decided is kept for `mailpipe explain` (0: forever; default 90).
     pub explain_days: u32,
     pub offline: Option<OfflineConfig>,
-    /// The accounts of this file (those of `accounts_settings.dir` are read by `load_dir`).
+    /// The accounts of this file (those of `accounts_settings.dir` are read by `account_files`).
     pub accounts: Vec<AccountConfig>,
     pub accounts_settings: AccountsSettings,
     /// Default identity (offline mode); each account has its own.
@@ -161,6 +161,25 @@ impl Config {
     /// Whether mail is read from IMAP accounts (of this file or of its accounts directory).
     pub fn has_accounts(&self) -> bool {
         !self.accounts.is_empty() || self.accounts_settings.dir.is_some()
+    }
+
+    /// Every usable file of the accounts directory, and an error for each other one (a
+    /// file may not reuse an account name of this file or of an earlier file).
+    pub fn account_files(&self) -> (Vec<AccountFile>, Vec<ConfigError>) {
+        let Some(dir) = &self.accounts_settings.dir else {
+            return (Vec::new(), Vec::new());
+        };
+        let taken: Vec<String> = self.accounts.iter().map(|a| a.name.clone()).collect();
+        accounts_dir::load_dir(dir, &self.state_dir, &self.plugin_names(), &taken)
+    }
+
+    /// One file of the accounts directory (no check of its name against other accounts).
+    pub fn account_file(&self, path: &Path) -> Result<AccountFile, ConfigError> {
+        accounts_dir::read_file(path, &self.state_dir, &self.plugin_names())
+    }
+
+    fn plugin_names(&self) -> Vec<String> {
+        self.plugins.iter().map(|p| p.name.clone()).collect()
     }
 
     /// `FILE:LINE: plugin NAME: ...` about a key of a plugin's config table (see `at_key`).
