@@ -8,10 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 bash tests/mailstack/start.sh >/dev/null
-trap 'bash tests/mailstack/cyrus.sh stop >/dev/null 2>&1 || true; bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
+trap 'bash tests/mailstack/postgres.sh stop >/dev/null 2>&1 || true; bash tests/mailstack/cyrus.sh stop >/dev/null 2>&1 || true; bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
 # Cyrus IMAP beside Dovecot (both namespace layouts), from Debian's packages unpacked into the
 # test bed: the IMAP scenario of tests/imap_servers.rs runs on every server.
 bash tests/mailstack/cyrus.sh start >/dev/null
+# PostgreSQL from Debian's packages, private to the test bed: the shared state backend's
+# tests (the state store's tests run on both backends) and tests/cluster.rs.
+eval "$(bash tests/mailstack/postgres.sh start)"
+export MAILPIPE_TEST_POSTGRES="$MAILSTACK_POSTGRES_URL"
 # The benchmarks are not run here (they need ~10 min on a quiet machine, see bench/README.md),
 # but they must keep compiling: same profile as the tests, so nothing is built twice.
 cargo build --release --benches

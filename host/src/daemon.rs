@@ -7,6 +7,11 @@
 //!   restarts it once its old worker is between passes; the other accounts are not touched.
 //! - Accounts whose files override plugin keys get a pipeline of their own, one per distinct
 //!   set of overrides, built when first needed.
+//! - With a shared state store (PostgreSQL), several daemons serve the same accounts: each
+//!   runs only the accounts it owns (`state::lease`), claims waiting ones up to its fair share
+//!   every few seconds (so a dead process's accounts are taken over and a new process gets
+//!   its part), and hands back what is above its share. An account is released only after
+//!   its worker has ended, so two processes never work on one account at once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -123,11 +128,15 @@ pub async fn worker(
 /// A running account: its file and the file's text (None for an account of the main config)
 /// and the switch that ends its worker at its next wait for mail.
 struct Running {
+    account: AccountConfig,
     file: Option<PathBuf>,
     text: Option<String>,
     stop: watch::Sender<u64>,
     /// Started again with this once the worker has ended (its file changed).
     then: Option<Start>,
+    /// Shared store: stopping to give the account back (ownership lost, or above this
+    /// process's share); it waits for an owner again once the worker has ended.
+    handing_back: bool,
 }
 
 /// Watch every account until SIGINT or SIGTERM (see the module's comment for reloads).
@@ -153,6 +162,9 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         start.extend(changes(&config, &mut dir, &mut running));
         raise_fd_limit(start.len());
         let store = runner::open_store(&config)?;
+        // Shared store: accounts configured here that another process owns (or none yet).
+        let mut waiting: BTreeMap<String, Start> = BTreeMap::new();
+        let mut ownership = tokio::time::interval(ownership_every(&config));
         let mut pipelines = Pipelines::new(&config, store.clone()).await?;
         runner::log_plugins(pipelines.base());
         let pacer = Arc::new(Pacer::new(config.accounts_settings.connects_per_second));
@@ -176,6 +188,18 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     break;
                 }
                 let name = account.name.clone();
+                if store.is_shared() && !store.owned_accounts().contains(&name) {
+                    // Claimed (or not) by `rebalance`, with the others.
+                    waiting.insert(
+                        name,
+                        Start {
+                            account,
+                            file,
+                            text,
+                        },
+                    );
+                    continue;
+                }
                 let pipeline = match pipelines.for_account(&account).await {
                     Ok(p) => p,
                     Err(e) => {
@@ -187,7 +211,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 let w = match worker(
                     &config,
                     opts,
-                    account,
+                    account.clone(),
                     pipeline,
                     store.clone(),
                     Some(stopped),
@@ -204,10 +228,12 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 running.insert(
                     name.clone(),
                     Running {
+                        account,
                         file,
                         text,
                         stop,
                         then: None,
+                        handing_back: false,
                     },
                 );
                 let fut = async move {
@@ -224,15 +250,28 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     if let Some(r) = running.remove(&name) {
                         if let Some(again) = r.then {
                             start.push(again);
-                        } else if next.is_none() {
-                            tracing::info!(account = %name, "stopped (its account file is gone)");
-                            // A file that wanted this name may have it now.
-                            dir.retry_clashes();
+                        } else {
+                            if let Err(e) = store.release_account(&name) {
+                                tracing::warn!(account = %name, "{e}");
+                            }
+                            if r.handing_back && next.is_none() {
+                                tracing::info!(account = %name, "handed back: another process may own it now");
+                                waiting.insert(name, Start { account: r.account, file: r.file, text: r.text });
+                            } else if next.is_none() {
+                                tracing::info!(account = %name, "stopped (its account file is gone)");
+                                // A file that wanted this name may have it now.
+                                dir.retry_clashes();
+                            }
                         }
                     }
                 }
                 _ = rescan.tick(), if config.accounts_settings.dir.is_some() && next.is_none() => {
                     start.extend(changes(&config, &mut dir, &mut running));
+                    // A waiting account whose file is gone waits no more.
+                    waiting.retain(|_, s| s.file.as_ref().is_none_or(|f| f.exists()));
+                }
+                _ = ownership.tick(), if store.is_shared() && next.is_none() => {
+                    start.extend(rebalance(&store, &mut running, &mut waiting));
                 }
                 _ = maintenance.tick() => {
                     if let Err(e) = runner::maintain(&store, &config) {
@@ -269,6 +308,93 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
             None => return Ok(()),
         }
     }
+}
+
+/// How often a daemon on a shared store looks at its accounts' ownership: a quarter of the
+/// lease (a dead process's accounts are taken over within about a lease and a quarter).
+fn ownership_every(config: &Config) -> std::time::Duration {
+    match &config.state {
+        crate::config::StateSettings::Postgres(pg) => (pg.lease / 4).clamp(
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_secs(5),
+        ),
+        crate::config::StateSettings::Embedded => std::time::Duration::from_secs(3600),
+    }
+}
+
+/// Shared store: stop the accounts whose lock went with an ended session, hand back those
+/// above this process's fair share (they are released when their workers have ended), and
+/// claim waiting accounts up to it. Returns the accounts claimed, to start.
+fn rebalance(
+    store: &Store,
+    running: &mut HashMap<String, Running>,
+    waiting: &mut BTreeMap<String, Start>,
+) -> Vec<Start> {
+    let owned: HashSet<String> = store.owned_accounts().into_iter().collect();
+    for (name, r) in running.iter_mut() {
+        if !owned.contains(name) && !r.handing_back && r.then.is_none() {
+            tracing::warn!(account = %name, "no longer owned by this process (its session with the state store ended): stopping it");
+            r.handing_back = true;
+            r.stop.send_modify(|v| *v += 1);
+        }
+    }
+    let processes = match store.processes() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot count the processes sharing the state store: {e}");
+            return Vec::new();
+        }
+    };
+    let share = crate::state::lease::fair_share(running.len() + waiting.len(), processes);
+    let mut keeping: Vec<String> = running
+        .iter()
+        .filter(|(_, r)| !r.handing_back)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if keeping.len() > share {
+        keeping.sort_by_key(|n| order_key(n));
+        for name in keeping.drain(share..) {
+            if let Some(r) = running.get_mut(&name) {
+                tracing::info!(account = %name, processes, share, "above this process's share: handing it back once it is waiting for mail");
+                r.handing_back = true;
+                r.stop.send_modify(|v| *v += 1);
+            }
+        }
+        return Vec::new();
+    }
+    let mut room = share - keeping.len();
+    let mut candidates: Vec<String> = waiting.keys().cloned().collect();
+    candidates.sort_by_key(|n| order_key(n));
+    let mut claimed = Vec::new();
+    for name in candidates {
+        if room == 0 {
+            break;
+        }
+        match store.claim_account(&name) {
+            Ok(true) => {
+                tracing::info!(account = %name, processes, share, "owned by this process now: starting");
+                claimed.extend(waiting.remove(&name));
+                room -= 1;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(account = %name, "cannot claim: {e}");
+                break;
+            }
+        }
+    }
+    claimed
+}
+
+/// This process's order of account names: each process tries the waiting accounts in an
+/// order of its own (and hands back in it), so processes claiming at once rarely collide.
+fn order_key(name: &str) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    name.hash(&mut h);
+    h.finish()
 }
 
 /// An account to start: from the main file (no `file`) or from its file in the directory.
@@ -338,6 +464,7 @@ fn changes(
             r.file = None;
             r.text = None;
             r.then = None;
+            r.handing_back = false;
             r.stop.send_modify(|v| *v += 1);
         }
     }
@@ -475,10 +602,12 @@ mod tests {
     fn running(s: &Start) -> (Running, watch::Receiver<u64>) {
         let (stop, stopped) = watch::channel(0);
         let r = Running {
+            account: s.account.clone(),
             file: s.file.clone(),
             text: s.text.clone(),
             stop,
             then: None,
+            handing_back: false,
         };
         (r, stopped)
     }

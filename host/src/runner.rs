@@ -186,7 +186,7 @@ impl Offline {
 
         // Mail queued by an earlier run that stopped before sending it goes out first.
         if !opts.dry_run {
-            let flushed = outbox::flush(store, transport, now_ms(), &config.retry).await?;
+            let flushed = outbox::flush(store, transport, now_ms(), &config.retry, "").await?;
             crate::telemetry::metrics::record_flush(store, &flushed);
             merge(&mut summary.outbox, flushed);
         }
@@ -268,7 +268,7 @@ impl Offline {
                 }
             }
             store.commit_message(&commit_for(&decision, now_ms()))?;
-            let flushed = outbox::flush(store, transport, now_ms(), &config.retry).await?;
+            let flushed = outbox::flush(store, transport, now_ms(), &config.retry, "").await?;
             crate::telemetry::metrics::record_flush(store, &flushed);
             merge(&mut summary.outbox, flushed);
         }
@@ -329,7 +329,7 @@ pub(crate) fn log_plugins(pipeline: &Pipeline) {
 /// TTL (it counts against the plugins' limits until purged) and, once a day, what plugins
 /// decided for messages older than `[state] explain_days`.
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
-    let store = Arc::new(Store::open(&config.state_dir)?);
+    let store = Arc::new(Store::open_config(&config.state, &config.state_dir)?);
     maintain(&store, config)?;
     Ok(store)
 }
@@ -373,6 +373,11 @@ pub async fn account_workers(
     ));
     let mut workers = Vec::new();
     for account in accounts {
+        // A shared store: only the accounts no other process is working on.
+        if !store.claim_account(&account.name)? {
+            tracing::info!(account = %account.name, "owned by another process sharing the state store: left to it");
+            continue;
+        }
         let pipeline = pipelines.for_account(&account).await?;
         workers.push(
             daemon::worker(

@@ -20,7 +20,7 @@ const SAMPLE: &[u8] = include_bytes!("../../../plugins/templates/sample.eml");
 
 pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let store = Arc::new(Store::open(&config.state_dir)?);
+    let store = Arc::new(Store::open_config(&config.state, &config.state_dir)?);
     let pipeline =
         runner::build_pipeline_unchecked(&config, Some(store.clone()), Clock::System).await?;
     let problems = runner::config_problems(&config, &pipeline);

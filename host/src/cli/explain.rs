@@ -13,7 +13,7 @@ use mailpipe::state::Store;
 
 pub fn run(config: &Path, message_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let store = Store::open(&config.state_dir).with_context(|| {
+    let store = Store::open_config(&config.state, &config.state_dir).with_context(|| {
         format!(
             "cannot open the state store in {} (is a mailpipe daemon using it?)",
             config.state_dir.display()

@@ -18,7 +18,7 @@ const SHOWN: usize = 10;
 
 pub fn run(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let store = Store::open(&config.state_dir).with_context(|| {
+    let store = Store::open_config(&config.state, &config.state_dir).with_context(|| {
         format!(
             "cannot open the state store in {} (is a mailpipe daemon using it? status reads it while none runs)",
             config.state_dir.display()

@@ -233,7 +233,7 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// The secret given as `*_env`, `*_file` (relative to the config) or `*_command`: at most
 /// one of the three (`Err(())` when more are given).
-fn one_source(
+pub(super) fn one_source(
     [env, file, command]: [&Option<String>; 3],
     base: &Path,
 ) -> Result<Option<PasswordSource>, ()> {

@@ -5,6 +5,8 @@
 mod account;
 mod accounts_dir;
 mod error;
+mod state;
+pub use state::{PgSettings, StateSettings};
 pub mod providers;
 
 pub use account::{
@@ -27,7 +29,7 @@ use crate::message::address::validate_addr_spec;
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    state: RawState,
+    state: state::RawState,
     offline: Option<RawOffline>,
     #[serde(default, rename = "account")]
     accounts: Vec<account::RawAccount>,
@@ -41,14 +43,6 @@ struct RawConfig {
     outbox: crate::sink::outbox::RetryPolicy,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawState {
-    dir: Option<Spanned<String>>,
-    /// Days `mailpipe explain` can tell what plugins decided for a message (0: forever).
-    explain_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +129,8 @@ pub const DEFAULT_EXPLAIN_DAYS: u32 = 90;
 pub struct Config {
     pub file: PathBuf,
     pub state_dir: PathBuf,
+    /// `[state] backend`: the embedded file under `state_dir` or a shared PostgreSQL.
+    pub state: StateSettings,
     /// Days what plugins decided is kept for `mailpipe explain` (0: forever; default 90).
     pub explain_days: u32,
     pub offline: Option<OfflineConfig>,
@@ -287,6 +283,8 @@ impl Config {
             Some(dir) => resolve(dir),
             None => base.join(".mailpipe-state"),
         };
+        let state = state::settings(&raw.state, base)
+            .map_err(|(span, key, message)| invalid(span, &key, message))?;
         let mut accounts = Vec::new();
         for a in &raw.accounts {
             accounts.push(
@@ -442,6 +440,7 @@ impl Config {
         Ok(Config {
             file: path.to_owned(),
             state_dir,
+            state,
             explain_days: raw.state.explain_days.unwrap_or(DEFAULT_EXPLAIN_DAYS),
             offline,
             accounts,

@@ -101,20 +101,26 @@ impl RetryPolicy {
     }
 }
 
-/// Try to send every queued entry that is due.
+/// Try to send every queued entry that is due and belongs to a message whose key starts
+/// with `only` (an account sends its own mail through its own server). Each entry is
+/// claimed first: with a shared store, another process may be sending it or have sent it.
 pub async fn flush(
     store: &Store,
     transport: &impl Transport,
     now_ms: u64,
     retry: &RetryPolicy,
+    only: &str,
 ) -> Result<FlushReport, StateError> {
     let mut report = FlushReport::default();
     let started = std::time::Instant::now();
     let budget = std::time::Duration::from_secs(retry.flush_seconds.max(1));
-    for mut entry in store.outbox_pending()? {
+    for listed in store.outbox_pending()? {
+        if !listed.message_key.starts_with(only) {
+            continue;
+        }
         if started.elapsed() >= budget {
             report.deferred.push((
-                entry.id.clone(),
+                listed.id.clone(),
                 format!(
                     "not tried: this flush used its {} s (flush_seconds)",
                     budget.as_secs()
@@ -122,46 +128,64 @@ pub async fn flush(
             ));
             continue;
         }
-        if entry.next_attempt_ms > now_ms {
+        if listed.next_attempt_ms > now_ms {
             report
                 .deferred
-                .push((entry.id.clone(), "waiting for its next attempt".into()));
+                .push((listed.id.clone(), "waiting for its next attempt".into()));
             continue;
         }
-        let Some(raw) = store.outbox_raw(&entry.id)? else {
-            entry.status = OutboxStatus::Failed;
-            entry.last_error = Some("message bytes missing from the store".into());
-            store.outbox_update(&entry)?;
-            report
-                .failed
-                .push((entry.id.clone(), "message bytes missing".into()));
-            continue;
+        let Some(entry) = store.outbox_claim(&listed.id)? else {
+            continue; // sent or being sent by another process
         };
-        entry.attempts += 1;
-        match transport.send_raw(&entry, &raw).await {
-            Ok(()) => {
-                entry.status = OutboxStatus::Sent;
-                entry.last_error = None;
-                report.sent.push(entry.id.clone());
-            }
-            Err(e) if e.is_transient() => {
-                let seed = entry
-                    .id
-                    .bytes()
-                    .fold(now_ms, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-                entry.next_attempt_ms = now_ms + retry.backoff_ms(entry.attempts, seed);
-                entry.last_error = Some(e.message.clone());
-                report.deferred.push((entry.id.clone(), e.message));
-            }
-            Err(e) => {
-                entry.status = OutboxStatus::Failed;
-                entry.last_error = Some(e.message.clone());
-                report.failed.push((entry.id.clone(), e.message));
-            }
-        }
-        store.outbox_update(&entry)?;
+        let outcome = attempt(store, transport, entry, now_ms, retry, &mut report).await;
+        store.outbox_release(&listed.id)?;
+        outcome?;
     }
     Ok(report)
+}
+
+/// One delivery attempt of a claimed entry, recorded in the store and the report.
+async fn attempt(
+    store: &Store,
+    transport: &impl Transport,
+    mut entry: OutboxEntry,
+    now_ms: u64,
+    retry: &RetryPolicy,
+    report: &mut FlushReport,
+) -> Result<(), StateError> {
+    let Some(raw) = store.outbox_raw(&entry.id)? else {
+        entry.status = OutboxStatus::Failed;
+        entry.last_error = Some("message bytes missing from the store".into());
+        store.outbox_update(&entry)?;
+        report
+            .failed
+            .push((entry.id.clone(), "message bytes missing".into()));
+        return Ok(());
+    };
+    entry.attempts += 1;
+    match transport.send_raw(&entry, &raw).await {
+        Ok(()) => {
+            entry.status = OutboxStatus::Sent;
+            entry.last_error = None;
+            report.sent.push(entry.id.clone());
+        }
+        Err(e) if e.is_transient() => {
+            let seed = entry
+                .id
+                .bytes()
+                .fold(now_ms, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            entry.next_attempt_ms = now_ms + retry.backoff_ms(entry.attempts, seed);
+            entry.last_error = Some(e.message.clone());
+            report.deferred.push((entry.id.clone(), e.message));
+        }
+        Err(e) => {
+            entry.status = OutboxStatus::Failed;
+            entry.last_error = Some(e.message.clone());
+            report.failed.push((entry.id.clone(), e.message));
+        }
+    }
+    store.outbox_update(&entry)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -215,16 +239,16 @@ mod tests {
             sent: Mutex::new(vec![]),
         };
         let p = RetryPolicy::default();
-        let r = flush(&store, &t, 1000, &p).await.unwrap();
+        let r = flush(&store, &t, 1000, &p, "").await.unwrap();
         assert_eq!(r.deferred.len(), 1);
         assert_eq!(r.failed.len(), 1);
         // Not due yet: nothing is tried.
-        let r = flush(&store, &t, 2000, &p).await.unwrap();
+        let r = flush(&store, &t, 2000, &p, "").await.unwrap();
         assert!(r.sent.is_empty() && r.deferred.len() == 1);
         // After the backoff it goes out, once.
-        let r = flush(&store, &t, 1000 + 37_501, &p).await.unwrap();
+        let r = flush(&store, &t, 1000 + 37_501, &p, "").await.unwrap();
         assert_eq!(r.sent.len(), 1);
-        assert!(flush(&store, &t, u64::MAX / 2, &p)
+        assert!(flush(&store, &t, u64::MAX / 2, &p, "")
             .await
             .unwrap()
             .sent

@@ -330,8 +330,14 @@ impl AccountWorker {
         if self.dry_run {
             return Ok(());
         }
+        let ours = crate::state::lease::imap_key_prefix(&self.account.name);
         let Some(smtp) = &self.smtp else {
-            let queued = self.store.outbox_pending()?.len();
+            let queued = self
+                .store
+                .outbox_pending()?
+                .iter()
+                .filter(|e| e.message_key.starts_with(&ours))
+                .count();
             if queued > 0 {
                 report.warnings.push(format!(
                     "{queued} message(s) queued but the account has no [account.smtp]"
@@ -339,7 +345,7 @@ impl AccountWorker {
             }
             return Ok(());
         };
-        let r = outbox::flush(&self.store, smtp, now_ms(), &self.retry).await;
+        let r = outbox::flush(&self.store, smtp, now_ms(), &self.retry, &ours).await;
         smtp.close().await;
         let r = r?;
         for (id, e) in &r.failed {
@@ -365,7 +371,7 @@ impl AccountWorker {
         completed(session, "SELECT")?;
         let validity = selected.uid_validity.unwrap_or(0);
         let checkpoint_key = format!("{}/{mailbox}", self.account.name);
-        let prefix = format!("imap:{checkpoint_key}/{validity}/");
+        let prefix = format!("imap:{checkpoint_key}/{validity}/"); // lease::imap_key_prefix + mailbox/validity
 
         // Plans decided before a crash but not confirmed done: carry them out first.
         if !self.dry_run {

@@ -1,0 +1,173 @@
+//! `[state]`: where mailpipe keeps what it knows (the embedded file under `dir`, or a shared
+//! PostgreSQL schema) and for how long explanations are kept.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::account::{is_loopback, one_source, Invalid, PasswordSource};
+
+/// `[state] backend`: where the state is kept.
+#[derive(Debug, Clone, Default)]
+pub enum StateSettings {
+    /// The redb file under `[state] dir`.
+    #[default]
+    Embedded,
+    /// A PostgreSQL schema, shared by every process configured with it.
+    Postgres(PgSettings),
+}
+
+/// `[state]` for PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// libpq-style URL or key=value string, without a password.
+    pub url: String,
+    pub password: Option<PasswordSource>,
+    /// The schema holding our tables (created if missing): one per installation.
+    pub schema: String,
+    /// How long a silent session keeps its accounts: after that the server ends it and the
+    /// other processes take them over.
+    pub lease: Duration,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    pub dir: Option<Spanned<String>>,
+    /// Days `mailpipe explain` can tell what plugins decided for a message (0: forever).
+    pub explain_days: Option<u32>,
+    /// "embedded" (default) or "postgres".
+    backend: Option<Spanned<String>>,
+    /// PostgreSQL: connection URL (`postgres://user@host:port/db`), without the password.
+    url: Option<Spanned<String>>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    password_command: Option<String>,
+    /// PostgreSQL: the schema of this installation's tables (default "mailpipe").
+    schema: Option<Spanned<String>>,
+    /// PostgreSQL: seconds a silent process keeps its accounts (default 10).
+    lease_seconds: Option<Spanned<u64>>,
+    /// PostgreSQL: allow a server that is not on loopback (the connection is not
+    /// encrypted: TLS to PostgreSQL is not built yet).
+    #[serde(default)]
+    allow_insecure: bool,
+}
+
+/// Default `[state] lease_seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 10;
+
+pub(super) fn settings(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
+    let backend = raw
+        .backend
+        .as_ref()
+        .map_or("embedded", |b| b.get_ref().as_str());
+    let pg_only = [
+        ("url", raw.url.as_ref().map(|u| u.span())),
+        ("schema", raw.schema.as_ref().map(|u| u.span())),
+        (
+            "lease_seconds",
+            raw.lease_seconds.as_ref().map(|u| u.span()),
+        ),
+    ];
+    match backend {
+        "embedded" => {
+            if let Some((key, Some(span))) = pg_only.into_iter().find(|(_, s)| s.is_some()) {
+                return Err((
+                    span,
+                    format!("state.{key}"),
+                    "is for backend = \"postgres\" only".into(),
+                ));
+            }
+            Ok(StateSettings::Embedded)
+        }
+        "postgres" => postgres(raw, base),
+        other => Err((
+            raw.backend.as_ref().map(|b| b.span()).unwrap_or(0..0),
+            "state.backend".into(),
+            format!("unknown backend {other:?}: use \"embedded\" or \"postgres\""),
+        )),
+    }
+}
+
+fn postgres(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
+    let backend_span = raw.backend.as_ref().map(|b| b.span()).unwrap_or(0..0);
+    let Some(url) = &raw.url else {
+        return Err((
+            backend_span,
+            "state.url".into(),
+            "backend = \"postgres\" needs url = \"postgres://USER@HOST:PORT/DATABASE\"".into(),
+        ));
+    };
+    let bad = |m: String| (url.span(), "state.url".to_string(), m);
+    let parsed: postgres::Config = url
+        .get_ref()
+        .parse()
+        .map_err(|e| bad(format!("not a PostgreSQL URL: {e}")))?;
+    if parsed.get_password().is_some() {
+        return Err(bad(
+            "holds a password; give it with password_env, password_file or password_command \
+             (a URL ends up in logs and process lists)"
+                .into(),
+        ));
+    }
+    for host in parsed.get_hosts() {
+        if let postgres::config::Host::Tcp(h) = host {
+            if !is_loopback(h) && !raw.allow_insecure {
+                return Err(bad(format!(
+                    "{h} is not on loopback and the connection would not be encrypted (TLS to \
+                     PostgreSQL is not built yet); use a loopback address or a Unix socket, or \
+                     set allow_insecure = true if the network between is trusted"
+                )));
+            }
+        }
+    }
+    let password = one_source(
+        [&raw.password_env, &raw.password_file, &raw.password_command],
+        base,
+    )
+    .map_err(|()| {
+        (
+            url.span(),
+            "state.password_*".into(),
+            "give only one of password_env, password_file, password_command".to_string(),
+        )
+    })?;
+    let schema = match &raw.schema {
+        Some(s) => {
+            let v = s.get_ref();
+            let ok = v.len() <= 63
+                && v.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                return Err((
+                    s.span(),
+                    "state.schema".into(),
+                    "must be lower-case letters, digits and _ (not first a digit), at most 63"
+                        .into(),
+                ));
+            }
+            v.clone()
+        }
+        None => "mailpipe".into(),
+    };
+    let lease = match &raw.lease_seconds {
+        Some(l) if !(2..=3600).contains(l.get_ref()) => {
+            return Err((
+                l.span(),
+                "state.lease_seconds".into(),
+                format!("must be 2..=3600, not {}", l.get_ref()),
+            ))
+        }
+        Some(l) => *l.get_ref(),
+        None => DEFAULT_LEASE_SECONDS,
+    };
+    Ok(StateSettings::Postgres(PgSettings {
+        url: url.get_ref().clone(),
+        password,
+        schema,
+        lease: Duration::from_secs(lease),
+    }))
+}

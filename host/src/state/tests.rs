@@ -1,0 +1,423 @@
+//! The store's behaviour, the same on both backends: each test runs on a fresh embedded
+//! store and on a fresh schema of the test PostgreSQL (`MAILPIPE_TEST_POSTGRES`, started by
+//! tests/mailstack/postgres.sh; scripts/test.sh sets it).
+
+use super::*;
+use crate::config::PgSettings;
+
+/// Where a test's store lives; `open` again is "reopened" (after a restart).
+enum Place {
+    Dir(tempfile::TempDir),
+    Pg(PgSettings),
+}
+
+impl Place {
+    fn open(&self) -> Store {
+        match self {
+            Place::Dir(d) => Store::open(d.path()).unwrap(),
+            Place::Pg(pg) => {
+                Store::open_config(&StateSettings::Postgres(pg.clone()), Path::new("")).unwrap()
+            }
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Place::Pg(pg) = self {
+            if let Ok(mut c) = pg
+                .url
+                .parse::<::postgres::Config>()
+                .and_then(|c| c.connect(::postgres::NoTls))
+            {
+                let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", pg.schema));
+            }
+        }
+    }
+}
+
+/// A new, empty schema of the test PostgreSQL.
+pub(crate) fn test_postgres() -> PgSettings {
+    let url = std::env::var("MAILPIPE_TEST_POSTGRES").expect(
+        "MAILPIPE_TEST_POSTGRES is not set: start tests/mailstack/postgres.sh and export its \
+         URL (scripts/test.sh does both)",
+    );
+    PgSettings {
+        url,
+        password: None,
+        schema: format!("t_{}", hex::encode(&random_secret().unwrap()[..8])),
+        lease: std::time::Duration::from_secs(10),
+    }
+}
+
+/// One place per backend.
+fn places() -> Vec<Place> {
+    vec![
+        Place::Dir(tempfile::tempdir().unwrap()),
+        Place::Pg(test_postgres()),
+    ]
+}
+
+fn commit_of(key: &str, id: &str, at_ms: u64) -> MessageCommit {
+    MessageCommit {
+        message_key: key.into(),
+        summary: serde_json::json!({
+            "message_id": id, "at_ms": at_ms, "plugins": ["filer: file-into A"]
+        })
+        .to_string(),
+        durable: true,
+        message_id: Some(id.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn explanations_are_found_by_message_id_and_pruned_after_their_time() {
+    for place in places() {
+        explanations_on(&place.open());
+    }
+}
+
+fn explanations_on(s: &Store) {
+    s.commit_message(&commit_of("a/INBOX/1/1", "<x@y>", 1_000))
+        .unwrap();
+    s.commit_message(&commit_of("a/Other/1/9", "<x@y>", 5_000))
+        .unwrap();
+    // A Message-ID that extends the first one is another message.
+    s.commit_message(&commit_of("a/INBOX/1/2", "<x@y>z", 1_000))
+        .unwrap();
+    let found = s.processed_with_message_id("<x@y>").unwrap();
+    let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a/INBOX/1/1", "a/Other/1/9"]);
+    assert!(s
+        .processed_with_message_id("<nobody@y>")
+        .unwrap()
+        .is_empty());
+
+    // Older than 2 s at 10 s: the first goes; the mark stays.
+    let day = PRUNE_EVERY_MS;
+    assert_eq!(s.prune_explanations(day + 10_000, 2_000).unwrap(), 2);
+    let found = s.processed_with_message_id("<x@y>").unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "a/Other/1/9");
+    assert!(s.is_processed("a/INBOX/1/1").unwrap());
+    let summary = s.processed_summary("a/INBOX/1/1").unwrap().unwrap();
+    assert!(
+        summary.contains("\"pruned\":true") && !summary.contains("filer"),
+        "{summary}"
+    );
+    // At most once a day.
+    assert_eq!(s.prune_explanations(day + 20_000, 1_000_000).unwrap(), 0);
+    assert_eq!(
+        s.prune_explanations(2 * day + 10_000, 1_000_000).unwrap(),
+        1
+    );
+}
+
+#[test]
+fn kv_expires_and_survives_reopen() {
+    for place in places() {
+        kv_expiry_on(&place);
+    }
+}
+
+fn kv_expiry_on(place: &Place) {
+    {
+        let s = place.open();
+        s.commit_message(&MessageCommit {
+            message_key: "m1".into(),
+            summary: "{}".into(),
+            kv: vec![
+                KvWrite {
+                    plugin: "p".into(),
+                    key: "a".into(),
+                    value: Some((b"1".to_vec(), 0)),
+                },
+                KvWrite {
+                    plugin: "p".into(),
+                    key: "b".into(),
+                    value: Some((b"2".to_vec(), 1000)),
+                },
+            ],
+            outbox: vec![],
+            durable: true,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let s = place.open();
+    assert!(s.is_processed("m1").unwrap());
+    assert!(!s.is_processed("m2").unwrap());
+    assert_eq!(s.kv_get("p", "a", 5000).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.kv_get("p", "b", 999).unwrap(), Some(b"2".to_vec()));
+    assert_eq!(s.kv_get("p", "b", 1000).unwrap(), None);
+    assert_eq!(
+        s.kv_get("other", "a", 0).unwrap(),
+        None,
+        "keys are per plugin"
+    );
+    assert_eq!(s.kv_purge_expired(1000).unwrap(), 1);
+}
+
+#[test]
+fn an_outbox_id_is_queued_once() {
+    for place in places() {
+        outbox_once_on(&place.open());
+    }
+}
+
+fn outbox_once_on(s: &Store) {
+    let entry = OutboxEntry::new("id1", "m1", "vac", "", vec!["b@x.y".into()], 5);
+    let commit = MessageCommit {
+        message_key: "m1".into(),
+        summary: "{}".into(),
+        kv: vec![],
+        outbox: vec![(entry.clone(), b"raw".to_vec())],
+        durable: true,
+        ..Default::default()
+    };
+    s.commit_message(&commit).unwrap();
+    let mut sent = entry.clone();
+    sent.status = OutboxStatus::Sent;
+    s.outbox_update(&sent).unwrap();
+    s.commit_message(&commit).unwrap();
+    assert!(
+        s.outbox_pending().unwrap().is_empty(),
+        "a sent entry is never re-queued"
+    );
+    assert_eq!(s.outbox_all().unwrap().len(), 1);
+}
+
+fn kv_commit(key: &str, plugin: &str, value: Option<&[u8]>) -> MessageCommit {
+    MessageCommit {
+        message_key: key.into(),
+        summary: "{}".into(),
+        kv: vec![KvWrite {
+            plugin: plugin.into(),
+            key: key.into(),
+            value: value.map(|v| (v.to_vec(), 0)),
+        }],
+        durable: false,
+        ..Default::default()
+    }
+}
+
+/// The cause of replies sent twice: a KV read while another task wrote the batch saw
+/// neither the batch (already taken out) nor the database (not committed yet). Reads
+/// racing with writes of every kind must always see every earlier commit.
+#[test]
+fn reads_see_every_commit_while_other_tasks_write() {
+    // Fewer rounds on PostgreSQL: every read is a round trip there.
+    for (place, rounds) in places().into_iter().zip([5000, 1000]) {
+        reads_on(std::sync::Arc::new(place.open()), rounds);
+    }
+}
+
+fn reads_on(s: std::sync::Arc<Store>, rounds: u32) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match n % 3 {
+                    0 => s.sync().unwrap(),
+                    1 => s.finish_pending(&[]).unwrap(),
+                    _ => s.set_checkpoint("other", 1, n).unwrap(),
+                }
+                n += 1;
+                // Writes keep coming, but leave the reader room: back to back, the
+                // lock (not fair) can starve it for minutes on a slow machine.
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+            n
+        })
+    };
+    let mut misses = 0;
+    for i in 0..rounds {
+        let key = format!("sender{i}");
+        s.commit_message(&kv_commit(&key, "vacation", Some(b"1")))
+            .unwrap();
+        for back in 0..4.min(i + 1) {
+            let k = format!("sender{}", i - back);
+            if s.kv_get("vacation", &k, 0).unwrap().is_none() {
+                misses += 1;
+            }
+        }
+        assert!(s.is_processed(&format!("sender{}", i / 3)).unwrap());
+        drop(key);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 10, "the writer ran alongside ({writes} writes)");
+    assert_eq!(misses, 0, "reads that missed an earlier commit");
+}
+
+#[test]
+fn kv_usage_follows_writes_deletes_purges_and_reopen() {
+    for place in places() {
+        kv_usage_on(&place);
+    }
+}
+
+fn kv_usage_on(place: &Place) {
+    {
+        let s = place.open();
+        s.commit_message(&kv_commit("ab", "p", Some(b"1234")))
+            .unwrap();
+        s.commit_message(&kv_commit("cd", "p", Some(b"12")))
+            .unwrap();
+        assert_eq!(s.kv_usage("p"), KvUsage { keys: 2, bytes: 10 });
+        s.commit_message(&kv_commit("ab", "p", Some(b"1"))).unwrap();
+        assert_eq!(s.kv_usage("p"), KvUsage { keys: 2, bytes: 7 });
+        s.commit_message(&kv_commit("cd", "p", None)).unwrap();
+        assert_eq!(s.kv_usage("p"), KvUsage { keys: 1, bytes: 3 });
+        assert_eq!(s.kv_usage("q"), KvUsage::default());
+        let mut expiring = kv_commit("ex", "p", Some(b"xyz"));
+        expiring.kv[0].value = Some((b"xyz".to_vec(), 100));
+        s.commit_message(&expiring).unwrap();
+        assert_eq!(s.kv_usage("p"), KvUsage { keys: 2, bytes: 8 });
+        assert_eq!(s.kv_purge_expired(200).unwrap(), 1);
+        assert_eq!(s.kv_usage("p"), KvUsage { keys: 1, bytes: 3 });
+    }
+    let s = place.open();
+    assert_eq!(
+        s.kv_usage("p"),
+        KvUsage { keys: 1, bytes: 3 },
+        "counted again at open"
+    );
+}
+
+#[test]
+fn keyed_hashes_differ_per_installation_and_survive_reopen() {
+    for (a, b) in places().into_iter().zip(places()) {
+        let h1 = a.open().keyed_hash(b"imap:x/INBOX/1/7");
+        let h2 = b.open().keyed_hash(b"imap:x/INBOX/1/7");
+        assert_ne!(h1, h2, "another installation cannot predict our markers");
+        assert_eq!(a.open().keyed_hash(b"imap:x/INBOX/1/7"), h1);
+    }
+}
+
+fn imap_commit(account: &str, uid: u32) -> MessageCommit {
+    MessageCommit {
+        message_key: format!("{}INBOX/1/{uid}", lease::imap_key_prefix(account)),
+        summary: "{}".into(),
+        durable: true,
+        ..Default::default()
+    }
+}
+
+/// Shared store: one process owns an account at a time, a commit for an account this process
+/// does not own writes nothing (fencing), an outbox entry is sent by one process, and when a
+/// session ends its accounts go with it (the server ended it; the next call opens a new
+/// session that owns nothing).
+#[test]
+fn accounts_are_owned_by_one_process_and_commits_are_fenced() {
+    let place = Place::Pg(test_postgres());
+    let Place::Pg(pg) = &place else {
+        unreachable!()
+    };
+    let a = place.open();
+    let b = place.open();
+    assert_eq!(a.processes().unwrap(), 2);
+    let first = imap_commit("alice", 1);
+    assert!(a.commit_message(&first).unwrap_err().is_fenced());
+    assert!(
+        !a.is_processed(&first.message_key).unwrap(),
+        "nothing written"
+    );
+    assert!(a.claim_account("alice").unwrap());
+    assert!(!b.claim_account("alice").unwrap(), "owned by a");
+    a.commit_message(&first).unwrap();
+    assert!(b.is_processed(&first.message_key).unwrap());
+    assert!(b
+        .commit_message(&imap_commit("alice", 2))
+        .unwrap_err()
+        .is_fenced());
+    // Offline keys belong to no account: not fenced.
+    b.commit_message(&MessageCommit {
+        message_key: "offline:x".into(),
+        summary: "{}".into(),
+        durable: true,
+        ..Default::default()
+    })
+    .unwrap();
+
+    // The outbox: one sender at a time, and a sent entry is not taken again.
+    let mut queued = imap_commit("alice", 3);
+    let entry = OutboxEntry::new(
+        "o1",
+        &queued.message_key,
+        "vac",
+        "",
+        vec!["x@y.z".into()],
+        5,
+    );
+    queued.outbox = vec![(entry, b"raw".to_vec())];
+    a.commit_message(&queued).unwrap();
+    let mut taken = a.outbox_claim("o1").unwrap().expect("queued");
+    assert!(b.outbox_claim("o1").unwrap().is_none(), "a is sending it");
+    taken.status = OutboxStatus::Sent;
+    a.outbox_update(&taken).unwrap();
+    a.outbox_release("o1").unwrap();
+    assert!(b.outbox_claim("o1").unwrap().is_none(), "sent already");
+    assert_eq!(b.outbox_raw("o1").unwrap(), None, "bytes dropped once sent");
+
+    // a's session is ended by the server (as after a pause longer than the lease).
+    let mut admin: ::postgres::Client = pg
+        .url
+        .parse::<::postgres::Config>()
+        .unwrap()
+        .connect(::postgres::NoTls)
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    // The first call finds the session gone; its accounts are no longer owned.
+    let _ = a.is_processed("x");
+    assert!(a.owned_accounts().is_empty());
+    let next = imap_commit("alice", 4);
+    assert!(
+        a.commit_message(&next).unwrap_err().is_fenced(),
+        "a new session owns nothing"
+    );
+    assert!(
+        b.claim_account("alice").unwrap(),
+        "free for another process"
+    );
+    b.commit_message(&next).unwrap();
+    assert!(!a.claim_account("alice").unwrap());
+}
+
+#[test]
+fn a_schema_of_a_newer_mailpipe_is_refused() {
+    let place = Place::Pg(test_postgres());
+    let Place::Pg(pg) = &place else {
+        unreachable!()
+    };
+    drop(place.open());
+    let mut admin: ::postgres::Client = pg
+        .url
+        .parse::<::postgres::Config>()
+        .unwrap()
+        .connect(::postgres::NoTls)
+        .unwrap();
+    admin
+        .execute(
+            &format!(
+                "INSERT INTO {}.schema_migrations (version) VALUES (999)",
+                pg.schema
+            ),
+            &[],
+        )
+        .unwrap();
+    let err = Store::open_config(&StateSettings::Postgres(pg.clone()), Path::new(""))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("written by a newer mailpipe"), "{err}");
+}
