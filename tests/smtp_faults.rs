@@ -67,7 +67,7 @@ async fn a_tarpit_costs_one_flush_budget_not_one_deadline_per_message() {
         ..Default::default()
     };
     let started = Instant::now();
-    let r = outbox::flush(&store, &sink, 0, &retry).await.unwrap();
+    let r = outbox::flush(&store, &sink, 0, &retry, "").await.unwrap();
     let took = started.elapsed();
     // 16 messages × 1 s would be 16 s; the budget stops it after ~2 s (+ one deadline).
     assert!(took < Duration::from_secs(6), "flush took {took:?}");
@@ -99,7 +99,7 @@ async fn a_kept_connection_whose_noop_hangs_is_replaced() {
         .unwrap()
         .with_timeout(Duration::from_secs(1));
     let started = Instant::now();
-    let r = outbox::flush(&store, &sink, 0, &RetryPolicy::default())
+    let r = outbox::flush(&store, &sink, 0, &RetryPolicy::default(), "")
         .await
         .unwrap();
     assert_eq!(r.sent.len(), 3, "{r:?}");

@@ -20,9 +20,13 @@ pub struct Stack {
 
 impl Stack {
     pub fn get() -> Stack {
-        let dir = PathBuf::from(
+        Stack::at(PathBuf::from(
             std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailpipe-mailstack".into()),
-        );
+        ))
+    }
+
+    /// The stack started under `dir` (a private one, e.g. with many users).
+    pub fn at(dir: PathBuf) -> Stack {
         let env = std::fs::read_to_string(dir.join("env.sh")).unwrap_or_else(|_| {
             panic!("the test mail stack is not running: run `bash tests/mailstack/start.sh` first (scripts/test.sh does)")
         });

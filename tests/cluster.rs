@@ -1,0 +1,441 @@
+//! Many daemons sharing one PostgreSQL state store (issue 14), on real servers: a private
+//! Dovecot + Postfix with 300 users (tests/mailstack/start.sh under its own directory and
+//! ports) and the test PostgreSQL (`MAILPIPE_TEST_POSTGRES`, tests/mailstack/postgres.sh).
+//!
+//! Three `mailpipe run` processes serve the same 300 accounts, each filing everything into
+//! "Filed" and answering with the vacation auto-responder. Mail arrives in three rounds; one
+//! process is SIGKILLed, another SIGSTOPped for longer than its lease and resumed. In the end
+//! every message is filed exactly once and every account sent exactly one auto-reply, and the
+//! time the others took to take over the killed process's accounts is reported.
+
+mod common;
+
+use common::mailstack::*;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ACCOUNTS: usize = 300;
+const LEASE_SECONDS: u64 = 6;
+/// Ports of the private stack (the shared one uses 10xxx, bench/accounts.sh 12xxx).
+const PORTS: [(&str, u16); 7] = [
+    ("IMAP", 13143),
+    ("IMAPS", 13993),
+    ("SMTP", 13025),
+    ("SUBMISSION", 13587),
+    ("SUBMISSIONS", 13465),
+    ("LMTP", 13024),
+    ("OAUTH", 13080),
+];
+
+fn user(i: usize) -> String {
+    format!("c{i:03}")
+}
+
+/// Start (or restart) the private stack with the accounts' users and "outside", who sends
+/// the mail and receives the auto-replies. Dovecot is tuned for hundreds of IDLE clients.
+fn private_stack(root: &Path) -> Stack {
+    let dir = PathBuf::from("/tmp/mailpipe-cluster-stack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let extra = dir.join("dovecot-many.conf");
+    std::fs::write(
+        &extra,
+        "default_client_limit = 4000\ndefault_process_limit = 200\n\
+         service imap-login {\n  service_count = 0\n  client_limit = 4000\n}\n\
+         service imap {\n  service_count = 0\n  client_limit = 100\n  process_limit = 100\n}\n\
+         service anvil {\n  client_limit = 4000\n}\nservice auth {\n  client_limit = 4000\n}\n\
+         mail_max_userip_connections = 50\n",
+    )
+    .unwrap();
+    let mut users: Vec<String> = (0..ACCOUNTS).map(user).collect();
+    users.push("outside".into());
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("tests/mailstack/start.sh"))
+        .env("MAILSTACK_DIR", &dir)
+        .env("MAILSTACK_USERS", users.join(" "))
+        .env("MAILSTACK_DOVECOT_EXTRA", &extra)
+        .stdout(Stdio::null());
+    for (name, port) in PORTS {
+        cmd.env(format!("MAILSTACK_{name}_PORT"), port.to_string());
+    }
+    assert!(cmd.status().unwrap().success(), "private stack did not start");
+    Stack::at(dir)
+}
+
+fn stop_private_stack(root: &Path) {
+    let _ = Command::new("bash")
+        .arg(root.join("tests/mailstack/stop.sh"))
+        .env("MAILSTACK_DIR", "/tmp/mailpipe-cluster-stack")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The test PostgreSQL: (URL without the password, the password).
+fn postgres() -> (postgres::Config, String, String) {
+    let url = std::env::var("MAILPIPE_TEST_POSTGRES")
+        .expect("MAILPIPE_TEST_POSTGRES is not set: scripts/test.sh starts PostgreSQL and sets it");
+    let cfg: postgres::Config = url.parse().unwrap();
+    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
+    let host = match &cfg.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("expected a TCP host, not {other:?}"),
+    };
+    let bare = format!(
+        "postgres://{}@{}:{}/{}",
+        cfg.get_user().unwrap(),
+        host,
+        cfg.get_ports()[0],
+        cfg.get_dbname().unwrap()
+    );
+    (cfg, bare, password)
+}
+
+struct Instance {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Instance {
+    fn start(config: &Path, n: usize, password: &str) -> Instance {
+        let log = config.with_file_name(format!("instance-{n}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["run", "-c", config.to_str().unwrap()])
+            .env("MAILPIPE_TEST_PG_PASSWORD", password)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap();
+        Instance { child, log }
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Accounts owned now, per process id of the server session (each instance has one).
+fn owners(db: &mut postgres::Client, schema: &str) -> BTreeMap<i32, usize> {
+    let rows = db
+        .query(
+            "SELECT a.pid, count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1
+               AND (l.classid::bigint >> 24) = 1
+             GROUP BY a.pid",
+            &[&format!("mailpipe/{schema}")],
+        )
+        .unwrap();
+    rows.iter()
+        .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1) as usize))
+        .collect()
+}
+
+fn processed(db: &mut postgres::Client, schema: &str) -> usize {
+    db.query_one(&format!("SELECT count(*) FROM {schema}.processed"), &[])
+        .unwrap()
+        .get::<_, i64>(0) as usize
+}
+
+fn sent(db: &mut postgres::Client, schema: &str) -> usize {
+    db.query_one(
+        &format!("SELECT count(*) FROM {schema}.outbox WHERE status = 'sent'"),
+        &[],
+    )
+    .unwrap()
+    .get::<_, i64>(0) as usize
+}
+
+/// One SMTP session to the private Postfix delivering `round`'s message to every account.
+fn send_round(stack: &Stack, round: usize) {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", stack.port("SMTP"))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with(code), "SMTP: expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect(&mut r, "220");
+    writeln!(w, "EHLO cluster.test\r").unwrap();
+    expect(&mut r, "250");
+    for i in 0..ACCOUNTS {
+        let to = format!("{}@example.test", user(i));
+        // A sender per account (a subaddress of "outside"): the auto-responder's memory of
+        // whom it answered is per plugin, shared by the accounts of one pipeline.
+        let from = format!("outside+{}@example.test", user(i));
+        write!(
+            w,
+            "MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n"
+        )
+        .unwrap();
+        expect(&mut r, "250");
+        expect(&mut r, "250");
+        expect(&mut r, "354");
+        write!(
+            w,
+            "From: Outside <{from}>\r\nTo: <{to}>\r\nSubject: cluster round {round}\r\n\
+             Message-ID: <r{round}.{i}@cluster.test>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n\
+             round {round} for {to}\r\n.\r\n"
+        )
+        .unwrap();
+        expect(&mut r, "250");
+    }
+    writeln!(w, "QUIT\r").unwrap();
+}
+
+async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool, logs: &[&Path]) {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            let tails: Vec<String> = logs
+                .iter()
+                .map(|l| {
+                    let t = std::fs::read_to_string(l).unwrap_or_default();
+                    let n = t.len().saturating_sub(4000);
+                    format!("--- {}:\n{}", l.display(), &t[t.floor_char_boundary(n)..])
+                })
+                .collect();
+            panic!("{what}: not within {limit:?}\n{}", tails.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_share_300_accounts_through_kill_and_pause() {
+    let root = common::root();
+    let stack = private_stack(&root);
+    struct StopStack(PathBuf);
+    impl Drop for StopStack {
+        fn drop(&mut self) {
+            stop_private_stack(&self.0);
+        }
+    }
+    let _stop = StopStack(root.clone());
+    let (pg, url, password) = postgres();
+    let mut db = pg.connect(postgres::NoTls).unwrap();
+    let schema = format!("cluster_{}", std::process::id());
+    db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_env = \"MAILPIPE_TEST_PG_PASSWORD\"\n\
+         schema = \"{schema}\"\nlease_seconds = {LEASE_SECONDS}\n\
+         [accounts]\nconnects_per_second = 200\n\
+         [outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n"
+    );
+    for i in 0..ACCOUNTS {
+        text += &stack.account_toml(&user(i), &["INBOX"], "");
+    }
+    let addresses: Vec<String> = (0..ACCOUNTS)
+        .map(|i| format!("{}@example.test", user(i)))
+        .collect();
+    text += &plugin_toml(
+        "vacation",
+        "auto-responder",
+        &format!("[plugin.config]\naddresses = {addresses:?}\ndays = 7\nsubject = \"away\"\nbody = \"away\""),
+    );
+    text += &plugin_toml(
+        "filer",
+        "rules-filer",
+        "[plugin.config]\nrules = [ { name = \"all\", folder = \"Filed\", conditions = [ { subject = true, op = \"contains\", value = \"cluster round\" } ] } ]",
+    );
+    let config = dir.path().join("mailpipe.toml");
+    std::fs::write(&config, &text).unwrap();
+    // The config must be valid before three processes are started with it.
+    let check = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["check", "-c", config.to_str().unwrap()])
+        .env("MAILPIPE_TEST_PG_PASSWORD", &password)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let instances: Vec<Instance> = (0..3)
+        .map(|n| Instance::start(&config, n, &password))
+        .collect();
+    let logs: Vec<PathBuf> = instances.iter().map(|i| i.log.clone()).collect();
+    let logs: Vec<&Path> = logs.iter().map(|p| p.as_path()).collect();
+
+    // Every account owned, by three processes, none with more than its share.
+    wait_until(
+        "300 accounts owned by 3 processes",
+        Duration::from_secs(120),
+        || {
+            let o = owners(&mut db, &schema);
+            o.len() == 3 && o.values().sum::<usize>() == ACCOUNTS && o.values().all(|&n| n == 100)
+        },
+        &logs,
+    )
+    .await;
+    // Let the accounts connect and idle before mail comes.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    send_round(&stack, 1);
+    wait_until(
+        "round 1 processed",
+        Duration::from_secs(120),
+        || processed(&mut db, &schema) >= ACCOUNTS,
+        &logs,
+    )
+    .await;
+
+    // SIGKILL one process, then mail for everyone; SIGSTOP another past its lease.
+    let killed_at = Instant::now();
+    instances[0].signal("-KILL");
+    send_round(&stack, 2);
+    instances[1].signal("-STOP");
+    wait_until(
+        "the killed process's accounts taken over",
+        Duration::from_secs(60),
+        || {
+            let o = owners(&mut db, &schema);
+            o.values().sum::<usize>() >= 200 && o.len() == 2
+        },
+        &logs,
+    )
+    .await;
+    let takeover = killed_at.elapsed();
+    // Past the lease, the paused process's session is ended by the server and the last one
+    // takes every account.
+    wait_until(
+        "the paused process's accounts taken over",
+        Duration::from_secs(60),
+        || {
+            let o = owners(&mut db, &schema);
+            o.len() == 1 && o.values().sum::<usize>() == ACCOUNTS
+        },
+        &logs,
+    )
+    .await;
+    let paused_takeover = killed_at.elapsed();
+    instances[1].signal("-CONT");
+    wait_until(
+        "round 2 processed",
+        Duration::from_secs(120),
+        || processed(&mut db, &schema) >= 2 * ACCOUNTS,
+        &logs,
+    )
+    .await;
+    // The resumed process gets its share back (rebalancing).
+    wait_until(
+        "the resumed process owns its share again",
+        Duration::from_secs(90),
+        || {
+            let o = owners(&mut db, &schema);
+            o.len() == 2 && o.values().sum::<usize>() == ACCOUNTS && o.values().all(|&n| n == 150)
+        },
+        &logs,
+    )
+    .await;
+    let rebalanced = killed_at.elapsed();
+    send_round(&stack, 3);
+    wait_until(
+        "round 3 processed and every auto-reply sent",
+        Duration::from_secs(120),
+        || processed(&mut db, &schema) >= 3 * ACCOUNTS && sent(&mut db, &schema) >= ACCOUNTS,
+        &logs,
+    )
+    .await;
+
+    // What the servers hold: every message filed once, every account's INBOX empty.
+    let mut problems = Vec::new();
+    for i in 0..ACCOUNTS {
+        let u = user(i);
+        let mut s = stack.session(&u).await;
+        let filed = list(&mut s, "Filed").await;
+        let ids: Vec<&str> = filed.iter().map(|(_, _, h)| h.as_str()).collect();
+        let distinct: HashSet<String> = ids
+            .iter()
+            .filter_map(|h| {
+                h.lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                    .map(|l| l.trim().to_string())
+            })
+            .collect();
+        let inbox = list(&mut s, "INBOX").await.len();
+        if filed.len() != 3 || distinct.len() != 3 || inbox != 0 {
+            problems.push(format!(
+                "{u}: Filed {} ({} distinct), INBOX {inbox}",
+                filed.len(),
+                distinct.len()
+            ));
+        }
+        let _ = s.logout().await;
+    }
+    // Every auto-reply exactly once: one per account in the sender's mailbox.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let replies = loop {
+        let mut s = stack.session("outside").await;
+        let got = list(&mut s, "INBOX").await;
+        let _ = s.logout().await;
+        if got.len() >= ACCOUNTS || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut s = stack.session("outside").await;
+    let replies_after = list(&mut s, "INBOX").await;
+    let to: Vec<String> = replies_after
+        .iter()
+        .filter_map(|(_, _, h)| {
+            h.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+                .map(|l| l.to_string())
+        })
+        .collect();
+    let distinct_to: HashSet<&String> = to.iter().collect();
+    eprintln!(
+        "cluster: takeover of a SIGKILLed process's 100 accounts {:.1} s; of a SIGSTOPped one's \
+         (lease {LEASE_SECONDS} s) {:.1} s after the kill; rebalanced to 150/150 {:.1} s after the kill; \
+         {} replies",
+        takeover.as_secs_f64(),
+        paused_takeover.as_secs_f64(),
+        rebalanced.as_secs_f64(),
+        replies.len()
+    );
+    assert!(problems.is_empty(), "not filed exactly once:\n{}", problems.join("\n"));
+    assert_eq!(
+        replies_after.len(),
+        ACCOUNTS,
+        "auto-replies received (one per account)"
+    );
+    assert_eq!(distinct_to.len(), ACCOUNTS, "one reply to each account's sender");
+    db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+}
