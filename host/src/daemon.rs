@@ -137,6 +137,8 @@ struct Running {
     /// Shared store: stopping to give the account back (ownership lost, or above this
     /// process's share); it waits for an owner again once the worker has ended.
     handing_back: bool,
+    /// Its file was removed: it ends for good.
+    removed: bool,
 }
 
 /// Watch every account until SIGINT or SIGTERM (see the module's comment for reloads).
@@ -164,7 +166,10 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         let store = runner::open_store(&config)?;
         // Shared store: accounts configured here that another process owns (or none yet).
         let mut waiting: BTreeMap<String, Start> = BTreeMap::new();
-        let mut ownership = tokio::time::interval(ownership_every(&config));
+        // The first claim waits one round, so that processes started together see each
+        // other before they take their shares.
+        let every = ownership_every(&config);
+        let mut ownership = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut pipelines = Pipelines::new(&config, store.clone()).await?;
         runner::log_plugins(pipelines.base());
         let pacer = Arc::new(Pacer::new(config.accounts_settings.connects_per_second));
@@ -234,6 +239,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                         stop,
                         then: None,
                         handing_back: false,
+                        removed: false,
                     },
                 );
                 let fut = async move {
@@ -254,7 +260,9 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                             if let Err(e) = store.release_account(&name) {
                                 tracing::warn!(account = %name, "{e}");
                             }
-                            if r.handing_back && next.is_none() {
+                            // Handed back, or ended by itself (a fenced commit): it waits
+                            // for an owner again, maybe this process.
+                            if store.is_shared() && !r.removed && next.is_none() {
                                 tracing::info!(account = %name, "handed back: another process may own it now");
                                 waiting.insert(name, Start { account: r.account, file: r.file, text: r.text });
                             } else if next.is_none() {
@@ -464,7 +472,7 @@ fn changes(
             r.file = None;
             r.text = None;
             r.then = None;
-            r.handing_back = false;
+            r.removed = true;
             r.stop.send_modify(|v| *v += 1);
         }
     }
@@ -608,6 +616,7 @@ mod tests {
             stop,
             then: None,
             handing_back: false,
+            removed: false,
         };
         (r, stopped)
     }

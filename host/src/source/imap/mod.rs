@@ -170,6 +170,11 @@ impl AccountWorker {
             let mut report = PassReport::default();
             match self.session_loop(&mut report, &mut failures).await {
                 Ok(()) => return,
+                Err(ImapError::State(e)) if e.is_fenced() => {
+                    // Another process may own the account now: never retry, end here.
+                    self.warn(&format!("{e}; stopping"));
+                    return;
+                }
                 Err(e) => {
                     failures += 1;
                     metrics::inc(
@@ -191,7 +196,12 @@ impl AccountWorker {
                         "{e}; reconnecting in {:.1} s",
                         delay as f64 / 1000.0
                     ));
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    // A stop (reload, account removed or handed over) ends the wait.
+                    let mut reload = self.reload.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
+                        _ = reload_requested(&mut reload) => return,
+                    }
                 }
             }
         }
