@@ -344,10 +344,7 @@ async fn three_instances_share_300_accounts_through_kill_and_pause() {
     wait_until(
         "the killed process's accounts taken over",
         Duration::from_secs(60),
-        || {
-            let o = owners(&db, &schema);
-            o.values().sum::<usize>() >= 200 && o.len() == 2
-        },
+        || owners(&db, &schema).values().sum::<usize>() == ACCOUNTS,
         &logs,
     )
     .await;

@@ -166,6 +166,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         let store = runner::open_store(&config)?;
         // Shared store: accounts configured here that another process owns (or none yet).
         let mut waiting: BTreeMap<String, Start> = BTreeMap::new();
+        let mut waited: HashSet<String> = HashSet::new();
         // The first claim waits one round, so that processes started together see each
         // other before they take their shares.
         let every = ownership_every(&config);
@@ -279,7 +280,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     waiting.retain(|_, s| s.file.as_ref().is_none_or(|f| f.exists()));
                 }
                 _ = ownership.tick(), if store.is_shared() && next.is_none() => {
-                    start.extend(rebalance(&store, &mut running, &mut waiting));
+                    start.extend(rebalance(&store, &mut running, &mut waiting, &mut waited));
                 }
                 _ = maintenance.tick() => {
                     if let Err(e) = runner::maintain(&store, &config) {
@@ -332,11 +333,16 @@ fn ownership_every(config: &Config) -> std::time::Duration {
 
 /// Shared store: stop the accounts whose lock went with an ended session, hand back those
 /// above this process's fair share (they are released when their workers have ended), and
-/// claim waiting accounts up to it. Returns the accounts claimed, to start.
+/// claim waiting accounts up to it. An account that nobody claimed for a whole round (its
+/// share belongs to a process that is paused, or still starting) is claimed above the share,
+/// so no account waits for long; the excess is handed back once every account has an owner.
+/// `waited` carries the accounts left waiting from one round to the next. Returns the
+/// accounts claimed, to start.
 fn rebalance(
     store: &Store,
     running: &mut HashMap<String, Running>,
     waiting: &mut BTreeMap<String, Start>,
+    waited: &mut HashSet<String>,
 ) -> Vec<Start> {
     let owned: HashSet<String> = store.owned_accounts().into_iter().collect();
     for (name, r) in running.iter_mut() {
@@ -346,20 +352,28 @@ fn rebalance(
             r.stop.send_modify(|v| *v += 1);
         }
     }
-    let processes = match store.processes() {
-        Ok(n) => n,
+    let counts = store
+        .processes()
+        .and_then(|p| Ok((p, store.accounts_owned()?)));
+    let (processes, owned_by_all) = match counts {
+        Ok(c) => c,
         Err(e) => {
             tracing::warn!("cannot count the processes sharing the state store: {e}");
             return Vec::new();
         }
     };
-    let share = crate::state::lease::fair_share(running.len() + waiting.len(), processes);
+    let total = running.len() + waiting.len();
+    let share = crate::state::lease::fair_share(total, processes);
     let mut keeping: Vec<String> = running
         .iter()
         .filter(|(_, r)| !r.handing_back)
         .map(|(n, _)| n.clone())
         .collect();
     if keeping.len() > share {
+        if owned_by_all < total {
+            // Some accounts have no owner: keep what this process has.
+            return Vec::new();
+        }
         keeping.sort_by_key(|n| order_key(n));
         for name in keeping.drain(share..) {
             if let Some(r) = running.get_mut(&name) {
@@ -375,14 +389,19 @@ fn rebalance(
     candidates.sort_by_key(|n| order_key(n));
     let mut claimed = Vec::new();
     for name in candidates {
-        if room == 0 {
-            break;
+        let orphan = waited.contains(&name);
+        if room == 0 && !orphan {
+            continue;
         }
         match store.claim_account(&name) {
             Ok(true) => {
-                tracing::info!(account = %name, processes, share, "owned by this process now: starting");
+                if room == 0 {
+                    tracing::info!(account = %name, processes, share, "owned by nobody for a round: owned by this process now, above its share");
+                } else {
+                    tracing::info!(account = %name, processes, share, "owned by this process now: starting");
+                    room -= 1;
+                }
                 claimed.extend(waiting.remove(&name));
-                room -= 1;
             }
             Ok(false) => {}
             Err(e) => {
@@ -391,6 +410,13 @@ fn rebalance(
             }
         }
     }
+    // Accounts still waiting and owned by nobody now are orphans next round; one that
+    // another process owns is not.
+    *waited = if owned_by_all + claimed.len() < total {
+        waiting.keys().cloned().collect()
+    } else {
+        HashSet::new()
+    };
     claimed
 }
 

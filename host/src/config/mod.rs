@@ -6,7 +6,7 @@ mod account;
 mod accounts_dir;
 mod error;
 mod state;
-pub use state::{PgSettings, StateSettings};
+pub use state::{test_postgres_for, PgSettings, StateSettings, TEST_POSTGRES_ENV};
 pub mod providers;
 
 pub use account::{
@@ -283,7 +283,7 @@ impl Config {
             Some(dir) => resolve(dir),
             None => base.join(".mailpipe-state"),
         };
-        let state = state::settings(&raw.state, base)
+        let state = state::settings(&raw.state, base, &state_dir)
             .map_err(|(span, key, message)| invalid(span, &key, message))?;
         let mut accounts = Vec::new();
         for a in &raw.accounts {

@@ -58,7 +58,37 @@ pub(super) struct RawState {
 /// Default `[state] lease_seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 10;
 
-pub(super) fn settings(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
+/// For the test suite only: with `MAILPIPE_TEST_STATE_POSTGRES` set to a PostgreSQL URL,
+/// a config that does not name a backend keeps its state in that database instead of its
+/// state directory, in a schema of its own named after the directory (so a test that reopens
+/// the directory finds its state again). scripts/test.sh runs the end-to-end suites once more
+/// this way: the same tests on both backends.
+pub const TEST_POSTGRES_ENV: &str = "MAILPIPE_TEST_STATE_POSTGRES";
+
+/// The state settings `TEST_POSTGRES_ENV` gives a state directory, if it is set.
+pub fn test_postgres_for(state_dir: &Path) -> Option<StateSettings> {
+    let url = std::env::var(TEST_POSTGRES_ENV).ok()?;
+    use sha2::{Digest, Sha256};
+    let path = state_dir.to_string_lossy();
+    let digest = Sha256::digest(path.trim_end_matches('/').as_bytes());
+    Some(StateSettings::Postgres(PgSettings {
+        url,
+        password: None,
+        schema: format!("test_{}", hex::encode(&digest[..10])),
+        lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
+    }))
+}
+
+pub(super) fn settings(
+    raw: &RawState,
+    base: &Path,
+    state_dir: &Path,
+) -> Result<StateSettings, Invalid> {
+    if raw.backend.is_none() {
+        if let Some(test) = test_postgres_for(state_dir) {
+            return Ok(test);
+        }
+    }
     let backend = raw
         .backend
         .as_ref()

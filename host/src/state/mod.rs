@@ -200,6 +200,10 @@ pub trait Backend: Send + Sync {
     fn owned_accounts(&self) -> Vec<String> {
         Vec::new()
     }
+    /// How many accounts are owned now, by all processes sharing this store.
+    fn accounts_owned(&self) -> Result<usize, StateError> {
+        Ok(self.owned_accounts().len())
+    }
     /// How many processes share this store now (this one included).
     fn processes(&self) -> Result<usize, StateError> {
         Ok(1)
@@ -224,8 +228,12 @@ impl std::ops::Deref for Store {
 }
 
 impl Store {
-    /// The embedded store under `dir` (created if needed).
+    /// The embedded store under `dir` (created if needed); for the test suite, the test
+    /// PostgreSQL when `config::TEST_POSTGRES_ENV` says so.
     pub fn open(dir: &Path) -> Result<Store, StateError> {
+        if let Some(test) = crate::config::test_postgres_for(dir) {
+            return Store::open_config(&test, dir);
+        }
         Ok(Store {
             backend: Box::new(EmbeddedStore::open(dir)?),
         })
@@ -234,7 +242,9 @@ impl Store {
     /// The store a config names: `[state] backend`.
     pub fn open_config(settings: &StateSettings, dir: &Path) -> Result<Store, StateError> {
         match settings {
-            StateSettings::Embedded => Store::open(dir),
+            StateSettings::Embedded => Ok(Store {
+                backend: Box::new(EmbeddedStore::open(dir)?),
+            }),
             StateSettings::Postgres(pg) => Ok(Store {
                 backend: Box::new(PgStore::open(pg)?),
             }),

@@ -824,6 +824,21 @@ impl Backend for PgStore {
         self.owned().iter().cloned().collect()
     }
 
+    fn accounts_owned(&self) -> Result<usize, StateError> {
+        let name = application_name(&self.schema);
+        let kind = LockKind::Account as i64;
+        self.call(move |c| {
+            Ok(c.query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                   AND a.application_name = $1 AND (l.classid::bigint >> 24) = $2",
+                &[&name, &kind],
+            )
+            .map_err(pg_err)?
+            .get::<_, i64>(0) as usize)
+        })
+    }
+
     fn processes(&self) -> Result<usize, StateError> {
         let name = application_name(&self.schema);
         self.call(move |c| {

@@ -14,7 +14,7 @@ enum Place {
 impl Place {
     fn open(&self) -> Store {
         match self {
-            Place::Dir(d) => Store::open(d.path()).unwrap(),
+            Place::Dir(d) => Store::open_config(&StateSettings::Embedded, d.path()).unwrap(),
             Place::Pg(pg) => {
                 Store::open_config(&StateSettings::Postgres(pg.clone()), Path::new("")).unwrap()
             }
