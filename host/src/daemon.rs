@@ -423,12 +423,10 @@ fn rebalance(
 /// This process's order of account names: each process tries the waiting accounts in an
 /// order of its own (and hands back in it), so processes claiming at once rarely collide.
 fn order_key(name: &str) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
-    let mut h = SEED.get_or_init(Default::default).build_hasher();
-    name.hash(&mut h);
-    h.finish()
+    SEED.get_or_init(Default::default).hash_one(name)
 }
 
 /// An account to start: from the main file (no `file`) or from its file in the directory.
