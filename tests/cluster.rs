@@ -80,26 +80,6 @@ fn stop_private_stack(root: &Path) {
         .status();
 }
 
-/// The test PostgreSQL: (URL without the password, the password).
-fn postgres() -> (postgres::Config, String, String) {
-    let url = std::env::var("MAILPIPE_TEST_POSTGRES")
-        .expect("MAILPIPE_TEST_POSTGRES is not set: scripts/test.sh starts PostgreSQL and sets it");
-    let cfg: postgres::Config = url.parse().unwrap();
-    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
-    let host = match &cfg.get_hosts()[0] {
-        postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("expected a TCP host, not {other:?}"),
-    };
-    let bare = format!(
-        "postgres://{}@{}:{}/{}",
-        cfg.get_user().unwrap(),
-        host,
-        cfg.get_ports()[0],
-        cfg.get_dbname().unwrap()
-    );
-    (cfg, bare, password)
-}
-
 struct Instance {
     child: Child,
     log: PathBuf,
@@ -140,17 +120,12 @@ impl Drop for Instance {
     }
 }
 
-/// The test PostgreSQL, seen from the test. The synchronous client must not run on the
-/// test's runtime, so each use gets a thread (and a connection) of its own.
+/// The test PostgreSQL, seen from the test.
 struct Db(postgres::Config);
 
 impl Db {
     fn run<T: Send>(&self, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| f(&mut self.0.connect(postgres::NoTls).unwrap()))
-                .join()
-                .unwrap()
-        })
+        sql(&self.0, f)
     }
 }
 
@@ -261,7 +236,7 @@ async fn three_instances_share_300_accounts_through_kill_and_pause() {
         }
     }
     let _stop = StopStack(root.clone());
-    let (pg, url, password) = postgres();
+    let (pg, url, password) = test_postgres();
     let db = Db(pg);
     let schema = format!("cluster_{}", std::process::id());
     let drop_schema = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");

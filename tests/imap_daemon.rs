@@ -874,3 +874,130 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
     );
     assert!(!daemon.output().contains("panicked"), "{}", daemon.output());
 }
+
+/// Accounts from the accounts table of the PostgreSQL state (`[accounts] table = true`): a row
+/// added while the daemon runs starts its account with its own filing rule, a changed row
+/// restarts it with the new rule, a removed row stops it and leaves its mail in place.
+#[tokio::test]
+async fn accounts_table_rows_are_picked_up_and_dropped_while_running() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let (pg, url, password) = test_postgres();
+    let tag = unique("table");
+    let schema = format!("table_{}", tag.replace('-', "_"));
+    let (first, second) = (format!("T-{tag}-1"), format!("T-{tag}-2"));
+    let dir = tempfile::tempdir().unwrap();
+    // The state on PostgreSQL, in a schema of this test's own.
+    let file = dir.path().join("mailpipe.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_command = \"printf %s {password}\"\n\
+             schema = \"{schema}\"\nlease_seconds = 4\ndir = \"{}\"\n\
+             [accounts]\ntable = true\nrescan_seconds = 1\n{}",
+            dir.path().join("state").display(),
+            filer_on_subject("never-matches", "Nowhere")
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&file, &[]);
+    let table = format!("{schema}.accounts");
+    let start = Instant::now();
+    while !sql(&pg, |c| {
+        c.query_opt("SELECT to_regclass($1)::text", &[&table])
+            .unwrap()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .is_some()
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no accounts table:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = |folder: &str| {
+        stack.account_toml("carol", &["INBOX"], "").replace("[[account]]", "[account]")
+            + &format!(
+                "\n[plugin.filer]\nrules = [ {{ name = \"row\", folder = \"{folder}\", conditions = [ {{ subject = true, op = \"contains\", value = \"{tag}\" }} ] }} ]\n"
+            )
+    };
+    let upsert = |text: String| {
+        let sql_text = format!(
+            "INSERT INTO {table} (id, config) VALUES ('carol', $1)
+             ON CONFLICT (id) DO UPDATE SET config = excluded.config, changed_at = now()"
+        );
+        sql(&pg, move |c| c.execute(&sql_text, &[&text]).unwrap());
+    };
+    upsert(row(&first));
+    daemon
+        .wait_output("account file added: starting", Duration::from_secs(20))
+        .await;
+    daemon
+        .wait_output("connected (IDLE)", Duration::from_secs(30))
+        .await;
+    smtp_send(
+        &stack,
+        "carol@example.test",
+        &format!("one {tag}"),
+        &format!("1.{tag}@example.test"),
+    );
+    let filed = wait_for(&stack, "carol", &first, &tag, Duration::from_secs(30)).await;
+    assert!(
+        filed.is_some(),
+        "the row's account runs with its rule:\n{}",
+        daemon.output()
+    );
+
+    upsert(row(&second));
+    daemon
+        .wait_output("account file changed: restarting", Duration::from_secs(20))
+        .await;
+    daemon
+        .wait_output_times("connected (IDLE)", 2, Duration::from_secs(30))
+        .await;
+    smtp_send(
+        &stack,
+        "carol@example.test",
+        &format!("two {tag}"),
+        &format!("2.{tag}@example.test"),
+    );
+    let filed = wait_for(
+        &stack,
+        "carol",
+        &second,
+        &format!("two {tag}"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        filed.is_some(),
+        "the changed row's rule applies:\n{}",
+        daemon.output()
+    );
+
+    let delete = format!("DELETE FROM {table} WHERE id = 'carol'");
+    sql(&pg, move |c| c.execute(&delete, &[]).unwrap());
+    daemon
+        .wait_output(
+            "stopped (its account file is gone)",
+            Duration::from_secs(20),
+        )
+        .await;
+    smtp_send(
+        &stack,
+        "carol@example.test",
+        &format!("three {tag}"),
+        &format!("3.{tag}@example.test"),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut s = stack.session("carol").await;
+    assert_eq!(
+        count(&list(&mut s, "INBOX").await, &format!("three {tag}")),
+        1,
+        "left in place"
+    );
+    let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
+    drop(daemon);
+    sql(&pg, move |c| c.batch_execute(&drop_schema).unwrap());
+}

@@ -30,10 +30,11 @@ use crate::source::imap::pacer::Pacer;
 use crate::source::imap::AccountWorker;
 use crate::state::Store;
 
-/// Every account of `config`: those of its file, then those of its accounts directory. A
-/// directory file that cannot be used is logged (file, line, what is wrong) and left out.
-pub fn all_accounts(config: &Config) -> Vec<AccountConfig> {
-    let (files, errors) = config.account_files();
+/// Every account of `config`: those of its file, then those of its accounts directory and of
+/// the accounts table (`rows`: id, text). A file or row that cannot be used is logged (file,
+/// line, what is wrong) and left out.
+pub fn all_accounts(config: &Config, rows: &[(String, String)]) -> Vec<AccountConfig> {
+    let (files, errors) = config.account_files_and_rows(rows);
     for e in errors {
         tracing::error!("{e}; this account is left out until the file is fixed");
     }
@@ -161,9 +162,14 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 text: None,
             })
             .collect();
-        start.extend(changes(&config, &mut dir, &mut running));
-        raise_fd_limit(start.len());
         let store = runner::open_store(&config)?;
+        start.extend(changes(
+            &config,
+            &mut dir,
+            &mut running,
+            table_rows(&config, &store),
+        ));
+        raise_fd_limit(start.len());
         // Shared store: accounts configured here that another process owns (or none yet).
         let mut waiting: BTreeMap<String, Start> = BTreeMap::new();
         let mut waited: HashSet<String> = HashSet::new();
@@ -210,6 +216,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!("{e:#}; this account is left out until it is fixed");
+                        let _ = store.release_account(&name);
                         continue;
                     }
                 };
@@ -228,6 +235,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     Ok(w) => w,
                     Err(e) => {
                         tracing::error!(account = %name, "cannot start: {e:#}");
+                        let _ = store.release_account(&name);
                         continue;
                     }
                 };
@@ -274,10 +282,11 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                         }
                     }
                 }
-                _ = rescan.tick(), if config.accounts_settings.dir.is_some() && next.is_none() => {
-                    start.extend(changes(&config, &mut dir, &mut running));
-                    // A waiting account whose file is gone waits no more.
-                    waiting.retain(|_, s| s.file.as_ref().is_none_or(|f| f.exists()));
+                _ = rescan.tick(), if (config.accounts_settings.dir.is_some() || config.accounts_settings.table) && next.is_none() => {
+                    let rows = table_rows(&config, &store);
+                    start.extend(changes(&config, &mut dir, &mut running, rows));
+                    // A waiting account whose file (or row) is gone waits no more.
+                    waiting.retain(|_, s| s.file.as_ref().is_none_or(|f| dir.seen.contains_key(f)));
                 }
                 _ = ownership.tick(), if store.is_shared() && next.is_none() => {
                     start.extend(rebalance(&store, &mut running, &mut waiting, &mut waited));
@@ -310,6 +319,13 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
             }
         }
         // The old workers, their pipelines and the state store are closed here.
+        // A shared store: give every account back before the store closes, so that none
+        // stays locked by a session something still holds.
+        for name in store.owned_accounts() {
+            if let Err(e) = store.release_account(&name) {
+                tracing::warn!(account = %name, "{e}");
+            }
+        }
         drop(pipelines);
         drop(store);
         match next {
@@ -459,6 +475,47 @@ impl DirState {
     }
 }
 
+/// The rows of the accounts table as files: path (`table_row_path`) -> (id, text); None when
+/// there is no table or it cannot be read now (its accounts then stay as they are).
+fn table_rows(config: &Config, store: &Store) -> Option<BTreeMap<PathBuf, (String, String)>> {
+    if !config.accounts_settings.table {
+        return None;
+    }
+    let dir = config.file.parent().unwrap_or(Path::new("."));
+    match store.account_rows() {
+        Ok(rows) => Some(
+            rows.into_iter()
+                .map(|(id, text)| (crate::config::table_row_path(dir, &id), (id, text)))
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the accounts table now; its accounts stay as they are: {e}"
+            );
+            None
+        }
+    }
+}
+
+/// Whether `path` names a row of the accounts table (`config::table_row_path`).
+fn is_table_row(config: &Config, path: &Path) -> bool {
+    config.accounts_settings.table
+        && path.parent() == Some(config.file.parent().unwrap_or(Path::new(".")))
+        && path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("accounts-table:"))
+}
+
+/// A row's stamp: its text's hash (a row has no modified time of its own).
+fn row_stamp(text: &str) -> Stamp {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(text);
+    (
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(h >> 8),
+        text.len() as u64,
+    )
+}
+
 /// The account files of `dir` (`*.toml`, not hidden) with their stamps, in name order.
 fn listing(dir: &Path) -> BTreeMap<PathBuf, Stamp> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -482,11 +539,25 @@ fn changes(
     config: &Config,
     dir: &mut DirState,
     running: &mut HashMap<String, Running>,
+    rows: Option<BTreeMap<PathBuf, (String, String)>>,
 ) -> Vec<Start> {
-    let Some(path) = &config.accounts_settings.dir else {
-        return Vec::new();
+    let mut now = match &config.accounts_settings.dir {
+        Some(path) => listing(path),
+        None => BTreeMap::new(),
     };
-    let now = listing(path);
+    match &rows {
+        Some(rows) => now.extend(
+            rows.iter()
+                .map(|(p, (_, text))| (p.clone(), row_stamp(text))),
+        ),
+        // The table could not be read: its rows count as unchanged.
+        None => now.extend(
+            dir.seen
+                .iter()
+                .filter(|(p, _)| is_table_row(config, p))
+                .map(|(p, s)| (p.clone(), *s)),
+        ),
+    }
     let first = !std::mem::replace(&mut dir.looked, true);
     for (name, r) in running.iter_mut() {
         if r.file.as_ref().is_some_and(|f| !now.contains_key(f)) {
@@ -514,7 +585,11 @@ fn changes(
             .iter()
             .find(|(_, r)| r.file.as_ref() == Some(&file))
             .map(|(n, _)| n.clone());
-        let f = match config.account_file(&file) {
+        let read = match rows.as_ref().and_then(|r| r.get(&file)) {
+            Some((id, text)) => config.account_row(id, text),
+            None => config.account_file(&file),
+        };
+        let f = match read {
             Ok(f) => f,
             Err(e) if of_file.is_some() => {
                 tracing::error!("{e}; the account keeps running as it was until the file is fixed");
@@ -661,18 +736,18 @@ mod tests {
         let config = Config::parse(&file, &text).unwrap();
         let (mut state, mut live) = (DirState::default(), HashMap::new());
         std::fs::write(dir.join("a.toml"), account("a", "a@example.com")).unwrap();
-        let started = changes(&config, &mut state, &mut live);
+        let started = changes(&config, &mut state, &mut live, None);
         assert_eq!(started.len(), 1);
         let (r, mut stopped) = running(&started[0]);
         live.insert("a".to_string(), r);
         assert!(
-            changes(&config, &mut state, &mut live).is_empty(),
+            changes(&config, &mut state, &mut live, None).is_empty(),
             "nothing changed"
         );
 
         // Changed: restarted with the new file once the old worker ends.
         std::fs::write(dir.join("a.toml"), account("a", "a2@example.com")).unwrap();
-        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(changes(&config, &mut state, &mut live, None).is_empty());
         assert!(stopped.has_changed().unwrap());
         stopped.mark_unchanged();
         let then = live["a"].then.as_ref().expect("waits for the old worker");
@@ -680,13 +755,13 @@ mod tests {
 
         // Removed before that: the waiting change is dropped, the account stops.
         std::fs::remove_file(dir.join("a.toml")).unwrap();
-        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(changes(&config, &mut state, &mut live, None).is_empty());
         assert!(live["a"].then.is_none() && live["a"].file.is_none());
         assert!(stopped.has_changed().unwrap());
 
         // Back under another file name while still stopping: it follows the old worker.
         std::fs::write(dir.join("b.toml"), account("a", "a3@example.com")).unwrap();
-        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(changes(&config, &mut state, &mut live, None).is_empty());
         let then = live["a"]
             .then
             .as_ref()
@@ -695,12 +770,12 @@ mod tests {
 
         // A second file with the same name is refused, and read again after a stop.
         std::fs::write(dir.join("c.toml"), account("a", "a4@example.com")).unwrap();
-        assert!(changes(&config, &mut state, &mut live).is_empty());
+        assert!(changes(&config, &mut state, &mut live, None).is_empty());
         assert!(state.clashes.contains(&dir.join("c.toml")));
         live.remove("a");
         state.retry_clashes();
         std::fs::remove_file(dir.join("b.toml")).unwrap();
-        let started = changes(&config, &mut state, &mut live);
+        let started = changes(&config, &mut state, &mut live, None);
         assert_eq!(started.len(), 1, "c.toml is read again and starts");
         assert_eq!(started[0].account.address, "a4@example.com");
     }

@@ -363,9 +363,9 @@ pub async fn account_workers(
     opts: &RunOptions,
 ) -> anyhow::Result<Vec<crate::source::imap::AccountWorker>> {
     use crate::daemon;
-    let accounts = daemon::all_accounts(config);
-    daemon::raise_fd_limit(accounts.len());
     let store = open_store(config)?;
+    let accounts = daemon::all_accounts(config, &account_rows(config, &store)?);
+    daemon::raise_fd_limit(accounts.len());
     let mut pipelines = daemon::Pipelines::new(config, store.clone()).await?;
     log_plugins(pipelines.base());
     let pacer = Arc::new(crate::source::imap::pacer::Pacer::new(
@@ -487,10 +487,22 @@ fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// Log in to every account's servers (`mailpipe check --connect`).
-pub async fn probe_accounts(config: &Config) -> Vec<(String, Result<String, String>)> {
+/// The rows of the accounts table (id, text) when the config reads accounts from it.
+pub fn account_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<(String, String)>> {
+    if !config.accounts_settings.table {
+        return Ok(Vec::new());
+    }
+    Ok(store.account_rows()?)
+}
+
+/// Log in to every account's servers (`mailpipe check --connect`); `rows`: the accounts
+/// table's.
+pub async fn probe_accounts(
+    config: &Config,
+    rows: &[(String, String)],
+) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
-    for a in &crate::daemon::all_accounts(config) {
+    for a in &crate::daemon::all_accounts(config, rows) {
         let result = async {
             use crate::source::imap::connect;
             let mut session = connect::with_deadline(

@@ -250,3 +250,38 @@ pub fn plugin_toml(name: &str, wasm: &str, extra: &str) -> String {
         super::plugin_path(wasm).display()
     )
 }
+
+/// The test PostgreSQL (`MAILPIPE_TEST_POSTGRES`, started by tests/mailstack/postgres.sh):
+/// its config, its URL without the password (as a mailpipe config must give it) and the
+/// password.
+pub fn test_postgres() -> (postgres::Config, String, String) {
+    let url = std::env::var("MAILPIPE_TEST_POSTGRES")
+        .expect("MAILPIPE_TEST_POSTGRES is not set: scripts/test.sh starts PostgreSQL and sets it");
+    let cfg: postgres::Config = url.parse().unwrap();
+    let password = String::from_utf8(cfg.get_password().unwrap().to_vec()).unwrap();
+    let host = match &cfg.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("expected a TCP host, not {other:?}"),
+    };
+    let bare = format!(
+        "postgres://{}@{}:{}/{}",
+        cfg.get_user().unwrap(),
+        host,
+        cfg.get_ports()[0],
+        cfg.get_dbname().unwrap()
+    );
+    (cfg, bare, password)
+}
+
+/// SQL on the test PostgreSQL from a test: the synchronous client must not run on the test's
+/// runtime, so each use gets a thread (and a connection) of its own.
+pub fn sql<T: Send>(
+    cfg: &postgres::Config,
+    f: impl FnOnce(&mut postgres::Client) -> T + Send,
+) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| f(&mut cfg.connect(postgres::NoTls).unwrap()))
+            .join()
+            .unwrap()
+    })
+}

@@ -28,8 +28,10 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
         println!("{problem}");
     }
     let mut failed = !problems.is_empty();
-    // Every account file too: one that cannot be used is named with its line.
-    let (files, errors) = config.account_files();
+    // Every account file (and row of the accounts table) too: one that cannot be used is
+    // named with its line.
+    let rows = runner::account_rows(&config, &store)?;
+    let (files, errors) = config.account_files_and_rows(&rows);
     for e in &errors {
         println!("{e}");
     }
@@ -70,10 +72,25 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
     );
     print!("{}", runner::describe_plugins(&pipeline));
     if let Some(dir) = &config.accounts_settings.dir {
-        println!("  {} account file(s) in {}", files.len(), dir.display());
+        let n = files.iter().filter(|f| f.path.starts_with(dir)).count();
+        println!("  {n} account file(s) in {}", dir.display());
+    }
+    if config.accounts_settings.table {
+        let n = files.len()
+            - files
+                .iter()
+                .filter(|f| {
+                    config
+                        .accounts_settings
+                        .dir
+                        .as_ref()
+                        .is_some_and(|d| f.path.starts_with(d))
+                })
+                .count();
+        println!("  {n} account(s) in the accounts table of the state store");
     }
     if connect {
-        for (name, result) in runner::probe_accounts(&config).await {
+        for (name, result) in runner::probe_accounts(&config, &rows).await {
             match result {
                 Ok(what) => println!("  account {name}: {what}"),
                 Err(e) => {

@@ -20,6 +20,11 @@
 //! A broken file is reported with its path and line and leaves that account out; every other
 //! account still runs (one typo must not stop a whole fleet). Relative paths in a file are
 //! relative to the directory.
+//!
+//! `[accounts] table = true` (PostgreSQL state only) reads the same text from the rows of the
+//! `accounts` table of the state schema as well (`id`, `config`): a row is an account file
+//! that lives in the database, named `CONFIG_DIR/accounts-table:ID` in messages (its relative
+//! paths are relative to the config's directory).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,8 @@ use super::{validate_account, AccountConfig};
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccounts {
     pub dir: Option<Spanned<String>>,
+    /// Accounts from the `accounts` table of the PostgreSQL state schema too.
+    pub table: Option<Spanned<bool>>,
     pub rescan_seconds: Option<u64>,
     pub connects_per_second: Option<u32>,
 }
@@ -46,6 +53,8 @@ pub(super) struct RawAccounts {
 pub struct AccountsSettings {
     /// The directory of account files (`*.toml`), if any.
     pub dir: Option<PathBuf>,
+    /// Accounts from the state schema's `accounts` table too (PostgreSQL state only).
+    pub table: bool,
     /// How often the daemon looks for added, changed and removed account files.
     pub rescan: Duration,
     /// IMAP logins started per second at most, over all accounts: a restart or the end of a
@@ -60,6 +69,7 @@ impl Default for AccountsSettings {
     fn default() -> Self {
         AccountsSettings {
             dir: None,
+            table: false,
             rescan: Duration::from_secs(DEFAULT_RESCAN_SECONDS),
             connects_per_second: DEFAULT_CONNECTS_PER_SECOND,
         }
@@ -88,6 +98,7 @@ impl RawAccounts {
         }
         Ok(AccountsSettings {
             dir,
+            table: self.table.as_ref().is_some_and(|t| *t.get_ref()),
             rescan: Duration::from_secs(self.rescan_seconds.unwrap_or(DEFAULT_RESCAN_SECONDS)),
             connects_per_second: self
                 .connects_per_second
@@ -140,11 +151,30 @@ pub fn load_dir(
         }
     };
     paths.sort();
+    let read = paths
+        .into_iter()
+        .map(|path| read_file(&path, state_dir, plugins))
+        .collect();
+    unique_names(read, taken)
+}
+
+/// The path that names row `id` of the accounts table in messages (see the module's comment).
+pub fn table_row_path(config_dir: &Path, id: &str) -> PathBuf {
+    config_dir.join(format!("accounts-table:{id}"))
+}
+
+/// Accounts read from their files (or rows), with an error for each that cannot be used or
+/// whose name is already taken (by `taken` or by an earlier one).
+pub fn unique_names(
+    read: Vec<Result<AccountFile, ConfigError>>,
+    taken: &[String],
+) -> (Vec<AccountFile>, Vec<ConfigError>) {
     let mut files: Vec<AccountFile> = Vec::new();
     let mut errors = Vec::new();
-    for path in paths {
-        match read_file(&path, state_dir, plugins) {
+    for r in read {
+        match r {
             Ok(f) => {
+                let path = f.path.clone();
                 let name = &f.account.name;
                 let earlier = files.iter().find(|o| o.account.name == *name);
                 if taken.contains(name) || earlier.is_some() {

@@ -13,7 +13,7 @@ pub use account::{
     is_loopback, AccountConfig, Auth, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
 };
 
-pub use accounts_dir::{is_account_file, merged, AccountFile, AccountsSettings};
+pub use accounts_dir::{is_account_file, merged, table_row_path, AccountFile, AccountsSettings};
 use error::line_of;
 pub use error::ConfigError;
 
@@ -156,17 +156,48 @@ pub struct PluginLines {
 impl Config {
     /// Whether mail is read from IMAP accounts (of this file or of its accounts directory).
     pub fn has_accounts(&self) -> bool {
-        !self.accounts.is_empty() || self.accounts_settings.dir.is_some()
+        !self.accounts.is_empty()
+            || self.accounts_settings.dir.is_some()
+            || self.accounts_settings.table
     }
 
     /// Every usable file of the accounts directory, and an error for each other one (a
     /// file may not reuse an account name of this file or of an earlier file).
     pub fn account_files(&self) -> (Vec<AccountFile>, Vec<ConfigError>) {
-        let Some(dir) = &self.accounts_settings.dir else {
-            return (Vec::new(), Vec::new());
+        self.account_files_and_rows(&[])
+    }
+
+    /// The accounts directory's files, then the accounts table's `rows` (id, text), with an
+    /// error for each that cannot be used (no account name may be used twice).
+    pub fn account_files_and_rows(
+        &self,
+        rows: &[(String, String)],
+    ) -> (Vec<AccountFile>, Vec<ConfigError>) {
+        let mut taken: Vec<String> = self.accounts.iter().map(|a| a.name.clone()).collect();
+        let (mut files, mut errors) = match &self.accounts_settings.dir {
+            Some(dir) => accounts_dir::load_dir(dir, &self.state_dir, &self.plugin_names(), &taken),
+            None => (Vec::new(), Vec::new()),
         };
-        let taken: Vec<String> = self.accounts.iter().map(|a| a.name.clone()).collect();
-        accounts_dir::load_dir(dir, &self.state_dir, &self.plugin_names(), &taken)
+        taken.extend(files.iter().map(|f| f.account.name.clone()));
+        let read = rows
+            .iter()
+            .map(|(id, text)| self.account_row(id, text))
+            .collect();
+        let (more, more_errors) = accounts_dir::unique_names(read, &taken);
+        files.extend(more);
+        errors.extend(more_errors);
+        (files, errors)
+    }
+
+    /// One row of the accounts table, read like an account file (no check of its name).
+    pub fn account_row(&self, id: &str, text: &str) -> Result<AccountFile, ConfigError> {
+        let path = accounts_dir::table_row_path(self.file.parent().unwrap_or(Path::new(".")), id);
+        accounts_dir::load_file(
+            &path,
+            text.to_string(),
+            &self.state_dir,
+            &self.plugin_names(),
+        )
     }
 
     /// One file of the accounts directory (no check of its name against other accounts).
@@ -316,10 +347,12 @@ impl Config {
                 name: a.display_name.clone(),
             },
             // Every account of the directory has its own; this one is only for offline runs.
-            (None, None) if accounts_settings.dir.is_some() => Identity {
-                address: "postmaster@localhost".into(),
-                name: None,
-            },
+            (None, None) if accounts_settings.dir.is_some() || accounts_settings.table => {
+                Identity {
+                    address: "postmaster@localhost".into(),
+                    name: None,
+                }
+            }
             (None, None) => {
                 return Err(ConfigError::Invalid {
                     file: path.to_owned(),
@@ -428,12 +461,25 @@ impl Config {
                 config,
             });
         }
-        if raw.offline.is_none() && accounts.is_empty() && accounts_settings.dir.is_none() {
+        if let Some(t) = &raw.accounts_settings.table {
+            if *t.get_ref() && !matches!(state, StateSettings::Postgres(_)) {
+                return Err(invalid(
+                    t.span(),
+                    "accounts.table",
+                    "accounts come from a table only with [state] backend = \"postgres\"".into(),
+                ));
+            }
+        }
+        if raw.offline.is_none()
+            && accounts.is_empty()
+            && accounts_settings.dir.is_none()
+            && !accounts_settings.table
+        {
             return Err(ConfigError::Invalid {
                 file: path.to_owned(),
                 line: 1,
                 key: "offline / account".into(),
-                message: "nothing to read mail from: add an [offline] section, an [[account]] or an [accounts] dir"
+                message: "nothing to read mail from: add an [offline] section, an [[account]], an [accounts] dir or table"
                     .into(),
             });
         }

@@ -201,3 +201,62 @@ fn postgres(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
         lease: Duration::from_secs(lease),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, StateSettings};
+    use std::path::Path;
+
+    const ACCOUNT: &str = "[[account]]\nname = \"a\"\naddress = \"a@example.com\"\n\
+        [account.imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"a\"\npassword_env = \"PW\"\n";
+
+    fn parse(state: &str) -> Result<Config, String> {
+        Config::parse(
+            Path::new("/cfg/mailpipe.toml"),
+            &format!("{state}{ACCOUNT}"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn postgres_settings_are_read_and_checked_with_their_line() {
+        if std::env::var_os(super::TEST_POSTGRES_ENV).is_some() {
+            // The test suite's override would hide what the file says; the lib tests never
+            // run with it (scripts/test.sh).
+            return;
+        }
+        let c = parse(
+            "[state]\nbackend = \"postgres\"\nurl = \"postgres://mp@127.0.0.1:5432/mail\"\n\
+             password_file = \"db.pass\"\nlease_seconds = 7\n",
+        )
+        .unwrap();
+        let StateSettings::Postgres(pg) = &c.state else {
+            panic!("{:?}", c.state)
+        };
+        assert_eq!(pg.schema, "mailpipe");
+        assert_eq!(pg.lease.as_secs(), 7);
+        for (state, expected) in [
+            (
+                "[state]\nbackend = \"postgres\"\nurl = \"postgres://mp:secret@127.0.0.1/mail\"\n",
+                "mailpipe.toml:3: `state.url`: holds a password",
+            ),
+            (
+                "[state]\nbackend = \"postgres\"\nurl = \"postgres://mp@db.example.com/mail\"\n",
+                "db.example.com is not on loopback",
+            ),
+            ("[state]\nbackend = \"postgres\"\n", "`state.url`: backend = \"postgres\" needs url"),
+            ("[state]\nbackend = \"mysql\"\n", "mailpipe.toml:2: `state.backend`: unknown backend"),
+            ("[state]\nurl = \"postgres://x@127.0.0.1/y\"\n", "is for backend = \"postgres\" only"),
+            (
+                "[state]\nbackend = \"postgres\"\nurl = \"postgres://x@127.0.0.1/y\"\nschema = \"Bad-Name\"\n",
+                "mailpipe.toml:4: `state.schema`",
+            ),
+            ("[accounts]\ntable = true\n", "mailpipe.toml:2: `accounts.table`: accounts come from a table only"),
+        ] {
+            let err = parse(state).err().unwrap_or_default();
+            assert!(err.contains(expected), "{state:?}: {err}");
+        }
+        // Secrets never show in what is printed of the settings.
+        assert!(!format!("{:?}", c.state).contains("secret"));
+    }
+}

@@ -200,6 +200,10 @@ pub trait Backend: Send + Sync {
     fn owned_accounts(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The rows of the accounts table (id, account file text), for `[accounts] table`.
+    fn account_rows(&self) -> Result<Vec<(String, String)>, StateError> {
+        Ok(Vec::new())
+    }
     /// How many accounts are owned now, by all processes sharing this store.
     fn accounts_owned(&self) -> Result<usize, StateError> {
         Ok(self.owned_accounts().len())

@@ -44,6 +44,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE pending_actions (key text PRIMARY KEY, plan text NOT NULL);
      CREATE TABLE failed_actions (key text PRIMARY KEY, plan text NOT NULL);
      CREATE TABLE plugin_failed (key text PRIMARY KEY, failed text NOT NULL);",
+    // 2: accounts kept in the database (`[accounts] table = true`): the text of an account
+    // file per row.
+    "CREATE TABLE accounts (id text PRIMARY KEY, config text NOT NULL,
+                            changed_at timestamptz NOT NULL DEFAULT now());",
 ];
 
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
@@ -822,6 +826,16 @@ impl Backend for PgStore {
 
     fn owned_accounts(&self) -> Vec<String> {
         self.owned().iter().cloned().collect()
+    }
+
+    fn account_rows(&self) -> Result<Vec<(String, String)>, StateError> {
+        self.call(|c| {
+            Ok(c.query("SELECT id, config FROM accounts ORDER BY id", &[])
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })
     }
 
     fn accounts_owned(&self) -> Result<usize, StateError> {
