@@ -20,15 +20,16 @@ use std::time::{Duration, Instant};
 
 const ACCOUNTS: usize = 300;
 const LEASE_SECONDS: u64 = 6;
-/// Ports of the private stack (the shared one uses 10xxx, bench/accounts.sh 12xxx).
+/// Ports of the private stack: 16xxx (the shared stack uses 10xxx, bench/run.sh 11xxx,
+/// bench/accounts.sh 12xxx, Cyrus 13xxx and 14xxx, PostgreSQL 15432).
 const PORTS: [(&str, u16); 7] = [
-    ("IMAP", 13143),
-    ("IMAPS", 13993),
-    ("SMTP", 13025),
-    ("SUBMISSION", 13587),
-    ("SUBMISSIONS", 13465),
-    ("LMTP", 13024),
-    ("OAUTH", 13080),
+    ("IMAP", 16143),
+    ("IMAPS", 16993),
+    ("SMTP", 16025),
+    ("SUBMISSION", 16587),
+    ("SUBMISSIONS", 16465),
+    ("LMTP", 16024),
+    ("OAUTH", 16080),
 ];
 
 fn user(i: usize) -> String {

@@ -211,6 +211,20 @@ pg_initdb() {
     mv "$new" "$PG_DATA"
 }
 
+# TLS with the test bed's server certificate (localhost, 127.0.0.1; signed by
+# $MAILSTACK_CA) when start.sh made it: mailpipe's TLS to PostgreSQL is tested
+# against it (verified, and refused with the wrong CA). Plain connections stay
+# allowed (pg_hba "host").
+pg_ssl_conf() {
+    if [[ -r "$MS_TLS/server.pem" && -r "$MS_TLS/server.key" ]]; then
+        install -m 600 -o "$PG_OS_USER" -g "$PG_OS_USER" "$MS_TLS/server.pem" "$PG_DATA/server.crt"
+        install -m 600 -o "$PG_OS_USER" -g "$PG_OS_USER" "$MS_TLS/server.key" "$PG_DATA/server.key"
+        printf "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+    else
+        printf "# No TLS: the test bed's certificate is not there (run start.sh first).\nssl = off\n"
+    fi
+}
+
 # Written at every start (not while it runs: `start` on a running cluster does
 # not touch it).
 pg_write_conf() {
@@ -227,8 +241,7 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 password_encryption = scram-sha-256
-# No SSL: loopback only (initdb copies no certificate).
-ssl = off
+$(pg_ssl_conf)
 # The log goes to stderr, which pg_ctl -l sends to $PG_LOGFILE.
 logging_collector = off
 log_destination = 'stderr'

@@ -30,6 +30,9 @@ pub struct PgSettings {
     /// How long a silent session keeps its accounts: after that the server ends it and the
     /// other processes take them over.
     pub lease: Duration,
+    /// TLS to the server, verified against `ca_file` or the web PKI roots.
+    pub tls: bool,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -49,8 +52,13 @@ pub(super) struct RawState {
     schema: Option<Spanned<String>>,
     /// PostgreSQL: seconds a silent process keeps its accounts (default 10).
     lease_seconds: Option<Spanned<u64>>,
-    /// PostgreSQL: allow a server that is not on loopback (the connection is not
-    /// encrypted: TLS to PostgreSQL is not built yet).
+    /// PostgreSQL: TLS (verified) to the server; default on unless every host is on
+    /// loopback or a Unix socket.
+    tls: Option<bool>,
+    /// PostgreSQL: trust only this CA (PEM) for the server's certificate, instead of the
+    /// built-in web PKI roots.
+    ca_file: Option<Spanned<String>>,
+    /// PostgreSQL: allow `tls = false` to a server that is not on loopback.
     #[serde(default)]
     allow_insecure: bool,
 }
@@ -76,6 +84,8 @@ pub fn test_postgres_for(state_dir: &Path) -> Option<StateSettings> {
         password: None,
         schema: format!("test_{}", hex::encode(&digest[..10])),
         lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
+        tls: false,
+        ca_file: None,
     }))
 }
 
@@ -95,6 +105,7 @@ pub(super) fn settings(
         .map_or("embedded", |b| b.get_ref().as_str());
     let pg_only = [
         ("url", raw.url.as_ref().map(|u| u.span())),
+        ("ca_file", raw.ca_file.as_ref().map(|u| u.span())),
         ("schema", raw.schema.as_ref().map(|u| u.span())),
         (
             "lease_seconds",
@@ -142,17 +153,37 @@ fn postgres(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
                 .into(),
         ));
     }
-    for host in parsed.get_hosts() {
-        if let postgres::config::Host::Tcp(h) = host {
-            if !is_loopback(h) && !raw.allow_insecure {
-                return Err(bad(format!(
-                    "{h} is not on loopback and the connection would not be encrypted (TLS to \
-                     PostgreSQL is not built yet); use a loopback address or a Unix socket, or \
-                     set allow_insecure = true if the network between is trusted"
-                )));
-            }
+    let remote: Vec<&String> = parsed
+        .get_hosts()
+        .iter()
+        .filter_map(|h| match h {
+            postgres::config::Host::Tcp(h) if !is_loopback(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    let tls = raw.tls.unwrap_or(!remote.is_empty());
+    if let (false, Some(h)) = (tls, remote.first()) {
+        if !raw.allow_insecure {
+            return Err(bad(format!(
+                "tls = false sends the password and the mail's state in clear text to {h}; \
+                 leave TLS on, or set allow_insecure = true if the network between is trusted"
+            )));
         }
     }
+    let ca_file = match &raw.ca_file {
+        Some(f) => {
+            let p = base.join(f.get_ref());
+            if !p.is_file() {
+                return Err((
+                    f.span(),
+                    "state.ca_file".into(),
+                    format!("{} does not exist", p.display()),
+                ));
+            }
+            Some(p)
+        }
+        None => None,
+    };
     let password = one_source(
         [&raw.password_env, &raw.password_file, &raw.password_command],
         base,
@@ -199,6 +230,8 @@ fn postgres(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
         password,
         schema,
         lease: Duration::from_secs(lease),
+        tls,
+        ca_file,
     }))
 }
 
@@ -241,8 +274,8 @@ mod tests {
                 "mailpipe.toml:3: `state.url`: holds a password",
             ),
             (
-                "[state]\nbackend = \"postgres\"\nurl = \"postgres://mp@db.example.com/mail\"\n",
-                "db.example.com is not on loopback",
+                "[state]\nbackend = \"postgres\"\nurl = \"postgres://mp@db.example.com/mail\"\ntls = false\n",
+                "tls = false sends the password",
             ),
             ("[state]\nbackend = \"postgres\"\n", "`state.url`: backend = \"postgres\" needs url"),
             ("[state]\nbackend = \"mysql\"\n", "mailpipe.toml:2: `state.backend`: unknown backend"),

@@ -101,7 +101,15 @@ impl Session {
             .connect_timeout(Duration::from_secs(10))
             .keepalives(true)
             .keepalives_idle(self.settings.lease.max(Duration::from_secs(1)));
-        let mut client = cfg.connect(NoTls).map_err(pg_err)?;
+        let mut client = if self.settings.tls {
+            let tls = crate::net::tls::client(self.settings.ca_file.as_deref(), None)
+                .map_err(|e| StateError::Postgres(e.to_string()))?;
+            cfg.ssl_mode(postgres::config::SslMode::Require);
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls.config).clone());
+            cfg.connect(connector).map_err(pg_err)?
+        } else {
+            cfg.connect(NoTls).map_err(pg_err)?
+        };
         let ms = self.settings.lease.as_millis().max(1000);
         client
             .batch_execute(&format!(

@@ -47,6 +47,8 @@ pub(crate) fn test_postgres() -> PgSettings {
         password: None,
         schema: format!("t_{}", hex::encode(&random_secret().unwrap()[..8])),
         lease: std::time::Duration::from_secs(10),
+        tls: false,
+        ca_file: None,
     }
 }
 
@@ -420,4 +422,47 @@ fn a_schema_of_a_newer_mailpipe_is_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("written by a newer mailpipe"), "{err}");
+}
+
+/// TLS to PostgreSQL: verified against the test bed's CA (the test PostgreSQL serves the
+/// stack's certificate, tests/mailstack/postgres.sh), refused with another CA.
+#[test]
+fn tls_to_postgres_is_verified() {
+    let mut pg = test_postgres();
+    let stack = std::path::PathBuf::from(
+        std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailpipe-mailstack".into()),
+    );
+    let place = Place::Pg(pg.clone());
+    pg.tls = true;
+    pg.ca_file = Some(stack.join("tls/ca.pem"));
+    let store = Store::open_config(&StateSettings::Postgres(pg.clone()), Path::new(""))
+        .expect("TLS with the stack's CA");
+    let ssl: bool = {
+        let name = format!("mailpipe/{}", pg.schema);
+        let Place::Pg(plain) = &place else {
+            unreachable!()
+        };
+        let mut admin: ::postgres::Client = plain
+            .url
+            .parse::<::postgres::Config>()
+            .unwrap()
+            .connect(::postgres::NoTls)
+            .unwrap();
+        admin
+            .query_one(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                 WHERE a.application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert!(ssl, "the session is encrypted");
+    drop(store);
+    pg.ca_file = Some(stack.join("tls/wrong-ca.pem"));
+    let err = Store::open_config(&StateSettings::Postgres(pg), Path::new(""))
+        .err()
+        .expect("another CA is refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
