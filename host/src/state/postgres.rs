@@ -72,7 +72,17 @@ fn pg_err(e: postgres::Error) -> StateError {
     // The server's own message (with its detail) tells more than the client's summary.
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The client's errors keep their cause (a refused certificate, a refused
+            // connection) one level down.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            text
+        }
     };
     StateError::Postgres(text)
 }

@@ -374,9 +374,10 @@ fn accounts_are_owned_by_one_process_and_commits_are_fenced() {
         .unwrap();
     admin
         .execute(
-            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l
-             WHERE l.locktype = 'advisory' AND l.pid <> pg_backend_pid()",
-            &[],
+            "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+             WHERE a.application_name = $1 AND a.pid IN
+                   (SELECT pid FROM pg_locks WHERE locktype = 'advisory')",
+            &[&format!("mailpipe/{}", pg.schema)],
         )
         .unwrap();
     // The first call finds the session gone; its accounts are no longer owned.
