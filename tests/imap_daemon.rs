@@ -1001,3 +1001,59 @@ async fn accounts_table_rows_are_picked_up_and_dropped_while_running() {
     drop(daemon);
     sql(&pg, move |c| c.batch_execute(&drop_schema).unwrap());
 }
+
+/// Mail that arrives while a pass runs, after it looked for new messages, is counted by the
+/// SELECT before IDLE, so IDLE never announces it: it must be processed at once, not at the
+/// next IDLE renewal (minutes later). A pass over 400 messages in small batches gives the
+/// new message time to arrive in the middle of it.
+#[tokio::test]
+async fn mail_arriving_during_a_pass_is_not_left_for_the_next_idle() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let tag = unique("during");
+    let (src, dst) = (format!("T-{tag}-in"), format!("T-{tag}-out"));
+    let n = 400;
+    let mut s = stack.session("alice").await;
+    fill(&mut s, &src, &tag, n).await;
+    let body = stack.account_toml("alice", &[&src], "batch = 5\napply_batch = 5")
+        + &filer_on_subject(&tag, &dst);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), &body);
+    let daemon = Daemon::start(&file, &[]);
+    // As soon as the pass has begun moving, a new message arrives in the watched mailbox.
+    let start = Instant::now();
+    while list(&mut s, &dst).await.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let late = message(
+        "Late <late@example.net>",
+        "alice@example.test",
+        &format!("{tag} late"),
+        &format!("late.{tag}@example.net"),
+        "",
+    );
+    append(&mut s, &src, &late).await;
+    assert!(
+        list(&mut s, &dst).await.len() < n,
+        "the pass had finished before the new message came: nothing proven"
+    );
+    let start = Instant::now();
+    loop {
+        let moved = list(&mut s, &dst).await;
+        if count(&moved, &format!("late.{tag}@example.net")) == 1 {
+            assert_eq!(moved.len(), n + 1, "every message filed once");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the message that came during the pass was left waiting:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -236,6 +236,10 @@ impl AccountWorker {
             &[("account", &self.account.name)],
             if idle_ok { 1.0 } else { 0.0 },
         );
+        // Whether the last pass was run at once because mail had come in during the one
+        // before (at most one such pass in a row: a message that never gets checkpointed
+        // must not keep the account busy).
+        let mut again = false;
         loop {
             // Boxed: a pass's state is large and only needed while it runs, not for the
             // hours an account waits for mail (with thousands of accounts, that adds up).
@@ -245,7 +249,13 @@ impl AccountWorker {
             let wait = self.next_wait();
             if idle_ok {
                 let watched = namespace::server_name(&session, &self.account.mailboxes[0])?;
-                timed("SELECT", session.select(watched)).await?;
+                let selected = timed("SELECT", session.select(watched)).await?;
+                // Mail that arrived after the pass looked is already counted by this SELECT,
+                // so IDLE would not announce it: pass again now instead of waiting.
+                if !std::mem::take(&mut again) && self.arrived_since_pass(&selected) {
+                    again = true;
+                    continue;
+                }
                 let mut idle = session.idle();
                 timed("IDLE", idle.init()).await?;
                 let (fut, stop) = idle.wait_with_timeout(wait);
@@ -288,6 +298,22 @@ impl AccountWorker {
             }
             // Drop unsolicited responses the library queued; we re-read state each pass.
             while session.unsolicited_responses.try_recv().is_ok() {}
+        }
+    }
+
+    /// Whether the watched mailbox, as just selected, has messages past the last one the
+    /// passes checkpointed (or another UIDVALIDITY).
+    fn arrived_since_pass(&self, selected: &async_imap::types::Mailbox) -> bool {
+        let key = format!("{}/{}", self.account.name, self.account.mailboxes[0]);
+        match (
+            self.store.checkpoint(&key),
+            selected.uid_validity,
+            selected.uid_next,
+        ) {
+            (Ok(Some((validity, last))), Some(v), Some(next)) => {
+                v != validity || next > last.saturating_add(1)
+            }
+            _ => false,
         }
     }
 
