@@ -16,7 +16,7 @@ pub fn run(config: &Path, message_id: &str, json_out: bool) -> anyhow::Result<Ex
     let store = Store::open_config(&config.state, &config.state_dir).with_context(|| {
         format!(
             "cannot open the state store in {} (is a mailpipe daemon using it?)",
-            config.state_dir.display()
+            config.state.place(&config.state_dir)
         )
     })?;
     let id = message_id

@@ -21,7 +21,7 @@ pub fn run(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let store = Store::open_config(&config.state, &config.state_dir).with_context(|| {
         format!(
             "cannot open the state store in {} (is a mailpipe daemon using it? status reads it while none runs)",
-            config.state_dir.display()
+            config.state.place(&config.state_dir)
         )
     })?;
     // Current fingerprint of every configured plugin, to tell whether a failed one changed.
@@ -90,6 +90,7 @@ pub fn run(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
         .collect();
     let report = json!({
         "state_dir": config.state_dir,
+        "state": config.state.place(&config.state_dir),
         "processed": store.processed_count()?,
         "mailboxes": boxes,
         "outbox": {
@@ -130,7 +131,7 @@ fn split_key(key: &str) -> Option<(String, u32)> {
 fn human(r: &Value) -> String {
     let mut out = format!(
         "state {}: {} message(s) processed\n",
-        r["state_dir"].as_str().unwrap_or_default(),
+        r["state"].as_str().unwrap_or_default(),
         r["processed"]
     );
     let empty = serde_json::Map::new();

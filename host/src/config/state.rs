@@ -63,6 +63,28 @@ pub(super) struct RawState {
     allow_insecure: bool,
 }
 
+impl StateSettings {
+    /// Where the state is, in words for messages: the directory, or the schema and server.
+    pub fn place(&self, dir: &Path) -> String {
+        match self {
+            StateSettings::Embedded => dir.display().to_string(),
+            StateSettings::Postgres(pg) => {
+                let server = pg
+                    .url
+                    .parse::<postgres::Config>()
+                    .ok()
+                    .and_then(|c| c.get_hosts().first().cloned())
+                    .map(|h| match h {
+                        postgres::config::Host::Tcp(h) => h,
+                        postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .unwrap_or_default();
+                format!("PostgreSQL schema {} on {server}", pg.schema)
+            }
+        }
+    }
+}
+
 /// Default `[state] lease_seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 10;
 
