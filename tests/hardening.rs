@@ -483,3 +483,57 @@ async fn expired_state_is_purged_when_a_plugin_reaches_its_limit() {
     assert_eq!(d.outgoing.len(), 1);
     assert_eq!(t.store.kv_usage("vacation").keys, 1);
 }
+
+/// Plugin state is per account: the same sender writing to two accounts of one process gets
+/// a vacation reply from each (the auto-responder remembers whom it answered), and what a
+/// plugin kept before state was per account is copied once into each account's own (a
+/// sender answered before the upgrade is not answered again by any account).
+#[tokio::test]
+async fn each_account_has_its_own_plugin_state_and_a_copy_of_the_shared_one() {
+    let v = plugin(
+        "vacation",
+        "auto-responder",
+        json!({"addresses": ["alice@example.com", "bob@example.com"], "body": "away", "days": 1}),
+    );
+    let t = TestPipeline::new(vec![v]).await;
+    let mail = |from: &str, to: &str| {
+        Email::new(
+            format!("From: {from}\r\nTo: {to}\r\nSubject: hi\r\n\r\nx\r\n").into_bytes(),
+            "INBOX",
+            vec![],
+        )
+    };
+    // Before per-account state: an offline run answered ann (the plugin's own namespace).
+    let d = t
+        .run_commit(&mail("ann@example.org", "alice@example.com"), "offline:a/1")
+        .await;
+    assert_eq!(d.outgoing.len(), 1, "{:?}", d.reports);
+    // ann again, now to two accounts: neither answers (their copies remember her) ...
+    for (account, to) in [("alice", "alice@example.com"), ("bob", "bob@example.com")] {
+        let key = format!("imap:{account}/INBOX/1/1");
+        let d = t.run_commit(&mail("ann@example.org", to), &key).await;
+        assert_eq!(
+            d.outgoing.len(),
+            0,
+            "{account} answered ann twice: {:?}",
+            d.reports
+        );
+    }
+    // ... but a new sender is answered by each account once.
+    for (account, to) in [("alice", "alice@example.com"), ("bob", "bob@example.com")] {
+        for uid in [2, 3] {
+            let key = format!("imap:{account}/INBOX/1/{uid}");
+            let d = t.run_commit(&mail("cid@example.org", to), &key).await;
+            assert_eq!(
+                d.outgoing.len(),
+                (uid == 2) as usize,
+                "{account} #{uid}: {:?}",
+                d.reports
+            );
+        }
+    }
+    // What the plugin keeps now counts per account; the old entry stays with the plugin.
+    assert_eq!(t.store.kv_usage("vacation").keys, 1);
+    assert_eq!(t.store.kv_usage("vacation\u{1}alice").keys, 2);
+    assert_eq!(t.store.kv_usage("vacation\u{1}bob").keys, 2);
+}

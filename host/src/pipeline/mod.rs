@@ -147,7 +147,13 @@ impl Pipeline {
                 .clone();
             let call = self
                 .runtime
-                .call(plugin, &msg, self.store.clone(), self.clock)
+                .call_for(
+                    plugin,
+                    &msg,
+                    self.store.clone(),
+                    self.clock,
+                    crate::state::lease::account_of_key(message_key),
+                )
                 .await;
             let logs = call.logs;
             w.decision.reads.push((plugin.name.to_string(), call.reads));

@@ -82,6 +82,9 @@ impl wasmtime_wasi::HostWallClock for SharedWallClock {
 /// Inputs of one call that the host interface serves.
 pub struct CallInputs {
     pub plugin: Arc<str>,
+    /// Where the call's key-value state is kept (`state::kv_namespace`): the plugin's own,
+    /// or, for an account's mail, the plugin's namespace for that account.
+    pub kv_namespace: Arc<str>,
     pub config_json: Arc<str>,
     pub config: Arc<serde_json::Value>,
     pub store: Option<Arc<Store>>,
@@ -233,7 +236,7 @@ impl PluginState {
             None => {
                 let b = match &self.inputs.store {
                     Some(store) => store
-                        .kv_entry_size(&self.inputs.plugin, key)
+                        .kv_entry_size(&self.inputs.kv_namespace, key)
                         .map_err(|e| wasmtime::format_err!("{e}"))?,
                     None => None,
                 };
@@ -256,7 +259,7 @@ impl PluginState {
                 .inputs
                 .store
                 .as_ref()
-                .map(|s| s.kv_usage(&st.inputs.plugin))
+                .map(|s| s.kv_usage(&st.inputs.kv_namespace))
                 .unwrap_or_default();
             (
                 usage.keys as i64 + st.kv_delta.0 + dk,
@@ -302,7 +305,7 @@ impl PluginState {
             .map_err(|e| wasmtime::format_err!("{e}"))?;
         self.kv_delta = (0, 0);
         self.kv_before.clear();
-        let plugin = self.inputs.plugin.clone();
+        let plugin = self.inputs.kv_namespace.clone();
         for (key, value) in &self.kv {
             let before = store
                 .kv_entry_size(&plugin, key)
@@ -341,7 +344,7 @@ impl PluginState {
                 ),
             });
         }
-        let plugin = self.inputs.plugin.to_string();
+        let plugin = self.inputs.kv_namespace.to_string();
         let kv = std::mem::take(&mut self.kv)
             .into_iter()
             .map(|(key, value)| KvWrite {
@@ -411,7 +414,10 @@ impl wit::host::Host for PluginState {
         self.reads.keys.insert(key.clone());
         // A store read error is treated as "no value": the plugin then behaves as for a
         // first-seen key; the error itself surfaces on the next commit.
-        store.kv_get(&self.inputs.plugin, &key, now).ok().flatten()
+        store
+            .kv_get(&self.inputs.kv_namespace, &key, now)
+            .ok()
+            .flatten()
     }
 
     fn kv_set(

@@ -325,7 +325,7 @@ impl PluginRuntime {
             pre,
             warm: Mutex::new(Vec::new()),
         };
-        let inputs = loaded.inputs(store.clone(), None, Clock::System);
+        let inputs = loaded.inputs(store.clone(), None, Clock::System, None);
         let (mut wstore, instance) = self.instantiate(&loaded, inputs).await;
         let (result, instance) = match instance {
             Ok(p) => {
@@ -346,7 +346,7 @@ impl PluginRuntime {
         // Its own call with a fresh budget; what it writes to the store is dropped.
         wstore
             .data_mut()
-            .begin_call(loaded.inputs(store, None, Clock::System));
+            .begin_call(loaded.inputs(store, None, Clock::System, None));
         set_deadline(&mut wstore, &settings.limits);
         let r = with_deadline(&settings.limits, p.check_config(&mut wstore)).await;
         let reusable = r.is_ok();
@@ -368,8 +368,20 @@ impl PluginRuntime {
         store: Option<Arc<Store>>,
         clock: Clock,
     ) -> CallResult {
+        self.call_for(plugin, msg, store, clock, None).await
+    }
+
+    /// `call` for the mail of `account`: the plugin's key-value state is that account's.
+    pub async fn call_for(
+        &self,
+        plugin: &LoadedPlugin,
+        msg: &Arc<Readable>,
+        store: Option<Arc<Store>>,
+        clock: Clock,
+        account: Option<&str>,
+    ) -> CallResult {
         let started = Instant::now();
-        let inputs = plugin.inputs(store, Some(msg.clone()), clock);
+        let inputs = plugin.inputs(store, Some(msg.clone()), clock, account);
         let (mut wstore, instance, calls) = match plugin.take_warm() {
             Some(mut w) => {
                 w.store.data_mut().begin_call(inputs);
@@ -588,14 +600,31 @@ impl LoadedPlugin {
         self.pre.version()
     }
 
+    /// The inputs of a call; `account`: whose mail it is (its key-value namespace).
     fn inputs(
         &self,
         store: Option<Arc<Store>>,
         message: Option<Arc<Readable>>,
         clock: Clock,
+        account: Option<&str>,
     ) -> CallInputs {
+        let kv_namespace: Arc<str> = match account {
+            None => self.name.clone(),
+            Some(a) => {
+                let ns = crate::state::kv_namespace(&self.name, Some(a));
+                if let Some(store) = &store {
+                    // On failure the namespace starts without the shared entries' copy; the
+                    // store's error shows again at the message's commit.
+                    if let Err(e) = store.prepare_kv_namespace(&self.name, &ns) {
+                        tracing::warn!(plugin = %self.name, account = a, "{e}");
+                    }
+                }
+                ns.into()
+            }
+        };
         CallInputs {
             plugin: self.name.clone(),
+            kv_namespace,
             config_json: self.config_json.clone(),
             config: self.config.clone(),
             store,

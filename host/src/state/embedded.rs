@@ -4,8 +4,9 @@
 //! (Named for what it is rather than `redb.rs`, which would shadow the crate of that name.)
 
 use super::{
-    explain_key, pruned_summary, random_secret, summary_message_id, Backend, Checkpoint, KvUsage,
-    KvWrite, MessageCommit, OutboxEntry, OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
+    explain_key, namespace_marker, pruned_summary, random_secret, summary_message_id, Backend,
+    Checkpoint, KvUsage, KvWrite, MessageCommit, OutboxEntry, OutboxStatus, StateError,
+    PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 
 use redb::{
@@ -372,6 +373,44 @@ impl Backend for EmbeddedStore {
             u.bytes = u.bytes.saturating_sub(f.bytes);
         }
         Ok(n)
+    }
+
+    fn kv_copy_into_namespace(&self, plugin: &str, namespace: &str) -> Result<usize, StateError> {
+        let marker = namespace_marker(namespace);
+        let mut added = KvUsage::default();
+        let copied = self.write(true, |txn| {
+            let mut meta = txn.open_table(META)?;
+            if meta.get(marker.as_str())?.is_some() {
+                return Ok(0);
+            }
+            let mut table = txn.open_table(KV)?;
+            let from = kv_key(plugin, "");
+            let mut entries = Vec::new();
+            for item in table.range(from.as_str()..)? {
+                let (k, v) = item?;
+                let Some(key) = k.value().strip_prefix(from.as_str()) else {
+                    break;
+                };
+                entries.push((key.to_string(), v.value().to_vec()));
+            }
+            let mut n = 0;
+            for (key, value) in entries {
+                let to = kv_key(namespace, &key);
+                if table.get(to.as_str())?.is_none() {
+                    table.insert(to.as_str(), value.as_slice())?;
+                    added.keys += 1;
+                    added.bytes += entry_size(&to, &value);
+                    n += 1;
+                }
+            }
+            meta.insert(marker.as_str(), [1u8].as_slice())?;
+            Ok(n)
+        })?;
+        let mut usage = self.kv_usage.lock().unwrap_or_else(|e| e.into_inner());
+        let u = usage.entry(namespace.to_string()).or_default();
+        u.keys += added.keys;
+        u.bytes += added.bytes;
+        Ok(copied)
     }
 
     fn is_processed(&self, message_key: &str) -> Result<bool, StateError> {

@@ -127,6 +127,10 @@ pub trait Backend: Send + Sync {
     fn kv_get(&self, plugin: &str, key: &str, now_ms: u64) -> Result<Option<Vec<u8>>, StateError>;
     /// Drop expired key-value entries; returns how many.
     fn kv_purge_expired(&self, now_ms: u64) -> Result<usize, StateError>;
+    /// Give the namespace `namespace` a copy of the entries `plugin` keeps in its own one
+    /// (what it stored before namespaces were per account), once: the first call copies and
+    /// records it, later ones do nothing. Returns how many entries were copied.
+    fn kv_copy_into_namespace(&self, plugin: &str, namespace: &str) -> Result<usize, StateError>;
     fn is_processed(&self, message_key: &str) -> Result<bool, StateError>;
     fn processed_summary(&self, message_key: &str) -> Result<Option<String>, StateError>;
     /// Commit one message's effects: plugin state, queued outgoing mail, processed mark.
@@ -222,6 +226,8 @@ pub trait Backend: Send + Sync {
 /// on it directly (`store.commit_message(…)`).
 pub struct Store {
     backend: Box<dyn Backend>,
+    /// Key-value namespaces known to have their copy (`kv_copy_into_namespace`).
+    namespaces: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::ops::Deref for Store {
@@ -238,21 +244,39 @@ impl Store {
         if let Some(test) = crate::config::test_postgres_for(dir) {
             return Store::open_config(&test, dir);
         }
-        Ok(Store {
-            backend: Box::new(EmbeddedStore::open(dir)?),
-        })
+        Ok(Store::with(Box::new(EmbeddedStore::open(dir)?)))
     }
 
     /// The store a config names: `[state] backend`.
     pub fn open_config(settings: &StateSettings, dir: &Path) -> Result<Store, StateError> {
         match settings {
-            StateSettings::Embedded => Ok(Store {
-                backend: Box::new(EmbeddedStore::open(dir)?),
-            }),
-            StateSettings::Postgres(pg) => Ok(Store {
-                backend: Box::new(PgStore::open(pg)?),
-            }),
+            StateSettings::Embedded => Ok(Store::with(Box::new(EmbeddedStore::open(dir)?))),
+            StateSettings::Postgres(pg) => Ok(Store::with(Box::new(PgStore::open(pg)?))),
         }
+    }
+
+    fn with(backend: Box<dyn Backend>) -> Store {
+        Store {
+            backend,
+            namespaces: Default::default(),
+        }
+    }
+
+    /// Make `namespace` ready for `plugin`'s calls: an account's namespace gets its copy of
+    /// the plugin's shared entries the first time it is used (`kv_copy_into_namespace`).
+    pub fn prepare_kv_namespace(&self, plugin: &str, namespace: &str) -> Result<(), StateError> {
+        if plugin == namespace {
+            return Ok(());
+        }
+        let mut known = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.contains(namespace) {
+            let copied = self.backend.kv_copy_into_namespace(plugin, namespace)?;
+            if copied > 0 {
+                tracing::info!(plugin, namespace = %namespace.replace('\u{1}', "@"), copied, "plugin state: this account's own copy of what the plugin kept before");
+            }
+            known.insert(namespace.to_string());
+        }
+        Ok(())
     }
 
     /// A hash of `data` keyed with this installation's secret: markers we write into mail
@@ -273,6 +297,23 @@ impl Store {
             .map(|e| e.next_attempt_ms)
             .min())
     }
+}
+
+/// The namespace of a plugin's key-value state for the mail of `account`: each account has
+/// its own (a vacation reply remembered for Alice's mail does not silence Bob's), offline
+/// mail (no account) uses the plugin's. The separator is a control character, which neither
+/// plugin nor account names may hold.
+pub fn kv_namespace(plugin: &str, account: Option<&str>) -> String {
+    match account {
+        Some(a) => format!("{plugin}\u{1}{a}"),
+        None => plugin.to_string(),
+    }
+}
+
+/// The meta key that records that `namespace` got its copy (no NUL: PostgreSQL's text
+/// cannot hold one).
+fn namespace_marker(namespace: &str) -> String {
+    format!("kv_namespace:{namespace}")
 }
 
 /// The Message-ID recorded in a processed summary.

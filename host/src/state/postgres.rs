@@ -22,8 +22,8 @@ use postgres::{Client, NoTls};
 
 use super::lease::{account_of_key, lock_key, LockKind};
 use super::{
-    pruned_summary, random_secret, Backend, Checkpoint, KvUsage, MessageCommit, OutboxEntry,
-    OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
+    namespace_marker, pruned_summary, random_secret, Backend, Checkpoint, KvUsage, MessageCommit,
+    OutboxEntry, OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 use crate::config::PgSettings;
 
@@ -441,6 +441,33 @@ impl Backend for PgStore {
                 &[&now],
             )
             .map_err(pg_err)? as usize)
+        })
+    }
+
+    fn kv_copy_into_namespace(&self, plugin: &str, namespace: &str) -> Result<usize, StateError> {
+        let (plugin, namespace) = (plugin.to_string(), namespace.to_string());
+        let marker = namespace_marker(&namespace);
+        self.call(move |c| {
+            let mut t = c.transaction().map_err(pg_err)?;
+            let first = t
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, '\\x01') ON CONFLICT (key) DO NOTHING",
+                    &[&marker],
+                )
+                .map_err(pg_err)?;
+            if first == 0 {
+                return Ok(0);
+            }
+            let n = t
+                .execute(
+                    "INSERT INTO kv (plugin, key, value, expires_ms)
+                     SELECT $2, key, value, expires_ms FROM kv WHERE plugin = $1
+                     ON CONFLICT (plugin, key) DO NOTHING",
+                    &[&plugin, &namespace],
+                )
+                .map_err(pg_err)?;
+            t.commit().map_err(pg_err)?;
+            Ok(n as usize)
         })
     }
 

@@ -467,3 +467,45 @@ fn tls_to_postgres_is_verified() {
         .to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
+
+/// An account's key-value namespace gets a copy of the plugin's own entries once: later
+/// changes on either side stay apart, and a key deleted in the namespace stays deleted.
+#[test]
+fn a_namespace_gets_one_copy_of_the_plugins_entries() {
+    for place in places() {
+        let s = place.open();
+        let put = |ns: &str, key: &str, value: Option<&[u8]>| {
+            let mut c = kv_commit(key, ns, value);
+            c.message_key = format!("m-{ns}-{key}");
+            c.durable = true;
+            s.commit_message(&c).unwrap();
+        };
+        put("vac", "replied:ann", Some(b"1"));
+        put("vac", "replied:ben", Some(b"1"));
+        let alice = kv_namespace("vac", Some("alice"));
+        s.prepare_kv_namespace("vac", &alice).unwrap();
+        assert_eq!(
+            s.kv_get(&alice, "replied:ann", 0).unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(s.kv_usage(&alice).keys, 2);
+        // Apart from now on; a deletion is not undone by copying again.
+        put(&alice, "replied:ann", None);
+        put("vac", "replied:cid", Some(b"1"));
+        assert_eq!(s.kv_copy_into_namespace("vac", &alice).unwrap(), 0, "once");
+        assert_eq!(s.kv_get(&alice, "replied:ann", 0).unwrap(), None);
+        assert_eq!(s.kv_get(&alice, "replied:cid", 0).unwrap(), None);
+        assert_eq!(
+            s.kv_get("vac", "replied:ann", 0).unwrap(),
+            Some(b"1".to_vec())
+        );
+        // Another account gets the plugin's entries as they are now; a reopened store knows
+        // alice has had hers.
+        let bob = kv_namespace("vac", Some("bob"));
+        assert_eq!(s.kv_copy_into_namespace("vac", &bob).unwrap(), 3);
+        drop(s);
+        let s = place.open();
+        assert_eq!(s.kv_copy_into_namespace("vac", &alice).unwrap(), 0);
+        assert_eq!(s.kv_usage(&alice).keys, 1);
+    }
+}
