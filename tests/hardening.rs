@@ -496,6 +496,11 @@ async fn each_account_has_its_own_plugin_state_and_a_copy_of_the_shared_one() {
         json!({"addresses": ["alice@example.com", "bob@example.com"], "body": "away", "days": 1}),
     );
     let t = TestPipeline::new(vec![v]).await;
+    // As a daemon does before it works on an account (a shared store fences the commits of
+    // accounts this process does not own).
+    for account in ["alice", "bob"] {
+        assert!(t.store.claim_account(account).unwrap());
+    }
     let mail = |from: &str, to: &str| {
         Email::new(
             format!("From: {from}\r\nTo: {to}\r\nSubject: hi\r\n\r\nx\r\n").into_bytes(),
