@@ -186,8 +186,8 @@ fn send_round(stack: &Stack, round: usize) {
     expect(&mut r, "250");
     for i in 0..ACCOUNTS {
         let to = format!("{}@example.test", user(i));
-        // A sender per account (a subaddress of "outside"): the auto-responder's memory of
-        // whom it answered is per plugin, shared by the accounts of one pipeline.
+        // A sender per account (a subaddress of "outside"), so that every reply can be told
+        // apart in outside's one mailbox.
         let from = format!("outside+{}@example.test", user(i));
         write!(w, "MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n").unwrap();
         expect(&mut r, "250");
