@@ -396,11 +396,12 @@ fn logs_have_levels_fields_and_a_json_form() {
 fn metrics_and_health_are_served_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let file = demo_file(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A free port below the kernel's ephemeral range (32768 and up): a port the kernel hands
+    // out for `:0` can be given again to an outgoing connection (of a test's PostgreSQL
+    // session, say) before mailpipe binds it, and the run then fails to listen.
+    let port = (20_000 + (std::process::id() % 5_000) as u16..30_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
         .args([
             "run",
