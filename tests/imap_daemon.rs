@@ -138,6 +138,22 @@ async fn kill_when_moved(
     list(s, dst).await.len()
 }
 
+/// Send a message (subject, Message-ID) to `to` through Postfix and wait until `user`'s
+/// `folder` holds a message whose headers contain `needle`; `why` (with the daemon's
+/// output) if not within 30 s.
+async fn send_and_see_filed(
+    daemon: &Daemon,
+    stack: &Stack,
+    to: &str,
+    (subject, id): (&str, &str),
+    (user, folder, needle): (&str, &str, &str),
+    why: &str,
+) {
+    smtp_send(stack, to, subject, id);
+    let filed = wait_for(stack, user, folder, needle, Duration::from_secs(30)).await;
+    assert!(filed.is_some(), "{why}:\n{}", daemon.output());
+}
+
 /// `mailpipe run --once` to the end; it must succeed.
 fn run_once(config: &std::path::Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
@@ -758,14 +774,15 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
         "the broken file is named with its line:\n{}",
         daemon.output()
     );
-    smtp_send(
+    send_and_see_filed(
+        &daemon,
         &stack,
         "alice@example.test",
-        &format!("one {tag}"),
-        &format!("1.{tag}@example.test"),
-    );
-    let filed = wait_for(&stack, "alice", &alices, &tag, Duration::from_secs(30)).await;
-    assert!(filed.is_some(), "alice's mail filed:\n{}", daemon.output());
+        (&format!("one {tag}"), &format!("1.{tag}@example.test")),
+        ("alice", &alices, &tag),
+        "alice's mail filed",
+    )
+    .await;
 
     // bob's file arrives, with its own rules for the filer.
     let bob = account_file("bob")
@@ -779,18 +796,15 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
     daemon
         .wait_output_times("connected (IDLE)", 2, Duration::from_secs(30))
         .await;
-    smtp_send(
+    send_and_see_filed(
+        &daemon,
         &stack,
         "bob@example.test",
-        &format!("two {tag}"),
-        &format!("2.{tag}@example.test"),
-    );
-    let filed = wait_for(&stack, "bob", &bobs, &tag, Duration::from_secs(30)).await;
-    assert!(
-        filed.is_some(),
-        "bob's mail filed by his own rule:\n{}",
-        daemon.output()
-    );
+        (&format!("two {tag}"), &format!("2.{tag}@example.test")),
+        ("bob", &bobs, &tag),
+        "bob's mail filed by his own rule",
+    )
+    .await;
 
     // bob's file changes: his account starts again with the new rule; a broken edit is
     // reported and leaves him running as he was.
@@ -799,25 +813,15 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
     daemon
         .wait_output("account file changed: restarting", Duration::from_secs(20))
         .await;
-    smtp_send(
+    send_and_see_filed(
+        &daemon,
         &stack,
         "bob@example.test",
-        &format!("changed {tag}"),
-        &format!("c.{tag}@example.test"),
-    );
-    let filed = wait_for(
-        &stack,
-        "bob",
-        &bobs2,
-        &format!("changed {tag}"),
-        Duration::from_secs(30),
+        (&format!("changed {tag}"), &format!("c.{tag}@example.test")),
+        ("bob", &bobs2, &format!("changed {tag}")),
+        "bob's changed rule applies",
     )
     .await;
-    assert!(
-        filed.is_some(),
-        "bob's changed rule applies:\n{}",
-        daemon.output()
-    );
     std::fs::write(accounts.join("bob.toml"), "[account]\nname = \"bob\"\n").unwrap();
     daemon
         .wait_output(
@@ -840,21 +844,15 @@ async fn account_files_are_picked_up_and_dropped_while_running() {
         &format!("three {tag}"),
         &format!("3.{tag}@example.test"),
     );
-    smtp_send(
+    send_and_see_filed(
+        &daemon,
         &stack,
         "bob@example.test",
-        &format!("four {tag}"),
-        &format!("4.{tag}@example.test"),
-    );
-    let filed = wait_for(
-        &stack,
-        "bob",
-        &bobs2,
-        &format!("four {tag}"),
-        Duration::from_secs(30),
+        (&format!("four {tag}"), &format!("4.{tag}@example.test")),
+        ("bob", &bobs2, &format!("four {tag}")),
+        "bob still served",
     )
     .await;
-    assert!(filed.is_some(), "bob still served:\n{}", daemon.output());
     let arrived = wait_for(
         &stack,
         "alice",
@@ -936,18 +934,15 @@ async fn accounts_table_rows_are_picked_up_and_dropped_while_running() {
     daemon
         .wait_output("connected (IDLE)", Duration::from_secs(30))
         .await;
-    smtp_send(
+    send_and_see_filed(
+        &daemon,
         &stack,
         "carol@example.test",
-        &format!("one {tag}"),
-        &format!("1.{tag}@example.test"),
-    );
-    let filed = wait_for(&stack, "carol", &first, &tag, Duration::from_secs(30)).await;
-    assert!(
-        filed.is_some(),
-        "the row's account runs with its rule:\n{}",
-        daemon.output()
-    );
+        (&format!("one {tag}"), &format!("1.{tag}@example.test")),
+        ("carol", &first, &tag),
+        "the row's account runs with its rule",
+    )
+    .await;
 
     upsert(row(&second));
     daemon
@@ -956,25 +951,15 @@ async fn accounts_table_rows_are_picked_up_and_dropped_while_running() {
     daemon
         .wait_output_times("connected (IDLE)", 2, Duration::from_secs(30))
         .await;
-    smtp_send(
+    send_and_see_filed(
+        &daemon,
         &stack,
         "carol@example.test",
-        &format!("two {tag}"),
-        &format!("2.{tag}@example.test"),
-    );
-    let filed = wait_for(
-        &stack,
-        "carol",
-        &second,
-        &format!("two {tag}"),
-        Duration::from_secs(30),
+        (&format!("two {tag}"), &format!("2.{tag}@example.test")),
+        ("carol", &second, &format!("two {tag}")),
+        "the changed row's rule applies",
     )
     .await;
-    assert!(
-        filed.is_some(),
-        "the changed row's rule applies:\n{}",
-        daemon.output()
-    );
 
     let delete = format!("DELETE FROM {table} WHERE id = 'carol'");
     sql(&pg, move |c| c.execute(&delete, &[]).unwrap());

@@ -231,9 +231,43 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The password of table `prefix` (`password_env`, `password_file` or `password_command`,
+/// at most one); `span`: where an error points.
+pub(super) fn password_of(
+    fields: [&Option<String>; 3],
+    base: &Path,
+    span: std::ops::Range<usize>,
+    prefix: &str,
+) -> Result<Option<PasswordSource>, Invalid> {
+    one_source(fields, base).map_err(|()| {
+        (
+            span,
+            format!("{prefix}.password_*"),
+            "give only one of password_env, password_file, password_command".to_string(),
+        )
+    })
+}
+
+/// A file the config names (relative to the config), which must exist; `key` names it in
+/// the error.
+pub(super) fn existing_file(
+    file: &Option<Spanned<String>>,
+    base: &Path,
+    key: String,
+) -> Result<Option<PathBuf>, Invalid> {
+    let Some(f) = file else {
+        return Ok(None);
+    };
+    let p = base.join(f.get_ref());
+    if !p.is_file() {
+        return Err((f.span(), key, format!("{} does not exist", p.display())));
+    }
+    Ok(Some(p))
+}
+
 /// The secret given as `*_env`, `*_file` (relative to the config) or `*_command`: at most
 /// one of the three (`Err(())` when more are given).
-pub(super) fn one_source(
+fn one_source(
     [env, file, command]: [&Option<String>; 3],
     base: &Path,
 ) -> Result<Option<PasswordSource>, ()> {
@@ -307,31 +341,13 @@ pub(super) fn server(
             ),
         ));
     }
-    let password = one_source(
+    let password = password_of(
         [&raw.password_env, &raw.password_file, &raw.password_command],
         base,
-    )
-    .map_err(|()| {
-        (
-            span.clone(),
-            format!("{prefix}.password_*"),
-            "give only one of password_env, password_file, password_command".to_string(),
-        )
-    })?;
-    let ca_file = match &raw.ca_file {
-        Some(f) => {
-            let p = base.join(f.get_ref());
-            if !p.is_file() {
-                return Err((
-                    f.span(),
-                    format!("{prefix}.ca_file"),
-                    format!("{} does not exist", p.display()),
-                ));
-            }
-            Some(p)
-        }
-        None => None,
-    };
+        span.clone(),
+        prefix,
+    )?;
+    let ca_file = existing_file(&raw.ca_file, base, format!("{prefix}.ca_file"))?;
     let tls_pin = match (&raw.tls_fingerprint, &raw.tls_cert) {
         (Some(_), Some(c)) => {
             return Err((

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::account::{is_loopback, one_source, Invalid, PasswordSource};
+use super::account::{existing_file, is_loopback, password_of, Invalid, PasswordSource};
 
 /// `[state] backend`: where the state is kept.
 #[derive(Debug, Clone, Default)]
@@ -192,31 +192,13 @@ fn postgres(raw: &RawState, base: &Path) -> Result<StateSettings, Invalid> {
             )));
         }
     }
-    let ca_file = match &raw.ca_file {
-        Some(f) => {
-            let p = base.join(f.get_ref());
-            if !p.is_file() {
-                return Err((
-                    f.span(),
-                    "state.ca_file".into(),
-                    format!("{} does not exist", p.display()),
-                ));
-            }
-            Some(p)
-        }
-        None => None,
-    };
-    let password = one_source(
+    let ca_file = existing_file(&raw.ca_file, base, "state.ca_file".into())?;
+    let password = password_of(
         [&raw.password_env, &raw.password_file, &raw.password_command],
         base,
-    )
-    .map_err(|()| {
-        (
-            url.span(),
-            "state.password_*".into(),
-            "give only one of password_env, password_file, password_command".to_string(),
-        )
-    })?;
+        url.span(),
+        "state",
+    )?;
     let schema = match &raw.schema {
         Some(s) => {
             let v = s.get_ref();

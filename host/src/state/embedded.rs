@@ -562,18 +562,7 @@ impl Backend for EmbeddedStore {
 
     /// Pending mailbox actions whose message key starts with `prefix`.
     fn pending(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.write_batch()?;
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(PENDING)?;
-        let mut out = Vec::new();
-        for item in table.range(prefix..)? {
-            let (k, v) = item?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            out.push((k.value().to_string(), v.value().to_string()));
-        }
-        Ok(out)
+        self.under(PENDING, prefix)
     }
 
     /// Replace a pending plan (after an attempt that changed it).
@@ -782,20 +771,8 @@ impl Drop for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::tests::commit_of;
     use crate::state::Store;
-
-    fn commit_of(key: &str, id: &str, at_ms: u64) -> MessageCommit {
-        MessageCommit {
-            message_key: key.into(),
-            summary: serde_json::json!({
-                "message_id": id, "at_ms": at_ms, "plugins": ["filer: file-into A"]
-            })
-            .to_string(),
-            durable: true,
-            message_id: Some(id.into()),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn a_store_of_mailpipe_0_1_is_upgraded_in_place_with_a_copy_kept() {

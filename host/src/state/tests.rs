@@ -25,15 +25,18 @@ impl Place {
 impl Drop for Place {
     fn drop(&mut self) {
         if let Place::Pg(pg) = self {
-            if let Ok(mut c) = pg
-                .url
-                .parse::<::postgres::Config>()
-                .and_then(|c| c.connect(::postgres::NoTls))
-            {
+            if let Ok(mut c) = admin(pg) {
                 let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", pg.schema));
             }
         }
     }
+}
+
+/// A plain connection to the test PostgreSQL, as an administrator would open one.
+fn admin(pg: &PgSettings) -> Result<::postgres::Client, ::postgres::Error> {
+    pg.url
+        .parse::<::postgres::Config>()?
+        .connect(::postgres::NoTls)
 }
 
 /// A new, empty schema of the test PostgreSQL.
@@ -60,7 +63,7 @@ fn places() -> Vec<Place> {
     ]
 }
 
-fn commit_of(key: &str, id: &str, at_ms: u64) -> MessageCommit {
+pub(super) fn commit_of(key: &str, id: &str, at_ms: u64) -> MessageCommit {
     MessageCommit {
         message_key: key.into(),
         summary: serde_json::json!({
@@ -366,12 +369,7 @@ fn accounts_are_owned_by_one_process_and_commits_are_fenced() {
     assert_eq!(b.outbox_raw("o1").unwrap(), None, "bytes dropped once sent");
 
     // a's session is ended by the server (as after a pause longer than the lease).
-    let mut admin: ::postgres::Client = pg
-        .url
-        .parse::<::postgres::Config>()
-        .unwrap()
-        .connect(::postgres::NoTls)
-        .unwrap();
+    let mut admin = admin(pg).unwrap();
     admin
         .execute(
             "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
@@ -403,12 +401,7 @@ fn a_schema_of_a_newer_mailpipe_is_refused() {
         unreachable!()
     };
     drop(place.open());
-    let mut admin: ::postgres::Client = pg
-        .url
-        .parse::<::postgres::Config>()
-        .unwrap()
-        .connect(::postgres::NoTls)
-        .unwrap();
+    let mut admin = admin(pg).unwrap();
     admin
         .execute(
             &format!(
@@ -443,12 +436,7 @@ fn tls_to_postgres_is_verified() {
         let Place::Pg(plain) = &place else {
             unreachable!()
         };
-        let mut admin: ::postgres::Client = plain
-            .url
-            .parse::<::postgres::Config>()
-            .unwrap()
-            .connect(::postgres::NoTls)
-            .unwrap();
+        let mut admin = admin(plain).unwrap();
         admin
             .query_one(
                 "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
