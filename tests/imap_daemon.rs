@@ -4,6 +4,7 @@
 //! wait in the outbox while Postfix is down. These tests restart servers, so they run one at
 //! a time.
 
+mod badsmtp;
 mod common;
 
 use common::mailstack::*;
@@ -652,6 +653,101 @@ async fn each_sender_is_answered_once_across_batches_and_sigkills() {
         killed_at.len(),
         processed - seeded,
         started.elapsed()
+    );
+}
+
+/// The worst moment for a reply: the submission server has said `250` and mailpipe is
+/// SIGKILLed a few milliseconds later, before its durable "sent" mark could be committed.
+/// Ten times in a row, each run killed after the first reply it sends; then a run to the
+/// end. Every sender is answered exactly once: the acceptance reached the sent log (one
+/// write the kernel holds) before the kill, so the next run marks it sent instead of
+/// sending it again. A kill before mailpipe has even read the `250` could still repeat a
+/// reply (SMTP has no transaction); five milliseconds are far more than reading it takes,
+/// and far less than a commit that waits for the disk.
+#[tokio::test]
+async fn a_kill_right_after_the_servers_250_sends_no_reply_twice() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let (mut s, src) = fresh_mailbox(&stack, "alice", "T-250").await;
+    let tag = src.trim_start_matches("T-").to_string();
+    let n = 24;
+    for i in 0..n {
+        let raw = message(
+            &format!("Sender {i} <s{i}-{tag}@example.net>"),
+            "alice@example.test",
+            &format!("{tag} #{i}"),
+            &format!("{i}.{tag}@example.net"),
+            "",
+        );
+        append(&mut s, &src, &raw).await;
+    }
+    let smtp = badsmtp::BadSmtp::start(badsmtp::Mode::KillAfterAccept).await;
+    let account = stack.account_toml("alice", &[&src], "batch = 4\nmode = \"poll\"");
+    let account = account.split("[account.smtp]").next().unwrap().to_string()
+        + &format!(
+            "[account.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            smtp.port
+        );
+    let body = account
+        + &plugin_toml(
+            "vacation",
+            "auto-responder",
+            "answer_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 7\nbody = \"away\"",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), &body);
+
+    let kills = 10;
+    let mut logs = Vec::new();
+    for k in 0..kills {
+        let mut daemon = Daemon::start(&file, &["--once"]);
+        smtp.kill_pid
+            .store(daemon.child.id(), std::sync::atomic::Ordering::SeqCst);
+        let t = Instant::now();
+        let status = loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "run {k} neither sent nor ended:\n{}",
+                daemon.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "run {k} was to be killed after a 250 (all sent already?):\n{}",
+            daemon.output()
+        );
+        logs.push(daemon.output());
+    }
+    smtp.kill_pid.store(0, std::sync::atomic::Ordering::SeqCst);
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c", file.to_str().unwrap(), "--once"])
+        .output()
+        .unwrap();
+    let last = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{last}");
+
+    let mut per_sender: std::collections::BTreeMap<String, usize> = Default::default();
+    for rcpts in smtp.recipients.lock().unwrap().iter() {
+        for r in rcpts {
+            *per_sender.entry(r.clone()).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = per_sender.iter().filter(|(_, &c)| c != 1).collect();
+    assert!(
+        per_sender.len() == n && twice.is_empty(),
+        "replies per sender after {kills} kills right after a 250: {} senders answered, not once: {twice:?}\nlast run:\n{last}",
+        per_sender.len()
+    );
+    assert!(
+        logs.iter().skip(1).any(|l| l.contains("marked sent from the sent log")),
+        "no run found an accepted reply in the sent log; the kills missed the window they test:\n{}",
+        logs.join("\n---\n")
     );
 }
 

@@ -477,6 +477,49 @@ async fn b_search_answered_with_bye_fails_the_pass() {
     v.done();
 }
 
+/// Expected: a server whose SEARCH LARGER names every message is not believed alone: the
+/// sizes it gives for the same messages (RFC822.SIZE) are within the limit, so every message
+/// is filed, and the disagreement is reported.
+#[tokio::test]
+async fn b_search_larger_that_names_everything_leaves_nothing_unprocessed() {
+    let _shared = MEMORY.read().await;
+    let server = BadServer::start(seeded().fault(Fault::LargerEverything, When::Always)).await;
+    // One message really is over the limit: that one alone is left in place.
+    let mut big = personal(COUNT + 1);
+    big.extend(std::iter::repeat_n(b'x', 1100 << 10));
+    big.extend_from_slice(b"\r\n");
+    server.append("INBOX", big);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = account(&server, FILE_ALL, dir.path());
+    cfg.accounts[0].max_message_bytes = 1 << 20;
+
+    let first = pass(&cfg).await;
+    let mut v = Verdict::new(&server);
+    v.note(format!("first pass (LARGER lies): {}", outcome(&first)));
+    v.check(
+        matches!(&first, Ok(s) if s.processed == COUNT as usize),
+        format!(
+            "every message within the limit is processed: {}",
+            outcome(&first)
+        ),
+    );
+    v.check(
+        server.commands().iter().any(|c| c.contains("RFC822.SIZE")),
+        "the sizes were asked for",
+    );
+    check_filed(&mut v, &server, COUNT);
+    let left: Vec<_> = server
+        .messages("INBOX")
+        .iter()
+        .filter_map(|m| m.header("Message-ID"))
+        .collect();
+    v.check(
+        left == vec![format!("<{}>", message_id(COUNT + 1))],
+        format!("the one message over max_message_mb stays in INBOX, alone: {left:?}"),
+    );
+    v.done();
+}
+
 // ---- c. UIDs that do not exist ----
 
 /// Expected: with 4294967295 and 0 added to every SEARCH answer and a FETCH response for

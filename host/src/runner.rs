@@ -87,6 +87,7 @@ pub async fn build_pipeline_unchecked(
         limits: config.limits,
         store,
         clock,
+        enabled: Default::default(),
     })
 }
 
@@ -199,6 +200,20 @@ impl Offline {
             } else {
                 todo.push(entry);
             }
+        }
+        // From now on the plugins may send mail about what arrives here; never about what
+        // was there before (`actions::since`).
+        if !opts.dry_run && pipeline.enable_for(&source.source_name())? && !todo.is_empty() {
+            tracing::info!(
+                "first run over {}: {} message(s) already there are decided and filed as the \
+                 plugins say, but no reply or forward goes out about mail that arrived before \
+                 now (send_about_mail_since)",
+                config
+                    .offline
+                    .as_ref()
+                    .map_or_else(String::new, |o| o.source.display().to_string()),
+                todo.len()
+            );
         }
         let read = todo
             .into_iter()
@@ -448,12 +463,21 @@ fn folder_problems(
     account: &crate::config::AccountConfig,
     ns: &crate::source::imap::namespace::Namespace,
     folders: &std::collections::HashSet<String>,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
+    let mut resolved = Vec::new();
+    let mut resolve = |name: &str, whose: &str| match ns.to_server(name) {
+        Ok(server) => {
+            resolved.push(format!("{name:?} -> {server:?}"));
+            Ok(())
+        }
+        Err(e) if whose.is_empty() => Err(e),
+        Err(e) => Err(format!("{whose}: {e}")),
+    };
     for m in &account.mailboxes {
-        if let Err(e) = ns.to_server(m) {
+        if let Err(e) = resolve(m, "") {
             problems.push(e);
-        } else if !m.eq_ignore_ascii_case("INBOX") && !folders.contains(m) {
+        } else if !m.eq_ignore_ascii_case("INBOX") && !folders.contains(&ns.canonical(m)) {
             problems.push(format!("mailbox {m:?} does not exist on the server"));
         }
     }
@@ -461,12 +485,12 @@ fn folder_problems(
         let mut names = Vec::new();
         folder_values(&p.config, &mut names);
         for name in names {
-            if let Err(e) = ns.to_server(&name) {
-                problems.push(format!("plugin {}: {e}", p.name));
+            if let Err(e) = resolve(&name, &format!("plugin {}", p.name)) {
+                problems.push(e);
             }
         }
     }
-    problems
+    (problems, resolved)
 }
 
 /// String values under keys named `folder` or `mailbox`, at any depth.
@@ -518,7 +542,7 @@ pub async fn probe_accounts(
             let ns = session.get_ref().state().namespace.clone();
             let _ = tokio::time::timeout(a.timeout, session.logout()).await;
             let (_, folders) = server?;
-            let problems = folder_problems(config, a, &ns, &folders);
+            let (problems, resolved) = folder_problems(config, a, &ns, &folders);
             let layout = format!(
                 "folders as {}{}",
                 if ns.prefix.is_empty() {
@@ -538,11 +562,19 @@ pub async fn probe_accounts(
                     problems.join("; ")
                 ));
             }
+            let pinned = a
+                .imap
+                .ca_file
+                .as_deref()
+                .filter(|f| crate::net::tls::pinned_by_ca_file(f))
+                .map(|f| format!(", certificate pinned: the one in {}", f.display()))
+                .unwrap_or_default();
             let mut what = format!(
-                "IMAP {}:{} ok ({}, {layout})",
+                "IMAP {}:{} ok ({}, {layout}{pinned}; folders: {})",
                 a.imap.host,
                 a.imap.port,
                 login_name(&a.imap),
+                resolved.join(", ")
             );
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))

@@ -58,6 +58,9 @@ pub enum Fault {
     ListBadUtf8,
     /// Trigger: CAPABILITY. IMAP4rev1 is left out of the list.
     NoImap4rev1,
+    /// Trigger: SEARCH / UID SEARCH. Every LARGER key matches every message, whatever its
+    /// size (RFC822.SIZE still tells the truth).
+    LargerEverything,
     /// Trigger: the named command ("SELECT", "UID FETCH", ..., case-insensitive). Wait `ms`
     /// milliseconds before answering it.
     Tarpit { command: String, ms: u64 },
@@ -215,7 +218,7 @@ fn triggers(fault: &Fault, name: &str, content_fetch: bool) -> bool {
     let fetch = (name == "FETCH" || name == "UID FETCH") && content_fetch;
     match fault {
         Fault::FetchDropAfter { .. } | Fault::HugeLiteral(_) => fetch,
-        Fault::SearchBye => name == "SEARCH" || name == "UID SEARCH",
+        Fault::SearchBye | Fault::LargerEverything => name == "SEARCH" || name == "UID SEARCH",
         Fault::ExtraUids(_) => name == "UID SEARCH" || (name == "UID FETCH" && content_fetch),
         Fault::StoreNo => name == "STORE" || name == "UID STORE",
         Fault::MoveOkButNothing => name == "MOVE" || name == "UID MOVE",
@@ -659,6 +662,20 @@ fn parse_search(args: &[Arg]) -> Result<Key, String> {
         return Err("no search key".into());
     }
     Ok(Key::And(keys))
+}
+
+/// `key` with every LARGER key matching all messages (`Fault::LargerEverything`).
+fn larger_is_everything(key: Key) -> Key {
+    match key {
+        Key::Larger(_) => Key::All,
+        Key::Not(k) => Key::Not(Box::new(larger_is_everything(*k))),
+        Key::Or(a, b) => Key::Or(
+            Box::new(larger_is_everything(*a)),
+            Box::new(larger_is_everything(*b)),
+        ),
+        Key::And(ks) => Key::And(ks.into_iter().map(larger_is_everything).collect()),
+        k => k,
+    }
 }
 
 fn matches(key: &Key, m: &Message, seq: u64, mb: &Mailbox) -> bool {
@@ -1425,6 +1442,7 @@ impl Conn {
         }
         let by_uid = req.name.starts_with("UID");
         let key = match parse_search(&req.args) {
+            Ok(k) if faults.contains(&Fault::LargerEverything) => larger_is_everything(k),
             Ok(k) => k,
             Err(e) => return self.reply(req, "BAD", &e).await,
         };

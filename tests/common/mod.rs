@@ -75,6 +75,7 @@ pub fn plugin(name: &str, wasm: &str, config: serde_json::Value) -> PluginConfig
         limits: PluginLimits::default(),
         allow_send_to: vec![RecipientPattern::Sender],
         forward_automated: false,
+        send_about_mail_since: Default::default(),
         fresh_instance: false,
         config,
     }
@@ -121,6 +122,7 @@ impl TestPipeline {
                 limits: Default::default(),
                 store: Some(store.clone()),
                 clock,
+                enabled: Default::default(),
             },
             store,
             _dir: dir,

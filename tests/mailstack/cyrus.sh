@@ -159,11 +159,17 @@ cy_apt_die() {
 
 # Resolve CY_PACKAGES into file $1 (name=version per line).
 cy_resolve_into() {
-    local list p
+    local list p ver
     list=$(cy_resolve_packages) || true
     for p in "${CY_PACKAGES[@]}"; do
-        grep -q "^$p=" <<<"$list" ||
-            cy_apt_die "apt cannot resolve $p (apt-get install --simulate ${CY_PACKAGES[*]})"
+        grep -q "^$p=" <<<"$list" && continue
+        # Installed on this machine already (say sasl2-bin, or cyrus-common): apt simulates
+        # nothing for it, but the test bed unpacks its own copy all the same. Its libraries
+        # are installed with it, so the system's serve.
+        ver=$(apt-cache policy "$p" 2>>"$CY_APT_LOG" | awk '$1 == "Candidate:" { print $2 }')
+        [[ -n "$ver" && "$ver" != "(none)" ]] ||
+            cy_apt_die "apt cannot resolve $p (apt-get install --simulate ${CY_PACKAGES[*]}; apt-cache policy $p)"
+        list+=$'\n'"$p=$ver"
     done
     echo "$list" >"$1.tmp"
     mv "$1.tmp" "$1"

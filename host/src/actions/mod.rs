@@ -1,11 +1,12 @@
 //! What the host does with a plugin's decisions, one file per kind of effect, sieve-rs style:
-//! checks (`validate`, `recipients`, `loop_guard`) and builders of outgoing mail (`reply`,
+//! checks (`validate`, `recipients`, `loop_guard`, `since`) and builders of outgoing mail (`reply`,
 //! `forward`). None of these do I/O; the pipeline collects, the sinks act.
 
 pub mod forward;
 pub mod loop_guard;
 pub mod recipients;
 pub mod reply;
+pub mod since;
 pub mod validate;
 
 use sha2::{Digest, Sha256};

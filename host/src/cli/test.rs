@@ -265,6 +265,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
         limits: settings.limits,
         store: Some(store.clone()),
         clock,
+        enabled: Default::default(),
     };
     let info = &pipeline.plugins[0].info;
     if !a.json {

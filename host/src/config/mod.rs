@@ -114,6 +114,7 @@ struct RawPlugin {
     allow_send_to: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     forward_automated: bool,
+    send_about_mail_since: Option<Spanned<String>>,
     #[serde(default)]
     fresh_instance: bool,
     /// Keys with their places, so a plugin's complaint about one can point at its line.
@@ -271,6 +272,8 @@ pub struct PluginConfig {
     pub allow_send_to: Vec<RecipientPattern>,
     /// Allow forwards of list, bulk and auto-submitted mail (the loop marker check stays).
     pub forward_automated: bool,
+    /// Which messages its replies and forwards may be about (`actions::since`).
+    pub send_about_mail_since: crate::actions::since::MailSince,
     /// A new instance for every message (nothing in the guest's memory outlives a message)
     /// instead of reusing a warm one; see docs/PIPELINE.md.
     pub fresh_instance: bool,
@@ -451,12 +454,18 @@ impl Config {
                         .collect(),
                 },
             );
+            let send_about_mail_since = match &p.send_about_mail_since {
+                None => Default::default(),
+                Some(s) => crate::actions::since::MailSince::parse(s.get_ref())
+                    .map_err(|m| invalid(s.span(), "plugin.send_about_mail_since", m))?,
+            };
             plugins.push(PluginConfig {
                 name,
                 path: plugin_path,
                 limits,
                 allow_send_to,
                 forward_automated: p.forward_automated,
+                send_about_mail_since,
                 fresh_instance: p.fresh_instance,
                 config,
             });

@@ -20,6 +20,10 @@ pub struct Email {
     pub mailbox: String,
     /// IMAP system flags ("\\Seen") and keywords ("$Label1"), no duplicates, in order.
     pub flags: Vec<String>,
+    /// When it arrived in the mailbox (ms since the epoch): IMAP's INTERNALDATE, a file's
+    /// modification time offline; None when unknown. No automatic mail is sent about mail
+    /// that arrived before a plugin was enabled (`actions::since`).
+    pub arrived_ms: Option<u64>,
 }
 
 impl Email {
@@ -32,9 +36,16 @@ impl Email {
             raw: raw.into(),
             mailbox: mailbox.into(),
             flags: Vec::new(),
+            arrived_ms: None,
         };
         email.add_flags(&flags);
         email
+    }
+
+    /// The same message, known to have arrived at `arrived_ms`.
+    pub fn arrived_at(mut self, arrived_ms: Option<u64>) -> Email {
+        self.arrived_ms = arrived_ms;
+        self
     }
 
     /// Add flags not present yet (compared ASCII case-insensitively); linear in the

@@ -1,8 +1,10 @@
 //! TLS client settings: certificates are always verified, against the Mozilla roots
 //! (webpki-roots), with `ca_file` against that CA alone, or, with a pinned certificate
 //! (`tls_fingerprint` / `tls_cert`: what self-signed home servers and appliances need),
-//! against exactly that certificate. There is no switch to turn verification off. When a
-//! certificate is refused, the error shows its fingerprint and how to pin it.
+//! against exactly that certificate. A `ca_file` that holds the very certificate the server
+//! presents (a self-signed one, as mbsync's `CertificateFile` and imapfilter users give it)
+//! is taken as a pin of it. There is no switch to turn verification off. When a certificate
+//! is refused, the error says why in plain words, with its fingerprint and how to pin it.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -68,8 +70,26 @@ enum Trust {
     /// Exactly this certificate (by fingerprint), whatever signed it and whatever name it
     /// is for.
     Pinned(Fingerprint),
-    /// The usual chain and name verification against `ca_file` or the web roots.
-    Roots(Arc<WebPkiServerVerifier>),
+    /// The usual chain and name verification against `ca_file` or the web roots; a server
+    /// certificate that is itself one of `ca_file`'s is accepted as pinned.
+    Roots {
+        verifier: Arc<WebPkiServerVerifier>,
+        ca_file: Option<(String, Vec<Fingerprint>)>,
+    },
+}
+
+/// The `ca_file`s whose certificate a server presented as its own and that were accepted as
+/// pins (for `mailpipe check --connect` to say so).
+static PINNED_BY_CA_FILE: Mutex<std::collections::BTreeSet<String>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// Whether a server presented the certificate of `ca_file` itself and it was accepted as a
+/// pin in this process.
+pub fn pinned_by_ca_file(ca_file: &Path) -> bool {
+    PINNED_BY_CA_FILE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&ca_file.display().to_string())
 }
 
 /// Our certificate verifier: `Trust`, the handshake signatures checked with the certificate
@@ -97,11 +117,30 @@ impl ServerCertVerifier for Verifier {
             Trust::Pinned(pin) => Err(RustlsError::General(format!(
                 "the server's certificate {got} is not the pinned one {pin}"
             ))),
-            Trust::Roots(roots) => {
-                roots.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            Trust::Roots { verifier, ca_file } => {
+                let r = verifier.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                );
+                match ca_file {
+                    Some((path, certs)) if r.is_err() && certs.contains(&got) => {
+                        let first = PINNED_BY_CA_FILE
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(path.clone());
+                        if first {
+                            tracing::info!(ca_file = %path, fingerprint = %got, "the server's certificate is the one in ca_file: accepted as a pinned certificate");
+                        }
+                        Ok(ServerCertVerified::assertion())
+                    }
+                    _ => r,
+                }
             }
         };
-        if r.is_err() && matches!(self.trust, Trust::Roots(_)) {
+        if r.is_err() && matches!(self.trust, Trust::Roots { .. }) {
             *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(got);
         }
         r
@@ -164,14 +203,19 @@ pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client
     let algorithms = provider.signature_verification_algorithms;
     let trust = match pin {
         Some(pin) => Trust::Pinned(pin),
-        None => Trust::Roots(
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_file)?), provider)
-                .build()
-                .map_err(|e| TlsError::CaFile {
-                    path: ca_file.map_or("(built-in roots)".into(), |p| p.display().to_string()),
-                    message: e.to_string(),
-                })?,
-        ),
+        None => {
+            let (roots, certs) = roots(ca_file)?;
+            Trust::Roots {
+                verifier: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| TlsError::CaFile {
+                        path: ca_file
+                            .map_or("(built-in roots)".into(), |p| p.display().to_string()),
+                        message: e.to_string(),
+                    })?,
+                ca_file: ca_file.map(|p| (p.display().to_string(), certs)),
+            }
+        }
     };
     let refused = Arc::new(Mutex::new(None));
     let verifier = Verifier {
@@ -189,9 +233,11 @@ pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client
     })
 }
 
-/// The trusted roots: the web PKI's, or only the CA(s) in `ca_file`.
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+/// The trusted roots: the web PKI's, or only the CA(s) in `ca_file`, with the fingerprints
+/// of `ca_file`'s certificates.
+fn roots(ca_file: Option<&Path>) -> Result<(RootCertStore, Vec<Fingerprint>), TlsError> {
     let mut roots = RootCertStore::empty();
+    let mut prints = Vec::new();
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
@@ -207,11 +253,13 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
                 return Err(err("no PEM certificate in it".into()));
             }
             for c in certs {
-                roots.add(c).map_err(|e| err(e.to_string()))?;
+                prints.push(Fingerprint::of(&c));
+                // A certificate that cannot be a root (say, a server's own) is still a pin.
+                let _ = roots.add(c);
             }
         }
     }
-    Ok(roots)
+    Ok((roots, prints))
 }
 
 /// Wrap `tcp` in TLS, verifying the certificate for `host`. A refused certificate's error
@@ -234,11 +282,53 @@ pub async fn handshake(
             host: host.to_string(),
             message: match client.refused() {
                 Some(fp) => format!(
-                    "{e}; the server's certificate is {fp}: if you trust it, pin it with tls_fingerprint = \"{fp}\""
+                    "{}; the server's certificate is {fp}: if you trust it, pin it with tls_fingerprint = \"{fp}\"",
+                    in_plain_words(&e, host)
                 ),
-                None => e.to_string(),
+                None => in_plain_words(&e, host),
             },
         })
+}
+
+/// Why a handshake failed, in a mail user's words rather than the TLS library's.
+fn in_plain_words(e: &std::io::Error, host: &str) -> String {
+    use tokio_rustls::rustls::CertificateError as C;
+    let Some(RustlsError::InvalidCertificate(c)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<RustlsError>())
+    else {
+        return match e.get_ref().and_then(|inner| inner.downcast_ref::<RustlsError>()) {
+            Some(RustlsError::General(text)) => text.clone(),
+            Some(RustlsError::AlertReceived(alert)) => {
+                format!("the server ended the handshake ({alert:?})")
+            }
+            Some(RustlsError::NoCertificatesPresented) => {
+                "the server presented no certificate".into()
+            }
+            Some(_) => "the TLS handshake failed (no common protocol version or cipher, or a malformed answer)".into(),
+            None => e.to_string(),
+        };
+    };
+    match c {
+        C::UnknownIssuer => "the server's certificate is not signed by a trusted authority (ca_file, or the usual web authorities)".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            format!("the server's certificate is not made out to {host:?}")
+        }
+        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (or this machine's clock is wrong)".into()
+        }
+        C::Revoked => "the server's certificate was revoked".into(),
+        C::BadSignature | C::BadEncoding => "the server's certificate is malformed or its signature is wrong".into(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "the server's certificate is not meant for a TLS server".into()
+        }
+        C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "the server presents a certificate authority's certificate as its own (a CA              certificate cannot be a server's; ca_file holding exactly this certificate pins it)"
+                .into()
+        }
+        _ => "the server's certificate was refused".into(),
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub use decision::{Decision, Delivery, PluginReport, PluginStatus, WrittenState}
 
 use std::sync::Arc;
 
+use crate::actions::since::{self, MailSince};
 use crate::actions::{self, forward, loop_guard, reply, validate, Outgoing, OutgoingKind};
 use crate::config::{Identity, PluginConfig, PluginLimits};
 use crate::message::encode;
@@ -35,6 +36,8 @@ pub struct Pipeline {
     pub limits: PluginLimits,
     pub store: Option<Arc<Store>>,
     pub clock: Clock,
+    /// Sources whose "enabled" bound is known to be recorded (`enable_for`).
+    pub enabled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What every plugin's actions are checked and built against: the message as received.
@@ -265,6 +268,9 @@ impl Pipeline {
         if let Some(reason) = loop_guard::blocker(original, sender, automated_ok) {
             return Err(format!("not sent: {reason}"));
         }
+        if let Some(reason) = self.old_mail(original, plugin, message_key) {
+            return Err(format!("not sent: {reason}"));
+        }
         let id = actions::outgoing_id(message_key, &plugin.name, index);
         let now = self.clock.now_ms();
         let (kind, mail_from, rcpt_to, raw, spec) = match action {
@@ -321,6 +327,74 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Record, once, that this pipeline's plugins are enabled for `source` from now on
+    /// (`actions::since`): call before its messages are decided. Returns true the first
+    /// time (a first run over mail that was there before).
+    pub fn enable_for(&self, source: &str) -> Result<bool, crate::state::StateError> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let mut known = self.enabled.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(source) {
+            return Ok(false);
+        }
+        let now = u64::try_from(self.clock.now_ms()).unwrap_or(0);
+        let mut first = false;
+        for p in &self.plugins {
+            if p.settings.send_about_mail_since == MailSince::Enabled {
+                first |= store.first_seen(&enabled_key(&p.name, source), now)? == now;
+            }
+        }
+        known.insert(source.to_string());
+        Ok(first)
+    }
+
+    /// Why `plugin` may send no mail about `original` because it arrived before the
+    /// plugin's bound (`actions::since`); None when it may.
+    fn old_mail(
+        &self,
+        original: &Email,
+        plugin: &LoadedPlugin,
+        message_key: &str,
+    ) -> Option<String> {
+        let bound = plugin.settings.send_about_mail_since;
+        let since_ms = match bound {
+            MailSince::All => return None,
+            MailSince::Time(t) => t,
+            MailSince::Enabled => {
+                original.arrived_ms?;
+                let source = since::source_of_key(message_key);
+                let now = u64::try_from(self.clock.now_ms()).unwrap_or(0);
+                let recorded = self
+                    .enabled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(source);
+                match &self.store {
+                    // A dry run records nothing (`enable_for` was not called): enabled now,
+                    // as a first run would be.
+                    Some(store) if recorded => {
+                        match store.first_seen(&enabled_key(&plugin.name, source), now) {
+                            Ok(t) => t,
+                            Err(e) => return Some(format!(
+                                "since when this plugin is enabled is unknown (the state store: {e})"
+                            )),
+                        }
+                    }
+                    _ => now,
+                }
+            }
+        };
+        since::blocker(original.arrived_ms, since_ms, bound)
+    }
+}
+
+/// The state store's name of the moment `plugin` was enabled for `source`.
+fn enabled_key(plugin: &str, source: &str) -> String {
+    format!("auto-mail:{plugin}:{source}")
+}
+
 /// Fault injection for the tests of panic containment: a message whose key contains the
 /// value of `MAILPIPE_FAULT_PANIC_KEY` makes the pipeline panic. Unset, it costs one check.
 fn injected_panic(message_key: &str) -> bool {
@@ -364,6 +438,7 @@ pub fn adhoc_plugin_config(
         limits: Default::default(),
         allow_send_to,
         forward_automated: false,
+        send_about_mail_since: Default::default(),
         fresh_instance: false,
         config,
     }

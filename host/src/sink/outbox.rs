@@ -162,6 +162,13 @@ async fn attempt(
             .push((entry.id.clone(), "message bytes missing".into()));
         return Ok(());
     };
+    if store.outbox_accepted(&entry.id) {
+        // Accepted earlier in this run; only its durable mark failed: commit it again.
+        entry.status = OutboxStatus::Sent;
+        store.outbox_record_attempt(&entry)?;
+        report.sent.push(entry.id.clone());
+        return Ok(());
+    }
     entry.attempts += 1;
     match transport.send_raw(&entry, &raw).await {
         Ok(()) => {
@@ -184,7 +191,7 @@ async fn attempt(
             report.failed.push((entry.id.clone(), e.message));
         }
     }
-    store.outbox_update(&entry)?;
+    store.outbox_record_attempt(&entry)?;
     Ok(())
 }
 

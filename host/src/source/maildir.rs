@@ -39,6 +39,11 @@ impl MaildirSource {
         }
     }
 
+    /// The name its messages' keys start with ("offline:/path"; `actions::since`).
+    pub fn source_name(&self) -> String {
+        format!("offline:{}", self.id)
+    }
+
     pub fn list(&self) -> Result<Vec<Entry>, SourceError> {
         let err = |path: &Path| {
             let path = path.to_owned();
@@ -96,10 +101,17 @@ impl MaildirSource {
             path: entry.path.clone(),
             source,
         })?;
+        // The file's time is when it arrived: a delivery agent writes it once and renames
+        // it; a mail client that reads it moves it (rename keeps the time).
+        let arrived = std::fs::metadata(&entry.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64);
         Ok(SourceMessage {
             key: entry.key.clone(),
             label: entry.label.clone(),
-            email: Email::new(raw, "INBOX", entry.flags.clone()),
+            email: Email::new(raw, "INBOX", entry.flags.clone()).arrived_at(arrived),
         })
     }
 }

@@ -4,9 +4,9 @@
 //! (Named for what it is rather than `redb.rs`, which would shadow the crate of that name.)
 
 use super::{
-    explain_key, namespace_marker, pruned_summary, random_secret, summary_message_id, Backend,
-    Checkpoint, KvUsage, KvWrite, MessageCommit, OutboxEntry, OutboxStatus, StateError,
-    PRUNE_EVERY_MS, SCHEMA_VERSION,
+    explain_key, first_seen_key, namespace_marker, pruned_summary, random_secret,
+    summary_message_id, Backend, Checkpoint, KvUsage, KvWrite, MessageCommit, OutboxEntry,
+    OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 
 use redb::{
@@ -112,6 +112,8 @@ pub struct EmbeddedStore {
     kv_usage: Mutex<HashMap<String, KvUsage>>,
     /// This installation's secret (see `Store::keyed_hash`).
     secret: [u8; 32],
+    /// The file, named in the errors of writes (a full disk says where).
+    path: String,
 }
 
 fn kv_key(plugin: &str, key: &str) -> String {
@@ -205,6 +207,7 @@ impl EmbeddedStore {
             batch: Mutex::new(Vec::new()),
             kv_usage: Mutex::new(usage),
             secret,
+            path: path.display().to_string(),
         })
     }
 
@@ -222,17 +225,29 @@ impl EmbeddedStore {
         f: impl FnOnce(&WriteTransaction) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let mut batch = self.batch();
-        let mut txn = self.db.begin_write()?;
-        if !durable {
-            txn.set_durability(redb::Durability::None)?;
+        let written = (|| {
+            let mut txn = self.db.begin_write()?;
+            if !durable {
+                txn.set_durability(redb::Durability::None)?;
+            }
+            if !batch.is_empty() {
+                write_commits(&txn, &batch.iter().collect::<Vec<_>>())?;
+            }
+            let out = f(&txn)?;
+            txn.commit()?;
+            Ok(out)
+        })();
+        match written {
+            Ok(out) => {
+                batch.clear();
+                Ok(out)
+            }
+            Err(StateError::Db(source)) => Err(StateError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(e) => Err(e),
         }
-        if !batch.is_empty() {
-            write_commits(&txn, &batch.iter().collect::<Vec<_>>())?;
-        }
-        let out = f(&txn)?;
-        txn.commit()?;
-        batch.clear();
-        Ok(out)
     }
 
     /// Write the pending batch now, without waiting for the disk.
@@ -543,6 +558,33 @@ impl Backend for EmbeddedStore {
             Ok(())
         })?;
         Ok(pruned)
+    }
+
+    fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError> {
+        let key = first_seen_key(what);
+        fn recorded(
+            meta: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+            key: &str,
+        ) -> Result<Option<u64>, StateError> {
+            Ok(meta
+                .get(key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                .map(u64::from_be_bytes))
+        }
+        {
+            let txn = self.db.begin_read()?;
+            if let Some(at) = recorded(&txn.open_table(META)?, &key)? {
+                return Ok(at);
+            }
+        }
+        self.write(true, |txn| {
+            let mut meta = txn.open_table(META)?;
+            if let Some(at) = recorded(&meta, &key)? {
+                return Ok(at);
+            }
+            meta.insert(key.as_str(), now_ms.to_be_bytes().as_slice())?;
+            Ok(now_ms)
+        })
     }
 
     /// How many messages are recorded as processed.

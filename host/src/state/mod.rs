@@ -12,6 +12,7 @@ mod embedded;
 pub mod lease;
 mod outbox;
 mod postgres;
+pub mod sent_log;
 
 pub use embedded::EmbeddedStore;
 pub use outbox::{OutboxEntry, OutboxStatus};
@@ -30,6 +31,12 @@ pub enum StateError {
     },
     #[error("state store: {0}")]
     Db(Box<redb::Error>),
+    /// A write of the embedded store failed (a full disk, say): it names the file.
+    #[error("state store {path}: cannot write: {source}")]
+    Write {
+        path: String,
+        source: Box<redb::Error>,
+    },
     #[error("state store: cannot create {path}: {source}")]
     Io {
         path: String,
@@ -131,6 +138,10 @@ pub trait Backend: Send + Sync {
     /// (what it stored before namespaces were per account), once: the first call copies and
     /// records it, later ones do nothing. Returns how many entries were copied.
     fn kv_copy_into_namespace(&self, plugin: &str, namespace: &str) -> Result<usize, StateError>;
+    /// The time `what` was first seen: `now_ms`, recorded durably, the first time it is asked
+    /// for; what was recorded then, ever after (e.g. since when a plugin answers an account's
+    /// mail, `actions::since`).
+    fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError>;
     fn is_processed(&self, message_key: &str) -> Result<bool, StateError>;
     fn processed_summary(&self, message_key: &str) -> Result<Option<String>, StateError>;
     /// Commit one message's effects: plugin state, queued outgoing mail, processed mark.
@@ -226,6 +237,8 @@ pub trait Backend: Send + Sync {
 /// on it directly (`store.commit_message(…)`).
 pub struct Store {
     backend: Box<dyn Backend>,
+    /// Where a server's acceptance is written first (`sent_log`).
+    sent_log: sent_log::SentLog,
     /// Key-value namespaces known to have their copy (`kv_copy_into_namespace`).
     namespaces: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -244,22 +257,61 @@ impl Store {
         if let Some(test) = crate::config::test_postgres_for(dir) {
             return Store::open_config(&test, dir);
         }
-        Ok(Store::with(Box::new(EmbeddedStore::open(dir)?)))
+        Store::with(Box::new(EmbeddedStore::open(dir)?), dir)
     }
 
     /// The store a config names: `[state] backend`.
     pub fn open_config(settings: &StateSettings, dir: &Path) -> Result<Store, StateError> {
         match settings {
-            StateSettings::Embedded => Ok(Store::with(Box::new(EmbeddedStore::open(dir)?))),
-            StateSettings::Postgres(pg) => Ok(Store::with(Box::new(PgStore::open(pg)?))),
+            StateSettings::Embedded => Store::with(Box::new(EmbeddedStore::open(dir)?), dir),
+            StateSettings::Postgres(pg) => Store::with(Box::new(PgStore::open(pg)?), dir),
         }
     }
 
-    fn with(backend: Box<dyn Backend>) -> Store {
-        Store {
-            backend,
-            namespaces: Default::default(),
+    /// The store over `backend`, with the sent log of the state directory `dir`: what it
+    /// still holds was accepted by a server before a crash, and is marked sent now instead
+    /// of being sent again.
+    fn with(backend: Box<dyn Backend>, dir: &Path) -> Result<Store, StateError> {
+        let (sent_log, accepted) = sent_log::SentLog::open(dir)?;
+        for id in accepted {
+            let Some(mut entry) = backend.outbox_entry(&id)? else {
+                continue;
+            };
+            if entry.status == OutboxStatus::Queued {
+                tracing::info!(id, message = %entry.message_key, "outbox: marked sent from the sent log (the server accepted it just before mailpipe stopped), not sent again");
+                entry.status = OutboxStatus::Sent;
+                entry.attempts += 1;
+                entry.last_error = None;
+                backend.outbox_update(&entry)?;
+            }
         }
+        sent_log.clear()?;
+        Ok(Store {
+            backend,
+            sent_log,
+            namespaces: Default::default(),
+        })
+    }
+
+    /// Record the result of a delivery attempt; one the server accepted is written to the
+    /// sent log first, so that from the moment this is called only a power loss, not the
+    /// end of this process, can make it be sent again.
+    pub fn outbox_record_attempt(&self, entry: &OutboxEntry) -> Result<(), StateError> {
+        if entry.status != OutboxStatus::Sent {
+            return self.backend.outbox_update(entry);
+        }
+        if let Err(e) = self.sent_log.record(&entry.id) {
+            // The durable mark below still follows; only its window is wider.
+            tracing::warn!(id = %entry.id, "outbox: {e}");
+        }
+        self.backend.outbox_update(entry)?;
+        self.sent_log.settled(&entry.id)
+    }
+
+    /// Whether a server accepted `id` while its durable mark could not be committed yet
+    /// (`outbox_record_attempt` failed after the acceptance): it must not be sent again.
+    pub fn outbox_accepted(&self, id: &str) -> bool {
+        self.sent_log.holds(id)
     }
 
     /// Make `namespace` ready for `plugin`'s calls: an account's namespace gets its copy of
@@ -314,6 +366,11 @@ pub fn kv_namespace(plugin: &str, account: Option<&str>) -> String {
 /// cannot hold one).
 fn namespace_marker(namespace: &str) -> String {
     format!("kv_namespace:{namespace}")
+}
+
+/// The meta key that records when `what` was first seen (`Backend::first_seen`).
+fn first_seen_key(what: &str) -> String {
+    format!("first_seen:{what}")
 }
 
 /// The Message-ID recorded in a processed summary.

@@ -22,8 +22,8 @@ use postgres::{Client, NoTls};
 
 use super::lease::{account_of_key, lock_key, LockKind};
 use super::{
-    namespace_marker, pruned_summary, random_secret, Backend, Checkpoint, KvUsage, MessageCommit,
-    OutboxEntry, OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
+    first_seen_key, namespace_marker, pruned_summary, random_secret, Backend, Checkpoint, KvUsage,
+    MessageCommit, OutboxEntry, OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 use crate::config::PgSettings;
 
@@ -441,6 +441,25 @@ impl Backend for PgStore {
                 &[&now],
             )
             .map_err(pg_err)? as usize)
+        })
+    }
+
+    fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError> {
+        let key = first_seen_key(what);
+        self.call(move |c| {
+            // The first writer wins; everyone reads what it wrote.
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &now_ms.to_be_bytes().as_slice()],
+            )
+            .map_err(pg_err)?;
+            let v: Vec<u8> = c
+                .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .map_err(pg_err)?
+                .get(0);
+            <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StateError::Corrupt(format!("meta {key}")))
         })
     }
 

@@ -5,18 +5,19 @@
 use super::*;
 use crate::config::PgSettings;
 
-/// Where a test's store lives; `open` again is "reopened" (after a restart).
+/// Where a test's store lives; `open` again is "reopened" (after a restart). A PostgreSQL
+/// store has a state directory too (its sent log, compiled plugins).
 enum Place {
     Dir(tempfile::TempDir),
-    Pg(PgSettings),
+    Pg(PgSettings, tempfile::TempDir),
 }
 
 impl Place {
     fn open(&self) -> Store {
         match self {
             Place::Dir(d) => Store::open_config(&StateSettings::Embedded, d.path()).unwrap(),
-            Place::Pg(pg) => {
-                Store::open_config(&StateSettings::Postgres(pg.clone()), Path::new("")).unwrap()
+            Place::Pg(pg, dir) => {
+                Store::open_config(&StateSettings::Postgres(pg.clone()), dir.path()).unwrap()
             }
         }
     }
@@ -24,7 +25,7 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        if let Place::Pg(pg) = self {
+        if let Place::Pg(pg, _) = self {
             if let Ok(mut c) = admin(pg) {
                 let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", pg.schema));
             }
@@ -59,7 +60,7 @@ pub(crate) fn test_postgres() -> PgSettings {
 fn places() -> Vec<Place> {
     vec![
         Place::Dir(tempfile::tempdir().unwrap()),
-        Place::Pg(test_postgres()),
+        Place::Pg(test_postgres(), tempfile::tempdir().unwrap()),
     ]
 }
 
@@ -193,6 +194,54 @@ fn outbox_once_on(s: &Store) {
     assert_eq!(s.outbox_all().unwrap().len(), 1);
 }
 
+#[test]
+fn a_reply_the_server_accepted_before_a_crash_is_marked_sent_not_sent_again() {
+    for place in places() {
+        let s = place.open();
+        let entry = OutboxEntry::new("id1", "m1", "vac", "", vec!["b@x.y".into()], 5);
+        s.commit_message(&MessageCommit {
+            message_key: "m1".into(),
+            summary: "{}".into(),
+            outbox: vec![(entry.clone(), b"raw".to_vec())],
+            durable: true,
+            ..Default::default()
+        })
+        .unwrap();
+        // The server said 250 and the process died before the durable mark: all that is
+        // left of the acceptance is the sent log's line.
+        s.sent_log.record("id1").unwrap();
+        drop(s);
+        let s = place.open();
+        assert!(s.outbox_pending().unwrap().is_empty(), "not sent again");
+        let e = s.outbox_entry("id1").unwrap().unwrap();
+        assert_eq!(e.status, OutboxStatus::Sent);
+        drop(s);
+        // And the log was emptied: a third open finds nothing to do.
+        let (_, left) = sent_log::SentLog::open(match &place {
+            Place::Dir(d) | Place::Pg(_, d) => d.path(),
+        })
+        .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[test]
+fn first_seen_is_recorded_once_and_kept() {
+    for place in places() {
+        let s = place.open();
+        assert_eq!(s.first_seen("vacation@alice", 1000).unwrap(), 1000);
+        assert_eq!(s.first_seen("vacation@alice", 2000).unwrap(), 1000);
+        assert_eq!(s.first_seen("vacation@bob", 3000).unwrap(), 3000);
+        drop(s);
+        let s = place.open();
+        assert_eq!(
+            s.first_seen("vacation@alice", 5000).unwrap(),
+            1000,
+            "kept across a restart"
+        );
+    }
+}
+
 fn kv_commit(key: &str, plugin: &str, value: Option<&[u8]>) -> MessageCommit {
     MessageCommit {
         message_key: key.into(),
@@ -318,8 +367,8 @@ fn imap_commit(account: &str, uid: u32) -> MessageCommit {
 /// session that owns nothing).
 #[test]
 fn accounts_are_owned_by_one_process_and_commits_are_fenced() {
-    let place = Place::Pg(test_postgres());
-    let Place::Pg(pg) = &place else {
+    let place = Place::Pg(test_postgres(), tempfile::tempdir().unwrap());
+    let Place::Pg(pg, _) = &place else {
         unreachable!()
     };
     let a = place.open();
@@ -396,8 +445,8 @@ fn accounts_are_owned_by_one_process_and_commits_are_fenced() {
 
 #[test]
 fn a_schema_of_a_newer_mailpipe_is_refused() {
-    let place = Place::Pg(test_postgres());
-    let Place::Pg(pg) = &place else {
+    let place = Place::Pg(test_postgres(), tempfile::tempdir().unwrap());
+    let Place::Pg(pg, _) = &place else {
         unreachable!()
     };
     drop(place.open());
@@ -426,14 +475,14 @@ fn tls_to_postgres_is_verified() {
     let stack = std::path::PathBuf::from(
         std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailpipe-mailstack".into()),
     );
-    let place = Place::Pg(pg.clone());
+    let place = Place::Pg(pg.clone(), tempfile::tempdir().unwrap());
     pg.tls = true;
     pg.ca_file = Some(stack.join("tls/ca.pem"));
     let store = Store::open_config(&StateSettings::Postgres(pg.clone()), Path::new(""))
         .expect("TLS with the stack's CA");
     let ssl: bool = {
         let name = format!("mailpipe/{}", pg.schema);
-        let Place::Pg(plain) = &place else {
+        let Place::Pg(plain, _) = &place else {
             unreachable!()
         };
         let mut admin = admin(plain).unwrap();

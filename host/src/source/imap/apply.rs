@@ -408,7 +408,9 @@ async fn ensure_folders(
     for p in plans.iter_mut() {
         let mut kept = Vec::new();
         for (t, create) in std::mem::take(&mut p.targets) {
-            if folders.contains(&t) {
+            // "INBOX.Lists" on Cyrus is the folder LIST calls "Lists".
+            let known = session.get_ref().state().namespace.canonical(&t);
+            if folders.contains(&known) {
                 kept.push((t, create));
             } else if create {
                 if let Some(e) = refused_folders.get(&t) {
@@ -432,7 +434,7 @@ async fn ensure_folders(
                     }
                     Err(e) => return Err(e),
                 }
-                folders.insert(t.clone());
+                folders.insert(known);
                 kept.push((t, create));
             } else {
                 report.warnings.push(format!(

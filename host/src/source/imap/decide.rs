@@ -99,7 +99,10 @@ impl Decider {
                 out.skipped += 1;
                 continue;
             }
-            let email = Email::new(f.raw, self.mailbox.as_str(), f.flags.clone());
+            let email = Email::new(f.raw, self.mailbox.as_str(), f.flags.clone()).arrived_at(
+                f.internal_date
+                    .and_then(|d| u64::try_from(d.timestamp_millis()).ok()),
+            );
             if let Some(marker) = rewritten_marker(&email) {
                 if self.store.is_processed(&format!("rewritten:{marker}"))? {
                     // Our own rewritten copy of a message processed before.

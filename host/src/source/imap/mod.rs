@@ -333,6 +333,12 @@ impl AccountWorker {
         folders: &mut HashSet<String>,
         report: &mut PassReport,
     ) -> Result<(), ImapError> {
+        if !self.dry_run {
+            // From now on this account's plugins may send mail about what arrives; never
+            // about what was there before (`actions::since`).
+            self.pipeline
+                .enable_for(&crate::actions::since::imap_source(&self.account.name))?;
+        }
         for mailbox in &self.account.mailboxes {
             let r = self
                 .mailbox_pass(session, mailbox, caps, folders, report)
@@ -456,7 +462,18 @@ impl AccountWorker {
                 }
                 return Ok(());
             }
-            None => 0,
+            None => {
+                if selected.exists > 0 {
+                    tracing::info!(
+                        account = %self.account.name,
+                        "{mailbox}: first pass, {} message(s) already there: each is decided \
+                         and filed as the plugins say, but no reply or forward goes out about \
+                         mail that arrived before its plugin was enabled (send_about_mail_since)",
+                        selected.exists
+                    );
+                }
+                0
+            }
         };
         // A checkpoint at the top of the UID range leaves nothing above it to look at.
         let Some(first) = last.checked_add(1) else {
@@ -544,6 +561,19 @@ impl AccountWorker {
         )
         .await?;
         completed(session, "UID SEARCH")?;
+        // One answer is not trusted alone to leave mail unprocessed: the sizes the server
+        // gives for the same messages (RFC822.SIZE) must agree.
+        let claimed: Vec<u32> = uids.iter().copied().filter(|u| large.contains(u)).collect();
+        let large = confirmed_large(session, &claimed, limit).await?;
+        if large.len() < claimed.len() {
+            let msg = format!(
+                "{mailbox}: the server's SEARCH LARGER named {} message(s) whose own size \
+                 (RFC822.SIZE) is within max_message_mb: they are processed",
+                claimed.len() - large.len()
+            );
+            self.warn(&msg);
+            report.warnings.push(msg);
+        }
         if !large.is_empty() {
             let mut skipped = Vec::new();
             for &uid in uids.iter().filter(|u| large.contains(u)) {
@@ -834,6 +864,26 @@ impl AccountWorker {
 /// any other UID, or UID 0, is ignored), the command must complete with OK, and a requested
 /// message the server did not return must be gone from the mailbox: otherwise the fetch
 /// fails, so a message is never passed over while the checkpoint moves on.
+/// Of the messages `claimed` to be over `limit` bytes, those whose RFC822.SIZE says so too.
+async fn confirmed_large(
+    session: &mut ImapSession,
+    claimed: &[u32],
+    limit: u64,
+) -> Result<HashSet<u32>, ImapError> {
+    let mut out = HashSet::new();
+    let requested: HashSet<u32> = claimed.iter().copied().collect();
+    for set in uid_sets(claimed) {
+        let stream = timed("UID FETCH", session.uid_fetch(&set, "(UID RFC822.SIZE)")).await?;
+        let items: Vec<_> = timed("UID FETCH", stream.try_collect::<Vec<_>>()).await?;
+        completed(session, "UID FETCH")?;
+        out.extend(items.iter().filter_map(|f| {
+            let uid = f.uid.filter(|u| requested.contains(u))?;
+            (u64::from(f.size?) > limit).then_some(uid)
+        }));
+    }
+    Ok(out)
+}
+
 async fn fetch(
     session: &mut ImapSession,
     uids: &[u32],

@@ -64,6 +64,9 @@ impl Namespace {
         if folder.eq_ignore_ascii_case("INBOX") {
             return Ok("INBOX".into());
         }
+        if let Some(own) = self.servers_own(folder) {
+            return Ok(own);
+        }
         let mut segments: Vec<&str> = folder.split('/').collect();
         // "INBOX/x" on a server whose personal folders live under "INBOX<delim>" is "x" there.
         let inbox_prefix = self.delim.is_some_and(|d| {
@@ -93,6 +96,37 @@ impl Namespace {
             }
         };
         Ok(format!("{}{joined}", self.prefix))
+    }
+
+    /// `folder` as the server itself shows it, if it can only be that: it starts with the
+    /// personal prefix and holds the server's level separator, which a folder's own name
+    /// cannot hold there (Cyrus: "INBOX.Finance.Rechnungen-Ü", what the user's mail client
+    /// shows). The prefix's INBOX is matched in any case, the rest as written.
+    fn servers_own(&self, folder: &str) -> Option<String> {
+        let d = self.delim.filter(|&d| d != '/')?;
+        if folder.contains('/') {
+            return None;
+        }
+        let rest = match self.prefix.get(..5) {
+            Some(inbox) if inbox.eq_ignore_ascii_case("INBOX") => folder
+                .get(..self.prefix.len())
+                .filter(|p| p[..5].eq_ignore_ascii_case("INBOX") && p[5..] == self.prefix[5..])
+                .map(|_| &folder[self.prefix.len()..])?,
+            _ => folder.strip_prefix(self.prefix.as_str())?,
+        };
+        let levels: Vec<&str> = rest.split(d).collect();
+        (!rest.is_empty()
+            && (levels.len() > 1 || !self.prefix.is_empty())
+            && levels.iter().all(|l| !l.is_empty()))
+        .then(|| format!("{}{rest}", self.prefix))
+    }
+
+    /// The user's form of `folder`, whichever form it was written in: "INBOX.Lists" on Cyrus
+    /// is "Lists", the same folder (for comparing with what LIST returned).
+    pub fn canonical(&self, folder: &str) -> String {
+        self.to_server(folder)
+            .map(|s| self.to_user(&s))
+            .unwrap_or_else(|_| folder.to_string())
     }
 
     /// The server's name for `folder`, modified-UTF-7 encoded for the wire.
@@ -152,6 +186,32 @@ mod tests {
             "Finance/Rechnungen-Ü"
         );
         assert_eq!(cyrus.to_user("INBOX"), "INBOX");
+        // The names the user's mail client shows mean those folders.
+        assert_eq!(cyrus.to_server("INBOX.Lists").unwrap(), "INBOX.Lists");
+        assert_eq!(
+            cyrus.to_server("INBOX.Finance.Rechnungen-Ü").unwrap(),
+            "INBOX.Finance.Rechnungen-Ü"
+        );
+        assert_eq!(cyrus.to_server("inbox.Lists").unwrap(), "INBOX.Lists");
+        assert_eq!(
+            cyrus.canonical("INBOX.Finance.Rechnungen-Ü"),
+            "Finance/Rechnungen-Ü"
+        );
+        assert_eq!(
+            cyrus.canonical("Finance/Rechnungen-Ü"),
+            "Finance/Rechnungen-Ü"
+        );
+        // Not a server name: an empty level, a mix with "/", no prefix.
+        assert!(cyrus.to_server("INBOX..x").is_err());
+        assert!(cyrus.to_server("INBOX.a/b.c").is_err());
+        assert!(cyrus.to_server("Lists.old").is_err());
+        // An empty prefix with "." between levels: a dotted name is the server's.
+        let dotted = Namespace {
+            prefix: String::new(),
+            delim: Some('.'),
+        };
+        assert_eq!(dotted.to_server("Finance.2026").unwrap(), "Finance.2026");
+        assert_eq!(dotted.to_server("Finance/2026").unwrap(), "Finance.2026");
 
         let dovecot = Namespace::from_response("* NAMESPACE ((\"\" \"/\")) NIL NIL").unwrap();
         assert_eq!(dovecot, Namespace::default());
