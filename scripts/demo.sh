@@ -6,7 +6,17 @@ cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 cargo build --release --bin mailpipe
 rm -rf target/demo
+# Alice's mailbox as she switches mailpipe on: two messages she read in March.
+inbox=target/demo/maildir
+mkdir -p "$inbox/cur" "$inbox/new" "$inbox/tmp"
+cp examples/maildir/cur/* "$inbox/cur/"
+touch -d '2026-03-02 09:00' "$inbox"/cur/*
 ./target/release/mailpipe check -c examples/demo.toml
+echo "== first run: the mail already there is filed; nobody is answered about old mail =="
+./target/release/mailpipe run -c examples/demo.toml --once
+echo
+echo "== twelve messages arrive: the new mail is filed, answered and forwarded =="
+cp examples/maildir/new/* "$inbox/new/"
 ./target/release/mailpipe run -c examples/demo.toml --once
 echo
 echo "== filed mail (target/demo/mail) =="

@@ -187,6 +187,113 @@ async fn demo_run_files_everything_and_sends_each_mail_once() {
     assert_eq!(files_under(&outbox).len(), emls.len() * 2);
 }
 
+/// The default, as scripts/demo.sh shows it: a first run over a mailbox files what is there
+/// but sends no reply or forward about it, however much a plugin wants to (Bob's, Frank's and
+/// Grace's mail would be answered); mail that arrives afterwards is answered and forwarded.
+#[tokio::test]
+async fn first_run_sends_nothing_about_mail_already_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(src.join(sub)).unwrap();
+    }
+    let sample = root().join("examples/maildir");
+    let deliver = |name: &str| {
+        std::fs::copy(sample.join(name), src.join(name)).unwrap();
+    };
+    deliver("cur/1700000012.M12P100.demo:2,S");
+    deliver("cur/1700000013.M13P100.demo:2,FS");
+    deliver("new/1700000001.M1P100.demo");
+    let text =
+        demo_toml_as_shipped(dir.path()).replace(&format!("{:?}", sample), &format!("{:?}", src));
+    assert!(!text.contains("send_about_mail_since = \"all\""));
+    let file = dir.path().join("demo.toml");
+    std::fs::write(&file, &text).unwrap();
+    let config = Config::load(&file).unwrap();
+
+    let first = run_offline(&config, &OPTS).await.unwrap();
+    assert_eq!(first.processed, 3);
+    assert_eq!(
+        messages_in(&dir.path().join("mail")).len(),
+        3,
+        "filed all the same"
+    );
+    assert!(
+        first.outbox.sent.is_empty() && !dir.path().join("outbox").exists(),
+        "nothing sent about mail that was there before the first run: {:?}",
+        first.outbox
+    );
+
+    // New mail: Björn writes, and Dana (answered, and forwarded home).
+    deliver("new/1700000008.M8P100.demo");
+    deliver("new/1700000009.M9P100.demo");
+    let second = run_offline(&config, &OPTS).await.unwrap();
+    assert_eq!((second.processed, second.skipped), (2, 3));
+    let mut rcpts: Vec<String> = files_under(&dir.path().join("outbox"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .flat_map(|p| {
+            let env: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            env["rcpt_to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        [
+            "alice@home.example.org",
+            "bjorn@example.org",
+            "dana@example.com"
+        ],
+        "the new mail is answered (and Dana's forwarded), the old is not"
+    );
+
+    // A config that asks for it answers the old mail too, once, on a fresh state.
+    let all = dir.path().join("all");
+    std::fs::create_dir_all(&all).unwrap();
+    let text_all = text
+        .replace(
+            "auto-responder.wasm\"\n",
+            "auto-responder.wasm\"\nsend_about_mail_since = \"all\"\n",
+        )
+        .replace(
+            &format!("{:?}", dir.path().join("state")),
+            &format!("{:?}", all.join("state")),
+        )
+        .replace(
+            &format!("{:?}", dir.path().join("mail")),
+            &format!("{:?}", all.join("mail")),
+        )
+        .replace(
+            &format!("{:?}", dir.path().join("outbox")),
+            &format!("{:?}", all.join("outbox")),
+        );
+    let file_all = all.join("demo.toml");
+    std::fs::write(&file_all, &text_all).unwrap();
+    let s = run_offline(&Config::load(&file_all).unwrap(), &OPTS)
+        .await
+        .unwrap();
+    assert_eq!(s.processed, 5);
+    let answered = files_under(&all.join("outbox"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for who in ["bob@example.org", "frank@example.net", "grace@example.org"] {
+        assert!(
+            answered.contains(who),
+            "{who} answered with \"all\": {answered}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

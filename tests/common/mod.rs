@@ -166,8 +166,25 @@ pub fn header_of(raw: &[u8], name: &str) -> Option<String> {
 }
 
 /// The demo config (examples/demo.toml) with its state, mail store and outbox in `dir` and
-/// absolute paths to the sample mailbox and the built plugins.
+/// absolute paths to the sample mailbox and the built plugins. The sample mailbox's files are
+/// all older than a test's first run, and the tests that use the demo are about mail that
+/// arrives while mailpipe runs: the plugins that send mail are told to answer older mail too
+/// (`send_about_mail_since = "all"`). The default (nothing about mail that was there before)
+/// has tests of its own (tests/offline.rs, `first_run_*`).
 pub fn demo_toml(dir: &std::path::Path) -> String {
+    demo_toml_as_shipped(dir)
+        .replace(
+            "auto-responder.wasm\"\n",
+            "auto-responder.wasm\"\nsend_about_mail_since = \"all\"\n",
+        )
+        .replace(
+            "forwarder.wasm\"\n",
+            "forwarder.wasm\"\nsend_about_mail_since = \"all\"\n",
+        )
+}
+
+/// The demo config with its paths moved as `demo_toml` does, its plugins as shipped.
+pub fn demo_toml_as_shipped(dir: &std::path::Path) -> String {
     std::fs::read_to_string(root().join("examples/demo.toml"))
         .unwrap()
         .replace(
@@ -175,7 +192,7 @@ pub fn demo_toml(dir: &std::path::Path) -> String {
             &format!("{:?}", dir.join("state")),
         )
         .replace(
-            "\"maildir\"",
+            "\"../target/demo/maildir\"",
             &format!("{:?}", root().join("examples/maildir")),
         )
         .replace(
