@@ -542,3 +542,134 @@ async fn each_account_has_its_own_plugin_state_and_a_copy_of_the_shared_one() {
     assert_eq!(t.store.kv_usage("vacation\u{1}alice").keys, 2);
     assert_eq!(t.store.kv_usage("vacation\u{1}bob").keys, 2);
 }
+
+/// The notes of every plugin that ran on `d` (suppressed mail and the like).
+fn notes_of(d: &Decision) -> Vec<String> {
+    d.reports
+        .iter()
+        .flat_map(|r| match &r.status {
+            PluginStatus::Applied { notes, .. } => notes.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// No automatic mail about old mail: a message that arrived before the plugin was enabled
+/// for its source is not answered (the reply is noted as not sent), one that arrived after is;
+/// an explicit date moves the bound, and "all" lifts it.
+#[tokio::test]
+async fn no_reply_about_mail_that_arrived_before_the_plugin_was_enabled() {
+    use mailpipe::actions::since::MailSince;
+    const NOW: u64 = 1_795_737_600_000; // TestPipeline's fixed clock
+    let letter = |who: &str, arrived: u64| {
+        Email::new(
+            format!("From: {who}@example.org\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nx\r\n")
+                .into_bytes(),
+            "INBOX",
+            vec![],
+        )
+        .arrived_at(Some(arrived))
+    };
+    let t = TestPipeline::new(vec![vacation()]).await;
+    assert!(t.pipeline.enable_for("imap:work").unwrap(), "first time");
+    assert!(
+        !t.pipeline.enable_for("imap:work").unwrap(),
+        "recorded once"
+    );
+    let old = t
+        .run(&letter("old", NOW - 86_400_000), "imap:work/INBOX/1/1")
+        .await;
+    assert!(old.outgoing.is_empty(), "{:?}", old.outgoing);
+    let notes = notes_of(&old).join("\n");
+    assert!(
+        notes.contains("before this plugin was enabled here"),
+        "{notes}"
+    );
+    let new = t
+        .run(&letter("new", NOW + 1000), "imap:work/INBOX/1/2")
+        .await;
+    assert_eq!(new.outgoing.len(), 1, "{:?}", notes_of(&new));
+    // Unknown arrival (a file handed to `mailpipe test`): not held back.
+    let unknown = Email::new(
+        b"From: who@example.org\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nx\r\n".to_vec(),
+        "INBOX",
+        vec![],
+    );
+    assert_eq!(
+        t.run(&unknown, "imap:work/INBOX/1/3").await.outgoing.len(),
+        1
+    );
+
+    // A bound of its own: ten days back.
+    let mut v = vacation();
+    v.send_about_mail_since = MailSince::Time(NOW - 10 * 86_400_000);
+    let t = TestPipeline::new(vec![v]).await;
+    t.pipeline.enable_for("imap:work").unwrap();
+    let week_old = t
+        .run(&letter("week", NOW - 7 * 86_400_000), "imap:work/INBOX/1/1")
+        .await;
+    assert_eq!(week_old.outgoing.len(), 1, "{:?}", notes_of(&week_old));
+    let month_old = t
+        .run(
+            &letter("month", NOW - 30 * 86_400_000),
+            "imap:work/INBOX/1/2",
+        )
+        .await;
+    assert!(month_old.outgoing.is_empty());
+    assert!(notes_of(&month_old)
+        .join("\n")
+        .contains("send_about_mail_since"));
+
+    // "all": the user asked for it.
+    let mut v = vacation();
+    v.send_about_mail_since = MailSince::All;
+    let t = TestPipeline::new(vec![v]).await;
+    t.pipeline.enable_for("imap:work").unwrap();
+    let ancient = t.run(&letter("ancient", 0), "imap:work/INBOX/1/1").await;
+    assert_eq!(ancient.outgoing.len(), 1);
+}
+
+/// The auto-responder answers only inside its `start`..`end` period (the end day whole).
+#[tokio::test]
+async fn the_auto_responder_answers_only_inside_its_period() {
+    // TestPipeline's clock: 2026-11-27 00:00 UTC.
+    let cases = [
+        (json!({"start": "2026-11-28"}), false, "before start"),
+        (
+            json!({"start": "2026-11-20", "end": "2026-11-26"}),
+            false,
+            "after the end day",
+        ),
+        (
+            json!({"start": "2026-11-27", "end": "2026-11-27"}),
+            true,
+            "on the only day",
+        ),
+        (
+            json!({"end": "2026-11-26T23:59:59Z"}),
+            false,
+            "a second after the end",
+        ),
+        (
+            json!({"start": "2026-11-27T01:00:00+02:00"}),
+            true,
+            "started in another zone",
+        ),
+        (json!({}), true, "no period"),
+    ];
+    for (period, answers, what) in cases {
+        let mut config = json!({"addresses": ["alice@example.com"], "body": "away"});
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(period.as_object().unwrap().clone());
+        let t = TestPipeline::new(vec![plugin("vacation", "auto-responder", config)]).await;
+        let d = t.run(&inbound("Subject: hi"), "m1").await;
+        assert_eq!(
+            d.outgoing.len(),
+            usize::from(answers),
+            "{what}: {:?}",
+            d.reports
+        );
+    }
+}

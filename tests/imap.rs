@@ -28,7 +28,7 @@ rules = [
 ]"#
         ),
     ) + &plugin_toml("tagger", "subject-tagger", "[plugin.config]\ntag = \"[EXT]\"\nwhen_from_not = [\"*@example.test\"]")
-        + &plugin_toml("vacation", "auto-responder", "[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\"")
+        + &plugin_toml("vacation", "auto-responder", "send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\"")
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn forwards_arrive_through_postfix() {
         plugin_toml(
             "fwd",
             "forwarder",
-            "allow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ { from = \"dana@example.test\", to = [\"carol@example.test\"] } ]"
+            "send_about_mail_since = \"all\"\nallow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ { from = \"dana@example.test\", to = [\"carol@example.test\"] } ]"
         )
     );
     let r = run_accounts_once(&config(dir.path(), &text), &OPTS)
@@ -248,12 +248,12 @@ async fn dots_and_line_ends_survive_the_smtp_wire() {
         plugin_toml(
             "fwd",
             "forwarder",
-            "allow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ { from = \"bob@example.test\", to = [\"carol@example.test\"] } ]"
+            "send_about_mail_since = \"all\"\nallow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ { from = \"bob@example.test\", to = [\"carol@example.test\"] } ]"
         ),
         plugin_toml(
             "vacation",
             "auto-responder",
-            &format!("[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away {tag}\"\nbody = \"Away.\\n.\\n.dot\\n..two\\nend\""),
+            &format!("send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away {tag}\"\nbody = \"Away.\\n.\\n.dot\\n..two\\nend\""),
         )
     );
     let r = run_accounts_once(&config(dir.path(), &text), &OPTS)

@@ -221,7 +221,7 @@ async fn sigkill_mid_run_loses_and_duplicates_nothing() {
         + &plugin_toml(
             "fwd",
             "forwarder",
-            &format!("allow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ {{ subject_contains = \"{tag}\", to = [\"carol@example.test\"] }} ]"),
+            &format!("send_about_mail_since = \"all\"\nallow_send_to = [\"carol@example.test\"]\n[plugin.config]\nrules = [ {{ subject_contains = \"{tag}\", to = [\"carol@example.test\"] }} ]"),
         );
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), &body);
@@ -328,7 +328,7 @@ async fn replies_wait_in_the_outbox_while_postfix_is_down() {
             + &plugin_toml(
                 "vacation",
                 "auto-responder",
-                "[plugin.config]\naddresses = [\"alice@example.test\"]\nbody = \"away\"",
+                "send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nbody = \"away\"",
             )),
     );
     let ctl = |what: &str| {
@@ -523,7 +523,7 @@ async fn each_sender_is_answered_once_across_batches_and_sigkills() {
     ) + &plugin_toml(
         "vacation",
         "auto-responder",
-        &format!("[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 7\nsubject = \"{away}\"\nbody = \"away\""),
+        &format!("send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 7\nsubject = \"{away}\"\nbody = \"away\""),
     ) + &filer_on_subject(&tag, &dst);
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), &body);
@@ -692,7 +692,7 @@ async fn a_kill_right_after_the_servers_250_sends_no_reply_twice() {
         + &plugin_toml(
             "vacation",
             "auto-responder",
-            "answer_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 7\nbody = \"away\"",
+            "send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 7\nbody = \"away\"",
         );
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), &body);
@@ -748,6 +748,103 @@ async fn a_kill_right_after_the_servers_250_sends_no_reply_twice() {
         logs.iter().skip(1).any(|l| l.contains("marked sent from the sent log")),
         "no run found an accepted reply in the sent log; the kills missed the window they test:\n{}",
         logs.join("\n---\n")
+    );
+}
+
+/// The default on a real server: switched on over a mailbox that already holds mail, the
+/// daemon files that mail but answers nobody about it (INTERNALDATE before the plugin was
+/// enabled); mail that arrives afterwards is answered, once.
+#[tokio::test]
+async fn a_first_run_answers_new_mail_only() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let (mut s, src) = fresh_mailbox(&stack, "alice", "T-first").await;
+    let tag = src.trim_start_matches("T-").to_string();
+    let dst = format!("{src}-out");
+    create(&mut s, &dst).await;
+    let sender = |k: &str| format!("bob+{tag}-{k}@example.test");
+    let letter = |k: &str| {
+        message(
+            &format!("Bob <{}>", sender(k)),
+            "alice@example.test",
+            &format!("{tag} {k}"),
+            &format!("{k}.{tag}@example.net"),
+            "",
+        )
+    };
+    for k in ["old0", "old1", "old2"] {
+        append(&mut s, &src, &letter(k)).await;
+    }
+    // INTERNALDATE has whole seconds: the old mail is a second older than the first run.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let body = stack.account_toml("alice", &[&src], "")
+        + &filer_on_subject(&tag, &dst)
+        + &plugin_toml(
+            "vacation",
+            "auto-responder",
+            &format!("[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away {tag}\"\nbody = \"away\""),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(dir.path(), &body);
+    let daemon = Daemon::start(&file, &[]);
+    daemon
+        .wait_output_times(
+            "before this plugin was enabled here",
+            3,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        daemon
+            .output()
+            .contains("first pass, 3 message(s) already there"),
+        "{}",
+        daemon.output()
+    );
+    for k in ["new0", "new1"] {
+        append(&mut s, &src, &letter(k)).await;
+    }
+    let replies_to = |inbox: &[(u32, Vec<String>, String)], k: &str| {
+        inbox
+            .iter()
+            .filter(|(_, _, h)| {
+                h.contains(&format!("Subject: Away {tag}"))
+                    && h.contains(&format!("To: <{}>", sender(k)))
+            })
+            .count()
+    };
+    let t = Instant::now();
+    loop {
+        let mut b = stack.session("bob").await;
+        let inbox = list(&mut b, "INBOX").await;
+        let _ = b.logout().await;
+        if replies_to(&inbox, "new0") >= 1 && replies_to(&inbox, "new1") >= 1 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "new mail not answered within 30 s:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut b = stack.session("bob").await;
+    let inbox = list(&mut b, "INBOX").await;
+    let got: Vec<usize> = ["old0", "old1", "old2", "new0", "new1"]
+        .iter()
+        .map(|k| replies_to(&inbox, k))
+        .collect();
+    assert_eq!(
+        got,
+        [0, 0, 0, 1, 1],
+        "replies per sender (3 old, 2 new):\n{}",
+        daemon.output()
+    );
+    assert_eq!(
+        message_count(&mut s, &dst).await,
+        5,
+        "all five filed, old and new"
     );
 }
 

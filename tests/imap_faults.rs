@@ -992,3 +992,39 @@ async fn folder_names_are_mapped_into_the_servers_namespace() {
     );
     v.done();
 }
+
+/// Expected: on a Cyrus-style server (folders under "INBOX.", "." between levels) a name as
+/// the server itself shows it, which is what the user's mail client shows, means that folder:
+/// a rule filing into "INBOX.Finance.Rechnungen-Ü" files there (created once, like the same
+/// folder written "Finance/Rechnungen-Ü"), on the first attempt, with no warning.
+#[tokio::test]
+async fn folder_names_as_the_server_shows_them_mean_those_folders() {
+    let _shared = MEMORY.read().await;
+    let server = BadServer::start(seeded().namespace("INBOX.", '.')).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules =
+        r#"rules = [ { name = "all", folder = "INBOX.Finance.Rechnungen-Ü", conditions = [] } ]"#;
+    let cfg = account(&server, rules, dir.path());
+    let r = pass(&cfg).await;
+    let mut v = Verdict::new(&server);
+    v.check(
+        matches!(&r, Ok(s) if s.processed == COUNT as usize),
+        format!("the pass files everything: {}", outcome(&r)),
+    );
+    let names = server.mailbox_names();
+    v.check(
+        server.messages("INBOX.Finance.Rechnungen-&ANw-").len() == COUNT as usize,
+        format!("all {COUNT} in INBOX.Finance.Rechnungen-Ü: {names:?}"),
+    );
+    v.check(server.messages("INBOX").is_empty(), "none left in INBOX");
+    let creates = server
+        .commands()
+        .iter()
+        .filter(|c| c.to_ascii_uppercase().contains(" CREATE "))
+        .count();
+    v.check(
+        creates <= 1,
+        format!("the folder is created once at most ({creates})"),
+    );
+    v.done();
+}

@@ -140,7 +140,7 @@ rules = [
     ) + &plugin_toml(
         "vacation",
         "auto-responder",
-        "[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\"",
+        "send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\"",
     )
 }
 
@@ -481,7 +481,7 @@ password_command = "echo secret-alice"
                 vacation = plugin_toml(
                     "vacation",
                     "auto-responder",
-                    "[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\""
+                    "send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away\"\nbody = \"I am away.\""
                 ),
             ),
         )

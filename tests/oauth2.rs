@@ -101,7 +101,7 @@ auth = "oauthbearer"
         plugins = plugin_toml(
             "vacation",
             "auto-responder",
-            "[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away (oauth)\"\nbody = \"I am away.\""
+            "send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"Away (oauth)\"\nbody = \"I am away.\""
         ),
     );
     let file = dir.join("mailpipe.toml");

@@ -335,6 +335,95 @@ fn in_plain_words(e: &std::io::Error, host: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A self-signed certificate for "localhost" (`openssl req -x509`, so marked as a CA, as
+    /// appliances and home servers make them): (certificate file, key file).
+    fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl")
+            .success();
+        assert!(ok, "openssl req -x509");
+        (cert, key)
+    }
+
+    /// A TLS server on loopback presenting `cert`; the port.
+    async fn serve(cert: &Path, key: &Path) -> u16 {
+        use rustls_pki_types::PrivateKeyDer;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_holding_the_servers_own_certificate_pins_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "server");
+        let (other, _) = self_signed(dir.path(), "other");
+        let port = serve(&cert, &key).await;
+        let connect = |ca: std::path::PathBuf| async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            handshake(tcp, "localhost", &client(Some(&ca), None).unwrap()).await
+        };
+        assert!(!pinned_by_ca_file(&cert));
+        connect(cert.clone())
+            .await
+            .expect("the certificate in ca_file is the server's");
+        assert!(pinned_by_ca_file(&cert), "said so for check --connect");
+
+        // Another self-signed certificate is refused, in plain words, with the fingerprint.
+        let e = connect(other).await.err().expect("refused").to_string();
+        assert!(e.contains("certificate"), "{e}");
+        assert!(e.contains("tls_fingerprint = \"sha256:"), "{e}");
+        for library_words in [
+            "CaUsedAsEndEntity",
+            "Other(",
+            "OtherError",
+            "InvalidCertificate",
+        ] {
+            assert!(!e.contains(library_words), "{library_words} in: {e}");
+        }
+    }
+
     #[test]
     fn fingerprints_parse_with_or_without_colons() {
         let fp = Fingerprint::of(b"cert");

@@ -8,7 +8,13 @@
 //! subject = "Out of office"                         # optional; default "Auto: <original subject>"
 //! body = "I am away until Monday."                  # plain-text reply (required)
 //! html = "<p>I am away until Monday.</p>"           # optional HTML alternative
+//! start = "2026-12-24"                              # optional: no reply before this day
+//! end = "2027-01-06"                                # optional: none after this day
 //! ```
+//!
+//! `start` and `end` are days (`YYYY-MM-DD`, midnight UTC; `end` is the last day answered) or
+//! times (`2026-12-24T17:00:00Z`, `...+01:00`). The host adds its own rule on top: no reply
+//! about mail that arrived before the plugin was enabled (`send_about_mail_since`).
 //!
 //! A reply is sent only when one of `addresses` is in To or Cc, and never to yourself, to
 //! mailing lists (List-* headers, Precedence: bulk/list/junk), to automatic mail
@@ -31,6 +37,79 @@ struct Config {
     subject: Option<String>,
     body: String,
     html: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+/// `start` / `end` as ms since the epoch: a day counts from its midnight (UTC), and `end`'s
+/// day is answered whole.
+fn period(config: &Config) -> Result<(i64, i64), ConfigProblem> {
+    let parse = |key: &str, text: &Option<String>, end: bool| {
+        match text {
+        None => Ok(if end { i64::MAX } else { i64::MIN }),
+        Some(t) => parse_time(t, end).ok_or_else(|| {
+            config_problem(
+                key,
+                format!("{t:?} is neither a day like \"2026-12-24\" nor a time like \"2026-12-24T17:00:00+01:00\""),
+            )
+        }),
+    }
+    };
+    let start = parse("start", &config.start, false)?;
+    let end = parse("end", &config.end, true)?;
+    if start >= end {
+        return Err(config_problem("end", "comes before start"));
+    }
+    Ok((start, end))
+}
+
+/// A day `YYYY-MM-DD` (its midnight UTC, or the next midnight for an `end`) or an RFC 3339
+/// time `YYYY-MM-DDTHH:MM:SS` with `Z` or `+HH:MM` / `-HH:MM`.
+fn parse_time(text: &str, end_of_day: bool) -> Option<i64> {
+    let num = |s: &str| -> Option<i64> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (date, time) = match text.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = days_from_civil(y, m, day);
+    let Some(time) = time else {
+        return Some((days + i64::from(end_of_day)) * 86_400_000);
+    };
+    let (clock, offset) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let i = time.rfind(['+', '-'])?;
+        let (c, o) = time.split_at(i);
+        let (oh, om) = o[1..].split_once(':')?;
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        (c, sign * (num(oh)? * 3600 + num(om)? * 60))
+    };
+    let mut c = clock.split(':');
+    let (h, mi) = (num(c.next()?)?, num(c.next()?)?);
+    let sec = c.next().map_or(Some(0), |s| num(s.split('.').next()?))?;
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset) * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn default_days() -> u64 {
@@ -78,6 +157,9 @@ impl Plugin for AutoResponder {
                 format!("{:?} is not an address", config.addresses[i]),
             ));
         }
+        if let Err(problem) = period(&config) {
+            problems.push(problem);
+        }
         if config.days == 0 {
             problems.push(config_problem(
                 "days",
@@ -89,6 +171,11 @@ impl Plugin for AutoResponder {
 
     fn on_message(msg: &Message) -> Result<Vec<Action>, String> {
         let config: &Config = mailpipe_plugin::config_once!(Config)?;
+        let (start, end) = period(config).map_err(|p| p.message)?;
+        let now = mailpipe_plugin::now_ms();
+        if now < start || now >= end {
+            return Ok(vec![]); // not away now
+        }
         let Some(sender) = sender_address(msg) else {
             return Ok(vec![]);
         };
