@@ -639,3 +639,56 @@ fn check_names_a_broken_account_file_with_its_line() {
         "{out}{err}"
     );
 }
+
+/// A state store that cannot grow (a full disk; here the file size limit, which fails writes
+/// the same way without needing a small file system) stops the run with an error that names
+/// the store's file, and loses nothing: the next run, with room, completes every message once.
+#[test]
+fn a_state_store_that_cannot_be_written_says_where_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Plugins compiled once by a run with room, so the limited run writes only its state
+    // and its mail.
+    let warm = tempfile::tempdir().unwrap();
+    let (code, out, err) = mailpipe(&[
+        "run",
+        "-c",
+        demo_file(warm.path()).to_str().unwrap(),
+        "--once",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::os::unix::fs::symlink(
+        warm.path().join("state/compiled"),
+        dir.path().join("state/compiled"),
+    )
+    .unwrap();
+    let file = demo_file(dir.path());
+    // 88 KiB: the store opens (its empty file is smaller) but cannot take the first commits.
+    let limited = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 88; exec {} run -c {} --once",
+            env!("CARGO_BIN_EXE_mailpipe"),
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&limited.stderr);
+    assert_ne!(limited.status.code(), Some(0), "{err}");
+    let store = dir.path().join("state/state.redb");
+    assert!(
+        err.contains(&format!("state store {}: cannot write:", store.display())),
+        "the error names the file: {err}"
+    );
+    let (code, out, err) = mailpipe(&["run", "-c", file.to_str().unwrap(), "--once", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mail: Vec<_> = files_under(&dir.path().join("mail"))
+        .into_iter()
+        .filter(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n == "cur" || n == "new")
+        })
+        .collect();
+    assert_eq!(mail.len(), 14, "every message stored once: {mail:#?}");
+}

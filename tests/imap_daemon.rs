@@ -21,9 +21,22 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &std::path::Path, args: &[&str]) -> Daemon {
+        Daemon::start_under(&[], config, args)
+    }
+
+    /// `mailpipe run` started by the command `wrapper` (e.g. strace), if not empty.
+    fn start_under(wrapper: &[&str], config: &std::path::Path, args: &[&str]) -> Daemon {
         let log = config.with_extension(format!("log{}", mailpipe::runner::now_ms()));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_mailpipe"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mailpipe")),
+        };
+        let child = cmd
             .args(["run", "-c", config.to_str().unwrap()])
             .args(args)
             .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -661,9 +674,13 @@ async fn each_sender_is_answered_once_across_batches_and_sigkills() {
 /// Ten times in a row, each run killed after the first reply it sends; then a run to the
 /// end. Every sender is answered exactly once: the acceptance reached the sent log (one
 /// write the kernel holds) before the kill, so the next run marks it sent instead of
-/// sending it again. A kill before mailpipe has even read the `250` could still repeat a
-/// reply (SMTP has no transaction); five milliseconds are far more than reading it takes,
-/// and far less than a commit that waits for the disk.
+/// sending it again. The store's writes are made slow (strace delays each `pwrite` by 20 ms,
+/// as a busy disk would; the sent log appends with `write`): the kill 5 ms after the `250`
+/// then always falls between it and the commit of the "sent" mark, the window that repeated
+/// replies before the sent log. The embedded store is named (the PostgreSQL pass of the
+/// suite would otherwise move it to a server these delays do not reach). (A kill before
+/// mailpipe has even read the `250` could still repeat a reply: SMTP has no transaction;
+/// five milliseconds are far more than reading it takes.)
 #[tokio::test]
 async fn a_kill_right_after_the_servers_250_sends_no_reply_twice() {
     let _serial = SERIAL.lock().await;
@@ -696,41 +713,66 @@ async fn a_kill_right_after_the_servers_250_sends_no_reply_twice() {
         );
     let dir = tempfile::tempdir().unwrap();
     let file = write_config(dir.path(), &body);
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "[state]\n",
+        "[state]\nbackend = \"embedded\"\n",
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
 
+    // Each run is waited for without blocking this thread: the SMTP server runs on it.
+    let run = |kill: bool| {
+        let (smtp, file) = (&smtp, &file);
+        async move {
+            let slow_disk = [
+                "strace",
+                "-f",
+                // Only the traced calls stop the process: the rest runs at full speed.
+                "--seccomp-bpf",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=pwrite64",
+                "-e",
+                "inject=pwrite64:delay_enter=20000",
+            ];
+            let mut daemon = Daemon::start_under(&slow_disk, file, &["--once"]);
+            if kill {
+                smtp.kill_pid.store(
+                    traced_child(daemon.child.id()).await,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            }
+            let t = Instant::now();
+            loop {
+                if let Some(status) = daemon.child.try_wait().unwrap() {
+                    return (status, daemon.output());
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "a run neither sent nor ended:\n{}",
+                    daemon.output()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     let kills = 10;
     let mut logs = Vec::new();
     for k in 0..kills {
-        let mut daemon = Daemon::start(&file, &["--once"]);
-        smtp.kill_pid
-            .store(daemon.child.id(), std::sync::atomic::Ordering::SeqCst);
-        let t = Instant::now();
-        let status = loop {
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "run {k} neither sent nor ended:\n{}",
-                daemon.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let (status, log) = run(true).await;
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
             status.signal(),
             Some(libc::SIGKILL),
-            "run {k} was to be killed after a 250 (all sent already?):\n{}",
-            daemon.output()
+            "run {k} was to be killed after a 250 (all sent already?):\n{log}"
         );
-        logs.push(daemon.output());
+        logs.push(log);
     }
     smtp.kill_pid.store(0, std::sync::atomic::Ordering::SeqCst);
-    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
-        .args(["run", "-c", file.to_str().unwrap(), "--once"])
-        .output()
-        .unwrap();
-    let last = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{last}");
+    let (status, last) = run(false).await;
+    assert!(status.success(), "{last}");
 
     let mut per_sender: std::collections::BTreeMap<String, usize> = Default::default();
     for rcpts in smtp.recipients.lock().unwrap().iter() {
@@ -846,6 +888,27 @@ async fn a_first_run_answers_new_mail_only() {
         5,
         "all five filed, old and new"
     );
+}
+
+/// The mailpipe process that the tracer `strace` (pid `tracer`) started (strace forks
+/// helpers of its own first: the child that runs mailpipe's binary).
+async fn traced_child(tracer: u32) -> u32 {
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_mailpipe")).unwrap();
+    let t = Instant::now();
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{tracer}/task/{tracer}/children"))
+            .unwrap_or_default();
+        for pid in children.split_whitespace() {
+            if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary) {
+                return pid.parse().unwrap();
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "strace started no mailpipe"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// SIGHUP reloads the config: a broken one is refused and the running one goes on; a good one

@@ -678,3 +678,67 @@ async fn messages_a_plugin_failed_on_are_decided_again_once_it_is_fixed() {
     assert!(!text.contains("deciding"), "nothing left to retry: {text}");
     let _ = c.logout().await;
 }
+
+/// Folder names as the user's mail client shows them on Cyrus ("INBOX.Finance.Rechnungen-Ü",
+/// "." between levels under "INBOX."), in the config and in a plugin, mean those folders:
+/// `check --connect` shows what each resolves to, and the run files there at once.
+#[tokio::test]
+async fn cyrus_folder_names_as_the_server_shows_them() {
+    let t = cyrus("dot");
+    let tag = unique("shown");
+    let watched = format!("T-{tag}");
+    let mut s = t.session().await;
+    s.create(t.wire(&watched)).await.expect("CREATE");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailpipe.toml");
+    let shown = format!("INBOX.Finance.Rechnungen-Ü-{tag}");
+    std::fs::write(
+        &file,
+        format!(
+            "[state]\ndir = \"{state}\"\n[[account]]\nname = \"alice\"\naddress = \"alice@example.test\"\nmailboxes = [\"INBOX.{watched}\"]\n[account.imap]\nhost = \"{host}\"\nport = {port}\ntls = \"none\"\npassword_command = \"echo secret-alice\"\n{filer}",
+            state = dir.path().join("state").display(),
+            host = t.host,
+            port = t.port,
+            filer = plugin_toml(
+                "filer",
+                "rules-filer",
+                &format!("[plugin.config]\nrules = [ {{ name = \"all\", folder = \"{shown}\", conditions = [] }} ]")
+            ),
+        ),
+    )
+    .unwrap();
+    let (code, text) = run_with(&file, &["check", "--connect"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{shown:?} -> {shown:?}"))
+            && text.contains(&format!("\"INBOX.{watched}\" -> \"INBOX.{watched}\"")),
+        "each name and the server folder it resolves to: {text}"
+    );
+    let id = format!("shown.{tag}@example.test");
+    let raw = message(
+        "Bob <bob@example.test>",
+        "alice@example.test",
+        &format!("shown {tag}"),
+        &id,
+        "",
+    );
+    s.append(t.wire(&watched), None, None, &raw)
+        .await
+        .expect("APPEND");
+    let (code, text) = run_with(&file, &["run", "--once"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        !text.contains("level separator") && !text.contains("left where it is"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&list_wire(&mut s, &utf7::encode(&shown)).await, &id),
+        1,
+        "filed: {text}"
+    );
+    assert_eq!(
+        count(&list_wire(&mut s, &t.wire(&watched)).await, &id),
+        0,
+        "{text}"
+    );
+}

@@ -21,22 +21,6 @@ fn demo_config(dir: &Path, source: &Path) -> Config {
     Config::load(&file).unwrap()
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn messages_in(mail: &Path) -> Vec<std::path::PathBuf> {
     files_under(mail)
         .into_iter()

@@ -215,3 +215,20 @@ pub fn demo_file(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&file, demo_toml(dir)).unwrap();
     file
 }
+
+/// Every file below `dir`, sorted (none when it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
