@@ -662,7 +662,13 @@ fn a_state_store_that_cannot_be_written_says_where_and_loses_nothing() {
         dir.path().join("state/compiled"),
     )
     .unwrap();
-    let file = demo_file(dir.path());
+    // The embedded store, named: the suite's PostgreSQL pass must not move it to the server.
+    let file = dir.path().join("demo.toml");
+    std::fs::write(
+        &file,
+        demo_toml(dir.path()).replacen("[state]\n", "[state]\nbackend = \"embedded\"\n", 1),
+    )
+    .unwrap();
     // 88 KiB: the store opens (its empty file is smaller) but cannot take the first commits.
     let limited = Command::new("bash")
         .arg("-c")
