@@ -411,7 +411,10 @@ mod tests {
         assert!(pinned_by_ca_file(&cert), "said so for check --connect");
 
         // Another self-signed certificate is refused, in plain words, with the fingerprint.
-        let e = connect(other).await.err().expect("refused").to_string();
+        let Err(e) = connect(other).await else {
+            panic!("another self-signed certificate is refused");
+        };
+        let e = e.to_string();
         assert!(e.contains("certificate"), "{e}");
         assert!(e.contains("tls_fingerprint = \"sha256:"), "{e}");
         for library_words in [
