@@ -947,26 +947,7 @@ async fn tls_handshakes_with_a_silent_server_time_out() {
 #[tokio::test]
 async fn folder_names_are_mapped_into_the_servers_namespace() {
     let _shared = MEMORY.read().await;
-    let server = BadServer::start(seeded().namespace("INBOX.", '.')).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = r#"rules = [ { name = "all", folder = "Finance/Rechnungen-Ü", conditions = [] } ]"#;
-    let cfg = account(&server, rules, dir.path());
-    let r = pass(&cfg).await;
-    let mut v = Verdict::new(&server);
-    v.check(
-        matches!(&r, Ok(s) if s.processed == COUNT as usize),
-        format!("the pass files everything: {}", outcome(&r)),
-    );
-    let names = server.mailbox_names();
-    v.check(
-        server.messages("INBOX.Finance.Rechnungen-&ANw-").len() == COUNT as usize,
-        format!("all {COUNT} in INBOX.Finance.Rechnungen-Ü: {names:?}"),
-    );
-    v.check(
-        server.messages("INBOX").is_empty(),
-        "none left in INBOX".to_string(),
-    );
-    v.done();
+    file_all_into_rechnungen_on_cyrus_layout("Finance/Rechnungen-Ü").await;
 
     // A name with the server's separator in a segment cannot be created there.
     let server = BadServer::start(seeded().namespace("INBOX.", '.')).await;
@@ -1000,31 +981,43 @@ async fn folder_names_are_mapped_into_the_servers_namespace() {
 #[tokio::test]
 async fn folder_names_as_the_server_shows_them_mean_those_folders() {
     let _shared = MEMORY.read().await;
+    let server = file_all_into_rechnungen_on_cyrus_layout("INBOX.Finance.Rechnungen-Ü").await;
+    let mut v = Verdict::new(&server);
+    let creates = server
+        .commands()
+        .iter()
+        .filter(|c| c.to_ascii_uppercase().starts_with("CREATE "))
+        .count();
+    v.check(
+        creates == 1,
+        format!("the folder is created once ({creates} CREATE)"),
+    );
+    v.done();
+}
+
+/// One pass on a Cyrus-style server (folders under "INBOX.", "." between levels) with a rule
+/// filing everything into the folder written `folder`: all of it must land in the server's
+/// INBOX.Finance.Rechnungen-Ü and none stay in INBOX.
+async fn file_all_into_rechnungen_on_cyrus_layout(folder: &str) -> BadServer {
     let server = BadServer::start(seeded().namespace("INBOX.", '.')).await;
     let dir = tempfile::tempdir().unwrap();
-    let rules =
-        r#"rules = [ { name = "all", folder = "INBOX.Finance.Rechnungen-Ü", conditions = [] } ]"#;
-    let cfg = account(&server, rules, dir.path());
+    let rules = format!(r#"rules = [ {{ name = "all", folder = "{folder}", conditions = [] }} ]"#);
+    let cfg = account(&server, &rules, dir.path());
     let r = pass(&cfg).await;
     let mut v = Verdict::new(&server);
     v.check(
         matches!(&r, Ok(s) if s.processed == COUNT as usize),
-        format!("the pass files everything: {}", outcome(&r)),
+        format!("{folder}: the pass files everything: {}", outcome(&r)),
     );
     let names = server.mailbox_names();
     v.check(
         server.messages("INBOX.Finance.Rechnungen-&ANw-").len() == COUNT as usize,
-        format!("all {COUNT} in INBOX.Finance.Rechnungen-Ü: {names:?}"),
+        format!("{folder}: all {COUNT} in INBOX.Finance.Rechnungen-Ü: {names:?}"),
     );
-    v.check(server.messages("INBOX").is_empty(), "none left in INBOX");
-    let creates = server
-        .commands()
-        .iter()
-        .filter(|c| c.to_ascii_uppercase().contains(" CREATE "))
-        .count();
     v.check(
-        creates <= 1,
-        format!("the folder is created once at most ({creates})"),
+        server.messages("INBOX").is_empty(),
+        format!("{folder}: none left in INBOX"),
     );
     v.done();
+    server
 }
