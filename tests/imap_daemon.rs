@@ -890,6 +890,182 @@ async fn a_first_run_answers_new_mail_only() {
     );
 }
 
+/// The shared store's faults under one daemon on PostgreSQL, each in the middle of a pass:
+/// mailpipe's session ended by the server (`pg_terminate_backend`), then the server itself
+/// restarted. Nothing is lost or filed twice, every sender is answered once, and the daemon
+/// resumes by itself; how long each took is printed.
+#[tokio::test]
+async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let (pg, url, password) = test_postgres();
+    let (mut s, src) = fresh_mailbox(&stack, "alice", "T-pgf").await;
+    let tag = src.trim_start_matches("T-").to_string();
+    let dst = format!("{src}-out");
+    let away = format!("Away {tag}");
+    let schema = format!("pgfaults_{}", std::process::id());
+    sql(&pg, |c| {
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .unwrap()
+    });
+    let n = 600;
+    let senders: Vec<String> = (0..12)
+        .map(|k| format!("bob+{tag}-{k}@example.test"))
+        .collect();
+    for i in 0..n {
+        let raw = message(
+            &format!("Sender <{}>", senders[i % senders.len()]),
+            "alice@example.test",
+            &format!("{tag} #{i}"),
+            &format!("{i}.{tag}@example.net"),
+            "",
+        );
+        append(&mut s, &src, &raw).await;
+    }
+    let body = format!(
+        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_command = \"echo {password}\"\n\
+         schema = \"{schema}\"\nlease_seconds = 4\n[outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n"
+    ) + &stack.account_toml("alice", &[&src], "batch = 20\napply_batch = 20\nmode = \"poll\"")
+        + &filer_on_subject(&tag, &dst)
+        + &plugin_toml(
+            "vacation",
+            "auto-responder",
+            &format!("send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"{away}\"\nbody = \"away\""),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailpipe.toml");
+    std::fs::write(&file, body).unwrap();
+    let daemon = Daemon::start(&file, &[]);
+    let moved_at_least = |target: usize, limit: Duration| {
+        let dst = dst.clone();
+        let daemon = &daemon;
+        async move {
+            let t = Instant::now();
+            let mut s = Stack::get().session("alice").await;
+            loop {
+                let moved = message_count(&mut s, &dst).await;
+                if moved >= target {
+                    return (moved, t.elapsed());
+                }
+                assert!(
+                    t.elapsed() < limit,
+                    "{moved} of {target} moved after {limit:?}:\n{}",
+                    daemon.output()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let started = Instant::now();
+
+    // 1. The session ended by the server in the middle of the pass.
+    let (at, _) = moved_at_least(n / 4, Duration::from_secs(120)).await;
+    let app = format!("mailpipe/{schema}");
+    let ended: i64 = sql(&pg, |c| {
+        c.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .len() as i64
+    });
+    assert!(ended >= 1, "no session of the daemon to end");
+    let (_, resumed_after_terminate) = moved_at_least(at + 40, Duration::from_secs(60)).await;
+
+    // 2. The server restarted in the middle of the pass.
+    let (at, _) = moved_at_least(n / 2, Duration::from_secs(120)).await;
+    let pgctl = |what: &str| {
+        let out = Command::new("bash")
+            .arg(stack.script("postgres.sh"))
+            .arg(what)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "postgres.sh {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    pgctl("stop");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pgctl("start");
+    let (_, resumed_after_restart) = moved_at_least(at + 40, Duration::from_secs(60)).await;
+    let (_, _) = moved_at_least(n, Duration::from_secs(120)).await;
+    let all_filed = started.elapsed();
+
+    assert_eq!(message_count(&mut s, &src).await, 0, "the source is empty");
+    let moved = list(&mut s, &dst).await;
+    let mut ids: std::collections::HashMap<String, usize> = Default::default();
+    for (_, _, h) in &moved {
+        for line in h.lines() {
+            if let Some(id) = line.strip_prefix("Message-ID: ") {
+                *ids.entry(id.trim().to_string()).or_default() += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        assert_eq!(
+            ids.get(&format!("<{i}.{tag}@example.net>")).copied(),
+            Some(1),
+            "message {i} filed once:\n{}",
+            daemon.output()
+        );
+    }
+    let replies = |inbox: &[(u32, Vec<String>, String)]| -> Vec<usize> {
+        senders
+            .iter()
+            .map(|a| {
+                inbox
+                    .iter()
+                    .filter(|(_, _, h)| {
+                        h.contains(&format!("Subject: {away}")) && h.contains(&format!("To: <{a}>"))
+                    })
+                    .count()
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    loop {
+        let mut b = stack.session("bob").await;
+        let got = replies(&list(&mut b, "INBOX").await);
+        let _ = b.logout().await;
+        if got.iter().all(|&c| c >= 1) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "replies after 30 s: {got:?}\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut b = stack.session("bob").await;
+    let got = replies(&list(&mut b, "INBOX").await);
+    assert!(
+        got.iter().all(|&c| c == 1),
+        "replies per sender: {got:?}\n{}",
+        daemon.output()
+    );
+    eprintln!(
+        "postgres faults: {n} messages; after pg_terminate_backend the next 40 were filed {resumed_after_terminate:.1?} later, after a restart (2 s down) {resumed_after_restart:.1?} later; all filed in {all_filed:.1?}"
+    );
+    // It took the account back by itself after each fault: three starts in all.
+    let starts = daemon
+        .output()
+        .matches("owned by this process now: starting")
+        .count();
+    assert!(
+        starts >= 3,
+        "{starts} starts of the account:\n{}",
+        daemon.output()
+    );
+    sql(&pg, |c| {
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .unwrap()
+    });
+}
+
 /// The mailpipe process that the tracer `strace` (pid `tracer`) started (strace forks
 /// helpers of its own first: the child that runs mailpipe's binary).
 async fn traced_child(tracer: u32) -> u32 {

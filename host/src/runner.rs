@@ -203,7 +203,11 @@ impl Offline {
         }
         // From now on the plugins may send mail about what arrives here; never about what
         // was there before (`actions::since`).
-        if !opts.dry_run && pipeline.enable_for(&source.source_name())? && !todo.is_empty() {
+        if !opts.dry_run
+            && pipeline.enable_for(&source.source_name())?
+            && !todo.is_empty()
+            && pipeline.holds_back_old_mail()
+        {
             tracing::info!(
                 "first run over {}: {} message(s) already there are decided and filed as the \
                  plugins say, but no reply or forward goes out about mail that arrived before \

@@ -81,6 +81,14 @@ impl Pipeline {
         })
     }
 
+    /// Whether some plugin sends no mail about mail older than its bound (every plugin but
+    /// those with `send_about_mail_since = "all"`): what a first run says about old mail.
+    pub fn holds_back_old_mail(&self) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p.settings.send_about_mail_since != MailSince::All)
+    }
+
     /// The most any plugin needs, so a source can fetch no more than that.
     pub fn needs(&self) -> Needs {
         let rank = |n: Needs| match n {

@@ -463,7 +463,7 @@ impl AccountWorker {
                 return Ok(());
             }
             None => {
-                if selected.exists > 0 {
+                if selected.exists > 0 && self.pipeline.holds_back_old_mail() {
                     tracing::info!(
                         account = %self.account.name,
                         "{mailbox}: first pass, {} message(s) already there: each is decided \
