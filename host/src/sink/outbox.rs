@@ -89,6 +89,15 @@ impl RetryPolicy {
         Ok(())
     }
 
+    /// Whether an entry whose next attempt was set for `next_attempt_ms` may be tried at
+    /// `now_ms`. A due time further ahead than the longest delay this policy can set (its
+    /// cap plus jitter) was set before the wall clock went back: it is due now, not in a day
+    /// (a backoff must never outlast `max_retry_seconds` because the clock moved).
+    pub fn is_due(&self, next_attempt_ms: u64, now_ms: u64) -> bool {
+        let longest = self.max_retry_seconds.max(1).saturating_mul(1250);
+        next_attempt_ms <= now_ms || next_attempt_ms - now_ms > longest
+    }
+
     /// Delay before the next try after `attempts` transient failures: doubling from
     /// `first_retry_seconds` up to `max_retry_seconds`, with up to 25 % jitter so a queue
     /// does not hit a recovering server all at once.
@@ -128,7 +137,7 @@ pub async fn flush(
             ));
             continue;
         }
-        if listed.next_attempt_ms > now_ms {
+        if !retry.is_due(listed.next_attempt_ms, now_ms) {
             report
                 .deferred
                 .push((listed.id.clone(), "waiting for its next attempt".into()));
@@ -271,6 +280,30 @@ mod tests {
             "the permanent failure is kept, not dropped"
         );
         assert_eq!(failed[0].last_error.as_deref(), Some("550 no such user"));
+    }
+
+    /// The wall clock jumps back a day after a transient failure: the entry waits its
+    /// backoff, not the day; forward a week: it is simply due.
+    #[tokio::test]
+    async fn a_clock_that_jumps_back_does_not_stretch_a_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        queue(&store, "a");
+        let t = Scripted {
+            answers: Mutex::new(vec![Err(SendError::transient("421 try later")), Ok(())]),
+            sent: Mutex::new(vec![]),
+        };
+        let p = RetryPolicy::default();
+        let now = 1_800_000_000_000;
+        let r = flush(&store, &t, now, &p, "").await.unwrap();
+        assert_eq!(r.deferred.len(), 1);
+        // A moment later by the monotonic clock, a day earlier by the wall clock.
+        let r = flush(&store, &t, now - 86_400_000, &p, "").await.unwrap();
+        assert_eq!(r.sent, vec!["a".to_string()], "{r:?}");
+
+        assert!(p.is_due(now + 7 * 86_400_000, now + 7 * 86_400_000 + 1));
+        assert!(!p.is_due(now + 30_000, now), "a real backoff is kept");
+        assert!(!p.is_due(now + 3_600_000, now), "up to max_retry_seconds");
     }
 
     #[test]
