@@ -699,12 +699,10 @@ async fn a_kill_right_after_the_servers_250_sends_no_reply_twice() {
         append(&mut s, &src, &raw).await;
     }
     let smtp = badsmtp::BadSmtp::start(badsmtp::Mode::KillAfterAccept).await;
-    let account = stack.account_toml("alice", &[&src], "batch = 4\nmode = \"poll\"");
-    let account = account.split("[account.smtp]").next().unwrap().to_string()
-        + &format!(
-            "[account.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            smtp.port
-        );
+    let account = plain_smtp(
+        &stack.account_toml("alice", &[&src], "batch = 4\nmode = \"poll\""),
+        smtp.port,
+    );
     let body = account
         + &plugin_toml(
             "vacation",
@@ -1064,6 +1062,173 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
         c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .unwrap()
     });
+}
+
+/// The wall clock jumps while the daemon runs (libfaketime moves it; the monotonic clock is
+/// left alone, as on a real system): back a day, then forward a week. With `days = 14`, a
+/// sender answered once is answered neither after the jump back nor after the week forward;
+/// a reply that could not be sent (Postfix down) before the clock went back a day goes out
+/// as soon as Postfix is back, not a day later. (Replies go to Postfix's plain port on
+/// loopback: the test bed's certificates are from today, and a clock a day back would
+/// rightly refuse them as not valid yet.)
+#[tokio::test]
+async fn the_wall_clock_jumping_repeats_no_reply_and_holds_none_back() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let (mut s, src) = fresh_mailbox(&stack, "alice", "T-clock").await;
+    let tag = src.trim_start_matches("T-").to_string();
+    let away = format!("Away {tag}");
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("faketime");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let file = write_config(
+        dir.path(),
+        &(plain_smtp(&stack.account_toml("alice", &[&src], ""), stack.port("SMTP"))
+            + &plugin_toml(
+                "vacation",
+                "auto-responder",
+                &format!("[plugin.config]\naddresses = [\"alice@example.test\"]\ndays = 14\nsubject = \"{away}\"\nbody = \"away\""),
+            )),
+    );
+    // Mail that was there before: not answered; its note says the first pass is done.
+    let old = message(
+        &format!("Bob <bob+{tag}-old@example.test>"),
+        "alice@example.test",
+        &format!("{tag} old"),
+        &format!("old.{tag}@example.net"),
+        "",
+    );
+    append(&mut s, &src, &old).await;
+    // INTERNALDATE has whole seconds: the old mail is a second older than the first run.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let preload = format!(
+        "LD_PRELOAD=/usr/lib/{}-linux-gnu/faketime/libfaketimeMT.so.1",
+        std::env::consts::ARCH
+    );
+    let timestamp = format!("FAKETIME_TIMESTAMP_FILE={}", clock.display());
+    let daemon = Daemon::start_under(
+        &[
+            "env",
+            &preload,
+            &timestamp,
+            "FAKETIME_NO_CACHE=1",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        ],
+        &file,
+        &[],
+    );
+    daemon
+        .wait_output(
+            "before this plugin was enabled here",
+            Duration::from_secs(30),
+        )
+        .await;
+    let (a, b) = (
+        format!("bob+{tag}-a@example.test"),
+        format!("bob+{tag}-b@example.test"),
+    );
+    let mut sent = 0;
+    let mut mail = |from: &str| {
+        sent += 1;
+        message(
+            &format!("Bob <{from}>"),
+            "alice@example.test",
+            &format!("{tag} #{sent}"),
+            &format!("{sent}.{tag}@example.net"),
+            "",
+        )
+    };
+    let replies_to = |who: String| {
+        let away = away.clone();
+        async move {
+            let mut bob = Stack::get().session("bob").await;
+            let n = list(&mut bob, "INBOX")
+                .await
+                .iter()
+                .filter(|(_, _, h)| {
+                    h.contains(&format!("Subject: {away}")) && h.contains(&format!("To: <{who}>"))
+                })
+                .count();
+            let _ = bob.logout().await;
+            n
+        }
+    };
+    let daemon = &daemon;
+    let wait_replies = |who: String, want: usize| async move {
+        let t = Instant::now();
+        while replies_to(who.clone()).await < want {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no reply to {who} within 30 s:\n{}",
+                daemon.output()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+
+    append(&mut s, &src, &mail(&a)).await;
+    wait_replies(a.clone(), 1).await;
+    for (jump, n) in [("-1d", 2), ("+7d", 3)] {
+        std::fs::write(&clock, format!("{jump}\n")).unwrap();
+        append(&mut s, &src, &mail(&a)).await;
+        daemon
+            .wait_output(&format!("{tag} #{n}"), Duration::from_secs(30))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        replies_to(a.clone()).await,
+        1,
+        "answered once in 14 days, whatever the clock did:\n{}",
+        daemon.output()
+    );
+
+    // A reply that fails now, the clock then going back a day: sent once Postfix is back.
+    let ctl = |what: &str| {
+        let st = Command::new("bash")
+            .arg(stack.script("postfix-ctl.sh"))
+            .arg(what)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "postfix-ctl {what}");
+    };
+    std::fs::write(&clock, "+0\n").unwrap();
+    // Postfix is started again whatever happens below.
+    struct StartAgain(std::path::PathBuf);
+    impl Drop for StartAgain {
+        fn drop(&mut self) {
+            let _ = Command::new("bash")
+                .arg(&self.0)
+                .arg("start")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _start_again = StartAgain(stack.script("postfix-ctl.sh"));
+    ctl("stop");
+    append(&mut s, &src, &mail(&b)).await;
+    // Decided, and its first attempt refused (the connection is).
+    daemon
+        .wait_output(&format!("{tag} #4"), Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    std::fs::write(&clock, "-1d\n").unwrap();
+    ctl("start");
+    let t = Instant::now();
+    wait_replies(b.clone(), 1).await;
+    let back_after = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(replies_to(b.clone()).await, 1, "{}", daemon.output());
+    eprintln!("clock: a reply held back by a Postfix outage went out {back_after:.1?} after Postfix was back, the clock a day behind");
+}
+
+/// `account` (from `account_toml`) sending through the test bed's SMTP port on loopback,
+/// without TLS or login.
+fn plain_smtp(account: &str, port: u16) -> String {
+    account.split("[account.smtp]").next().unwrap().to_string()
+        + &format!("[account.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")
 }
 
 /// The mailpipe process that the tracer `strace` (pid `tracer`) started (strace forks

@@ -321,7 +321,15 @@ impl AccountWorker {
     /// due for another try, whichever is first.
     fn next_wait(&self) -> Duration {
         let due = self.store.outbox_next_due().ok().flatten();
-        let until_due = due.map(|t| Duration::from_millis(t.saturating_sub(now_ms()).max(1000)));
+        let now = now_ms();
+        let until_due = due.map(|t| {
+            let wait = if self.retry.is_due(t, now) {
+                0
+            } else {
+                t - now
+            };
+            Duration::from_millis(wait.max(1000))
+        });
         until_due.map_or(IDLE_RENEW, |d| d.min(IDLE_RENEW))
     }
 
