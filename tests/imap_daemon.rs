@@ -458,6 +458,43 @@ async fn sigkill_during_rewrites_keeps_every_body() {
 
 /// How many messages `mailbox` holds (STATUS, so the daemon's folder is not selected and
 /// no headers are fetched); 0 while it does not exist.
+/// Messages `0..n` with Message-ID `<i.{tag}@example.net>` left `src` and each is in `dst`
+/// exactly once, with nothing else there; `context` is shown when not.
+async fn assert_each_filed_once(
+    s: &mut mailpipe::source::imap::connect::ImapSession,
+    (src, dst): (&str, &str),
+    tag: &str,
+    n: usize,
+    context: &str,
+) {
+    assert_eq!(
+        message_count(s, src).await,
+        0,
+        "the source is empty ({context})"
+    );
+    let moved = list(s, dst).await;
+    let mut ids: std::collections::HashMap<String, usize> = Default::default();
+    for (_, _, h) in &moved {
+        for line in h.lines() {
+            if let Some(id) = line.strip_prefix("Message-ID: ") {
+                *ids.entry(id.trim().to_string()).or_default() += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        assert_eq!(
+            ids.get(&format!("<{i}.{tag}@example.net>")).copied(),
+            Some(1),
+            "message {i} filed once ({context})"
+        );
+    }
+    assert_eq!(
+        moved.len(),
+        n,
+        "nothing else in the destination ({context})"
+    );
+}
+
 async fn message_count(
     s: &mut mailpipe::source::imap::connect::ImapSession,
     mailbox: &str,
@@ -590,24 +627,14 @@ async fn each_sender_is_answered_once_across_batches_and_sigkills() {
     logs.push(last_run);
     let processed = started.elapsed();
 
-    assert_eq!(message_count(&mut s, &src).await, 0, "the source is empty");
-    let moved = list(&mut s, &dst).await;
-    let mut ids: std::collections::HashMap<String, usize> = Default::default();
-    for (_, _, h) in &moved {
-        for line in h.lines() {
-            if let Some(id) = line.strip_prefix("Message-ID: ") {
-                *ids.entry(id.trim().to_string()).or_default() += 1;
-            }
-        }
-    }
-    for i in 0..n {
-        assert_eq!(
-            ids.get(&format!("<{i}.{tag}@example.net>")).copied(),
-            Some(1),
-            "message {i} filed once (seed {seed}, killed at {killed_at:?})"
-        );
-    }
-    assert_eq!(moved.len(), n, "nothing else in the destination");
+    assert_each_filed_once(
+        &mut s,
+        (&src, &dst),
+        &tag,
+        n,
+        &format!("seed {seed}, killed at {killed_at:?}"),
+    )
+    .await;
 
     // Replies: wait until every sender has one, wait a little longer for late duplicates,
     // then count again.
@@ -991,24 +1018,7 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
     let (_, _) = moved_at_least(n, Duration::from_secs(120)).await;
     let all_filed = started.elapsed();
 
-    assert_eq!(message_count(&mut s, &src).await, 0, "the source is empty");
-    let moved = list(&mut s, &dst).await;
-    let mut ids: std::collections::HashMap<String, usize> = Default::default();
-    for (_, _, h) in &moved {
-        for line in h.lines() {
-            if let Some(id) = line.strip_prefix("Message-ID: ") {
-                *ids.entry(id.trim().to_string()).or_default() += 1;
-            }
-        }
-    }
-    for i in 0..n {
-        assert_eq!(
-            ids.get(&format!("<{i}.{tag}@example.net>")).copied(),
-            Some(1),
-            "message {i} filed once:\n{}",
-            daemon.output()
-        );
-    }
+    assert_each_filed_once(&mut s, (&src, &dst), &tag, n, &daemon.output()).await;
     let replies = |inbox: &[(u32, Vec<String>, String)]| -> Vec<usize> {
         senders
             .iter()
