@@ -458,6 +458,48 @@ async fn sigkill_during_rewrites_keeps_every_body() {
 
 /// How many messages `mailbox` holds (STATUS, so the daemon's folder is not selected and
 /// no headers are fetched); 0 while it does not exist.
+/// Replies with `Subject: {subject}` in bob's INBOX, per address in `to`.
+async fn replies_in_bobs_inbox(subject: &str, to: &[String]) -> Vec<usize> {
+    let mut bob = Stack::get().session("bob").await;
+    let inbox = list(&mut bob, "INBOX").await;
+    let _ = bob.logout().await;
+    to.iter()
+        .map(|a| {
+            inbox
+                .iter()
+                .filter(|(_, _, h)| {
+                    h.contains(&format!("Subject: {subject}")) && h.contains(&format!("To: <{a}>"))
+                })
+                .count()
+        })
+        .collect()
+}
+
+/// The replies per address of `to` once every address `expected` to have one has it (30 s
+/// at most) and a few seconds more have passed for late duplicates.
+async fn settled_replies(
+    subject: &str,
+    to: &[String],
+    expected: &[usize],
+    daemon: &Daemon,
+) -> Vec<usize> {
+    let t = Instant::now();
+    loop {
+        let got = replies_in_bobs_inbox(subject, to).await;
+        if got.iter().zip(expected).all(|(&g, &e)| e == 0 || g >= 1) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "replies after 30 s: {got:?}, expected {expected:?}\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    replies_in_bobs_inbox(subject, to).await
+}
+
 /// Messages `0..n` with Message-ID `<i.{tag}@example.net>` left `src` and each is in `dst`
 /// exactly once, with nothing else there; `context` is shown when not.
 async fn assert_each_filed_once(
@@ -871,37 +913,11 @@ async fn a_first_run_answers_new_mail_only() {
     for k in ["new0", "new1"] {
         append(&mut s, &src, &letter(k)).await;
     }
-    let replies_to = |inbox: &[(u32, Vec<String>, String)], k: &str| {
-        inbox
-            .iter()
-            .filter(|(_, _, h)| {
-                h.contains(&format!("Subject: Away {tag}"))
-                    && h.contains(&format!("To: <{}>", sender(k)))
-            })
-            .count()
-    };
-    let t = Instant::now();
-    loop {
-        let mut b = stack.session("bob").await;
-        let inbox = list(&mut b, "INBOX").await;
-        let _ = b.logout().await;
-        if replies_to(&inbox, "new0") >= 1 && replies_to(&inbox, "new1") >= 1 {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "new mail not answered within 30 s:\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut b = stack.session("bob").await;
-    let inbox = list(&mut b, "INBOX").await;
-    let got: Vec<usize> = ["old0", "old1", "old2", "new0", "new1"]
+    let to: Vec<String> = ["old0", "old1", "old2", "new0", "new1"]
         .iter()
-        .map(|k| replies_to(&inbox, k))
+        .map(|k| sender(k))
         .collect();
+    let got = settled_replies(&format!("Away {tag}"), &to, &[0, 0, 0, 1, 1], &daemon).await;
     assert_eq!(
         got,
         [0, 0, 0, 1, 1],
@@ -1019,37 +1035,7 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
     let all_filed = started.elapsed();
 
     assert_each_filed_once(&mut s, (&src, &dst), &tag, n, &daemon.output()).await;
-    let replies = |inbox: &[(u32, Vec<String>, String)]| -> Vec<usize> {
-        senders
-            .iter()
-            .map(|a| {
-                inbox
-                    .iter()
-                    .filter(|(_, _, h)| {
-                        h.contains(&format!("Subject: {away}")) && h.contains(&format!("To: <{a}>"))
-                    })
-                    .count()
-            })
-            .collect()
-    };
-    let t = Instant::now();
-    loop {
-        let mut b = stack.session("bob").await;
-        let got = replies(&list(&mut b, "INBOX").await);
-        let _ = b.logout().await;
-        if got.iter().all(|&c| c >= 1) {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "replies after 30 s: {got:?}\n{}",
-            daemon.output()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let mut b = stack.session("bob").await;
-    let got = replies(&list(&mut b, "INBOX").await);
+    let got = settled_replies(&away, &senders, &vec![1; senders.len()], &daemon).await;
     assert!(
         got.iter().all(|&c| c == 1),
         "replies per sender: {got:?}\n{}",
