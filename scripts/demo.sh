@@ -6,18 +6,23 @@ cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 cargo build --release --bin mailpipe
 rm -rf target/demo
+# examples/demo.toml with its paths seen from target/demo/: its mailbox is target/demo/maildir.
+mkdir -p target/demo
+sed -e 's#"\.\./target/demo/#"#g' -e 's#"\.\./target/plugins/#"../plugins/#g' \
+    examples/demo.toml >target/demo/demo.toml
+config=target/demo/demo.toml
 # Alice's mailbox as she switches mailpipe on: two messages she read in March.
 inbox=target/demo/maildir
 mkdir -p "$inbox/cur" "$inbox/new" "$inbox/tmp"
 cp examples/maildir/cur/* "$inbox/cur/"
 touch -d '2026-03-02 09:00' "$inbox"/cur/*
-./target/release/mailpipe check -c examples/demo.toml
+./target/release/mailpipe check -c "$config"
 echo "== first run: the mail already there is filed; nobody is answered about old mail =="
-./target/release/mailpipe run -c examples/demo.toml --once
+./target/release/mailpipe run -c "$config" --once
 echo
 echo "== twelve messages arrive: the new mail is filed, answered and forwarded =="
 cp examples/maildir/new/* "$inbox/new/"
-./target/release/mailpipe run -c examples/demo.toml --once
+./target/release/mailpipe run -c "$config" --once
 echo
 echo "== filed mail (target/demo/mail) =="
 find target/demo/mail -type f -path '*/cur/*' -o -type f -path '*/new/*' | sort | sed 's/^/  /'
@@ -25,4 +30,4 @@ echo "== outbox (target/demo/outbox) =="
 ls target/demo/outbox | sed 's/^/  /'
 echo
 echo "== running again: everything is remembered, nothing is processed or sent twice =="
-./target/release/mailpipe run -c examples/demo.toml --once
+./target/release/mailpipe run -c "$config" --once

@@ -192,7 +192,7 @@ pub fn demo_toml_as_shipped(dir: &std::path::Path) -> String {
             &format!("{:?}", dir.join("state")),
         )
         .replace(
-            "\"../target/demo/maildir\"",
+            "\"maildir\"",
             &format!("{:?}", root().join("examples/maildir")),
         )
         .replace(
