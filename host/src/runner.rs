@@ -11,7 +11,7 @@ use crate::config::{Config, PluginConfig};
 use crate::pipeline::{parallel, Pipeline};
 use crate::plugin::{CacheUse, Clock, LoadedPlugin, PluginRuntime};
 use crate::report;
-use crate::sink::mailstore::MailStore;
+use crate::sink::mailstore::{Delivered, MailStore};
 use crate::sink::outbox::{self, FlushReport};
 use crate::sink::outbox_dir::OutboxDir;
 use crate::sink::smtp::SmtpSink;
@@ -235,6 +235,9 @@ impl Offline {
             (m.email.clone(), m.key.clone())
         });
         let mut in_order = parallel::InOrder::new(opts.jobs);
+        // Messages are committed without waiting for the disk and made durable together, a
+        // batch at a time; their stored copies are settled and their mail sent after that.
+        let mut batch = Batch::default();
         while let Some((msg, early)) = decided.next().await {
             let decision = in_order
                 .settle(pipeline, &msg.email, &msg.key, early, !opts.dry_run)
@@ -261,9 +264,10 @@ impl Offline {
             if opts.dry_run {
                 continue;
             }
-            // 1. Store the message (idempotent file names: a crash before 2. re-delivers onto
+            // 1. Store the message (idempotent file names: a crash before 3. re-delivers onto
             //    the same files). 2. Commit plugin state, queued mail and the processed mark in
-            //    one transaction. 3. Send the queue.
+            //    one transaction. 3. Make the batch durable, settle its stored copies, send
+            //    the queue.
             let delivered = match mailstore.deliver(&decision) {
                 Ok(d) => d,
                 Err(e) => {
@@ -278,22 +282,89 @@ impl Offline {
                     mailstore.deliver(&decision.kept_in_own_mailbox())?
                 }
             };
-            for d in delivered {
-                if let Some(wanted) = d.fallback_from {
+            for d in &delivered {
+                if let Some(wanted) = &d.fallback_from {
                     tracing::warn!(
                         "folder {wanted:?} does not exist (create = false); kept in {}",
                         d.folder
                     );
                 }
             }
-            store.commit_message(&commit_for(&decision, now_ms()))?;
-            let flushed = outbox::flush(store, transport, now_ms(), &config.retry, "").await?;
-            crate::telemetry::metrics::record_flush(store, &flushed);
-            merge(&mut summary.outbox, flushed);
+            let mut commit = commit_for(&decision, now_ms());
+            commit.durable = false;
+            store.commit_message(&commit)?;
+            batch.add(delivered, !commit.outbox.is_empty());
+            if batch.is_due() {
+                self.finish(&mut batch, &mut summary).await?;
+            }
         }
+        self.finish(&mut batch, &mut summary).await?;
         drop(decided);
         summary.unreadable += unreadable;
         Ok(summary)
+    }
+
+    /// Make a batch durable, settle its stored copies and send what it queued.
+    async fn finish(&self, batch: &mut Batch, summary: &mut RunSummary) -> anyhow::Result<()> {
+        if batch.delivered.is_empty() && !batch.queued {
+            return Ok(());
+        }
+        self.store.sync()?;
+        self.mailstore.settle(&batch.delivered);
+        if batch.queued {
+            let flushed = outbox::flush(
+                &self.store,
+                &self.transport,
+                now_ms(),
+                &self.config.retry,
+                "",
+            )
+            .await?;
+            crate::telemetry::metrics::record_flush(&self.store, &flushed);
+            merge(&mut summary.outbox, flushed);
+        }
+        *batch = Batch::default();
+        Ok(())
+    }
+}
+
+/// Messages stored and committed, not yet made durable (`Offline::finish`).
+struct Batch {
+    delivered: Vec<Delivered>,
+    messages: usize,
+    /// Whether one of them queued mail to send.
+    queued: bool,
+    started: std::time::Instant,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch {
+            delivered: Vec::new(),
+            messages: 0,
+            queued: false,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Batch {
+    /// At most this many messages, or this long, between two durable commits: what a crash
+    /// makes the next run decide and store again (onto the same files, sending nothing twice).
+    const MESSAGES: usize = 500;
+    const TIME: std::time::Duration = std::time::Duration::from_millis(250);
+
+    fn add(&mut self, delivered: Vec<Delivered>, queued: bool) {
+        if self.messages == 0 {
+            self.started = std::time::Instant::now();
+        }
+        self.delivered.extend(delivered);
+        self.messages += 1;
+        self.queued |= queued;
+    }
+
+    fn is_due(&self) -> bool {
+        self.messages >= Self::MESSAGES || self.started.elapsed() >= Self::TIME
     }
 }
 

@@ -6,9 +6,19 @@
 //! (`<root>/INBOX`, `<root>/Lists/rust`; Dovecot's `LAYOUT=fs`). File names are derived from
 //! the message key and folder, so delivering the same message again after a crash replaces
 //! the file instead of duplicating it. Keywords go to the folder's `dovecot-keywords` file.
+//!
+//! The cost of a delivery does not grow with the folder: a folder's directories are made
+//! once per run, its keywords re-read only when the file changed, and no folder is listed
+//! except to clean up after a crash. Each delivery leaves a `tmp/<name>.unsettled` marker (a
+//! link to the stored file) until the caller has committed it (`settle`); finding one when
+//! delivering means the earlier delivery of that message was never committed, and only then
+//! is the folder searched for that copy (it may carry other flags, so another name).
 
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use crate::pipeline::{Decision, Delivery};
 
@@ -34,6 +44,16 @@ pub enum Layout {
 pub struct MailStore {
     root: PathBuf,
     layout: Layout,
+    /// Folders made ready in this run, with their keywords as last read.
+    folders: Mutex<HashMap<PathBuf, Folder>>,
+}
+
+/// What is known of one folder directory.
+#[derive(Default)]
+struct Folder {
+    keywords: Vec<String>,
+    /// (modification time, length) of `dovecot-keywords` when `keywords` was read.
+    keywords_stamp: Option<(SystemTime, u64)>,
 }
 
 /// What happened to one requested delivery.
@@ -43,6 +63,8 @@ pub struct Delivered {
     pub path: PathBuf,
     /// Set when the requested folder was missing and the message went to its own mailbox.
     pub fallback_from: Option<String>,
+    /// Removed by `settle` once the message's decision is committed.
+    pub unsettled: PathBuf,
 }
 
 impl MailStore {
@@ -50,6 +72,14 @@ impl MailStore {
         MailStore {
             root: root.to_owned(),
             layout,
+            folders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The deliveries' decisions are committed: a crash can no longer deliver them again.
+    pub fn settle(&self, delivered: &[Delivered]) {
+        for d in delivered {
+            let _ = std::fs::remove_file(&d.unsettled);
         }
     }
 
@@ -92,17 +122,23 @@ impl MailStore {
             if done.iter().any(|x| x.folder == folder) {
                 continue;
             }
-            let path = self.write(
-                decision,
-                &Delivery {
-                    folder: folder.clone(),
-                    create: true,
-                },
-            )?;
+            let d = Delivery {
+                folder: folder.clone(),
+                create: true,
+            };
+            let (path, unsettled) = match self.write(decision, &d) {
+                // Removed behind our back (another program, a user): made again, once.
+                Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+                    self.folders.lock().unwrap().clear();
+                    self.write(decision, &d)?
+                }
+                r => r?,
+            };
             done.push(Delivered {
                 folder,
                 path,
                 fallback_from,
+                unsettled,
             });
         }
         Ok(done)
@@ -110,10 +146,10 @@ impl MailStore {
 
     fn exists(&self, folder: &str) -> bool {
         self.folder_path(folder)
-            .is_ok_and(|p| p.join("cur").is_dir())
+            .is_ok_and(|p| self.folders.lock().unwrap().contains_key(&p) || p.join("cur").is_dir())
     }
 
-    fn write(&self, decision: &Decision, d: &Delivery) -> Result<PathBuf, StoreError> {
+    fn write(&self, decision: &Decision, d: &Delivery) -> Result<(PathBuf, PathBuf), StoreError> {
         let dir = self.folder_path(&d.folder).map_err(|m| StoreError {
             path: self.root.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
@@ -122,16 +158,7 @@ impl MailStore {
             let path = path.to_owned();
             move |source| StoreError { path, source }
         };
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(io(&dir))?;
-        }
-        if self.layout == Layout::MaildirPlusPlus && dir != self.root {
-            // Maildir++ marks a folder (as opposed to the root) with this empty file.
-            let marker = dir.join("maildirfolder");
-            if !marker.exists() {
-                std::fs::write(&marker, b"").map_err(io(&marker))?;
-            }
-        }
+        self.prepare(&dir)?;
         let mut h = Sha256::new();
         h.update(decision.message_key.as_bytes());
         h.update([0]);
@@ -143,43 +170,97 @@ impl MailStore {
         } else {
             ("cur", format!("{base}:2,{info}"))
         };
+        let unsettled = dir.join("tmp").join(format!("{base}.unsettled"));
         let tmp = dir.join("tmp").join(&base);
         std::fs::write(&tmp, &decision.email.raw).map_err(io(&tmp))?;
         let dest = dir.join(sub).join(&name);
         std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-        // An earlier delivery of the same message (other flags) is replaced, not kept twice.
-        for other in ["cur", "new"] {
-            if let Ok(entries) = std::fs::read_dir(dir.join(other)) {
-                for e in entries.flatten() {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    if n.starts_with(&base) && e.path() != dest {
-                        let _ = std::fs::remove_file(e.path());
+        // The marker is a link, not a new file: a directory entry costs a few µs, a new inode
+        // can cost most of a millisecond on a busy ext4.
+        match std::fs::hard_link(&dest, &unsettled) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Delivered before and never committed: that copy may carry other flags
+                // (another name); it is replaced, not kept twice.
+                for other in ["cur", "new"] {
+                    if let Ok(entries) = std::fs::read_dir(dir.join(other)) {
+                        for e in entries.flatten() {
+                            let n = e.file_name().to_string_lossy().into_owned();
+                            if n.starts_with(&base) && e.path() != dest {
+                                let _ = std::fs::remove_file(e.path());
+                            }
+                        }
                     }
                 }
             }
+            Err(e) => return Err(io(&unsettled)(e)),
         }
-        Ok(dest)
+        Ok((dest, unsettled))
+    }
+
+    /// Make a folder's directories (and the Maildir++ folder marker), once per run.
+    fn prepare(&self, dir: &Path) -> Result<(), StoreError> {
+        if self.folders.lock().unwrap().contains_key(dir) {
+            return Ok(());
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError { path, source }
+        };
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
+        }
+        if self.layout == Layout::MaildirPlusPlus && dir != self.root {
+            // Maildir++ marks a folder (as opposed to the root) with this empty file.
+            let marker = dir.join("maildirfolder");
+            if !marker.exists() {
+                std::fs::write(&marker, b"").map_err(io(&marker))?;
+            }
+        }
+        self.folders
+            .lock()
+            .unwrap()
+            .insert(dir.to_owned(), Folder::default());
+        Ok(())
     }
 
     /// Maildir info letters for the flags, registering keywords in `dovecot-keywords`
     /// (at most 26 per folder, as Dovecot allows; others are left out).
     fn info_letters(&self, dir: &Path, flags: &[String]) -> Result<String, StoreError> {
         let mut letters: Vec<char> = Vec::new();
+        let system = |f: &String| f.starts_with('\\');
+        if flags.iter().all(system) {
+            // No keyword: `dovecot-keywords` need not be looked at.
+            letters.extend(flags.iter().filter_map(|f| system_letter(f)));
+            letters.sort_unstable();
+            letters.dedup();
+            return Ok(letters.into_iter().collect());
+        }
         let kw_path = dir.join("dovecot-keywords");
-        let mut keywords: Vec<String> = std::fs::read_to_string(&kw_path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once(' ').map(|(_, k)| k.to_string()))
-            .collect();
+        let stamp = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        };
+        let mut folders = self.folders.lock().unwrap();
+        let folder = folders.entry(dir.to_owned()).or_default();
+        // Read again only when another program (or another run) changed it.
+        let now = stamp(&kw_path);
+        if now != folder.keywords_stamp || now.is_none() && !folder.keywords.is_empty() {
+            folder.keywords = std::fs::read_to_string(&kw_path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once(' ').map(|(_, k)| k.to_string()))
+                .collect();
+            folder.keywords_stamp = now;
+        }
+        let keywords = &mut folder.keywords;
         let before = keywords.len();
         for f in flags {
-            let letter = match f.to_ascii_lowercase().as_str() {
-                "\\draft" => Some('D'),
-                "\\flagged" => Some('F'),
-                "\\answered" => Some('R'),
-                "\\seen" => Some('S'),
-                "\\deleted" => Some('T'),
-                _ => {
+            let letter = match system_letter(f) {
+                Some(l) => Some(l),
+                None if system(f) => None,
+                None => {
                     let idx = keywords.iter().position(|k| k == f).or_else(|| {
                         (keywords.len() < 26).then(|| {
                             keywords.push(f.clone());
@@ -198,16 +279,33 @@ impl MailStore {
                 .map(|(i, k)| format!("{i} {k}\n"))
                 .collect();
             let tmp = dir.join("tmp").join("dovecot-keywords.new");
-            std::fs::write(&tmp, text)
-                .and_then(|_| std::fs::rename(&tmp, &kw_path))
-                .map_err(|source| StoreError {
+            if let Err(source) =
+                std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &kw_path))
+            {
+                // Read from the file again next time: it holds what is true.
+                *folder = Folder::default();
+                return Err(StoreError {
                     path: kw_path.clone(),
                     source,
-                })?;
+                });
+            }
+            folder.keywords_stamp = stamp(&kw_path);
         }
         letters.sort_unstable();
         letters.dedup();
         Ok(letters.into_iter().collect())
+    }
+}
+
+/// The Maildir info letter of an IMAP system flag.
+fn system_letter(flag: &str) -> Option<char> {
+    match flag.to_ascii_lowercase().as_str() {
+        "\\draft" => Some('D'),
+        "\\flagged" => Some('F'),
+        "\\answered" => Some('R'),
+        "\\seen" => Some('S'),
+        "\\deleted" => Some('T'),
+        _ => None,
     }
 }
 

@@ -63,8 +63,14 @@ impl MaildirSource {
         for dir in dirs {
             let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map_err(err(&dir))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
+                .filter_map(|e| e.ok())
+                // The type from the listing itself (no stat per file), following a link.
+                .filter(|e| match e.file_type() {
+                    Ok(t) if t.is_symlink() => e.path().is_file(),
+                    Ok(t) => t.is_file(),
+                    Err(_) => false,
+                })
+                .map(|e| e.path())
                 .filter(|p| {
                     let name = p
                         .file_name()
@@ -97,14 +103,18 @@ impl MaildirSource {
     }
 
     pub fn read(&self, entry: &Entry) -> Result<SourceMessage, SourceError> {
-        let raw = std::fs::read(&entry.path).map_err(|source| SourceError {
+        let err = |source| SourceError {
             path: entry.path.clone(),
             source,
-        })?;
+        };
+        let mut file = std::fs::File::open(&entry.path).map_err(err)?;
+        let meta = file.metadata().map_err(err)?;
+        let mut raw = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut raw).map_err(err)?;
         // The file's time is when it arrived: a delivery agent writes it once and renames
         // it; a mail client that reads it moves it (rename keeps the time).
-        let arrived = std::fs::metadata(&entry.path)
-            .and_then(|m| m.modified())
+        let arrived = meta
+            .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64);
