@@ -13,7 +13,6 @@ mod common;
 use common::mailstack::*;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,49 +35,14 @@ fn user(i: usize) -> String {
     format!("c{i:03}")
 }
 
+const STACK_DIR: &str = "/tmp/mailpipe-cluster-stack";
+
 /// Start (or restart) the private stack with the accounts' users and "outside", who sends
-/// the mail and receives the auto-replies. Dovecot is tuned for hundreds of IDLE clients.
-fn private_stack(root: &Path) -> Stack {
-    let dir = PathBuf::from("/tmp/mailpipe-cluster-stack");
-    // Empty mailboxes: what the test counts must be this run's only.
-    stop_private_stack(root);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let extra = dir.join("dovecot-many.conf");
-    std::fs::write(
-        &extra,
-        "default_client_limit = 4000\ndefault_process_limit = 200\n\
-         service imap-login {\n  service_count = 0\n  client_limit = 4000\n}\n\
-         service imap {\n  service_count = 0\n  client_limit = 100\n  process_limit = 100\n}\n\
-         service anvil {\n  client_limit = 4000\n}\nservice auth {\n  client_limit = 4000\n}\n\
-         mail_max_userip_connections = 50\n",
-    )
-    .unwrap();
+/// the mail and receives the auto-replies.
+fn cluster_stack() -> Stack {
     let mut users: Vec<String> = (0..ACCOUNTS).map(user).collect();
     users.push("outside".into());
-    let mut cmd = Command::new("bash");
-    cmd.arg(root.join("tests/mailstack/start.sh"))
-        .env("MAILSTACK_DIR", &dir)
-        .env("MAILSTACK_USERS", users.join(" "))
-        .env("MAILSTACK_DOVECOT_EXTRA", &extra)
-        .stdout(Stdio::null());
-    for (name, port) in PORTS {
-        cmd.env(format!("MAILSTACK_{name}_PORT"), port.to_string());
-    }
-    assert!(
-        cmd.status().unwrap().success(),
-        "private stack did not start"
-    );
-    Stack::at(dir)
-}
-
-fn stop_private_stack(root: &Path) {
-    let _ = Command::new("bash")
-        .arg(root.join("tests/mailstack/stop.sh"))
-        .env("MAILSTACK_DIR", "/tmp/mailpipe-cluster-stack")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    private_stack(Path::new(STACK_DIR), &PORTS, &users)
 }
 
 struct Instance {
@@ -162,47 +126,25 @@ fn sent(db: &Db, schema: &str) -> usize {
     )
 }
 
-/// One SMTP session to the private Postfix delivering `round`'s message to every account.
+/// One SMTP session to the private Postfix delivering `round`'s message to every account,
+/// each from its own sender (a subaddress of "outside"), so that every reply can be told
+/// apart in outside's one mailbox.
 fn send_round(stack: &Stack, round: usize) {
-    let stream = std::net::TcpStream::connect(("127.0.0.1", stack.port("SMTP"))).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut r = BufReader::new(stream.try_clone().unwrap());
-    let mut w = stream;
-    let expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with(code),
-            "SMTP: expected {code}, got {line:?}"
-        );
-        if line.as_bytes().get(3) == Some(&b' ') {
-            break;
-        }
-    };
-    expect(&mut r, "220");
-    writeln!(w, "EHLO cluster.test\r").unwrap();
-    expect(&mut r, "250");
-    for i in 0..ACCOUNTS {
-        let to = format!("{}@example.test", user(i));
-        // A sender per account (a subaddress of "outside"), so that every reply can be told
-        // apart in outside's one mailbox.
-        let from = format!("outside+{}@example.test", user(i));
-        write!(w, "MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n").unwrap();
-        expect(&mut r, "250");
-        expect(&mut r, "250");
-        expect(&mut r, "354");
-        write!(
-            w,
-            "From: Outside <{from}>\r\nTo: <{to}>\r\nSubject: cluster round {round}\r\n\
-             Message-ID: <r{round}.{i}@cluster.test>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n\
-             round {round} for {to}\r\n.\r\n"
-        )
-        .unwrap();
-        expect(&mut r, "250");
-    }
-    writeln!(w, "QUIT\r").unwrap();
+    let pairs: Vec<(String, String)> = (0..ACCOUNTS)
+        .map(|i| {
+            (
+                format!("outside+{}@example.test", user(i)),
+                format!("{}@example.test", user(i)),
+            )
+        })
+        .collect();
+    send_each(
+        stack,
+        "SMTP",
+        &pairs,
+        &format!("cluster round {round}"),
+        &format!("r{round}"),
+    )
 }
 
 async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool, logs: &[&Path]) {
@@ -228,15 +170,8 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool,
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_instances_share_300_accounts_through_kill_and_pause() {
-    let root = common::root();
-    let stack = private_stack(&root);
-    struct StopStack(PathBuf);
-    impl Drop for StopStack {
-        fn drop(&mut self) {
-            stop_private_stack(&self.0);
-        }
-    }
-    let _stop = StopStack(root.clone());
+    let stack = cluster_stack();
+    let _stop = StopOnDrop(PathBuf::from(STACK_DIR));
     let (pg, url, password) = test_postgres();
     let db = Db(pg);
     let schema = format!("cluster_{}", std::process::id());

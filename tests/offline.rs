@@ -91,7 +91,7 @@ async fn first_message_stored_with(
         .list()
         .unwrap()
         .into_iter()
-        .find(|e| e.label.contains("1700000001."))
+        .find(|e| e.label().contains("1700000001."))
         .unwrap();
     let msg = source.read(&entry).unwrap();
     let d = pipeline.process(&msg.email, &msg.key).await;
@@ -595,11 +595,12 @@ async fn parallel_decisions_equal_sequential_ones() {
             .await
             .unwrap();
         assert_eq!(s.processed, 180, "jobs {jobs}");
-        let keys: Vec<String> = MaildirSource::new(&source)
+        let listed = MaildirSource::new(&source);
+        let keys: Vec<String> = listed
             .list()
             .unwrap()
-            .into_iter()
-            .map(|e| e.key)
+            .iter()
+            .map(|e| listed.key(e))
             .collect();
         outcomes.push(outcome(dir.path(), &config, &keys));
     }

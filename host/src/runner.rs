@@ -195,7 +195,7 @@ impl Offline {
         let mut unreadable = 0;
         let mut todo = Vec::new();
         for entry in source.list()? {
-            if store.is_processed(&entry.key)? {
+            if store.is_processed(&source.key(&entry))? {
                 summary.skipped += 1;
             } else {
                 todo.push(entry);

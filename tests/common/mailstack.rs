@@ -285,3 +285,99 @@ pub fn sql<T: Send>(
             .unwrap()
     })
 }
+
+/// A private Dovecot + Postfix of tests/mailstack under `dir` on `ports` (("IMAP", 16143),
+/// ...), with `users` and Dovecot tuned for hundreds of IDLE clients: for tests that need
+/// many accounts or restart servers without disturbing the shared stack. Started empty
+/// (what was under `dir` is removed); `stop_private_stack` ends it.
+pub fn private_stack(dir: &Path, ports: &[(&str, u16)], users: &[String]) -> Stack {
+    stop_private_stack(dir);
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let extra = dir.join("dovecot-many.conf");
+    std::fs::write(
+        &extra,
+        "default_client_limit = 4000\ndefault_process_limit = 200\n\
+         service imap-login {\n  service_count = 0\n  client_limit = 4000\n}\n\
+         service imap {\n  service_count = 0\n  client_limit = 100\n  process_limit = 100\n}\n\
+         service anvil {\n  client_limit = 4000\n}\nservice auth {\n  client_limit = 4000\n}\n\
+         mail_max_userip_connections = 50\n",
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(super::root().join("tests/mailstack/start.sh"))
+        .env("MAILSTACK_DIR", dir)
+        .env("MAILSTACK_USERS", users.join(" "))
+        .env("MAILSTACK_DOVECOT_EXTRA", &extra)
+        .stdout(std::process::Stdio::null());
+    for (name, port) in ports {
+        cmd.env(format!("MAILSTACK_{name}_PORT"), port.to_string());
+    }
+    assert!(
+        cmd.status().unwrap().success(),
+        "private stack under {} did not start",
+        dir.display()
+    );
+    Stack::at(dir.to_owned())
+}
+
+pub fn stop_private_stack(dir: &Path) {
+    let _ = std::process::Command::new("bash")
+        .arg(super::root().join("tests/mailstack/stop.sh"))
+        .env("MAILSTACK_DIR", dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Stops a private stack when dropped (also when the test panics).
+pub struct StopOnDrop(pub PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        stop_private_stack(&self.0);
+    }
+}
+
+/// One session delivering one message per (sender, recipient), subject `subject`,
+/// Message-ID `<{tag}.{index}@rounds.test>`: `via` "SMTP" (the stack's Postfix, which hands
+/// them to Dovecot) or "LMTP" (Dovecot's own delivery, at once).
+pub fn send_each(stack: &Stack, via: &str, pairs: &[(String, String)], subject: &str, tag: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", stack.port(via))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with(code),
+            "SMTP: expected {code}, got {line:?}"
+        );
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect(&mut r, "220");
+    let hello = if via == "LMTP" { "LHLO" } else { "EHLO" };
+    writeln!(w, "{hello} rounds.test\r").unwrap();
+    expect(&mut r, "250");
+    for (i, (from, to)) in pairs.iter().enumerate() {
+        write!(w, "MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n").unwrap();
+        expect(&mut r, "250");
+        expect(&mut r, "250");
+        expect(&mut r, "354");
+        write!(
+            w,
+            "From: Outside <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+             Message-ID: <{tag}.{i}@rounds.test>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n\
+             {subject} for {to}\r\n.\r\n"
+        )
+        .unwrap();
+        expect(&mut r, "250");
+    }
+    writeln!(w, "QUIT\r").unwrap();
+}

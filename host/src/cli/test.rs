@@ -112,7 +112,7 @@ fn read_messages(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             }
             for e in entries {
                 let m = source.read(&e)?;
-                out.push((e.label.clone(), m.email.raw.to_vec()));
+                out.push((e.label(), m.email.raw.to_vec()));
             }
         } else {
             let raw = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;

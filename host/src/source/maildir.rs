@@ -19,12 +19,47 @@ pub struct MaildirSource {
     id: String,
 }
 
-/// A listed message, read only when it is its turn.
+/// A listed message, read only when it is its turn. Kept small (a folder may list a million):
+/// its path, key and label are made from the name when asked for.
 pub struct Entry {
-    pub path: PathBuf,
-    pub key: String,
-    pub label: String,
-    pub flags: Vec<String>,
+    sub: Sub,
+    name: Box<str>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Sub {
+    New,
+    Cur,
+    /// A plain folder of .eml files.
+    Plain,
+}
+
+impl Entry {
+    /// The name without the Maildir info (`:2,…`): what stays when a mail client moves the
+    /// file from new/ to cur/ or changes its flags.
+    fn unique(&self) -> &str {
+        match self.name.split_once(":2,") {
+            Some((u, _)) if self.sub != Sub::Plain => u,
+            _ => &self.name,
+        }
+    }
+
+    /// The flags of the file name's Maildir info.
+    pub fn flags(&self) -> Vec<String> {
+        match self.name.split_once(":2,") {
+            Some((_, info)) if self.sub != Sub::Plain => flags_from_info(info),
+            _ => Vec::new(),
+        }
+    }
+
+    /// How the message is named in output: `new/NAME`, `cur/NAME`, or the .eml file's name.
+    pub fn label(&self) -> String {
+        match self.sub {
+            Sub::New => format!("new/{}", self.unique()),
+            Sub::Cur => format!("cur/{}", self.unique()),
+            Sub::Plain => self.name.to_string(),
+        }
+    }
 }
 
 impl MaildirSource {
@@ -44,24 +79,37 @@ impl MaildirSource {
         format!("offline:{}", self.id)
     }
 
+    /// The state store's key of a listed message.
+    pub fn key(&self, entry: &Entry) -> String {
+        format!("offline:{}/{}", self.id, entry.unique())
+    }
+
+    pub fn path(&self, entry: &Entry) -> PathBuf {
+        match entry.sub {
+            Sub::New => self.root.join("new").join(&*entry.name),
+            Sub::Cur => self.root.join("cur").join(&*entry.name),
+            Sub::Plain => self.root.join(&*entry.name),
+        }
+    }
+
     pub fn list(&self) -> Result<Vec<Entry>, SourceError> {
         let err = |path: &Path| {
             let path = path.to_owned();
             move |source| SourceError { path, source }
         };
         let is_maildir = self.root.join("cur").is_dir() || self.root.join("new").is_dir();
-        let dirs: Vec<PathBuf> = if is_maildir {
-            ["new", "cur"]
-                .iter()
-                .map(|d| self.root.join(d))
-                .filter(|d| d.is_dir())
+        let dirs: Vec<(Sub, PathBuf)> = if is_maildir {
+            [(Sub::New, "new"), (Sub::Cur, "cur")]
+                .into_iter()
+                .map(|(s, d)| (s, self.root.join(d)))
+                .filter(|(_, d)| d.is_dir())
                 .collect()
         } else {
-            vec![self.root.clone()]
+            vec![(Sub::Plain, self.root.clone())]
         };
         let mut out = Vec::new();
-        for dir in dirs {
-            let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        for (sub, dir) in dirs {
+            let mut names: Vec<Box<str>> = std::fs::read_dir(&dir)
                 .map_err(err(&dir))?
                 .filter_map(|e| e.ok())
                 // The type from the listing itself (no stat per file), following a link.
@@ -70,44 +118,24 @@ impl MaildirSource {
                     Ok(t) => t.is_file(),
                     Err(_) => false,
                 })
-                .map(|e| e.path())
-                .filter(|p| {
-                    let name = p
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
+                .map(|e| e.file_name().to_string_lossy().into())
+                .filter(|name: &Box<str>| {
                     !name.starts_with('.') && (is_maildir || name.ends_with(".eml"))
                 })
                 .collect();
             names.sort();
-            for path in names {
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                let (unique, info) = match name.split_once(":2,") {
-                    Some((u, i)) if is_maildir => (u.to_string(), i.to_string()),
-                    _ => (name.clone(), String::new()),
-                };
-                let sub = dir.file_name().unwrap().to_string_lossy();
-                out.push(Entry {
-                    key: format!("offline:{}/{unique}", self.id),
-                    label: if is_maildir {
-                        format!("{sub}/{unique}")
-                    } else {
-                        unique
-                    },
-                    flags: flags_from_info(&info),
-                    path,
-                });
-            }
+            out.extend(names.into_iter().map(|name| Entry { sub, name }));
         }
         Ok(out)
     }
 
     pub fn read(&self, entry: &Entry) -> Result<SourceMessage, SourceError> {
+        let path = self.path(entry);
         let err = |source| SourceError {
-            path: entry.path.clone(),
+            path: path.clone(),
             source,
         };
-        let mut file = std::fs::File::open(&entry.path).map_err(err)?;
+        let mut file = std::fs::File::open(&path).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
         let mut raw = Vec::with_capacity(meta.len() as usize);
         std::io::Read::read_to_end(&mut file, &mut raw).map_err(err)?;
@@ -119,9 +147,9 @@ impl MaildirSource {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64);
         Ok(SourceMessage {
-            key: entry.key.clone(),
-            label: entry.label.clone(),
-            email: Email::new(raw, "INBOX", entry.flags.clone()).arrived_at(arrived),
+            key: self.key(entry),
+            label: entry.label(),
+            email: Email::new(raw, "INBOX", entry.flags()).arrived_at(arrived),
         })
     }
 }

@@ -147,7 +147,7 @@ impl AccountWorker {
 
     async fn once_here(&self) -> Result<PassReport, ImapError> {
         if let Some(pacer) = &self.pacer {
-            pacer.wait().await;
+            pacer.wait_for(&self.account.name).await;
         }
         let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = discover(&mut session).await?;
@@ -191,7 +191,9 @@ impl AccountWorker {
                     } else {
                         300_000
                     };
-                    let delay = base + now_ms() % 1000;
+                    // Jitter from the account's name and the time: accounts that failed
+                    // in the same millisecond (a server restart) do not wake together.
+                    let delay = base + jitter_ms(&self.account.name, failures, base / 2);
                     self.warn(&format!(
                         "{e}; reconnecting in {:.1} s",
                         delay as f64 / 1000.0
@@ -214,7 +216,7 @@ impl AccountWorker {
     ) -> Result<(), ImapError> {
         let mut reload = self.reload.clone();
         if let Some(pacer) = &self.pacer {
-            pacer.wait().await;
+            pacer.wait_for(&self.account.name).await;
         }
         let mut session = Box::pin(connect_with(
             &self.account.imap,
@@ -470,8 +472,17 @@ impl AccountWorker {
                 }
                 return Ok(());
             }
+            None if selected.exists == 0 => {
+                // Empty when first seen: remembered, so that what arrives next is new mail,
+                // not a "first pass" over mail that was there before.
+                if !self.dry_run {
+                    let top = selected.uid_next.unwrap_or(1).saturating_sub(1);
+                    self.store.set_checkpoint(&checkpoint_key, validity, top)?;
+                }
+                return Ok(());
+            }
             None => {
-                if selected.exists > 0 && self.pipeline.holds_back_old_mail() {
+                if self.pipeline.holds_back_old_mail() {
                     tracing::info!(
                         account = %self.account.name,
                         "{mailbox}: first pass, {} message(s) already there: each is decided \
@@ -999,4 +1010,12 @@ pub async fn discover(
         .collect();
     session.get_ref().state().namespace = ns;
     Ok((caps, folders))
+}
+
+/// Up to `spread` ms (at least 1 s) of jitter, different per account and per attempt.
+fn jitter_ms(account: &str, attempt: u32, spread: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (account, attempt, now_ms(), std::process::id()).hash(&mut h);
+    h.finish() % spread.max(1000)
 }

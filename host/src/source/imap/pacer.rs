@@ -28,6 +28,13 @@ impl Pacer {
         }
     }
 
+    /// Wait for this login's slot; `who` is named in the debug log when it is granted (target
+    /// `mailpipe::pacer`, what tests/reconnect_storm.rs counts).
+    pub async fn wait_for(&self, who: &str) {
+        self.wait().await;
+        tracing::debug!(target: "mailpipe::pacer", account = %who, "login slot");
+    }
+
     /// Wait for this login's slot.
     pub async fn wait(&self) {
         let delay = {
