@@ -238,10 +238,11 @@ impl AccountWorker {
             &[("account", &self.account.name)],
             if idle_ok { 1.0 } else { 0.0 },
         );
-        // Whether the last pass was run at once because mail had come in during the one
-        // before (at most one such pass in a row: a message that never gets checkpointed
-        // must not keep the account busy).
-        let mut again = false;
+        // The checkpoint when the last pass was run at once because mail had come in during
+        // the one before. Passes follow at once as long as each moves the checkpoint on (mail
+        // that keeps arriving while a pass runs is all taken); a pass that does not (a
+        // message that never gets checkpointed) must not keep the account busy.
+        let mut again_at: Option<Option<(u32, u32)>> = None;
         loop {
             // Boxed: a pass's state is large and only needed while it runs, not for the
             // hours an account waits for mail (with thousands of accounts, that adds up).
@@ -254,10 +255,15 @@ impl AccountWorker {
                 let selected = timed("SELECT", session.select(watched)).await?;
                 // Mail that arrived after the pass looked is already counted by this SELECT,
                 // so IDLE would not announce it: pass again now instead of waiting.
-                if !std::mem::take(&mut again) && self.arrived_since_pass(&selected) {
-                    again = true;
-                    continue;
+                if self.arrived_since_pass(&selected) {
+                    let key = format!("{}/{}", self.account.name, self.account.mailboxes[0]);
+                    let now_at = self.store.checkpoint(&key)?;
+                    if again_at != Some(now_at) {
+                        again_at = Some(now_at);
+                        continue;
+                    }
                 }
+                again_at = None;
                 let mut idle = session.idle();
                 timed("IDLE", idle.init()).await?;
                 let (fut, stop) = idle.wait_with_timeout(wait);
