@@ -932,9 +932,10 @@ async fn a_first_run_answers_new_mail_only() {
 }
 
 /// The shared store's faults under one daemon on PostgreSQL, each in the middle of a pass:
-/// mailpipe's session ended by the server (`pg_terminate_backend`), then the server itself
-/// restarted. Nothing is lost or filed twice, every sender is answered once, and the daemon
-/// resumes by itself; how long each took is printed.
+/// mailpipe's session ended by the server (`pg_terminate_backend`), the server itself
+/// restarted, then paused (SIGSTOP) for twice the lease. Nothing is lost or filed twice,
+/// every sender is answered once, and the daemon resumes by itself; how long each took is
+/// printed.
 #[tokio::test]
 async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
     let _serial = SERIAL.lock().await;
@@ -1031,6 +1032,23 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     pgctl("start");
     let (_, resumed_after_restart) = moved_at_least(at + 40, Duration::from_secs(60)).await;
+
+    // 3. The server paused (SIGSTOP of every process of the test cluster) for twice the lease,
+    //    in the middle of a statement of the pass, then resumed.
+    let (at, _) = moved_at_least(3 * n / 4, Duration::from_secs(120)).await;
+    let pg_signal = |sig: &str| {
+        let script = format!(
+            "p=$(head -1 {}/postgres/data/postmaster.pid) && kill {sig} $p $(pgrep -P $p)",
+            stack.dir.display()
+        );
+        let st = Command::new("bash").args(["-c", &script]).status().unwrap();
+        assert!(st.success(), "kill {sig} of the test PostgreSQL");
+    };
+    pg_signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (during_pause, _) = moved_at_least(at, Duration::from_secs(1)).await;
+    pg_signal("-CONT");
+    let (_, resumed_after_pause) = moved_at_least(during_pause + 40, Duration::from_secs(90)).await;
     let (_, _) = moved_at_least(n, Duration::from_secs(120)).await;
     let all_filed = started.elapsed();
 
@@ -1042,7 +1060,7 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
         daemon.output()
     );
     eprintln!(
-        "postgres faults: {n} messages; after pg_terminate_backend the next 40 were filed {resumed_after_terminate:.1?} later, after a restart (2 s down) {resumed_after_restart:.1?} later; all filed in {all_filed:.1?}"
+        "postgres faults: {n} messages; after pg_terminate_backend the next 40 were filed {resumed_after_terminate:.1?} later, after a restart (2 s down) {resumed_after_restart:.1?} later, after a pause of 8 s (lease 4 s; {during_pause} moved when it ended) the next 40 {resumed_after_pause:.1?} after it was resumed; all filed in {all_filed:.1?}"
     );
     // It took the account back by itself after each fault: three starts in all.
     let starts = daemon

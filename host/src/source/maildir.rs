@@ -118,10 +118,8 @@ impl MaildirSource {
                     Ok(t) => t.is_file(),
                     Err(_) => false,
                 })
-                .map(|e| e.file_name().to_string_lossy().into())
-                .filter(|name: &Box<str>| {
-                    !name.starts_with('.') && (is_maildir || name.ends_with(".eml"))
-                })
+                .map(|e| Box::<str>::from(e.file_name().to_string_lossy()))
+                .filter(|name| !name.starts_with('.') && (is_maildir || name.ends_with(".eml")))
                 .collect();
             names.sort();
             out.extend(names.into_iter().map(|name| Entry { sub, name }));
