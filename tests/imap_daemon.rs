@@ -931,6 +931,98 @@ async fn a_first_run_answers_new_mail_only() {
     );
 }
 
+/// A daemon on a PostgreSQL state store (`state`: the `[state]` table's lines) over `n`
+/// messages from `senders` senders in a fresh mailbox of alice: each filed into "<mailbox>-out"
+/// and answered by the vacation responder ("Away <tag>"). For the store's fault tests.
+struct StoreFault {
+    s: mailpipe::source::imap::connect::ImapSession,
+    src: String,
+    dst: String,
+    tag: String,
+    away: String,
+    senders: Vec<String>,
+    daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+impl StoreFault {
+    async fn start(prefix: &str, state: &str, n: usize, senders: usize) -> StoreFault {
+        let stack = Stack::get();
+        let (mut s, src) = fresh_mailbox(&stack, "alice", prefix).await;
+        let tag = src.trim_start_matches("T-").to_string();
+        let dst = format!("{src}-out");
+        let away = format!("Away {tag}");
+        let senders: Vec<String> = (0..senders)
+            .map(|k| format!("bob+{tag}-{k}@example.test"))
+            .collect();
+        for i in 0..n {
+            let raw = message(
+                &format!("Sender <{}>", senders[i % senders.len()]),
+                "alice@example.test",
+                &format!("{tag} #{i}"),
+                &format!("{i}.{tag}@example.net"),
+                "",
+            );
+            append(&mut s, &src, &raw).await;
+        }
+        let body = format!(
+            "[state]\nbackend = \"postgres\"\n{state}lease_seconds = 4\n\
+             [outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n"
+        ) + &stack.account_toml("alice", &[&src], "batch = 20\napply_batch = 20\nmode = \"poll\"")
+            + &filer_on_subject(&tag, &dst)
+            + &plugin_toml(
+                "vacation",
+                "auto-responder",
+                &format!("send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"{away}\"\nbody = \"away\""),
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mailpipe.toml");
+        std::fs::write(&file, body).unwrap();
+        let daemon = Daemon::start(&file, &[]);
+        StoreFault {
+            s,
+            src,
+            dst,
+            tag,
+            away,
+            senders,
+            daemon,
+            _dir: dir,
+        }
+    }
+
+    /// Wait until at least `target` messages were filed: how many, and how long it took.
+    async fn moved_at_least(&self, target: usize, limit: Duration) -> (usize, Duration) {
+        let t = Instant::now();
+        let mut s = Stack::get().session("alice").await;
+        loop {
+            let moved = message_count(&mut s, &self.dst).await;
+            if moved >= target {
+                return (moved, t.elapsed());
+            }
+            assert!(
+                t.elapsed() < limit,
+                "{moved} of {target} moved after {limit:?}:\n{}",
+                self.daemon.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every message filed once, every sender answered once.
+    async fn assert_all_once(&mut self, n: usize) {
+        let out = self.daemon.output();
+        assert_each_filed_once(&mut self.s, (&self.src, &self.dst), &self.tag, n, &out).await;
+        let once = vec![1; self.senders.len()];
+        let got = settled_replies(&self.away, &self.senders, &once, &self.daemon).await;
+        assert!(
+            got.iter().all(|&c| c == 1),
+            "replies per sender: {got:?}\n{}",
+            self.daemon.output()
+        );
+    }
+}
+
 /// The shared store's faults under one daemon on PostgreSQL, each in the middle of a pass:
 /// mailpipe's session ended by the server (`pg_terminate_backend`), the server itself
 /// restarted, then paused (SIGSTOP) for twice the lease. Nothing is lost or filed twice,
@@ -941,63 +1033,16 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::get();
     let (pg, url, password) = test_postgres();
-    let (mut s, src) = fresh_mailbox(&stack, "alice", "T-pgf").await;
-    let tag = src.trim_start_matches("T-").to_string();
-    let dst = format!("{src}-out");
-    let away = format!("Away {tag}");
     let schema = format!("pgfaults_{}", std::process::id());
     sql(&pg, |c| {
         c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .unwrap()
     });
     let n = 600;
-    let senders: Vec<String> = (0..12)
-        .map(|k| format!("bob+{tag}-{k}@example.test"))
-        .collect();
-    for i in 0..n {
-        let raw = message(
-            &format!("Sender <{}>", senders[i % senders.len()]),
-            "alice@example.test",
-            &format!("{tag} #{i}"),
-            &format!("{i}.{tag}@example.net"),
-            "",
-        );
-        append(&mut s, &src, &raw).await;
-    }
-    let body = format!(
-        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_command = \"echo {password}\"\n\
-         schema = \"{schema}\"\nlease_seconds = 4\n[outbox]\nfirst_retry_seconds = 1\nmax_retry_seconds = 5\n"
-    ) + &stack.account_toml("alice", &[&src], "batch = 20\napply_batch = 20\nmode = \"poll\"")
-        + &filer_on_subject(&tag, &dst)
-        + &plugin_toml(
-            "vacation",
-            "auto-responder",
-            &format!("send_about_mail_since = \"all\"\n[plugin.config]\naddresses = [\"alice@example.test\"]\nsubject = \"{away}\"\nbody = \"away\""),
-        );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mailpipe.toml");
-    std::fs::write(&file, body).unwrap();
-    let daemon = Daemon::start(&file, &[]);
-    let moved_at_least = |target: usize, limit: Duration| {
-        let dst = dst.clone();
-        let daemon = &daemon;
-        async move {
-            let t = Instant::now();
-            let mut s = Stack::get().session("alice").await;
-            loop {
-                let moved = message_count(&mut s, &dst).await;
-                if moved >= target {
-                    return (moved, t.elapsed());
-                }
-                assert!(
-                    t.elapsed() < limit,
-                    "{moved} of {target} moved after {limit:?}:\n{}",
-                    daemon.output()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let state =
+        format!("url = \"{url}\"\npassword_command = \"echo {password}\"\nschema = \"{schema}\"\n");
+    let mut f = StoreFault::start("T-pgf", &state, n, 12).await;
+    let moved_at_least = |target, limit| f.moved_at_least(target, limit);
     let started = Instant::now();
 
     // 1. The session ended by the server in the middle of the pass.
@@ -1052,25 +1097,20 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
     let (_, _) = moved_at_least(n, Duration::from_secs(120)).await;
     let all_filed = started.elapsed();
 
-    assert_each_filed_once(&mut s, (&src, &dst), &tag, n, &daemon.output()).await;
-    let got = settled_replies(&away, &senders, &vec![1; senders.len()], &daemon).await;
-    assert!(
-        got.iter().all(|&c| c == 1),
-        "replies per sender: {got:?}\n{}",
-        daemon.output()
-    );
+    f.assert_all_once(n).await;
     eprintln!(
         "postgres faults: {n} messages; after pg_terminate_backend the next 40 were filed {resumed_after_terminate:.1?} later, after a restart (2 s down) {resumed_after_restart:.1?} later, after a pause of 8 s (lease 4 s; {during_pause} moved when it ended) the next 40 {resumed_after_pause:.1?} after it was resumed; all filed in {all_filed:.1?}"
     );
     // It took the account back by itself after each fault: three starts in all.
-    let starts = daemon
+    let starts = f
+        .daemon
         .output()
         .matches("owned by this process now: starting")
         .count();
     assert!(
         starts >= 3,
         "{starts} starts of the account:\n{}",
-        daemon.output()
+        f.daemon.output()
     );
     sql(&pg, |c| {
         c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
@@ -1712,4 +1752,109 @@ async fn mail_that_keeps_arriving_during_passes_is_all_filed_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A TCP forwarder on loopback standing for a failover address: connections go to `target`;
+/// `switch` cuts every open one and sends new ones to another port.
+struct FailoverAddress {
+    port: u16,
+    target: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl FailoverAddress {
+    async fn start(target: u16) -> FailoverAddress {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(target));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (t, o) = (target.clone(), open.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let to = t.load(std::sync::atomic::Ordering::SeqCst);
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                o.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        FailoverAddress { port, target, open }
+    }
+
+    fn switch(&self, to: u16) {
+        self.target.store(to, std::sync::atomic::Ordering::SeqCst);
+        for t in self.open.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// The shared store fails over: the PostgreSQL primary dies in the middle of a pass and its
+/// synchronous standby is promoted behind the same address (tests/mailstack/pg-standby.sh and
+/// a forwarder in this test). Nothing is lost or filed twice, every sender is answered once,
+/// and the daemon goes on by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_promoted_behind_the_same_address_loses_nothing_and_sends_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let pair = |what: &str| {
+        let out = Command::new("bash")
+            .arg(stack.script("pg-standby.sh"))
+            .arg(what)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg-standby.sh {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let urls = pair("start");
+    struct StopPair(std::path::PathBuf);
+    impl Drop for StopPair {
+        fn drop(&mut self) {
+            let _ = Command::new("bash").arg(&self.0).arg("stop").status();
+        }
+    }
+    let _stop = StopPair(stack.script("pg-standby.sh"));
+    let port_of = |url: &str| -> u16 {
+        url.rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut lines = urls.lines();
+    let (primary, standby) = (
+        port_of(lines.next().unwrap()),
+        port_of(lines.next().unwrap()),
+    );
+    let address = FailoverAddress::start(primary).await;
+
+    let n = 300;
+    let state = format!(
+        "url = \"postgres://mailpipe@127.0.0.1:{}/mailpipe\"\npassword_command = \"echo secret-pg\"\n",
+        address.port
+    );
+    let mut f = StoreFault::start("T-failover", &state, n, 8).await;
+    let moved_at_least = |target, limit| f.moved_at_least(target, limit);
+    let (at, _) = moved_at_least(n / 3, Duration::from_secs(120)).await;
+    // The primary dies; the standby is promoted; the address now leads to it.
+    address.switch(0);
+    pair("promote");
+    address.switch(standby);
+    let (_, resumed) = moved_at_least(at + 40, Duration::from_secs(90)).await;
+    moved_at_least(n, Duration::from_secs(120)).await;
+    f.assert_all_once(n).await;
+    eprintln!(
+        "failover: {n} messages; the primary killed and its standby promoted after {at} were \
+         filed; the next 40 filed {resumed:.1?} after the address led to the new primary"
+    );
 }
