@@ -304,30 +304,8 @@ async fn three_instances_share_300_accounts_through_kill_and_pause() {
     .await;
 
     // What the servers hold: every message filed once, every account's INBOX empty.
-    let mut problems = Vec::new();
-    for i in 0..ACCOUNTS {
-        let u = user(i);
-        let mut s = stack.session(&u).await;
-        let filed = list(&mut s, "Filed").await;
-        let ids: Vec<&str> = filed.iter().map(|(_, _, h)| h.as_str()).collect();
-        let distinct: HashSet<String> = ids
-            .iter()
-            .filter_map(|h| {
-                h.lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
-                    .map(|l| l.trim().to_string())
-            })
-            .collect();
-        let inbox = list(&mut s, "INBOX").await.len();
-        if filed.len() != 3 || distinct.len() != 3 || inbox != 0 {
-            problems.push(format!(
-                "{u}: Filed {} ({} distinct), INBOX {inbox}",
-                filed.len(),
-                distinct.len()
-            ));
-        }
-        let _ = s.logout().await;
-    }
+    let users: Vec<String> = (0..ACCOUNTS).map(user).collect();
+    let problems = filed_exactly(&stack, &users, "Filed", 3).await;
     // Every auto-reply exactly once: one per account in the sender's mailbox.
     let deadline = Instant::now() + Duration::from_secs(60);
     let replies = loop {

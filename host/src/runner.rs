@@ -306,7 +306,7 @@ impl Offline {
 
     /// Make a batch durable, settle its stored copies and send what it queued.
     async fn finish(&self, batch: &mut Batch, summary: &mut RunSummary) -> anyhow::Result<()> {
-        if batch.delivered.is_empty() && !batch.queued {
+        if batch.messages == 0 {
             return Ok(());
         }
         self.store.sync()?;

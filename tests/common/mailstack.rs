@@ -111,6 +111,23 @@ password_command = "echo secret-{user}"
     pub fn script(&self, name: &str) -> PathBuf {
         super::root().join("tests/mailstack").join(name)
     }
+
+    /// Run one of tests/mailstack's scripts on this stack (its `MAILSTACK_DIR`); it must
+    /// succeed. What it printed on stdout.
+    pub fn run(&self, name: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new("bash")
+            .arg(self.script(name))
+            .args(args)
+            .env("MAILSTACK_DIR", &self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 /// A message the tests can find again: unique Message-ID and subject.
@@ -380,4 +397,37 @@ pub fn send_each(stack: &Stack, via: &str, pairs: &[(String, String)], subject: 
         expect(&mut r, "250");
     }
     writeln!(w, "QUIT\r").unwrap();
+}
+
+/// Each user's `folder` holds exactly `expected` distinct messages and INBOX none; the users
+/// for which it is not so, with what they hold.
+pub async fn filed_exactly(
+    stack: &Stack,
+    users: &[String],
+    folder: &str,
+    expected: usize,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for u in users {
+        let mut s = stack.session(u).await;
+        let filed = list(&mut s, folder).await;
+        let ids: std::collections::HashSet<String> = filed
+            .iter()
+            .filter_map(|(_, _, h)| {
+                h.lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                    .map(|l| l.trim().to_string())
+            })
+            .collect();
+        let inbox = list(&mut s, "INBOX").await.len();
+        if filed.len() != expected || ids.len() != expected || inbox != 0 {
+            problems.push(format!(
+                "{u}: {folder} {} ({} distinct), INBOX {inbox}",
+                filed.len(),
+                ids.len()
+            ));
+        }
+        let _ = s.logout().await;
+    }
+    problems
 }

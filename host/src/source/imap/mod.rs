@@ -242,7 +242,7 @@ impl AccountWorker {
         // the one before. Passes follow at once as long as each moves the checkpoint on (mail
         // that keeps arriving while a pass runs is all taken); a pass that does not (a
         // message that never gets checkpointed) must not keep the account busy.
-        let mut again_at: Option<Option<(u32, u32)>> = None;
+        let mut again_at: Option<(u32, u32)> = None;
         loop {
             // Boxed: a pass's state is large and only needed while it runs, not for the
             // hours an account waits for mail (with thousands of accounts, that adds up).
@@ -255,11 +255,9 @@ impl AccountWorker {
                 let selected = timed("SELECT", session.select(watched)).await?;
                 // Mail that arrived after the pass looked is already counted by this SELECT,
                 // so IDLE would not announce it: pass again now instead of waiting.
-                if self.arrived_since_pass(&selected) {
-                    let key = format!("{}/{}", self.account.name, self.account.mailboxes[0]);
-                    let now_at = self.store.checkpoint(&key)?;
-                    if again_at != Some(now_at) {
-                        again_at = Some(now_at);
+                if let Some(at) = self.arrived_since_pass(&selected) {
+                    if again_at != Some(at) {
+                        again_at = Some(at);
                         continue;
                     }
                 }
@@ -310,18 +308,20 @@ impl AccountWorker {
     }
 
     /// Whether the watched mailbox, as just selected, has messages past the last one the
-    /// passes checkpointed (or another UIDVALIDITY).
-    fn arrived_since_pass(&self, selected: &async_imap::types::Mailbox) -> bool {
+    /// passes checkpointed (or another UIDVALIDITY): then that checkpoint.
+    fn arrived_since_pass(&self, selected: &async_imap::types::Mailbox) -> Option<(u32, u32)> {
         let key = format!("{}/{}", self.account.name, self.account.mailboxes[0]);
         match (
             self.store.checkpoint(&key),
             selected.uid_validity,
             selected.uid_next,
         ) {
-            (Ok(Some((validity, last))), Some(v), Some(next)) => {
-                v != validity || next > last.saturating_add(1)
+            (Ok(Some((validity, last))), Some(v), Some(next))
+                if v != validity || next > last.saturating_add(1) =>
+            {
+                Some((validity, last))
             }
-            _ => false,
+            _ => None,
         }
     }
 
