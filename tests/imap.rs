@@ -429,7 +429,7 @@ async fn headers_only_plugins_fetch_headers_and_bodies_survive_a_rewrite() {
         mailpipe::plugin::bindings::Needs::Headers
     );
     assert_eq!(workers[0].once().await.unwrap().processed, 1);
-    s.select(mailpipe::source::imap::utf7::encode(&box_))
+    s.select(mailpipe::model::folder::encode(&box_))
         .await
         .unwrap();
     let stream = s.uid_fetch("1:*", "BODY.PEEK[]").await.unwrap();
@@ -619,7 +619,7 @@ async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
 #[tokio::test]
 async fn a_pinned_certificate_is_trusted_and_a_refused_one_says_how_to_pin_it() {
     use mailpipe::config::{PasswordSource, ServerConfig, TlsMode};
-    use mailpipe::net::tls::Fingerprint;
+    use mailpipe::model::endpoint::Fingerprint;
     use mailpipe::sink::outbox::Transport;
     use mailpipe::sink::smtp::SmtpSink;
     use mailpipe::source::imap::connect::connect;

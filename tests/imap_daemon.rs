@@ -386,10 +386,7 @@ async fn full_messages(
     mailbox: &str,
 ) -> Vec<String> {
     use futures::TryStreamExt;
-    let Ok(mb) = s
-        .select(mailpipe::source::imap::utf7::encode(mailbox))
-        .await
-    else {
+    let Ok(mb) = s.select(mailpipe::model::folder::encode(mailbox)).await else {
         return Vec::new();
     };
     if mb.exists == 0 {
@@ -536,7 +533,7 @@ async fn message_count(
     s: &mut mailpipe::source::imap::connect::ImapSession,
     mailbox: &str,
 ) -> usize {
-    s.status(mailpipe::source::imap::utf7::encode(mailbox), "(MESSAGES)")
+    s.status(mailpipe::model::folder::encode(mailbox), "(MESSAGES)")
         .await
         .map_or(0, |m| m.exists as usize)
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod contract;
 pub mod daemon;
 pub mod message;
+pub mod model;
 pub mod net;
 pub mod pipeline;
 pub mod plugin;

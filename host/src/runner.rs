@@ -524,8 +524,8 @@ pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Re
 fn login_name(server: &crate::config::ServerConfig) -> String {
     let user = server.username.as_deref().unwrap_or("");
     match server.auth {
-        crate::config::Auth::Password if user.is_empty() => "no login".into(),
-        crate::config::Auth::Password => format!("password login as {user}"),
+        crate::model::credentials::Auth::Password if user.is_empty() => "no login".into(),
+        crate::model::credentials::Auth::Password => format!("password login as {user}"),
         other => format!("{} as {user}", crate::net::auth::sasl::name(other)),
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mailpipe::config::{PasswordSource, ServerConfig, TlsMode};
+use mailpipe::model::folder as utf7;
 use mailpipe::source::imap::connect::{connect, ImapSession};
-use mailpipe::source::imap::utf7;
 
 pub struct Stack {
     pub dir: PathBuf,

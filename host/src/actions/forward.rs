@@ -87,7 +87,7 @@ pub fn as_attachment(
 ) -> Vec<u8> {
     let subject = format!(
         "Fwd: {}",
-        header::clean_text(&original.header("Subject").unwrap_or_default())
+        crate::model::text::clean_text(&original.header("Subject").unwrap_or_default())
     );
     let original_wire = encode::crlf_message(&original.raw);
     let boundary = encode::boundary(id, &[&original_wire, note.unwrap_or_default().as_bytes()]);

@@ -3,7 +3,7 @@
 //! anything else is a glob such as `*@example.com`. Addresses are compared the way mail
 //! compares them (`message::address::canonical`), never with Unicode case folding.
 
-use crate::message::address::{glob_match, same_address, validate_addr_spec};
+use crate::model::address::{glob_match, same_address, validate_addr_spec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecipientPattern {

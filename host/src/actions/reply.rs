@@ -46,7 +46,7 @@ pub fn compose(
     // msg-ids are read from the raw fields: encoded words are not allowed in them (RFC 2047
     // section 5), so a "msg-id" that needs decoding is no msg-id.
     let [message_id, references] = original.first_raw_values(["Message-ID", "References"]);
-    let orig_subject = header::clean_text(&orig_subject.unwrap_or_default());
+    let orig_subject = crate::model::text::clean_text(&orig_subject.unwrap_or_default());
     let subject = match &reply.subject {
         Some(s) => s.clone(),
         None if orig_subject

@@ -5,7 +5,7 @@
 
 use super::recipients::check_allowed;
 use crate::config::PluginConfig;
-use crate::message::address::validate_addr_spec;
+use crate::model::address::validate_addr_spec;
 use crate::plugin::bindings::{Action, FolderTarget, Header};
 
 const MAX_HEADER_VALUE: usize = 998;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use mailpipe::config::Config;
-use mailpipe::net::auth::TokenSource;
+use mailpipe::model::credentials::TokenSource;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Flow {

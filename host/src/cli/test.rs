@@ -207,7 +207,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
     };
     let identity = match &a.identity {
         Some(address) => {
-            mailpipe::message::address::validate_addr_spec(address).context("--identity")?;
+            mailpipe::model::address::validate_addr_spec(address).context("--identity")?;
             Identity {
                 address: address.clone(),
                 name: None,

@@ -7,6 +7,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+use crate::model::credentials::{Auth, PasswordSource};
+use crate::model::endpoint::is_loopback;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
@@ -92,19 +95,6 @@ pub enum TlsMode {
     None,
 }
 
-/// How mailpipe logs in to a server.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Auth {
-    /// LOGIN / PLAIN with password_env, password_file or password_command (app passwords).
-    #[default]
-    Password,
-    /// Google's and Microsoft's SASL mechanism for OAuth2 bearer tokens.
-    Xoauth2,
-    /// RFC 7628's SASL mechanism for OAuth2 bearer tokens.
-    Oauthbearer,
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchMode {
@@ -113,66 +103,6 @@ pub enum WatchMode {
     Idle,
     /// Look every `poll_seconds`.
     Poll,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum PasswordSource {
-    Env(String),
-    File(PathBuf),
-    Command(String),
-}
-
-/// A password that never shows up in logs or debug output.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(text: String) -> Secret {
-        Secret(text)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl PasswordSource {
-    /// Fetch the password now (a command runs each time: tokens may be short-lived).
-    pub async fn resolve(&self) -> Result<Secret, String> {
-        let text = match self {
-            PasswordSource::Env(var) => {
-                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
-            }
-            PasswordSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?,
-            PasswordSource::Command(cmd) => {
-                // A command may ask for a passphrase (gpg-agent); it gets two minutes.
-                let run = tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    .stdin(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .output();
-                let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
-                    .await
-                    .map_err(|_| "password_command did not finish within 120 s".to_string())?
-                    .map_err(|e| format!("cannot run password_command: {e}"))?;
-                if !out.status.success() {
-                    return Err(format!("password_command exited with {}", out.status));
-                }
-                String::from_utf8(out.stdout)
-                    .map_err(|_| "password_command printed non-UTF-8".to_string())?
-            }
-        };
-        // Like PassCmd: the first line, without its line end.
-        Ok(Secret(text.lines().next().unwrap_or("").to_string()))
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -184,12 +114,12 @@ pub struct ServerConfig {
     pub ca_file: Option<PathBuf>,
     /// Trust exactly the certificate with this fingerprint (from `tls_fingerprint` or
     /// `tls_cert`), for self-signed servers.
-    pub tls_pin: Option<crate::net::tls::Fingerprint>,
+    pub tls_pin: Option<crate::model::endpoint::Fingerprint>,
     pub username: Option<String>,
     pub password: Option<PasswordSource>,
     pub auth: Auth,
     /// The account's OAuth2 tokens (shared with its other server), for the OAuth2 mechanisms.
-    pub oauth2: Option<std::sync::Arc<crate::net::auth::OAuth2>>,
+    pub oauth2: Option<std::sync::Arc<crate::model::credentials::OAuth2>>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,15 +150,6 @@ pub struct AccountConfig {
     /// Keys of plugins' config tables for this account only (`[plugin.NAME]` of an account
     /// file), merged over the main config's: plugin name -> table.
     pub plugin_overrides: std::collections::BTreeMap<String, serde_json::Value>,
-}
-
-pub fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The password of table `prefix` (`password_env`, `password_file` or `password_command`,
@@ -357,18 +278,20 @@ pub(super) fn server(
             ))
         }
         (Some(f), None) => Some(
-            crate::net::tls::Fingerprint::parse(f.get_ref())
+            crate::model::endpoint::Fingerprint::parse(f.get_ref())
                 .map_err(|m| (f.span(), format!("{prefix}.tls_fingerprint"), m))?,
         ),
         (None, Some(c)) => {
             let p = base.join(c.get_ref());
-            Some(crate::net::tls::Fingerprint::of_pem_file(&p).map_err(|m| {
-                (
-                    c.span(),
-                    format!("{prefix}.tls_cert"),
-                    format!("{}: {m}", p.display()),
-                )
-            })?)
+            Some(
+                crate::model::endpoint::Fingerprint::of_pem_file(&p).map_err(|m| {
+                    (
+                        c.span(),
+                        format!("{prefix}.tls_cert"),
+                        format!("{}: {m}", p.display()),
+                    )
+                })?,
+            )
         }
         (None, None) => None,
     };
@@ -413,9 +336,9 @@ pub(super) fn oauth2(
     whole: std::ops::Range<usize>,
     base: &Path,
     state_dir: &Path,
-) -> Result<crate::net::auth::TokenSource, Invalid> {
-    use crate::net::auth::{OAuth2Client, TokenSource};
-    use crate::net::http::Url;
+) -> Result<crate::model::credentials::TokenSource, Invalid> {
+    use crate::model::credentials::{OAuth2Client, TokenSource};
+    use crate::model::endpoint::Url;
     let key = |k: &str| format!("account.oauth2.{k}");
     if let Some(cmd) = &raw.token_command {
         if raw.client_id.is_some() {

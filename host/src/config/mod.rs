@@ -9,9 +9,9 @@ mod state;
 pub use state::{test_postgres_for, PgSettings, StateSettings, TEST_POSTGRES_ENV};
 pub mod providers;
 
-pub use account::{
-    is_loopback, AccountConfig, Auth, PasswordSource, Secret, ServerConfig, TlsMode, WatchMode,
-};
+/// The credential values a `ServerConfig` holds.
+pub use crate::model::credentials::{Auth, PasswordSource, Secret};
+pub use account::{AccountConfig, ServerConfig, TlsMode, WatchMode};
 
 pub use accounts_dir::{is_account_file, merged, table_row_path, AccountFile, AccountsSettings};
 use error::line_of;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::actions::recipients::RecipientPattern;
-use crate::message::address::validate_addr_spec;
+use crate::model::address::validate_addr_spec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -617,7 +617,7 @@ fn validate_account(
     let wants_oauth =
         imap.auth != Auth::Password || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
     let tokens = match (&a.oauth2, wants_oauth) {
-        (Some(raw), _) => Some(std::sync::Arc::new(crate::net::auth::OAuth2::new(
+        (Some(raw), _) => Some(std::sync::Arc::new(crate::model::credentials::OAuth2::new(
             &name,
             account::oauth2(
                 &name,
@@ -810,7 +810,7 @@ mod tests {
             std::sync::Arc::ptr_eq(tokens, smtp.oauth2.as_ref().unwrap()),
             "one token cache per account"
         );
-        let crate::net::auth::TokenSource::Refresh(client) = &tokens.source else {
+        let crate::model::credentials::TokenSource::Refresh(client) = &tokens.source else {
             panic!("refresh")
         };
         assert!(

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::account::{existing_file, is_loopback, password_of, Invalid, PasswordSource};
+use super::account::{existing_file, password_of, Invalid};
+use crate::model::credentials::PasswordSource;
+use crate::model::endpoint::is_loopback;
 
 /// `[state] backend`: where the state is kept.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 /// header line ever passes the 998-byte limit of RFC 5322.
 const MAX_PLAIN: usize = 900;
 
-/// Encode a header value for the wire. Callers pass text cleaned by `header::clean_text`
+/// Encode a header value for the wire. Callers pass text cleaned by `crate::model::text::clean_text`
 /// (no CR, LF or other controls); `header::line` is the last check.
 pub fn header_value(value: &str) -> String {
     if value.is_ascii()
@@ -34,7 +34,7 @@ pub fn header_value(value: &str) -> String {
 
 /// `Name <addr>` with the name quoted or encoded as needed.
 pub fn mailbox(name: Option<&str>, addr: &str) -> String {
-    let name = name.map(super::header::clean_text);
+    let name = name.map(crate::model::text::clean_text);
     match name.as_deref() {
         Some(n) if !n.is_empty() => {
             if n.is_ascii() {

@@ -2,7 +2,6 @@
 //! actions), the mailbox it came from and its flags. Parsing into the plugin's view lives in
 //! `view`, reading it part by part (shared by the plugins) in `readable`, byte-level header editing in `rewrite`, RFC 2047/5322 encoding helpers in `encode`.
 
-pub mod address;
 pub mod encode;
 pub mod header;
 pub mod readable;

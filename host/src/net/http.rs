@@ -9,85 +9,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::tls;
-use crate::config::is_loopback;
+use crate::model::endpoint::Url;
 
 /// Largest answer read from an endpoint (token answers are a few hundred bytes).
 const MAX_RESPONSE: usize = 1 << 20;
 /// Deadline of one request, connecting included.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// An `http(s)://host[:port]/path` address, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-impl Url {
-    pub fn parse(text: &str) -> Result<Url, String> {
-        let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = text.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(format!("{text:?} is not an https:// address"));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_string()),
-        };
-        if authority.contains('@') || authority.is_empty() {
-            return Err(format!("{text:?}: no host, or credentials in the address"));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(':') && (h.starts_with('[') || !h.contains(':')) => {
-                let port = p
-                    .parse::<u16>()
-                    .map_err(|_| format!("{text:?}: bad port {p:?}"))?;
-                (h, port)
-            }
-            _ => (authority, if https { 443 } else { 80 }),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty()
-            || path
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace() || c == '#')
-        {
-            return Err(format!("{text:?} is not a valid address"));
-        }
-        if !https && !is_loopback(host) {
-            return Err(format!(
-                "{text:?} is plain http to another machine: an OAuth2 endpoint gets secrets, use https://"
-            ));
-        }
-        Ok(Url {
-            https,
-            host: host.to_string(),
-            port,
-            path,
-        })
-    }
-
-    /// The whole address, as given (no secrets: those go in bodies).
-    pub fn origin_path(&self) -> String {
-        format!("{}{}", self.origin(), self.path)
-    }
-
-    /// The address again, for messages (never carries secrets: they go in bodies).
-    pub fn origin(&self) -> String {
-        format!(
-            "{}://{}:{}",
-            if self.https { "https" } else { "http" },
-            self.host,
-            self.port
-        )
-    }
-}
 
 /// An answer: status code and body.
 #[derive(Debug)]
@@ -252,7 +179,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
         .ok_or_else(|| {
             format!(
                 "not an HTTP answer: {:?}",
-                crate::message::header::clean_text(status_line)
+                crate::model::text::clean_text(status_line)
             )
         })?;
     let (mut length, mut chunked) = (None, false);

@@ -8,7 +8,6 @@
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
@@ -22,47 +21,7 @@ use tokio_rustls::rustls::{
 };
 use tokio_rustls::{client::TlsStream, TlsConnector};
 
-/// The SHA-256 of a certificate (its DER bytes), as users pin it: `sha256:AB:CD:…`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    pub fn of(der: &[u8]) -> Fingerprint {
-        Fingerprint(Sha256::digest(der).into())
-    }
-
-    /// `sha256:` and 64 hex digits, with or without colons, any case.
-    pub fn parse(text: &str) -> Result<Fingerprint, String> {
-        let hex_part = text
-            .trim()
-            .strip_prefix("sha256:")
-            .or_else(|| text.trim().strip_prefix("SHA256:"))
-            .ok_or_else(|| format!("{text:?} does not start with \"sha256:\""))?;
-        let digits: String = hex_part.chars().filter(|c| *c != ':').collect();
-        let bytes = hex::decode(&digits)
-            .ok()
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| format!("{text:?} is not sha256: followed by 64 hex digits"))?;
-        Ok(Fingerprint(bytes.try_into().expect("32 bytes")))
-    }
-
-    /// The fingerprint of the (first) certificate in a PEM file.
-    pub fn of_pem_file(path: &Path) -> Result<Fingerprint, String> {
-        let cert = CertificateDer::pem_file_iter(path)
-            .map_err(|e| e.to_string())?
-            .next()
-            .ok_or("no PEM certificate in it")?
-            .map_err(|e| e.to_string())?;
-        Ok(Fingerprint::of(&cert))
-    }
-}
-
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hex: Vec<String> = self.0.iter().map(|b| format!("{b:02X}")).collect();
-        write!(f, "sha256:{}", hex.join(":"))
-    }
-}
+use crate::model::endpoint::Fingerprint;
 
 /// What a server's certificate is checked against.
 #[derive(Debug)]

@@ -89,7 +89,7 @@ pub fn decisions_brief(d: &Decision) -> Vec<String> {
                     }
                 }
             }
-            crate::message::header::clean_text(&line)
+            crate::model::text::clean_text(&line)
         })
         .collect()
 }

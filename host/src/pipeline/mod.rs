@@ -284,7 +284,7 @@ impl Pipeline {
         let (kind, mail_from, rcpt_to, raw, spec) = match action {
             Action::Reply(r) => {
                 let to = sender.expect("checked by the loop guard").to_string();
-                if let Err(e) = crate::message::address::validate_addr_spec(&to) {
+                if let Err(e) = crate::model::address::validate_addr_spec(&to) {
                     return Err(format!("not sent: the sender's address is unusable: {e}"));
                 }
                 let raw = reply::compose(original, r, &to, identity, &id, now);

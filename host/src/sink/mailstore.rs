@@ -101,7 +101,7 @@ impl MailStore {
                 }
                 let name: Vec<String> = folder
                     .split('/')
-                    .map(crate::source::imap::utf7::encode)
+                    .map(crate::model::folder::encode)
                     .collect();
                 Ok(self.root.join(format!(".{}", name.join("."))))
             }

@@ -20,7 +20,8 @@ use tokio_rustls::client::TlsStream;
 
 use super::outbox::{SendError, Transport};
 use crate::config::{Auth, ServerConfig, TlsMode};
-use crate::net::auth::{sasl, OAuth2};
+use crate::model::credentials::OAuth2;
+use crate::net::auth::sasl;
 use crate::net::tls;
 use crate::state::OutboxEntry;
 
@@ -44,7 +45,7 @@ pub struct SmtpSink {
     starttls: Option<TlsParameters>,
     /// A pinned certificate: with STARTTLS, lettre's own verification is replaced by this
     /// check of the server's certificate, made before anything (credentials, mail) is sent.
-    pin: Option<tls::Fingerprint>,
+    pin: Option<crate::model::endpoint::Fingerprint>,
     login: Option<Login>,
     connection: Mutex<Option<AsyncSmtpConnection>>,
     /// Deadline of connecting and of each message's dialogue.
@@ -178,7 +179,7 @@ impl SmtpSink {
                 .map_err(|e| e.to_string())?;
             if let Some(pin) = self.pin {
                 let der = conn.peer_certificate().map_err(|e| e.to_string())?;
-                let got = tls::Fingerprint::of(&der);
+                let got = crate::model::endpoint::Fingerprint::of(&der);
                 if got != pin {
                     return Err(format!(
                         "the server's certificate {got} is not the pinned one {pin}"

@@ -7,20 +7,20 @@ pub mod sasl;
 
 use std::sync::{Arc, Mutex};
 
-pub use oauth2::{AuthError, OAuth2, OAuth2Client, TokenSource};
+pub use oauth2::AuthError;
 
 /// The SASL exchange of an OAuth2 mechanism for async-imap: the initial response to the
 /// server's first (empty) challenge; to an error challenge, the abort response, keeping the
 /// server's reason for the error message.
 pub struct BearerExchange {
-    mechanism: crate::config::Auth,
+    mechanism: crate::model::credentials::Auth,
     initial: Option<Vec<u8>>,
     /// The server's error challenge, decoded, when it sent one.
     pub error: Arc<Mutex<Option<String>>>,
 }
 
 impl BearerExchange {
-    pub fn new(mechanism: crate::config::Auth, initial: Vec<u8>) -> BearerExchange {
+    pub fn new(mechanism: crate::model::credentials::Auth, initial: Vec<u8>) -> BearerExchange {
         BearerExchange {
             mechanism,
             initial: Some(initial),

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{PasswordSource, Secret};
-use crate::net::http::{self, Url};
+use crate::model::credentials::{OAuth2, OAuth2Client, PasswordSource, Secret, TokenSource};
+use crate::net::http;
 
 /// A cached access token is renewed this long before the provider says it expires.
 const EXPIRY_MARGIN_SECS: u64 = 60;
@@ -46,47 +46,6 @@ impl AuthError {
     }
 }
 
-/// A registered OAuth2 client and the endpoints of its provider.
-#[derive(Debug, Clone)]
-pub struct OAuth2Client {
-    pub client_id: String,
-    pub client_secret: Option<PasswordSource>,
-    pub token_url: Url,
-    pub auth_url: Option<Url>,
-    pub device_url: Option<Url>,
-    pub scopes: Vec<String>,
-    /// Where the refresh token and the cached access token are kept (mode 0600).
-    pub token_file: PathBuf,
-    /// Port of the loopback redirect in the browser flow (0: any free one).
-    pub redirect_port: u16,
-}
-
-/// Where tokens come from.
-#[derive(Debug, Clone)]
-pub enum TokenSource {
-    /// The user's command prints a valid access token.
-    Command(String),
-    /// mailpipe refreshes tokens itself.
-    Refresh(Box<OAuth2Client>),
-}
-
-/// The token source of one account with its cached access token, shared by the account's
-/// IMAP and SMTP connections.
-pub struct OAuth2 {
-    pub account: String,
-    pub source: TokenSource,
-    cache: tokio::sync::Mutex<Option<(Secret, u64)>>,
-}
-
-impl std::fmt::Debug for OAuth2 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuth2")
-            .field("account", &self.account)
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
-}
-
 /// What `mailpipe auth` stores, and the access token cached across restarts.
 #[derive(Serialize, Deserialize)]
 struct TokenFile {
@@ -118,14 +77,6 @@ fn now_secs() -> u64 {
 }
 
 impl OAuth2 {
-    pub fn new(account: &str, source: TokenSource) -> OAuth2 {
-        OAuth2 {
-            account: account.to_string(),
-            source,
-            cache: tokio::sync::Mutex::new(None),
-        }
-    }
-
     /// A valid access token: the cached one, unless `renew` (the server refused it) or it
     /// expires within a minute; then a fresh one.
     pub async fn access_token(&self, renew: bool) -> Result<Secret, AuthError> {
@@ -521,7 +472,7 @@ fn classify(response: http::Response) -> Result<Result<TokenAnswer, (String, Str
     let v: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
     match v.get("error").and_then(|e| e.as_str()) {
         Some(code) if (400..500).contains(&response.status) => {
-            let code = crate::message::header::clean_text(code);
+            let code = crate::model::text::clean_text(code);
             Ok(Err((
                 code.clone(),
                 format!("HTTP {}: {}", response.status, error_text(&response.body)),
@@ -546,7 +497,7 @@ fn error_text(body: &[u8]) -> String {
         (Some(e), None) => e.to_string(),
         _ => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
     };
-    crate::message::header::clean_text(&text)
+    crate::model::text::clean_text(&text)
 }
 
 /// Accept connections on the loopback listener until one brings the redirect with our
@@ -592,7 +543,7 @@ async fn wait_for_code(listener: &tokio::net::TcpListener, state: &str) -> Resul
             (Some(s), _, Some(error)) if s == state => (
                 Some(Err(format!(
                     "the provider refused: {}",
-                    crate::message::header::clean_text(&format!(
+                    crate::model::text::clean_text(&format!(
                         "{error} {}",
                         get("error_description").unwrap_or_default()
                     ))
@@ -650,6 +601,7 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::endpoint::Url;
 
     fn client(dir: &Path) -> OAuth2Client {
         OAuth2Client {

@@ -2,7 +2,7 @@
 //! Microsoft's, de facto) and OAUTHBEARER (RFC 7628). IMAP (AUTHENTICATE) and SMTP (AUTH)
 //! carry the same bytes; only the framing differs, and that stays with each protocol.
 
-use crate::config::Auth;
+use crate::model::credentials::Auth;
 
 /// The client's first (and only) message for `mechanism`, or why it cannot be built.
 pub fn initial_response(
@@ -69,9 +69,9 @@ pub fn describe_error(challenge: &[u8]) -> String {
                 out.push_str(&format!(", needed scope {scope}"));
             }
             out.push(')');
-            crate::message::header::clean_text(&out)
+            crate::model::text::clean_text(&out)
         }
-        Err(_) => crate::message::header::clean_text(&text),
+        Err(_) => crate::model::text::clean_text(&text),
     }
 }
 

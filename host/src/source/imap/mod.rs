@@ -12,7 +12,6 @@ pub mod forwards;
 pub mod namespace;
 pub mod pacer;
 pub mod plan;
-pub mod utf7;
 pub mod wire;
 
 use futures::TryStreamExt;
@@ -1011,7 +1010,7 @@ pub async fn discover(
     });
     let folders = names
         .iter()
-        .filter_map(|n| utf7::decode(n.name()))
+        .filter_map(|n| crate::model::folder::decode(n.name()))
         .map(|n| ns.to_user(&n))
         .collect();
     session.get_ref().state().namespace = ns;

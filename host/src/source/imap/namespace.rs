@@ -5,7 +5,7 @@
 //! translate names between the user's form and the server's.
 
 use super::connect::{ImapError, ImapSession};
-use super::utf7;
+use crate::model::folder as utf7;
 
 /// The wire name of the user's `folder` on this session's server; a name the server cannot
 /// hold is refused like a server refusal (it concerns only what would use it).
