@@ -341,7 +341,7 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
     for raw in cases {
         let email = Email::new(raw.to_vec(), "INBOX", vec![]);
         let view =
-            mailpipe::message::view::to_view(&email, mailpipe::plugin::bindings::Needs::Bodies);
+            mailpipe::message::view::to_view(&email, mailpipe::model::message::Needs::Bodies);
         let names: Vec<String> = view.headers.iter().map(|h| h.name.clone()).collect();
         assert_eq!(
             names,
@@ -353,7 +353,7 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
         let removed = mailpipe::message::rewrite::edit(raw, |h| h.remove("X-Drop"));
         let after = mailpipe::message::view::to_view(
             &Email::new(removed.clone(), "INBOX", vec![]),
-            mailpipe::plugin::bindings::Needs::Bodies,
+            mailpipe::model::message::Needs::Bodies,
         );
         assert!(
             !after
@@ -368,7 +368,7 @@ fn the_view_and_the_rewrite_agree_on_the_header_block() {
         let set = mailpipe::message::rewrite::edit(raw, |h| h.set("X-Set", "v"));
         let after = mailpipe::message::view::to_view(
             &Email::new(set.clone(), "INBOX", vec![]),
-            mailpipe::plugin::bindings::Needs::Bodies,
+            mailpipe::model::message::Needs::Bodies,
         );
         let values: Vec<&str> = after
             .headers
@@ -559,7 +559,7 @@ fn notes_of(d: &Decision) -> Vec<String> {
 /// an explicit date moves the bound, and "all" lifts it.
 #[tokio::test]
 async fn no_reply_about_mail_that_arrived_before_the_plugin_was_enabled() {
-    use mailpipe::actions::since::MailSince;
+    use mailpipe::config::MailSince;
     const NOW: u64 = 1_795_737_600_000; // TestPipeline's fixed clock
     let letter = |who: &str, arrived: u64| {
         Email::new(

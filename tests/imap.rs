@@ -426,7 +426,7 @@ async fn headers_only_plugins_fetch_headers_and_bodies_survive_a_rewrite() {
         .unwrap();
     assert_eq!(
         workers[0].pipeline.needs(),
-        mailpipe::plugin::bindings::Needs::Headers
+        mailpipe::model::message::Needs::Headers
     );
     assert_eq!(workers[0].once().await.unwrap().processed, 1);
     s.select(mailpipe::model::folder::encode(&box_))

@@ -208,7 +208,7 @@ async fn rules_filer_files_and_flags() {
     let t = TestPipeline::new(vec![filer()]).await;
     assert_eq!(
         t.pipeline.plugins[0].info.needs,
-        mailpipe::plugin::bindings::Needs::Bodies,
+        mailpipe::model::message::Needs::Bodies,
         "a body rule needs bodies"
     );
     let d = t.run(&sample(3), "3").await;

@@ -7,8 +7,9 @@ mod badsmtp;
 mod common;
 
 use badsmtp::{BadSmtp, Mode};
+use mailpipe::config::RetryPolicy;
 use mailpipe::config::{ServerConfig, TlsMode};
-use mailpipe::sink::outbox::{self, RetryPolicy};
+use mailpipe::sink::outbox;
 use mailpipe::sink::smtp::SmtpSink;
 use mailpipe::state::{MessageCommit, OutboxEntry, OutboxStatus, Store};
 use std::time::{Duration, Instant};

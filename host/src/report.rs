@@ -5,8 +5,9 @@
 use serde::Serializer;
 use serde_json::{json, Value};
 
+use crate::model::decision::{Action, ForwardMode, LogLevel};
+use crate::model::message::Needs;
 use crate::pipeline::{Decision, PluginStatus};
-use crate::plugin::bindings::{Action, ForwardMode, LogLevel, Needs};
 
 /// One action as JSON: `{"action": "file-into", "folder": "...", "create": true}` etc.
 pub fn action_json(a: &Action) -> Value {

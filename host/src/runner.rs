@@ -673,3 +673,18 @@ pub async fn probe_accounts(
     }
     out
 }
+
+impl crate::sink::mailstore::Deliverable for crate::pipeline::Decision {
+    fn key(&self) -> &str {
+        &self.message_key
+    }
+    fn email(&self) -> &crate::message::Email {
+        &self.email
+    }
+    fn deliveries(&self) -> &[crate::model::decision::Delivery] {
+        &self.deliveries
+    }
+    fn flags(&self) -> &[String] {
+        &self.flags
+    }
+}

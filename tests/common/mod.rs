@@ -7,7 +7,7 @@ pub mod mailstack;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mailpipe::actions::recipients::RecipientPattern;
+use mailpipe::config::RecipientPattern;
 use mailpipe::config::{Identity, PluginConfig, PluginLimits};
 use mailpipe::message::Email;
 use mailpipe::pipeline::{Decision, Pipeline, PluginStatus};

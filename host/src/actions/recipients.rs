@@ -3,30 +3,8 @@
 //! anything else is a glob such as `*@example.com`. Addresses are compared the way mail
 //! compares them (`message::address::canonical`), never with Unicode case folding.
 
+use crate::config::RecipientPattern;
 use crate::model::address::{glob_match, same_address, validate_addr_spec};
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecipientPattern {
-    Sender,
-    Glob(String),
-}
-
-impl RecipientPattern {
-    pub fn parse(s: &str) -> Result<RecipientPattern, String> {
-        if s == "$sender" {
-            return Ok(RecipientPattern::Sender);
-        }
-        if s.is_empty()
-            || s.chars().any(|c| c.is_control() || c.is_whitespace())
-            || !s.contains('@')
-        {
-            return Err(format!(
-                "{s:?} is neither \"$sender\" nor an address pattern like \"*@example.com\""
-            ));
-        }
-        Ok(RecipientPattern::Glob(s.to_string()))
-    }
-}
 
 /// Check that `rcpt` is a valid address that `patterns` allow, given the message's sender.
 pub fn check_allowed(

@@ -8,7 +8,7 @@ use crate::message::encode::{self, base64_lines, rfc5322_date};
 use crate::message::header;
 use crate::message::view;
 use crate::message::Email;
-use crate::plugin::bindings::Reply;
+use crate::model::decision::Reply;
 
 /// Where automatic responses go: the Return-Path address, else From (RFC 3834 section 4;
 /// Reply-To is for human replies). Parsed as addresses, so comments and display names

@@ -7,61 +7,7 @@
 //! (recorded once in the state store by the pipeline). The plugin's
 //! `send_about_mail_since` key sets another bound: a date, or "all" to answer old mail too.
 
-/// Since when a plugin's replies and forwards may be about a message (config
-/// `send_about_mail_since`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MailSince {
-    /// Since the plugin was first enabled for the account or source (the default).
-    #[default]
-    Enabled,
-    /// Any message, however old: asked for explicitly.
-    All,
-    /// Messages that arrived at or after this time (ms since the epoch).
-    Time(u64),
-}
-
-impl MailSince {
-    /// `"enabled"`, `"all"`, a date `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
-    pub fn parse(s: &str) -> Result<MailSince, String> {
-        match s {
-            "enabled" => return Ok(MailSince::Enabled),
-            "all" => return Ok(MailSince::All),
-            _ => {}
-        }
-        let time = chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .or_else(|_| {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| {
-                    d.and_hms_opt(0, 0, 0)
-                        .expect("midnight exists")
-                        .and_utc()
-                        .timestamp_millis()
-                })
-            })
-            .map_err(|_| {
-                format!(
-                    "{s:?} is none of \"enabled\" (the default: mail that arrived since the \
-                     plugin was first enabled), \"all\", a date like \"2026-12-01\" or a time \
-                     like \"2026-12-01T08:00:00+01:00\""
-                )
-            })?;
-        Ok(MailSince::Time(u64::try_from(time).unwrap_or(0)))
-    }
-}
-
-/// The source name of an IMAP account (what `source_of_key` gives for its messages).
-pub fn imap_source(account: &str) -> String {
-    format!("imap:{account}")
-}
-
-/// The mail source a message key belongs to, for the "enabled" bound: the IMAP account
-/// ("imap:ACCOUNT"), or the offline source folder ("offline:/path").
-pub fn source_of_key(message_key: &str) -> &str {
-    if let Some(account) = crate::state::lease::account_of_key(message_key) {
-        return &message_key[..("imap:".len() + account.len())];
-    }
-    message_key.rsplit_once('/').map_or(message_key, |(s, _)| s)
-}
+use crate::config::MailSince;
 
 /// Why no automatic mail may be sent about a message that arrived at `arrived_ms`, when the
 /// bound is `since_ms`; None when it may. A message whose arrival is unknown is not held
@@ -127,14 +73,5 @@ mod tests {
         );
         assert_eq!(blocker(Some(0), since, MailSince::All), None);
         assert_eq!(blocker(None, since, MailSince::Enabled), None);
-    }
-
-    #[test]
-    fn the_source_is_the_account_or_the_folder() {
-        assert_eq!(source_of_key("imap:work/INBOX/7/42"), "imap:work");
-        assert_eq!(
-            source_of_key("offline:/home/a/Maildir/1700.M1"),
-            "offline:/home/a/Maildir"
-        );
     }
 }

@@ -6,7 +6,8 @@
 use super::recipients::check_allowed;
 use crate::config::PluginConfig;
 use crate::model::address::validate_addr_spec;
-use crate::plugin::bindings::{Action, FolderTarget, Header};
+use crate::model::decision::{Action, FolderTarget};
+use crate::model::message::Header;
 
 const MAX_HEADER_VALUE: usize = 998;
 const MAX_BODY: usize = 1 << 20;

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mailpipe::config::{at_key, Config, PluginLines};
-use mailpipe::message::readable::Readable;
 use mailpipe::message::Email;
+use mailpipe::plugin::readable::Readable;
 use mailpipe::plugin::{CallFailure, Clock};
 use mailpipe::runner;
 use mailpipe::state::Store;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mailpipe::actions::recipients::RecipientPattern;
+use mailpipe::config::RecipientPattern;
 use mailpipe::config::{parse_overrides, Config, Identity};
 use mailpipe::message::Email;
 use mailpipe::pipeline::{adhoc_plugin_config, Decision, Pipeline, PluginStatus};

@@ -5,7 +5,15 @@
 mod account;
 mod accounts_dir;
 mod error;
+mod layout;
+mod outbox;
+mod recipients;
+mod since;
 mod state;
+pub use layout::Layout;
+pub use outbox::RetryPolicy;
+pub use recipients::RecipientPattern;
+pub use since::MailSince;
 pub use state::{test_postgres_for, PgSettings, StateSettings, TEST_POSTGRES_ENV};
 pub mod providers;
 
@@ -22,7 +30,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-use crate::actions::recipients::RecipientPattern;
 use crate::model::address::validate_addr_spec;
 
 #[derive(Debug, Deserialize)]
@@ -40,7 +47,7 @@ struct RawConfig {
     #[serde(default)]
     limits: PluginLimits,
     #[serde(default)]
-    outbox: crate::sink::outbox::RetryPolicy,
+    outbox: RetryPolicy,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -52,7 +59,7 @@ struct RawOffline {
     mailstore: Spanned<String>,
     /// "maildir++" (default: INBOX at the root, folders as .A.B) or "fs".
     #[serde(default)]
-    layout: crate::sink::mailstore::Layout,
+    layout: Layout,
     outbox: Spanned<String>,
 }
 
@@ -141,7 +148,7 @@ pub struct Config {
     /// Default identity (offline mode); each account has its own.
     pub identity: Identity,
     pub limits: PluginLimits,
-    pub retry: crate::sink::outbox::RetryPolicy,
+    pub retry: RetryPolicy,
     pub plugins: Vec<PluginConfig>,
     /// Where each plugin's table is in the file, by plugin name.
     pub plugin_lines: BTreeMap<String, PluginLines>,
@@ -252,7 +259,7 @@ pub struct OfflineConfig {
     /// Maildir++ store the results are delivered into (INBOX at its root).
     pub mailstore: PathBuf,
     /// How folders are laid out in `mailstore`.
-    pub layout: crate::sink::mailstore::Layout,
+    pub layout: Layout,
     /// Folder that receives every outgoing message as .eml plus its envelope as .json.
     pub outbox: PathBuf,
 }
@@ -273,7 +280,7 @@ pub struct PluginConfig {
     /// Allow forwards of list, bulk and auto-submitted mail (the loop marker check stays).
     pub forward_automated: bool,
     /// Which messages its replies and forwards may be about (`actions::since`).
-    pub send_about_mail_since: crate::actions::since::MailSince,
+    pub send_about_mail_since: MailSince,
     /// A new instance for every message (nothing in the guest's memory outlives a message)
     /// instead of reusing a warm one; see docs/PIPELINE.md.
     pub fresh_instance: bool,
@@ -456,7 +463,7 @@ impl Config {
             );
             let send_about_mail_since = match &p.send_about_mail_since {
                 None => Default::default(),
-                Some(s) => crate::actions::since::MailSince::parse(s.get_ref())
+                Some(s) => MailSince::parse(s.get_ref())
                     .map_err(|m| invalid(s.span(), "plugin.send_about_mail_since", m))?,
             };
             plugins.push(PluginConfig {

@@ -4,7 +4,6 @@
 
 pub mod encode;
 pub mod header;
-pub mod readable;
 pub mod rewrite;
 pub mod view;
 

@@ -11,7 +11,7 @@ use mail_parser::{HeaderForm, HeaderValue, MessageParser};
 
 use super::rewrite::HeaderBlock;
 use super::Email;
-use crate::plugin::bindings::{Address, Attachment, Header, Needs};
+use crate::model::message::{Address, Attachment, Header, Needs};
 
 /// mail-parser set up for the MIME structure of bodies (the top-level fields it is given are
 /// only the MIME ones, see `mime_message`).

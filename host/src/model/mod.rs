@@ -9,5 +9,6 @@ pub mod credentials;
 pub mod decision;
 pub mod endpoint;
 pub mod folder;
+pub mod key;
 pub mod message;
 pub mod text;

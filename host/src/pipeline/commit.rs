@@ -2,8 +2,8 @@
 //! state, queued mail, the processed mark with a summary and each plugin's decision in
 //! brief). Below the sources and the runner, which both commit decisions.
 
+use crate::model::decision::Action;
 use crate::pipeline::{Decision, PluginStatus};
-use crate::plugin::bindings::Action;
 use crate::state::{MessageCommit, OutboxEntry};
 
 /// What a decision changes in the state store.

@@ -7,16 +7,9 @@ use serde::Serialize;
 
 use crate::actions::Outgoing;
 use crate::message::Email;
-use crate::plugin::bindings::{Action, FolderTarget};
+use crate::model::decision::{Action, Delivery, FolderTarget};
 use crate::plugin::{CallFailure, KvReads, LoadedPlugin, LogLine};
 use crate::state::KvWrite;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delivery {
-    pub folder: String,
-    /// Create the folder when missing.
-    pub create: bool,
-}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]

@@ -14,17 +14,20 @@ mod decision;
 pub mod parallel;
 
 pub use commit::{commit_for, decisions_brief};
-pub use decision::{Decision, Delivery, PluginReport, PluginStatus, WrittenState};
+pub use decision::{Decision, PluginReport, PluginStatus, WrittenState};
 
 use std::sync::Arc;
 
-use crate::actions::since::{self, MailSince};
+use crate::actions::since;
 use crate::actions::{self, forward, loop_guard, reply, validate, Outgoing, OutgoingKind};
+use crate::config::MailSince;
 use crate::config::{Identity, PluginConfig, PluginLimits};
 use crate::message::encode;
-use crate::message::readable::Readable;
 use crate::message::{rewrite, view, Email};
-use crate::plugin::bindings::{Action, ForwardMode, Needs};
+use crate::model::decision::{Action, ForwardMode};
+use crate::model::key::source_of_key;
+use crate::model::message::Needs;
+use crate::plugin::readable::Readable;
 use crate::plugin::{CallFailure, Clock, LoadedPlugin, PluginRuntime};
 use crate::state::Store;
 
@@ -163,7 +166,7 @@ impl Pipeline {
                     &msg,
                     self.store.clone(),
                     self.clock,
-                    crate::state::lease::account_of_key(message_key),
+                    crate::model::key::account_of_key(message_key),
                 )
                 .await;
             let logs = call.logs;
@@ -372,7 +375,7 @@ impl Pipeline {
             MailSince::Time(t) => t,
             MailSince::Enabled => {
                 original.arrived_ms?;
-                let source = since::source_of_key(message_key);
+                let source = source_of_key(message_key);
                 let now = u64::try_from(self.clock.now_ms()).unwrap_or(0);
                 let recorded = self
                     .enabled
@@ -435,7 +438,7 @@ fn changes_message(a: &Action) -> bool {
 pub fn adhoc_plugin_config(
     path: &std::path::Path,
     config: serde_json::Value,
-    allow_send_to: Vec<actions::recipients::RecipientPattern>,
+    allow_send_to: Vec<crate::config::RecipientPattern>,
 ) -> PluginConfig {
     PluginConfig {
         name: path

@@ -1,6 +1,6 @@
 //! Rust bindings for the newest WIT contract, `wit/v0.2` (`mailpipe:plugin@0.2.0`), generated
-//! by wasmtime's `bindgen!`. Its types are the host's internal model: actions, addresses and
-//! headers of older contracts are converted to these (`v0_1`). Exports are async (the host
+//! by wasmtime's `bindgen!`, and the conversions between its types and the host's own
+//! (`crate::model`): the contract is an edge, not the model. Exports are async (the host
 //! runs plugins on tokio and interrupts them by epoch); host imports are plain synchronous
 //! calls; `kv-set`, `kv-delete` and `log` may trap a plugin that exceeds its quotas. The
 //! `message` resource is served by `message_api`.
@@ -22,3 +22,108 @@ pub use self::mailpipe::plugin::host::LogLevel;
 pub use self::mailpipe::plugin::types::{
     Address, Attachment, Envelope, FolderTarget, Forward, ForwardMode, Header, Needs, Reply,
 };
+
+use crate::model::{decision as model, message as parts};
+
+impl From<Action> for model::Action {
+    fn from(a: Action) -> model::Action {
+        let folder = |t: FolderTarget| model::FolderTarget {
+            folder: t.folder,
+            create: t.create,
+        };
+        match a {
+            Action::Keep => model::Action::Keep,
+            Action::Discard => model::Action::Discard,
+            Action::FileInto(t) => model::Action::FileInto(folder(t)),
+            Action::CopyInto(t) => model::Action::CopyInto(folder(t)),
+            Action::AddFlags(f) => model::Action::AddFlags(f),
+            Action::RemoveFlags(f) => model::Action::RemoveFlags(f),
+            Action::SetHeader(h) => model::Action::SetHeader(h.into()),
+            Action::AddHeader(h) => model::Action::AddHeader(h.into()),
+            Action::RemoveHeader(n) => model::Action::RemoveHeader(n),
+            Action::SetSubject(s) => model::Action::SetSubject(s),
+            Action::Reply(r) => model::Action::Reply(model::Reply {
+                subject: r.subject,
+                text: r.text,
+                html: r.html,
+                headers: r.headers.into_iter().map(Into::into).collect(),
+            }),
+            Action::Forward(f) => model::Action::Forward(model::Forward {
+                to: f.to,
+                mode: match f.mode {
+                    ForwardMode::Redirect => model::ForwardMode::Redirect,
+                    ForwardMode::Attachment => model::ForwardMode::Attachment,
+                },
+                note: f.note,
+            }),
+            Action::Stop => model::Action::Stop,
+        }
+    }
+}
+
+impl From<Header> for parts::Header {
+    fn from(h: Header) -> parts::Header {
+        parts::Header {
+            name: h.name,
+            value: h.value,
+        }
+    }
+}
+
+impl From<&parts::Header> for Header {
+    fn from(h: &parts::Header) -> Header {
+        Header {
+            name: h.name.clone(),
+            value: h.value.clone(),
+        }
+    }
+}
+
+impl From<&parts::Address> for Address {
+    fn from(a: &parts::Address) -> Address {
+        Address {
+            name: a.name.clone(),
+            address: a.address.clone(),
+        }
+    }
+}
+
+impl From<&parts::Attachment> for Attachment {
+    fn from(a: &parts::Attachment) -> Attachment {
+        Attachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+        }
+    }
+}
+
+impl From<&parts::Envelope> for Envelope {
+    fn from(e: &parts::Envelope) -> Envelope {
+        Envelope {
+            return_path: e.return_path.clone(),
+            recipients: e.recipients.clone(),
+        }
+    }
+}
+
+impl From<Needs> for parts::Needs {
+    fn from(n: Needs) -> parts::Needs {
+        match n {
+            Needs::Headers => parts::Needs::Headers,
+            Needs::Bodies => parts::Needs::Bodies,
+            Needs::Raw => parts::Needs::Raw,
+        }
+    }
+}
+
+impl From<LogLevel> for model::LogLevel {
+    fn from(l: LogLevel) -> model::LogLevel {
+        match l {
+            LogLevel::Debug => model::LogLevel::Debug,
+            LogLevel::Info => model::LogLevel::Info,
+            LogLevel::Warn => model::LogLevel::Warn,
+            LogLevel::Error => model::LogLevel::Error,
+        }
+    }
+}

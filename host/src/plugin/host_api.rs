@@ -9,9 +9,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{mailpipe::plugin as wit, LogLevel};
+use super::bindings::mailpipe::plugin as wit;
 use crate::config::PluginLimits;
-use crate::message::readable::Readable;
+use crate::model::decision::LogLevel;
+use crate::plugin::readable::Readable;
 use crate::state::{KvWrite, Store};
 
 /// Per-call quotas of the host interface.
@@ -369,7 +370,8 @@ impl WasiView for PluginState {
 impl wit::types::Host for PluginState {}
 
 impl wit::host::Host for PluginState {
-    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+    fn log(&mut self, level: wit::host::LogLevel, message: String) -> wasmtime::Result<()> {
+        let level = LogLevel::from(level);
         if self.logs.len() >= MAX_LOG_LINES {
             self.dropped_logs += 1;
             return Ok(());

@@ -1,17 +1,23 @@
 //! The `message` resource of the 0.2 contract: a plugin reads the message part by part
 //! (`msg.subject()`, `msg.header("List-Id")`, `msg.text-body()`, ...) and only what it reads
 //! is decoded and copied into it: a header read decodes that field only; the bodies are
-//! parsed once per message, shared by all plugins (see `message::readable`). The host hands each `on-message` call a borrowed handle to the one message the
+//! parsed once per message, shared by all plugins (see `plugin::readable`). The host hands each `on-message` call a borrowed handle to the one message the
 //! call is about; outside a call there is none and every part reads as empty.
 
 use wasmtime::component::Resource;
 
 use super::bindings::mailpipe::plugin::types::{self as wit, HostMessage};
-use super::bindings::{Address, Attachment, Envelope, Header, Needs};
+use super::bindings::{Address, Attachment, Envelope, Header};
 use super::host_api::PluginState;
 use crate::message::view::View;
+use crate::model::message::Needs;
 
 type Handle = Resource<wit::Message>;
+
+/// The host's values as the contract's (`plugin::bindings`).
+fn to_wit<'a, T: 'a, U: From<&'a T>>(items: impl IntoIterator<Item = &'a T>) -> Vec<U> {
+    items.into_iter().map(U::from).collect()
+}
 
 impl PluginState {
     /// One part of the current message's view at `needs`' level, or its empty value.
@@ -24,7 +30,7 @@ impl PluginState {
     /// The addresses of one field of the current message.
     fn addresses(&self, field: &str) -> Vec<Address> {
         self.message()
-            .map(|m| m.addresses(field))
+            .map(|m| to_wit(&m.addresses(field)))
             .unwrap_or_default()
     }
 }
@@ -73,7 +79,9 @@ impl HostMessage for PluginState {
     }
 
     fn headers(&mut self, _: Handle) -> Vec<Header> {
-        self.message().map(|m| m.headers()).unwrap_or_default()
+        self.message()
+            .map(|m| to_wit(&m.headers()))
+            .unwrap_or_default()
     }
 
     fn text_body(&mut self, _: Handle) -> Option<String> {
@@ -85,7 +93,7 @@ impl HostMessage for PluginState {
     }
 
     fn attachments(&mut self, _: Handle) -> Vec<Attachment> {
-        self.part(Needs::Bodies, |v| v.attachments.clone())
+        self.part(Needs::Bodies, |v| to_wit(&v.attachments))
     }
 
     fn attachment_content(&mut self, _: Handle, index: u32) -> Option<Vec<u8>> {
@@ -118,7 +126,7 @@ impl HostMessage for PluginState {
 
     fn envelope(&mut self, _: Handle) -> Envelope {
         self.message()
-            .map(|m| m.envelope().clone())
+            .map(|m| Envelope::from(m.envelope()))
             .unwrap_or(Envelope {
                 return_path: None,
                 recipients: Vec::new(),

@@ -15,6 +15,7 @@ pub mod guest_error;
 pub mod host_api;
 pub mod limits;
 mod message_api;
+pub mod readable;
 pub mod v0_1;
 
 use std::path::PathBuf;
@@ -23,13 +24,15 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Store as WasmStore;
 
-use bindings::{Action, ConfigProblem, Needs, Plugin, PluginInfo, PluginPre};
+use crate::model::decision::Action;
+use crate::model::message::Needs;
+use bindings::{ConfigProblem, Plugin, PluginPre};
 pub use cache::CacheUse;
 use engine::PluginEngine;
 pub use host_api::{CallInputs, Clock, KvReads, LogLine, PluginState};
 
 use crate::config::{PluginConfig, PluginLimits};
-use crate::message::readable::Readable;
+use crate::plugin::readable::Readable;
 use crate::state::{KvWrite, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,12 +132,31 @@ impl Linked {
     }
 }
 
+/// What a plugin says of itself (`info` of the contract), in the host's types.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub needs: Needs,
+}
+
+impl From<bindings::PluginInfo> for PluginInfo {
+    fn from(i: bindings::PluginInfo) -> PluginInfo {
+        PluginInfo {
+            name: i.name,
+            version: i.version,
+            needs: i.needs.into(),
+        }
+    }
+}
+
 impl Instance {
     async fn info(&self, store: &mut WasmStore<PluginState>) -> wasmtime::Result<PluginInfo> {
-        match self {
-            Instance::V0_1(p) => p.call_info(store).await.map(v0_1::info),
-            Instance::V0_2(p) => p.call_info(store).await,
+        Ok(match self {
+            Instance::V0_1(p) => v0_1::info(p.call_info(store).await?),
+            Instance::V0_2(p) => p.call_info(store).await?,
         }
+        .into())
     }
 
     /// The plugin's verdict on its configuration (0.1 has no way to give one).
@@ -162,7 +184,9 @@ impl Instance {
             Instance::V0_2(p) => {
                 // The one message of this call, lent for its duration (`message_api`).
                 let handle = wasmtime::component::Resource::new_borrow(0);
-                p.call_on_message(store, handle).await
+                Ok(p.call_on_message(store, handle)
+                    .await?
+                    .map(|actions| actions.into_iter().map(Into::into).collect()))
             }
         }
     }

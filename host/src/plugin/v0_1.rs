@@ -1,7 +1,7 @@
 //! The 0.1 contract (wit/v0.1), kept so that plugins built for it load and behave as they
 //! always did next to 0.2 ones: its bindings, its host interface (served by the same code as
 //! the newest one), and the conversions between its types and the host's internal model
-//! (the newest contract's types, see `bindings`). A 0.1 plugin gets the whole message as one
+//! (`crate::model`). A 0.1 plugin gets the whole message as one
 //! record, built once per message and level from the same parts the 0.2 resource reads.
 
 wasmtime::component::bindgen!({
@@ -19,14 +19,15 @@ use self::mailpipe::plugin::host as old_host;
 use self::mailpipe::plugin::types as old;
 use super::bindings as now;
 use super::host_api::PluginState;
-use crate::message::readable::Readable;
+use crate::model::{decision as decided, message as parts};
+use crate::plugin::readable::Readable;
 
 /// The record a 0.1 plugin with `needs` gets for `message` (built once per level).
-pub fn record(message: &Readable, needs: now::Needs) -> &Message {
-    let level = usize::from(needs != now::Needs::Headers);
+pub fn record(message: &Readable, needs: parts::Needs) -> &Message {
+    let level = usize::from(needs != parts::Needs::Headers);
     message.record_0_1[level].get_or_init(|| {
         let v = message.view(needs);
-        let address = |a: &now::Address| old::Address {
+        let address = |a: &parts::Address| old::Address {
             name: a.name.clone(),
             address: a.address.clone(),
         };
@@ -58,15 +59,15 @@ pub fn record(message: &Readable, needs: now::Needs) -> &Message {
     })
 }
 
-fn header(h: &now::Header) -> old::Header {
+fn header(h: &parts::Header) -> old::Header {
     old::Header {
         name: h.name.clone(),
         value: h.value.clone(),
     }
 }
 
-fn new_header(h: old::Header) -> now::Header {
-    now::Header {
+fn new_header(h: old::Header) -> parts::Header {
+    parts::Header {
         name: h.name,
         value: h.value,
     }
@@ -84,37 +85,37 @@ pub fn info(i: PluginInfo) -> now::PluginInfo {
     }
 }
 
-pub fn action(a: Action) -> now::Action {
-    let folder = |t: old::FolderTarget| now::FolderTarget {
+pub fn action(a: Action) -> decided::Action {
+    let folder = |t: old::FolderTarget| decided::FolderTarget {
         folder: t.folder,
         create: t.create,
     };
     match a {
-        Action::Keep => now::Action::Keep,
-        Action::Discard => now::Action::Discard,
-        Action::FileInto(t) => now::Action::FileInto(folder(t)),
-        Action::CopyInto(t) => now::Action::CopyInto(folder(t)),
-        Action::AddFlags(f) => now::Action::AddFlags(f),
-        Action::RemoveFlags(f) => now::Action::RemoveFlags(f),
-        Action::SetHeader(h) => now::Action::SetHeader(new_header(h)),
-        Action::AddHeader(h) => now::Action::AddHeader(new_header(h)),
-        Action::RemoveHeader(n) => now::Action::RemoveHeader(n),
-        Action::SetSubject(s) => now::Action::SetSubject(s),
-        Action::Reply(r) => now::Action::Reply(now::Reply {
+        Action::Keep => decided::Action::Keep,
+        Action::Discard => decided::Action::Discard,
+        Action::FileInto(t) => decided::Action::FileInto(folder(t)),
+        Action::CopyInto(t) => decided::Action::CopyInto(folder(t)),
+        Action::AddFlags(f) => decided::Action::AddFlags(f),
+        Action::RemoveFlags(f) => decided::Action::RemoveFlags(f),
+        Action::SetHeader(h) => decided::Action::SetHeader(new_header(h)),
+        Action::AddHeader(h) => decided::Action::AddHeader(new_header(h)),
+        Action::RemoveHeader(n) => decided::Action::RemoveHeader(n),
+        Action::SetSubject(s) => decided::Action::SetSubject(s),
+        Action::Reply(r) => decided::Action::Reply(decided::Reply {
             subject: r.subject,
             text: r.text,
             html: r.html,
             headers: r.headers.into_iter().map(new_header).collect(),
         }),
-        Action::Forward(f) => now::Action::Forward(now::Forward {
+        Action::Forward(f) => decided::Action::Forward(decided::Forward {
             to: f.to,
             mode: match f.mode {
-                old::ForwardMode::Redirect => now::ForwardMode::Redirect,
-                old::ForwardMode::Attachment => now::ForwardMode::Attachment,
+                old::ForwardMode::Redirect => decided::ForwardMode::Redirect,
+                old::ForwardMode::Attachment => decided::ForwardMode::Attachment,
             },
             note: f.note,
         }),
-        Action::Stop => now::Action::Stop,
+        Action::Stop => decided::Action::Stop,
     }
 }
 

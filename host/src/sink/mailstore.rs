@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::pipeline::{Decision, Delivery};
+use crate::config::Layout;
+use crate::message::Email;
+use crate::model::decision::Delivery;
 
 #[derive(Debug, thiserror::Error)]
 #[error("mail store {path}: {source}")]
@@ -29,16 +31,15 @@ pub struct StoreError {
     pub source: std::io::Error,
 }
 
-/// How folders are laid out on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-pub enum Layout {
-    /// INBOX at the root, folders as `.A.B` directories (Dovecot's default for maildir:).
-    #[default]
-    #[serde(rename = "maildir++")]
-    MaildirPlusPlus,
-    /// One Maildir per folder, INBOX included, nested as directories.
-    #[serde(rename = "fs")]
-    Fs,
+/// What the mail store needs of a decided message (the job layer gives it a pipeline
+/// decision).
+pub trait Deliverable {
+    /// The message's key: its file names are derived from it (idempotent re-delivery).
+    fn key(&self) -> &str;
+    fn email(&self) -> &Email;
+    /// The folders it goes to; none: discarded.
+    fn deliveries(&self) -> &[Delivery];
+    fn flags(&self) -> &[String];
 }
 
 pub struct MailStore {
@@ -109,10 +110,10 @@ impl MailStore {
     }
 
     /// Store the message in every folder of the decision.
-    pub fn deliver(&self, decision: &Decision) -> Result<Vec<Delivered>, StoreError> {
+    pub fn deliver(&self, decision: &impl Deliverable) -> Result<Vec<Delivered>, StoreError> {
         let mut done: Vec<Delivered> = Vec::new();
-        for d in &decision.deliveries {
-            let own = &decision.email.mailbox;
+        for d in decision.deliveries() {
+            let own = &decision.email().mailbox;
             let (folder, fallback_from) = if self.exists(&d.folder) || d.create || d.folder == *own
             {
                 (d.folder.clone(), None)
@@ -149,7 +150,11 @@ impl MailStore {
             .is_ok_and(|p| self.folders.lock().unwrap().contains_key(&p) || p.join("cur").is_dir())
     }
 
-    fn write(&self, decision: &Decision, d: &Delivery) -> Result<(PathBuf, PathBuf), StoreError> {
+    fn write(
+        &self,
+        decision: &impl Deliverable,
+        d: &Delivery,
+    ) -> Result<(PathBuf, PathBuf), StoreError> {
         let dir = self.folder_path(&d.folder).map_err(|m| StoreError {
             path: self.root.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
@@ -160,11 +165,11 @@ impl MailStore {
         };
         self.prepare(&dir)?;
         let mut h = Sha256::new();
-        h.update(decision.message_key.as_bytes());
+        h.update(decision.key().as_bytes());
         h.update([0]);
         h.update(d.folder.as_bytes());
         let base = format!("{}.mailpipe", hex::encode(&h.finalize()[..12]));
-        let info = self.info_letters(&dir, &decision.flags)?;
+        let info = self.info_letters(&dir, decision.flags())?;
         let (sub, name) = if info.is_empty() {
             ("new", base.clone())
         } else {
@@ -172,7 +177,7 @@ impl MailStore {
         };
         let unsettled = dir.join("tmp").join(format!("{base}.unsettled"));
         let tmp = dir.join("tmp").join(&base);
-        std::fs::write(&tmp, &decision.email.raw).map_err(io(&tmp))?;
+        std::fs::write(&tmp, &decision.email().raw).map_err(io(&tmp))?;
         let dest = dir.join(sub).join(&name);
         std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
         // The marker is a link, not a new file: a directory entry costs a few µs, a new inode

@@ -6,19 +6,9 @@
 //! session still holds the lock of the message's account (fencing), so a process that was
 //! paused or cut off cannot write after its account moved on.
 //!
-//! This file holds what the backends and the daemon agree on: which account a record
-//! belongs to, the lock keys, and how many accounts a process should own (`fair_share`).
-
-/// The key prefix of every record of an IMAP account's messages ("imap:ACCOUNT/").
-pub fn imap_key_prefix(account: &str) -> String {
-    format!("imap:{account}/")
-}
-
-/// The account a message key belongs to (IMAP keys are "imap:ACCOUNT/MAILBOX/VALIDITY/UID";
-/// account names never hold '/'); None for offline messages, which no account owns.
-pub fn account_of_key(message_key: &str) -> Option<&str> {
-    message_key.strip_prefix("imap:")?.split('/').next()
-}
+//! This file holds what the backends and the daemon agree on: the lock keys, and how many
+//! accounts a process should own (`fair_share`). Which account a record belongs to is
+//! `model::key`.
 
 /// What a lock protects: one kind per namespace of names.
 #[derive(Debug, Clone, Copy)]
@@ -53,14 +43,6 @@ pub fn fair_share(accounts: usize, processes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_name_their_account() {
-        let k = format!("{}INBOX/7/42", imap_key_prefix("alice"));
-        assert_eq!(account_of_key(&k), Some("alice"));
-        assert_eq!(account_of_key("rewritten:abc"), None);
-        assert_eq!(account_of_key("offline:/x/y"), None);
-    }
 
     #[test]
     fn lock_keys_differ_by_kind_scope_and_name() {

@@ -20,12 +20,13 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
-use super::lease::{account_of_key, lock_key, LockKind};
+use super::lease::{lock_key, LockKind};
 use super::{
     first_seen_key, namespace_marker, pruned_summary, random_secret, Backend, Checkpoint, KvUsage,
     MessageCommit, OutboxEntry, OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 use crate::config::PgSettings;
+use crate::model::key::account_of_key;
 
 /// The schema's layout, one statement list per version, applied in order.
 const MIGRATIONS: &[&str] = &[

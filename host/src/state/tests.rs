@@ -354,7 +354,10 @@ fn keyed_hashes_differ_per_installation_and_survive_reopen() {
 
 fn imap_commit(account: &str, uid: u32) -> MessageCommit {
     MessageCommit {
-        message_key: format!("{}INBOX/1/{uid}", lease::imap_key_prefix(account)),
+        message_key: format!(
+            "{}INBOX/1/{uid}",
+            crate::model::key::imap_key_prefix(account)
+        ),
         summary: "{}".into(),
         durable: true,
         ..Default::default()

@@ -27,10 +27,11 @@ use decide::{Decided, Decider, Fetched};
 use plan::{uid_sets, Plan};
 
 use crate::clock::now_ms;
+use crate::config::RetryPolicy;
 use crate::config::{AccountConfig, Identity, WatchMode};
+use crate::model::message::Needs;
 use crate::pipeline::Pipeline;
-use crate::plugin::bindings::Needs;
-use crate::sink::outbox::{self, FlushReport, RetryPolicy};
+use crate::sink::outbox::{self, FlushReport};
 use crate::sink::smtp::SmtpSink;
 use crate::state::Store;
 use crate::telemetry::metrics;
@@ -352,7 +353,7 @@ impl AccountWorker {
             // From now on this account's plugins may send mail about what arrives; never
             // about what was there before (`actions::since`).
             self.pipeline
-                .enable_for(&crate::actions::since::imap_source(&self.account.name))?;
+                .enable_for(&crate::model::key::imap_source(&self.account.name))?;
         }
         for mailbox in &self.account.mailboxes {
             let r = self
@@ -387,7 +388,7 @@ impl AccountWorker {
         if self.dry_run {
             return Ok(());
         }
-        let ours = crate::state::lease::imap_key_prefix(&self.account.name);
+        let ours = crate::model::key::imap_key_prefix(&self.account.name);
         let Some(smtp) = &self.smtp else {
             let queued = self
                 .store

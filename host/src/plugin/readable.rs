@@ -7,10 +7,10 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use super::rewrite::HeaderBlock;
-use super::view::{self, View};
-use super::Email;
-use crate::plugin::bindings::{Address, Envelope, Header, Needs};
+use crate::message::rewrite::HeaderBlock;
+use crate::message::view::{self, View};
+use crate::message::Email;
+use crate::model::message::{Address, Envelope, Header, Needs};
 
 pub struct Readable {
     email: Email,
@@ -26,7 +26,7 @@ pub struct Readable {
     full: OnceLock<View>,
     envelope: OnceLock<Envelope>,
     /// The 0.1 contract's record at the `headers` and at the `bodies` level, built once.
-    pub(crate) record_0_1: [OnceLock<crate::plugin::v0_1::Message>; 2],
+    pub(crate) record_0_1: [OnceLock<super::v0_1::Message>; 2],
 }
 
 impl Readable {
