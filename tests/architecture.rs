@@ -8,7 +8,7 @@
 //! prefix that is a module, i.e. a file. Set ARCHITECTURE_PRINT=1 to print the graphs.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::{Path, PathBuf, MAIN_SEPARATOR};
 
 /// The top-level modules of host/src and their layers. A module may import from its own
 /// top-level module and from lower layers only. Keep in step with docs/ARCHITECTURE.md.
@@ -32,7 +32,6 @@ type Graph = BTreeMap<String, Set>;
 type Set = BTreeSet<String>;
 
 const CFG_TEST: [&str; 7] = ["#", "[", "cfg", "(", "test", ")", "]"];
-const INNER_CFG_TEST: [&str; 8] = ["#", "!", "[", "cfg", "(", "test", ")", "]"];
 
 #[test]
 fn the_module_graph_has_no_upward_import_and_no_circle() {
@@ -74,12 +73,17 @@ fn src_dir() -> PathBuf {
 /// Module → file (relative to `src`), and the import graph without test-only files and
 /// without containment edges (a module using its own descendants).
 fn module_graph(src: &Path) -> (BTreeMap<String, String>, Graph) {
-    let mut paths = Vec::new();
-    rs_files(src, &mut paths);
-    let mut files = BTreeMap::new();
-    for path in &paths {
-        let rel = path.strip_prefix(src).unwrap();
-        files.insert(module_of(rel), rel.display().to_string());
+    let (mut dirs, mut files) = (vec![src.to_path_buf()], BTreeMap::new());
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}")) {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(src).unwrap();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.insert(module_of(rel), rel.display().to_string());
+            }
+        }
     }
     let modules: Set = files.keys().cloned().collect();
     let (mut graph, mut test_only) = (Graph::new(), Vec::new());
@@ -92,44 +96,15 @@ fn module_graph(src: &Path) -> (BTreeMap<String, String>, Graph) {
         let deps = refs.into_iter().filter(|r| !is_descendant(module, r));
         graph.insert(module.clone(), deps.collect());
     }
-    let is_test = |m: &str| {
-        test_only
-            .iter()
-            .any(|t| m == t || m.starts_with(&format!("{t}::")))
-    };
-    files.retain(|m, _| !is_test(m));
-    graph.retain(|m, _| !is_test(m));
-    for deps in graph.values_mut() {
-        deps.retain(|m| !is_test(m));
-    }
+    graph.retain(|m, _| !test_only.iter().any(|t| m == t || is_descendant(t, m)));
     (files, graph)
 }
 
-fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rs_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 fn module_of(rel: &Path) -> String {
-    if rel == Path::new("lib.rs") {
-        return String::new();
-    }
-    let mut segs: Vec<String> = rel
-        .with_extension("")
-        .iter()
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect();
-    if segs.last().is_some_and(|s| s == "mod") {
-        segs.pop();
-    }
-    segs.join("::")
+    let name = rel.with_extension("").display().to_string();
+    let name = name.replace(MAIN_SEPARATOR, "::");
+    let name = name.strip_suffix("::mod").unwrap_or(&name);
+    if name == "lib" { "" } else { name }.to_string()
 }
 
 fn is_bin(module: &str) -> bool {
@@ -144,10 +119,9 @@ fn group(module: &str) -> &str {
 }
 
 fn child(module: &str, name: &str) -> String {
-    if module.is_empty() || module == "main" {
-        name.to_string()
-    } else {
-        format!("{module}::{name}")
+    match module {
+        "" | "main" => name.to_string(),
+        _ => format!("{module}::{name}"),
     }
 }
 
@@ -164,7 +138,7 @@ fn is_ident(token: &str) -> bool {
 /// The modules a file's non-test code refers to, and the names of the child modules it
 /// declares test-only (`#[cfg(test)] mod tests;`).
 fn references(src: &str, here: &str, modules: &Set) -> (Set, Vec<String>) {
-    let (t, test_mods) = drop_test_code(&tokens(&strip(src)));
+    let (t, test_mods) = drop_test_code(&tokens(src));
     let mut paths = Vec::new();
     let mut i = 0;
     while i < t.len() {
@@ -194,86 +168,60 @@ fn references(src: &str, here: &str, modules: &Set) -> (Set, Vec<String>) {
     (refs.collect(), test_mods)
 }
 
-/// The source with comments, string literals and char literals removed (strings become
-/// `""`), so that only code is left.
-fn strip(src: &str) -> String {
+/// The code's tokens: identifiers (and numbers), `::` and single punctuation characters.
+/// Comments, string literals and char literals are left out.
+fn tokens(src: &str) -> Vec<String> {
     let c: Vec<char> = src.chars().collect();
     let at = |i: usize| c.get(i).copied().unwrap_or('\0');
-    let mut out = String::new();
-    let mut i = 0;
+    let word = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let (mut out, mut i) = (Vec::new(), 0);
     while i < c.len() {
-        let raw_hashes = c[i + 1..].iter().take_while(|&&h| h == '#').count();
+        let end = (i..c.len()).find(|&j| !word(c[j])).unwrap_or(c.len());
+        let w = String::from_iter(&c[i..end]);
+        let hashes = c[end..].iter().take_while(|&&h| h == '#').count();
+        let raw = matches!(w.as_str(), "r" | "br" | "cr") && at(end + hashes) == '"';
         if at(i) == '/' && at(i + 1) == '/' {
-            while i < c.len() && c[i] != '\n' {
-                i += 1;
-            }
+            i = (i..c.len()).find(|&j| c[j] == '\n').unwrap_or(c.len());
         } else if at(i) == '/' && at(i + 1) == '*' {
-            let mut depth = 0;
+            let mut depth = 0; // block comments nest
             while i < c.len() {
-                if at(i) == '/' && at(i + 1) == '*' {
-                    depth += 1;
-                    i += 1;
-                } else if at(i) == '*' && at(i + 1) == '/' {
-                    depth -= 1;
-                    i += 1;
-                }
-                i += 1;
+                let d: i32 = match (at(i), at(i + 1)) {
+                    ('/', '*') => 1,
+                    ('*', '/') => -1,
+                    _ => 0,
+                };
+                (depth, i) = (depth + d, i + 1 + d.unsigned_abs() as usize);
                 if depth == 0 {
                     break;
                 }
             }
-            out.push(' ');
-        } else if at(i) == '"' {
-            i += 1;
-            while i < c.len() && c[i] != '"' {
-                i += if c[i] == '\\' { 2 } else { 1 };
+        } else if at(i) == '"' || raw {
+            // "..." with escapes, or r#"..."# ending at a quote and as many hashes
+            let (h, mut j) = if raw {
+                (hashes, end + hashes + 1)
+            } else {
+                (0, i + 1)
+            };
+            while j < c.len() && !(c[j] == '"' && (1..=h).all(|k| at(j + k) == '#')) {
+                j += if c[j] == '\\' && !raw { 2 } else { 1 };
             }
-            i += 1;
-            out.push_str("\"\"");
-        } else if at(i) == 'r' && at(i + 1 + raw_hashes) == '"' {
-            // r"..." or r#"..."#: ends at a quote followed by as many hashes.
-            i += raw_hashes + 2;
-            while i < c.len() && !(c[i] == '"' && (1..=raw_hashes).all(|k| at(i + k) == '#')) {
-                i += 1;
-            }
-            i += raw_hashes + 1;
-            out.push_str("\"\"");
-        } else if at(i) == '\'' && at(i + 1) == '\\' {
-            i += 3; // '\n', '\'', '\u{..}': the quote after the escaped char ends it
-            while i < c.len() && c[i] != '\'' {
-                i += 1;
-            }
-            i += 1;
-        } else if at(i) == '\'' && at(i + 2) == '\'' {
-            i += 3; // 'x' (a lifetime 'a has no closing quote)
-        } else {
-            out.push(c[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Identifiers (and numbers), `::`, and single punctuation characters.
-fn tokens(code: &str) -> Vec<String> {
-    let c: Vec<char> = code.chars().collect();
-    let word = |ch: char| ch.is_alphanumeric() || ch == '_';
-    let (mut out, mut i) = (Vec::new(), 0);
-    while i < c.len() {
-        let start = i;
-        if word(c[i]) {
-            while i < c.len() && word(c[i]) {
-                i += 1;
-            }
-        } else if c[i] == ':' && c.get(i + 1) == Some(&':') {
+            i = j + h + 1;
+        } else if at(i) == '\'' && (at(i + 1) == '\\' || at(i + 2) == '\'') {
+            // 'x', '\n', '\'', '\u{..}' (a lifetime 'a has no closing quote)
+            let from = i + if at(i + 1) == '\\' { 3 } else { 2 };
+            i = (from..c.len()).find(|&j| c[j] == '\'').unwrap_or(c.len()) + 1;
+        } else if end > i {
+            out.push(w);
+            i = end;
+        } else if at(i) == ':' && at(i + 1) == ':' {
+            out.push("::".to_string());
             i += 2;
         } else {
-            i += 1;
-            if c[start].is_whitespace() {
-                continue;
+            if !c[i].is_whitespace() {
+                out.push(c[i].to_string());
             }
+            i += 1;
         }
-        out.push(c[start..i].iter().collect());
     }
     out
 }
@@ -282,9 +230,6 @@ fn tokens(code: &str) -> Vec<String> {
 /// declared test-only without a body (`#[cfg(test)] mod tests;`).
 fn drop_test_code(t: &[String]) -> (Vec<String>, Vec<String>) {
     let (mut keep, mut test_mods) = (Vec::new(), Vec::new());
-    if t.windows(INNER_CFG_TEST.len()).any(|w| w == INNER_CFG_TEST) {
-        return (keep, test_mods); // #![cfg(test)]: the whole file
-    }
     let mut i = 0;
     while i < t.len() {
         if !t.get(i..i + CFG_TEST.len()).is_some_and(|w| w == CFG_TEST) {
@@ -464,27 +409,23 @@ fn circles(graph: &Graph) -> Vec<Vec<String>> {
 
 /// A shortest circle through the first module of `component`, as a path back to it.
 fn shortest_cycle(graph: &Graph, component: &[String]) -> Vec<String> {
-    let start = component[0].as_str();
-    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut queue = VecDeque::from([start]);
-    while let Some(v) = queue.pop_front() {
-        for w in graph[v].iter().filter(|w| component.contains(w)) {
-            if !came_from.contains_key(w.as_str()) {
-                came_from.insert(w, v);
-                queue.push_back(w);
+    let start = &component[0];
+    let (mut queue, mut seen) = (VecDeque::from([vec![start]]), BTreeSet::new());
+    while let Some(path) = queue.pop_front() {
+        for w in graph[path[path.len() - 1]]
+            .iter()
+            .filter(|w| component.contains(w))
+        {
+            let next = [&path[..], &[w]].concat();
+            if w == start {
+                return next.into_iter().cloned().collect();
+            }
+            if seen.insert(w) {
+                queue.push_back(next);
             }
         }
     }
-    let (mut path, mut v) = (vec![start.to_string()], start);
-    while let Some(&prev) = came_from.get(v) {
-        path.push(prev.to_string());
-        v = prev;
-        if v == start {
-            break;
-        }
-    }
-    path.reverse();
-    path
+    unreachable!("{start} is in a circle")
 }
 
 fn print_graphs(graph: &Graph) {
@@ -510,34 +451,27 @@ fn print_graphs(graph: &Graph) {
 mod parser {
     use super::*;
 
-    fn refs(src: &str, here: &str, modules: &[&str]) -> Vec<String> {
-        let modules = modules.iter().map(|m| m.to_string()).collect();
-        references(src, here, &modules).0.into_iter().collect()
+    /// The modules `src` refers to as module `here`, among `modules`; space-separated.
+    fn refs(here: &str, modules: &str, src: &str) -> String {
+        let modules = modules.split(' ').map(String::from).collect();
+        Vec::from_iter(references(src, here, &modules).0).join(" ")
     }
 
     #[test]
     fn grouped_nested_use_trees_are_expanded() {
-        let t = tokens("super::{self, x::{Y, z as W}, *};");
-        let mut out = Vec::new();
-        use_tree(&t, &mut 0, Vec::new(), &mut out);
-        let paths: Vec<String> = out.iter().map(|p| p.join("::")).collect();
-        assert_eq!(
-            paths,
-            ["super::self", "super::x::Y", "super::x::z", "super"]
-        );
+        let (t, mut out) = (tokens("super::{self, x::{Y, z as W}, *};"), Vec::new());
+        use_tree(&t, &mut 0, vec![], &mut out);
+        let paths = Vec::from_iter(out.iter().map(|p| p.join("::")));
+        assert_eq!(paths.join(" "), "super::self super::x::Y super::x::z super");
         let src = "pub(crate) use crate::{config::{Auth, Secret}, net::tls};";
-        let modules = ["", "config", "net", "net::tls", "pipeline"];
-        assert_eq!(refs(src, "pipeline", &modules), ["config", "net::tls"]);
+        assert_eq!(refs("p", "config net net::tls", src), "config net::tls");
         let src = "pub use decision::Decision;\nuse commit::x;\nuse std::sync::Arc;";
-        let modules = ["pipeline", "pipeline::commit", "pipeline::decision"];
-        assert_eq!(
-            refs(src, "pipeline", &modules),
-            ["pipeline::commit", "pipeline::decision"]
-        );
+        let (m, expected) = ("p p::commit p::decision", "p::commit p::decision");
+        assert_eq!(refs("p", m, src), expected);
         let src = "use mailpipe::config::Config; fn f() { crate::cli::test::run() }";
         assert_eq!(
-            refs(src, "main", &["config", "cli", "cli::test", "main"]),
-            ["cli::test", "config"]
+            refs("main", "config cli cli::test", src),
+            "cli::test config"
         );
     }
 
@@ -553,67 +487,45 @@ mod parser {
                 '{'
             }
         "##;
-        assert_eq!(refs(src, "c", &["a", "b", "c"]), ["b"]);
+        assert_eq!(refs("c", "a b c", src), "b");
     }
 
     #[test]
     fn cfg_test_items_are_dropped() {
-        let src = "use crate::a;\n#[cfg(test)]\nmod tests {\n use crate::b;\n fn f() { crate::b::g() }\n}\nfn h() { crate::c::i() }";
-        assert_eq!(refs(src, "m", &["a", "b", "c", "m"]), ["a", "c"]);
+        let src = "use crate::a;
+            #[cfg(test)]
+            mod tests { use crate::b; fn f() { crate::b::g() } }
+            fn h() { crate::c::i() }";
+        assert_eq!(refs("m", "a b c m", src), "a c");
         let src = "#[cfg(test)]\n#[path = \"x\"]\npub mod tests;\n#[cfg(test)] use crate::b;";
-        let modules = ["b", "m"].iter().map(|m| m.to_string()).collect();
-        assert_eq!(
-            references(src, "m", &modules),
-            (BTreeSet::new(), vec!["tests".to_string()])
-        );
-        assert!(refs("#![cfg(test)]\nuse crate::a;", "m", &["a", "m"]).is_empty());
+        let (found, test_mods) = references(src, "m", &Set::from(["b".to_string()]));
+        assert!(found.is_empty() && test_mods == ["tests"]);
     }
 
     #[test]
     fn super_depends_on_whether_the_file_is_a_mod_rs() {
-        let modules = ["", "a", "a::b", "a::c", "d"];
         assert_eq!(module_of(Path::new("a/mod.rs")), "a");
         assert_eq!(module_of(Path::new("a/b.rs")), "a::b");
-        assert_eq!(refs("use super::d::X;", "a", &modules), ["d"]);
-        assert_eq!(refs("use super::c::X;", "a::b", &modules), ["a::c"]);
-        assert_eq!(
-            refs(
-                "fn f() { super::super::d::g(); super::X }",
-                "a::b",
-                &modules
-            ),
-            ["a", "d"]
-        );
-        assert_eq!(
-            refs("use super::{self, c};", "a::b", &modules),
-            ["a", "a::c"]
-        );
-        assert!(refs("use super::X; use crate::Y;", "a", &modules).is_empty());
+        assert_eq!(module_of(Path::new("lib.rs")), "");
+        let m = "a a::b a::c d";
+        assert_eq!(refs("a", m, "use super::d::X;"), "d");
+        assert_eq!(refs("a::b", m, "use super::c::X;"), "a::c");
+        assert_eq!(refs("a::b", m, "use super::{self, c};"), "a a::c");
+        let src = "fn f() { super::super::d::g(); super::X }";
+        assert_eq!(refs("a::b", m, src), "a d");
+        assert_eq!(refs("a", m, "use super::X; use crate::Y;"), "");
     }
 
     #[test]
     fn circles_are_the_strongly_connected_components() {
-        let edges = [
-            ("a", "b"),
-            ("b", "c"),
-            ("c", "a"),
-            ("c", "d"),
-            ("d", "e"),
-            ("e", "d"),
-            ("f", "a"),
-        ];
         let mut graph = Graph::new();
-        for (from, to) in edges {
-            graph
-                .entry(from.to_string())
-                .or_default()
-                .insert(to.to_string());
-            graph.entry(to.to_string()).or_default();
+        for edge in ["a b", "b c", "c a", "c d", "d e", "e d", "f a"] {
+            let (from, to) = edge.split_once(' ').unwrap();
+            graph.entry(from.into()).or_default().insert(to.into());
+            graph.entry(to.into()).or_default();
         }
         assert_eq!(circles(&graph), [vec!["a", "b", "c"], vec!["d", "e"]]);
-        assert_eq!(
-            shortest_cycle(&graph, &["a".into(), "b".into(), "c".into()]),
-            ["a", "b", "c", "a"]
-        );
+        let abc = ["a", "b", "c"].map(String::from);
+        assert_eq!(shortest_cycle(&graph, &abc), ["a", "b", "c", "a"]);
     }
 }

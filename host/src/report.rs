@@ -2,50 +2,11 @@
 //! stable JSON form (docs/JSON.md) that scripts and CI read from `mailpipe test --json` and
 //! `mailpipe run --json`.
 
-use serde::Serializer;
 use serde_json::{json, Value};
 
-use crate::model::decision::{Action, ForwardMode, LogLevel};
+use crate::model::decision::LogLevel;
 use crate::model::message::Needs;
 use crate::pipeline::{Decision, PluginStatus};
-
-/// One action as JSON: `{"action": "file-into", "folder": "...", "create": true}` etc.
-pub fn action_json(a: &Action) -> Value {
-    match a {
-        Action::Keep => json!({"action": "keep"}),
-        Action::Discard => json!({"action": "discard"}),
-        Action::Stop => json!({"action": "stop"}),
-        Action::FileInto(t) => {
-            json!({"action": "file-into", "folder": t.folder, "create": t.create})
-        }
-        Action::CopyInto(t) => {
-            json!({"action": "copy-into", "folder": t.folder, "create": t.create})
-        }
-        Action::AddFlags(f) => json!({"action": "add-flags", "flags": f}),
-        Action::RemoveFlags(f) => json!({"action": "remove-flags", "flags": f}),
-        Action::SetHeader(h) => json!({"action": "set-header", "name": h.name, "value": h.value}),
-        Action::AddHeader(h) => json!({"action": "add-header", "name": h.name, "value": h.value}),
-        Action::RemoveHeader(n) => json!({"action": "remove-header", "name": n}),
-        Action::SetSubject(s) => json!({"action": "set-subject", "subject": s}),
-        Action::Reply(r) => json!({
-            "action": "reply",
-            "subject": r.subject,
-            "text": r.text,
-            "html": r.html,
-            "headers": r.headers.iter().map(|h| json!({"name": h.name, "value": h.value})).collect::<Vec<_>>(),
-        }),
-        Action::Forward(f) => json!({
-            "action": "forward",
-            "to": f.to,
-            "mode": match f.mode { ForwardMode::Redirect => "redirect", ForwardMode::Attachment => "attachment" },
-            "note": f.note,
-        }),
-    }
-}
-
-pub fn actions_json<S: Serializer>(actions: &[Action], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(actions.iter().map(action_json))
-}
 
 /// The JSON form of a decision (see docs/JSON.md).
 pub fn decision_json(label: &str, d: &Decision) -> Value {

@@ -45,7 +45,7 @@ impl ForwardSpec {
         } else {
             redirect(original, &self.to, &identity, &self.id, self.now_ms)
         };
-        encode::crlf_message(&raw)
+        rewrite::crlf_message(&raw)
     }
 }
 
@@ -89,7 +89,7 @@ pub fn as_attachment(
         "Fwd: {}",
         crate::model::text::clean_text(&original.header("Subject").unwrap_or_default())
     );
-    let original_wire = encode::crlf_message(&original.raw);
+    let original_wire = rewrite::crlf_message(&original.raw);
     let boundary = encode::boundary(id, &[&original_wire, note.unwrap_or_default().as_bytes()]);
     let cte = if original.raw.is_ascii() {
         "7bit"

@@ -350,7 +350,7 @@ fn print_result(
     if let PluginStatus::Applied { actions, .. } = &report.status {
         println!("actions:");
         for action in actions {
-            println!("  {}", report::action_json(action));
+            println!("  {}", action.to_json());
         }
     }
     print!("{}", report::human(label, decision));

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use crate::model::credentials::{Auth, PasswordSource};
-use crate::model::endpoint::is_loopback;
+use crate::model::endpoint::{is_loopback, TlsMode};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,18 +81,6 @@ pub(super) struct RawServer {
     pub password_env: Option<String>,
     pub password_file: Option<String>,
     pub password_command: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte (IMAPS 993, SMTPS 465).
-    #[default]
-    Implicit,
-    /// Plain connection upgraded with STARTTLS before login.
-    Starttls,
-    /// No TLS: only to loopback, or with `allow_insecure = true`.
-    None,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -17,9 +17,10 @@ pub use since::MailSince;
 pub use state::{test_postgres_for, PgSettings, StateSettings, TEST_POSTGRES_ENV};
 pub mod providers;
 
-/// The credential values a `ServerConfig` holds.
+/// The credential and endpoint values a `ServerConfig` holds.
 pub use crate::model::credentials::{Auth, PasswordSource, Secret};
-pub use account::{AccountConfig, ServerConfig, TlsMode, WatchMode};
+pub use crate::model::endpoint::TlsMode;
+pub use account::{AccountConfig, ServerConfig, WatchMode};
 
 pub use accounts_dir::{is_account_file, merged, table_row_path, AccountFile, AccountsSettings};
 use error::line_of;

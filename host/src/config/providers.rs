@@ -5,8 +5,8 @@
 //! docs/providers/. Whatever the account sets in `[account.imap]`, `[account.smtp]` or
 //! `[account.oauth2]` wins over the preset.
 
-use super::account::TlsMode;
 use crate::model::credentials::Auth;
+use crate::model::endpoint::TlsMode;
 
 pub struct Endpoint {
     pub host: &'static str,

@@ -96,53 +96,6 @@ pub fn boundary(id: &str, parts: &[&[u8]]) -> String {
     }
 }
 
-/// A whole message with CRLF line ends (see `crlf`), its header block written so that any
-/// reader splits it into exactly the fields `rewrite::HeaderBlock` sees: a bare CR or a NUL
-/// inside it becomes a space (there it is no line break: turning it into one would start a
-/// new field), and a stray line that belongs to the field before it is indented, so it can
-/// never read as a field of its own on the wire (e.g. `X\0: y` once its NUL is a space).
-pub fn crlf_message(data: &[u8]) -> Vec<u8> {
-    let block = super::rewrite::HeaderBlock::parse(data);
-    if !block.has_fields() {
-        return crlf(data);
-    }
-    let clean = |line: &[u8], out: &mut Vec<u8>| {
-        let content = line.strip_suffix(b"\n").unwrap_or(line);
-        let content = content.strip_suffix(b"\r").unwrap_or(content);
-        out.extend(
-            content
-                .iter()
-                .map(|&b| if b == b'\r' || b == 0 { b' ' } else { b }),
-        );
-        out.extend_from_slice(b"\r\n");
-    };
-    let mut out = Vec::with_capacity(data.len() + 64);
-    for line in block.preamble().split_inclusive(|&b| b == b'\n') {
-        clean(line, &mut out);
-    }
-    for field in block.raw_fields() {
-        for (i, line) in field.split_inclusive(|&b| b == b'\n').enumerate() {
-            if i > 0 {
-                // A continuation that is only white space once cleaned would end the header
-                // block for a reader: it carries nothing, so it is left out.
-                let blank = line.iter().all(|&b| b == 0 || b.is_ascii_whitespace());
-                if blank {
-                    continue;
-                }
-                if !matches!(line.first(), Some(b' ' | b'\t')) {
-                    out.push(b' ');
-                }
-            }
-            clean(line, &mut out);
-        }
-    }
-    // The separator as a true empty line: one of white space only ends the block for us, but
-    // a reader on the wire would take it for folding and read on into the body.
-    out.extend_from_slice(b"\r\n");
-    out.extend(crlf(block.body()));
-    out
-}
-
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 pub fn base64(data: &[u8]) -> String {
@@ -250,37 +203,6 @@ mod tests {
     fn line_endings_become_crlf() {
         assert_eq!(crlf(b"a\nb\rc\r\nd\r"), b"a\r\nb\r\nc\r\nd\r\n".to_vec());
         assert_eq!(crlf_text("x\r\r\ny"), "x\r\n\r\ny");
-    }
-
-    #[test]
-    fn a_bare_cr_in_the_header_block_never_starts_a_field() {
-        let out = crlf_message(b"Subject: a\rBcc: x@y.z\nTo: b\n\nbody\rline\n");
-        assert_eq!(
-            out,
-            b"Subject: a Bcc: x@y.z\r\nTo: b\r\n\r\nbody\r\nline\r\n".to_vec()
-        );
-    }
-
-    #[test]
-    fn the_separator_is_an_empty_line_on_the_wire() {
-        assert_eq!(
-            crlf_message(b"A: 1\n \r\nB: 2\n"),
-            b"A: 1\r\n\r\nB: 2\r\n".to_vec()
-        );
-        assert_eq!(crlf_message(b"A: 1"), b"A: 1\r\n\r\n".to_vec());
-    }
-
-    #[test]
-    fn a_stray_line_stays_part_of_its_field_on_the_wire() {
-        let out = crlf_message(b"A: 1\r\nMIME-Version\0\0: 1.0\r\nB: 2\r\n\r\nbody");
-        assert_eq!(
-            out,
-            b"A: 1\r\n MIME-Version  : 1.0\r\nB: 2\r\n\r\nbody".to_vec()
-        );
-        let fields = crate::message::rewrite::HeaderBlock::parse(&out).names();
-        assert_eq!(fields, ["A", "B"]);
-        let nul_line = crlf_message(b"A: 1\r\n\0\0\0\r\nB: 2\r\n\r\nbody");
-        assert_eq!(nul_line, b"A: 1\r\nB: 2\r\n\r\nbody".to_vec());
     }
 
     #[test]

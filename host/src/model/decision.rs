@@ -2,6 +2,8 @@
 //! host's own types (each contract version's bindings convert into them at the plugin edge),
 //! where the message goes once decided (`Delivery`), and the levels of a plugin's log lines.
 
+use serde_json::json;
+
 use super::message::Header;
 
 /// A folder to file or copy into.
@@ -54,6 +56,53 @@ pub enum Action {
     Reply(Reply),
     Forward(Forward),
     Stop,
+}
+
+impl Action {
+    /// One action as JSON: `{"action": "file-into", "folder": "...", "create": true}` etc.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Action::Keep => json!({"action": "keep"}),
+            Action::Discard => json!({"action": "discard"}),
+            Action::Stop => json!({"action": "stop"}),
+            Action::FileInto(t) => {
+                json!({"action": "file-into", "folder": t.folder, "create": t.create})
+            }
+            Action::CopyInto(t) => {
+                json!({"action": "copy-into", "folder": t.folder, "create": t.create})
+            }
+            Action::AddFlags(f) => json!({"action": "add-flags", "flags": f}),
+            Action::RemoveFlags(f) => json!({"action": "remove-flags", "flags": f}),
+            Action::SetHeader(h) => {
+                json!({"action": "set-header", "name": h.name, "value": h.value})
+            }
+            Action::AddHeader(h) => {
+                json!({"action": "add-header", "name": h.name, "value": h.value})
+            }
+            Action::RemoveHeader(n) => json!({"action": "remove-header", "name": n}),
+            Action::SetSubject(s) => json!({"action": "set-subject", "subject": s}),
+            Action::Reply(r) => json!({
+                "action": "reply",
+                "subject": r.subject,
+                "text": r.text,
+                "html": r.html,
+                "headers": r.headers.iter().map(|h| json!({"name": h.name, "value": h.value})).collect::<Vec<_>>(),
+            }),
+            Action::Forward(f) => json!({
+                "action": "forward",
+                "to": f.to,
+                "mode": match f.mode { ForwardMode::Redirect => "redirect", ForwardMode::Attachment => "attachment" },
+                "note": f.note,
+            }),
+        }
+    }
+}
+
+/// Actions serialise as their documented JSON form (docs/JSON.md).
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
 }
 
 /// One place a decided message is stored.

@@ -7,6 +7,19 @@ use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// How a connection to a mail server is secured.
+#[derive(Debug, Clone, Copy, serde::Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    #[default]
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before login.
+    Starttls,
+    /// No TLS: only to loopback, or with `allow_insecure = true`.
+    None,
+}
+
 /// Whether `host` names this machine (`localhost`, 127.0.0.0/8, ::1).
 pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")

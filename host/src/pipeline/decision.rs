@@ -15,7 +15,6 @@ use crate::state::KvWrite;
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum PluginStatus {
     Applied {
-        #[serde(serialize_with = "crate::report::actions_json")]
         actions: Vec<Action>,
         notes: Vec<String>,
     },

@@ -178,7 +178,7 @@ impl Instance {
     ) -> wasmtime::Result<Result<Vec<Action>, String>> {
         match self {
             Instance::V0_1(p) => Ok(p
-                .call_on_message(store, v0_1::record(msg, needs))
+                .call_on_message(store, msg.record_0_1(needs))
                 .await?
                 .map(|actions| actions.into_iter().map(v0_1::action).collect())),
             Instance::V0_2(p) => {

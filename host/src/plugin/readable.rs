@@ -7,6 +7,8 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use super::v0_1::mailpipe::plugin::types as old;
+use super::v0_1::Message;
 use crate::message::rewrite::HeaderBlock;
 use crate::message::view::{self, View};
 use crate::message::Email;
@@ -26,7 +28,7 @@ pub struct Readable {
     full: OnceLock<View>,
     envelope: OnceLock<Envelope>,
     /// The 0.1 contract's record at the `headers` and at the `bodies` level, built once.
-    pub(crate) record_0_1: [OnceLock<super::v0_1::Message>; 2],
+    record_0_1: [OnceLock<Message>; 2],
 }
 
 impl Readable {
@@ -189,6 +191,53 @@ fn envelope_of<'a>(
     Envelope {
         return_path,
         recipients,
+    }
+}
+
+/// The 0.1 contract's record of a message, built from the same parts.
+impl Readable {
+    /// The record a 0.1 plugin with `needs` gets for `message` (built once per level).
+    pub fn record_0_1(&self, needs: Needs) -> &Message {
+        let level = usize::from(needs != Needs::Headers);
+        self.record_0_1[level].get_or_init(|| {
+            let v = self.view(needs);
+            let address = |a: &Address| old::Address {
+                name: a.name.clone(),
+                address: a.address.clone(),
+            };
+            Message {
+                message_id: v.message_id.clone(),
+                date: v.date,
+                from: v.from.iter().map(address).collect(),
+                sender: v.sender.as_ref().map(address),
+                reply_to: v.reply_to.iter().map(address).collect(),
+                to: v.to.iter().map(address).collect(),
+                cc: v.cc.iter().map(address).collect(),
+                subject: v.subject.clone(),
+                headers: v.headers.iter().map(header).collect(),
+                text_body: v.text_body.clone(),
+                html_body: v.html_body.clone(),
+                attachments: v
+                    .attachments
+                    .iter()
+                    .map(|a| old::Attachment {
+                        filename: a.filename.clone(),
+                        content_type: a.content_type.clone(),
+                        size: a.size,
+                    })
+                    .collect(),
+                size: v.size,
+                mailbox: v.mailbox.clone(),
+                flags: v.flags.clone(),
+            }
+        })
+    }
+}
+
+fn header(h: &Header) -> old::Header {
+    old::Header {
+        name: h.name.clone(),
+        value: h.value.clone(),
     }
 }
 

@@ -20,51 +20,6 @@ use self::mailpipe::plugin::types as old;
 use super::bindings as now;
 use super::host_api::PluginState;
 use crate::model::{decision as decided, message as parts};
-use crate::plugin::readable::Readable;
-
-/// The record a 0.1 plugin with `needs` gets for `message` (built once per level).
-pub fn record(message: &Readable, needs: parts::Needs) -> &Message {
-    let level = usize::from(needs != parts::Needs::Headers);
-    message.record_0_1[level].get_or_init(|| {
-        let v = message.view(needs);
-        let address = |a: &parts::Address| old::Address {
-            name: a.name.clone(),
-            address: a.address.clone(),
-        };
-        Message {
-            message_id: v.message_id.clone(),
-            date: v.date,
-            from: v.from.iter().map(address).collect(),
-            sender: v.sender.as_ref().map(address),
-            reply_to: v.reply_to.iter().map(address).collect(),
-            to: v.to.iter().map(address).collect(),
-            cc: v.cc.iter().map(address).collect(),
-            subject: v.subject.clone(),
-            headers: v.headers.iter().map(header).collect(),
-            text_body: v.text_body.clone(),
-            html_body: v.html_body.clone(),
-            attachments: v
-                .attachments
-                .iter()
-                .map(|a| old::Attachment {
-                    filename: a.filename.clone(),
-                    content_type: a.content_type.clone(),
-                    size: a.size,
-                })
-                .collect(),
-            size: v.size,
-            mailbox: v.mailbox.clone(),
-            flags: v.flags.clone(),
-        }
-    })
-}
-
-fn header(h: &parts::Header) -> old::Header {
-    old::Header {
-        name: h.name.clone(),
-        value: h.value.clone(),
-    }
-}
 
 fn new_header(h: old::Header) -> parts::Header {
     parts::Header {

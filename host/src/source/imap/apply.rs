@@ -7,8 +7,8 @@
 use futures::TryStreamExt;
 use std::collections::{BTreeMap, HashSet};
 
+use super::connect::server_name;
 use super::connect::{completed, timed, ImapError, ImapSession};
-use super::namespace::server_name;
 use super::plan::{uid_sets, Plan};
 use super::REWRITTEN_HEADER;
 use crate::message::encode::base64_decode;

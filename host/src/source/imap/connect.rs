@@ -5,17 +5,12 @@
 use async_imap::{Client, Session};
 use std::fmt::Debug;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::wire::{self, Completion, Watched};
+use super::wire::{self, Completion, Io, Watched};
 use crate::config::{Auth, ServerConfig, TlsMode};
 use crate::net::auth::{sasl, AuthError, BearerExchange};
 use crate::net::tls::{self, TlsError};
-
-/// Any byte stream an IMAP session can run over (plain TCP or TLS).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
 
 pub type ImapSession = Session<Watched>;
 
@@ -329,4 +324,18 @@ async fn handshake(
         Ok(r) => Ok(r?),
         Err(_) => Err(ImapError::timeout("TLS handshake")),
     }
+}
+
+/// The wire name of the user's `folder` on this session's server; a name the server cannot
+/// hold is refused like a server refusal (it concerns only what would use it).
+pub fn server_name(session: &ImapSession, folder: &str) -> Result<String, ImapError> {
+    session
+        .get_ref()
+        .state()
+        .namespace
+        .encode(folder)
+        .map_err(|message| ImapError::Refused {
+            context: "folder name".into(),
+            message,
+        })
 }

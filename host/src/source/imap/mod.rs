@@ -251,7 +251,7 @@ impl AccountWorker {
             *failures = 0;
             let wait = self.next_wait();
             if idle_ok {
-                let watched = namespace::server_name(&session, &self.account.mailboxes[0])?;
+                let watched = connect::server_name(&session, &self.account.mailboxes[0])?;
                 let selected = timed("SELECT", session.select(watched)).await?;
                 // Mail that arrived after the pass looked is already counted by this SELECT,
                 // so IDLE would not announce it: pass again now instead of waiting.
@@ -424,7 +424,7 @@ impl AccountWorker {
         folders: &mut HashSet<String>,
         report: &mut PassReport,
     ) -> Result<(), ImapError> {
-        let own = namespace::server_name(session, mailbox)?;
+        let own = connect::server_name(session, mailbox)?;
         let selected = timed("SELECT", session.select(&own)).await?;
         completed(session, "SELECT")?;
         let validity = selected.uid_validity.unwrap_or(0);

@@ -4,22 +4,7 @@
 //! then modified UTF-7 (`utf7`). Names map back the same way for LIST. Next to `utf7.rs`: both
 //! translate names between the user's form and the server's.
 
-use super::connect::{ImapError, ImapSession};
 use crate::model::folder as utf7;
-
-/// The wire name of the user's `folder` on this session's server; a name the server cannot
-/// hold is refused like a server refusal (it concerns only what would use it).
-pub fn server_name(session: &ImapSession, folder: &str) -> Result<String, ImapError> {
-    session
-        .get_ref()
-        .state()
-        .namespace
-        .encode(folder)
-        .map_err(|message| ImapError::Refused {
-            context: "folder name".into(),
-            message,
-        })
-}
 
 /// The personal namespace of the account's server.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,12 +9,15 @@
 //! command really finished with OK. It also refuses a literal larger than the limit before
 //! async-imap allocates a buffer for it, so memory follows the bytes really received.
 
+use std::fmt::Debug;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::connect::Io;
+/// Any byte stream an IMAP session can run over (plain TCP or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Io for T {}
 
 /// Bytes of a logical line kept to read its tag and status.
 const HEAD: usize = 160;
