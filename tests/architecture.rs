@@ -18,12 +18,11 @@ const LAYERS: &[(&str, u32)] = &[
     ("model", 0), ("clock", 0), ("contract", 0),
     ("config", 1), ("net", 1),
     ("message", 2), ("state", 2),
-    ("plugin", 3), ("actions", 3),
+    ("plugin", 3), ("actions", 3), ("source", 3), ("sink", 3),
     ("pipeline", 4),
-    ("sink", 5), ("source", 5),
-    ("telemetry", 6), ("report", 6),
-    ("run", 7),
-    ("cli", 8),
+    ("telemetry", 5), ("report", 5),
+    ("run", 6),
+    ("cli", 7),
 ];
 
 /// Module → the modules it imports. Modules are named by path: `a::b` for `a/b.rs` or
@@ -35,13 +34,15 @@ const CFG_TEST: [&str; 7] = ["#", "[", "cfg", "(", "test", ")", "]"];
 
 #[test]
 fn the_module_graph_has_no_upward_import_and_no_circle() {
-    let src = src_dir();
+    let src = option_env!("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(file!()).parent().unwrap().join("../host"))
+        .join("src");
     let (files, graph) = module_graph(&src);
     let edges: usize = graph.values().map(BTreeSet::len).sum();
     assert!(
         edges > 50,
-        "only {edges} imports found in {}: is the parser broken?",
-        src.display()
+        "only {edges} imports in {src:?}: is the parser broken?"
     );
     if std::env::var_os("ARCHITECTURE_PRINT").is_some() {
         print_graphs(&graph);
@@ -61,13 +62,6 @@ fn the_module_graph_has_no_upward_import_and_no_circle() {
         errors.len(),
         errors.join("\n")
     );
-}
-
-fn src_dir() -> PathBuf {
-    option_env!("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(file!()).parent().unwrap().join("../host"))
-        .join("src")
 }
 
 /// Module → file (relative to `src`), and the import graph without test-only files and
@@ -111,11 +105,14 @@ fn is_bin(module: &str) -> bool {
     module == "main" || module == "cli" || module.starts_with("cli::")
 }
 
+/// The top-level module, the unit of LAYERS ("" for the crate root).
 fn group(module: &str) -> &str {
-    if module == "main" {
-        return "cli";
+    let top = module.split("::").next().unwrap();
+    if top == "main" {
+        "cli"
+    } else {
+        top
     }
-    module.split("::").next().unwrap()
 }
 
 fn child(module: &str, name: &str) -> String {
@@ -139,17 +136,26 @@ fn is_ident(token: &str) -> bool {
 /// declares test-only (`#[cfg(test)] mod tests;`).
 fn references(src: &str, here: &str, modules: &Set) -> (Set, Vec<String>) {
     let (t, test_mods) = drop_test_code(&tokens(src));
-    let mut paths = Vec::new();
+    let (mut paths, mut aliases) = (Vec::new(), BTreeMap::new());
     let mut i = 0;
     while i < t.len() {
-        let path_start = matches!(t[i].as_str(), "crate" | "super" | "self" | "mailpipe")
+        let path_start = is_ident(&t[i])
             && t.get(i + 1).is_some_and(|s| s == "::")
             && (i == 0 || t[i - 1] != "::");
         if t[i] == "use" {
             i += 1;
-            let mut out = Vec::new();
-            use_tree(&t, &mut i, Vec::new(), &mut out);
-            paths.extend(out.into_iter().map(|p| (p, true)));
+            for mut path in use_tree(&t, &mut i) {
+                // `use a::m;` or `use a::m::{self, ..}`: `m::x` in code is `a::m::x`.
+                if path.len() > 1 && path[path.len() - 1] == "self" {
+                    path.pop();
+                }
+                let last = path.last().cloned().unwrap_or_default();
+                let module = resolve(&path, here, modules, true).unwrap_or_default();
+                if module == last || module.ends_with(&format!("::{last}")) {
+                    aliases.insert(last, path.clone());
+                }
+                paths.push((path, true));
+            }
         } else if path_start {
             let mut path = vec![t[i].clone()];
             i += 1;
@@ -163,8 +169,11 @@ fn references(src: &str, here: &str, modules: &Set) -> (Set, Vec<String>) {
         }
     }
     let refs = paths
-        .iter()
-        .filter_map(|(p, in_use)| resolve(p, here, modules, *in_use));
+        .into_iter()
+        .filter_map(|(path, in_use)| match aliases.get(&path[0]) {
+            Some(alias) if !in_use => resolve(&[alias, &path[1..]].concat(), here, modules, true),
+            _ => resolve(&path, here, modules, in_use),
+        });
     (refs.collect(), test_mods)
 }
 
@@ -251,50 +260,44 @@ fn drop_test_code(t: &[String]) -> (Vec<String>, Vec<String>) {
                 _ => {}
             }
         }
-        if let [.., m, name, semi] = &t[item..i] {
-            if m == "mod" && semi == ";" {
-                test_mods.push(name.clone());
-            }
+        match &t[item..i] {
+            [.., m, name, semi] if m == "mod" && semi == ";" => test_mods.push(name.clone()),
+            _ => {}
         }
     }
     (keep, test_mods)
 }
 
-/// The full paths of the `use` tree at `t[*i]`: `a::{b, c::{self, D as E}}` gives `a::b`,
-/// `a::c::self` and `a::c::D`.
-fn use_tree(t: &[String], i: &mut usize, mut path: Vec<String>, out: &mut Vec<Vec<String>>) {
+/// The full paths of the `use` tree at `t[*i]`, up to its `;`: `a::{b, c::{self, D as E}}`
+/// gives `a::b`, `a::c::self` and `a::c::D`.
+fn use_tree(t: &[String], i: &mut usize) -> Vec<Vec<String>> {
+    // `groups`: the length of the path before each open `{`.
+    let (mut out, mut path, mut groups, mut pending) = (Vec::new(), Vec::new(), vec![0], false);
     while let Some(token) = t.get(*i) {
         *i += 1;
         match token.as_str() {
-            "::" => continue,
-            "*" => {}
-            "{" => {
-                while *i < t.len() && t[*i] != "}" {
-                    let before = *i;
-                    use_tree(t, i, path.clone(), out);
-                    if t.get(*i).is_some_and(|s| s == ",") {
-                        *i += 1;
-                    } else if *i == before {
-                        break;
-                    }
-                }
-                *i += 1;
-                return;
-            }
+            "::" => {}
+            "as" => *i += 1,
+            "{" => groups.push(path.len()),
+            "*" => pending = true,
             word if is_ident(word) => {
                 path.push(word.to_string());
-                if t.get(*i).is_some_and(|s| s == "::") {
-                    continue;
-                }
-                if t.get(*i).is_some_and(|s| s == "as") {
-                    *i += 2;
-                }
+                pending = true;
             }
-            _ => *i -= 1,
+            end => {
+                if std::mem::take(&mut pending) {
+                    out.push(path.clone());
+                }
+                match end {
+                    "," => {}
+                    "}" => drop(groups.pop()),
+                    _ => break,
+                }
+                path.truncate(groups.last().copied().unwrap_or(0));
+            }
         }
-        break;
     }
-    out.push(path);
+    out
 }
 
 /// The module a path refers to: the longest prefix that is a module. None for paths that
@@ -340,10 +343,7 @@ fn resolve(path: &[String], here: &str, modules: &Set, in_use: bool) -> Option<S
 }
 
 fn layer_of(group: &str) -> Option<u32> {
-    LAYERS
-        .iter()
-        .find(|(g, _)| *g == group)
-        .map(|(_, layer)| *layer)
+    LAYERS.iter().find(|l| l.0 == group).map(|l| l.1)
 }
 
 /// Imports from a higher layer or from another group of the same layer, and groups in no
@@ -459,20 +459,19 @@ mod parser {
 
     #[test]
     fn grouped_nested_use_trees_are_expanded() {
-        let (t, mut out) = (tokens("super::{self, x::{Y, z as W}, *};"), Vec::new());
-        use_tree(&t, &mut 0, vec![], &mut out);
-        let paths = Vec::from_iter(out.iter().map(|p| p.join("::")));
+        let t = tokens("super::{self, x::{Y, z as W}, *};");
+        let paths = Vec::from_iter(use_tree(&t, &mut 0).iter().map(|p| p.join("::")));
         assert_eq!(paths.join(" "), "super::self super::x::Y super::x::z super");
         let src = "pub(crate) use crate::{config::{Auth, Secret}, net::tls};";
         assert_eq!(refs("p", "config net net::tls", src), "config net::tls");
         let src = "pub use decision::Decision;\nuse commit::x;\nuse std::sync::Arc;";
-        let (m, expected) = ("p p::commit p::decision", "p::commit p::decision");
-        assert_eq!(refs("p", m, src), expected);
-        let src = "use mailpipe::config::Config; fn f() { crate::cli::test::run() }";
-        assert_eq!(
-            refs("main", "config cli cli::test", src),
-            "cli::test config"
-        );
+        let modules = "p p::commit p::decision";
+        assert_eq!(refs("p", modules, src), "p::commit p::decision");
+        let src = "use mailpipe::{config::Config, net}; fn f() { crate::cli::test::run() }";
+        let modules = "config cli cli::test net net::tls";
+        assert_eq!(refs("main", modules, src), "cli::test config net");
+        let src = format!("{src} fn g() {{ net::tls::connect() }}");
+        assert_eq!(refs("main", modules, &src), "cli::test config net net::tls");
     }
 
     #[test]

@@ -291,12 +291,11 @@ async fn a_plugin_that_rejects_its_configuration_is_not_run() {
     let file = dir.path().join("m.toml");
     std::fs::write(&file, toml).unwrap();
     let config = mailpipe::config::Config::load(&file).unwrap();
-    let err = match mailpipe::runner::build_pipeline(&config, None, mailpipe::plugin::Clock::System)
-        .await
-    {
-        Ok(_) => panic!("a plugin that rejects its configuration must not run"),
-        Err(e) => format!("{e:#}"),
-    };
+    let err =
+        match mailpipe::run::build_pipeline(&config, None, mailpipe::plugin::Clock::System).await {
+            Ok(_) => panic!("a plugin that rejects its configuration must not run"),
+            Err(e) => format!("{e:#}"),
+        };
     let file = file.display().to_string();
     // Each problem at the line of its key: `addresses` is line 16, `days` line 18.
     assert!(

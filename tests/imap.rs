@@ -6,7 +6,7 @@
 mod common;
 
 use common::mailstack::*;
-use mailpipe::runner::{run_accounts_once, RunOptions};
+use mailpipe::run::{run_accounts_once, RunOptions};
 use std::time::Duration;
 
 const OPTS: RunOptions = RunOptions {
@@ -369,9 +369,7 @@ async fn a_uidvalidity_change_is_detected_and_nothing_is_rerun() {
             .set_checkpoint(&format!("alice/{box_}"), 1, 99)
             .unwrap();
     }
-    let workers = mailpipe::runner::account_workers(&cfg, &OPTS)
-        .await
-        .unwrap();
+    let workers = mailpipe::run::account_workers(&cfg, &OPTS).await.unwrap();
     let r = workers[0].once().await.unwrap();
     assert_eq!(r.processed, 0);
     assert!(
@@ -421,9 +419,7 @@ async fn headers_only_plugins_fetch_headers_and_bodies_survive_a_rewrite() {
         )
     );
     let cfg = config(dir.path(), &text);
-    let workers = mailpipe::runner::account_workers(&cfg, &OPTS)
-        .await
-        .unwrap();
+    let workers = mailpipe::run::account_workers(&cfg, &OPTS).await.unwrap();
     assert_eq!(
         workers[0].pipeline.needs(),
         mailpipe::model::message::Needs::Headers
@@ -706,7 +702,7 @@ async fn the_offline_store_is_a_maildir_dovecot_reads_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let text = common::demo_toml(dir.path());
     let cfg = config(dir.path(), &text);
-    let s = mailpipe::runner::run_offline(&cfg, &OPTS).await.unwrap();
+    let s = mailpipe::run::run_offline(&cfg, &OPTS).await.unwrap();
     assert_eq!(s.processed, 14);
     // Dovecot reads mail as the mail user of the test bed.
     let mail = dir.path().join("mail");

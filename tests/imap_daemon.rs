@@ -26,7 +26,7 @@ impl Daemon {
 
     /// `mailpipe run` started by the command `wrapper` (e.g. strace), if not empty.
     fn start_under(wrapper: &[&str], config: &std::path::Path, args: &[&str]) -> Daemon {
-        let log = config.with_extension(format!("log{}", mailpipe::runner::now_ms()));
+        let log = config.with_extension(format!("log{}", mailpipe::clock::now_ms()));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -614,7 +614,7 @@ async fn each_sender_is_answered_once_across_batches_and_sigkills() {
 
     // Three kills near 15 %, 45 % and 70 % of the messages moved, each moved by up to
     // +-5 % (xorshift seeded from the process id and the clock; the seed is printed).
-    let seed = ((u64::from(std::process::id()) << 32) ^ mailpipe::runner::now_ms()) | 1;
+    let seed = ((u64::from(std::process::id()) << 32) ^ mailpipe::clock::now_ms()) | 1;
     let mut x = seed;
     let mut jitter = || {
         x ^= x << 13;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use badserver::{BadServer, Fault, Script, When};
 use common::mailstack::{config, message, plugin_toml};
 use mailpipe::config::Config;
-use mailpipe::runner::{account_workers, run_accounts_once, RunOptions, RunSummary};
+use mailpipe::run::{account_workers, run_accounts_once, RunOptions, RunSummary};
 
 const OPTS: RunOptions = RunOptions {
     dry_run: false,

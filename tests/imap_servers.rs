@@ -12,7 +12,7 @@ use common::mailstack::*;
 use common::{plugin_path, root};
 use mailpipe::config::{Auth, PasswordSource, ServerConfig, TlsMode};
 use mailpipe::model::folder as utf7;
-use mailpipe::runner::{run_accounts_once, RunOptions};
+use mailpipe::run::{run_accounts_once, RunOptions};
 use mailpipe::source::imap::connect::{connect, ImapSession};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mailpipe::config::Config;
-use mailpipe::runner::{run_offline, RunOptions};
+use mailpipe::run::{run_offline, RunOptions};
 use mailpipe::source::maildir::MaildirSource;
 use std::path::Path;
 use std::process::Command;
@@ -78,13 +78,10 @@ async fn first_message_stored_with(
     std::sync::Arc<mailpipe::state::Store>,
 ) {
     let store = std::sync::Arc::new(mailpipe::state::Store::open(&config.state_dir).unwrap());
-    let pipeline = mailpipe::runner::build_pipeline(
-        config,
-        Some(store.clone()),
-        mailpipe::plugin::Clock::System,
-    )
-    .await
-    .unwrap();
+    let pipeline =
+        mailpipe::run::build_pipeline(config, Some(store.clone()), mailpipe::plugin::Clock::System)
+            .await
+            .unwrap();
     let source =
         mailpipe::source::maildir::MaildirSource::new(&config.offline.as_ref().unwrap().source);
     let entry = source
@@ -374,7 +371,7 @@ async fn queued_mail_of_a_dead_run_is_sent_by_the_next_once() {
         let (d, store) = first_message_stored(&config, dir.path()).await;
         id = d.outgoing[0].id.clone();
         store
-            .commit_message(&mailpipe::runner::commit_for(&d, 1))
+            .commit_message(&mailpipe::pipeline::commit_for(&d, 1))
             .unwrap();
         assert_eq!(store.outbox_pending().unwrap().len(), 1);
     }

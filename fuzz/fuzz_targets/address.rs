@@ -8,8 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailpipe::actions::recipients::{check_allowed, RecipientPattern};
-use mailpipe::message::address::{canonical, glob_match, validate_addr_spec};
+use mailpipe::actions::recipients::check_allowed;
+use mailpipe::config::RecipientPattern;
+use mailpipe::model::address::{canonical, glob_match, validate_addr_spec};
 
 fn has_forbidden(s: &str) -> bool {
     s.chars()

@@ -4,13 +4,13 @@
 // removes exactly the fields of that name, whatever CR/LF/NUL the value or name holds (no
 // header injection); after remove(name) no field called name is left when the output is
 // parsed again; after set(name, value) with a valid name there is exactly one such field and
-// it reads back as the cleaned value (`header::clean_text`, trimmed).
+// it reads back as the cleaned value (`model::text::clean_text`, trimmed).
 // Input: byte 0 the operation (set/add/remove), byte 1 the name and byte 2 the value: below
 // 0x80 one of NAMES / VALUES, else a line taken from the input; then the message bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailpipe::message::header::clean_text;
+use mailpipe::model::text::clean_text;
 use mailpipe::message::rewrite::{edit, HeaderBlock};
 use mailpipe::message::Email;
 use mailpipe_fuzz::body_of;

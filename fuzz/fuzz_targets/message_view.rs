@@ -7,10 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailpipe::message::readable::Readable;
+use mailpipe::plugin::readable::Readable;
 use mailpipe::message::rewrite::HeaderBlock;
 use mailpipe::message::{view, Email};
-use mailpipe::plugin::bindings::Needs;
+use mailpipe::model::message::Needs;
 
 fuzz_target!(|raw: &[u8]| {
     let email = Email::new(raw.to_vec(), "INBOX", vec![]);
@@ -53,7 +53,7 @@ fuzz_target!(|raw: &[u8]| {
     assert_eq!(one.subject(), headers.subject);
     assert_eq!(one.message_id(), headers.message_id);
     assert_eq!(one.date(), headers.date);
-    let addresses = |a: &[mailpipe::plugin::bindings::Address]| -> Vec<(Option<String>, String)> {
+    let addresses = |a: &[mailpipe::model::message::Address]| -> Vec<(Option<String>, String)> {
         a.iter()
             .map(|a| (a.name.clone(), a.address.clone()))
             .collect()

@@ -13,14 +13,16 @@
 
 use libfuzzer_sys::fuzz_target;
 use mail_parser::MessageParser;
-use mailpipe::actions::forward::{self, ForwardSpec};
+use mailpipe::actions::forward;
+use mailpipe::model::decision::ForwardSpec;
 use mailpipe::actions::{outgoing_id, reply, LOOP_HEADER};
 use mailpipe::config::Identity;
-use mailpipe::message::address::validate_addr_spec;
+use mailpipe::model::address::validate_addr_spec;
 use mailpipe::message::encode::crlf;
 use mailpipe::message::rewrite::HeaderBlock;
 use mailpipe::message::Email;
-use mailpipe::plugin::bindings::{Header, Reply};
+use mailpipe::model::decision::Reply;
+use mailpipe::model::message::Header;
 use mailpipe_fuzz::{body_of, first_empty_line, names, split_fields};
 
 const NOW: [i64; 4] = [1_772_000_000_000, 0, i64::MIN, i64::MAX];

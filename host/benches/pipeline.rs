@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailpipe::actions::recipients::RecipientPattern;
+use mailpipe::config::RecipientPattern;
 use mailpipe::config::{Identity, PluginConfig};
-use mailpipe::message::readable::Readable;
 use mailpipe::message::{view, Email};
+use mailpipe::model::message::Needs;
+use mailpipe::pipeline::commit_for;
 use mailpipe::pipeline::{adhoc_plugin_config, parallel, Pipeline};
-use mailpipe::plugin::bindings::Needs;
+use mailpipe::plugin::readable::Readable;
 use mailpipe::plugin::{Clock, PluginRuntime};
-use mailpipe::runner::commit_for;
 use mailpipe::state::Store;
 use serde_json::json;
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailpipe::config::Config;
-use mailpipe::message::readable::Readable;
 use mailpipe::message::{view, Email};
-use mailpipe::plugin::bindings::Needs;
+use mailpipe::model::message::Needs;
+use mailpipe::plugin::readable::Readable;
 use mailpipe::plugin::{cache, Clock, PluginRuntime};
 use mailpipe::state::Store;
 
@@ -163,7 +163,7 @@ async fn main() {
     std::fs::write(&file, text).unwrap();
     let config = Config::load(&file).unwrap();
     let store = Arc::new(Store::open(&config.state_dir).unwrap());
-    let pipeline = mailpipe::runner::build_pipeline(&config, Some(store), Clock::System)
+    let pipeline = mailpipe::run::build_pipeline(&config, Some(store), Clock::System)
         .await
         .unwrap();
     let rounds = 200;

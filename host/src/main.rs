@@ -11,7 +11,7 @@ use std::process::ExitCode;
 mod cli;
 
 use mailpipe::config::Config;
-use mailpipe::runner::{self, RunOptions};
+use mailpipe::run::{self, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -260,21 +260,21 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             };
             let watch = config.has_accounts() && !once && !dry_run;
             if watch {
-                mailpipe::daemon::watch_accounts(&config, &opts).await?;
+                mailpipe::run::watch_accounts(&config, &opts).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             // Set up once: a polling run keeps its plugins loaded and its store open.
             let mut offline = match config.offline {
-                Some(_) => Some(runner::Offline::new(&config).await?),
+                Some(_) => Some(run::Offline::new(&config).await?),
                 None => None,
             };
             loop {
-                let mut s = runner::RunSummary::default();
+                let mut s = run::RunSummary::default();
                 if let Some(offline) = offline.as_mut() {
                     s = offline.pass(&opts).await?;
                 }
                 if config.has_accounts() {
-                    let a = runner::run_accounts_once(&config, &opts).await?;
+                    let a = run::run_accounts_once(&config, &opts).await?;
                     s.processed += a.processed;
                     s.skipped += a.skipped;
                     s.plugin_failures += a.plugin_failures;

@@ -250,7 +250,7 @@ pub fn unique(tag: &str) -> String {
     format!(
         "{tag}-{}-{}",
         std::process::id(),
-        mailpipe::runner::now_ms() % 1_000_000
+        mailpipe::clock::now_ms() % 1_000_000
     )
 }
 

@@ -111,7 +111,7 @@ impl TestPipeline {
         // Shared between tests and runs: the JS and Python components take seconds to compile.
         let runtime =
             PluginRuntime::new(max_mem, Some(root().join("target/test-compiled"))).unwrap();
-        let loaded = mailpipe::runner::load_plugins(&runtime, &plugins, Some(store.clone()))
+        let loaded = mailpipe::run::load_plugins(&runtime, &plugins, Some(store.clone()))
             .await
             .unwrap();
         TestPipeline {
@@ -137,7 +137,7 @@ impl TestPipeline {
     pub async fn run_commit(&self, email: &Email, key: &str) -> Decision {
         let d = self.run(email, key).await;
         self.store
-            .commit_message(&mailpipe::runner::commit_for(&d, 0))
+            .commit_message(&mailpipe::pipeline::commit_for(&d, 0))
             .unwrap();
         d
     }

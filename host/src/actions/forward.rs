@@ -2,29 +2,13 @@
 //! (RFC 5322 section 3.6.6); attachment mode wraps the original as message/rfc822 in a new
 //! message. Both carry `Auto-Submitted: auto-generated` and our loop marker.
 
-use serde::{Deserialize, Serialize};
-
 use super::{domain_of, LOOP_HEADER};
 use crate::config::Identity;
 use crate::message::encode::{self, rfc5322_date};
 use crate::message::header;
 use crate::message::rewrite;
 use crate::message::Email;
-
-/// Everything a forward is built from besides the original message, kept so the forward can
-/// be built again from the complete original when the decision was made on its header block
-/// only (an IMAP pass whose plugins all need only headers; see `source::imap::forwards`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ForwardSpec {
-    pub id: String,
-    /// Wrap the original as an attachment instead of resending it.
-    pub attach: bool,
-    pub to: Vec<String>,
-    pub note: Option<String>,
-    pub from_address: String,
-    pub from_name: Option<String>,
-    pub now_ms: i64,
-}
+use crate::model::decision::ForwardSpec;
 
 impl ForwardSpec {
     /// The complete forward of `original`, CRLF throughout as SMTP wants it.

@@ -47,7 +47,7 @@ pub struct Outgoing {
     pub raw: Vec<u8>,
     /// For forwards: how to build them again from the complete original.
     #[serde(skip)]
-    pub forward: Option<forward::ForwardSpec>,
+    pub forward: Option<crate::model::decision::ForwardSpec>,
 }
 
 fn as_text<S: serde::Serializer>(raw: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -12,7 +12,7 @@ use mailpipe::config::{at_key, Config, PluginLines};
 use mailpipe::message::Email;
 use mailpipe::plugin::readable::Readable;
 use mailpipe::plugin::{CallFailure, Clock};
-use mailpipe::runner;
+use mailpipe::run;
 use mailpipe::state::Store;
 
 /// The message every plugin is tried on (also the sample `mailpipe new` projects ship).
@@ -22,15 +22,15 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
     let config = Config::load(config)?;
     let store = Arc::new(Store::open_config(&config.state, &config.state_dir)?);
     let pipeline =
-        runner::build_pipeline_unchecked(&config, Some(store.clone()), Clock::System).await?;
-    let problems = runner::config_problems(&config, &pipeline);
+        run::build_pipeline_unchecked(&config, Some(store.clone()), Clock::System).await?;
+    let problems = run::config_problems(&config, &pipeline);
     for problem in &problems {
         println!("{problem}");
     }
     let mut failed = !problems.is_empty();
     // Every account file (and row of the accounts table) too: one that cannot be used is
     // named with its line.
-    let rows = runner::account_rows(&config, &store)?;
+    let rows = run::account_rows(&config, &store)?;
     let (files, errors) = config.account_files_and_rows(&rows);
     for e in &errors {
         println!("{e}");
@@ -70,7 +70,7 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
             "off (fallback)"
         }
     );
-    print!("{}", runner::describe_plugins(&pipeline));
+    print!("{}", run::describe_plugins(&pipeline));
     if let Some(dir) = &config.accounts_settings.dir {
         let n = files.iter().filter(|f| f.path.starts_with(dir)).count();
         println!("  {n} account file(s) in {}", dir.display());
@@ -90,7 +90,7 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
         println!("  {n} account(s) in the accounts table of the state store");
     }
     if connect {
-        for (name, result) in runner::probe_accounts(&config, &rows).await {
+        for (name, result) in run::probe_accounts(&config, &rows).await {
             match result {
                 Ok(what) => println!("  account {name}: {what}"),
                 Err(e) => {

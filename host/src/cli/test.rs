@@ -17,7 +17,7 @@ use mailpipe::message::Email;
 use mailpipe::pipeline::{adhoc_plugin_config, Decision, Pipeline, PluginStatus};
 use mailpipe::plugin::{Clock, PluginRuntime};
 use mailpipe::report;
-use mailpipe::runner;
+use mailpipe::run;
 use mailpipe::state::Store;
 
 /// Where `mailpipe test` keeps compiled plugins between runs (JS and Python components
@@ -228,7 +228,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
     let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
     let store = Arc::new(Store::open(&state_dir)?);
     let runtime = PluginRuntime::new(settings.limits.memory_mb, user_cache_dir())?;
-    let loaded = runner::load_plugins(
+    let loaded = run::load_plugins(
         &runtime,
         std::slice::from_ref(&settings),
         Some(store.clone()),
@@ -281,11 +281,11 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
     let several = messages.len() > 1;
     for (label, raw) in &messages {
         let email = Email::new(raw.clone(), a.mailbox.clone(), Vec::new());
-        let key = runner::test_message_key(Path::new(label), raw);
+        let key = run::test_message_key(Path::new(label), raw);
         let decision = pipeline.process(&email, &key).await;
         // Keep the plugin's state when --state was given, so vacation memory can be tried out.
         if a.state.is_some() {
-            let mut commit = runner::commit_for(&decision, runner::now_ms());
+            let mut commit = mailpipe::pipeline::commit_for(&decision, mailpipe::clock::now_ms());
             commit.outbox.clear();
             store.commit_message(&commit)?;
         }

@@ -105,6 +105,21 @@ impl serde::Serialize for Action {
     }
 }
 
+/// Everything a forward is built from besides the original message, kept so the forward can
+/// be built again from the complete original when the decision was made on its header block
+/// only (an IMAP pass whose plugins all need only headers; see `run::imap::forwards`; built by `actions::forward`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ForwardSpec {
+    pub id: String,
+    /// Wrap the original as an attachment instead of resending it.
+    pub attach: bool,
+    pub to: Vec<String>,
+    pub note: Option<String>,
+    pub from_address: String,
+    pub from_name: Option<String>,
+    pub now_ms: i64,
+}
+
 /// One place a decided message is stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Delivery {

@@ -19,7 +19,7 @@ pub use decision::{Decision, PluginReport, PluginStatus, WrittenState};
 use std::sync::Arc;
 
 use crate::actions::since;
-use crate::actions::{self, forward, loop_guard, reply, validate, Outgoing, OutgoingKind};
+use crate::actions::{self, loop_guard, reply, validate, Outgoing, OutgoingKind};
 use crate::config::MailSince;
 use crate::config::{Identity, PluginConfig, PluginLimits};
 use crate::message::encode;
@@ -301,7 +301,7 @@ impl Pipeline {
                 )
             }
             Action::Forward(f) => {
-                let spec = forward::ForwardSpec {
+                let spec = crate::model::decision::ForwardSpec {
                     id: id.clone(),
                     attach: f.mode == ForwardMode::Attachment,
                     to: f.to.clone(),

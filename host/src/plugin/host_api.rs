@@ -10,6 +10,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::mailpipe::plugin as wit;
+use super::v0_1;
 use crate::config::PluginLimits;
 use crate::model::decision::LogLevel;
 use crate::plugin::readable::Readable;
@@ -456,5 +457,58 @@ impl wit::host::Host for PluginState {
         self.account_kv(&key, None)?;
         self.kv.insert(key, None);
         Ok(())
+    }
+}
+
+/// The 0.1 host interface (`v0_1`) is the newest one plus `raw-message`.
+impl v0_1::mailpipe::plugin::types::Host for PluginState {}
+
+impl v0_1::mailpipe::plugin::host::Host for PluginState {
+    fn log(
+        &mut self,
+        level: v0_1::mailpipe::plugin::host::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        let level = match level {
+            v0_1::mailpipe::plugin::host::LogLevel::Debug => wit::host::LogLevel::Debug,
+            v0_1::mailpipe::plugin::host::LogLevel::Info => wit::host::LogLevel::Info,
+            v0_1::mailpipe::plugin::host::LogLevel::Warn => wit::host::LogLevel::Warn,
+            v0_1::mailpipe::plugin::host::LogLevel::Error => wit::host::LogLevel::Error,
+        };
+        wit::host::Host::log(self, level, message)
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        wit::host::Host::now_ms(self)
+    }
+
+    fn config_json(&mut self) -> String {
+        wit::host::Host::config_json(self)
+    }
+
+    fn config_string(&mut self, key: String) -> Option<String> {
+        wit::host::Host::config_string(self, key)
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        wit::host::Host::kv_get(self, key)
+    }
+
+    fn kv_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<()> {
+        wit::host::Host::kv_set(self, key, value, ttl_seconds)
+    }
+
+    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        wit::host::Host::kv_delete(self, key)
+    }
+
+    /// Only for plugins that declared `needs: raw`, as 0.1 promises; empty for the others.
+    fn raw_message(&mut self) -> Vec<u8> {
+        self.raw_for_0_1()
     }
 }

@@ -232,7 +232,7 @@ pub struct LoadedPlugin {
     /// message it failed on is decided again when this changes.
     pub fingerprint: String,
     /// What the plugin found wrong with its configuration at load (`check-config`, contract
-    /// 0.2 and later). `runner::load_plugins` refuses to run a plugin with problems.
+    /// 0.2 and later). `run::setup::load_plugins` refuses to run a plugin with problems.
     pub config_problems: Vec<ConfigProblem>,
     config_json: Arc<str>,
     config: Arc<serde_json::Value>,

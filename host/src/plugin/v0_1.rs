@@ -15,10 +15,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use self::mailpipe::plugin::host as old_host;
 use self::mailpipe::plugin::types as old;
 use super::bindings as now;
-use super::host_api::PluginState;
 use crate::model::{decision as decided, message as parts};
 
 fn new_header(h: old::Header) -> parts::Header {
@@ -71,54 +69,5 @@ pub fn action(a: Action) -> decided::Action {
             note: f.note,
         }),
         Action::Stop => decided::Action::Stop,
-    }
-}
-
-impl old::Host for PluginState {}
-
-/// The 0.1 host interface is the newest one plus `raw-message`.
-impl old_host::Host for PluginState {
-    fn log(&mut self, level: old_host::LogLevel, message: String) -> wasmtime::Result<()> {
-        let level = match level {
-            old_host::LogLevel::Debug => now::LogLevel::Debug,
-            old_host::LogLevel::Info => now::LogLevel::Info,
-            old_host::LogLevel::Warn => now::LogLevel::Warn,
-            old_host::LogLevel::Error => now::LogLevel::Error,
-        };
-        now::mailpipe::plugin::host::Host::log(self, level, message)
-    }
-
-    fn now_ms(&mut self) -> i64 {
-        now::mailpipe::plugin::host::Host::now_ms(self)
-    }
-
-    fn config_json(&mut self) -> String {
-        now::mailpipe::plugin::host::Host::config_json(self)
-    }
-
-    fn config_string(&mut self, key: String) -> Option<String> {
-        now::mailpipe::plugin::host::Host::config_string(self, key)
-    }
-
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        now::mailpipe::plugin::host::Host::kv_get(self, key)
-    }
-
-    fn kv_set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u64>,
-    ) -> wasmtime::Result<()> {
-        now::mailpipe::plugin::host::Host::kv_set(self, key, value, ttl_seconds)
-    }
-
-    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
-        now::mailpipe::plugin::host::Host::kv_delete(self, key)
-    }
-
-    /// Only for plugins that declared `needs: raw`, as 0.1 promises; empty for the others.
-    fn raw_message(&mut self) -> Vec<u8> {
-        self.raw_for_0_1()
     }
 }

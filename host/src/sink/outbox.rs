@@ -53,6 +53,15 @@ pub struct FlushReport {
     pub failed: Vec<(String, String)>,
 }
 
+impl FlushReport {
+    /// Add what another flush did.
+    pub fn absorb(&mut self, from: FlushReport) {
+        self.sent.extend(from.sent);
+        self.deferred.extend(from.deferred);
+        self.failed.extend(from.failed);
+    }
+}
+
 /// Try to send every queued entry that is due and belongs to a message whose key starts
 /// with `only` (an account sends its own mail through its own server). Each entry is
 /// claimed first: with a shared store, another process may be sending it or have sent it.

@@ -31,7 +31,7 @@ pub struct OutboxEntry {
     pub next_attempt_ms: u64,
     pub last_error: Option<String>,
     /// Not complete yet: a forward decided on the original's header block only, waiting for
-    /// the body to be read when its plan is carried out (`source::imap::forwards`). Never
+    /// the body to be read when its plan is carried out (`run::imap::forwards`). Never
     /// sent while held.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,

@@ -1,11 +1,11 @@
-//! What must happen to one message on the IMAP server, derived from the pipeline's decision
+//! What must happen to one message on the IMAP server, derived from its decision
 //! and stored in the state store before anything is done (so a crash re-applies it instead of
 //! forgetting it). Applying plans is `apply`'s job.
 
 use serde::{Deserialize, Serialize};
 
 use crate::message::encode::base64;
-use crate::pipeline::Decision;
+use crate::model::decision::{Delivery, ForwardSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -28,7 +28,7 @@ pub struct Plan {
     /// Forwards decided on the header block only: built again from the complete message
     /// before anything moves it (see `forwards`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub forwards: Vec<crate::actions::forward::ForwardSpec>,
+    pub forwards: Vec<ForwardSpec>,
     /// Steps already carried out by an earlier attempt ("flags", "copy:FOLDER"), skipped
     /// when the plan is tried again after a refusal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,24 +43,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan for a message of mailbox `own` whose decision stores it in `deliveries`
+    /// with `flags_after`.
     pub fn new(
         uid: u32,
-        d: &Decision,
+        own: &str,
+        deliveries: &[Delivery],
         flags_before: Vec<String>,
-        internal_date: Option<String>,
-        new_raw: Option<&[u8]>,
-        body_from_original: bool,
+        flags_after: Vec<String>,
     ) -> Plan {
-        let own = &d.email.mailbox;
-        let keep = d.deliveries.iter().any(|x| {
+        let keep = deliveries.iter().any(|x| {
             x.folder == *own
                 || (x.folder.eq_ignore_ascii_case("INBOX") && own.eq_ignore_ascii_case("INBOX"))
         });
         Plan {
             uid,
             keep,
-            targets: d
-                .deliveries
+            targets: deliveries
                 .iter()
                 .filter(|x| {
                     !(x.folder == *own
@@ -70,16 +69,30 @@ impl Plan {
                 .map(|x| (x.folder.clone(), x.create))
                 .collect(),
             flags_before,
-            flags_after: d.flags.clone(),
-            rewritten: new_raw.map(base64),
-            body_from_original: new_raw.is_some() && body_from_original,
-            internal_date,
+            flags_after,
+            rewritten: None,
+            body_from_original: false,
+            internal_date: None,
             forwards: Vec::new(),
             done: Vec::new(),
             attempts: 0,
             last_error: None,
             next_try_ms: 0,
         }
+    }
+
+    /// Plugins rewrote the message into `new_raw` (only its header block when
+    /// `body_from_original`): appended with the original's INTERNALDATE `internal_date`.
+    pub fn rewritten(
+        mut self,
+        new_raw: Option<&[u8]>,
+        internal_date: Option<String>,
+        body_from_original: bool,
+    ) -> Plan {
+        self.rewritten = new_raw.map(base64);
+        self.body_from_original = new_raw.is_some() && body_from_original;
+        self.internal_date = internal_date;
+        self
     }
 
     pub fn is_done(&self, step: &str) -> bool {

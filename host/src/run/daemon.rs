@@ -21,110 +21,11 @@ use std::time::SystemTime;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 
+use super::accounts::{raise_fd_limit, worker, Pipelines};
+use super::setup::{self, RunOptions};
 use crate::config::{AccountConfig, Config};
-use crate::pipeline::Pipeline;
-use crate::plugin::Clock;
-use crate::runner::{self, RunOptions};
-use crate::sink::smtp::SmtpSink;
 use crate::source::imap::pacer::Pacer;
-use crate::source::imap::AccountWorker;
 use crate::state::Store;
-
-/// Every account of `config`: those of its file, then those of its accounts directory and of
-/// the accounts table (`rows`: id, text). A file or row that cannot be used is logged (file,
-/// line, what is wrong) and left out.
-pub fn all_accounts(config: &Config, rows: &[(String, String)]) -> Vec<AccountConfig> {
-    let (files, errors) = config.account_files_and_rows(rows);
-    for e in errors {
-        tracing::error!("{e}; this account is left out until the file is fixed");
-    }
-    let mut accounts = config.accounts.clone();
-    accounts.extend(files.into_iter().map(|f| f.account));
-    accounts
-}
-
-/// The pipelines of a config: the config's own, and one per distinct set of per-account
-/// plugin overrides.
-pub struct Pipelines {
-    config: Config,
-    store: Arc<Store>,
-    base: Arc<Pipeline>,
-    overridden: HashMap<String, Arc<Pipeline>>,
-}
-
-impl Pipelines {
-    pub async fn new(config: &Config, store: Arc<Store>) -> anyhow::Result<Pipelines> {
-        let base =
-            Arc::new(runner::build_pipeline(config, Some(store.clone()), Clock::System).await?);
-        Ok(Pipelines {
-            config: config.clone(),
-            store,
-            base,
-            overridden: HashMap::new(),
-        })
-    }
-
-    pub fn base(&self) -> &Arc<Pipeline> {
-        &self.base
-    }
-
-    /// The pipeline for `account`: the shared one, or one with its plugin keys put in (an
-    /// error when a plugin rejects the result: that account cannot run).
-    pub async fn for_account(&mut self, account: &AccountConfig) -> anyhow::Result<Arc<Pipeline>> {
-        if account.plugin_overrides.is_empty() {
-            return Ok(self.base.clone());
-        }
-        let key = serde_json::to_string(&account.plugin_overrides)?;
-        if let Some(p) = self.overridden.get(&key) {
-            return Ok(p.clone());
-        }
-        let mut config = self.config.clone();
-        for p in &mut config.plugins {
-            if let Some(over) = account.plugin_overrides.get(&p.name) {
-                p.config = crate::config::merged(&p.config, over);
-            }
-        }
-        let pipeline = runner::build_pipeline(&config, Some(self.store.clone()), Clock::System)
-            .await
-            .map_err(|e| anyhow::anyhow!("account {}: its plugin keys: {e:#}", account.name))?;
-        let pipeline = Arc::new(pipeline);
-        self.overridden.insert(key, pipeline.clone());
-        Ok(pipeline)
-    }
-}
-
-/// One account's worker, ready to run.
-pub async fn worker(
-    config: &Config,
-    opts: &RunOptions,
-    account: AccountConfig,
-    pipeline: Arc<Pipeline>,
-    store: Arc<Store>,
-    reload: Option<watch::Receiver<u64>>,
-    pacer: Option<Arc<Pacer>>,
-) -> anyhow::Result<AccountWorker> {
-    let smtp = match &account.smtp {
-        Some(s) => Some(
-            SmtpSink::new(s, crate::actions::domain_of(&account.address))
-                .await?
-                .with_timeout(account.timeout),
-        ),
-        None => None,
-    };
-    Ok(AccountWorker {
-        account,
-        pipeline,
-        store,
-        smtp,
-        retry: config.retry,
-        dry_run: opts.dry_run,
-        json: opts.json,
-        retry_failed: opts.retry_failed,
-        retried: Default::default(),
-        reload,
-        pacer,
-    })
-}
 
 /// A running account: its file and the file's text (None for an account of the main config)
 /// and the switch that ends its worker at its next wait for mail.
@@ -162,7 +63,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 text: None,
             })
             .collect();
-        let store = runner::open_store(&config)?;
+        let store = setup::open_store(&config)?;
         start.extend(changes(
             &config,
             &mut dir,
@@ -178,14 +79,14 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         let every = ownership_every(&config);
         let mut ownership = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut pipelines = Pipelines::new(&config, store.clone()).await?;
-        runner::log_plugins(pipelines.base());
+        setup::log_plugins(pipelines.base());
         let pacer = Arc::new(Pacer::new(config.accounts_settings.connects_per_second));
         let mut tasks = FuturesUnordered::new();
         let mut rescan = tokio::time::interval(config.accounts_settings.rescan);
         rescan.tick().await;
         let mut maintenance = tokio::time::interval_at(
-            tokio::time::Instant::now() + runner::MAINTENANCE_EVERY,
-            runner::MAINTENANCE_EVERY,
+            tokio::time::Instant::now() + setup::MAINTENANCE_EVERY,
+            setup::MAINTENANCE_EVERY,
         );
         let mut next: Option<Config> = None;
         loop {
@@ -292,7 +193,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     start.extend(rebalance(&store, &mut running, &mut waiting, &mut waited));
                 }
                 _ = maintenance.tick() => {
-                    if let Err(e) = runner::maintain(&store, &config) {
+                    if let Err(e) = setup::maintain(&store, &config) {
                         tracing::warn!("clearing out expired state failed: {e:#}");
                     }
                 }
@@ -649,51 +550,6 @@ fn changes(
         }
     }
     start
-}
-
-/// File descriptors an account holds all the time: its IMAP connection. SMTP connections
-/// (while sending) and password commands are brief; a tenth more is kept for them.
-const FDS_PER_ACCOUNT: u64 = 1;
-/// The process's own: state store, plugin cache, logs, metrics listener, ...
-const FDS_BASE: u64 = 64;
-
-/// Raise the soft limit on open files to the hard one, and say so clearly when even that is
-/// too low for `accounts` (rather than failing connections one by one later).
-pub fn raise_fd_limit(accounts: usize) {
-    let held = FDS_PER_ACCOUNT * accounts as u64;
-    let need = FDS_BASE + held + held / 10;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
-    }
-    if lim.rlim_cur < lim.rlim_max && lim.rlim_cur < need {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            tracing::debug!(
-                from = lim.rlim_cur,
-                to = lim.rlim_max,
-                "raised the open-file limit"
-            );
-            lim.rlim_cur = lim.rlim_max;
-        }
-    }
-    if lim.rlim_cur < need {
-        tracing::warn!(
-            accounts,
-            limit = lim.rlim_cur,
-            needed = need,
-            "{accounts} accounts need up to {need} open files, but this process may open only {}: raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit) or some accounts will fail to connect",
-            lim.rlim_cur
-        );
-    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! (same id, date and recipients). Held entries are never sent; one whose original is gone
 //! is marked failed with the reason, never sent without its body.
 
-use super::apply::{fetch_one, Part};
-use super::connect::{ImapError, ImapSession};
-use super::plan::Plan;
 use crate::message::Email;
+use crate::source::imap::apply::{fetch_one, Part};
+use crate::source::imap::connect::{ImapError, ImapSession};
+use crate::source::imap::plan::Plan;
 use crate::state::{OutboxStatus, Store};
 
 /// Build the held forwards of `plans` from their complete messages in the selected mailbox

@@ -5,24 +5,15 @@
 
 use std::sync::Arc;
 
-use super::plan::Plan;
-use super::REWRITTEN_HEADER;
 use crate::clock::now_ms;
 use crate::config::Identity;
 use crate::message::Email;
 use crate::pipeline::commit_for;
 use crate::pipeline::Pipeline;
 use crate::report;
+use crate::source::imap::plan::Plan;
+use crate::source::imap::{Fetched, REWRITTEN_HEADER};
 use crate::state::{MessageCommit, StateError, Store};
-
-/// One message as fetched: only its header block when every plugin needs only headers.
-pub struct Fetched {
-    pub uid: u32,
-    pub flags: Vec<String>,
-    /// Kept on rewritten copies (formatted only for those).
-    pub internal_date: Option<chrono::DateTime<chrono::FixedOffset>>,
-    pub raw: Vec<u8>,
-}
 
 /// What a chunk's decisions are made with; shared by the chunks of one mailbox pass.
 pub struct Decider {
@@ -148,13 +139,17 @@ impl Decider {
             });
             let mut plan = Plan::new(
                 f.uid,
-                &d,
+                &d.email.mailbox,
+                &d.deliveries,
                 f.flags,
+                d.flags.clone(),
+            )
+            .rewritten(
+                new_raw.as_deref(),
                 new_raw
                     .as_ref()
                     .and(f.internal_date)
                     .map(|d| d.format("%d-%b-%Y %H:%M:%S %z").to_string()),
-                new_raw.as_deref(),
                 self.headers_only,
             );
             let mut commit = commit_for(&d, now_ms());

@@ -1,0 +1,387 @@
+//! The accounts of a config as jobs: every account (of the config and of its accounts
+//! directory), a worker for each with the pipeline its plugin overrides call for, one pass
+//! over all of them (`run --once`), and `check --connect`'s probe of each server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+use super::setup::{log_plugins, open_store, RunOptions, RunSummary};
+use crate::config::{AccountConfig, Config};
+use crate::pipeline::Pipeline;
+use crate::plugin::Clock;
+use crate::run::imap::AccountWorker;
+use crate::sink::smtp::SmtpSink;
+use crate::source::imap::pacer::Pacer;
+use crate::state::Store;
+
+/// Every account of `config`: those of its file, then those of its accounts directory and of
+/// the accounts table (`rows`: id, text). A file or row that cannot be used is logged (file,
+/// line, what is wrong) and left out.
+pub fn all_accounts(config: &Config, rows: &[(String, String)]) -> Vec<AccountConfig> {
+    let (files, errors) = config.account_files_and_rows(rows);
+    for e in errors {
+        tracing::error!("{e}; this account is left out until the file is fixed");
+    }
+    let mut accounts = config.accounts.clone();
+    accounts.extend(files.into_iter().map(|f| f.account));
+    accounts
+}
+
+/// The pipelines of a config: the config's own, and one per distinct set of per-account
+/// plugin overrides.
+pub struct Pipelines {
+    config: Config,
+    store: Arc<Store>,
+    base: Arc<Pipeline>,
+    overridden: HashMap<String, Arc<Pipeline>>,
+}
+
+impl Pipelines {
+    pub async fn new(config: &Config, store: Arc<Store>) -> anyhow::Result<Pipelines> {
+        let base = Arc::new(
+            super::setup::build_pipeline(config, Some(store.clone()), Clock::System).await?,
+        );
+        Ok(Pipelines {
+            config: config.clone(),
+            store,
+            base,
+            overridden: HashMap::new(),
+        })
+    }
+
+    pub fn base(&self) -> &Arc<Pipeline> {
+        &self.base
+    }
+
+    /// The pipeline for `account`: the shared one, or one with its plugin keys put in (an
+    /// error when a plugin rejects the result: that account cannot run).
+    pub async fn for_account(&mut self, account: &AccountConfig) -> anyhow::Result<Arc<Pipeline>> {
+        if account.plugin_overrides.is_empty() {
+            return Ok(self.base.clone());
+        }
+        let key = serde_json::to_string(&account.plugin_overrides)?;
+        if let Some(p) = self.overridden.get(&key) {
+            return Ok(p.clone());
+        }
+        let mut config = self.config.clone();
+        for p in &mut config.plugins {
+            if let Some(over) = account.plugin_overrides.get(&p.name) {
+                p.config = crate::config::merged(&p.config, over);
+            }
+        }
+        let pipeline =
+            super::setup::build_pipeline(&config, Some(self.store.clone()), Clock::System)
+                .await
+                .map_err(|e| anyhow::anyhow!("account {}: its plugin keys: {e:#}", account.name))?;
+        let pipeline = Arc::new(pipeline);
+        self.overridden.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}
+
+/// One account's worker, ready to run.
+pub async fn worker(
+    config: &Config,
+    opts: &RunOptions,
+    account: AccountConfig,
+    pipeline: Arc<Pipeline>,
+    store: Arc<Store>,
+    reload: Option<watch::Receiver<u64>>,
+    pacer: Option<Arc<Pacer>>,
+) -> anyhow::Result<AccountWorker> {
+    let smtp = match &account.smtp {
+        Some(s) => Some(
+            SmtpSink::new(s, crate::actions::domain_of(&account.address))
+                .await?
+                .with_timeout(account.timeout),
+        ),
+        None => None,
+    };
+    Ok(AccountWorker {
+        account,
+        pipeline,
+        store,
+        smtp,
+        retry: config.retry,
+        dry_run: opts.dry_run,
+        json: opts.json,
+        retry_failed: opts.retry_failed,
+        retried: Default::default(),
+        reload,
+        pacer,
+    })
+}
+
+/// File descriptors an account holds all the time: its IMAP connection. SMTP connections
+/// (while sending) and password commands are brief; a tenth more is kept for them.
+const FDS_PER_ACCOUNT: u64 = 1;
+
+/// The process's own: state store, plugin cache, logs, metrics listener, ...
+const FDS_BASE: u64 = 64;
+
+/// Raise the soft limit on open files to the hard one, and say so clearly when even that is
+/// too low for `accounts` (rather than failing connections one by one later).
+pub fn raise_fd_limit(accounts: usize) {
+    let held = FDS_PER_ACCOUNT * accounts as u64;
+    let need = FDS_BASE + held + held / 10;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max && lim.rlim_cur < need {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::debug!(
+                from = lim.rlim_cur,
+                to = lim.rlim_max,
+                "raised the open-file limit"
+            );
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    if lim.rlim_cur < need {
+        tracing::warn!(
+            accounts,
+            limit = lim.rlim_cur,
+            needed = need,
+            "{accounts} accounts need up to {need} open files, but this process may open only {}: raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit) or some accounts will fail to connect",
+            lim.rlim_cur
+        );
+    }
+}
+
+/// One worker per account (of the config and of its accounts directory), sharing the state
+/// store, the plugin engine and a login pacer.
+pub async fn account_workers(
+    config: &Config,
+    opts: &RunOptions,
+) -> anyhow::Result<Vec<AccountWorker>> {
+    let store = open_store(config)?;
+    let accounts = all_accounts(config, &account_rows(config, &store)?);
+    raise_fd_limit(accounts.len());
+    let mut pipelines = Pipelines::new(config, store.clone()).await?;
+    log_plugins(pipelines.base());
+    let pacer = Arc::new(crate::source::imap::pacer::Pacer::new(
+        config.accounts_settings.connects_per_second,
+    ));
+    let mut workers = Vec::new();
+    for account in accounts {
+        // A shared store: only the accounts no other process is working on.
+        if !store.claim_account(&account.name)? {
+            tracing::info!(account = %account.name, "owned by another process sharing the state store: left to it");
+            continue;
+        }
+        let pipeline = pipelines.for_account(&account).await?;
+        workers.push(
+            worker(
+                config,
+                opts,
+                account,
+                pipeline,
+                store.clone(),
+                None,
+                Some(pacer.clone()),
+            )
+            .await?,
+        );
+    }
+    Ok(workers)
+}
+
+/// `--once` over every account, concurrently. Errors are reported per account.
+pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let workers = account_workers(config, opts).await?;
+    let results = futures::future::join_all(workers.iter().map(|w| w.once())).await;
+    let mut summary = RunSummary::default();
+    let mut failed = Vec::new();
+    for (w, r) in workers.iter().zip(results) {
+        match r {
+            Ok(r) => {
+                summary.processed += r.processed;
+                summary.skipped += r.skipped;
+                summary.plugin_failures += r.plugin_failures;
+                summary.store_failures += r.given_up;
+                summary.retrying += r.retrying;
+                summary.outbox.absorb(r.outbox);
+                let t = r.timings;
+                tracing::debug!(
+                    account = %w.account.name,
+                    fetch_s = t.fetch.as_secs_f64(),
+                    decide_s = t.decide.as_secs_f64(),
+                    sync_s = t.sync.as_secs_f64(),
+                    apply_s = t.apply.as_secs_f64(),
+                    waiting_s = t.waiting_for_decisions.as_secs_f64(),
+                    "time per stage (overlapping)"
+                );
+            }
+            Err(e) => failed.push(format!("account {}: {e}", w.account.name)),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{}", failed.join("; "));
+    }
+    Ok(summary)
+}
+
+/// How a server is logged in to, for `check --connect`.
+fn login_name(server: &crate::config::ServerConfig) -> String {
+    let user = server.username.as_deref().unwrap_or("");
+    match server.auth {
+        crate::model::credentials::Auth::Password if user.is_empty() => "no login".into(),
+        crate::model::credentials::Auth::Password => format!("password login as {user}"),
+        other => format!("{} as {user}", crate::net::auth::sasl::name(other)),
+    }
+}
+
+/// Folder names of the config that this server cannot hold or does not have: the account's
+/// mailboxes (which must exist) and every `folder` / `mailbox` value in the plugins' own
+/// tables (which must be representable; plugins may create them).
+fn folder_problems(
+    config: &Config,
+    account: &crate::config::AccountConfig,
+    ns: &crate::source::imap::namespace::Namespace,
+    folders: &std::collections::HashSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut resolved = Vec::new();
+    let mut resolve = |name: &str, whose: &str| match ns.to_server(name) {
+        Ok(server) => {
+            resolved.push(format!("{name:?} -> {server:?}"));
+            Ok(())
+        }
+        Err(e) if whose.is_empty() => Err(e),
+        Err(e) => Err(format!("{whose}: {e}")),
+    };
+    for m in &account.mailboxes {
+        if let Err(e) = resolve(m, "") {
+            problems.push(e);
+        } else if !m.eq_ignore_ascii_case("INBOX") && !folders.contains(&ns.canonical(m)) {
+            problems.push(format!("mailbox {m:?} does not exist on the server"));
+        }
+    }
+    for p in &config.plugins {
+        let mut names = Vec::new();
+        folder_values(&p.config, &mut names);
+        for name in names {
+            if let Err(e) = resolve(&name, &format!("plugin {}", p.name)) {
+                problems.push(e);
+            }
+        }
+    }
+    (problems, resolved)
+}
+
+/// String values under keys named `folder` or `mailbox`, at any depth.
+fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::String(s) if k == "folder" || k == "mailbox" => {
+                        out.push(s.clone())
+                    }
+                    other => folder_values(other, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| folder_values(i, out)),
+        _ => {}
+    }
+}
+
+/// The rows of the accounts table (id, text) when the config reads accounts from it.
+pub fn account_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<(String, String)>> {
+    if !config.accounts_settings.table {
+        return Ok(Vec::new());
+    }
+    Ok(store.account_rows()?)
+}
+
+/// Log in to every account's servers (`mailpipe check --connect`); `rows`: the accounts
+/// table's.
+pub async fn probe_accounts(
+    config: &Config,
+    rows: &[(String, String)],
+) -> Vec<(String, Result<String, String>)> {
+    let mut out = Vec::new();
+    for a in &all_accounts(config, rows) {
+        let result = async {
+            use crate::source::imap::connect;
+            let mut session = connect::with_deadline(
+                a.timeout,
+                connect::connect_with(&a.imap, a.max_message_bytes),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let server =
+                connect::with_deadline(a.timeout, crate::source::imap::discover(&mut session))
+                    .await
+                    .map_err(|e| e.to_string());
+            let ns = session.get_ref().state().namespace.clone();
+            let _ = tokio::time::timeout(a.timeout, session.logout()).await;
+            let (_, folders) = server?;
+            let (problems, resolved) = folder_problems(config, a, &ns, &folders);
+            let layout = format!(
+                "folders as {}{}",
+                if ns.prefix.is_empty() {
+                    "top-level names".to_string()
+                } else {
+                    format!("{:?}+name", ns.prefix)
+                },
+                ns.delim
+                    .map(|d| format!(" with {d:?} between levels"))
+                    .unwrap_or_default()
+            );
+            if !problems.is_empty() {
+                return Err(format!(
+                    "IMAP {}:{} ({layout}): {}",
+                    a.imap.host,
+                    a.imap.port,
+                    problems.join("; ")
+                ));
+            }
+            let pinned = a
+                .imap
+                .ca_file
+                .as_deref()
+                .filter(|f| crate::net::tls::pinned_by_ca_file(f))
+                .map(|f| format!(", certificate pinned: the one in {}", f.display()))
+                .unwrap_or_default();
+            let mut what = format!(
+                "IMAP {}:{} ok ({}, {layout}{pinned}; folders: {})",
+                a.imap.host,
+                a.imap.port,
+                login_name(&a.imap),
+                resolved.join(", ")
+            );
+            if let Some(smtp) = &a.smtp {
+                let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))
+                    .await
+                    .map(|s| s.with_timeout(a.timeout))
+                    .map_err(|e| e.to_string())?;
+                sink.probe()
+                    .await
+                    .map_err(|e| format!("SMTP {}:{}: {e}", smtp.host, smtp.port))?;
+                what += &format!(
+                    ", SMTP {}:{} ok ({})",
+                    smtp.host,
+                    smtp.port,
+                    login_name(smtp)
+                );
+            }
+            Ok(what)
+        }
+        .await;
+        out.push((a.name.clone(), result));
+    }
+    out
+}
