@@ -22,8 +22,10 @@ export MAILPIPE_TEST_POSTGRES="$MAILSTACK_POSTGRES_URL"
 sysctl -q -w fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=524288 || true
 # The benchmarks are not run here (they need ~10 min on a quiet machine, see bench/README.md),
 # but they must keep compiling: same profile as the tests, so nothing is built twice.
-cargo build --release --benches
-cargo test --release
+# One build for everything below: the release profile with the test hooks (`test-hooks`,
+# host/Cargo.toml: fault injection and the PostgreSQL pass; never in a build for users).
+cargo build --release --features test-hooks --benches
+cargo test --release --features test-hooks
 # The end-to-end suites once more with every state store on PostgreSQL (a schema per state
 # directory, see config/state.rs): the same tests on both backends. The cluster and
 # reconnect-storm and failover tests set their backend themselves and ran above.
@@ -31,7 +33,7 @@ test_schemas() {
     psql "$MAILSTACK_POSTGRES_URL" -Atc "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'test\_%'"
 }
 before=$(test_schemas)
-MAILPIPE_TEST_STATE_POSTGRES="$MAILSTACK_POSTGRES_URL" cargo test --release --test '*' -- \
+MAILPIPE_TEST_STATE_POSTGRES="$MAILSTACK_POSTGRES_URL" cargo test --release --features test-hooks --test '*' -- \
     --skip three_instances_share_300_accounts --skip a_thousand_idle_accounts \
     --skip a_standby_promoted_behind_the_same_address
 # Proof that this pass kept its state in PostgreSQL: the suites' stores made schemas there.
@@ -40,4 +42,4 @@ echo "PostgreSQL pass: $((after - before)) state stores (schemas) made by the su
 ((after > before)) || { echo "the PostgreSQL pass made no schema: its stores were not on PostgreSQL" >&2; exit 1; }
 # The plugin tests once more with the example plugins as built for contract 0.1
 # (tests/fixtures/contract-0.1): old plugins are held to the same tests (no rebuild).
-MAILPIPE_TEST_CONTRACT=0.1 cargo test --release --test plugins
+MAILPIPE_TEST_CONTRACT=0.1 cargo test --release --features test-hooks --test plugins

@@ -467,6 +467,10 @@ async fn a_folder_the_store_cannot_write_affects_only_its_message() {
 /// is contained to that message: it is kept unchanged in its mailbox, reported as an
 /// internal error, and the process carries on with the others and exits normally.
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "the fault is injected through a test hook: cargo test --features test-hooks (scripts/test.sh)"
+)]
 fn a_panic_while_handling_one_message_is_contained_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path(), &root().join("examples/maildir"));

@@ -14,7 +14,9 @@ pub use layout::Layout;
 pub use outbox::RetryPolicy;
 pub use recipients::RecipientPattern;
 pub use since::MailSince;
-pub use state::{test_postgres_for, PgSettings, StateSettings, TEST_POSTGRES_ENV};
+#[cfg(feature = "test-hooks")]
+pub use state::{test_postgres_for, TEST_POSTGRES_ENV};
+pub use state::{PgSettings, StateSettings};
 pub mod providers;
 
 /// The credential and endpoint values a `ServerConfig` holds.

@@ -90,14 +90,17 @@ impl StateSettings {
 /// Default `[state] lease_seconds`.
 pub const DEFAULT_LEASE_SECONDS: u64 = 10;
 
-/// For the test suite only: with `MAILPIPE_TEST_STATE_POSTGRES` set to a PostgreSQL URL,
+/// For the test suite only (built with the `test-hooks` feature, scripts/test.sh): with
+/// `MAILPIPE_TEST_STATE_POSTGRES` set to a PostgreSQL URL,
 /// a config that does not name a backend keeps its state in that database instead of its
 /// state directory, in a schema of its own named after the directory (so a test that reopens
 /// the directory finds its state again). scripts/test.sh runs the end-to-end suites once more
 /// this way: the same tests on both backends.
+#[cfg(feature = "test-hooks")]
 pub const TEST_POSTGRES_ENV: &str = "MAILPIPE_TEST_STATE_POSTGRES";
 
 /// The state settings `TEST_POSTGRES_ENV` gives a state directory, if it is set.
+#[cfg(feature = "test-hooks")]
 pub fn test_postgres_for(state_dir: &Path) -> Option<StateSettings> {
     let url = std::env::var(TEST_POSTGRES_ENV).ok()?;
     use sha2::{Digest, Sha256};
@@ -113,11 +116,13 @@ pub fn test_postgres_for(state_dir: &Path) -> Option<StateSettings> {
     }))
 }
 
+#[cfg_attr(not(feature = "test-hooks"), allow(unused_variables))]
 pub(super) fn settings(
     raw: &RawState,
     base: &Path,
     state_dir: &Path,
 ) -> Result<StateSettings, Invalid> {
+    #[cfg(feature = "test-hooks")]
     if raw.backend.is_none() {
         if let Some(test) = test_postgres_for(state_dir) {
             return Ok(test);
@@ -259,6 +264,7 @@ mod tests {
 
     #[test]
     fn postgres_settings_are_read_and_checked_with_their_line() {
+        #[cfg(feature = "test-hooks")]
         if std::env::var_os(super::TEST_POSTGRES_ENV).is_some() {
             // The test suite's override would hide what the file says; the lib tests never
             // run with it (scripts/test.sh).

@@ -135,6 +135,7 @@ impl Pipeline {
     }
 
     async fn decide(&self, original: &Email, message_key: &str, identity: &Identity) -> Decision {
+        #[cfg(feature = "test-hooks")]
         if injected_panic(message_key) {
             panic!("fault injected by MAILPIPE_FAULT_PANIC_KEY for {message_key}");
         }
@@ -406,8 +407,10 @@ fn enabled_key(plugin: &str, source: &str) -> String {
     format!("auto-mail:{plugin}:{source}")
 }
 
-/// Fault injection for the tests of panic containment: a message whose key contains the
-/// value of `MAILPIPE_FAULT_PANIC_KEY` makes the pipeline panic. Unset, it costs one check.
+/// Fault injection for the tests of panic containment (test builds only, `test-hooks`): a
+/// message whose key contains the value of `MAILPIPE_FAULT_PANIC_KEY` makes the pipeline
+/// panic.
+#[cfg(feature = "test-hooks")]
 fn injected_panic(message_key: &str) -> bool {
     static KEY: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
         std::env::var("MAILPIPE_FAULT_PANIC_KEY")

@@ -251,9 +251,10 @@ impl std::ops::Deref for Store {
 }
 
 impl Store {
-    /// The embedded store under `dir` (created if needed); for the test suite, the test
-    /// PostgreSQL when `config::TEST_POSTGRES_ENV` says so.
+    /// The embedded store under `dir` (created if needed); in a test build (`test-hooks`),
+    /// the test PostgreSQL when `config::TEST_POSTGRES_ENV` says so.
     pub fn open(dir: &Path) -> Result<Store, StateError> {
+        #[cfg(feature = "test-hooks")]
         if let Some(test) = crate::config::test_postgres_for(dir) {
             return Store::open_config(&test, dir);
         }
