@@ -1,8 +1,11 @@
 //! mailpipe: process email with sandboxed WebAssembly component plugins.
 //!
-//! The data's path, one module per stage: `config` → `source` → `message` → `plugin`
-//! (runtime) → `pipeline` → `actions` → `sink` (mail store, outbox) → `state`.
-//! `runner` wires them for the CLI in `main.rs`; `report` formats results.
+//! The modules are layers; each imports only from the layers below it (checked by
+//! tests/architecture.rs; docs/ARCHITECTURE.md draws the house and one message's path):
+//! `model`, `clock`, `contract` (the vocabulary) → `config`, `net` → `message`, `state` →
+//! `plugin`, `actions`, `source`, `sink` → `pipeline` → `telemetry`, `report` → `run` (the
+//! jobs: fetch → decide → commit → carry out → flush). The binary's commands (`main.rs`,
+//! `cli/`) sit on top.
 
 pub mod actions;
 pub mod clock;

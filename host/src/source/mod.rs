@@ -1,6 +1,9 @@
-//! Where messages come from. Offline: a Maildir or a folder of .eml files (`maildir`),
-//! read-only. (IMAP arrives as another source with the same shape: a stable key per message,
-//! its bytes, mailbox and flags.)
+//! Where messages come from, each source speaking its protocol only: a Maildir or a folder
+//! of .eml files, read-only (`maildir`); an IMAP server (`imap`: connect, discover, fetch,
+//! carry out a plan on the server). Every message a source gives has a stable key
+//! (`model::key`), its bytes, mailbox and flags (`SourceMessage`; IMAP's `Fetched` adds the
+//! UID and INTERNALDATE its plans need). The jobs (`run`) drive the sources through the
+//! pipeline; a source never calls the pipeline, SMTP or metrics itself.
 
 pub mod imap;
 pub mod maildir;
