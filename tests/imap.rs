@@ -366,7 +366,13 @@ async fn a_uidvalidity_change_is_detected_and_nothing_is_rerun() {
         // Pretend an earlier run saw this mailbox under another UIDVALIDITY.
         let store = mailpipe::state::Store::open(&cfg.state_dir).unwrap();
         store
-            .set_checkpoint(&format!("alice/{box_}"), 1, 99)
+            .set_checkpoint(
+                &format!("alice/{box_}"),
+                mailpipe::state::UidMark {
+                    validity: 1,
+                    uid: 99,
+                },
+            )
             .unwrap();
     }
     let workers = mailpipe::run::account_workers(&cfg, &OPTS).await.unwrap();

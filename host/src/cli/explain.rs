@@ -38,10 +38,10 @@ pub fn run(config: &Path, message_id: &str, json_out: bool) -> anyhow::Result<Ex
             .filter(|e| e.message_key == key)
             .map(|e| json!({"id": e.id, "plugin": e.plugin, "to": e.rcpt_to, "status": format!("{:?}", e.status).to_lowercase(), "attempts": e.attempts, "reason": e.last_error}))
             .collect();
-        let plan = |list: &[(String, String)]| {
+        let plan = |list: &[mailpipe::state::StoredPlan]| {
             list.iter()
-                .find(|(k, _)| *k == key)
-                .and_then(|(_, p)| serde_json::from_str::<Value>(p).ok())
+                .find(|p| p.message_key == key)
+                .and_then(|p| serde_json::from_str::<Value>(&p.plan).ok())
                 .map(|p| json!({"attempts": p["attempts"], "reason": p["last_error"]}))
         };
         found.push(json!({

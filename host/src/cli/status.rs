@@ -39,9 +39,9 @@ pub fn run(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
 
     // Per "account/mailbox": checkpoint, waiting plans, given-up plans, plugin failures.
     let mut boxes: BTreeMap<String, Value> = BTreeMap::new();
-    for (mailbox, (validity, uid)) in store.checkpoints()? {
+    for (mailbox, at) in store.checkpoints()? {
         slot(&mut boxes, &mailbox)["checkpoint"] =
-            json!({"uidvalidity": validity, "last_uid": uid});
+            json!({"uidvalidity": at.validity, "last_uid": at.uid});
     }
     let plan_json = |plan: &str| -> Value {
         let v: Value = serde_json::from_str(plan).unwrap_or_default();
@@ -51,20 +51,20 @@ pub fn run(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
             "reason": v.get("last_error"),
         })
     };
-    for (key, plan) in store.pending("imap:")? {
-        if let Some((mb, _)) = split_key(&key) {
-            push(&mut slot(&mut boxes, &mb)["waiting"], plan_json(&plan));
+    for p in store.pending("imap:")? {
+        if let Some((mb, _)) = split_key(&p.message_key) {
+            push(&mut slot(&mut boxes, &mb)["waiting"], plan_json(&p.plan));
         }
     }
-    for (key, plan) in store.failed_under("imap:")? {
-        if let Some((mb, _)) = split_key(&key) {
-            push(&mut slot(&mut boxes, &mb)["given_up"], plan_json(&plan));
+    for p in store.failed_under("imap:")? {
+        if let Some((mb, _)) = split_key(&p.message_key) {
+            push(&mut slot(&mut boxes, &mb)["given_up"], plan_json(&p.plan));
         }
     }
-    for (key, failed) in store.plugin_failed_under("imap:")? {
-        if let Some((mb, uid)) = split_key(&key) {
+    for f in store.plugin_failed_under("imap:")? {
+        if let Some((mb, uid)) = split_key(&f.message_key) {
             let plugins: BTreeMap<String, String> =
-                serde_json::from_str(&failed).unwrap_or_default();
+                serde_json::from_str(&f.fingerprints).unwrap_or_default();
             let changed: Vec<&String> = plugins
                 .iter()
                 .filter(|(name, print)| prints.get(*name) != Some(*print))

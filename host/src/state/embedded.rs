@@ -5,8 +5,9 @@
 
 use super::{
     explain_key, first_seen_key, namespace_marker, pruned_summary, random_secret,
-    summary_message_id, Backend, Checkpoint, KvUsage, KvWrite, MessageCommit, OutboxEntry,
-    OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
+    summary_message_id, KvUsage, KvWrite, MailboxProgress, MessageCommit, MessageLog, OutboxEntry,
+    OutboxQueue, OutboxStatus, Ownership, PluginFailure, PluginKv, StateError, StoredPlan, UidMark,
+    PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 
 use redb::{
@@ -298,7 +299,7 @@ impl EmbeddedStore {
     }
 }
 
-impl Backend for EmbeddedStore {
+impl PluginKv for EmbeddedStore {
     fn secret(&self) -> [u8; 32] {
         self.secret
     }
@@ -427,7 +428,9 @@ impl Backend for EmbeddedStore {
         u.bytes += added.bytes;
         Ok(copied)
     }
+}
 
+impl MessageLog for EmbeddedStore {
     fn is_processed(&self, message_key: &str) -> Result<bool, StateError> {
         if self.batch().iter().any(|c| {
             c.message_key == message_key || c.also_processed.iter().any(|k| k == message_key)
@@ -464,36 +467,6 @@ impl Backend for EmbeddedStore {
     /// Make every earlier non-durable commit durable now.
     fn sync(&self) -> Result<(), StateError> {
         self.write(true, |_| Ok(()))
-    }
-
-    fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StateError> {
-        let pending = self.batch().iter().rev().find_map(|c| {
-            c.checkpoint
-                .as_ref()
-                .filter(|(m, _, _)| m == mailbox)
-                .map(|(_, v, uid)| (*v, *uid))
-        });
-        if pending.is_some() {
-            return Ok(pending);
-        }
-        let txn = self.db.begin_read()?;
-        Ok(txn
-            .open_table(CHECKPOINTS)?
-            .get(mailbox)?
-            .map(|v| v.value()))
-    }
-
-    /// Every mailbox checkpoint: (mailbox key, (UIDVALIDITY, last UID)).
-    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StateError> {
-        self.write_batch()?;
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(CHECKPOINTS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            out.push((k.value().to_string(), v.value()));
-        }
-        Ok(out)
     }
 
     /// Processed messages with Message-ID `message_id` (with <>): (key, summary), through the
@@ -593,18 +566,55 @@ impl Backend for EmbeddedStore {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(PROCESSED)?.len()?)
     }
+}
 
-    fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError> {
+/// A checkpoint as the CHECKPOINTS table keeps it: (UIDVALIDITY, last UID).
+fn mark((validity, uid): (u32, u32)) -> UidMark {
+    UidMark { validity, uid }
+}
+
+impl MailboxProgress for EmbeddedStore {
+    fn checkpoint(&self, mailbox: &str) -> Result<Option<UidMark>, StateError> {
+        let pending = self.batch().iter().rev().find_map(|c| {
+            c.checkpoint
+                .as_ref()
+                .filter(|(m, _)| m == mailbox)
+                .map(|(_, at)| *at)
+        });
+        if pending.is_some() {
+            return Ok(pending);
+        }
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(CHECKPOINTS)?
+            .get(mailbox)?
+            .map(|v| mark(v.value())))
+    }
+
+    /// Every mailbox checkpoint, by mailbox key.
+    fn checkpoints(&self) -> Result<Vec<(String, UidMark)>, StateError> {
+        self.write_batch()?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHECKPOINTS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_string(), mark(v.value())));
+        }
+        Ok(out)
+    }
+
+    fn set_checkpoint(&self, mailbox: &str, at: UidMark) -> Result<(), StateError> {
         self.write(true, |txn| {
             txn.open_table(CHECKPOINTS)?
-                .insert(mailbox, (validity, uid))?;
+                .insert(mailbox, (at.validity, at.uid))?;
             Ok(())
         })
     }
 
     /// Pending mailbox actions whose message key starts with `prefix`.
-    fn pending(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.under(PENDING, prefix)
+    fn pending(&self, prefix: &str) -> Result<Vec<StoredPlan>, StateError> {
+        Ok(StoredPlan::all(self.under(PENDING, prefix)?))
     }
 
     /// Replace a pending plan (after an attempt that changed it).
@@ -624,14 +634,14 @@ impl Backend for EmbeddedStore {
         })
     }
 
-    /// Messages whose actions were given up (`give_up_pending`), under `prefix`: (key, plan).
-    fn failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.under(FAILED_PLANS, prefix)
+    /// Messages whose actions were given up (`give_up_pending`), under `prefix`.
+    fn failed_under(&self, prefix: &str) -> Result<Vec<StoredPlan>, StateError> {
+        Ok(StoredPlan::all(self.under(FAILED_PLANS, prefix)?))
     }
 
-    /// Messages a plugin failed on, under `prefix`: (key, {plugin: fingerprint}).
-    fn plugin_failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.under(PLUGIN_FAILED, prefix)
+    /// Messages a plugin failed on, under `prefix`.
+    fn plugin_failed_under(&self, prefix: &str) -> Result<Vec<PluginFailure>, StateError> {
+        Ok(PluginFailure::all(self.under(PLUGIN_FAILED, prefix)?))
     }
 
     /// Forget that these messages were processed and failed (actions given up, or a plugin
@@ -659,7 +669,12 @@ impl Backend for EmbeddedStore {
             Ok(())
         })
     }
+}
 
+/// One process alone owns every account: the defaults.
+impl Ownership for EmbeddedStore {}
+
+impl OutboxQueue for EmbeddedStore {
     /// Outbox entries not yet delivered (queued or failed transiently), oldest first.
     fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
         self.write_batch()?;
@@ -772,15 +787,12 @@ fn write_commits(txn: &WriteTransaction, commits: &[&MessageCommit]) -> Result<(
                 index.insert(explain_key(id, k).as_str(), ())?;
             }
         }
-        if let Some((mailbox, validity, uid)) = &commit.checkpoint {
-            let superseded = commits[i + 1..].iter().any(|later| {
-                later
-                    .checkpoint
-                    .as_ref()
-                    .is_some_and(|(m, _, _)| m == mailbox)
-            });
+        if let Some((mailbox, at)) = &commit.checkpoint {
+            let superseded = commits[i + 1..]
+                .iter()
+                .any(|later| later.checkpoint.as_ref().is_some_and(|(m, _)| m == mailbox));
             if !superseded {
-                checkpoints.insert(mailbox.as_str(), (*validity, *uid))?;
+                checkpoints.insert(mailbox.as_str(), (at.validity, at.uid))?;
             }
         }
         if let Some(plan) = &commit.pending {

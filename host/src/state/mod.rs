@@ -3,17 +3,20 @@
 //! message's effects are committed in one transaction, so a crash leaves either all of them
 //! or none. See docs/STATE.md.
 //!
-//! Two backends keep the same records with the same semantics behind `Backend`:
+//! Two backends keep the same records with the same semantics behind `Backend` (its groups
+//! of records in `backend`):
 //! - `embedded` (the default): one redb file, one process;
 //! - `postgres`: a PostgreSQL schema shared by many processes, which then also own accounts
 //!   (`lease`) and share the outbox, each queued message sent by one of them.
 
+mod backend;
 mod embedded;
 pub mod lease;
 mod outbox;
 mod postgres;
 pub mod sent_log;
 
+pub use backend::{Backend, MailboxProgress, MessageLog, OutboxQueue, Ownership, PluginKv};
 pub use embedded::EmbeddedStore;
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use postgres::PgStore;
@@ -86,8 +89,49 @@ pub struct KvWrite {
     pub value: Option<(Vec<u8>, u64)>,
 }
 
-/// A mailbox key with its (UIDVALIDITY, last processed UID).
-pub type Checkpoint = (String, (u32, u32));
+/// Where an IMAP mailbox's processing stands: its UIDVALIDITY and the last UID processed
+/// (every message up to it is decided and committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidMark {
+    pub validity: u32,
+    pub uid: u32,
+}
+
+/// A plan of server actions kept for a message (JSON; its shape is `source::imap::plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPlan {
+    pub message_key: String,
+    pub plan: String,
+}
+
+impl StoredPlan {
+    /// From (message key, plan) rows.
+    pub(crate) fn all(rows: Vec<(String, String)>) -> Vec<StoredPlan> {
+        rows.into_iter()
+            .map(|(message_key, plan)| StoredPlan { message_key, plan })
+            .collect()
+    }
+}
+
+/// A message a plugin failed on, with the fingerprints of the code and config of the
+/// plugins that failed (JSON object name -> fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginFailure {
+    pub message_key: String,
+    pub fingerprints: String,
+}
+
+impl PluginFailure {
+    /// From (message key, fingerprints) rows.
+    pub(crate) fn all(rows: Vec<(String, String)>) -> Vec<PluginFailure> {
+        rows.into_iter()
+            .map(|(message_key, fingerprints)| PluginFailure {
+                message_key,
+                fingerprints,
+            })
+            .collect()
+    }
+}
 
 /// Everything one processed message changes in the store, committed atomically.
 #[derive(Debug, Default, Clone)]
@@ -100,8 +144,8 @@ pub struct MessageCommit {
     pub summary: String,
     pub kv: Vec<KvWrite>,
     pub outbox: Vec<(OutboxEntry, Vec<u8>)>,
-    /// Advance an IMAP mailbox checkpoint: (mailbox key, UIDVALIDITY, UID).
-    pub checkpoint: Option<(String, u32, u32)>,
+    /// Advance an IMAP mailbox checkpoint: (mailbox key, where it stands now).
+    pub checkpoint: Option<(String, UidMark)>,
     /// Mailbox actions still to carry out (JSON), kept until `finish_pending`.
     pub pending: Option<String>,
     /// `false`: commit without waiting for the disk; made durable by the next durable
@@ -120,117 +164,6 @@ pub struct MessageCommit {
 pub struct KvUsage {
     pub keys: u64,
     pub bytes: u64,
-}
-
-/// What a state backend keeps and how: the same records and the same guarantees in each.
-pub trait Backend: Send + Sync {
-    /// This installation's secret (32 random bytes made once, kept in the store).
-    fn secret(&self) -> [u8; 32];
-    /// What `plugin` keeps in its key-value state now.
-    fn kv_usage(&self, plugin: &str) -> KvUsage;
-    /// The stored size (key + value bytes) of a plugin's entry, expired or not.
-    fn kv_entry_size(&self, plugin: &str, key: &str) -> Result<Option<u64>, StateError>;
-    /// A plugin's value for `key`, unless it has expired.
-    fn kv_get(&self, plugin: &str, key: &str, now_ms: u64) -> Result<Option<Vec<u8>>, StateError>;
-    /// Drop expired key-value entries; returns how many.
-    fn kv_purge_expired(&self, now_ms: u64) -> Result<usize, StateError>;
-    /// Give the namespace `namespace` a copy of the entries `plugin` keeps in its own one
-    /// (what it stored before namespaces were per account), once: the first call copies and
-    /// records it, later ones do nothing. Returns how many entries were copied.
-    fn kv_copy_into_namespace(&self, plugin: &str, namespace: &str) -> Result<usize, StateError>;
-    /// The time `what` was first seen: `now_ms`, recorded durably, the first time it is asked
-    /// for; what was recorded then, ever after (e.g. since when a plugin answers an account's
-    /// mail, `actions::since`).
-    fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError>;
-    fn is_processed(&self, message_key: &str) -> Result<bool, StateError>;
-    fn processed_summary(&self, message_key: &str) -> Result<Option<String>, StateError>;
-    /// Commit one message's effects: plugin state, queued outgoing mail, processed mark.
-    /// Outbox entries whose id is already present are left as they are (never re-queued),
-    /// which is what makes re-processing after a crash send nothing twice.
-    fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError>;
-    /// Make every earlier non-durable commit durable now.
-    fn sync(&self) -> Result<(), StateError>;
-    fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StateError>;
-    /// Every mailbox checkpoint: (mailbox key, (UIDVALIDITY, last UID)).
-    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StateError>;
-    /// Processed messages with Message-ID `message_id` (with <>): (key, summary).
-    fn processed_with_message_id(
-        &self,
-        message_id: &str,
-    ) -> Result<Vec<(String, String)>, StateError>;
-    /// Forget what plugins decided for messages processed before `before_ms` (the processed
-    /// mark stays), at most once a day. Returns how many records were pruned.
-    fn prune_explanations(&self, now_ms: u64, before_ms: u64) -> Result<usize, StateError>;
-    /// How many messages are recorded as processed.
-    fn processed_count(&self) -> Result<u64, StateError>;
-    fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError>;
-    /// Pending mailbox actions whose message key starts with `prefix`.
-    fn pending(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError>;
-    /// Replace a pending plan (after an attempt that changed it).
-    fn update_pending(&self, key: &str, plan: &str) -> Result<(), StateError>;
-    /// Stop trying a pending plan: it moves to the failed actions, kept for the user.
-    fn give_up_pending(&self, key: &str, plan: &str) -> Result<(), StateError>;
-    /// Messages whose actions were given up, under `prefix`: (key, plan).
-    fn failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError>;
-    /// Messages a plugin failed on, under `prefix`: (key, {plugin: fingerprint}).
-    fn plugin_failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError>;
-    /// Forget that these messages were processed and failed, so they are decided again.
-    fn forget_failed(&self, keys: &[String]) -> Result<(), StateError>;
-    fn finish_pending(&self, keys: &[String]) -> Result<(), StateError>;
-    /// Outbox entries not yet delivered (queued or failed transiently), oldest first.
-    fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError>;
-    fn outbox_all(&self) -> Result<Vec<OutboxEntry>, StateError>;
-    fn outbox_raw(&self, id: &str) -> Result<Option<Vec<u8>>, StateError>;
-    /// One outbox entry by id.
-    fn outbox_entry(&self, id: &str) -> Result<Option<OutboxEntry>, StateError>;
-    /// Give a held entry its complete message and release it for sending.
-    fn outbox_complete(&self, entry: &OutboxEntry, raw: &[u8]) -> Result<(), StateError>;
-    /// Record the result of a delivery attempt.
-    fn outbox_update(&self, entry: &OutboxEntry) -> Result<(), StateError>;
-
-    /// Take a queued entry to send it: its current record if it is still queued and no other
-    /// process is sending it, held until `outbox_release`. One process needs no more than a
-    /// fresh read; a shared store also locks it for this process.
-    fn outbox_claim(&self, id: &str) -> Result<Option<OutboxEntry>, StateError> {
-        Ok(self
-            .outbox_entry(id)?
-            .filter(|e| e.status == OutboxStatus::Queued && !e.held))
-    }
-    fn outbox_release(&self, _id: &str) -> Result<(), StateError> {
-        Ok(())
-    }
-    /// Accounts are owned by one process at a time (see `lease`). Alone, this one owns all.
-    fn claim_account(&self, _account: &str) -> Result<bool, StateError> {
-        Ok(true)
-    }
-    fn release_account(&self, _account: &str) -> Result<(), StateError> {
-        Ok(())
-    }
-    /// Whether this process still owns `account`, asked of the store itself.
-    fn owns_account(&self, _account: &str) -> Result<bool, StateError> {
-        Ok(true)
-    }
-    /// The accounts this process believes it owns; a shared store empties it when its
-    /// session ends (every lock went with it).
-    fn owned_accounts(&self) -> Vec<String> {
-        Vec::new()
-    }
-    /// The rows of the accounts table (id, account file text), for `[accounts] table`.
-    fn account_rows(&self) -> Result<Vec<(String, String)>, StateError> {
-        Ok(Vec::new())
-    }
-    /// How many accounts are owned now, by all processes sharing this store.
-    fn accounts_owned(&self) -> Result<usize, StateError> {
-        Ok(self.owned_accounts().len())
-    }
-    /// How many processes share this store now (this one included).
-    fn processes(&self) -> Result<usize, StateError> {
-        Ok(1)
-    }
-    /// Whether other processes may share this store (accounts then need owning).
-    fn is_shared(&self) -> bool {
-        false
-    }
 }
 
 /// The state store of a config: a backend behind one type. Every `Backend` method is called

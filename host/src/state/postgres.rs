@@ -22,8 +22,9 @@ use postgres::{Client, NoTls};
 
 use super::lease::{lock_key, LockKind};
 use super::{
-    first_seen_key, namespace_marker, pruned_summary, random_secret, Backend, Checkpoint, KvUsage,
-    MessageCommit, OutboxEntry, OutboxStatus, StateError, PRUNE_EVERY_MS, SCHEMA_VERSION,
+    first_seen_key, namespace_marker, pruned_summary, random_secret, KvUsage, MailboxProgress,
+    MessageCommit, MessageLog, OutboxEntry, OutboxQueue, OutboxStatus, Ownership, PluginFailure,
+    PluginKv, StateError, StoredPlan, UidMark, PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 use crate::config::PgSettings;
 use crate::model::key::account_of_key;
@@ -383,7 +384,7 @@ fn status_text(s: OutboxStatus) -> &'static str {
     }
 }
 
-impl Backend for PgStore {
+impl PluginKv for PgStore {
     fn secret(&self) -> [u8; 32] {
         self.secret
     }
@@ -445,25 +446,6 @@ impl Backend for PgStore {
         })
     }
 
-    fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError> {
-        let key = first_seen_key(what);
-        self.call(move |c| {
-            // The first writer wins; everyone reads what it wrote.
-            c.execute(
-                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                &[&key, &now_ms.to_be_bytes().as_slice()],
-            )
-            .map_err(pg_err)?;
-            let v: Vec<u8> = c
-                .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
-                .map_err(pg_err)?
-                .get(0);
-            <[u8; 8]>::try_from(v.as_slice())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StateError::Corrupt(format!("meta {key}")))
-        })
-    }
-
     fn kv_copy_into_namespace(&self, plugin: &str, namespace: &str) -> Result<usize, StateError> {
         let (plugin, namespace) = (plugin.to_string(), namespace.to_string());
         let marker = namespace_marker(&namespace);
@@ -488,6 +470,27 @@ impl Backend for PgStore {
                 .map_err(pg_err)?;
             t.commit().map_err(pg_err)?;
             Ok(n as usize)
+        })
+    }
+}
+
+impl MessageLog for PgStore {
+    fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError> {
+        let key = first_seen_key(what);
+        self.call(move |c| {
+            // The first writer wins; everyone reads what it wrote.
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &now_ms.to_be_bytes().as_slice()],
+            )
+            .map_err(pg_err)?;
+            let v: Vec<u8> = c
+                .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .map_err(pg_err)?
+                .get(0);
+            <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StateError::Corrupt(format!("meta {key}")))
         })
     }
 
@@ -569,8 +572,8 @@ impl Backend for PgStore {
                 )
                 .map_err(pg_err)?;
             }
-            if let Some((mailbox, validity, uid)) = &commit.checkpoint {
-                upsert_checkpoint(&mut t, mailbox, *validity, *uid)?;
+            if let Some((mailbox, at)) = &commit.checkpoint {
+                upsert_checkpoint(&mut t, mailbox, *at)?;
             }
             if let Some(plan) = &commit.pending {
                 t.execute(
@@ -598,36 +601,6 @@ impl Backend for PgStore {
             let mut t = c.transaction().map_err(pg_err)?;
             t.execute("SELECT txid_current()", &[]).map_err(pg_err)?;
             t.commit().map_err(pg_err)
-        })
-    }
-
-    fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StateError> {
-        let mailbox = mailbox.to_string();
-        self.call(move |c| {
-            Ok(c.query_opt(
-                "SELECT validity, uid FROM checkpoints WHERE mailbox = $1",
-                &[&mailbox],
-            )
-            .map_err(pg_err)?
-            .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u32)))
-        })
-    }
-
-    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StateError> {
-        self.call(|c| {
-            Ok(c.query(
-                "SELECT mailbox, validity, uid FROM checkpoints ORDER BY mailbox",
-                &[],
-            )
-            .map_err(pg_err)?
-            .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    (r.get::<_, i64>(1) as u32, r.get::<_, i64>(2) as u32),
-                )
-            })
-            .collect())
         })
     }
 
@@ -692,21 +665,59 @@ impl Backend for PgStore {
                 .get::<_, i64>(0) as u64)
         })
     }
+}
 
-    fn set_checkpoint(&self, mailbox: &str, validity: u32, uid: u32) -> Result<(), StateError> {
+impl MailboxProgress for PgStore {
+    fn checkpoint(&self, mailbox: &str) -> Result<Option<UidMark>, StateError> {
+        let mailbox = mailbox.to_string();
+        self.call(move |c| {
+            Ok(c.query_opt(
+                "SELECT validity, uid FROM checkpoints WHERE mailbox = $1",
+                &[&mailbox],
+            )
+            .map_err(pg_err)?
+            .map(|r| UidMark {
+                validity: r.get::<_, i64>(0) as u32,
+                uid: r.get::<_, i64>(1) as u32,
+            }))
+        })
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(String, UidMark)>, StateError> {
+        self.call(|c| {
+            Ok(c.query(
+                "SELECT mailbox, validity, uid FROM checkpoints ORDER BY mailbox",
+                &[],
+            )
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    UidMark {
+                        validity: r.get::<_, i64>(1) as u32,
+                        uid: r.get::<_, i64>(2) as u32,
+                    },
+                )
+            })
+            .collect())
+        })
+    }
+
+    fn set_checkpoint(&self, mailbox: &str, at: UidMark) -> Result<(), StateError> {
         let mailbox = mailbox.to_string();
         self.call(move |c| {
             let mut t = c.transaction().map_err(pg_err)?;
-            upsert_checkpoint(&mut t, &mailbox, validity, uid)?;
+            upsert_checkpoint(&mut t, &mailbox, at)?;
             t.commit().map_err(pg_err)
         })
     }
 
-    fn pending(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.pairs(
+    fn pending(&self, prefix: &str) -> Result<Vec<StoredPlan>, StateError> {
+        Ok(StoredPlan::all(self.pairs(
             "SELECT key, plan FROM pending_actions WHERE starts_with(key, $1) ORDER BY key",
             prefix.to_string(),
-        )
+        )?))
     }
 
     fn update_pending(&self, key: &str, plan: &str) -> Result<(), StateError> {
@@ -738,18 +749,18 @@ impl Backend for PgStore {
         })
     }
 
-    fn failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.pairs(
+    fn failed_under(&self, prefix: &str) -> Result<Vec<StoredPlan>, StateError> {
+        Ok(StoredPlan::all(self.pairs(
             "SELECT key, plan FROM failed_actions WHERE starts_with(key, $1) ORDER BY key",
             prefix.to_string(),
-        )
+        )?))
     }
 
-    fn plugin_failed_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        self.pairs(
+    fn plugin_failed_under(&self, prefix: &str) -> Result<Vec<PluginFailure>, StateError> {
+        Ok(PluginFailure::all(self.pairs(
             "SELECT key, failed FROM plugin_failed WHERE starts_with(key, $1) ORDER BY key",
             prefix.to_string(),
-        )
+        )?))
     }
 
     fn forget_failed(&self, keys: &[String]) -> Result<(), StateError> {
@@ -775,7 +786,9 @@ impl Backend for PgStore {
             Ok(())
         })
     }
+}
 
+impl OutboxQueue for PgStore {
     fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
         self.outbox_entries(
             "SELECT entry FROM outbox WHERE status = 'queued' AND NOT held
@@ -861,7 +874,9 @@ impl Backend for PgStore {
     fn outbox_release(&self, id: &str) -> Result<(), StateError> {
         self.unlock(lock_key(LockKind::OutboxEntry, &self.schema, id))
     }
+}
 
+impl Ownership for PgStore {
     fn claim_account(&self, account: &str) -> Result<bool, StateError> {
         if self.owned().contains(account) {
             return Ok(true);
@@ -944,13 +959,12 @@ impl PgStore {
 fn upsert_checkpoint(
     t: &mut postgres::Transaction<'_>,
     mailbox: &str,
-    validity: u32,
-    uid: u32,
+    at: UidMark,
 ) -> Result<(), StateError> {
     t.execute(
         "INSERT INTO checkpoints (mailbox, validity, uid) VALUES ($1, $2, $3)
          ON CONFLICT (mailbox) DO UPDATE SET validity = excluded.validity, uid = excluded.uid",
-        &[&mailbox, &(validity as i64), &(uid as i64)],
+        &[&mailbox, &(at.validity as i64), &(at.uid as i64)],
     )
     .map_err(pg_err)?;
     Ok(())

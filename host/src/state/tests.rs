@@ -277,7 +277,15 @@ fn reads_on(s: std::sync::Arc<Store>, rounds: u32) {
                 match n % 3 {
                     0 => s.sync().unwrap(),
                     1 => s.finish_pending(&[]).unwrap(),
-                    _ => s.set_checkpoint("other", 1, n).unwrap(),
+                    _ => s
+                        .set_checkpoint(
+                            "other",
+                            UidMark {
+                                validity: 1,
+                                uid: n,
+                            },
+                        )
+                        .unwrap(),
                 }
                 n += 1;
                 // Writes keep coming, but leave the reader room: back to back, the

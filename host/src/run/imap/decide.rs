@@ -13,7 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::report;
 use crate::source::imap::plan::Plan;
 use crate::source::imap::{Fetched, REWRITTEN_HEADER};
-use crate::state::{MessageCommit, StateError, Store};
+use crate::state::{MessageCommit, StateError, Store, UidMark};
 
 /// What a chunk's decisions are made with; shared by the chunks of one mailbox pass.
 pub struct Decider {
@@ -75,8 +75,14 @@ impl Decided {
 
 impl Decider {
     /// The checkpoint a message's commit moves to, if it moves it forward.
-    fn checkpoint(&self, uid: u32) -> Option<(String, u32, u32)> {
-        (uid > self.floor).then(|| (self.checkpoint_key.clone(), self.validity, uid))
+    fn checkpoint(&self, uid: u32) -> Option<(String, UidMark)> {
+        (uid > self.floor).then(|| {
+            let at = UidMark {
+                validity: self.validity,
+                uid,
+            };
+            (self.checkpoint_key.clone(), at)
+        })
     }
 
     pub async fn decide(&self, fetched: Vec<Fetched>) -> Result<Decided, StateError> {

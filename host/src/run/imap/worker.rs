@@ -21,7 +21,7 @@ use crate::source::imap::apply::{self, apply, ServerCaps};
 use crate::source::imap::connect::{self, completed, connect_with, timed, ImapError, ImapSession};
 use crate::source::imap::plan::Plan;
 use crate::source::imap::{confirmed_large, discover, fetch, pacer, Fetched};
-use crate::state::Store;
+use crate::state::{Store, UidMark};
 use crate::telemetry::metrics;
 
 /// Decided plans are carried out in batches of `apply_batch` (default 5,000) plans or this
@@ -227,7 +227,7 @@ impl AccountWorker {
         // the one before. Passes follow at once as long as each moves the checkpoint on (mail
         // that keeps arriving while a pass runs is all taken); a pass that does not (a
         // message that never gets checkpointed) must not keep the account busy.
-        let mut again_at: Option<(u32, u32)> = None;
+        let mut again_at: Option<UidMark> = None;
         loop {
             // Boxed: a pass's state is large and only needed while it runs, not for the
             // hours an account waits for mail (with thousands of accounts, that adds up).
@@ -294,17 +294,17 @@ impl AccountWorker {
 
     /// Whether the watched mailbox, as just selected, has messages past the last one the
     /// passes checkpointed (or another UIDVALIDITY): then that checkpoint.
-    fn arrived_since_pass(&self, selected: &async_imap::types::Mailbox) -> Option<(u32, u32)> {
+    fn arrived_since_pass(&self, selected: &async_imap::types::Mailbox) -> Option<UidMark> {
         let key = format!("{}/{}", self.account.name, self.account.mailboxes[0]);
         match (
             self.store.checkpoint(&key),
             selected.uid_validity,
             selected.uid_next,
         ) {
-            (Ok(Some((validity, last))), Some(v), Some(next))
-                if v != validity || next > last.saturating_add(1) =>
+            (Ok(Some(at)), Some(v), Some(next))
+                if v != at.validity || next > at.uid.saturating_add(1) =>
             {
-                Some((validity, last))
+                Some(at)
             }
             _ => None,
         }
@@ -426,7 +426,7 @@ impl AccountWorker {
                 let now = now_ms();
                 let (keys, mut plans): (Vec<String>, Vec<Plan>) = pending
                     .iter()
-                    .filter_map(|(k, p)| Some((k.clone(), Plan::from_json(p)?)))
+                    .filter_map(|p| Some((p.message_key.clone(), Plan::from_json(&p.plan)?)))
                     .filter(|(_, p)| p.next_try_ms <= now)
                     .unzip();
                 let held = forwards::complete(
@@ -444,8 +444,8 @@ impl AccountWorker {
         }
 
         let last = match self.store.checkpoint(&checkpoint_key)? {
-            Some((v, uid)) if v == validity => uid,
-            Some((v, _)) => {
+            Some(at) if at.validity == validity => at.uid,
+            Some(UidMark { validity: v, .. }) => {
                 // The server renumbered the mailbox: UIDs no longer tell what we saw. Do not
                 // run everything again (that would re-send auto-replies): start after the
                 // current messages and say so.
@@ -457,7 +457,8 @@ impl AccountWorker {
                 self.warn(&msg);
                 report.warnings.push(msg);
                 if !self.dry_run {
-                    self.store.set_checkpoint(&checkpoint_key, validity, top)?;
+                    let at = UidMark { validity, uid: top };
+                    self.store.set_checkpoint(&checkpoint_key, at)?;
                 }
                 return Ok(());
             }
@@ -466,7 +467,8 @@ impl AccountWorker {
                 // not a "first pass" over mail that was there before.
                 if !self.dry_run {
                     let top = selected.uid_next.unwrap_or(1).saturating_sub(1);
-                    self.store.set_checkpoint(&checkpoint_key, validity, top)?;
+                    let at = UidMark { validity, uid: top };
+                    self.store.set_checkpoint(&checkpoint_key, at)?;
                 }
                 return Ok(());
             }
@@ -528,15 +530,15 @@ impl AccountWorker {
                     self.store
                         .failed_under(&prefix)?
                         .into_iter()
-                        .map(|(k, _)| k),
+                        .map(|p| p.message_key),
                 );
             }
             let plugin_failed = self.store.plugin_failed_under(&prefix)?;
             let mut changed = 0;
-            for (key, prints) in plugin_failed {
-                if retry_all || self.pipeline.changed_since(&prints) {
+            for f in plugin_failed {
+                if retry_all || self.pipeline.changed_since(&f.fingerprints) {
                     changed += 1;
-                    keys.push(key);
+                    keys.push(f.message_key);
                 }
             }
             keys.sort();
@@ -758,8 +760,11 @@ impl AccountWorker {
         // after the pass (`pass`), when nothing is being decided, so nothing that is not yet
         // durable can be sent.
         let t = Instant::now();
-        self.store
-            .set_checkpoint(state.checkpoint_key, state.validity, last_uid)?;
+        let at = UidMark {
+            validity: state.validity,
+            uid: last_uid,
+        };
+        self.store.set_checkpoint(state.checkpoint_key, at)?;
         report.timings.sync += t.elapsed();
         let pending = match state.pending.take() {
             Some(mut p) => {
