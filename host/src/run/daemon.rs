@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::accounts::{raise_fd_limit, worker, Pipelines};
 use super::setup::{self, RunOptions};
 use crate::config::{AccountConfig, Config};
+use crate::run::imap::AccountWorker;
 use crate::source::imap::pacer::Pacer;
 use crate::state::Store;
 
@@ -43,6 +44,18 @@ struct Running {
     removed: bool,
 }
 
+/// The accounts of one config's run: those running, those due to start, those waiting for
+/// an owner (shared store), and what was read of the accounts directory.
+#[derive(Default)]
+struct Accounts {
+    dir: DirState,
+    running: HashMap<String, Running>,
+    start: Vec<Start>,
+    /// Shared store: accounts configured here that another process owns (or none yet).
+    waiting: BTreeMap<String, Start>,
+    waited: HashSet<String>,
+}
+
 /// Watch every account until SIGINT or SIGTERM (see the module's comment for reloads).
 pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -50,30 +63,9 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     let mut hup = signal(SignalKind::hangup())?;
     let mut config = config.clone();
     loop {
-        // The main file's accounts, then the directory's (read through `changes`, which
-        // remembers each file's stamp so that later looks read only what changed).
-        let mut dir = DirState::default();
-        let mut running: HashMap<String, Running> = HashMap::new();
-        let mut start: Vec<Start> = config
-            .accounts
-            .iter()
-            .map(|a| Start {
-                account: a.clone(),
-                file: None,
-                text: None,
-            })
-            .collect();
         let store = setup::open_store(&config)?;
-        start.extend(changes(
-            &config,
-            &mut dir,
-            &mut running,
-            table_rows(&config, &store),
-        ));
-        raise_fd_limit(start.len());
-        // Shared store: accounts configured here that another process owns (or none yet).
-        let mut waiting: BTreeMap<String, Start> = BTreeMap::new();
-        let mut waited: HashSet<String> = HashSet::new();
+        let mut accounts = Accounts::new(&config, &store);
+        raise_fd_limit(accounts.start.len());
         // The first claim waits one round, so that processes started together see each
         // other before they take their shares.
         let every = ownership_every(&config);
@@ -91,67 +83,16 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         let mut next: Option<Config> = None;
         loop {
             // Start what is due: new accounts, and changed ones whose old worker has ended.
-            for Start {
-                account,
-                file,
-                text,
-            } in start.drain(..)
-            {
+            for due in std::mem::take(&mut accounts.start) {
                 if next.is_some() {
                     break;
                 }
-                let name = account.name.clone();
-                if store.is_shared() && !store.owned_accounts().contains(&name) {
-                    // Claimed (or not) by `rebalance`, with the others.
-                    waiting.insert(
-                        name,
-                        Start {
-                            account,
-                            file,
-                            text,
-                        },
-                    );
+                let started = accounts
+                    .start_one(due, &config, opts, &store, &mut pipelines, &pacer)
+                    .await;
+                let Some((name, w)) = started else {
                     continue;
-                }
-                let pipeline = match pipelines.for_account(&account).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!("{e:#}; this account is left out until it is fixed");
-                        let _ = store.release_account(&name);
-                        continue;
-                    }
                 };
-                let (stop, stopped) = watch::channel(0u64);
-                let w = match worker(
-                    &config,
-                    opts,
-                    account.clone(),
-                    pipeline,
-                    store.clone(),
-                    Some(stopped),
-                    Some(pacer.clone()),
-                )
-                .await
-                {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::error!(account = %name, "cannot start: {e:#}");
-                        let _ = store.release_account(&name);
-                        continue;
-                    }
-                };
-                running.insert(
-                    name.clone(),
-                    Running {
-                        account,
-                        file,
-                        text,
-                        stop,
-                        then: None,
-                        handing_back: false,
-                        removed: false,
-                    },
-                );
                 let fut = async move {
                     w.watch().await;
                     name
@@ -162,35 +103,15 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 break;
             }
             tokio::select! {
-                Some(name) = tasks.next() => {
-                    if let Some(r) = running.remove(&name) {
-                        if let Some(again) = r.then {
-                            start.push(again);
-                        } else {
-                            if let Err(e) = store.release_account(&name) {
-                                tracing::warn!(account = %name, "{e}");
-                            }
-                            // Handed back, or ended by itself (a fenced commit): it waits
-                            // for an owner again, maybe this process.
-                            if store.is_shared() && !r.removed && next.is_none() {
-                                tracing::info!(account = %name, "handed back: another process may own it now");
-                                waiting.insert(name, Start { account: r.account, file: r.file, text: r.text });
-                            } else if next.is_none() {
-                                tracing::info!(account = %name, "stopped (its account file is gone)");
-                                // A file that wanted this name may have it now.
-                                dir.retry_clashes();
-                            }
-                        }
-                    }
-                }
+                Some(name) = tasks.next() => accounts.ended(name, &store, next.is_some()),
                 _ = rescan.tick(), if (config.accounts_settings.dir.is_some() || config.accounts_settings.table) && next.is_none() => {
                     let rows = table_rows(&config, &store);
-                    start.extend(changes(&config, &mut dir, &mut running, rows));
+                    accounts.start.extend(changes(&config, &mut accounts.dir, &mut accounts.running, rows));
                     // A waiting account whose file (or row) is gone waits no more.
-                    waiting.retain(|_, s| s.file.as_ref().is_none_or(|f| dir.seen.contains_key(f)));
+                    accounts.waiting.retain(|_, s| s.file.as_ref().is_none_or(|f| accounts.dir.seen.contains_key(f)));
                 }
                 _ = ownership.tick(), if store.is_shared() && next.is_none() => {
-                    start.extend(rebalance(&store, &mut running, &mut waiting, &mut waited));
+                    accounts.start.extend(rebalance(&store, &mut accounts.running, &mut accounts.waiting, &mut accounts.waited));
                 }
                 _ = maintenance.tick() => {
                     if let Err(e) = setup::maintain(&store, &config) {
@@ -205,18 +126,7 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                     tracing::info!(signal = "SIGTERM", "terminated; stopping");
                     return Ok(());
                 }
-                _ = hup.recv() => match Config::load(&config.file) {
-                    Ok(c) => {
-                        tracing::info!(signal = "SIGHUP", file = %config.file.display(), "reloading the config once every account is waiting for mail");
-                        next = Some(c);
-                        start.clear();
-                        for r in running.values_mut() {
-                            r.then = None;
-                            r.stop.send_modify(|v| *v += 1);
-                        }
-                    }
-                    Err(e) => tracing::error!(signal = "SIGHUP", "the config has an error; the running one is kept: {e}"),
-                },
+                _ = hup.recv() => reload(&config, &mut next, &mut accounts),
             }
         }
         // The old workers, their pipelines and the state store are closed here.
@@ -233,6 +143,156 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
             Some(c) => config = c,
             None => return Ok(()),
         }
+    }
+}
+
+impl Accounts {
+    /// The accounts of `config` to start: the main file's, then the directory's (and the
+    /// accounts table's).
+    fn new(config: &Config, store: &Store) -> Accounts {
+        // The main file's accounts, then the directory's (read through `changes`, which
+        // remembers each file's stamp so that later looks read only what changed).
+        let mut accounts = Accounts {
+            start: config
+                .accounts
+                .iter()
+                .map(|a| Start {
+                    account: a.clone(),
+                    file: None,
+                    text: None,
+                })
+                .collect(),
+            ..Accounts::default()
+        };
+        accounts.start.extend(changes(
+            config,
+            &mut accounts.dir,
+            &mut accounts.running,
+            table_rows(config, store),
+        ));
+        accounts
+    }
+
+    /// Start an account's worker: the worker to watch, with the account's name. None when
+    /// the account waits for an owner (shared store), or cannot start (logged).
+    async fn start_one(
+        &mut self,
+        due: Start,
+        config: &Config,
+        opts: &RunOptions,
+        store: &Arc<Store>,
+        pipelines: &mut Pipelines,
+        pacer: &Arc<Pacer>,
+    ) -> Option<(String, AccountWorker)> {
+        let Start {
+            account,
+            file,
+            text,
+        } = due;
+        let name = account.name.clone();
+        if store.is_shared() && !store.owned_accounts().contains(&name) {
+            // Claimed (or not) by `rebalance`, with the others.
+            self.waiting.insert(
+                name,
+                Start {
+                    account,
+                    file,
+                    text,
+                },
+            );
+            return None;
+        }
+        let pipeline = match pipelines.for_account(&account).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{e:#}; this account is left out until it is fixed");
+                let _ = store.release_account(&name);
+                return None;
+            }
+        };
+        let (stop, stopped) = watch::channel(0u64);
+        let w = match worker(
+            config,
+            opts,
+            account.clone(),
+            pipeline,
+            store.clone(),
+            Some(stopped),
+            Some(pacer.clone()),
+        )
+        .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(account = %name, "cannot start: {e:#}");
+                let _ = store.release_account(&name);
+                return None;
+            }
+        };
+        self.running.insert(
+            name.clone(),
+            Running {
+                account,
+                file,
+                text,
+                stop,
+                then: None,
+                handing_back: false,
+                removed: false,
+            },
+        );
+        Some((name, w))
+    }
+
+    /// An account's worker has ended: start it again with its changed file, or release it
+    /// (to wait for an owner again on a shared store, or for good).
+    fn ended(&mut self, name: String, store: &Store, reloading: bool) {
+        if let Some(r) = self.running.remove(&name) {
+            if let Some(again) = r.then {
+                self.start.push(again);
+            } else {
+                if let Err(e) = store.release_account(&name) {
+                    tracing::warn!(account = %name, "{e}");
+                }
+                // Handed back, or ended by itself (a fenced commit): it waits
+                // for an owner again, maybe this process.
+                if store.is_shared() && !r.removed && !reloading {
+                    tracing::info!(account = %name, "handed back: another process may own it now");
+                    self.waiting.insert(
+                        name,
+                        Start {
+                            account: r.account,
+                            file: r.file,
+                            text: r.text,
+                        },
+                    );
+                } else if !reloading {
+                    tracing::info!(account = %name, "stopped (its account file is gone)");
+                    // A file that wanted this name may have it now.
+                    self.dir.retry_clashes();
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP: read the config again. A good one is kept in `next` and every worker is asked to
+/// stop at its next wait for mail; one with an error is reported, the running one kept.
+fn reload(config: &Config, next: &mut Option<Config>, accounts: &mut Accounts) {
+    match Config::load(&config.file) {
+        Ok(c) => {
+            tracing::info!(signal = "SIGHUP", file = %config.file.display(), "reloading the config once every account is waiting for mail");
+            *next = Some(c);
+            accounts.start.clear();
+            for r in accounts.running.values_mut() {
+                r.then = None;
+                r.stop.send_modify(|v| *v += 1);
+            }
+        }
+        Err(e) => tracing::error!(
+            signal = "SIGHUP",
+            "the config has an error; the running one is kept: {e}"
+        ),
     }
 }
 

@@ -10,13 +10,13 @@ use super::setup::{
 };
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::pipeline::{commit_for, parallel, Pipeline};
+use crate::pipeline::{commit_for, parallel, Decision, Pipeline};
 use crate::plugin::Clock;
 use crate::report;
 use crate::sink::mailstore::{Delivered, MailStore};
 use crate::sink::outbox::{self};
 use crate::sink::outbox_dir::OutboxDir;
-use crate::source::maildir::MaildirSource;
+use crate::source::maildir::{Entry, MaildirSource};
 use crate::state::Store;
 
 /// Process every message of the offline source not processed before.
@@ -65,7 +65,7 @@ impl Offline {
             self.maintained = std::time::Instant::now();
         }
         let (config, store, pipeline) = (&self.config, &self.store, &self.pipeline);
-        let (source, mailstore, transport) = (&self.source, &self.mailstore, &self.transport);
+        let (source, transport) = (&self.source, &self.transport);
         let mut summary = RunSummary::default();
 
         // Mail queued by an earlier run that stopped before sending it goes out first.
@@ -76,6 +76,56 @@ impl Offline {
         }
         // The messages to decide, read as they are needed (never all at once).
         let mut unreadable = 0;
+        let todo = self.to_decide(opts, &mut summary)?;
+        let read = todo
+            .into_iter()
+            .filter_map(|entry| match source.read(&entry) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!("{e}; left for the next run");
+                    unreadable += 1;
+                    None
+                }
+            });
+        // Up to `jobs` messages are decided at the same time, on all cores, with the result
+        // of one after the other (pipeline/parallel.rs; tests/offline.rs compares both).
+        let mut decided = parallel::decide_ahead(pipeline.clone(), read, opts.jobs, |m| {
+            (m.email.clone(), m.key.clone())
+        });
+        let mut in_order = parallel::InOrder::new(opts.jobs);
+        // Messages are committed without waiting for the disk and made durable together, a
+        // batch at a time; their stored copies are settled and their mail sent after that.
+        let mut batch = Batch::default();
+        while let Some((msg, early)) = decided.next().await {
+            let decision = in_order
+                .settle(pipeline, &msg.email, &msg.key, early, !opts.dry_run)
+                .await;
+            summary.processed += 1;
+            summary.plugin_failures += decision.failed_plugins().count();
+            show(&msg.label, &decision, opts.json);
+            if opts.dry_run {
+                continue;
+            }
+            // 1. Store the message (idempotent file names: a crash before 3. re-delivers onto
+            //    the same files). 2. Commit plugin state, queued mail and the processed mark in
+            //    one transaction. 3. Make the batch durable, settle its stored copies, send
+            //    the queue.
+            self.store_and_commit(&msg.label, &decision, &mut batch, &mut summary)?;
+            if batch.is_due() {
+                self.finish(&mut batch, &mut summary).await?;
+            }
+        }
+        self.finish(&mut batch, &mut summary).await?;
+        drop(decided);
+        summary.unreadable += unreadable;
+        Ok(summary)
+    }
+
+    /// The source's messages not processed before (the others are counted as skipped); unless
+    /// this is a dry run, the plugins may send mail about what arrives from now on.
+    fn to_decide(&self, opts: &RunOptions, summary: &mut RunSummary) -> anyhow::Result<Vec<Entry>> {
+        let (config, store, pipeline, source) =
+            (&self.config, &self.store, &self.pipeline, &self.source);
         let mut todo = Vec::new();
         for entry in source.list()? {
             if store.is_processed(&source.key(&entry))? {
@@ -102,89 +152,41 @@ impl Offline {
                 todo.len()
             );
         }
-        let read = todo
-            .into_iter()
-            .filter_map(|entry| match source.read(&entry) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::error!("{e}; left for the next run");
-                    unreadable += 1;
-                    None
-                }
-            });
-        // Up to `jobs` messages are decided at the same time, on all cores, with the result
-        // of one after the other (pipeline/parallel.rs; tests/offline.rs compares both).
-        let mut decided = parallel::decide_ahead(pipeline.clone(), read, opts.jobs, |m| {
-            (m.email.clone(), m.key.clone())
-        });
-        let mut in_order = parallel::InOrder::new(opts.jobs);
-        // Messages are committed without waiting for the disk and made durable together, a
-        // batch at a time; their stored copies are settled and their mail sent after that.
-        let mut batch = Batch::default();
-        while let Some((msg, early)) = decided.next().await {
-            let decision = in_order
-                .settle(pipeline, &msg.email, &msg.key, early, !opts.dry_run)
-                .await;
-            summary.processed += 1;
-            summary.plugin_failures += decision.failed_plugins().count();
-            crate::telemetry::metrics::record_decision("offline", &decision);
-            report::emit_logs(
-                &decision,
-                report::Origin {
-                    account: None,
-                    mailbox: &decision.email.mailbox,
-                    uid: None,
-                },
-            );
-            if opts.json {
-                report::stdout(&format!(
-                    "{}\n",
-                    report::decision_json(&msg.label, &decision)
-                ));
-            } else {
-                report::stdout(&report::human(&msg.label, &decision));
+        Ok(todo)
+    }
+
+    /// Store a decided message and commit it, not yet durably, as part of `batch`.
+    fn store_and_commit(
+        &self,
+        label: &str,
+        decision: &Decision,
+        batch: &mut Batch,
+        summary: &mut RunSummary,
+    ) -> anyhow::Result<()> {
+        let (store, mailstore) = (&self.store, &self.mailstore);
+        let delivered = match mailstore.deliver(decision) {
+            Ok(d) => d,
+            Err(e) => {
+                // Only this message is affected: it stays in its own mailbox, the run goes on.
+                // (When even that cannot be written, the mail store itself is broken.)
+                tracing::error!("{}: {e}; kept in {} instead", label, decision.email.mailbox);
+                summary.store_failures += 1;
+                mailstore.deliver(&decision.kept_in_own_mailbox())?
             }
-            if opts.dry_run {
-                continue;
-            }
-            // 1. Store the message (idempotent file names: a crash before 3. re-delivers onto
-            //    the same files). 2. Commit plugin state, queued mail and the processed mark in
-            //    one transaction. 3. Make the batch durable, settle its stored copies, send
-            //    the queue.
-            let delivered = match mailstore.deliver(&decision) {
-                Ok(d) => d,
-                Err(e) => {
-                    // Only this message is affected: it stays in its own mailbox, the run goes on.
-                    // (When even that cannot be written, the mail store itself is broken.)
-                    tracing::error!(
-                        "{}: {e}; kept in {} instead",
-                        msg.label,
-                        decision.email.mailbox
-                    );
-                    summary.store_failures += 1;
-                    mailstore.deliver(&decision.kept_in_own_mailbox())?
-                }
-            };
-            for d in &delivered {
-                if let Some(wanted) = &d.fallback_from {
-                    tracing::warn!(
-                        "folder {wanted:?} does not exist (create = false); kept in {}",
-                        d.folder
-                    );
-                }
-            }
-            let mut commit = commit_for(&decision, now_ms());
-            commit.durable = false;
-            store.commit_message(&commit)?;
-            batch.add(delivered, !commit.outbox.is_empty());
-            if batch.is_due() {
-                self.finish(&mut batch, &mut summary).await?;
+        };
+        for d in &delivered {
+            if let Some(wanted) = &d.fallback_from {
+                tracing::warn!(
+                    "folder {wanted:?} does not exist (create = false); kept in {}",
+                    d.folder
+                );
             }
         }
-        self.finish(&mut batch, &mut summary).await?;
-        drop(decided);
-        summary.unreadable += unreadable;
-        Ok(summary)
+        let mut commit = commit_for(decision, now_ms());
+        commit.durable = false;
+        store.commit_message(&commit)?;
+        batch.add(delivered, !commit.outbox.is_empty());
+        Ok(())
     }
 
     /// Make a batch durable, settle its stored copies and send what it queued.
@@ -208,6 +210,24 @@ impl Offline {
         }
         *batch = Batch::default();
         Ok(())
+    }
+}
+
+/// Report a decision: metrics, its log lines, and a line (or JSON) on stdout.
+fn show(label: &str, decision: &Decision, json: bool) {
+    crate::telemetry::metrics::record_decision("offline", decision);
+    report::emit_logs(
+        decision,
+        report::Origin {
+            account: None,
+            mailbox: &decision.email.mailbox,
+            uid: None,
+        },
+    );
+    if json {
+        report::stdout(&format!("{}\n", report::decision_json(label, decision)));
+    } else {
+        report::stdout(&report::human(label, decision));
     }
 }
 

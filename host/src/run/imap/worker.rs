@@ -399,6 +399,8 @@ impl AccountWorker {
         Ok(())
     }
 
+    /// One pass over `mailbox`: finish what an interrupted run left, then decide and apply
+    /// what is new since its checkpoint (and what is to be decided again).
     async fn mailbox_pass(
         &self,
         session: &mut ImapSession,
@@ -416,34 +418,95 @@ impl AccountWorker {
 
         // Plans decided before a crash but not confirmed done: carry them out first.
         if !self.dry_run {
-            let pending = self.store.pending(&prefix)?;
-            if !pending.is_empty() {
-                self.info(&format!(
-                    "{mailbox}: completing {} action(s) of an interrupted run",
-                    pending.len()
-                ));
-                // Plans refused before wait for their next try; the rest of the mailbox goes on.
-                let now = now_ms();
-                let (keys, mut plans): (Vec<String>, Vec<Plan>) = pending
-                    .iter()
-                    .filter_map(|p| Some((p.message_key.clone(), Plan::from_json(&p.plan)?)))
-                    .filter(|(_, p)| p.next_try_ms <= now)
-                    .unzip();
-                let held = forwards::complete(
-                    session,
-                    &self.store,
-                    mailbox,
-                    &plans,
-                    self.pipeline.limits.max_outgoing_bytes,
-                )
+            self.complete_interrupted(session, mailbox, &prefix, caps, folders, report)
                 .await?;
-                let r = apply(session, mailbox, &mut plans, caps, folders, true).await?;
-                report.warnings.extend(held);
-                self.settle(mailbox, &keys, &mut plans, r, report)?;
-            }
         }
 
-        let last = match self.store.checkpoint(&checkpoint_key)? {
+        let Some(last) = self.last_seen(mailbox, &checkpoint_key, validity, &selected, report)?
+        else {
+            return Ok(());
+        };
+        // A checkpoint at the top of the UID range leaves nothing above it to look at.
+        let Some(first) = last.checked_add(1) else {
+            return Ok(());
+        };
+        let found = timed("UID SEARCH", session.uid_search(format!("UID {first}:*"))).await?;
+        completed(session, "UID SEARCH")?;
+        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last).collect();
+        uids.sort_unstable();
+        self.drop_unassigned(session, mailbox, &own, selected.uid_next, &mut uids, report)
+            .await?;
+        // Decided again, with the config as it is now: messages whose actions were given up
+        // (on `run --retry-failed`, in each mailbox's first pass), and messages a plugin
+        // failed on, once that plugin's code or config changed (or on --retry-failed). Mail
+        // their plugins queued before is not queued again: outgoing ids are per message and
+        // plugin action.
+        if !self.dry_run {
+            self.decide_again(mailbox, &prefix, last, &mut uids)?;
+        }
+        if uids.is_empty() {
+            return Ok(());
+        }
+        self.leave_too_large(session, mailbox, &prefix, first, &mut uids, report)
+            .await?;
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let decider = self.decider(mailbox, prefix, checkpoint_key, validity, last);
+        self.process(session, decider, &uids, caps, folders, report)
+            .await
+    }
+
+    /// Carry out the due plans of an interrupted run (decided, not confirmed done).
+    async fn complete_interrupted(
+        &self,
+        session: &mut ImapSession,
+        mailbox: &str,
+        prefix: &str,
+        caps: ServerCaps,
+        folders: &mut HashSet<String>,
+        report: &mut PassReport,
+    ) -> Result<(), ImapError> {
+        let pending = self.store.pending(prefix)?;
+        if !pending.is_empty() {
+            self.info(&format!(
+                "{mailbox}: completing {} action(s) of an interrupted run",
+                pending.len()
+            ));
+            // Plans refused before wait for their next try; the rest of the mailbox goes on.
+            let now = now_ms();
+            let (keys, mut plans): (Vec<String>, Vec<Plan>) = pending
+                .iter()
+                .filter_map(|p| Some((p.message_key.clone(), Plan::from_json(&p.plan)?)))
+                .filter(|(_, p)| p.next_try_ms <= now)
+                .unzip();
+            let held = forwards::complete(
+                session,
+                &self.store,
+                mailbox,
+                &plans,
+                self.pipeline.limits.max_outgoing_bytes,
+            )
+            .await?;
+            let r = apply(session, mailbox, &mut plans, caps, folders, true).await?;
+            report.warnings.extend(held);
+            self.settle(mailbox, &keys, &mut plans, r, report)?;
+        }
+        Ok(())
+    }
+
+    /// The last UID of the mailbox seen before (0 for a first pass over mail already there),
+    /// or None when this pass ends here: UIDVALIDITY changed, or the mailbox is empty when
+    /// first seen (the checkpoint is set to its top then).
+    fn last_seen(
+        &self,
+        mailbox: &str,
+        checkpoint_key: &str,
+        validity: u32,
+        selected: &async_imap::types::Mailbox,
+        report: &mut PassReport,
+    ) -> Result<Option<u32>, ImapError> {
+        let last = match self.store.checkpoint(checkpoint_key)? {
             Some(at) if at.validity == validity => at.uid,
             Some(UidMark { validity: v, .. }) => {
                 // The server renumbered the mailbox: UIDs no longer tell what we saw. Do not
@@ -458,9 +521,9 @@ impl AccountWorker {
                 report.warnings.push(msg);
                 if !self.dry_run {
                     let at = UidMark { validity, uid: top };
-                    self.store.set_checkpoint(&checkpoint_key, at)?;
+                    self.store.set_checkpoint(checkpoint_key, at)?;
                 }
-                return Ok(());
+                return Ok(None);
             }
             None if selected.exists == 0 => {
                 // Empty when first seen: remembered, so that what arrives next is new mail,
@@ -468,9 +531,9 @@ impl AccountWorker {
                 if !self.dry_run {
                     let top = selected.uid_next.unwrap_or(1).saturating_sub(1);
                     let at = UidMark { validity, uid: top };
-                    self.store.set_checkpoint(&checkpoint_key, at)?;
+                    self.store.set_checkpoint(checkpoint_key, at)?;
                 }
-                return Ok(());
+                return Ok(None);
             }
             None => {
                 if self.pipeline.holds_back_old_mail() {
@@ -485,20 +548,26 @@ impl AccountWorker {
                 0
             }
         };
-        // A checkpoint at the top of the UID range leaves nothing above it to look at.
-        let Some(first) = last.checked_add(1) else {
-            return Ok(());
-        };
-        let found = timed("UID SEARCH", session.uid_search(format!("UID {first}:*"))).await?;
-        completed(session, "UID SEARCH")?;
-        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > last).collect();
-        uids.sort_unstable();
+        Ok(Some(last))
+    }
+
+    /// Drop from `uids` (found by UID SEARCH) those the server never assigned (at or past
+    /// UIDNEXT, after selecting `own` again), with a warning.
+    async fn drop_unassigned(
+        &self,
+        session: &mut ImapSession,
+        mailbox: &str,
+        own: &str,
+        uid_next: Option<u32>,
+        uids: &mut Vec<u32>,
+        report: &mut PassReport,
+    ) -> Result<(), ImapError> {
         // UIDs at or past UIDNEXT were never assigned: a new message may have arrived since
         // SELECT, so look again; whatever is still past it is refused, never processed (one
         // absurd UID would otherwise move the checkpoint past every future message).
-        if let Some(next) = selected.uid_next {
+        if let Some(next) = uid_next {
             if uids.last().is_some_and(|&u| u >= next) {
-                let again = timed("SELECT", session.select(&own)).await?;
+                let again = timed("SELECT", session.select(own)).await?;
                 completed(session, "SELECT")?;
                 let next = again.uid_next.unwrap_or(next);
                 let bogus: Vec<u32> = uids.iter().copied().filter(|&u| u >= next).collect();
@@ -512,56 +581,72 @@ impl AccountWorker {
                 }
             }
         }
-        // Decided again, with the config as it is now: messages whose actions were given up
-        // (on `run --retry-failed`, in each mailbox's first pass), and messages a plugin
-        // failed on, once that plugin's code or config changed (or on --retry-failed). Mail
-        // their plugins queued before is not queued again: outgoing ids are per message and
-        // plugin action.
-        if !self.dry_run {
-            let retry_all = self.retry_failed
-                && self
-                    .retried
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(mailbox.to_string());
-            let mut keys: Vec<String> = Vec::new();
-            if retry_all {
-                keys.extend(
-                    self.store
-                        .failed_under(&prefix)?
-                        .into_iter()
-                        .map(|p| p.message_key),
-                );
-            }
-            let plugin_failed = self.store.plugin_failed_under(&prefix)?;
-            let mut changed = 0;
-            for f in plugin_failed {
-                if retry_all || self.pipeline.changed_since(&f.fingerprints) {
-                    changed += 1;
-                    keys.push(f.message_key);
-                }
-            }
-            keys.sort();
-            keys.dedup();
-            let again: Vec<u32> = keys
-                .iter()
-                .filter_map(|k| k.strip_prefix(prefix.as_str())?.parse().ok())
-                .filter(|u| *u <= last)
-                .collect();
-            if !keys.is_empty() {
-                self.info(&format!(
-                    "{mailbox}: deciding {} message(s) again ({changed} after a plugin that failed on them changed or on request, the rest whose actions were given up)",
-                    again.len()
-                ));
-                self.store.forget_failed(&keys)?;
-                uids.extend(again);
-                uids.sort_unstable();
-                uids.dedup();
+        Ok(())
+    }
+
+    /// Add to `uids` the messages to decide again (up to the checkpoint `last`; see the call
+    /// in `mailbox_pass`), and forget their failures.
+    fn decide_again(
+        &self,
+        mailbox: &str,
+        prefix: &str,
+        last: u32,
+        uids: &mut Vec<u32>,
+    ) -> Result<(), ImapError> {
+        let retry_all = self.retry_failed
+            && self
+                .retried
+                .lock()
+                .expect("not poisoned")
+                .insert(mailbox.to_string());
+        let mut keys: Vec<String> = Vec::new();
+        if retry_all {
+            keys.extend(
+                self.store
+                    .failed_under(prefix)?
+                    .into_iter()
+                    .map(|p| p.message_key),
+            );
+        }
+        let plugin_failed = self.store.plugin_failed_under(prefix)?;
+        let mut changed = 0;
+        for f in plugin_failed {
+            if retry_all || self.pipeline.changed_since(&f.fingerprints) {
+                changed += 1;
+                keys.push(f.message_key);
             }
         }
-        if uids.is_empty() {
-            return Ok(());
+        keys.sort();
+        keys.dedup();
+        let again: Vec<u32> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(prefix)?.parse().ok())
+            .filter(|u| *u <= last)
+            .collect();
+        if !keys.is_empty() {
+            self.info(&format!(
+                "{mailbox}: deciding {} message(s) again ({changed} after a plugin that failed on them changed or on request, the rest whose actions were given up)",
+                again.len()
+            ));
+            self.store.forget_failed(&keys)?;
+            uids.extend(again);
+            uids.sort_unstable();
+            uids.dedup();
         }
+        Ok(())
+    }
+
+    /// Take out of `uids` the messages over the size limit (from `first` on); those not
+    /// reported before are recorded as processed and reported.
+    async fn leave_too_large(
+        &self,
+        session: &mut ImapSession,
+        mailbox: &str,
+        prefix: &str,
+        first: u32,
+        uids: &mut Vec<u32>,
+        report: &mut PassReport,
+    ) -> Result<(), ImapError> {
         // Messages over the size limit are never fetched: each is left where it is and
         // reported once (recorded as processed, with the reason).
         let limit = self.account.max_message_bytes;
@@ -610,33 +695,68 @@ impl AccountWorker {
                 report.warnings.push(msg);
             }
             uids.retain(|u| !large.contains(u));
-            if uids.is_empty() {
-                return Ok(());
-            }
         }
+        Ok(())
+    }
+
+    /// What the chunks of this pass over `mailbox` are decided with (`floor`: the checkpoint
+    /// when the pass began, which messages decided again never move back).
+    fn decider(
+        &self,
+        mailbox: &str,
+        prefix: String,
+        checkpoint_key: String,
+        validity: u32,
+        floor: u32,
+    ) -> Decider {
         let headers_only = self.pipeline.needs() == Needs::Headers;
-        let query = if headers_only {
-            "(UID FLAGS INTERNALDATE BODY.PEEK[HEADER])"
-        } else {
-            "(UID FLAGS INTERNALDATE BODY.PEEK[])"
-        };
         let progress = std::io::stderr().is_terminal() && !self.json;
-        let decider = Arc::new(Decider {
+        Decider {
             pipeline: self.pipeline.clone(),
             store: self.store.clone(),
             identity: self.identity(),
             account: self.account.name.clone(),
             mailbox: mailbox.to_string(),
             prefix,
-            checkpoint_key: checkpoint_key.clone(),
+            checkpoint_key,
             validity,
-            floor: last,
+            floor,
             headers_only,
             dry_run: self.dry_run,
             json: self.json,
             quiet: progress,
             reply_envelope_from: self.account.reply_envelope_from.clone(),
-        });
+        }
+    }
+
+    /// Fetch `uids` chunk by chunk, have each decided (by `decider`, in a task of its own),
+    /// made durable and, in large batches, carried out on the server.
+    async fn process(
+        &self,
+        session: &mut ImapSession,
+        decider: Decider,
+        uids: &[u32],
+        caps: ServerCaps,
+        folders: &mut HashSet<String>,
+        report: &mut PassReport,
+    ) -> Result<(), ImapError> {
+        let query = if decider.headers_only {
+            "(UID FLAGS INTERNALDATE BODY.PEEK[HEADER])"
+        } else {
+            "(UID FLAGS INTERNALDATE BODY.PEEK[])"
+        };
+        let decider = Arc::new(decider);
+        let mut state = PassState {
+            mailbox: &decider.mailbox,
+            checkpoint_key: &decider.checkpoint_key,
+            validity: decider.validity,
+            progress: decider.quiet,
+            total: uids.len(),
+            done: 0,
+            pending: None,
+        };
+        let mailbox = state.mailbox;
+        let progress = state.progress;
         // Three stages: fetch (connection) -> decide (a task of its own, on the other core)
         // -> make the decisions durable and apply them (connection). The connection fetches
         // up to FETCH_AHEAD chunks ahead of the decisions. Chunks are
@@ -644,27 +764,9 @@ impl AccountWorker {
         // Plans are carried out in few large batches (see APPLY_BYTES); applying them early,
         // while the rest is decided, was measured slower: Dovecot's cost per MOVE in a big
         // folder is high, and its CPU competes with the decisions on two cores.
-        let (to_decide, mut queued) = mpsc::channel::<Vec<Fetched>>(FETCH_AHEAD);
+        let (to_decide, queued) = mpsc::channel::<Vec<Fetched>>(FETCH_AHEAD);
         let (decided_tx, mut decided_rx) = mpsc::unbounded_channel();
-        let worker = tokio::spawn(async move {
-            while let Some(fetched) = queued.recv().await {
-                let t = Instant::now();
-                let r = decider.decide(fetched).await.map(|d| (d, t.elapsed()));
-                let failed = r.is_err();
-                if decided_tx.send(r).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let mut state = PassState {
-            mailbox,
-            checkpoint_key: &checkpoint_key,
-            validity,
-            progress,
-            total: uids.len(),
-            done: 0,
-            pending: None,
-        };
+        let worker = spawn_decisions(decider.clone(), queued, decided_tx);
         let result = async {
             let mut chunks = uids.chunks(self.account.batch).peekable();
             // Last UID and bytes of each chunk handed to the worker, oldest first.
@@ -879,4 +981,23 @@ fn jitter_ms(account: &str, attempt: u32, spread: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (account, attempt, now_ms(), std::process::id()).hash(&mut h);
     h.finish() % spread.max(1000)
+}
+
+/// The decision task: decides the chunks `queued` hands it, one at a time and in order, and
+/// sends each chunk's decisions back with the time they took; it ends after an error.
+fn spawn_decisions(
+    decider: Arc<Decider>,
+    mut queued: mpsc::Receiver<Vec<Fetched>>,
+    decided_tx: mpsc::UnboundedSender<Result<(Decided, Duration), crate::state::StateError>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(fetched) = queued.recv().await {
+            let t = Instant::now();
+            let r = decider.decide(fetched).await.map(|d| (d, t.elapsed()));
+            let failed = r.is_err();
+            if decided_tx.send(r).is_err() || failed {
+                break;
+            }
+        }
+    })
 }
