@@ -42,42 +42,7 @@ enum Command {
     /// Run one plugin on messages and print what it decided (for plugin authors and their CI).
     Test(Box<cli::test::TestArgs>),
     /// Run the configured pipeline.
-    Run {
-        /// The config file (TOML).
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Process what is there, then exit (otherwise poll the source).
-        #[arg(long)]
-        once: bool,
-        /// Decide and print, but store, send and remember nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// One JSON object per message on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Decide again, under the config as it is now, the messages whose server actions were
-        /// refused until mailpipe gave up (say, a folder the server would not create) and the
-        /// messages a plugin failed on (those are also decided again by themselves once that
-        /// plugin's code or config changes).
-        #[arg(long)]
-        retry_failed: bool,
-        /// Exit with status 1 when a plugin failed on any message (for scripts; the messages
-        /// are still kept and recorded).
-        #[arg(long)]
-        fail_on_plugin_error: bool,
-        /// Serve Prometheus metrics on http://ADDR/metrics and a health check on /healthz
-        /// (e.g. 127.0.0.1:9464; account names are in the metrics, so keep it on loopback
-        /// or behind your own access control).
-        #[arg(long, value_name = "ADDR")]
-        metrics: Option<std::net::SocketAddr>,
-        /// Seconds between polls of the offline source when not --once.
-        #[arg(long, default_value_t = 30)]
-        interval: u64,
-        /// Offline: messages decided at the same time (default: one per core; 1 decides one
-        /// after the other; the results are the same)
-        #[arg(long, value_name = "N")]
-        jobs: Option<usize>,
-    },
+    Run(RunArgs),
     /// Authorise mailpipe once for an account that logs in with OAuth2 (Gmail, Microsoft 365):
     /// stores a refresh token mailpipe renews its access tokens with.
     Auth {
@@ -150,6 +115,45 @@ enum Command {
     },
 }
 
+/// The options of `mailpipe run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The config file (TOML).
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Process what is there, then exit (otherwise poll the source).
+    #[arg(long)]
+    once: bool,
+    /// Decide and print, but store, send and remember nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON object per message on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Decide again, under the config as it is now, the messages whose server actions were
+    /// refused until mailpipe gave up (say, a folder the server would not create) and the
+    /// messages a plugin failed on (those are also decided again by themselves once that
+    /// plugin's code or config changes).
+    #[arg(long)]
+    retry_failed: bool,
+    /// Exit with status 1 when a plugin failed on any message (for scripts; the messages
+    /// are still kept and recorded).
+    #[arg(long)]
+    fail_on_plugin_error: bool,
+    /// Serve Prometheus metrics on http://ADDR/metrics and a health check on /healthz
+    /// (e.g. 127.0.0.1:9464; account names are in the metrics, so keep it on loopback
+    /// or behind your own access control).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Seconds between polls of the offline source when not --once.
+    #[arg(long, default_value_t = 30)]
+    interval: u64,
+    /// Offline: messages decided at the same time (default: one per core; 1 decides one
+    /// after the other; the results are the same)
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match real_main().await {
@@ -161,6 +165,7 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Parse the command line, start logging and run the command.
 async fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let verbosity = if cli.quiet {
@@ -201,133 +206,153 @@ async fn real_main() -> anyhow::Result<ExitCode> {
         Command::Wit {
             typescript,
             contract,
-        } => {
-            use mailpipe::contract;
-            let chosen = match contract.as_deref() {
-                None => contract::CURRENT,
-                Some(v) => contract::find(v).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "there is no contract {v}: this mailpipe has {}",
-                        contract::ALL
-                            .iter()
-                            .map(|c| c.version)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?,
-            };
-            let text = if typescript {
-                contract::typescript::generate(chosen.wit, contract::WORLD)?
-            } else {
-                chosen.wit.to_string()
-            };
-            mailpipe::report::stdout(&text);
-            Ok(ExitCode::SUCCESS)
-        }
+        } => wit(typescript, contract.as_deref()),
         Command::New { name, lang, dir } => {
             cli::new::run(&name, lang, dir.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, connect } => cli::check::run(&config, connect).await,
-        Command::Run {
-            config,
-            once,
-            dry_run,
-            json,
-            retry_failed,
-            fail_on_plugin_error,
-            metrics,
-            interval,
-            jobs,
-        } => {
-            let config = Config::load(&config)?;
-            if let Some(addr) = metrics {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("--metrics {addr}: cannot listen"))?;
-                if !addr.ip().is_loopback() {
-                    tracing::warn!("metrics on {addr}, not loopback: anyone who can reach it sees account names and counts");
-                }
-                tracing::info!(%addr, "serving /metrics and /healthz");
-                tokio::spawn(mailpipe::telemetry::metrics::serve(listener));
-            }
-            let opts = RunOptions {
-                dry_run,
-                json,
-                retry_failed,
-                jobs: jobs
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            };
-            let watch = config.has_accounts() && !once && !dry_run;
-            if watch {
-                mailpipe::run::watch_accounts(&config, &opts).await?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            // Set up once: a polling run keeps its plugins loaded and its store open.
-            let mut offline = match config.offline {
-                Some(_) => Some(run::Offline::new(&config).await?),
-                None => None,
-            };
-            loop {
-                let mut s = run::RunSummary::default();
-                if let Some(offline) = offline.as_mut() {
-                    s = offline.pass(&opts).await?;
-                }
-                if config.has_accounts() {
-                    let a = run::run_accounts_once(&config, &opts).await?;
-                    s.processed += a.processed;
-                    s.skipped += a.skipped;
-                    s.plugin_failures += a.plugin_failures;
-                    s.store_failures += a.store_failures;
-                    s.retrying += a.retrying;
-                    s.outbox.sent.extend(a.outbox.sent);
-                    s.outbox.deferred.extend(a.outbox.deferred);
-                    s.outbox.failed.extend(a.outbox.failed);
-                }
-                let mut store_failures = String::new();
-                if s.store_failures > 0 {
-                    store_failures += &format!(
-                        ", {} not filed as decided (kept in place; see above)",
-                        s.store_failures
-                    );
-                }
-                if s.retrying > 0 {
-                    store_failures += &format!(
-                        ", {} with actions the server refused (tried again later)",
-                        s.retrying
-                    );
-                }
-                // A polling loop says something only when something happened.
-                let eventful = s.processed > 0
-                    || s.unreadable > 0
-                    || !s.outbox.sent.is_empty()
-                    || !s.outbox.deferred.is_empty()
-                    || !s.outbox.failed.is_empty();
-                if once || dry_run || eventful {
-                    tracing::info!(
-                        processed = s.processed,
-                        already_done = s.skipped,
-                        plugin_errors = s.plugin_failures,
-                        "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
-                        s.processed,
-                        s.skipped,
-                        s.plugin_failures,
-                        s.unreadable,
-                        s.outbox.sent.len(),
-                        s.outbox.deferred.len(),
-                        s.outbox.failed.len()
-                    );
-                }
-                if once || dry_run {
-                    return Ok(if fail_on_plugin_error && s.plugin_failures > 0 {
-                        ExitCode::from(1)
-                    } else {
-                        ExitCode::SUCCESS
-                    });
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
-            }
-        }
+        Command::Run(args) => run_command(args).await,
         Command::Test(args) => cli::test::run(*args).await,
+    }
+}
+
+/// `mailpipe wit`: print the plugin contract `version` (default: the newest), as WIT or as
+/// TypeScript types.
+fn wit(typescript: bool, version: Option<&str>) -> anyhow::Result<ExitCode> {
+    use mailpipe::contract;
+    let chosen = match version {
+        None => contract::CURRENT,
+        Some(v) => contract::find(v).ok_or_else(|| {
+            anyhow::anyhow!(
+                "there is no contract {v}: this mailpipe has {}",
+                contract::ALL
+                    .iter()
+                    .map(|c| c.version)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?,
+    };
+    let text = if typescript {
+        contract::typescript::generate(chosen.wit, contract::WORLD)?
+    } else {
+        chosen.wit.to_string()
+    };
+    mailpipe::report::stdout(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailpipe run`: watch the accounts, or process what is there once (`--once`,
+/// `--dry-run`) or every `--interval` seconds.
+async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr).await?;
+    }
+    let opts = RunOptions {
+        dry_run: args.dry_run,
+        json: args.json,
+        retry_failed: args.retry_failed,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let watch = config.has_accounts() && !args.once && !args.dry_run;
+    if watch {
+        mailpipe::run::watch_accounts(&config, &opts).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Set up once: a polling run keeps its plugins loaded and its store open.
+    let mut offline = match config.offline {
+        Some(_) => Some(run::Offline::new(&config).await?),
+        None => None,
+    };
+    loop {
+        let s = pass(&config, offline.as_mut(), &opts).await?;
+        log_summary(&s, args.once || args.dry_run);
+        if args.once || args.dry_run {
+            return Ok(if args.fail_on_plugin_error && s.plugin_failures > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(args.interval)).await;
+    }
+}
+
+/// Serve /metrics and /healthz on `addr` in the background.
+async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics {addr}: cannot listen"))?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!("metrics on {addr}, not loopback: anyone who can reach it sees account names and counts");
+    }
+    tracing::info!(%addr, "serving /metrics and /healthz");
+    tokio::spawn(mailpipe::telemetry::metrics::serve(listener));
+    Ok(())
+}
+
+/// One pass over the offline source (if any), then over the accounts; what both did.
+async fn pass(
+    config: &Config,
+    offline: Option<&mut run::Offline>,
+    opts: &RunOptions,
+) -> anyhow::Result<run::RunSummary> {
+    let mut s = run::RunSummary::default();
+    if let Some(offline) = offline {
+        s = offline.pass(opts).await?;
+    }
+    if config.has_accounts() {
+        let a = run::run_accounts_once(config, opts).await?;
+        s.processed += a.processed;
+        s.skipped += a.skipped;
+        s.plugin_failures += a.plugin_failures;
+        s.store_failures += a.store_failures;
+        s.retrying += a.retrying;
+        s.outbox.sent.extend(a.outbox.sent);
+        s.outbox.deferred.extend(a.outbox.deferred);
+        s.outbox.failed.extend(a.outbox.failed);
+    }
+    Ok(s)
+}
+
+/// Log what a pass did: `always`, or when something happened.
+fn log_summary(s: &run::RunSummary, always: bool) {
+    let mut store_failures = String::new();
+    if s.store_failures > 0 {
+        store_failures += &format!(
+            ", {} not filed as decided (kept in place; see above)",
+            s.store_failures
+        );
+    }
+    if s.retrying > 0 {
+        store_failures += &format!(
+            ", {} with actions the server refused (tried again later)",
+            s.retrying
+        );
+    }
+    // A polling loop says something only when something happened.
+    let eventful = s.processed > 0
+        || s.unreadable > 0
+        || !s.outbox.sent.is_empty()
+        || !s.outbox.deferred.is_empty()
+        || !s.outbox.failed.is_empty();
+    if always || eventful {
+        tracing::info!(
+            processed = s.processed,
+            already_done = s.skipped,
+            plugin_errors = s.plugin_failures,
+            "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
+            s.processed,
+            s.skipped,
+            s.plugin_failures,
+            s.unreadable,
+            s.outbox.sent.len(),
+            s.outbox.deferred.len(),
+            s.outbox.failed.len()
+        );
     }
 }

@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mailpipe::config::RecipientPattern;
-use mailpipe::config::{parse_overrides, Config, Identity};
+use mailpipe::config::{parse_overrides, Config, Identity, PluginConfig, PluginLimits};
 use mailpipe::message::Email;
 use mailpipe::pipeline::{adhoc_plugin_config, Decision, Pipeline, PluginStatus};
-use mailpipe::plugin::{Clock, PluginRuntime};
+use mailpipe::plugin::{Clock, LoadedPlugin, PluginRuntime};
 use mailpipe::report;
 use mailpipe::run;
 use mailpipe::state::Store;
@@ -155,108 +155,28 @@ fn expectation(check: &str, d: &Decision) -> Result<(), String> {
     }
 }
 
+/// `mailpipe test`: exit status 1 when the plugin failed on a message or an expectation
+/// was not met.
 pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_overrides(&a.config).map_err(anyhow::Error::msg)?;
     let (mut settings, identity, message_paths) = match (&a.config_file, &a.plugin) {
-        (Some(file), Some(name)) => {
-            let config = Config::load(file)?;
-            let Some(p) = config.plugins.iter().find(|p| p.name == *name) else {
-                bail!(
-                    "no [[plugin]] named {name:?} in {}; plugins: {}",
-                    file.display(),
-                    config
-                        .plugins
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            };
-            let mut settings = p.clone();
-            if let serde_json::Value::Object(table) = &mut settings.config {
-                for (k, v) in serde_json::to_value(&overrides)?
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                {
-                    table.insert(k.clone(), v.clone());
-                }
-            }
-            (settings, config.identity.clone(), a.args.clone())
-        }
-        _ => {
-            let Some((plugin, messages)) = a.args.split_first().filter(|(_, m)| !m.is_empty())
-            else {
-                bail!("give PLUGIN.wasm and at least one MESSAGE (or -c CONFIG --plugin NAME)");
-            };
-            let allow = if a.allow_send_to.is_empty() {
-                vec![RecipientPattern::Sender]
-            } else {
-                a.allow_send_to
-                    .iter()
-                    .map(|p| RecipientPattern::parse(p).map_err(anyhow::Error::msg))
-                    .collect::<anyhow::Result<_>>()?
-            };
-            let settings = adhoc_plugin_config(plugin, serde_json::to_value(&overrides)?, allow);
-            let identity = Identity {
-                address: "me@example.com".into(),
-                name: None,
-            };
-            (settings, identity, messages.to_vec())
-        }
+        (Some(file), Some(name)) => from_config(&a, file, name, &overrides)?,
+        _ => from_command_line(&a, &overrides)?,
     };
-    let identity = match &a.identity {
-        Some(address) => {
-            mailpipe::model::address::validate_addr_spec(address).context("--identity")?;
-            Identity {
-                address: address.clone(),
-                name: None,
-            }
-        }
-        None => identity,
-    };
-    settings.limits.memory_mb = a
-        .memory_mb
-        .unwrap_or(settings.limits.memory_mb)
-        .clamp(1, 4096);
-    settings.limits.timeout_ms = a
-        .timeout_ms
-        .unwrap_or(settings.limits.timeout_ms)
-        .clamp(1, 600_000);
+    let identity = identity_flag(&a, identity)?;
+    limit_flags(&a, &mut settings.limits);
     let messages = read_messages(&message_paths)?;
     let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
     let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
     let store = Arc::new(Store::open(&state_dir)?);
     let runtime = PluginRuntime::new(settings.limits.memory_mb, user_cache_dir())?;
-    let loaded = run::load_plugins(
-        &runtime,
-        std::slice::from_ref(&settings),
-        Some(store.clone()),
-    )
-    .await;
-    let loaded = match loaded {
+    let loaded = match load_plugin(&runtime, &settings, &store).await {
         Ok(l) => l,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&temp);
             return Err(e);
         }
     };
-    if !loaded[0].config_problems.is_empty() {
-        let _ = std::fs::remove_dir_all(&temp);
-        let problems: Vec<String> = loaded[0]
-            .config_problems
-            .iter()
-            .map(|c| match &c.key {
-                Some(key) => format!("  `{key}`: {}", c.message),
-                None => format!("  {}", c.message),
-            })
-            .collect();
-        anyhow::bail!(
-            "plugin {} refuses its configuration:\n{}",
-            loaded[0].name,
-            problems.join("\n")
-        );
-    }
     let clock = a.now_ms.map_or(Clock::System, Clock::Fixed);
     let pipeline = Pipeline {
         runtime,
@@ -276,10 +196,137 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
             report::needs_name(info.needs)
         );
     }
+    let (failures, unmet) = test_messages(&a, &pipeline, &store, &messages).await?;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&temp);
+    if unmet > 0 && !a.json {
+        eprintln!("{unmet} expectation(s) not met");
+    }
+    Ok(if failures > 0 || unmet > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What to test: the plugin's settings, the identity its mail comes from, the messages.
+type Setup = (PluginConfig, Identity, Vec<PathBuf>);
+
+/// `-c CONFIG --plugin NAME`: that `[[plugin]]` with the `--config` overrides added to its
+/// table, and the config's identity; every argument is a message.
+fn from_config(
+    a: &TestArgs,
+    file: &Path,
+    name: &str,
+    overrides: &toml::Table,
+) -> anyhow::Result<Setup> {
+    let config = Config::load(file)?;
+    let Some(p) = config.plugins.iter().find(|p| p.name == *name) else {
+        bail!(
+            "no [[plugin]] named {name:?} in {}; plugins: {}",
+            file.display(),
+            config
+                .plugins
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let mut settings = p.clone();
+    if let serde_json::Value::Object(table) = &mut settings.config {
+        for (k, v) in serde_json::to_value(overrides)?
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            table.insert(k.clone(), v.clone());
+        }
+    }
+    Ok((settings, config.identity.clone(), a.args.clone()))
+}
+
+/// PLUGIN.wasm MESSAGE...: the plugin with the `--config` table and `--allow-send-to`
+/// recipients (default: the sender), from me@example.com.
+fn from_command_line(a: &TestArgs, overrides: &toml::Table) -> anyhow::Result<Setup> {
+    let Some((plugin, messages)) = a.args.split_first().filter(|(_, m)| !m.is_empty()) else {
+        bail!("give PLUGIN.wasm and at least one MESSAGE (or -c CONFIG --plugin NAME)");
+    };
+    let allow = if a.allow_send_to.is_empty() {
+        vec![RecipientPattern::Sender]
+    } else {
+        a.allow_send_to
+            .iter()
+            .map(|p| RecipientPattern::parse(p).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let settings = adhoc_plugin_config(plugin, serde_json::to_value(overrides)?, allow);
+    let identity = Identity {
+        address: "me@example.com".into(),
+        name: None,
+    };
+    Ok((settings, identity, messages.to_vec()))
+}
+
+/// `--identity`, when given, instead of `identity`.
+fn identity_flag(a: &TestArgs, identity: Identity) -> anyhow::Result<Identity> {
+    Ok(match &a.identity {
+        Some(address) => {
+            mailpipe::model::address::validate_addr_spec(address).context("--identity")?;
+            Identity {
+                address: address.clone(),
+                name: None,
+            }
+        }
+        None => identity,
+    })
+}
+
+/// `--memory-mb` and `--timeout-ms` into `limits`, each kept in its range.
+fn limit_flags(a: &TestArgs, limits: &mut PluginLimits) {
+    limits.memory_mb = a.memory_mb.unwrap_or(limits.memory_mb).clamp(1, 4096);
+    limits.timeout_ms = a.timeout_ms.unwrap_or(limits.timeout_ms).clamp(1, 600_000);
+}
+
+/// Load the plugin of `settings`; an error when it cannot be loaded or refuses its
+/// configuration (each problem on a line).
+async fn load_plugin(
+    runtime: &PluginRuntime,
+    settings: &PluginConfig,
+    store: &Arc<Store>,
+) -> anyhow::Result<Vec<LoadedPlugin>> {
+    let loaded =
+        run::load_plugins(runtime, std::slice::from_ref(settings), Some(store.clone())).await?;
+    if !loaded[0].config_problems.is_empty() {
+        let problems: Vec<String> = loaded[0]
+            .config_problems
+            .iter()
+            .map(|c| match &c.key {
+                Some(key) => format!("  `{key}`: {}", c.message),
+                None => format!("  {}", c.message),
+            })
+            .collect();
+        anyhow::bail!(
+            "plugin {} refuses its configuration:\n{}",
+            loaded[0].name,
+            problems.join("\n")
+        );
+    }
+    Ok(loaded)
+}
+
+/// Run `pipeline` on each message, print the result and check it against `--expect`:
+/// (messages the plugin failed on, expectations not met).
+async fn test_messages(
+    a: &TestArgs,
+    pipeline: &Pipeline,
+    store: &Store,
+    messages: &[(String, Vec<u8>)],
+) -> anyhow::Result<(usize, usize)> {
     let mut failures = 0;
     let mut unmet = 0;
     let several = messages.len() > 1;
-    for (label, raw) in &messages {
+    for (label, raw) in messages {
         let email = Email::new(raw.clone(), a.mailbox.clone(), Vec::new());
         let key = run::test_message_key(Path::new(label), raw);
         let decision = pipeline.process(&email, &key).await;
@@ -300,7 +347,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
             .collect();
         unmet += problems.len();
         print_result(
-            &a,
+            a,
             label,
             &decision,
             &pipeline.plugins[0],
@@ -308,16 +355,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
             &problems,
         )?;
     }
-    drop(store);
-    let _ = std::fs::remove_dir_all(&temp);
-    if unmet > 0 && !a.json {
-        eprintln!("{unmet} expectation(s) not met");
-    }
-    Ok(if failures > 0 || unmet > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok((failures, unmet))
 }
 
 fn print_result(

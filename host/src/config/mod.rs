@@ -7,11 +7,13 @@ mod accounts_dir;
 mod error;
 mod layout;
 mod outbox;
+mod plugins;
 mod recipients;
 mod since;
 mod state;
 pub use layout::Layout;
 pub use outbox::RetryPolicy;
+pub use plugins::{at_key, PluginConfig, PluginLimits, PluginLines};
 pub use recipients::RecipientPattern;
 pub use since::MailSince;
 #[cfg(feature = "test-hooks")]
@@ -29,7 +31,7 @@ use error::line_of;
 pub use error::ConfigError;
 
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -52,7 +54,7 @@ struct RawConfig {
     #[serde(default)]
     outbox: RetryPolicy,
     #[serde(default, rename = "plugin")]
-    plugins: Vec<RawPlugin>,
+    plugins: Vec<plugins::RawPlugin>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,65 +73,6 @@ struct RawOffline {
 struct RawIdentity {
     address: Spanned<String>,
     name: Option<Spanned<String>>,
-}
-
-/// Sandbox limits of one plugin. `[limits]` sets the defaults; a `[[plugin]]` may override.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginLimits {
-    /// Wall-time budget for one `on-message` call (and for `info` at load time).
-    pub timeout_ms: u64,
-    /// Cap on the plugin's linear memory.
-    pub memory_mb: u64,
-    /// Cap on the number of actions one call may return.
-    pub max_actions: usize,
-    /// Cap on replies + forwards generated for one incoming message (all plugins together;
-    /// only the `[limits]` value counts).
-    pub max_outgoing_per_message: usize,
-    /// Cap on the bytes (keys + values) a plugin keeps in its key-value state, in total.
-    pub kv_max_bytes: u64,
-    /// Cap on the number of keys a plugin keeps in its key-value state.
-    pub kv_max_keys: u64,
-    /// Cap on the size of one generated message (a reply, or a forward with the original);
-    /// only the `[limits]` value counts.
-    pub max_outgoing_bytes: usize,
-}
-
-impl Default for PluginLimits {
-    fn default() -> Self {
-        PluginLimits {
-            timeout_ms: 1000,
-            memory_mb: 64,
-            max_actions: 100,
-            max_outgoing_per_message: 3,
-            kv_max_bytes: 16 << 20,
-            kv_max_keys: 100_000,
-            max_outgoing_bytes: 25 << 20,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlugin {
-    name: Spanned<String>,
-    path: Spanned<String>,
-    #[serde(default)]
-    enabled: Option<bool>,
-    timeout_ms: Option<u64>,
-    memory_mb: Option<u64>,
-    max_actions: Option<usize>,
-    kv_max_bytes: Option<u64>,
-    kv_max_keys: Option<u64>,
-    allow_send_to: Option<Vec<Spanned<String>>>,
-    #[serde(default)]
-    forward_automated: bool,
-    send_about_mail_since: Option<Spanned<String>>,
-    #[serde(default)]
-    fresh_instance: bool,
-    /// Keys with their places, so a plugin's complaint about one can point at its line.
-    #[serde(default)]
-    config: BTreeMap<Spanned<String>, toml::Value>,
 }
 
 /// Days `mailpipe explain` keeps what plugins decided, unless `[state] explain_days` says.
@@ -155,13 +98,6 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     /// Where each plugin's table is in the file, by plugin name.
     pub plugin_lines: BTreeMap<String, PluginLines>,
-}
-
-/// Lines of a `[[plugin]]` table: its `name` and each top-level key of its `[plugin.config]`.
-#[derive(Debug, Clone, Default)]
-pub struct PluginLines {
-    pub name: usize,
-    pub config_keys: BTreeMap<String, usize>,
 }
 
 impl Config {
@@ -226,35 +162,6 @@ impl Config {
     }
 }
 
-/// `FILE:LINE: plugin NAME: `KEY`: TEXT`, at the line of `key` in the plugin's config table,
-/// else at its `name` (line 1 when the plugin is not in the file).
-pub fn at_key(
-    file: &Path,
-    plugin: &str,
-    lines: Option<&PluginLines>,
-    key: Option<&str>,
-    text: &str,
-) -> String {
-    let line = match (lines, key) {
-        (Some(l), Some(k)) => l.of_key(k),
-        (Some(l), None) => l.name,
-        (None, _) => 1,
-    };
-    match key {
-        Some(k) => format!("{}:{line}: plugin {plugin}: `{k}`: {text}", file.display()),
-        None => format!("{}:{line}: plugin {plugin}: {text}", file.display()),
-    }
-}
-
-impl PluginLines {
-    /// The line of config key `key` (its top-level part: `rules` for `rules[2].folder`), else
-    /// the line of the plugin's name.
-    pub fn of_key(&self, key: &str) -> usize {
-        let top = key.split(['.', '[']).next().unwrap_or(key);
-        self.config_keys.get(top).copied().unwrap_or(self.name)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct OfflineConfig {
     /// A Maildir (cur/ + new/) or a folder of .eml files. Never modified.
@@ -274,23 +181,6 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct PluginConfig {
-    pub name: String,
-    pub path: PathBuf,
-    pub limits: PluginLimits,
-    pub allow_send_to: Vec<RecipientPattern>,
-    /// Allow forwards of list, bulk and auto-submitted mail (the loop marker check stays).
-    pub forward_automated: bool,
-    /// Which messages its replies and forwards may be about (`actions::since`).
-    pub send_about_mail_since: MailSince,
-    /// A new instance for every message (nothing in the guest's memory outlives a message)
-    /// instead of reusing a warm one; see docs/PIPELINE.md.
-    pub fresh_instance: bool,
-    /// The plugin's own table, handed to it as JSON.
-    pub config: serde_json::Value,
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
@@ -300,208 +190,36 @@ impl Config {
         Config::parse(path, &text)
     }
 
+    /// Read and check config `text` of file `path`; a problem is named with the file, line
+    /// and key.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: path.to_owned(),
             message: error::in_toml_words(e.to_string().trim_end()),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let invalid =
-            |span: std::ops::Range<usize>, key: &str, message: String| ConfigError::Invalid {
-                file: path.to_owned(),
-                line: line_of(text, span.start),
-                key: key.to_string(),
-                message,
-            };
-        let resolve = |s: &Spanned<String>| base.join(s.get_ref());
-
-        if let Some(id) = &raw.identity {
-            validate_addr_spec(id.address.get_ref())
-                .map_err(|e| invalid(id.address.span(), "identity.address", e.to_string()))?;
-            if let Some(name) = &id.name {
-                check_display_name(name.get_ref())
-                    .map_err(|m| invalid(name.span(), "identity.name", m))?;
-            }
-        }
-        let state_dir = match &raw.state.dir {
-            Some(dir) => resolve(dir),
-            None => base.join(".mailpipe-state"),
+        let file = ConfigText {
+            path,
+            text,
+            base: path.parent().unwrap_or(Path::new(".")),
         };
-        let state = state::settings(&raw.state, base, &state_dir)
-            .map_err(|(span, key, message)| invalid(span, &key, message))?;
-        let mut accounts = Vec::new();
-        for a in &raw.accounts {
-            accounts.push(
-                validate_account(a, base, &state_dir)
-                    .map_err(|(span, key, m)| invalid(span, &key, m))?,
-            );
-            if accounts[..accounts.len() - 1]
-                .iter()
-                .any(|x: &AccountConfig| x.name == *a.name.get_ref())
-            {
-                return Err(invalid(
-                    a.name.span(),
-                    "account.name",
-                    format!("account name {:?} is used twice", a.name.get_ref()),
-                ));
-            }
+        if let Some(id) = &raw.identity {
+            file.check_identity(id)?;
         }
+        let (state_dir, state) = file.state(&raw.state)?;
+        let accounts = file.accounts(&raw.accounts, &state_dir)?;
         let accounts_settings = raw
             .accounts_settings
-            .settings(base)
-            .map_err(|(span, m)| invalid(span, "accounts.dir", m))?;
-        let identity = match (&raw.identity, accounts.first()) {
-            (Some(id), _) => Identity {
-                address: id.address.get_ref().clone(),
-                name: id.name.as_ref().map(|n| n.get_ref().clone()),
-            },
-            (None, Some(a)) => Identity {
-                address: a.address.clone(),
-                name: a.display_name.clone(),
-            },
-            // Every account of the directory has its own; this one is only for offline runs.
-            (None, None) if accounts_settings.dir.is_some() || accounts_settings.table => {
-                Identity {
-                    address: "postmaster@localhost".into(),
-                    name: None,
-                }
-            }
-            (None, None) => {
-                return Err(ConfigError::Invalid {
-                    file: path.to_owned(),
-                    line: 1,
-                    key: "identity".into(),
-                    message: "add an [identity] with your address (or an [[account]])".into(),
-                })
-            }
-        };
-        let offline = raw.offline.as_ref().map(|o| OfflineConfig {
-            source: resolve(&o.source),
-            mailstore: resolve(&o.mailstore),
-            layout: o.layout,
-            outbox: resolve(&o.outbox),
-        });
-        if let (Some(o), Some(raw_o)) = (&offline, &raw.offline) {
-            if !o.source.is_dir() {
-                return Err(invalid(
-                    raw_o.source.span(),
-                    "offline.source",
-                    format!("{} is not a directory", o.source.display()),
-                ));
-            }
-        }
-        check_limits(&raw.limits).map_err(|m| invalid(0..0, "limits", m))?;
-        raw.outbox.check().map_err(|m| invalid(0..0, "outbox", m))?;
-
-        let mut names = HashSet::new();
-        let mut plugins = Vec::new();
-        let mut plugin_lines = BTreeMap::new();
-        for p in &raw.plugins {
-            if p.enabled == Some(false) {
-                continue;
-            }
-            let name = p.name.get_ref().clone();
-            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '\0') {
-                return Err(invalid(
-                    p.name.span(),
-                    "plugin.name",
-                    "must be a non-empty printable name".into(),
-                ));
-            }
-            if !names.insert(name.clone()) {
-                return Err(invalid(
-                    p.name.span(),
-                    "plugin.name",
-                    format!("plugin name {name:?} is used twice"),
-                ));
-            }
-            let plugin_path = resolve(&p.path);
-            if !plugin_path.is_file() {
-                return Err(invalid(
-                    p.path.span(),
-                    "plugin.path",
-                    format!(
-                        "{} does not exist (build the plugins with scripts/build-plugins.sh)",
-                        plugin_path.display()
-                    ),
-                ));
-            }
-            let limits = PluginLimits {
-                timeout_ms: p.timeout_ms.unwrap_or(raw.limits.timeout_ms),
-                memory_mb: p.memory_mb.unwrap_or(raw.limits.memory_mb),
-                max_actions: p.max_actions.unwrap_or(raw.limits.max_actions),
-                max_outgoing_per_message: raw.limits.max_outgoing_per_message,
-                kv_max_bytes: p.kv_max_bytes.unwrap_or(raw.limits.kv_max_bytes),
-                kv_max_keys: p.kv_max_keys.unwrap_or(raw.limits.kv_max_keys),
-                max_outgoing_bytes: raw.limits.max_outgoing_bytes,
-            };
-            check_limits(&limits).map_err(|m| invalid(p.name.span(), "plugin", m))?;
-            let allow_send_to = match &p.allow_send_to {
-                None => vec![RecipientPattern::Sender],
-                Some(list) => list
-                    .iter()
-                    .map(|s| {
-                        RecipientPattern::parse(s.get_ref())
-                            .map_err(|m| invalid(s.span(), "plugin.allow_send_to", m))
-                    })
-                    .collect::<Result<_, _>>()?,
-            };
-            let table: toml::Table = p
-                .config
-                .iter()
-                .map(|(k, v)| (k.get_ref().clone(), v.clone()))
-                .collect();
-            let config = serde_json::to_value(&table)
-                .map_err(|e| invalid(p.name.span(), "plugin.config", e.to_string()))?;
-            plugin_lines.insert(
-                name.clone(),
-                PluginLines {
-                    name: line_of(text, p.name.span().start),
-                    config_keys: p
-                        .config
-                        .keys()
-                        .map(|k| (k.get_ref().clone(), line_of(text, k.span().start)))
-                        .collect(),
-                },
-            );
-            let send_about_mail_since = match &p.send_about_mail_since {
-                None => Default::default(),
-                Some(s) => MailSince::parse(s.get_ref())
-                    .map_err(|m| invalid(s.span(), "plugin.send_about_mail_since", m))?,
-            };
-            plugins.push(PluginConfig {
-                name,
-                path: plugin_path,
-                limits,
-                allow_send_to,
-                forward_automated: p.forward_automated,
-                send_about_mail_since,
-                fresh_instance: p.fresh_instance,
-                config,
-            });
-        }
-        if let Some(t) = &raw.accounts_settings.table {
-            if *t.get_ref() && !matches!(state, StateSettings::Postgres(_)) {
-                return Err(invalid(
-                    t.span(),
-                    "accounts.table",
-                    "accounts come from a table only with [state] backend = \"postgres\"".into(),
-                ));
-            }
-        }
-        if raw.offline.is_none()
-            && accounts.is_empty()
-            && accounts_settings.dir.is_none()
-            && !accounts_settings.table
-        {
-            return Err(ConfigError::Invalid {
-                file: path.to_owned(),
-                line: 1,
-                key: "offline / account".into(),
-                message: "nothing to read mail from: add an [offline] section, an [[account]], an [accounts] dir or table"
-                    .into(),
-            });
-        }
+            .settings(file.base)
+            .map_err(|(span, m)| file.invalid(span, "accounts.dir", m))?;
+        let identity = file.identity(raw.identity.as_ref(), &accounts, &accounts_settings)?;
+        let offline = file.offline(raw.offline.as_ref())?;
+        plugins::check_limits(&raw.limits).map_err(|m| file.invalid(0..0, "limits", m))?;
+        raw.outbox
+            .check()
+            .map_err(|m| file.invalid(0..0, "outbox", m))?;
+        let (plugins, plugin_lines) = plugins::validate(&file, &raw.plugins, &raw.limits)?;
+        file.check_accounts_table(raw.accounts_settings.table.as_ref(), &state)?;
+        file.check_mail_source(raw.offline.is_some(), &accounts, &accounts_settings)?;
         Ok(Config {
             file: path.to_owned(),
             state_dir,
@@ -519,13 +237,226 @@ impl Config {
     }
 }
 
+/// The config file being parsed: says where a problem is (file, line, key) and resolves the
+/// paths it gives, which are relative to its directory.
+struct ConfigText<'a> {
+    path: &'a Path,
+    text: &'a str,
+    /// The directory of the config file.
+    base: &'a Path,
+}
+
+impl ConfigText<'_> {
+    /// A config error about `key` at the line where `span` starts.
+    fn invalid(&self, span: std::ops::Range<usize>, key: &str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.path.to_owned(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    /// A path given in the file, relative to its directory.
+    fn resolve(&self, s: &Spanned<String>) -> PathBuf {
+        self.base.join(s.get_ref())
+    }
+
+    /// `[identity]`: a valid address, and a display name fit for From:.
+    fn check_identity(&self, id: &RawIdentity) -> Result<(), ConfigError> {
+        validate_addr_spec(id.address.get_ref())
+            .map_err(|e| self.invalid(id.address.span(), "identity.address", e.to_string()))?;
+        if let Some(name) = &id.name {
+            check_display_name(name.get_ref())
+                .map_err(|m| self.invalid(name.span(), "identity.name", m))?;
+        }
+        Ok(())
+    }
+
+    /// `[state]`: the state directory (default: .mailpipe-state beside the file) and the
+    /// store's settings.
+    fn state(&self, raw: &state::RawState) -> Result<(PathBuf, StateSettings), ConfigError> {
+        let state_dir = match &raw.dir {
+            Some(dir) => self.resolve(dir),
+            None => self.base.join(".mailpipe-state"),
+        };
+        let state = state::settings(raw, self.base, &state_dir)
+            .map_err(|(span, key, message)| self.invalid(span, &key, message))?;
+        Ok((state_dir, state))
+    }
+
+    /// The file's `[[account]]` tables, in order; no account name may be used twice.
+    fn accounts(
+        &self,
+        raw: &[account::RawAccount],
+        state_dir: &Path,
+    ) -> Result<Vec<AccountConfig>, ConfigError> {
+        let mut accounts = Vec::new();
+        for a in raw {
+            accounts.push(
+                validate_account(a, self.base, state_dir)
+                    .map_err(|(span, key, m)| self.invalid(span, &key, m))?,
+            );
+            if accounts[..accounts.len() - 1]
+                .iter()
+                .any(|x: &AccountConfig| x.name == *a.name.get_ref())
+            {
+                return Err(self.invalid(
+                    a.name.span(),
+                    "account.name",
+                    format!("account name {:?} is used twice", a.name.get_ref()),
+                ));
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// Who generated mail comes from by default: `[identity]`, else the first account, else
+    /// (accounts only in a directory or table) a placeholder; an error when there is none.
+    fn identity(
+        &self,
+        raw: Option<&RawIdentity>,
+        accounts: &[AccountConfig],
+        accounts_settings: &AccountsSettings,
+    ) -> Result<Identity, ConfigError> {
+        let identity = match (raw, accounts.first()) {
+            (Some(id), _) => Identity {
+                address: id.address.get_ref().clone(),
+                name: id.name.as_ref().map(|n| n.get_ref().clone()),
+            },
+            (None, Some(a)) => Identity {
+                address: a.address.clone(),
+                name: a.display_name.clone(),
+            },
+            // Every account of the directory has its own; this one is only for offline runs.
+            (None, None) if accounts_settings.dir.is_some() || accounts_settings.table => {
+                Identity {
+                    address: "postmaster@localhost".into(),
+                    name: None,
+                }
+            }
+            (None, None) => {
+                return Err(ConfigError::Invalid {
+                    file: self.path.to_owned(),
+                    line: 1,
+                    key: "identity".into(),
+                    message: "add an [identity] with your address (or an [[account]])".into(),
+                })
+            }
+        };
+        Ok(identity)
+    }
+
+    /// `[offline]`, its paths resolved; its source must be a directory.
+    fn offline(&self, raw: Option<&RawOffline>) -> Result<Option<OfflineConfig>, ConfigError> {
+        let offline = raw.map(|o| OfflineConfig {
+            source: self.resolve(&o.source),
+            mailstore: self.resolve(&o.mailstore),
+            layout: o.layout,
+            outbox: self.resolve(&o.outbox),
+        });
+        if let (Some(o), Some(raw_o)) = (&offline, raw) {
+            if !o.source.is_dir() {
+                return Err(self.invalid(
+                    raw_o.source.span(),
+                    "offline.source",
+                    format!("{} is not a directory", o.source.display()),
+                ));
+            }
+        }
+        Ok(offline)
+    }
+
+    /// `[accounts] table = true` needs the PostgreSQL state backend.
+    fn check_accounts_table(
+        &self,
+        table: Option<&Spanned<bool>>,
+        state: &StateSettings,
+    ) -> Result<(), ConfigError> {
+        if let Some(t) = table {
+            if *t.get_ref() && !matches!(state, StateSettings::Postgres(_)) {
+                return Err(self.invalid(
+                    t.span(),
+                    "accounts.table",
+                    "accounts come from a table only with [state] backend = \"postgres\"".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// There must be mail to read: `[offline]`, an `[[account]]`, an accounts dir or table.
+    fn check_mail_source(
+        &self,
+        offline: bool,
+        accounts: &[AccountConfig],
+        accounts_settings: &AccountsSettings,
+    ) -> Result<(), ConfigError> {
+        if !offline
+            && accounts.is_empty()
+            && accounts_settings.dir.is_none()
+            && !accounts_settings.table
+        {
+            return Err(ConfigError::Invalid {
+                file: self.path.to_owned(),
+                line: 1,
+                key: "offline / account".into(),
+                message: "nothing to read mail from: add an [offline] section, an [[account]], an [accounts] dir or table"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 use account::Invalid;
 
+/// One `[[account]]` table (of the config file or of an account file): its name, address,
+/// mailboxes, servers (a provider fills what they leave out) and OAuth2 token source.
 fn validate_account(
     a: &account::RawAccount,
     base: &Path,
     state_dir: &Path,
 ) -> Result<AccountConfig, Invalid> {
+    let name = account_name(a)?;
+    validate_addr_spec(a.address.get_ref())
+        .map_err(|e| (a.address.span(), "account.address".into(), e.to_string()))?;
+    if let Some(dn) = &a.display_name {
+        check_display_name(dn).map_err(|m| (a.name.span(), "account.display_name".into(), m))?;
+    }
+    let mailboxes = account_mailboxes(a)?;
+    let reply_envelope_from = envelope_from(a)?;
+    let provider = find_provider(a)?;
+    let (mut imap, mut smtp) = servers(a, provider, base)?;
+    let wants_oauth =
+        imap.auth != Auth::Password || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
+    let tokens = oauth2_tokens(a, &name, provider, wants_oauth, base, state_dir)?;
+    imap.oauth2 = tokens.clone();
+    if let Some(s) = &mut smtp {
+        s.oauth2 = tokens;
+    }
+    Ok(AccountConfig {
+        name,
+        address: a.address.get_ref().clone(),
+        display_name: a.display_name.clone(),
+        mailboxes,
+        mode: a.mode,
+        poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
+        batch: a.batch.unwrap_or(200).clamp(1, 5000),
+        apply_batch: a.apply_batch.unwrap_or(5000).clamp(1, 100_000),
+        max_message_bytes: a.max_message_mb.unwrap_or(50).clamp(1, 2048) << 20,
+        timeout: std::time::Duration::from_secs(a.timeout_seconds.unwrap_or(60).clamp(1, 3600)),
+        action_attempts: a.action_attempts.unwrap_or(5).clamp(1, 20),
+        reply_envelope_from,
+        imap,
+        smtp,
+        provider: provider.map(|p| p.name),
+        plugin_overrides: BTreeMap::new(),
+    })
+}
+
+/// The account's name, trimmed: not empty, no / \ or control characters (it names files).
+fn account_name(a: &account::RawAccount) -> Result<String, Invalid> {
     let name = a.name.get_ref().trim().to_string();
     if name.is_empty() || name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
         return Err((
@@ -534,11 +465,11 @@ fn validate_account(
             "must be a non-empty name without / or control characters".into(),
         ));
     }
-    validate_addr_spec(a.address.get_ref())
-        .map_err(|e| (a.address.span(), "account.address".into(), e.to_string()))?;
-    if let Some(dn) = &a.display_name {
-        check_display_name(dn).map_err(|m| (a.name.span(), "account.display_name".into(), m))?;
-    }
+    Ok(name)
+}
+
+/// The mailboxes to read (default: INBOX); names must be non-empty, without controls.
+fn account_mailboxes(a: &account::RawAccount) -> Result<Vec<String>, Invalid> {
     let mailboxes = match &a.mailboxes {
         None => vec!["INBOX".to_string()],
         Some(list) => {
@@ -554,6 +485,11 @@ fn validate_account(
             list.iter().map(|m| m.get_ref().clone()).collect()
         }
     };
+    Ok(mailboxes)
+}
+
+/// `reply_envelope_from`: a valid address, or "" (the null path) when absent or empty.
+fn envelope_from(a: &account::RawAccount) -> Result<String, Invalid> {
     let reply_envelope_from = match &a.reply_envelope_from {
         Some(f) if !f.get_ref().is_empty() => {
             validate_addr_spec(f.get_ref()).map_err(|e| {
@@ -567,6 +503,11 @@ fn validate_account(
         }
         _ => String::new(),
     };
+    Ok(reply_envelope_from)
+}
+
+/// The known provider the account names, if it names one.
+fn find_provider(a: &account::RawAccount) -> Result<Option<&'static providers::Provider>, Invalid> {
     let provider = match &a.provider {
         Some(p) => Some(providers::find(p.get_ref()).ok_or_else(|| {
             (
@@ -585,6 +526,16 @@ fn validate_account(
         })?),
         None => None,
     };
+    Ok(provider)
+}
+
+/// The account's IMAP server, and its SMTP server when it has a table or a provider; the
+/// provider fills what the tables leave out.
+fn servers(
+    a: &account::RawAccount,
+    provider: Option<&'static providers::Provider>,
+    base: &Path,
+) -> Result<(ServerConfig, Option<ServerConfig>), Invalid> {
     let whole = a.name.span();
     let address = a.address.get_ref().clone();
     let imap_defaults = account::ServerDefaults {
@@ -594,7 +545,7 @@ fn validate_account(
         // IMAP always logs in: the address is the usual user name.
         username: Some(address.clone()),
     };
-    let mut imap = account::server(
+    let imap = account::server(
         a.imap.as_ref(),
         "account.imap",
         &imap_defaults,
@@ -624,13 +575,25 @@ fn validate_account(
             s.username = Some(address.clone());
         }
     }
-    let wants_oauth =
-        imap.auth != Auth::Password || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
+    Ok((imap, smtp))
+}
+
+/// The account's OAuth2 token source (one for both servers), from `[account.oauth2]`; an
+/// error when a server logs in with OAuth2 (`wants_oauth`) and the table is missing.
+fn oauth2_tokens(
+    a: &account::RawAccount,
+    name: &str,
+    provider: Option<&'static providers::Provider>,
+    wants_oauth: bool,
+    base: &Path,
+    state_dir: &Path,
+) -> Result<Option<std::sync::Arc<crate::model::credentials::OAuth2>>, Invalid> {
+    let whole = a.name.span();
     let tokens = match (&a.oauth2, wants_oauth) {
         (Some(raw), _) => Some(std::sync::Arc::new(crate::model::credentials::OAuth2::new(
-            &name,
+            name,
             account::oauth2(
-                &name,
+                name,
                 raw,
                 provider.and_then(|p| p.oauth2.as_ref()),
                 whole.clone(),
@@ -647,65 +610,7 @@ fn validate_account(
         }
         (None, false) => None,
     };
-    imap.oauth2 = tokens.clone();
-    if let Some(s) = &mut smtp {
-        s.oauth2 = tokens;
-    }
-    Ok(AccountConfig {
-        name,
-        address: a.address.get_ref().clone(),
-        display_name: a.display_name.clone(),
-        mailboxes,
-        mode: a.mode,
-        poll_seconds: a.poll_seconds.unwrap_or(60).max(5),
-        batch: a.batch.unwrap_or(200).clamp(1, 5000),
-        apply_batch: a.apply_batch.unwrap_or(5000).clamp(1, 100_000),
-        max_message_bytes: a.max_message_mb.unwrap_or(50).clamp(1, 2048) << 20,
-        timeout: std::time::Duration::from_secs(a.timeout_seconds.unwrap_or(60).clamp(1, 3600)),
-        action_attempts: a.action_attempts.unwrap_or(5).clamp(1, 20),
-        reply_envelope_from,
-        imap,
-        smtp,
-        provider: provider.map(|p| p.name),
-        plugin_overrides: BTreeMap::new(),
-    })
-}
-
-fn check_limits(l: &PluginLimits) -> Result<(), String> {
-    if l.timeout_ms == 0 || l.timeout_ms > 600_000 {
-        return Err(format!(
-            "timeout_ms must be 1..=600000, not {}",
-            l.timeout_ms
-        ));
-    }
-    if l.memory_mb == 0 || l.memory_mb > 4096 {
-        return Err(format!("memory_mb must be 1..=4096, not {}", l.memory_mb));
-    }
-    if l.max_actions == 0 || l.max_actions > 100_000 {
-        return Err(format!(
-            "max_actions must be 1..=100000, not {}",
-            l.max_actions
-        ));
-    }
-    if l.kv_max_bytes == 0 || l.kv_max_bytes > 1 << 40 {
-        return Err(format!(
-            "kv_max_bytes must be 1..=1099511627776, not {}",
-            l.kv_max_bytes
-        ));
-    }
-    if l.kv_max_keys == 0 || l.kv_max_keys > 1 << 32 {
-        return Err(format!(
-            "kv_max_keys must be 1..=4294967296, not {}",
-            l.kv_max_keys
-        ));
-    }
-    if l.max_outgoing_bytes < 64 << 10 || l.max_outgoing_bytes > 1 << 30 {
-        return Err(format!(
-            "max_outgoing_bytes must be 65536..=1073741824, not {}",
-            l.max_outgoing_bytes
-        ));
-    }
-    Ok(())
+    Ok(tokens)
 }
 
 /// A display name that goes into From: of generated mail: printable text, no line breaks.
