@@ -8,12 +8,14 @@
 #         bash bench/soak.sh imap [N [ACCOUNTS]]       (default 100000 over 100 accounts)
 # Results: Markdown on stdout, JSON in $WORK/soak-<mode>-N.json (WORK default
 # /var/tmp/mpsoak: on this machine's disk, /tmp's block group is slow to make files in).
+# MAILPIPE_BIN: another binary to measure (default target/release/mailpipe), e.g. the one
+# before a change, to alternate runs of both on one machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${BENCH_WORK:-/var/tmp/mpsoak}"
 mode="${1:-offline}"
 mkdir -p "$WORK/bin/plugins"
-cp "$ROOT/target/release/mailpipe" "$WORK/bin/"
+cp "${MAILPIPE_BIN:-$ROOT/target/release/mailpipe}" "$WORK/bin/mailpipe"
 cp "$ROOT"/target/plugins/{rules-filer,subject-tagger,auto-responder,forwarder}.wasm "$WORK/bin/plugins/"
 case "$mode" in
 offline)
