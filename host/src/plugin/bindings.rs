@@ -70,20 +70,20 @@ impl From<Header> for parts::Header {
     }
 }
 
-impl From<&parts::Header> for Header {
-    fn from(h: &parts::Header) -> Header {
+impl From<parts::Header> for Header {
+    fn from(h: parts::Header) -> Header {
         Header {
-            name: h.name.clone(),
-            value: h.value.clone(),
+            name: h.name,
+            value: h.value,
         }
     }
 }
 
-impl From<&parts::Address> for Address {
-    fn from(a: &parts::Address) -> Address {
+impl From<parts::Address> for Address {
+    fn from(a: parts::Address) -> Address {
         Address {
-            name: a.name.clone(),
-            address: a.address.clone(),
+            name: a.name,
+            address: a.address,
         }
     }
 }

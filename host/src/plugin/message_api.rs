@@ -14,8 +14,8 @@ use crate::model::message::Needs;
 
 type Handle = Resource<wit::Message>;
 
-/// The host's values as the contract's (`plugin::bindings`).
-fn to_wit<'a, T: 'a, U: From<&'a T>>(items: impl IntoIterator<Item = &'a T>) -> Vec<U> {
+/// The host's values as the contract's (`plugin::bindings`), moved, not copied again.
+fn to_wit<T, U: From<T>>(items: Vec<T>) -> Vec<U> {
     items.into_iter().map(U::from).collect()
 }
 
@@ -30,7 +30,7 @@ impl PluginState {
     /// The addresses of one field of the current message.
     fn addresses(&self, field: &str) -> Vec<Address> {
         self.message()
-            .map(|m| to_wit(&m.addresses(field)))
+            .map(|m| to_wit(m.addresses(field)))
             .unwrap_or_default()
     }
 }
@@ -80,7 +80,7 @@ impl HostMessage for PluginState {
 
     fn headers(&mut self, _: Handle) -> Vec<Header> {
         self.message()
-            .map(|m| to_wit(&m.headers()))
+            .map(|m| to_wit(m.headers()))
             .unwrap_or_default()
     }
 
@@ -93,7 +93,9 @@ impl HostMessage for PluginState {
     }
 
     fn attachments(&mut self, _: Handle) -> Vec<Attachment> {
-        self.part(Needs::Bodies, |v| to_wit(&v.attachments))
+        self.part(Needs::Bodies, |v| {
+            v.attachments.iter().map(Attachment::from).collect()
+        })
     }
 
     fn attachment_content(&mut self, _: Handle, index: u32) -> Option<Vec<u8>> {
