@@ -71,6 +71,7 @@ pub fn identity() -> Identity {
 pub fn plugin(name: &str, wasm: &str, config: serde_json::Value) -> PluginConfig {
     PluginConfig {
         name: name.into(),
+        kind: mailpipe::config::PluginKind::Wasm,
         path: plugin_path(wasm),
         limits: PluginLimits::default(),
         allow_send_to: vec![RecipientPattern::Sender],

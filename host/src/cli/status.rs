@@ -29,7 +29,7 @@ pub fn run(config: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
         .plugins
         .iter()
         .filter_map(|p| {
-            let wasm = std::fs::read(&p.path).ok()?;
+            let wasm = mailpipe::plugin::embedded::component_of(p).ok()?;
             Some((
                 p.name.clone(),
                 mailpipe::plugin::fingerprint(&wasm, &p.config.to_string()),

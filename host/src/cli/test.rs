@@ -260,7 +260,8 @@ fn from_command_line(a: &TestArgs, overrides: &toml::Table) -> anyhow::Result<Se
             .map(|p| RecipientPattern::parse(p).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?
     };
-    let settings = adhoc_plugin_config(plugin, serde_json::to_value(overrides)?, allow);
+    let settings = adhoc_plugin_config(plugin, serde_json::to_value(overrides)?, allow)
+        .map_err(anyhow::Error::msg)?;
     let identity = Identity {
         address: "me@example.com".into(),
         name: None,

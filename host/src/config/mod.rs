@@ -9,11 +9,12 @@ mod layout;
 mod outbox;
 mod plugins;
 mod recipients;
+pub mod sieve;
 mod since;
 mod state;
 pub use layout::Layout;
 pub use outbox::RetryPolicy;
-pub use plugins::{at_key, PluginConfig, PluginLimits, PluginLines};
+pub use plugins::{at_key, PluginConfig, PluginKind, PluginLimits, PluginLines};
 pub use recipients::RecipientPattern;
 pub use since::MailSince;
 #[cfg(feature = "test-hooks")]

@@ -51,7 +51,9 @@ impl Default for PluginLimits {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPlugin {
     name: Spanned<String>,
-    path: Spanned<String>,
+    /// A component file; or `sieve`, a Sieve script for the built-in interpreter.
+    path: Option<Spanned<String>>,
+    sieve: Option<Spanned<String>>,
     #[serde(default)]
     enabled: Option<bool>,
     timeout_ms: Option<u64>,
@@ -106,9 +108,20 @@ impl PluginLines {
     }
 }
 
+/// What runs: a component from a file, or the built-in Sieve interpreter on a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// `path`: the component file.
+    Wasm,
+    /// `path`: the Sieve script (read into `config` already, see `config::sieve`).
+    Sieve,
+}
+
 #[derive(Debug, Clone)]
 pub struct PluginConfig {
     pub name: String,
+    pub kind: PluginKind,
+    /// The component file, or the Sieve script (`kind`).
     pub path: PathBuf,
     pub limits: PluginLimits,
     pub allow_send_to: Vec<RecipientPattern>,
@@ -166,17 +179,41 @@ fn plugin(
     name: String,
     defaults: &PluginLimits,
 ) -> Result<(PluginConfig, PluginLines), ConfigError> {
-    let plugin_path = file.resolve(&p.path);
-    if !plugin_path.is_file() {
-        return Err(file.invalid(
-            p.path.span(),
-            "plugin.path",
-            format!(
-                "{} does not exist (build the plugins with scripts/build-plugins.sh)",
-                plugin_path.display()
-            ),
-        ));
-    }
+    let (kind, plugin_path) = match (&p.path, &p.sieve) {
+        (Some(path), None) => {
+            let plugin_path = file.resolve(path);
+            if !plugin_path.is_file() {
+                return Err(file.invalid(
+                    path.span(),
+                    "plugin.path",
+                    format!(
+                        "{} does not exist (build the plugins with scripts/build-plugins.sh)",
+                        plugin_path.display()
+                    ),
+                ));
+            }
+            (PluginKind::Wasm, plugin_path)
+        }
+        (None, Some(script)) => (
+            PluginKind::Sieve,
+            super::sieve::resolve_script(file.base, script.get_ref()),
+        ),
+        (Some(_), Some(script)) => {
+            return Err(file.invalid(
+                script.span(),
+                "plugin.sieve",
+                "give either `path` (a plugin component) or `sieve` (a Sieve script), not both"
+                    .into(),
+            ))
+        }
+        (None, None) => {
+            return Err(file.invalid(
+                p.name.span(),
+                "plugin",
+                "needs `path` (a plugin component, .wasm) or `sieve` (a Sieve script)".into(),
+            ))
+        }
+    };
     let limits = PluginLimits {
         timeout_ms: p.timeout_ms.unwrap_or(defaults.timeout_ms),
         memory_mb: p.memory_mb.unwrap_or(defaults.memory_mb),
@@ -202,15 +239,24 @@ fn plugin(
         .iter()
         .map(|(k, v)| (k.get_ref().clone(), v.clone()))
         .collect();
-    let config = serde_json::to_value(&table)
+    let mut config = serde_json::to_value(&table)
         .map_err(|e| file.invalid(p.name.span(), "plugin.config", e.to_string()))?;
+    if let (PluginKind::Sieve, Some(script)) = (kind, &p.sieve) {
+        config = super::sieve::sieve_table(&plugin_path, config)
+            .map_err(|m| file.invalid(script.span(), "plugin.sieve", m))?;
+    }
+    let mut config_keys: BTreeMap<String, usize> = p
+        .config
+        .keys()
+        .map(|k| (k.get_ref().clone(), line_of(file.text, k.span().start)))
+        .collect();
+    // The interpreter reports a script's errors under the key "sieve": at its line.
+    if let Some(script) = &p.sieve {
+        config_keys.insert("sieve".into(), line_of(file.text, script.span().start));
+    }
     let lines = PluginLines {
         name: line_of(file.text, p.name.span().start),
-        config_keys: p
-            .config
-            .keys()
-            .map(|k| (k.get_ref().clone(), line_of(file.text, k.span().start)))
-            .collect(),
+        config_keys,
     };
     let send_about_mail_since = match &p.send_about_mail_since {
         None => Default::default(),
@@ -219,6 +265,7 @@ fn plugin(
     };
     let plugin = PluginConfig {
         name,
+        kind,
         path: plugin_path,
         limits,
         allow_send_to,

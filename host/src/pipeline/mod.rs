@@ -437,13 +437,21 @@ fn changes_message(a: &Action) -> bool {
     )
 }
 
-/// Settings of a plugin for `mailpipe test`, where there is no config file.
+/// Settings of a plugin for `mailpipe test`, where there is no config file: a component, or
+/// a Sieve script (`config::sieve::is_sieve_script`) with the scripts beside it.
 pub fn adhoc_plugin_config(
     path: &std::path::Path,
     config: serde_json::Value,
     allow_send_to: Vec<crate::config::RecipientPattern>,
-) -> PluginConfig {
-    PluginConfig {
+) -> Result<PluginConfig, String> {
+    let (kind, config) = if crate::config::sieve::is_sieve_script(path) {
+        let table = crate::config::sieve::sieve_table(path, config)?;
+        (crate::config::PluginKind::Sieve, table)
+    } else {
+        (crate::config::PluginKind::Wasm, config)
+    };
+    Ok(PluginConfig {
+        kind,
         name: path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -455,5 +463,5 @@ pub fn adhoc_plugin_config(
         send_about_mail_since: Default::default(),
         fresh_instance: false,
         config,
-    }
+    })
 }

@@ -10,6 +10,7 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod embedded;
 pub mod engine;
 pub mod guest_error;
 pub mod host_api;
@@ -298,7 +299,7 @@ impl PluginRuntime {
             path: settings.path.clone(),
             message,
         };
-        let wasm = std::fs::read(&settings.path).map_err(|source| PluginError::Read {
+        let wasm = embedded::component_of(settings).map_err(|source| PluginError::Read {
             plugin: plugin.clone(),
             path: settings.path.clone(),
             source,

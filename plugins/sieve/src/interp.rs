@@ -1,0 +1,929 @@
+//! Why this file exists: running a compiled script on one message. It reads the message and
+//! the outside world only through `Input` and writes only to the `Outcome` it returns: no I/O,
+//! no clock, no state of its own, so the same script and input always give the same outcome.
+
+use std::collections::HashSet;
+
+use crate::address;
+use crate::date::{self, Moment};
+use crate::matching::{MatchType, Matcher};
+use crate::outcome::{HeaderEdit, Outcome, Store, VacationReply};
+use crate::script::{AddressPart, Cmd, DuplicateId, FlagOp, Index, Script, Test, Vacation, Zone};
+use crate::variables::{apply_modifiers, Vars};
+
+/// What a script may read of a message and of the world around it.
+pub trait Input {
+    /// Header fields in message order, values decoded (RFC 2047) and unfolded.
+    fn headers(&mut self) -> Vec<(String, String)>;
+    /// The envelope sender, "" for the null sender; None when unknown.
+    fn envelope_from(&mut self) -> Option<String>;
+    /// The envelope recipient (the user's address the message was delivered to).
+    fn envelope_to(&mut self) -> Option<String>;
+    fn size(&mut self) -> u64;
+    /// The decoded text of each text part (`body :text`).
+    fn body_text(&mut self) -> Vec<String>;
+    /// The body as it is on the wire, after the header (`body :raw`).
+    fn body_raw(&mut self) -> String;
+    /// (content type "type/subtype", decoded content) of each leaf part (`body :content`).
+    fn body_parts(&mut self) -> Vec<(String, String)>;
+    fn mailbox_exists(&mut self, name: &str) -> bool;
+    fn now_ms(&mut self) -> i64;
+    /// Whether `key` was recorded by `duplicate` before (and has not expired).
+    fn duplicate_seen(&mut self, key: &str) -> bool;
+    /// An RFC 5183 environment item ("domain", "host", "name", ...).
+    fn environment(&mut self, item: &str) -> Option<String>;
+}
+
+/// Where a score test reads its score (RFC 5235 leaves it to the site, like Pigeonhole's
+/// `sieve_spamtest_status_header`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreHeader {
+    pub header: String,
+    /// The score that means "certainly spam" (10, or 100 %).
+    pub max: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub spamtest: Option<ScoreHeader>,
+    pub virustest: Option<ScoreHeader>,
+    /// The user's own addresses (vacation answers only mail sent to one of them).
+    pub addresses: Vec<String>,
+    pub max_redirects: usize,
+    pub max_actions: usize,
+    /// The default `duplicate` period, in seconds.
+    pub duplicate_period: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            spamtest: None,
+            virustest: None,
+            addresses: Vec::new(),
+            max_redirects: 4,
+            max_actions: 32,
+            duplicate_period: 12 * 3600,
+        }
+    }
+}
+
+/// A run-time error (RFC 5228 section 2.10.6): the message is kept, nothing else happens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeError(pub String);
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+enum Flow {
+    Next,
+    Stop,
+    Return,
+}
+
+struct Run<'a, I: Input> {
+    input: &'a mut I,
+    settings: &'a Settings,
+    vars: Vars,
+    /// imap4flags' internal variable.
+    flags: Vec<String>,
+    headers: Option<Vec<(String, String)>>,
+    added: Vec<(String, String, bool)>,
+    deleted: Vec<String>,
+    out: Outcome,
+    actions: usize,
+    included_once: HashSet<String>,
+}
+
+/// Runs `script` on the message behind `input`.
+pub fn run<I: Input>(
+    script: &Script,
+    input: &mut I,
+    settings: &Settings,
+) -> Result<Outcome, RuntimeError> {
+    let mut r = Run {
+        input,
+        settings,
+        vars: Vars::default(),
+        flags: Vec::new(),
+        headers: None,
+        added: Vec::new(),
+        deleted: Vec::new(),
+        out: Outcome {
+            implicit_keep: true,
+            ..Outcome::default()
+        },
+        actions: 0,
+        included_once: HashSet::new(),
+    };
+    r.block(&script.cmds)?;
+    r.out.implicit_flags = r.flags.clone();
+    let mut edits = Vec::new();
+    for name in &r.deleted {
+        let survivors = r
+            .headers
+            .as_ref()
+            .map(|h| {
+                h.iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        edits.push(HeaderEdit::Replace {
+            name: name.clone(),
+            survivors,
+        });
+    }
+    for (name, value, last) in &r.added {
+        if !r.deleted.iter().any(|d| d.eq_ignore_ascii_case(name)) {
+            edits.push(HeaderEdit::Add {
+                name: name.clone(),
+                value: value.clone(),
+                last: *last,
+            });
+        }
+    }
+    r.out.header_edits = edits;
+    Ok(r.out)
+}
+
+fn split_flags(list: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in list {
+        for f in s.split_whitespace() {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(f)) {
+                out.push(f.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Local parts of senders that are programs (RFC 5230 section 4.6; also what Pigeonhole skips).
+fn is_robot(addr: &str) -> bool {
+    let local = addr
+        .rsplit_once('@')
+        .map_or(addr, |(l, _)| l)
+        .to_ascii_lowercase();
+    matches!(
+        local.as_str(),
+        "mailer-daemon" | "listserv" | "majordomo" | "owner" | "postmaster"
+    ) || local.starts_with("owner-")
+        || local.ends_with("-request")
+}
+
+impl<I: Input> Run<'_, I> {
+    fn headers(&mut self) -> &Vec<(String, String)> {
+        if self.headers.is_none() {
+            self.headers = Some(self.input.headers());
+        }
+        self.headers.as_ref().expect("just filled")
+    }
+
+    fn values_of(&mut self, name: &str, index: Option<Index>) -> Vec<String> {
+        let all: Vec<String> = self
+            .headers()
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect();
+        match index {
+            None => all,
+            Some(Index { n, last }) => {
+                let n = n as usize;
+                let pick = if last {
+                    all.len().checked_sub(n).and_then(|i| all.get(i))
+                } else {
+                    all.get(n - 1)
+                };
+                pick.cloned().into_iter().collect()
+            }
+        }
+    }
+
+    fn count_action(&mut self) -> Result<(), RuntimeError> {
+        self.actions += 1;
+        if self.actions > self.settings.max_actions {
+            return Err(RuntimeError(format!(
+                "more than {} actions",
+                self.settings.max_actions
+            )));
+        }
+        Ok(())
+    }
+
+    fn block(&mut self, cmds: &[Cmd]) -> Result<Flow, RuntimeError> {
+        for c in cmds {
+            match self.cmd(c)? {
+                Flow::Next => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn expand_list(&self, l: &[crate::variables::Value]) -> Vec<String> {
+        l.iter().map(|v| self.vars.expand(v)).collect()
+    }
+
+    fn store(&mut self, folder: Option<String>, create: bool, flags: Vec<String>) {
+        let same = |s: &Store| match (&s.folder, &folder) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        if let Some(existing) = self.out.stores.iter_mut().find(|s| same(s)) {
+            for f in flags {
+                if !existing.flags.iter().any(|e| e.eq_ignore_ascii_case(&f)) {
+                    existing.flags.push(f);
+                }
+            }
+            existing.create |= create;
+            return;
+        }
+        self.out.stores.push(Store {
+            folder,
+            create,
+            flags,
+        });
+    }
+
+    fn cmd(&mut self, c: &Cmd) -> Result<Flow, RuntimeError> {
+        match c {
+            Cmd::If {
+                branches,
+                otherwise,
+            } => {
+                for (test, body) in branches {
+                    if self.test(test)? {
+                        return self.block(body);
+                    }
+                }
+                if let Some(body) = otherwise {
+                    return self.block(body);
+                }
+            }
+            Cmd::Stop => return Ok(Flow::Stop),
+            Cmd::Return => return Ok(Flow::Return),
+            Cmd::Keep { flags } => {
+                self.count_action()?;
+                let flags = match flags {
+                    Some(f) => split_flags(&self.expand_list(f)),
+                    None => self.flags.clone(),
+                };
+                self.store(None, false, flags);
+                self.out.implicit_keep = false;
+            }
+            Cmd::Discard => {
+                self.out.discarded = true;
+                self.out.implicit_keep = false;
+            }
+            Cmd::FileInto {
+                folder,
+                copy,
+                create,
+                flags,
+            } => {
+                self.count_action()?;
+                let folder = self.vars.expand(folder);
+                if folder.is_empty() || folder.contains('\0') {
+                    return Err(RuntimeError(format!(
+                        "fileinto: invalid folder name {folder:?}"
+                    )));
+                }
+                let flags = match flags {
+                    Some(f) => split_flags(&self.expand_list(f)),
+                    None => self.flags.clone(),
+                };
+                self.store(Some(folder), *create, flags);
+                if !copy {
+                    self.out.implicit_keep = false;
+                }
+            }
+            Cmd::Redirect { to, copy } => {
+                self.count_action()?;
+                let to = self.vars.expand(to);
+                let addr = address::parse_list(&to)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                if !crate::compile::valid_address(&addr) {
+                    return Err(RuntimeError(format!(
+                        "redirect: {to:?} is not a valid address"
+                    )));
+                }
+                if !self
+                    .out
+                    .redirects
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&addr))
+                {
+                    if self.out.redirects.len() >= self.settings.max_redirects {
+                        return Err(RuntimeError(format!(
+                            "more than {} redirects",
+                            self.settings.max_redirects
+                        )));
+                    }
+                    self.out.redirects.push(addr);
+                }
+                if !copy {
+                    self.out.implicit_keep = false;
+                }
+            }
+            Cmd::Set { name, value, mods } => {
+                let v = apply_modifiers(mods, self.vars.expand(value));
+                self.vars.set(name, v);
+            }
+            Cmd::Flags { op, var, flags } => {
+                let given = split_flags(&self.expand_list(flags));
+                let mut current = match var {
+                    Some(v) => split_flags(&[self.vars.get(v).cloned().unwrap_or_default()]),
+                    None => self.flags.clone(),
+                };
+                match op {
+                    FlagOp::Set => current = given,
+                    FlagOp::Add => {
+                        for f in given {
+                            if !current.iter().any(|c| c.eq_ignore_ascii_case(&f)) {
+                                current.push(f);
+                            }
+                        }
+                    }
+                    FlagOp::Remove => {
+                        current.retain(|c| !given.iter().any(|g| g.eq_ignore_ascii_case(c)))
+                    }
+                }
+                match var {
+                    Some(v) => self.vars.set(v, current.join(" ")),
+                    None => self.flags = current,
+                }
+            }
+            Cmd::Vacation(v) => self.vacation(v)?,
+            Cmd::AddHeader { last, name, value } => {
+                let name = self.vars.expand(name);
+                let value = self.vars.expand(value);
+                if !valid_field_name(&name) {
+                    return Err(RuntimeError(format!(
+                        "addheader: {name:?} is not a valid header field name"
+                    )));
+                }
+                if protected(&name) {
+                    return Ok(Flow::Next);
+                }
+                let value: String = value
+                    .chars()
+                    .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                    .collect();
+                self.headers();
+                let h = self.headers.as_mut().expect("filled");
+                if *last {
+                    h.push((name.clone(), value.clone()));
+                } else {
+                    h.insert(0, (name.clone(), value.clone()));
+                }
+                self.added.push((name, value, *last));
+            }
+            Cmd::DeleteHeader {
+                index,
+                matcher,
+                name,
+                patterns,
+            } => {
+                let name = self.vars.expand(name);
+                if protected(&name) {
+                    return Ok(Flow::Next);
+                }
+                let patterns = patterns.as_ref().map(|p| self.expand_list(p));
+                self.headers();
+                let h = self.headers.as_ref().expect("filled");
+                let positions: Vec<usize> = h
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, _))| n.eq_ignore_ascii_case(&name))
+                    .map(|(i, _)| i)
+                    .collect();
+                let chosen: Vec<usize> = match index {
+                    None => positions,
+                    Some(Index { n, last }) => {
+                        let n = *n as usize;
+                        let pick = if *last {
+                            positions
+                                .len()
+                                .checked_sub(n)
+                                .and_then(|i| positions.get(i))
+                        } else {
+                            positions.get(n - 1)
+                        };
+                        pick.copied().into_iter().collect()
+                    }
+                };
+                let doomed: Vec<usize> = chosen
+                    .into_iter()
+                    .filter(|i| match &patterns {
+                        None => true,
+                        Some(p) => p.iter().any(|k| matcher.matches(&h[*i].1, k, None)),
+                    })
+                    .collect();
+                if !doomed.is_empty() {
+                    let h = self.headers.as_mut().expect("filled");
+                    for i in doomed.iter().rev() {
+                        h.remove(*i);
+                    }
+                    if !self.deleted.iter().any(|d| d.eq_ignore_ascii_case(&name)) {
+                        self.deleted.push(name);
+                    }
+                }
+            }
+            Cmd::Include { script, once, key } => {
+                if *once && !self.included_once.insert(key.clone()) {
+                    return Ok(Flow::Next);
+                }
+                self.out.trace.push(format!("include {key}"));
+                let named = std::mem::take(&mut self.vars.named);
+                let declared = std::mem::take(&mut self.vars.declared);
+                let flow = self.block(&script.cmds);
+                self.vars.named = named;
+                self.vars.declared = declared;
+                if let Flow::Stop = flow? {
+                    return Ok(Flow::Stop);
+                }
+            }
+            Cmd::Global(names) => {
+                for n in names {
+                    self.vars.declared.insert(n.clone());
+                }
+            }
+            Cmd::Error(msg) => {
+                return Err(RuntimeError(format!(
+                    "script error: {}",
+                    self.vars.expand(msg)
+                )))
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn vacation(&mut self, v: &Vacation) -> Result<(), RuntimeError> {
+        if self.out.vacation.is_some() {
+            return Err(RuntimeError("more than one vacation action".into()));
+        }
+        let reason = self.vars.expand(&v.reason);
+        let subject = v.subject.as_ref().map(|s| self.vars.expand(s));
+        let from = v.from.as_ref().map(|s| self.vars.expand(s));
+        let addresses = self.expand_list(&v.addresses);
+        let handle = match &v.handle {
+            Some(h) => self.vars.expand(h),
+            // RFC 5230 4.2: without :handle, the arguments identify the vacation command.
+            None => format!(
+                "{}\u{1}{}\u{1}{}\u{1}{}",
+                reason,
+                subject.clone().unwrap_or_default(),
+                from.clone().unwrap_or_default(),
+                v.mime
+            ),
+        };
+        // Who would get the reply: the envelope sender (RFC 5230 4.5).
+        let sender = match self.input.envelope_from() {
+            Some(s) => s,
+            None => {
+                let from = self.values_of("from", None);
+                from.iter()
+                    .flat_map(|f| address::parse_list(f))
+                    .next()
+                    .unwrap_or_default()
+            }
+        };
+        let skip =
+            |why: &str, out: &mut Outcome| out.trace.push(format!("vacation not sent: {why}"));
+        if sender.is_empty() {
+            skip("the sender is the null sender (a bounce)", &mut self.out);
+            return Ok(());
+        }
+        if is_robot(&sender) {
+            skip("the sender is a mail robot", &mut self.out);
+            return Ok(());
+        }
+        let auto = self.values_of("auto-submitted", None);
+        if auto.iter().any(|a| !a.trim().eq_ignore_ascii_case("no")) {
+            skip("the message is automatic (Auto-Submitted)", &mut self.out);
+            return Ok(());
+        }
+        let listy = [
+            "list-id",
+            "list-post",
+            "list-unsubscribe",
+            "list-owner",
+            "list-help",
+            "list-subscribe",
+            "list-archive",
+        ];
+        if listy.iter().any(|h| !self.values_of(h, None).is_empty()) {
+            skip("the message comes from a mailing list", &mut self.out);
+            return Ok(());
+        }
+        let precedence = self.values_of("precedence", None);
+        if precedence.iter().any(|p| {
+            matches!(
+                p.trim().to_ascii_lowercase().as_str(),
+                "bulk" | "list" | "junk"
+            )
+        }) {
+            skip("the message is bulk mail (Precedence)", &mut self.out);
+            return Ok(());
+        }
+        // The user must be a direct recipient (RFC 5230 4.5).
+        let mut mine: Vec<String> = addresses
+            .iter()
+            .flat_map(|a| address::parse_list(a))
+            .chain(self.settings.addresses.iter().cloned())
+            .collect();
+        if let Some(to) = self.input.envelope_to() {
+            mine.push(to);
+        }
+        let mine: Vec<String> = mine.into_iter().map(|a| a.to_ascii_lowercase()).collect();
+        if mine.iter().any(|m| m.eq_ignore_ascii_case(&sender)) {
+            skip("the sender is the user", &mut self.out);
+            return Ok(());
+        }
+        let mut addressed = false;
+        for h in ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"] {
+            for value in self.values_of(h, None) {
+                for a in address::parse_list(&value) {
+                    if mine.iter().any(|m| m.eq_ignore_ascii_case(&a)) {
+                        addressed = true;
+                    }
+                }
+            }
+        }
+        if !addressed {
+            skip(
+                "the user is not an explicit recipient (To, Cc, Bcc)",
+                &mut self.out,
+            );
+            return Ok(());
+        }
+        let subject = subject.unwrap_or_else(|| {
+            let original = self.values_of("subject", None).into_iter().next();
+            match original {
+                Some(s) if !s.trim().is_empty() => format!("Auto: {}", s.trim()),
+                _ => "Automated reply".to_string(),
+            }
+        });
+        self.out.vacation = Some(VacationReply {
+            to: sender,
+            subject,
+            from,
+            reason,
+            mime: v.mime,
+            handle,
+            period_seconds: v.period,
+        });
+        Ok(())
+    }
+
+    fn test(&mut self, t: &Test) -> Result<bool, RuntimeError> {
+        Ok(match t {
+            Test::Const(b) => *b,
+            Test::Not(t) => !self.test(t)?,
+            Test::AllOf(ts) => {
+                for t in ts {
+                    if !self.test(t)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Test::AnyOf(ts) => {
+                for t in ts {
+                    if self.test(t)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Test::Header {
+                matcher,
+                headers,
+                keys,
+                index,
+            } => {
+                let mut values = Vec::new();
+                for h in self.expand_list(headers) {
+                    values.extend(self.values_of(&h, *index));
+                }
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Address {
+                part,
+                matcher,
+                headers,
+                keys,
+                index,
+            } => {
+                let mut values = Vec::new();
+                for h in self.expand_list(headers) {
+                    for v in self.values_of(&h, *index) {
+                        for a in address::parse_list(&v) {
+                            if let Some(p) = address::part(&a, *part) {
+                                values.push(p);
+                            }
+                        }
+                    }
+                }
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Envelope {
+                part,
+                matcher,
+                fields,
+                keys,
+            } => {
+                let mut values = Vec::new();
+                for f in self.expand_list(fields) {
+                    let v = match f.to_ascii_lowercase().as_str() {
+                        "from" => self.input.envelope_from(),
+                        "to" => self.input.envelope_to(),
+                        _ => None,
+                    };
+                    if let Some(v) = v {
+                        if v.is_empty() {
+                            // The null sender: only its ":all" part exists, and it is "".
+                            if *part == AddressPart::All {
+                                values.push(String::new());
+                            }
+                        } else if let Some(p) = address::part(&v, *part) {
+                            values.push(p);
+                        }
+                    }
+                }
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Exists(names) => {
+                let names = self.expand_list(names);
+                names.iter().all(|n| {
+                    self.headers()
+                        .iter()
+                        .any(|(h, _)| h.eq_ignore_ascii_case(n))
+                })
+            }
+            Test::Size { over, limit } => {
+                let size = self.input.size();
+                if *over {
+                    size > *limit
+                } else {
+                    size < *limit
+                }
+            }
+            Test::Body {
+                matcher,
+                raw,
+                content_types,
+                keys,
+            } => {
+                let values = if *raw {
+                    vec![self.input.body_raw()]
+                } else if let Some(types) = content_types {
+                    let types: Vec<String> = self
+                        .expand_list(types)
+                        .into_iter()
+                        .map(|t| t.to_ascii_lowercase())
+                        .collect();
+                    self.input
+                        .body_parts()
+                        .into_iter()
+                        .filter(|(ct, _)| {
+                            let ct = ct.to_ascii_lowercase();
+                            types.iter().any(|t| {
+                                t.is_empty()
+                                    || *t == ct
+                                    || (!t.contains('/')
+                                        && ct.split('/').next() == Some(t.as_str()))
+                            })
+                        })
+                        .map(|(_, c)| c)
+                        .collect()
+                } else {
+                    self.input.body_text()
+                };
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Str {
+                matcher,
+                sources,
+                keys,
+            } => {
+                let mut values = self.expand_list(sources);
+                if let MatchType::Count(_) = matcher.kind {
+                    values.retain(|v| !v.is_empty());
+                }
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::HasFlag {
+                matcher,
+                vars,
+                keys,
+            } => {
+                let values = match vars {
+                    Some(v) => {
+                        let names = self.expand_list(v);
+                        let raw: Vec<String> = names
+                            .iter()
+                            .map(|n| {
+                                self.vars
+                                    .get(&n.to_ascii_lowercase())
+                                    .cloned()
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        split_flags(&raw)
+                    }
+                    None => self.flags.clone(),
+                };
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Date {
+                matcher,
+                zone,
+                header,
+                part,
+                keys,
+                index,
+            } => {
+                let header = self.vars.expand(header);
+                let value = self.values_of(&header, *index).into_iter().next();
+                let Some(m) = value.as_deref().and_then(date::parse_rfc5322) else {
+                    return Ok(false);
+                };
+                let m = self.in_zone(m, zone);
+                let part = self.vars.expand(part);
+                let values: Vec<String> = date::part(m, &part).into_iter().collect();
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::CurrentDate {
+                matcher,
+                zone,
+                part,
+                keys,
+            } => {
+                let now = Moment {
+                    epoch: self.input.now_ms().div_euclid(1000),
+                    offset: 0,
+                };
+                let m = self.in_zone(now, zone);
+                let part = self.vars.expand(part);
+                let values: Vec<String> = date::part(m, &part).into_iter().collect();
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::MailboxExists(names) => {
+                let names = self.expand_list(names);
+                names.iter().all(|n| self.input.mailbox_exists(n))
+            }
+            Test::Duplicate {
+                handle,
+                id,
+                seconds,
+                last: _,
+            } => {
+                let value = match id {
+                    DuplicateId::MessageId => self.values_of("message-id", None).into_iter().next(),
+                    DuplicateId::Header(h) => {
+                        let h = self.vars.expand(h);
+                        self.values_of(&h, None).into_iter().next()
+                    }
+                    DuplicateId::UniqueId(u) => Some(self.vars.expand(u)),
+                };
+                let Some(value) = value
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                else {
+                    return Ok(false);
+                };
+                let handle = handle
+                    .as_ref()
+                    .map(|h| self.vars.expand(h))
+                    .unwrap_or_default();
+                let key = format!("{handle}\u{1}{value}");
+                let seen = self.out.duplicate_marks.iter().any(|(k, _)| *k == key)
+                    || self.input.duplicate_seen(&key);
+                let period = seconds.unwrap_or(self.settings.duplicate_period);
+                if !self.out.duplicate_marks.iter().any(|(k, _)| *k == key) {
+                    self.out.duplicate_marks.push((key, period));
+                }
+                seen
+            }
+            Test::SpamTest {
+                percent,
+                matcher,
+                key,
+            } => {
+                let value = self.score(self.settings.spamtest.clone(), *percent);
+                let key = self.vars.expand(key);
+                self.compare(matcher, &[value], &[key])
+            }
+            Test::VirusTest { matcher, key } => {
+                let value = self.score(self.settings.virustest.clone(), false);
+                let key = self.vars.expand(key);
+                self.compare(matcher, &[value], &[key])
+            }
+            Test::Environment {
+                matcher,
+                name,
+                keys,
+            } => {
+                let name = self.vars.expand(name).to_ascii_lowercase();
+                let Some(value) = self.input.environment(&name) else {
+                    return Ok(false);
+                };
+                let keys = self.expand_list(keys);
+                self.compare(matcher, &[value], &keys)
+            }
+        })
+    }
+
+    /// RFC 5235: "0" when the message was not tested, else 1 (not spam) to 10 (spam), or a
+    /// percentage with :percent.
+    fn score(&mut self, conf: Option<ScoreHeader>, percent: bool) -> String {
+        let Some(conf) = conf else {
+            return "0".into();
+        };
+        let Some(value) = self.values_of(&conf.header, None).into_iter().next() else {
+            return "0".into();
+        };
+        let number: String = value
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .collect();
+        let Ok(score) = number.parse::<f64>() else {
+            return "0".into();
+        };
+        let ratio = if conf.max > 0.0 {
+            (score / conf.max).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        if percent {
+            format!("{}", (ratio * 100.0).round() as i64)
+        } else {
+            format!("{}", 1 + (ratio * 9.0).round() as i64)
+        }
+    }
+
+    fn in_zone(&self, m: Moment, zone: &Zone) -> Moment {
+        match zone {
+            Zone::Original => m,
+            Zone::Local => Moment { offset: 0, ..m },
+            Zone::Fixed(z) => Moment {
+                offset: date::parse_zone(&self.vars.expand(z)).unwrap_or(0),
+                ..m
+            },
+        }
+    }
+
+    /// Any value against any key; `:count` counts the values. The first match sets the match
+    /// variables (RFC 5229 3.2); a test that does not match leaves them as they were.
+    fn compare(&mut self, m: &Matcher, values: &[String], keys: &[String]) -> bool {
+        if let MatchType::Count(_) = m.kind {
+            return keys.iter().any(|k| m.count_matches(values.len(), k));
+        }
+        let mut caps = Vec::new();
+        for v in values {
+            for k in keys {
+                let hit = if m.captures() {
+                    m.matches(v, k, Some(&mut caps))
+                } else {
+                    m.matches(v, k, None)
+                };
+                if hit {
+                    if m.captures() {
+                        self.vars.matched = std::mem::take(&mut caps);
+                    }
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+fn valid_field_name(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+/// Fields a script may neither add nor delete (RFC 5293 section 7: the trace and the loop
+/// markers other systems rely on).
+fn protected(name: &str) -> bool {
+    name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("auto-submitted")
+}
