@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every plugin: the Rust crates (plugins/examples/*, plugins/misbehaving/*) for wasm32-wasip2 from
+# Builds every plugin: the Rust crates (plugins/examples/*, plugins/misbehaving/*, plugins/testing/*,
+# and the Sieve interpreter plugins/sieve/plugin) for wasm32-wasip2 from
 # the root workspace and copies the components to <target>/plugins/<crate-name>.wasm, e.g.
 # target/plugins/auto-responder.wasm. Runs from any directory; honours CARGO_TARGET_DIR.
 # Extra arguments go to `cargo build` (e.g. --locked).
@@ -21,7 +22,7 @@ fi
 
 # The package name is the first `name = "..."` line of each crate's Cargo.toml.
 crates=()
-for manifest in plugins/examples/*/Cargo.toml plugins/misbehaving/*/Cargo.toml plugins/testing/*/Cargo.toml; do
+for manifest in plugins/examples/*/Cargo.toml plugins/misbehaving/*/Cargo.toml plugins/testing/*/Cargo.toml plugins/sieve/plugin/Cargo.toml; do
     [[ -f "$manifest" ]] || continue
     crates+=("$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$manifest" | head -n 1)")
 done

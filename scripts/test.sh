@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
+# The binary embeds the Sieve interpreter (host/build.rs): the one just built, not a second build.
+export MAILPIPE_SIEVE_WASM="$PWD/target/plugins/sieve.wasm"
 bash tests/mailstack/start.sh >/dev/null
 trap 'bash tests/mailstack/postgres.sh stop >/dev/null 2>&1 || true; bash tests/mailstack/cyrus.sh stop >/dev/null 2>&1 || true; bash tests/mailstack/stop.sh >/dev/null 2>&1 || true' EXIT
 # Cyrus IMAP beside Dovecot (both namespace layouts), from Debian's packages unpacked into the
@@ -26,6 +28,8 @@ sysctl -q -w fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=5242
 # host/Cargo.toml: fault injection and the PostgreSQL pass; never in a build for users).
 cargo build --release --features test-hooks --benches
 cargo test --release --features test-hooks
+# The Sieve interpreter's own tests (a library of the workspace, not a default member).
+cargo test --release -p mailpipe-sieve
 # The end-to-end suites once more with every state store on PostgreSQL (a schema per state
 # directory, see config/state.rs): the same tests on both backends. The cluster and
 # reconnect-storm and failover tests set their backend themselves and ran above.

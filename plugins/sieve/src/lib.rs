@@ -25,3 +25,6 @@ pub use error::{CompileError, Pos};
 pub use interp::{run, Input, RuntimeError, ScoreHeader, Settings};
 pub use outcome::{HeaderEdit, Outcome, Store, VacationReply};
 pub use script::Script;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! One test per extension (variables, relational, imap4flags, subaddress, copy, body, regex,
+//! date/index, editheader, mailbox, include, duplicate, ihave, environment, spamtest,
+//! encoded-character, envelope).
+
+use super::*;
+use crate::HeaderEdit;
+
+#[test]
+fn variables() {
+    let s = r#"require ["fileinto", "variables"];
+        if header :matches "List-Id" "*<*.lists.*>" { set :lower "list" "${2}"; fileinto "Lists/${list}"; }"#;
+    assert_eq!(folders(&outcome(s, MSG)), ["Lists/rust-users"]);
+    let s = r#"require ["fileinto", "variables"];
+        set "a" "x"; set :upper :length "n" "hello";
+        if string :is "${a}-${n}" "x-5" { fileinto "ok"; }"#;
+    assert_eq!(folders(&outcome(s, MSG)), ["ok"]);
+    let s = r#"require ["fileinto", "variables", "regex"];
+        if header :regex "subject" "^\\[([a-z-]+)\\] (.*)$" { fileinto "${1}/${2}"; }"#;
+    assert_eq!(folders(&outcome(s, MSG)), ["rust-users/Hello World"]);
+    assert!(compile(
+        "require \"variables\"; set :lower :upper \"a\" \"b\";",
+        &Options::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn relational_and_numeric() {
+    let r = ", \"relational\", \"comparator-i;ascii-numeric\"";
+    assert!(holds(
+        r,
+        "address :count \"ge\" :comparator \"i;ascii-numeric\" [\"to\", \"cc\"] \"3\""
+    ));
+    assert!(!holds(
+        r,
+        "address :count \"gt\" :comparator \"i;ascii-numeric\" [\"to\", \"cc\"] \"3\""
+    ));
+    assert!(holds(
+        r,
+        "header :value \"ge\" :comparator \"i;ascii-numeric\" \"x-spam-score\" \"7\""
+    ));
+    assert!(!holds(
+        r,
+        "header :value \"lt\" :comparator \"i;ascii-numeric\" \"x-spam-score\" \"7\""
+    ));
+    assert!(holds(r, "header :value \"gt\" \"subject\" \"0\""));
+    assert!(compile(
+        "if header :count \"gt\" \"to\" \"1\" { keep; }",
+        &Options::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn imap4flags() {
+    let s = r#"require ["imap4flags", "fileinto"];
+        setflag "\\Seen"; addflag ["$Work", "\\Flagged"]; removeflag "\\Seen";
+        if hasflag :contains "work" { fileinto "W"; }
+        fileinto :flags "\\Answered" "X";"#;
+    let o = outcome(s, MSG);
+    assert_eq!(folders(&o), ["W", "X"]);
+    assert_eq!(o.stores[0].flags, ["$Work", "\\Flagged"]);
+    assert_eq!(o.stores[1].flags, ["\\Answered"]);
+    let o = outcome(
+        "require \"imap4flags\"; addflag \"x\"; addflag \"y z\";",
+        MSG,
+    );
+    assert!(o.implicit_keep);
+    assert_eq!(o.implicit_flags, ["x", "y", "z"]);
+    let o = outcome("require [\"imap4flags\",\"variables\"]; addflag \"v\" \"a\"; if hasflag \"v\" \"a\" { keep :flags \"k\"; }", MSG);
+    assert_eq!(o.stores[0].flags, ["k"]);
+}
+
+#[test]
+fn subaddress_copy_envelope() {
+    assert!(holds(
+        ", \"subaddress\"",
+        "address :detail \"to\" \"lists\""
+    ));
+    assert!(holds(", \"subaddress\"", "address :user \"to\" \"me\""));
+    assert!(!holds(", \"subaddress\"", "address :detail \"cc\" \"\""));
+    let o = outcome(
+        "require [\"fileinto\", \"copy\"]; fileinto :copy \"A\"; redirect :copy \"x@example.net\";",
+        MSG,
+    );
+    assert!(o.implicit_keep, ":copy keeps the implicit keep");
+    assert_eq!(folders(&o), ["A"]);
+    assert!(holds(
+        ", \"envelope\"",
+        "envelope :domain \"from\" \"example.org\""
+    ));
+    assert!(holds(
+        ", \"envelope\"",
+        "envelope :is \"to\" \"me@example.com\""
+    ));
+    let mut f = Fake::new(MSG);
+    f.from = Some(String::new());
+    let o = outcome_with("require [\"envelope\", \"fileinto\"]; if envelope :is \"from\" \"\" { fileinto \"bounce\"; }", &mut f, &Settings::default());
+    assert_eq!(folders(&o), ["bounce"]);
+}
+
+#[test]
+fn body() {
+    assert!(holds(", \"body\"", "body :contains \"the body\""));
+    assert!(holds(
+        ", \"body\"",
+        "body :content \"text\" :contains \"there\""
+    ));
+    assert!(!holds(
+        ", \"body\"",
+        "body :content \"image\" :contains \"there\""
+    ));
+    assert!(holds(", \"body\"", "body :raw :matches \"Hello*\""));
+    assert!(
+        compile(
+            "require \"body\"; if body :contains \"x\" { keep; }",
+            &Options::default()
+        )
+        .unwrap()
+        .reads_body
+    );
+}
+
+#[test]
+fn date_and_index() {
+    assert!(holds(
+        ", \"date\"",
+        "date :is \"date\" \"date\" \"2009-10-28\""
+    ));
+    assert!(holds(
+        ", \"date\"",
+        "date :zone \"+0000\" :is \"date\" \"hour\" \"13\""
+    ));
+    assert!(holds(
+        ", \"date\"",
+        "date :originalzone :is \"date\" \"hour\" \"14\""
+    ));
+    assert!(holds(", \"date\"", "date :is \"date\" \"weekday\" \"3\""));
+    assert!(!holds(
+        ", \"date\"",
+        "date :is \"subject\" \"year\" \"2009\""
+    ));
+    assert!(holds(", \"date\"", "currentdate :is \"year\" \"2025\""));
+    assert!(holds(
+        ", \"date\", \"relational\"",
+        "currentdate :value \"gt\" \"date\" \"2020-01-01\""
+    ));
+    let two = "Received: first\nReceived: second\nFrom: a@b.c\n\nx\n";
+    let s = "require [\"index\", \"fileinto\"]; if header :index 2 :is \"received\" \"second\" { fileinto \"y\"; }";
+    assert_eq!(folders(&outcome(s, two)), ["y"]);
+    let s = "require [\"index\", \"fileinto\"]; if header :index 1 :last :is \"received\" \"second\" { fileinto \"y\"; }";
+    assert_eq!(folders(&outcome(s, two)), ["y"]);
+}
+
+#[test]
+fn editheader() {
+    let s = r#"require ["editheader", "fileinto"];
+        addheader "X-Filtered" "yes"; deleteheader :contains "cc" "carol";
+        if exists "x-filtered" { fileinto "seen-own-edit"; }
+        if not exists "cc" { fileinto "cc-gone"; }
+        deleteheader "received";"#;
+    let o = outcome(s, MSG);
+    assert_eq!(folders(&o), ["seen-own-edit", "cc-gone"]);
+    assert_eq!(
+        o.header_edits,
+        vec![
+            HeaderEdit::Replace {
+                name: "cc".into(),
+                survivors: vec![]
+            },
+            HeaderEdit::Add {
+                name: "X-Filtered".into(),
+                value: "yes".into(),
+                last: false
+            },
+        ]
+    );
+}
+
+#[test]
+fn mailbox_duplicate_environment_spamtest() {
+    assert!(holds(", \"mailbox\"", "mailboxexists \"INBOX\""));
+    assert!(!holds(", \"mailbox\"", "mailboxexists \"Nope\""));
+    let s = "require [\"duplicate\", \"fileinto\"]; if duplicate { fileinto \"dup\"; }";
+    let o = outcome(s, MSG);
+    assert!(folders(&o).is_empty());
+    assert_eq!(o.duplicate_marks.len(), 1);
+    let mut f = Fake::new(MSG);
+    f.seen.insert(o.duplicate_marks[0].0.clone());
+    assert_eq!(
+        folders(&outcome_with(s, &mut f, &Settings::default())),
+        ["dup"]
+    );
+    assert!(holds(
+        ", \"environment\"",
+        "environment :is \"name\" \"mailpipe\""
+    ));
+    assert!(!holds(
+        ", \"environment\"",
+        "environment :is \"remote-ip\" \"\""
+    ));
+    let settings = Settings {
+        spamtest: Some(crate::ScoreHeader {
+            header: "X-Spam-Score".into(),
+            max: 10.0,
+        }),
+        ..Settings::default()
+    };
+    let s = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"];
+        if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"8\" { fileinto \"Junk\"; }";
+    assert_eq!(
+        folders(&outcome_with(s, &mut Fake::new(MSG), &settings)),
+        ["Junk"]
+    );
+    assert!(
+        folders(&outcome(s, MSG)).is_empty(),
+        "not configured: 0, not spam"
+    );
+}
+
+#[test]
+fn include_ihave_encoded() {
+    let mut opts = Options::default();
+    opts.includes.insert(
+        "personal/lists".into(),
+        "require [\"fileinto\", \"include\", \"variables\"]; global \"dest\"; if exists \"list-id\" { fileinto \"${dest}\"; return; } fileinto \"never\";".into(),
+    );
+    let s = "require [\"include\", \"variables\"]; global \"dest\"; set \"dest\" \"Lists\"; include \"lists\"; include :once \"lists\";";
+    let script = compile(s, &opts).unwrap();
+    let o = run(&script, &mut Fake::new(MSG), &Settings::default()).unwrap();
+    assert_eq!(folders(&o), ["Lists"]);
+    let s = "require [\"ihave\", \"fileinto\"]; if ihave \"x-future\" { future; } elsif ihave \"fileinto\" { fileinto \"now\"; }";
+    assert_eq!(folders(&outcome(s, MSG)), ["now"]);
+    let s =
+        "require [\"encoded-character\", \"fileinto\"]; fileinto \"${hex:41 42}${unicode:e9}\";";
+    assert_eq!(folders(&outcome(s, MSG)), ["ABé"]);
+    let s = "require \"ihave\"; error \"broken\";";
+    assert!(run(
+        &compile(s, &Options::default()).unwrap(),
+        &mut Fake::new(MSG),
+        &Settings::default()
+    )
+    .is_err());
+}
