@@ -144,9 +144,47 @@ rules = [
     )
 }
 
+/// The same three rules as a Sieve script for the built-in interpreter (`sieve = "FILE"`):
+/// the scenario's checks hold for it unchanged.
+fn sieve_plugin(dir: &std::path::Path, root: &str) -> String {
+    let script = dir.join("rules.sieve");
+    std::fs::write(
+        &script,
+        format!(
+            r#"require ["fileinto", "mailbox", "imap4flags", "variables", "editheader", "vacation"];
+# rule:[list]
+if exists "List-Id" {{ fileinto :create "{root}/Rüben"; }}
+# rule:[boss]
+if address :is "from" "dana@example.test" {{ addflag ["\\Flagged", "$Boss"]; }}
+# rule:[tag mail from outside]
+if not address :domain :is "from" "example.test" {{
+  if header :matches "subject" "*" {{ deleteheader "subject"; addheader :last "Subject" "[EXT] ${{1}}"; }}
+}}
+vacation :addresses "alice@example.test" :subject "Away" "I am away.";
+"#
+        ),
+    )
+    .unwrap();
+    format!(
+        "\n[[plugin]]\nname = \"rules\"\nsieve = \"{}\"\nsend_about_mail_since = \"all\"\n",
+        script.display()
+    )
+}
+
+/// Which plugins decide in the scenario: the example Wasm plugins, or one Sieve script.
+#[derive(Clone, Copy, PartialEq)]
+enum Rules {
+    Wasm,
+    Sieve,
+}
+
 /// Seed four messages into a new mailbox, run mailpipe once, check every effect on the
 /// server in its own naming, then check a second run does nothing.
 async fn scenario(name: &str, t: Target) {
+    scenario_with(name, t, Rules::Wasm).await
+}
+
+async fn scenario_with(name: &str, t: Target, rules: Rules) {
     let stack = Stack::get();
     let tag = unique(name);
     let watched = format!("T-{tag}");
@@ -205,7 +243,10 @@ username = "alice@example.test"
         host = t.host,
         port = t.port,
         submission = stack.port("SUBMISSION"),
-        plugins = plugins(&root),
+        plugins = match rules {
+            Rules::Wasm => plugins(&root),
+            Rules::Sieve => sieve_plugin(dir.path(), &root),
+        },
     );
     let config = config(dir.path(), &text);
     let summary = run_accounts_once(&config, &OPTS)
@@ -352,6 +393,21 @@ async fn dovecot_without_namespace() {
 #[tokio::test]
 async fn dovecot_with_only_imap4rev1() {
     scenario("minimal", dovecot_profile("minimal")).await;
+}
+
+#[tokio::test]
+async fn sieve_on_dovecot() {
+    scenario_with("sieve-dovecot", dovecot_profile("full"), Rules::Sieve).await;
+}
+
+#[tokio::test]
+async fn sieve_on_cyrus_with_inbox_dot_namespace() {
+    scenario_with("sieve-cyrus-dot", cyrus("dot"), Rules::Sieve).await;
+}
+
+#[tokio::test]
+async fn sieve_on_cyrus_with_slash_namespace() {
+    scenario_with("sieve-cyrus-slash", cyrus("slash"), Rules::Sieve).await;
 }
 
 #[tokio::test]
