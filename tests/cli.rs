@@ -699,3 +699,75 @@ fn a_state_store_that_cannot_be_written_says_where_and_loses_nothing() {
         .collect();
     assert_eq!(mail.len(), 14, "every message stored once: {mail:#?}");
 }
+
+/// A Sieve script runs through the built-in interpreter with `mailpipe test`, and a broken one
+/// is refused by `check` and `test` with the script's line and column (as sievec says them)
+/// and the line of the config that names it.
+#[test]
+fn sieve_scripts_run_and_their_errors_point_at_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = d.join("rules.sieve");
+    std::fs::write(
+        &good,
+        "require [\"fileinto\", \"imap4flags\"];\nif header :contains \"subject\" \"invoice\" {\n  addflag \"$Bill\";\n  fileinto \"Bills\";\n}\n",
+    )
+    .unwrap();
+    let msg = d.join("m.eml");
+    std::fs::write(&msg, "From: shop@example.net\r\nTo: me@example.com\r\nSubject: Your invoice\r\nMessage-ID: <i@x>\r\n\r\nPay.\r\n").unwrap();
+    let (code, out, err) = mailpipe(&[
+        "test",
+        good.to_str().unwrap(),
+        msg.to_str().unwrap(),
+        "--json",
+        "--expect",
+        "folder=Bills",
+        "--expect",
+        "flag=$Bill",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["plugin"]["name"], "sieve");
+    assert_eq!(
+        v["plugin"]["needs"], "headers",
+        "no body test: headers only"
+    );
+
+    let bad = d.join("bad.sieve");
+    std::fs::write(
+        &bad,
+        "require \"fileinto\";\nif true {\n  fileinto :copy \"A\";\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = mailpipe(&["test", bad.to_str().unwrap(), msg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("bad.sieve:3:12: error: :copy requires the \"copy\" extension"),
+        "{err}"
+    );
+    for d2 in ["in/new", "in/cur"] {
+        std::fs::create_dir_all(d.join(d2)).unwrap();
+    }
+    let config = d.join("mailpipe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[state]\ndir = \"{}\"\n[offline]\nsource = \"in\"\nmailstore = \"out\"\noutbox = \"ob\"\n[identity]\naddress = \"me@example.com\"\n\n[[plugin]]\nname = \"rules\"\nsieve = \"bad.sieve\"\n",
+            d.join("state").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = mailpipe(&["check", "-c", config.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    let all = out + &err;
+    assert!(
+        all.contains("mailpipe.toml:12: plugin rules: `sieve`:")
+            && all.contains("bad.sieve:3:12: error"),
+        "{all}"
+    );
+    // A missing script is a config error at the line of `sieve`.
+    std::fs::remove_file(&bad).unwrap();
+    let (code, out, err) = mailpipe(&["check", "-c", config.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!((out + &err).contains("mailpipe.toml:12"), "missing script");
+}
