@@ -163,15 +163,14 @@ fn split_flags(list: &[String]) -> Vec<String> {
     out
 }
 
-/// Local parts of senders that are programs (RFC 5230 section 4.6; also what Pigeonhole skips).
+/// Local parts of senders that are programs (RFC 5230 section 4.6 names the first ones; the
+/// rest are what the auto-responder example skips too): no vacation reply goes to them.
 fn is_robot(addr: &str) -> bool {
-    let local = addr
-        .rsplit_once('@')
-        .map_or(addr, |(l, _)| l)
-        .to_ascii_lowercase();
+    let local = addr.rsplit_once('@').map_or(addr, |(l, _)| l).to_ascii_lowercase();
     matches!(
         local.as_str(),
-        "mailer-daemon" | "listserv" | "majordomo" | "owner" | "postmaster"
+        "mailer-daemon" | "listserv" | "majordomo" | "owner" | "postmaster" | "noreply" | "no-reply"
+            | "do-not-reply" | "donotreply"
     ) || local.starts_with("owner-")
         || local.ends_with("-request")
 }
@@ -503,7 +502,15 @@ impl<I: Input> Run<'_, I> {
             skip("the sender is the null sender (a bounce)", &mut self.out);
             return Ok(());
         }
-        if is_robot(&sender) {
+        // A robot in the envelope, or in the fields a reply would otherwise go to (a
+        // "noreply@" From with a bounce address as the sender is common for invoices).
+        let mut robots = vec![sender.clone()];
+        for h in ["from", "sender", "reply-to"] {
+            for v in self.values_of(h, None) {
+                robots.extend(address::parse_list(&v));
+            }
+        }
+        if robots.iter().any(|a| is_robot(a)) {
             skip("the sender is a mail robot", &mut self.out);
             return Ok(());
         }

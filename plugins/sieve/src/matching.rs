@@ -143,6 +143,30 @@ pub fn compile_regex(pattern: &str, cmp: Comparator) -> Result<Regex, String> {
         .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
 }
 
+/// Compiled expressions by (pattern, case-insensitive): a script's keys are the same from
+/// message to message, so each is compiled once per instance, not per comparison.
+fn cached_regex(pattern: &str, cmp: Comparator) -> Result<Regex, String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const MAX_CACHED: usize = 512;
+    thread_local! {
+        static CACHE: RefCell<HashMap<(String, bool), Regex>> = RefCell::new(HashMap::new());
+    }
+    let key = (pattern.to_string(), cmp == Comparator::AsciiCasemap);
+    if let Some(re) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(re);
+    }
+    let re = compile_regex(pattern, cmp)?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        c.insert(key, re.clone());
+    });
+    Ok(re)
+}
+
 impl Matcher {
     /// Does `value` match `key`? For `:matches` and `:regex` a match fills `captures` with the
     /// match variables (`${0}` the whole value). `:count` is decided by the caller.
@@ -174,7 +198,7 @@ impl Matcher {
                     false
                 }
             }
-            MatchType::Regex => match compile_regex(key, self.cmp) {
+            MatchType::Regex => match cached_regex(key, self.cmp) {
                 Ok(re) => match re.captures(value) {
                     Some(c) => {
                         if let Some(out) = captures {
