@@ -31,8 +31,42 @@ fn plugin(root: &Path, name: &str, config: serde_json::Value) -> PluginConfig {
         "{} missing: run scripts/build-plugins.sh",
         path.display()
     );
-    let mut p = adhoc_plugin_config(&path, config, vec![RecipientPattern::Sender]);
+    let mut p = adhoc_plugin_config(&path, config, vec![RecipientPattern::Sender])
+        .expect("a plugin config");
     p.name = name.into();
+    p
+}
+
+/// A 50-rule script in the shape Roundcube's managesieve plugin writes (one `# rule:[...]`
+/// comment and one `if` each: subjects, senders, lists, flags), the last three filing the
+/// corpus's lists as `filer` does; for the built-in Sieve interpreter.
+fn sieve_50(root: &Path) -> PluginConfig {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("roundcube-50.sieve");
+    let mut s = String::from(
+        "require [\"fileinto\",\"imap4flags\",\"relational\",\"comparator-i;ascii-numeric\"];\n",
+    );
+    for i in 0..47 {
+        let rule = match i % 4 {
+            0 => format!("if header :contains \"subject\" \"project-{i}\"\n{{\n\tfileinto \"Projects/P{i}\";\n\tstop;\n}}\n"),
+            1 => format!("if address :is \"from\" [\"person{i}@partner{i}.example\", \"other{i}@partner{i}.example\"]\n{{\n\taddflag \"\\\\Flagged\";\n\tfileinto \"Partners/{i}\";\n}}\n"),
+            2 => format!("if allof (header :contains \"list-id\" \"list{i}.example.org\", not header :contains \"subject\" \"urgent\")\n{{\n\tfileinto \"Lists/L{i}\";\n\tstop;\n}}\n"),
+            _ => format!("if anyof (header :matches \"subject\" \"*[ticket-{i}]*\", address :domain :is \"from\" \"vendor{i}.example\")\n{{\n\tfileinto \"Tickets/{i}\";\n}}\n"),
+        };
+        s.push_str(&format!("# rule:[rule {i}]\n{rule}"));
+    }
+    for (f, id) in [
+        ("Lists/A", "rust-users.lists.example.org"),
+        ("Lists/B", "dev.mailpipe.example.net"),
+        ("Lists/C", "ankuendigungen.gruppe.example.de"),
+    ] {
+        s.push_str(&format!("# rule:[{f}]\nif header :contains \"List-Id\" \"{id}\"\n{{\n\tfileinto \"{f}\";\n\tstop;\n}}\n"));
+    }
+    std::fs::write(&path, s).unwrap();
+    let mut p = adhoc_plugin_config(&path, json!({}), vec![RecipientPattern::Sender])
+        .expect("the Sieve script");
+    p.name = "sieve-50".into();
     p
 }
 
@@ -317,7 +351,7 @@ fn as_0_1(root: &Path, mut p: PluginConfig) -> PluginConfig {
 async fn overhead(root: &Path, mails: &[Email]) {
     let runtime = PluginRuntime::new(64, None).unwrap();
     let fixture = root.join("tests/fixtures/contract-0.1/noop.wasm");
-    let mut noop_0_1 = adhoc_plugin_config(&fixture, json!({}), vec![]);
+    let mut noop_0_1 = adhoc_plugin_config(&fixture, json!({}), vec![]).expect("a plugin config");
     noop_0_1.name = "noop-0.1".into();
     // Each message parsed beforehand, as the pipeline shares one parse between plugins.
     let messages: Vec<_> = mails
@@ -398,6 +432,25 @@ async fn main() {
     println!("µs per message; \"total\" is decide + commit. \"parse\" and \"convert\" are what a full view of each message costs, measured apart: 0.1 plugins get it whole; for 0.2 plugins the pipeline makes only the parts they read\n");
     println!("| pipeline | messages | messages/s | total | parse | convert to WIT | plugin calls | apply actions | commit |");
     println!("|---|---|---|---|---|---|---|---|---|");
+    // MAILPIPE_BENCH_ONLY=sieve: the 50-rule Sieve script alone, one core then two.
+    if std::env::var("MAILPIPE_BENCH_ONLY").as_deref() == Ok("sieve") {
+        let note = bench(
+            "a 50-rule Roundcube-style Sieve script (built-in interpreter)",
+            vec![sieve_50(&root)],
+            &mails,
+            rounds,
+        )
+        .await;
+        println!("\n{note}");
+        bench_cores(
+            "the 50-rule Sieve script",
+            vec![sieve_50(&root)],
+            &mails,
+            rounds,
+        )
+        .await;
+        return;
+    }
     // MAILPIPE_BENCH_ONLY=rust: the first pipeline alone (for a profiler), nothing else.
     if std::env::var("MAILPIPE_BENCH_ONLY").as_deref() == Ok("rust") {
         let note = bench(
@@ -425,6 +478,13 @@ async fn main() {
                 as_0_1(&root, responder(&root)),
                 as_0_1(&root, tagger(&root)),
             ],
+            &mails,
+            rounds,
+        )
+        .await,
+        bench(
+            "a 50-rule Roundcube-style Sieve script (built-in interpreter)",
+            vec![sieve_50(&root)],
             &mails,
             rounds,
         )

@@ -104,7 +104,8 @@ async fn main() {
             ]}),
             _ => serde_json::json!({"rules": []}),
         };
-        let mut settings = mailpipe::pipeline::adhoc_plugin_config(&path, config.clone(), vec![]);
+        let mut settings = mailpipe::pipeline::adhoc_plugin_config(&path, config.clone(), vec![])
+            .expect("a plugin config");
         settings.name = name.into();
         // The "fresh" column: a new instance per call (the default reuses a warm one).
         settings.fresh_instance = true;

@@ -2,7 +2,9 @@
 //! the outside world only through `Input` and writes only to the `Outcome` it returns: no I/O,
 //! no clock, no state of its own, so the same script and input always give the same outcome.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use crate::address;
 use crate::date::{self, Moment};
@@ -15,6 +17,15 @@ use crate::variables::{apply_modifiers, Vars};
 pub trait Input {
     /// Header fields in message order, values decoded (RFC 2047) and unfolded.
     fn headers(&mut self) -> Vec<(String, String)>;
+    /// The values of the fields called `name` (any case), in order: what most tests read,
+    /// one field name at a time (cheaper than every field when a script reads a few).
+    fn header(&mut self, name: &str) -> Vec<String> {
+        self.headers()
+            .into_iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
+    }
     /// The envelope sender, "" for the null sender; None when unknown.
     fn envelope_from(&mut self) -> Option<String>;
     /// The envelope recipient (the user's address the message was delivered to).
@@ -90,7 +101,13 @@ struct Run<'a, I: Input> {
     vars: Vars,
     /// imap4flags' internal variable.
     flags: Vec<String>,
+    /// The whole header, once editheader changed it (then every test reads this copy).
     headers: Option<Vec<(String, String)>>,
+    /// Values by field name, read from the input on first use (a script reads a few names
+    /// many times: a short list searched without allocating beats a map keyed by lowercase).
+    by_name: Vec<(String, Rc<Vec<String>>)>,
+    /// The addresses in all fields of a name, for `address` without `:index`.
+    addresses: Vec<(String, Rc<Vec<String>>)>,
     added: Vec<(String, String, bool)>,
     deleted: Vec<String>,
     out: Outcome,
@@ -110,6 +127,8 @@ pub fn run<I: Input>(
         vars: Vars::default(),
         flags: Vec::new(),
         headers: None,
+        by_name: Vec::new(),
+        addresses: Vec::new(),
         added: Vec::new(),
         deleted: Vec::new(),
         out: Outcome {
@@ -166,11 +185,21 @@ fn split_flags(list: &[String]) -> Vec<String> {
 /// Local parts of senders that are programs (RFC 5230 section 4.6 names the first ones; the
 /// rest are what the auto-responder example skips too): no vacation reply goes to them.
 fn is_robot(addr: &str) -> bool {
-    let local = addr.rsplit_once('@').map_or(addr, |(l, _)| l).to_ascii_lowercase();
+    let local = addr
+        .rsplit_once('@')
+        .map_or(addr, |(l, _)| l)
+        .to_ascii_lowercase();
     matches!(
         local.as_str(),
-        "mailer-daemon" | "listserv" | "majordomo" | "owner" | "postmaster" | "noreply" | "no-reply"
-            | "do-not-reply" | "donotreply"
+        "mailer-daemon"
+            | "listserv"
+            | "majordomo"
+            | "owner"
+            | "postmaster"
+            | "noreply"
+            | "no-reply"
+            | "do-not-reply"
+            | "donotreply"
     ) || local.starts_with("owner-")
         || local.ends_with("-request")
 }
@@ -183,13 +212,28 @@ impl<I: Input> Run<'_, I> {
         self.headers.as_ref().expect("just filled")
     }
 
-    fn values_of(&mut self, name: &str, index: Option<Index>) -> Vec<String> {
-        let all: Vec<String> = self
-            .headers()
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .collect();
+    /// The values of the fields called `name`, all or the one `:index` picks.
+    fn values_of(&mut self, name: &str, index: Option<Index>) -> Rc<Vec<String>> {
+        let all: Rc<Vec<String>> = match &self.headers {
+            Some(h) => Rc::new(
+                h.iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            ),
+            None => match self
+                .by_name
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = Rc::new(self.input.header(name));
+                    self.by_name.push((name.to_string(), v.clone()));
+                    v
+                }
+            },
+        };
         match index {
             None => all,
             Some(Index { n, last }) => {
@@ -199,9 +243,33 @@ impl<I: Input> Run<'_, I> {
                 } else {
                     all.get(n - 1)
                 };
-                pick.cloned().into_iter().collect()
+                Rc::new(pick.cloned().into_iter().collect())
             }
         }
+    }
+
+    /// The addresses in the fields called `name` (all, or the one `:index` picks).
+    fn addresses_of(&mut self, name: &str, index: Option<Index>) -> Rc<Vec<String>> {
+        let cacheable = index.is_none() && self.headers.is_none();
+        if cacheable {
+            if let Some((_, v)) = self
+                .addresses
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                return v.clone();
+            }
+        }
+        let list: Rc<Vec<String>> = Rc::new(
+            self.values_of(name, index)
+                .iter()
+                .flat_map(|v| address::parse_list(v))
+                .collect(),
+        );
+        if cacheable {
+            self.addresses.push((name.to_string(), list.clone()));
+        }
+        list
     }
 
     fn count_action(&mut self) -> Result<(), RuntimeError> {
@@ -227,6 +295,16 @@ impl<I: Input> Run<'_, I> {
 
     fn expand_list(&self, l: &[crate::variables::Value]) -> Vec<String> {
         l.iter().map(|v| self.vars.expand(v)).collect()
+    }
+
+    /// Keys as the script wrote them, borrowed when they hold no variable.
+    fn keys<'a>(&self, l: &'a [crate::variables::Value]) -> Vec<Cow<'a, str>> {
+        l.iter()
+            .map(|v| match v.as_lit() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(self.vars.expand(v)),
+            })
+            .collect()
     }
 
     fn store(&mut self, folder: Option<String>, create: bool, flags: Vec<String>) {
@@ -506,7 +584,7 @@ impl<I: Input> Run<'_, I> {
         // "noreply@" From with a bounce address as the sender is common for invoices).
         let mut robots = vec![sender.clone()];
         for h in ["from", "sender", "reply-to"] {
-            for v in self.values_of(h, None) {
+            for v in self.values_of(h, None).iter() {
                 robots.extend(address::parse_list(&v));
             }
         }
@@ -558,7 +636,7 @@ impl<I: Input> Run<'_, I> {
         }
         let mut addressed = false;
         for h in ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"] {
-            for value in self.values_of(h, None) {
+            for value in self.values_of(h, None).iter() {
                 for a in address::parse_list(&value) {
                     if mine.iter().any(|m| m.eq_ignore_ascii_case(&a)) {
                         addressed = true;
@@ -574,7 +652,7 @@ impl<I: Input> Run<'_, I> {
             return Ok(());
         }
         let subject = subject.unwrap_or_else(|| {
-            let original = self.values_of("subject", None).into_iter().next();
+            let original = self.values_of("subject", None).first().cloned();
             match original {
                 Some(s) if !s.trim().is_empty() => format!("Auto: {}", s.trim()),
                 _ => "Automated reply".to_string(),
@@ -618,12 +696,19 @@ impl<I: Input> Run<'_, I> {
                 keys,
                 index,
             } => {
-                let mut values = Vec::new();
-                for h in self.expand_list(headers) {
-                    values.extend(self.values_of(&h, *index));
+                let names = self.keys(headers);
+                let lists: Vec<Rc<Vec<String>>> =
+                    names.iter().map(|h| self.values_of(h, *index)).collect();
+                let keys = self.keys(keys);
+                if lists.len() == 1 {
+                    self.compare(matcher, &lists[0], &keys)
+                } else {
+                    let values: Vec<&str> = lists
+                        .iter()
+                        .flat_map(|l| l.iter().map(String::as_str))
+                        .collect();
+                    self.compare(matcher, &values, &keys)
                 }
-                let keys = self.expand_list(keys);
-                self.compare(matcher, &values, &keys)
             }
             Test::Address {
                 part,
@@ -632,18 +717,21 @@ impl<I: Input> Run<'_, I> {
                 keys,
                 index,
             } => {
-                let mut values = Vec::new();
-                for h in self.expand_list(headers) {
-                    for v in self.values_of(&h, *index) {
-                        for a in address::parse_list(&v) {
-                            if let Some(p) = address::part(&a, *part) {
-                                values.push(p);
-                            }
-                        }
+                let mut values: Vec<String> = Vec::new();
+                let mut only: Option<Rc<Vec<String>>> = None;
+                for h in self.keys(headers) {
+                    let list = self.addresses_of(&h, *index);
+                    if *part == AddressPart::All && headers.len() == 1 {
+                        only = Some(list);
+                    } else {
+                        values.extend(list.iter().filter_map(|a| address::part(a, *part)));
                     }
                 }
-                let keys = self.expand_list(keys);
-                self.compare(matcher, &values, &keys)
+                let keys = self.keys(keys);
+                match only {
+                    Some(list) => self.compare(matcher, &list, &keys),
+                    None => self.compare(matcher, &values, &keys),
+                }
             }
             Test::Envelope {
                 part,
@@ -669,16 +757,12 @@ impl<I: Input> Run<'_, I> {
                         }
                     }
                 }
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
             Test::Exists(names) => {
                 let names = self.expand_list(names);
-                names.iter().all(|n| {
-                    self.headers()
-                        .iter()
-                        .any(|(h, _)| h.eq_ignore_ascii_case(n))
-                })
+                names.iter().all(|n| !self.values_of(n, None).is_empty())
             }
             Test::Size { over, limit } => {
                 let size = self.input.size();
@@ -719,7 +803,7 @@ impl<I: Input> Run<'_, I> {
                 } else {
                     self.input.body_text()
                 };
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
             Test::Str {
@@ -731,7 +815,7 @@ impl<I: Input> Run<'_, I> {
                 if let MatchType::Count(_) = matcher.kind {
                     values.retain(|v| !v.is_empty());
                 }
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
             Test::HasFlag {
@@ -755,7 +839,7 @@ impl<I: Input> Run<'_, I> {
                     }
                     None => self.flags.clone(),
                 };
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
             Test::Date {
@@ -767,14 +851,14 @@ impl<I: Input> Run<'_, I> {
                 index,
             } => {
                 let header = self.vars.expand(header);
-                let value = self.values_of(&header, *index).into_iter().next();
+                let value = self.values_of(&header, *index).first().cloned();
                 let Some(m) = value.as_deref().and_then(date::parse_rfc5322) else {
                     return Ok(false);
                 };
                 let m = self.in_zone(m, zone);
                 let part = self.vars.expand(part);
                 let values: Vec<String> = date::part(m, &part).into_iter().collect();
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
             Test::CurrentDate {
@@ -790,7 +874,7 @@ impl<I: Input> Run<'_, I> {
                 let m = self.in_zone(now, zone);
                 let part = self.vars.expand(part);
                 let values: Vec<String> = date::part(m, &part).into_iter().collect();
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
             Test::MailboxExists(names) => {
@@ -804,10 +888,10 @@ impl<I: Input> Run<'_, I> {
                 last: _,
             } => {
                 let value = match id {
-                    DuplicateId::MessageId => self.values_of("message-id", None).into_iter().next(),
+                    DuplicateId::MessageId => self.values_of("message-id", None).first().cloned(),
                     DuplicateId::Header(h) => {
                         let h = self.vars.expand(h);
-                        self.values_of(&h, None).into_iter().next()
+                        self.values_of(&h, None).first().cloned()
                     }
                     DuplicateId::UniqueId(u) => Some(self.vars.expand(u)),
                 };
@@ -853,7 +937,7 @@ impl<I: Input> Run<'_, I> {
                 let Some(value) = self.input.environment(&name) else {
                     return Ok(false);
                 };
-                let keys = self.expand_list(keys);
+                let keys = self.keys(keys);
                 self.compare(matcher, &[value], &keys)
             }
         })
@@ -865,7 +949,7 @@ impl<I: Input> Run<'_, I> {
         let Some(conf) = conf else {
             return "0".into();
         };
-        let Some(value) = self.values_of(&conf.header, None).into_iter().next() else {
+        let Some(value) = self.values_of(&conf.header, None).first().cloned() else {
             return "0".into();
         };
         let number: String = value
@@ -901,13 +985,21 @@ impl<I: Input> Run<'_, I> {
 
     /// Any value against any key; `:count` counts the values. The first match sets the match
     /// variables (RFC 5229 3.2); a test that does not match leaves them as they were.
-    fn compare(&mut self, m: &Matcher, values: &[String], keys: &[String]) -> bool {
+    fn compare<V: AsRef<str>, K: AsRef<str>>(
+        &mut self,
+        m: &Matcher,
+        values: &[V],
+        keys: &[K],
+    ) -> bool {
         if let MatchType::Count(_) = m.kind {
-            return keys.iter().any(|k| m.count_matches(values.len(), k));
+            return keys
+                .iter()
+                .any(|k| m.count_matches(values.len(), k.as_ref()));
         }
         let mut caps = Vec::new();
         for v in values {
             for k in keys {
+                let (v, k) = (v.as_ref(), k.as_ref());
                 let hit = if m.captures() {
                     m.matches(v, k, Some(&mut caps))
                 } else {

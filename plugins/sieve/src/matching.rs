@@ -232,9 +232,11 @@ impl Matcher {
 
 fn contains(cmp: Comparator, value: &str, key: &str) -> bool {
     match cmp {
-        Comparator::AsciiCasemap => value
-            .to_ascii_lowercase()
-            .contains(&key.to_ascii_lowercase()),
+        // ASCII case-insensitive substring search without copying either side.
+        Comparator::AsciiCasemap => {
+            let (v, k) = (value.as_bytes(), key.as_bytes());
+            k.is_empty() || v.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k))
+        }
         _ => value.contains(key),
     }
 }

@@ -306,6 +306,10 @@ impl Input for MessageInput<'_> {
             .collect()
     }
 
+    fn header(&mut self, name: &str) -> Vec<String> {
+        self.msg.header_all(name)
+    }
+
     fn envelope_from(&mut self) -> Option<String> {
         self.envelope().return_path.clone()
     }
