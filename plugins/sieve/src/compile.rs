@@ -522,7 +522,8 @@ impl Cx<'_> {
                 let (s, p) = a.strings(0);
                 let to = self.value(&s[0], p)?;
                 if let Some(lit) = to.as_lit() {
-                    if !valid_address(lit) {
+                    let parsed = crate::address::parse_list(lit);
+                    if parsed.len() != 1 || !valid_address(&parsed[0]) {
                         return err(p, format!("redirect: {lit:?} is not a valid address"));
                     }
                 }
@@ -1235,9 +1236,13 @@ impl Cx<'_> {
                 self.need("ihave", name, pos)?;
                 a.finish("l")?;
                 let (names, _) = a.strings(0);
+                // Extensions that change how every string reads cannot be switched on in the
+                // middle of a script: ihave is true for them only when `require`d already.
                 Test::Const(names.iter().all(|n| {
                     let n = n.to_ascii_lowercase();
                     CAPABILITIES.contains(&n.as_str())
+                        && (!matches!(n.as_str(), "variables" | "encoded-character")
+                            || self.has(&n))
                 }))
             }
             "environment" => {

@@ -145,11 +145,12 @@ pub fn part(m: Moment, part: &str) -> Option<String> {
         "time" => format!("{h:02}:{mi:02}:{s:02}"),
         "iso8601" => {
             let z = zone_text(m.offset);
-            format!(
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}:{}",
-                &z[..3],
-                &z[3..]
-            )
+            let z = if m.offset == 0 {
+                "Z".to_string()
+            } else {
+                format!("{}:{}", &z[..3], &z[3..])
+            };
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{z}")
         }
         "std11" => {
             const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -157,7 +158,7 @@ pub fn part(m: Moment, part: &str) -> Option<String> {
                 "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
             ];
             format!(
-                "{}, {d} {} {y:04} {h:02}:{mi:02}:{s:02} {}",
+                "{}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} {}",
                 WD[(days + 4).rem_euclid(7) as usize],
                 MN[(mo - 1) as usize],
                 zone_text(m.offset)

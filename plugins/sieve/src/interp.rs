@@ -113,6 +113,7 @@ struct Run<'a, I: Input> {
     out: Outcome,
     actions: usize,
     included_once: HashSet<String>,
+    vacation_seen: bool,
 }
 
 /// Runs `script` on the message behind `input`.
@@ -137,6 +138,7 @@ pub fn run<I: Input>(
         },
         actions: 0,
         included_once: HashSet::new(),
+        vacation_seen: false,
     };
     r.block(&script.cmds)?;
     r.out.implicit_flags = r.flags.clone();
@@ -393,12 +395,7 @@ impl<I: Input> Run<'_, I> {
                         "redirect: {to:?} is not a valid address"
                     )));
                 }
-                if !self
-                    .out
-                    .redirects
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(&addr))
-                {
+                if !self.out.redirects.iter().any(|r| same_address(r, &addr)) {
                     if self.out.redirects.len() >= self.settings.max_redirects {
                         return Err(RuntimeError(format!(
                             "more than {} redirects",
@@ -447,9 +444,6 @@ impl<I: Input> Run<'_, I> {
                     return Err(RuntimeError(format!(
                         "addheader: {name:?} is not a valid header field name"
                     )));
-                }
-                if protected(&name) {
-                    return Ok(Flow::Next);
                 }
                 let value: String = value
                     .chars()
@@ -545,11 +539,16 @@ impl<I: Input> Run<'_, I> {
     }
 
     fn vacation(&mut self, v: &Vacation) -> Result<(), RuntimeError> {
-        if self.out.vacation.is_some() {
-            return Err(RuntimeError("more than one vacation action".into()));
+        if self.vacation_seen {
+            return Err(RuntimeError("duplicate vacation action not allowed".into()));
         }
+        self.vacation_seen = true;
         let reason = self.vars.expand(&v.reason);
-        let subject = v.subject.as_ref().map(|s| self.vars.expand(s));
+        let subject = v
+            .subject
+            .as_ref()
+            .map(|s| self.vars.expand(s))
+            .filter(|s| !s.is_empty());
         let from = v.from.as_ref().map(|s| self.vars.expand(s));
         let addresses = self.expand_list(&v.addresses);
         let handle = match &v.handle {
@@ -595,6 +594,17 @@ impl<I: Input> Run<'_, I> {
         let auto = self.values_of("auto-submitted", None);
         if auto.iter().any(|a| !a.trim().eq_ignore_ascii_case("no")) {
             skip("the message is automatic (Auto-Submitted)", &mut self.out);
+            return Ok(());
+        }
+        let suppress = self.values_of("x-auto-response-suppress", None);
+        if suppress.iter().any(|v| {
+            v.split([',', ' ', '\t'])
+                .any(|w| w.eq_ignore_ascii_case("all") || w.eq_ignore_ascii_case("oof"))
+        }) {
+            skip(
+                "the sender asked for no automatic replies (X-Auto-Response-Suppress)",
+                &mut self.out,
+            );
             return Ok(());
         }
         let listy = [
@@ -852,6 +862,15 @@ impl<I: Input> Run<'_, I> {
             } => {
                 let header = self.vars.expand(header);
                 let value = self.values_of(&header, *index).first().cloned();
+                // A Received field's date is what follows its last ";" (RFC 5260 4.1).
+                let value = match value {
+                    Some(v) if header.eq_ignore_ascii_case("received") => Some(
+                        v.rsplit_once(';')
+                            .map_or(v.as_str(), |(_, d)| d)
+                            .to_string(),
+                    ),
+                    other => other,
+                };
                 let Some(m) = value.as_deref().and_then(date::parse_rfc5322) else {
                     return Ok(false);
                 };
@@ -966,9 +985,9 @@ impl<I: Input> Run<'_, I> {
             0.0
         };
         if percent {
-            format!("{}", (ratio * 100.0).round() as i64)
+            format!("{}", (ratio * 100.0).floor() as i64)
         } else {
-            format!("{}", 1 + (ratio * 9.0).round() as i64)
+            format!("{}", 1 + (ratio * 9.0).floor() as i64)
         }
     }
 
@@ -1017,12 +1036,20 @@ impl<I: Input> Run<'_, I> {
     }
 }
 
+/// Local parts are case-sensitive (RFC 5321 2.4), domains are not.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
+        _ => a == b,
+    }
+}
+
 fn valid_field_name(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
-/// Fields a script may neither add nor delete (RFC 5293 section 7: the trace and the loop
-/// markers other systems rely on).
+/// Fields a script may not delete (RFC 5293 section 7: the trace and the loop marker other
+/// systems rely on); adding them is allowed, as in Pigeonhole.
 fn protected(name: &str) -> bool {
     name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("auto-submitted")
 }

@@ -117,7 +117,7 @@ pub fn expand_encoded(s: &str) -> Result<String, String> {
                 .map(|w| u32::from_str_radix(w, 16).ok().filter(|_| w.len() <= 8))
                 .collect::<Option<Vec<u32>>>()
         };
-        match (kind.as_str(), hexes()) {
+        match (kind.as_str(), hexes().filter(|h| !h.is_empty())) {
             ("hex", Some(bytes)) if bytes.iter().all(|b| *b <= 0xFF) => {
                 let raw: Vec<u8> = bytes.iter().map(|b| *b as u8).collect();
                 out.push_str(&String::from_utf8_lossy(&raw));
@@ -194,10 +194,11 @@ pub fn apply_modifiers(mods: &[Modifier], value: String) -> String {
     let mut mods = mods.to_vec();
     mods.sort_by_key(|m| std::cmp::Reverse(m.precedence()));
     mods.into_iter().fold(value, |v, m| match m {
-        Modifier::Lower => v.to_lowercase(),
-        Modifier::Upper => v.to_uppercase(),
-        Modifier::LowerFirst => first_char(&v, |c| c.to_lowercase().collect()),
-        Modifier::UpperFirst => first_char(&v, |c| c.to_uppercase().collect()),
+        // ASCII letters only, as Pigeonhole does ("Grüße" :upper is "GRüßE").
+        Modifier::Lower => v.to_ascii_lowercase(),
+        Modifier::Upper => v.to_ascii_uppercase(),
+        Modifier::LowerFirst => first_char(&v, |c| c.to_ascii_lowercase().to_string()),
+        Modifier::UpperFirst => first_char(&v, |c| c.to_ascii_uppercase().to_string()),
         Modifier::QuoteWildcard => v
             .chars()
             .flat_map(|c| {

@@ -171,15 +171,19 @@ fn actions(msg: &Message, config: &Config, o: Outcome) -> Vec<Action> {
             None => out.push(Action::Keep),
             Some(f) => {
                 let f = folder_name(config, f);
+                let target = FolderTarget {
+                    folder: f.clone(),
+                    create: s.create,
+                };
                 if f.eq_ignore_ascii_case(&mailbox)
                     && (f.eq_ignore_ascii_case("INBOX") || f == mailbox)
                 {
                     out.push(Action::Keep);
+                } else if o.implicit_keep {
+                    // Only :copy stores leave the implicit keep standing: the message stays.
+                    out.push(Action::CopyInto(target));
                 } else {
-                    out.push(Action::FileInto(FolderTarget {
-                        folder: f,
-                        create: s.create,
-                    }));
+                    out.push(Action::FileInto(target));
                 }
             }
         }

@@ -20,11 +20,12 @@ fn implicit_keep_and_its_cancellation() {
         ["<keep>"],
         "discard does not undo an explicit keep"
     );
+    // The local part is case-sensitive, the domain is not (Pigeonhole redirects to both).
     let o = outcome(
-        "redirect \"x@example.net\"; redirect \"X@example.net\";",
+        "redirect \"x@example.net\"; redirect \"x@EXAMPLE.net\"; redirect \"X@example.net\";",
         MSG,
     );
-    assert_eq!(o.redirects, ["x@example.net"]);
+    assert_eq!(o.redirects, ["x@example.net", "X@example.net"]);
     assert!(!o.implicit_keep);
 }
 

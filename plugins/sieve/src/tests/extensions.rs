@@ -207,7 +207,7 @@ fn mailbox_duplicate_environment_spamtest() {
         ..Settings::default()
     };
     let s = "require [\"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"];
-        if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"8\" { fileinto \"Junk\"; }";
+        if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"7\" { fileinto \"Junk\"; }";
     assert_eq!(
         folders(&outcome_with(s, &mut Fake::new(MSG), &settings)),
         ["Junk"]

@@ -1,0 +1,1 @@
+if header :domain "from" "example.org" { keep; }

@@ -1,0 +1,2 @@
+require "variables";
+set :lowerfirst :upperfirst "a" "b";

@@ -1,0 +1,1 @@
+if header :comparator "i;klingon" "subject" "x" { keep; }

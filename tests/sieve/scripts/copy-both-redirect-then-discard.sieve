@@ -1,0 +1,4 @@
+require ["fileinto", "copy"];
+fileinto :copy "Backup";
+redirect :copy "backup@example.net";
+discard;

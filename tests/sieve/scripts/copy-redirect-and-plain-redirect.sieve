@@ -1,0 +1,3 @@
+require "copy";
+redirect :copy "a@example.net";
+redirect "b@example.net";

@@ -1,0 +1,6 @@
+require ["fileinto", "copy"];
+if header :contains "subject" "invoice" {
+    fileinto :copy "Invoices";
+    stop;
+}
+fileinto "Other";

@@ -1,0 +1,3 @@
+REQUIRE "fileinto";
+IF HEADER :CONTAINS "Subject" "hello" { FILEINTO "Upper"; STOP; }
+If Address :Domain :Is "FROM" "EXAMPLE.NET" { FileInto "Mixed"; }

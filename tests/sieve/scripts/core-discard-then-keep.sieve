@@ -1,0 +1,3 @@
+# discard only cancels the implicit keep; an explicit keep still stores.
+discard;
+keep;

@@ -1,0 +1,2 @@
+# Only comments: the implicit keep files the message into INBOX.
+/* Nothing to do here. */

@@ -1,0 +1,2 @@
+# The simplest script: an explicit keep.
+keep;

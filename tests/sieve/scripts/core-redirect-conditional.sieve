@@ -1,0 +1,4 @@
+if address :domain :is "from" "corp.example" {
+    redirect "assistant@example.com";
+    stop;
+}

@@ -1,0 +1,1 @@
+redirect "Bob Builder <bob@example.com>";

@@ -1,0 +1,3 @@
+redirect "bob@example.com";
+redirect "bob@example.com";
+redirect "BOB@example.com";

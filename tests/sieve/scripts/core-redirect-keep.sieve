@@ -1,0 +1,3 @@
+redirect "bob@example.com";
+redirect "carol@example.net";
+keep;

@@ -1,0 +1,2 @@
+require "reject";
+if header :contains "subject" "lottery" { reject "No lotteries, thank you."; }

@@ -1,0 +1,3 @@
+require "editheader";
+deleteheader :contains "x-category" "urg";
+deleteheader :matches "subject" "*digest*";

@@ -1,0 +1,3 @@
+require "editheader";
+deleteheader "x-spam-status";
+deleteheader "X-Spam-Flag";

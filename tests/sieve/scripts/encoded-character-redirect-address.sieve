@@ -1,0 +1,2 @@
+require ["encoded-character"];
+redirect "${hex:62 6f 62}@example.com";

@@ -1,0 +1,3 @@
+require ["envelope", "fileinto"];
+if envelope :is "from" "" { fileinto "null-sender"; }
+if envelope :matches "from" "?*" { fileinto "has-sender"; }

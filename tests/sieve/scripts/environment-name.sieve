@@ -1,0 +1,2 @@
+require ["environment", "variables", "fileinto"];
+if environment :matches "name" "*" { fileinto "env-name-${1}"; }

@@ -1,0 +1,2 @@
+require ["fileinto"];
+if exists "x-spam-flag" { fileinto "Junk"; stop; }

@@ -1,0 +1,3 @@
+require "imap4flags";
+setflag "\\Deleted";
+keep :flags "\\Flagged";

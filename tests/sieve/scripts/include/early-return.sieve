@@ -1,0 +1,3 @@
+require ["include", "fileinto"];
+if header :contains "subject" "hello" { return; }
+fileinto "included-ran-to-end";

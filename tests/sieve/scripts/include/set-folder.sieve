@@ -1,0 +1,3 @@
+require ["include", "variables"];
+global "folder";
+if header :contains "subject" "invoice" { set "folder" "Invoices"; }

@@ -1,0 +1,3 @@
+require ["mailbox", "fileinto", "copy", "imap4flags"];
+addflag "\\Seen";
+fileinto :create :copy :flags "\\Seen" "Archive";

@@ -1,0 +1,3 @@
+require ["mailbox", "fileinto"];
+if mailboxexists "INBOX" { fileinto "inbox-exists"; }
+if mailboxexists "NoSuchFolder-xyz" { fileinto "weird"; }

@@ -1,0 +1,6 @@
+require ["fileinto"];
+# rule:[Big personal]
+if allof (not header :contains "precedence" "bulk", not exists "list-id", size :over 50K)
+{
+	fileinto "Big";
+}

@@ -1,0 +1,7 @@
+require ["fileinto"];
+
+if header :contains "Subject" ["Invoice", "Order", "Receipt"]
+{
+  fileinto "INBOX.Purchases";
+  stop;
+}

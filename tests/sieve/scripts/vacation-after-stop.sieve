@@ -1,0 +1,3 @@
+require "vacation";
+if header :contains "subject" "hello" { stop; }
+vacation :subject "Away" "Away.";

@@ -1,0 +1,2 @@
+require "vacation";
+vacation :subject "" "Empty subject given.";

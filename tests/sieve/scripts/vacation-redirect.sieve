@@ -1,0 +1,3 @@
+require "vacation";
+redirect "deputy@example.com";
+vacation :subject "Forwarded to my deputy" "Your message was forwarded to my deputy.";

@@ -1,0 +1,2 @@
+require "vacation";
+vacation :subject "Abwesend – Grüße aus Köln" "Ich bin im Urlaub.";

@@ -1,0 +1,3 @@
+require "vacation";
+vacation :subject "Gone" "Gone.";
+discard;

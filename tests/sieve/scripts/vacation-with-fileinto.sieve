@@ -1,0 +1,3 @@
+require ["vacation", "fileinto"];
+fileinto "WhileAway";
+vacation :subject "Away" "Away.";
