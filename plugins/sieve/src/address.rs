@@ -85,15 +85,32 @@ pub fn parse_list(value: &str) -> Vec<String> {
     flush(&mut cur, &mut angle, &mut out);
     out.into_iter()
         .map(|a| {
-            // A quoted local part is compared without its quotes.
+            // A quoted local part loses its quotes when it needs none (a dot-atom), as
+            // Pigeonhole normalises it; `"john..doe"@x` keeps them.
             match a.rsplit_once('@') {
                 Some((l, d)) if l.starts_with('"') && l.ends_with('"') && l.len() >= 2 => {
-                    format!("{}@{d}", &l[1..l.len() - 1])
+                    let inner = &l[1..l.len() - 1];
+                    if is_dot_atom(inner) {
+                        format!("{inner}@{d}")
+                    } else {
+                        a
+                    }
                 }
                 _ => a,
             }
         })
         .collect()
+}
+
+/// RFC 5322 dot-atom: atoms of atext separated by single dots.
+fn is_dot_atom(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+                })
+        })
 }
 
 /// The part of `addr` a test compares, or None when it has no such part (`:detail` of an
@@ -102,6 +119,11 @@ pub fn part(addr: &str, part: AddressPart) -> Option<String> {
     let (local, domain) = match addr.rsplit_once('@') {
         Some((l, d)) => (l, Some(d)),
         None => (addr, None),
+    };
+    // A quoted local part is compared without its quotes ("john..doe"@x: john..doe).
+    let local = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner) => inner,
+        None => local,
     };
     match part {
         AddressPart::All => Some(addr.to_string()),
@@ -128,7 +150,12 @@ mod tests {
         );
         assert_eq!(parse_list("<@route,@r2:u@h.org>"), vec!["u@h.org"]);
         assert!(parse_list("undisclosed-recipients:;").is_empty());
-        assert_eq!(parse_list("\"a b\"@x.org"), vec!["a b@x.org"]);
+        assert_eq!(parse_list("\"a b\"@x.org"), vec!["\"a b\"@x.org"]);
+        assert_eq!(parse_list("\"ab\"@x.org"), vec!["ab@x.org"]);
+        assert_eq!(
+            parse_list("\"john..doe\"@x.org"),
+            vec!["\"john..doe\"@x.org"]
+        );
     }
 
     #[test]

@@ -664,8 +664,9 @@ impl<I: Input> Run<'_, I> {
         let subject = subject.unwrap_or_else(|| {
             let original = self.values_of("subject", None).first().cloned();
             match original {
-                Some(s) if !s.trim().is_empty() => format!("Auto: {}", s.trim()),
-                _ => "Automated reply".to_string(),
+                // A Subject field, even an empty one, is answered "Auto: ..." (as Pigeonhole).
+                Some(s) => format!("Auto: {}", s.trim()),
+                None => "Automated reply".to_string(),
             }
         });
         self.out.vacation = Some(VacationReply {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod interp;
 pub mod lexer;
 pub mod matching;
+pub mod mime;
 pub mod outcome;
 pub mod parser;
 pub mod script;

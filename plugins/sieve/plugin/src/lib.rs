@@ -107,7 +107,8 @@ impl Plugin for Sieve {
         // A script that never reads a body lets the host fetch headers only.
         let needs = match loaded() {
             Ok(l) if !l.script.reads_body => Needs::Headers,
-            _ => Needs::Bodies,
+            // body :raw and :content read the raw message (its MIME parts).
+            _ => Needs::Raw,
         };
         PluginInfo {
             name: "sieve".into(),
@@ -315,7 +316,14 @@ impl Input for MessageInput<'_> {
     }
 
     fn envelope_from(&mut self) -> Option<String> {
-        self.envelope().return_path.clone()
+        // The address alone: a Return-Path may carry a comment inside its brackets.
+        let rp = self.envelope().return_path.clone()?;
+        Some(
+            mailpipe_sieve::address::parse_list(&rp)
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+        )
     }
 
     fn envelope_to(&mut self) -> Option<String> {
@@ -331,10 +339,20 @@ impl Input for MessageInput<'_> {
     }
 
     fn body_text(&mut self) -> Vec<String> {
+        // A message without a body has no text to match (not even "").
+        let raw = self.msg.raw();
+        let has_body = raw.starts_with(b"\n")
+            || raw.starts_with(b"\r\n")
+            || raw.windows(2).any(|w| w == b"\n\n")
+            || raw.windows(4).any(|w| w == b"\r\n\r\n");
+        if !has_body {
+            return Vec::new();
+        }
         self.msg
             .text_body()
             .into_iter()
             .chain(self.msg.html_body())
+            .filter(|t| !t.is_empty())
             .collect()
     }
 
@@ -349,25 +367,7 @@ impl Input for MessageInput<'_> {
     }
 
     fn body_parts(&mut self) -> Vec<(String, String)> {
-        let mut parts: Vec<(String, String)> = Vec::new();
-        if let Some(t) = self.msg.text_body() {
-            parts.push(("text/plain".into(), t));
-        }
-        if let Some(h) = self.msg.html_body() {
-            parts.push(("text/html".into(), h));
-        }
-        for (i, a) in self.msg.attachments().iter().enumerate() {
-            let content = self.msg.attachment_content(i as u32).unwrap_or_default();
-            let ct = a
-                .content_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            parts.push((ct, String::from_utf8_lossy(&content).into_owned()));
-        }
-        parts
+        mailpipe_sieve::mime::parts(&self.msg.raw())
     }
 
     fn mailbox_exists(&mut self, name: &str) -> bool {
