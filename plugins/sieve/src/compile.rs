@@ -163,12 +163,12 @@ impl Args {
                         None => None,
                         Some(kind) => {
                             let v = it.next().cloned();
-                            let ok = match (&v, kind) {
-                                (Some(Arg::Strings { list: false, .. }), Takes::Str) => true,
-                                (Some(Arg::Strings { .. }), Takes::List) => true,
-                                (Some(Arg::Number(..)), Takes::Num) => true,
-                                _ => false,
-                            };
+                            let ok = matches!(
+                                (&v, kind),
+                                (Some(Arg::Strings { list: false, .. }), Takes::Str)
+                                    | (Some(Arg::Strings { .. }), Takes::List)
+                                    | (Some(Arg::Number(..)), Takes::Num)
+                            );
                             if !ok {
                                 let want = match kind {
                                     Takes::Str => "a string",

@@ -194,8 +194,7 @@ mod tests {
         assert!(parse_rfc5322("32 Oct 2009 10:00 +0000").is_none());
         assert_eq!(
             parse_rfc5322("1 Jan 99 00:00 GMT")
-                .map(|m| part(m, "year"))
-                .flatten()
+                .and_then(|m| part(m, "year"))
                 .unwrap(),
             "1999"
         );

@@ -584,7 +584,7 @@ impl<I: Input> Run<'_, I> {
         let mut robots = vec![sender.clone()];
         for h in ["from", "sender", "reply-to"] {
             for v in self.values_of(h, None).iter() {
-                robots.extend(address::parse_list(&v));
+                robots.extend(address::parse_list(v));
             }
         }
         if robots.iter().any(|a| is_robot(a)) {
@@ -647,7 +647,7 @@ impl<I: Input> Run<'_, I> {
         let mut addressed = false;
         for h in ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"] {
             for value in self.values_of(h, None).iter() {
-                for a in address::parse_list(&value) {
+                for a in address::parse_list(value) {
                     if mine.iter().any(|m| m.eq_ignore_ascii_case(&a)) {
                         addressed = true;
                     }

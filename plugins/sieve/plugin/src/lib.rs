@@ -159,7 +159,7 @@ fn actions(msg: &Message, config: &Config, o: Outcome) -> Vec<Action> {
     let mailbox = msg.mailbox();
     let mut out = Vec::new();
     let mut flags: Vec<String> = Vec::new();
-    let mut add_flags = |fl: &[String], flags: &mut Vec<String>| {
+    let add_flags = |fl: &[String], flags: &mut Vec<String>| {
         for f in fl {
             if !flags.iter().any(|x| x.eq_ignore_ascii_case(f)) {
                 flags.push(f.clone());
@@ -236,8 +236,7 @@ fn actions(msg: &Message, config: &Config, o: Outcome) -> Vec<Action> {
             }
             if v.from.is_some() {
                 log::debug(
-                    "vacation :from is not used: the host writes From from the account's identity"
-                        .to_string(),
+                    "vacation :from is not used: the host writes From from the account's identity",
                 );
             }
             let (text, html) = if v.mime {

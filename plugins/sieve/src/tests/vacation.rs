@@ -26,12 +26,9 @@ fn stays_silent_for_lists_robots_bounces_and_bcc() {
         .vacation
         .is_none());
     assert!(outcome(V, &to_me("Precedence: bulk")).vacation.is_none());
-    assert!(
-        outcome(V, &to_me("Auto-Submitted: auto-replied"))
-            .vacation
-            .is_some()
-            == false
-    );
+    assert!(outcome(V, &to_me("Auto-Submitted: auto-replied"))
+        .vacation
+        .is_none());
     assert!(outcome(V, &to_me("Auto-Submitted: no")).vacation.is_some());
     let not_to_me = "From: bob@example.org\nTo: other@example.com\nSubject: hi\n\nbody\n";
     assert!(outcome(V, not_to_me).vacation.is_none());
