@@ -7,61 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailpipe_sieve::{compile, run, Input, Options, Settings};
-
-struct Msg {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Input for Msg {
-    fn headers(&mut self) -> Vec<(String, String)> {
-        self.headers.clone()
-    }
-    fn envelope_from(&mut self) -> Option<String> {
-        Some("sender@example.org".into())
-    }
-    fn envelope_to(&mut self) -> Option<String> {
-        Some("me@example.com".into())
-    }
-    fn size(&mut self) -> u64 {
-        self.body.len() as u64
-    }
-    fn body_text(&mut self) -> Vec<String> {
-        vec![self.body.clone()]
-    }
-    fn body_raw(&mut self) -> String {
-        self.body.clone()
-    }
-    fn body_parts(&mut self) -> Vec<(String, String)> {
-        vec![("text/plain".into(), self.body.clone())]
-    }
-    fn mailbox_exists(&mut self, name: &str) -> bool {
-        name == "INBOX"
-    }
-    fn now_ms(&mut self) -> i64 {
-        1_765_000_000_000
-    }
-    fn duplicate_seen(&mut self, key: &str) -> bool {
-        key.len() % 2 == 0
-    }
-    fn environment(&mut self, item: &str) -> Option<String> {
-        (item == "name").then(|| "mailpipe".into())
-    }
-}
-
-fn message(raw: &str) -> Msg {
-    let (head, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
-    let headers = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Msg {
-        headers,
-        body: body.to_string(),
-    }
-}
+use mailpipe_sieve::testing::TextMessage;
+use mailpipe_sieve::{compile, run, Options, Settings};
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(2, |&b| b == 0xFF);
@@ -78,8 +25,8 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let settings = Settings::default();
-    let first = run(&compiled, &mut message(&raw), &settings);
-    let second = run(&compiled, &mut message(&raw), &settings);
+    let first = run(&compiled, &mut TextMessage::new(&raw), &settings);
+    let second = run(&compiled, &mut TextMessage::new(&raw), &settings);
     assert_eq!(first, second, "two runs differ");
     if let Ok(o) = first {
         if !o.implicit_keep {

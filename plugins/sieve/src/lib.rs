@@ -19,6 +19,7 @@ pub mod mime;
 pub mod outcome;
 pub mod parser;
 pub mod script;
+pub mod testing;
 pub mod variables;
 
 pub use compile::{compile, Options, CAPABILITIES};

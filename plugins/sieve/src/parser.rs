@@ -217,23 +217,8 @@ impl Parser<'_> {
                                 ))
                             }
                         }
-                        match &self.cur().tok {
-                            Tok::Comma => {
-                                self.advance();
-                            }
-                            Tok::RBracket => {
-                                self.advance();
-                                break;
-                            }
-                            other => {
-                                return Err(CompileError::new(
-                                    self.cur().pos,
-                                    format!(
-                                        "expected ',' or ']' in the string list, found {}",
-                                        describe(other)
-                                    ),
-                                ))
-                            }
+                        if self.separator(Tok::RBracket, "the string list")? {
+                            break;
                         }
                     }
                     args.push(Arg::Strings {
@@ -255,31 +240,35 @@ impl Parser<'_> {
                 let pos = self.advance().pos;
                 self.deeper(pos)?;
                 let mut tests = vec![self.test()?];
-                loop {
-                    match &self.cur().tok {
-                        Tok::Comma => {
-                            self.advance();
-                            tests.push(self.test()?);
-                        }
-                        Tok::RParen => {
-                            self.advance();
-                            break;
-                        }
-                        other => {
-                            return Err(CompileError::new(
-                                self.cur().pos,
-                                format!(
-                                    "expected ',' or ')' in the test list, found {}",
-                                    describe(other)
-                                ),
-                            ))
-                        }
-                    }
+                while !self.separator(Tok::RParen, "the test list")? {
+                    tests.push(self.test()?);
                 }
                 self.depth -= 1;
                 Ok((tests, true))
             }
             _ => Ok((Vec::new(), false)),
+        }
+    }
+
+    /// After an item of a list: true at the list's closing token, false after a comma.
+    fn separator(&mut self, close: Tok, what: &str) -> Result<bool, CompileError> {
+        match &self.cur().tok {
+            Tok::Comma => {
+                self.advance();
+                Ok(false)
+            }
+            t if *t == close => {
+                self.advance();
+                Ok(true)
+            }
+            other => Err(CompileError::new(
+                self.cur().pos,
+                format!(
+                    "expected ',' or {} in {what}, found {}",
+                    describe(&close),
+                    describe(other)
+                ),
+            )),
         }
     }
 
