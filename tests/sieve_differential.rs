@@ -111,6 +111,37 @@ struct Tally {
 
 #[test]
 fn sieve_decisions_match_pigeonhole() {
+    differential(None);
+}
+
+/// Scripts generated at random from the grammar (tests/sieve/gen_random.py) on the same
+/// messages: SIEVE_RANDOM_SEED (default 22, the same scripts on every run, so CI is
+/// repeatable; any other seed explores further) and SIEVE_RANDOM_COUNT (default 100).
+#[test]
+fn random_scripts_match_pigeonhole() {
+    let seed: u64 = std::env::var("SIEVE_RANDOM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(22);
+    let count: u32 = std::env::var("SIEVE_RANDOM_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let dir = TempDir::new();
+    let status = Command::new("python3")
+        .arg(root().join("tests/sieve/gen_random.py"))
+        .arg(seed.to_string())
+        .arg(count.to_string())
+        .arg(&dir.0)
+        .status()
+        .expect("python3 runs tests/sieve/gen_random.py");
+    assert!(status.success(), "gen_random.py failed");
+    println!("random scripts: seed {seed}, {count} scripts");
+    differential(Some(&dir.0));
+}
+
+/// Every script (of tests/sieve/scripts, or of `generated`) on every message, through both.
+fn differential(generated: Option<&Path>) {
     let started = Instant::now();
     let sieve_test = find_sieve_test().unwrap_or_else(|| {
         panic!(
@@ -128,7 +159,8 @@ fn sieve_decisions_match_pigeonhole() {
     });
     let corpus = root().join("tests/sieve");
     let filter = std::env::var("SIEVE_DIFF_FILTER").unwrap_or_default();
-    let scripts: Vec<String> = list(&corpus.join("scripts"), ".sieve")
+    let script_dir = generated.map_or(corpus.join("scripts"), Path::to_path_buf);
+    let scripts: Vec<String> = list(&script_dir, ".sieve")
         .into_iter()
         .filter(|s| s.contains(&filter))
         .collect();
@@ -138,6 +170,12 @@ fn sieve_decisions_match_pigeonhole() {
     let tmp = TempDir::new();
     let root_user = effective_uid() == Some(0);
     copy_tree(&corpus.join("scripts"), &tmp.0.join("scripts"));
+    if let Some(dir) = generated {
+        for name in &scripts {
+            let file = format!("{name}.sieve");
+            std::fs::copy(dir.join(&file), tmp.0.join("scripts").join(&file)).unwrap();
+        }
+    }
     copy_tree(&corpus.join("messages"), &tmp.0.join("messages"));
     for w in 0..WORKERS {
         std::fs::create_dir_all(tmp.0.join(format!("home{w}"))).unwrap();
@@ -202,7 +240,7 @@ fn sieve_decisions_match_pigeonhole() {
                 let mut t = tally.lock().unwrap();
                 t.cached_scripts += usize::from(cached);
                 for ((m, o), p) in ctx.messages.iter().zip(oracle).zip(ours) {
-                    let o = undeliverable_is_a_failure(o);
+                    let o = flags_per_message(undeliverable_is_a_failure(o));
                     t.pairs += 1;
                     if o.lines == p.lines {
                         t.equal += 1;
@@ -225,7 +263,10 @@ fn sieve_decisions_match_pigeonhole() {
     t.mismatches
         .sort_by(|a, b| (&a.script, &a.message).cmp(&(&b.script, &b.message)));
     let report = render_report(&t, &known, &filter);
-    let report_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sieve-differential/report.txt");
+    let report_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(match generated {
+        Some(_) => "sieve-differential/report-random.txt",
+        None => "sieve-differential/report.txt",
+    });
     let _ = std::fs::create_dir_all(report_path.parent().unwrap());
     let _ = std::fs::write(&report_path, &report.full);
     println!(
@@ -910,6 +951,41 @@ fn undeliverable_is_a_failure(o: Outcome) -> Outcome {
         )
     } else {
         o
+    }
+}
+
+/// The plugin contract has one flag set per message (`add-flags`), given to every folder the
+/// message is stored in; Pigeonhole flags each stored copy on its own. sieve-test's stores are
+/// compared with the union of their flags on each (docs/SIEVE.md, "Flags"), so a difference
+/// in which flags are set at all still shows.
+fn flags_per_message(o: Outcome) -> Outcome {
+    let split = |l: &str| -> Option<(String, Vec<String>)> {
+        let rest = l.strip_prefix("store ")?;
+        Some(match rest.split_once(" flags=") {
+            Some((head, f)) => (head.to_string(), f.split(',').map(String::from).collect()),
+            None => (rest.to_string(), Vec::new()),
+        })
+    };
+    let stores: Vec<(String, Vec<String>)> = o.lines.iter().filter_map(|l| split(l)).collect();
+    let union: BTreeSet<String> = stores.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+    if stores.iter().all(|(_, f)| f.len() == union.len()) {
+        return o;
+    }
+    let mut lines: BTreeSet<String> = o
+        .lines
+        .iter()
+        .filter(|l| !l.starts_with("store "))
+        .cloned()
+        .collect();
+    for (head, _) in stores {
+        lines.insert(format!(
+            "store {head} flags={}",
+            union.iter().cloned().collect::<Vec<_>>().join(",")
+        ));
+    }
+    Outcome {
+        lines,
+        note: o.note,
     }
 }
 

@@ -315,13 +315,14 @@ impl<I: Input> Run<'_, I> {
             (Some(a), Some(b)) => a == b,
             _ => false,
         };
-        if let Some(existing) = self.out.stores.iter_mut().find(|s| same(s)) {
-            for f in flags {
-                if !existing.flags.iter().any(|e| e.eq_ignore_ascii_case(&f)) {
-                    existing.flags.push(f);
-                }
-            }
+        // A second store into the same folder is one store; its flags are the latest ones
+        // (as Pigeonhole merges duplicate stores).
+        // (moved to the end: the order of stores is the order of their latest flags).
+        if let Some(i) = self.out.stores.iter().position(|s| same(s)) {
+            let mut existing = self.out.stores.remove(i);
+            existing.flags = flags;
             existing.create |= create;
+            self.out.stores.push(existing);
             return;
         }
         self.out.stores.push(Store {

@@ -158,40 +158,56 @@ fn folder_name(config: &Config, folder: &str) -> String {
 fn actions(msg: &Message, config: &Config, o: Outcome) -> Vec<Action> {
     let mailbox = msg.mailbox();
     let mut out = Vec::new();
+    // Where each store goes (None: the message's own mailbox), one entry per place: a later
+    // store into the same place gives it its flags, as Pigeonhole merges duplicate stores.
+    let mut places: Vec<(Option<FolderTarget>, Vec<String>)> = Vec::new();
+    let mut place = |target: Option<FolderTarget>, fl: &[String]| {
+        let same = |p: &Option<FolderTarget>| match (p, &target) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.folder == b.folder,
+            _ => false,
+        };
+        match places.iter_mut().find(|(p, _)| same(p)) {
+            Some((p, flags)) => {
+                if let (Some(p), Some(t)) = (p.as_mut(), &target) {
+                    p.create |= t.create;
+                }
+                *flags = fl.to_vec();
+            }
+            None => places.push((target, fl.to_vec())),
+        }
+    };
+    for s in &o.stores {
+        let target = s.folder.as_ref().map(|f| FolderTarget {
+            folder: folder_name(config, f),
+            create: s.create,
+        });
+        let own = target.as_ref().is_some_and(|t| {
+            t.folder.eq_ignore_ascii_case(&mailbox)
+                && (t.folder.eq_ignore_ascii_case("INBOX") || t.folder == mailbox)
+        });
+        place(if own { None } else { target }, &s.flags);
+    }
+    if o.implicit_keep {
+        place(None, &o.implicit_flags);
+    }
     let mut flags: Vec<String> = Vec::new();
-    let add_flags = |fl: &[String], flags: &mut Vec<String>| {
+    for (target, fl) in &places {
         for f in fl {
             if !flags.iter().any(|x| x.eq_ignore_ascii_case(f)) {
                 flags.push(f.clone());
             }
         }
-    };
-    for s in &o.stores {
-        add_flags(&s.flags, &mut flags);
-        match &s.folder {
+        match target {
+            // The implicit keep needs no action (other plugins may still decide).
+            None if o.implicit_keep => {}
             None => out.push(Action::Keep),
-            Some(f) => {
-                let f = folder_name(config, f);
-                let target = FolderTarget {
-                    folder: f.clone(),
-                    create: s.create,
-                };
-                if f.eq_ignore_ascii_case(&mailbox)
-                    && (f.eq_ignore_ascii_case("INBOX") || f == mailbox)
-                {
-                    out.push(Action::Keep);
-                } else if o.implicit_keep {
-                    // Only :copy stores leave the implicit keep standing: the message stays.
-                    out.push(Action::CopyInto(target));
-                } else {
-                    out.push(Action::FileInto(target));
-                }
-            }
+            // Only :copy stores leave the implicit keep standing: the message stays.
+            Some(t) if o.implicit_keep => out.push(Action::CopyInto(t.clone())),
+            Some(t) => out.push(Action::FileInto(t.clone())),
         }
     }
-    if o.implicit_keep {
-        add_flags(&o.implicit_flags, &mut flags);
-    } else if o.stores.is_empty() {
+    if !o.implicit_keep && o.stores.is_empty() {
         out.push(Action::Discard);
     }
     if !flags.is_empty() {
