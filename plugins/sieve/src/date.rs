@@ -56,7 +56,7 @@ pub fn parse_rfc5322(value: &str) -> Option<Moment> {
     let day: i64 = words[0].parse().ok().filter(|d| (1..=31).contains(d))?;
     let month = MONTHS
         .iter()
-        .position(|m| words[1].len() >= 3 && words[1][..3].eq_ignore_ascii_case(m))?
+        .position(|m| words[1].get(..3).is_some_and(|w| w.eq_ignore_ascii_case(m)))?
         as i64
         + 1;
     let mut year: i64 = words[2].parse().ok()?;
@@ -192,6 +192,9 @@ mod tests {
         assert_eq!(part(utc, "hour").unwrap(), "13");
         assert!(parse_rfc5322("yesterday").is_none());
         assert!(parse_rfc5322("32 Oct 2009 10:00 +0000").is_none());
+        // Found by fuzzing: a month name cut inside a multi-byte character.
+        assert!(parse_rfc5322("1 Oé 2009 10:00 +0000").is_none());
+        assert!(parse_rfc5322("1 €€€ 2009 10:00 +0000").is_none());
         assert_eq!(
             parse_rfc5322("1 Jan 99 00:00 GMT")
                 .and_then(|m| part(m, "year"))
