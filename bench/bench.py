@@ -18,6 +18,9 @@ itself through Dovecot's storage library):
   mailpipe      mailpipe run --once, rules-filer; fresh state dir, compiled plugin copied in
   imapfilter    Lua config: server-side SEARCH + COPY/STORE/EXPUNGE (its move_messages)
   sieve-filter  Pigeonhole sieve-filter -e -W on INBOX
+  mailpipe-sieve   mailpipe run --once with the 50-rule Sieve script (sieve_50 below) through its
+                   built-in interpreter (issue 22); same state handling as mailpipe
+  sieve-filter-50  sieve-filter -e -W on INBOX with that same 50-rule script
 """
 
 import argparse
@@ -111,7 +114,36 @@ if header :contains "List-Id" "{a}" {{
 }}
 """
 
-ALL_TOOLS = ["floor", "floor-header", "mailpipe", "imapfilter", "sieve-filter"]
+
+
+def sieve_50(a, b, c, boss, **_):
+    """The 50-rule script of issue 22, in the shape Roundcube's managesieve plugin writes (one
+    `# rule:[...]` comment and one `if` each), the same 47 rules as host/benches/pipeline.rs's
+    sieve_50 (none matches this corpus) followed by the benchmark's own filing rules, so that
+    its ground truth holds. Run by mailpipe's built-in interpreter and by sieve-filter."""
+    s = ['# bench/bench.py: the 50-rule script of the peer benchmark (mailpipe-sieve, sieve-filter-50).\n'
+         'require ["fileinto","imap4flags","mailbox","relational","comparator-i;ascii-numeric"];\n']
+    for i in range(47):
+        rule = [
+            'if header :contains "subject" "project-%d"\n{\n\tfileinto :create "Projects/P%d";\n\tstop;\n}\n' % (i, i),
+            'if address :is "from" ["person%d@partner%d.example", "other%d@partner%d.example"]\n{\n'
+            '\taddflag "\\\\Flagged";\n\tfileinto :create "Partners/%d";\n}\n' % (i, i, i, i, i),
+            'if allof (header :contains "list-id" "list%d.example.org", not header :contains "subject" "urgent")\n'
+            '{\n\tfileinto :create "Lists/L%d";\n\tstop;\n}\n' % (i, i),
+            'if anyof (header :matches "subject" "*[ticket-%d]*", address :domain :is "from" "vendor%d.example")\n'
+            '{\n\tfileinto :create "Tickets/%d";\n}\n' % (i, i, i),
+        ][i % 4]
+        s.append("# rule:[rule %d]\n%s" % (i, rule))
+    s.append('# rule:[boss]\nif address :contains "from" "%s"\n{\n\taddflag "\\\\Flagged";\n}\n' % boss)
+    for folder, lid in (("Lists/A", a), ("Lists/B", b), ("Lists/C", c)):
+        s.append('# rule:[%s]\nif header :contains "List-Id" "%s"\n{\n\tfileinto :create "%s";\n\tstop;\n}\n'
+                 % (folder, lid, folder))
+    return "".join(s)
+
+
+ALL_TOOLS = ["floor", "floor-header", "mailpipe", "imapfilter", "sieve-filter", "mailpipe-sieve", "sieve-filter-50"]
+# mailpipe runs: the tool name -> its config file's name
+MAILPIPE_TOOLS = {"mailpipe": "mailpipe.toml", "mailpipe-sieve": "mailpipe-sieve.toml"}
 
 
 def sh(cmd, **kw):
@@ -176,9 +208,18 @@ class Bench:
         os.chmod(self.cfg, 0o755)  # sieve-filter runs as the mail uid and reads the script
         rules = dict(a=LIST_A, b=LIST_B, c=LIST_C, boss=BOSS, port=self.port)
         self.mp_state = os.path.join(self.work, "mailpipe-state")
-        self.mp_toml = os.path.join(self.cfg, "mailpipe.toml")
-        with open(self.mp_toml, "w") as f:
+        self.sieve50 = os.path.join(self.cfg, "filter-50.sieve")
+        with open(self.sieve50, "w") as f:
+            f.write(sieve_50(**rules))
+        os.chmod(self.sieve50, 0o644)
+        self.mp_toml = {t: os.path.join(self.cfg, name) for t, name in MAILPIPE_TOOLS.items()}
+        with open(self.mp_toml["mailpipe"], "w") as f:
             f.write(MAILPIPE_TOML.format(state=self.mp_state, wasm=a.plugin, **rules))
+        # the same account, the 50-rule script through the built-in Sieve interpreter
+        toml = MAILPIPE_TOML.format(state=self.mp_state, wasm=a.plugin, **rules)
+        toml = toml[:toml.index("[[plugin]]")] + '[[plugin]]\nname = "rules"\nsieve = "%s"\n' % self.sieve50
+        with open(self.mp_toml["mailpipe-sieve"], "w") as f:
+            f.write(toml)
         self.lua = os.path.join(self.cfg, "imapfilter.lua")
         with open(self.lua, "w") as f:
             f.write(IMAPFILTER_LUA.format(**rules))
@@ -188,15 +229,18 @@ class Bench:
             f.write(SIEVE.format(**rules))
         os.chmod(self.sieve, 0o644)
         # compile once (as root, the script dir is not writable for the mail uid)
-        sh(["sievec", "-c", self.dovecot_conf, self.sieve])
-        os.chmod(self.sieve.replace(".sieve", ".svbin"), 0o644)
+        for script in (self.sieve, self.sieve50):
+            sh(["sievec", "-c", self.dovecot_conf, script])
+            os.chmod(script.replace(".sieve", ".svbin"), 0o644)
         self.results_path = os.path.join(self.work, "results.jsonl")
         self.env = dict(os.environ, MPBENCH_PASSWORD=PASSWORD, HOME=os.path.join(self.work, "home"))
         os.makedirs(self.env["HOME"], exist_ok=True)
-        self.compiled = os.path.join(self.work, "mailpipe-compiled")
+        self.compiled = {t: os.path.join(self.work, t + "-compiled") for t in MAILPIPE_TOOLS}
+        self.cold_rss = {}
         with open(os.path.join(self.stack, "dovecot", "run", "master.pid")) as f:
             self.dovecot_pid = int(f.read().strip())
-        shutil.rmtree(self.compiled, ignore_errors=True)  # the binary or plugin may have changed
+        for d in self.compiled.values():
+            shutil.rmtree(d, ignore_errors=True)  # the binary or plugin may have changed
 
     # ---- corpus + seeding ----
     def corpus(self, n):
@@ -223,19 +267,19 @@ class Bench:
         return json.loads(sh([sys.executable, os.path.join(HERE, "seed.py"), "count"]))
 
     # ---- the tools ----
-    def warm_mailpipe(self, golden):
+    def warm_mailpipe(self, tool, golden):
         """One untimed run to get the compiled plugin; its cold time is recorded too."""
-        if os.path.isdir(self.compiled):
+        if os.path.isdir(self.compiled[tool]):
             return None
         self.reseed(golden)
         shutil.rmtree(self.mp_state, ignore_errors=True)
-        base = os.path.join(self.runs, "mailpipe-cold")
-        wall, cpu, rc, rss = timed([self.a.mailpipe, "run", "-c", self.mp_toml, "--once"], base + ".out",
-                              base + ".err", env=self.env)
+        base = os.path.join(self.runs, "%s-cold" % tool)
+        wall, cpu, rc, rss = timed([self.a.mailpipe, "run", "-c", self.mp_toml[tool], "--once"], base + ".out",
+                                   base + ".err", env=self.env)
         if rc != 0:
-            sys.exit("mailpipe failed (rc %d), see %s.err" % (rc, base))
-        shutil.copytree(os.path.join(self.mp_state, "compiled"), self.compiled)
-        self.cold_rss = rss
+            sys.exit("%s failed (rc %d), see %s.err" % (tool, rc, base))
+        shutil.copytree(os.path.join(self.mp_state, "compiled"), self.compiled[tool])
+        self.cold_rss[tool] = rss
         return wall
 
     def run_tool(self, tool, n, rnd):
@@ -250,22 +294,25 @@ class Bench:
                 with open(base + ".out") as f:
                     info = json.loads(f.read())
                 wall = info["seconds"]  # the FETCH alone
-        elif tool == "mailpipe":
+        elif tool in MAILPIPE_TOOLS:
             shutil.rmtree(self.mp_state, ignore_errors=True)
             os.makedirs(self.mp_state)
-            shutil.copytree(self.compiled, os.path.join(self.mp_state, "compiled"))
-            wall, cpu, rc, rss = timed([self.a.mailpipe, "run", "-c", self.mp_toml, "--once"], base + ".out",
-                                  base + ".err", env=self.env)
+            shutil.copytree(self.compiled[tool], os.path.join(self.mp_state, "compiled"))
+            wall, cpu, rc, rss = timed([self.a.mailpipe, "run", "-c", self.mp_toml[tool], "--once"],
+                                       base + ".out", base + ".err", env=self.env)
             with open(base + ".err", errors="replace") as f:
                 lines = [l.strip() for l in f]
             info["summary"] = [l for l in lines if "processed" in l][-1:]
-            info["plugin"] = [l for l in lines if "rules-filer" in l][-1:]
+            info["plugin"] = [l for l in lines if "rules-filer" in l or "sieve" in l][-1:]
             info["state_bytes"] = os.path.getsize(os.path.join(self.mp_state, "state.redb"))
         elif tool == "imapfilter":
             wall, cpu, rc, rss = timed(["imapfilter", "-c", self.lua], base + ".out", base + ".err", env=self.env)
         elif tool == "sieve-filter":
             wall, cpu, rc, rss = timed(["sieve-filter", "-c", self.dovecot_conf, "-e", "-W", "-u", USER,
                                    self.sieve, "INBOX"], base + ".out", base + ".err", env=self.env)
+        elif tool == "sieve-filter-50":
+            wall, cpu, rc, rss = timed(["sieve-filter", "-c", self.dovecot_conf, "-e", "-W", "-u", USER,
+                                   self.sieve50, "INBOX"], base + ".out", base + ".err", env=self.env)
         else:
             raise ValueError(tool)
         return wall, cpu, rc, rss, info
@@ -295,9 +342,13 @@ class Bench:
         for n, r in zip(sizes, rounds):
             corpus, manifest = self.corpus(n)
             golden = self.golden(n, corpus)
-            cold = self.warm_mailpipe(golden) if "mailpipe" in tools else None
-            if cold is not None:
-                print("mailpipe cold run (plugin compiled): %.2f s" % cold, file=sys.stderr)
+            cold = {}
+            for t in tools:
+                if t in MAILPIPE_TOOLS:
+                    wall = self.warm_mailpipe(t, golden)
+                    if wall is not None:
+                        cold[t] = wall
+                        print("%s cold run (plugin compiled): %.2f s" % (t, wall), file=sys.stderr)
             rows = []
             for rnd in range(1, r + 1):
                 order = tools[rnd - 1:] + tools[:rnd - 1]  # rotate
@@ -369,9 +420,9 @@ class Bench:
             bad = [r for r in rows if r["check"] != "ok"]
             for r in bad:
                 out.append("\n**%s round %d filed differently: %s**" % (r["tool"], r["round"], r["check"]))
-            if cold is not None:
-                out.append("\nmailpipe's first (cold) run, compiling the plugin: %.3f s, peak RSS %.1f MB "
-                           "(not in the table)." % (cold, getattr(self, "cold_rss", 0) / 1024))
+            for t, wall in cold.items():
+                out.append("\n%s's first (cold) run, compiling the plugin: %.3f s, peak RSS %.1f MB "
+                           "(not in the table)." % (t, wall, self.cold_rss.get(t, 0) / 1024))
             out.append("")
         if len(peak) >= 2:
             ns = sorted(peak)

@@ -11,7 +11,8 @@
 #           BENCH_SAMPLES, BENCH_RUNS, e.g. BENCH_N=200,1000 BENCH_ROUNDS=1 for a quick check).
 # Env:    MAILPIPE_BIN (default: target/release/mailpipe), PLUGIN_DIR (default: target/plugins)
 #         BENCH_WORK (default /tmp/mpbench: corpus, golden Maildirs, configs, logs, results)
-#         BENCH_TOOLS (default floor,floor-header,mailpipe,imapfilter,sieve-filter)
+#         BENCH_TOOLS (default floor,floor-header,mailpipe,imapfilter,sieve-filter,mailpipe-sieve,
+#                     sieve-filter-50)
 #         BENCH_QUIET_WAIT (default 120: before each peer run, wait up to this many s for an idle CPU)
 #         BENCH_KEEP_STACK=1 leaves the stack running afterwards
 #
@@ -26,7 +27,7 @@ export PYTHONDONTWRITEBYTECODE=1   # nothing may write __pycache__ into bench/
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 WORK="${BENCH_WORK:-/tmp/mpbench}"
-TOOLS="${BENCH_TOOLS:-floor,floor-header,mailpipe,imapfilter,sieve-filter}"
+TOOLS="${BENCH_TOOLS:-floor,floor-header,mailpipe,imapfilter,sieve-filter,mailpipe-sieve,sieve-filter-50}"
 
 what="${1:-all}"
 if [[ "$what" =~ ^[0-9] ]]; then what=peers; else shift || true; fi

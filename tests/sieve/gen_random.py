@@ -7,7 +7,10 @@ Pigeonhole (tests/sieve_differential.rs, `random_scripts_match_pigeonhole`).
 Writes OUTDIR/random-SEED-NNN.sieve. Same SEED, same scripts. The scripts are valid Sieve
 built from the constructs whose meaning does not depend on the host (no redirect or vacation:
 the host's loop guard decides those; no envelope: the test bed's messages may lack one; no
-regex: POSIX and Rust syntax differ; no body: the host's text views differ). Tests nest
+regex: POSIX and Rust syntax differ; no body: the host's text views differ), plus
+foreverypart loops and :mime tests (RFC 5703), never one loop inside another: Pigeonhole 0.5
+aborts any command that follows a nested loop ("program crossed loop boundary"; with a trace
+on it even panics after writing gigabytes), see KNOWN-DIFFERENCES.md. Tests nest
 allof/anyof/not up to three levels, commands nest if/elsif/else up to three levels, and the
 keys are drawn from words that occur in tests/sieve/messages, so that tests do match.
 """
@@ -16,7 +19,8 @@ import random
 import sys
 
 REQUIRE = ["fileinto", "imap4flags", "variables", "copy", "relational",
-           "comparator-i;ascii-numeric", "subaddress", "date", "index", "mailbox"]
+           "comparator-i;ascii-numeric", "subaddress", "date", "index", "mailbox",
+           "foreverypart", "mime"]
 HEADERS = ["subject", "from", "to", "cc", "list-id", "x-spam-score", "message-id",
            "reply-to", "precedence", "content-type", "x-mailer", "date"]
 ADDRESS_HEADERS = ["from", "to", "cc", "reply-to", "sender"]
@@ -26,6 +30,11 @@ WORDS = ["example", "Example", "list", "meeting", "Meeting", "invoice", "alice",
 FLAGS = ["\\Seen", "\\Flagged", "\\Answered", "$Work", "$Later", "Junk"]
 FOLDERS = ["A", "B", "Lists/x", "Work", "Archive/2024", "Junk", "INBOX"]
 PARTS = ["year", "month", "day", "weekday", "hour", "date"]
+MIME_HEADERS = ["content-type", "content-disposition", "content-transfer-encoding", "from",
+                "subject"]
+MIME_KEYS = ["text", "plain", "html", "multipart", "mixed", "alternative", "application",
+             "text/plain", "text/html", "attachment", "inline", "utf-8", "UTF-8", "us-ascii",
+             "iso-8859-1", "*.pdf", "*", "", "base64", "example"]
 
 
 def q(s):
@@ -103,17 +112,33 @@ def test(r, depth=0):
         return "hasflag " + keys(r)
     if t < 0.97:
         return 'string :matches "${1}" ' + keys(r)
+    if t < 0.99:
+        return mime_test(r)
     return r.choice(["true", "false"])
 
 
-def command(r, depth=0):
+def mime_test(r):
+    """header/exists/address with :mime (RFC 5703), on the current part or :anychild."""
+    anychild = ":anychild " if r.random() < 0.4 else ""
+    k = r.random()
+    if k < 0.2:
+        return "exists :mime " + anychild + names(r, MIME_HEADERS)
+    if k < 0.3:
+        return "address :mime " + anychild + r.choice([":all ", ":domain "]) + match(r)[0] + q("from") + " " + keys(r)
+    option = r.choice(["", ":type ", ":subtype ", ":contenttype ", ':param "charset" ', ':param ["name", "filename"] '])
+    mt, _ = match(r)
+    header = q(r.choice(["content-type", "content-disposition"]) if option else r.choice(MIME_HEADERS))
+    return "header :mime " + anychild + option + mt + header + " " + q(r.choice(MIME_KEYS))
+
+
+def command(r, depth=0, in_loop=False):
     c = r.random()
     if depth < 3 and c < 0.3:
-        out = "if " + test(r) + " {\n" + block(r, depth + 1) + "}"
+        out = "if " + test(r) + " {\n" + block(r, depth + 1, in_loop) + "}"
         for _ in range(r.randint(0, 2)):
-            out += " elsif " + test(r) + " {\n" + block(r, depth + 1) + "}"
+            out += " elsif " + test(r) + " {\n" + block(r, depth + 1, in_loop) + "}"
         if r.random() < 0.4:
-            out += " else {\n" + block(r, depth + 1) + "}"
+            out += " else {\n" + block(r, depth + 1, in_loop) + "}"
         return out + "\n"
     if c < 0.45:
         copy = ":copy " if r.random() < 0.3 else ""
@@ -130,11 +155,16 @@ def command(r, depth=0):
     if c < 0.80:
         mod = r.choice(["", ":lower ", ":upper ", ":length ", ":upperfirst "])
         return 'set %s"v" "${1}";\n' % mod
+    if depth < 3 and c < 0.86 and not in_loop:
+        body = block(r, depth + 1, True)
+        if r.random() < 0.4:
+            body += "if " + mime_test(r) + " { break; }\n"
+        return "foreverypart {\n" + body + "}\n"
     return "keep;\n"
 
 
-def block(r, depth):
-    return "".join(command(r, depth) for _ in range(r.randint(1, 3)))
+def block(r, depth, in_loop=False):
+    return "".join(command(r, depth, in_loop) for _ in range(r.randint(1, 3)))
 
 
 def main():

@@ -10,7 +10,9 @@ use crate::error::{CompileError, Pos};
 use crate::lexer::lex;
 use crate::matching::{compile_regex, Comparator, MatchType, Matcher, Relation};
 use crate::parser::{parse, Arg, CommandNode, TestNode};
-use crate::script::{AddressPart, Cmd, DuplicateId, FlagOp, Index, Script, Test, Vacation, Zone};
+use crate::script::{
+    AddressPart, Cmd, DuplicateId, FlagOp, Index, Mime, MimeOption, Script, Test, Vacation, Zone,
+};
 use crate::variables::{expand_encoded, is_settable, Modifier, Value};
 
 /// Every capability this interpreter implements (what `require` and `ihave` accept).
@@ -41,12 +43,17 @@ pub const CAPABILITIES: &[&str] = &[
     "spamtest",
     "spamtestplus",
     "virustest",
+    "foreverypart",
+    "mime",
+    "extracttext",
 ];
 
 /// Capabilities a script may name but whose commands cannot work where mailpipe runs.
 const REFUSED: &[(&str, &str)] = &[
     ("reject", "reject cannot refuse mail that was already delivered: mailpipe filters mail after delivery (use fileinto, discard or vacation instead)"),
     ("ereject", "ereject cannot refuse mail that was already delivered: mailpipe filters mail after delivery (use fileinto, discard or vacation instead)"),
+    ("replace", "replace rewrites the message body, which mailpipe cannot do yet: its plugins edit header fields only"),
+    ("enclose", "enclose rewrites the message body, which mailpipe cannot do yet: its plugins edit header fields only"),
 ];
 
 /// Deepest chain of includes (RFC 6609 leaves it to the implementation; Pigeonhole uses 10).
@@ -85,6 +92,7 @@ fn compile_inner(
         stack,
         reads_body: false,
         requires_done: false,
+        loops: Vec::new(),
     };
     let cmds = cx.block(&nodes)?;
     let mut required: Vec<String> = cx.required.into_iter().collect();
@@ -102,6 +110,8 @@ struct Cx<'a> {
     stack: &'a mut Vec<String>,
     reads_body: bool,
     requires_done: bool,
+    /// The `foreverypart` loops around the command being compiled, innermost last, by name.
+    loops: Vec<Option<String>>,
 }
 
 fn err<T>(pos: Pos, msg: impl Into<String>) -> Result<T, CompileError> {
@@ -120,8 +130,9 @@ fn tag_takes(tag: &str) -> Option<Takes> {
     Some(match tag {
         "comparator" | "count" | "value" | "subject" | "from" | "handle" | "zone" | "header"
         | "uniqueid" | "specialuse" => Takes::Str,
-        "days" | "seconds" | "index" => Takes::Num,
-        "addresses" | "flags" | "content" => Takes::List,
+        "days" | "seconds" | "index" | "first" => Takes::Num,
+        "name" => Takes::Str,
+        "addresses" | "flags" | "content" | "param" => Takes::List,
         _ => return None,
     })
 }
@@ -387,6 +398,7 @@ impl Cx<'_> {
                         otherwise: None,
                     });
                 }
+                "foreverypart" => out.push(self.foreverypart(node)?),
                 _ => {
                     if node.block.is_some() {
                         return err(node.pos, format!("command '{}' takes no block", node.name));
@@ -402,6 +414,101 @@ impl Cx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// `foreverypart [:name NAME] { ... }` (RFC 5703 section 3).
+    fn foreverypart(&mut self, node: &CommandNode) -> Result<Cmd, CompileError> {
+        self.need("foreverypart", "foreverypart", node.pos)?;
+        let mut a = Args::new("command 'foreverypart'".into(), node.pos, &node.args)?;
+        let name = a.string_tag("name").map(|(n, _)| n);
+        a.finish("")?;
+        if let Some(t) = node.tests.first() {
+            return err(t.pos, "command 'foreverypart' takes no test");
+        }
+        let Some(body) = &node.block else {
+            return err(node.pos, "foreverypart needs a block");
+        };
+        self.reads_body = true;
+        self.loops.push(name);
+        let body = self.block(body);
+        self.loops.pop();
+        Ok(Cmd::ForEveryPart(body?))
+    }
+
+    /// The variable modifiers among a command's tags (RFC 5229 section 4), checked.
+    fn modifiers(&self, a: &mut Args, what: &str) -> Result<Vec<Modifier>, CompileError> {
+        let mut mods: Vec<(Modifier, Pos)> = Vec::new();
+        for t in a.tags.iter_mut() {
+            if let Some(m) = Modifier::from_tag(&t.name) {
+                if let Some((other, _)) = mods.iter().find(|(o, _)| o.same_precedence(m)) {
+                    if *other != m {
+                        return err(t.pos, format!("{what}: modifiers :{} and another of the same precedence cannot be combined", t.name));
+                    }
+                }
+                if m == Modifier::EncodeUrl {
+                    return err(t.pos, format!("{what}: :encodeurl requires the \"enotify\" extension, which mailpipe does not offer yet"));
+                }
+                if m == Modifier::QuoteRegex && !self.has("regex") {
+                    return err(t.pos, ":quoteregex requires the \"regex\" extension (add require \"regex\"; at the top)");
+                }
+                t.used = true;
+                mods.push((m, t.pos));
+            }
+        }
+        Ok(mods.into_iter().map(|(m, _)| m).collect())
+    }
+
+    /// `:mime [:anychild]` and, for `header`, one of `:type`, `:subtype`, `:contenttype`,
+    /// `:param LIST` (RFC 5703 section 4).
+    fn mime_tags(
+        &mut self,
+        a: &mut Args,
+        what: &str,
+        options: bool,
+    ) -> Result<Option<Mime>, CompileError> {
+        let mime = a.flag("mime");
+        let anychild = a.flag("anychild");
+        let mut chosen: Vec<(MimeOption, Pos)> = Vec::new();
+        if options {
+            for (tag, opt) in [
+                ("type", MimeOption::Type),
+                ("subtype", MimeOption::Subtype),
+                ("contenttype", MimeOption::ContentType),
+            ] {
+                if let Some(p) = a.flag(tag) {
+                    chosen.push((opt, p));
+                }
+            }
+            if let Some(l) = a.list_tag("param") {
+                let pos = l.1;
+                chosen.push((MimeOption::Param(self.values(l)?), pos));
+            }
+        }
+        let Some(mp) = mime else {
+            if let Some(p) = anychild.or(chosen.first().map(|c| c.1)) {
+                return err(
+                    p,
+                    format!(
+                        "{what}: :anychild, :type, :subtype, :contenttype and :param need :mime"
+                    ),
+                );
+            }
+            return Ok(None);
+        };
+        self.need("mime", ":mime", mp)?;
+        if chosen.len() > 1 {
+            return err(
+                chosen[1].1,
+                format!(
+                    "{what}: only one of :type, :subtype, :contenttype and :param may be given"
+                ),
+            );
+        }
+        self.reads_body = true;
+        Ok(Some(Mime {
+            anychild: anychild.is_some(),
+            option: chosen.pop().map_or(MimeOption::Whole, |c| c.0),
+        }))
     }
 
     fn require(&mut self, node: &CommandNode) -> Result<(), CompileError> {
@@ -531,24 +638,7 @@ impl Cx<'_> {
             }
             "set" => {
                 self.need("variables", "set", pos)?;
-                let mut mods: Vec<(Modifier, Pos)> = Vec::new();
-                for t in a.tags.iter_mut() {
-                    if let Some(m) = Modifier::from_tag(&t.name) {
-                        if let Some((other, _)) = mods.iter().find(|(o, _)| o.same_precedence(m)) {
-                            if *other != m {
-                                return err(t.pos, format!("set: modifiers :{} and another of the same precedence cannot be combined", t.name));
-                            }
-                        }
-                        if m == Modifier::EncodeUrl {
-                            return err(t.pos, "set: :encodeurl requires the \"enotify\" extension, which mailpipe does not offer yet");
-                        }
-                        if m == Modifier::QuoteRegex && !self.has("regex") {
-                            return err(t.pos, ":quoteregex requires the \"regex\" extension (add require \"regex\"; at the top)");
-                        }
-                        t.used = true;
-                        mods.push((m, t.pos));
-                    }
-                }
+                let mods = self.modifiers(&mut a, "set")?;
                 a.finish("ss")?;
                 let (n, np) = a.strings(0);
                 if !is_settable(&n[0]) {
@@ -558,7 +648,7 @@ impl Cx<'_> {
                 Cmd::Set {
                     name: n[0].to_ascii_lowercase(),
                     value: self.value(&v[0], vp)?,
-                    mods: mods.into_iter().map(|(m, _)| m).collect(),
+                    mods,
                 }
             }
             "setflag" | "addflag" | "removeflag" => {
@@ -655,7 +745,61 @@ impl Cx<'_> {
                 let (s, p) = a.strings(0);
                 Cmd::Error(self.value(&s[0], p)?)
             }
-            "reject" | "ereject" => {
+            "break" => {
+                self.need("foreverypart", "break", pos)?;
+                let name = a.string_tag("name");
+                a.finish("")?;
+                let levels = match name {
+                    None if self.loops.is_empty() => {
+                        return err(pos, "break outside a foreverypart loop")
+                    }
+                    None => 0,
+                    Some((n, p)) => {
+                        match self
+                            .loops
+                            .iter()
+                            .rev()
+                            .position(|l| l.as_deref() == Some(&n))
+                        {
+                            Some(levels) => levels,
+                            None => {
+                                return err(
+                                    p,
+                                    format!("break: no enclosing foreverypart loop is named {n:?}"),
+                                )
+                            }
+                        }
+                    }
+                };
+                Cmd::Break(levels)
+            }
+            "extracttext" => {
+                self.need("extracttext", name, pos)?;
+                self.need("variables", name, pos)?;
+                if self.loops.is_empty() {
+                    return err(
+                        pos,
+                        "extracttext is only allowed inside a foreverypart loop",
+                    );
+                }
+                let mods = self.modifiers(&mut a, name)?;
+                let first = a.number_tag("first").map(|(n, _)| n);
+                a.finish("s")?;
+                let (n, np) = a.strings(0);
+                if !is_settable(&n[0]) {
+                    return err(
+                        np,
+                        format!("extracttext: {:?} is not a valid variable name", n[0]),
+                    );
+                }
+                self.reads_body = true;
+                Cmd::ExtractText {
+                    name: n[0].to_ascii_lowercase(),
+                    mods,
+                    first,
+                }
+            }
+            "reject" | "ereject" | "replace" | "enclose" => {
                 let why = REFUSED
                     .iter()
                     .find(|(n, _)| *n == name)
@@ -667,9 +811,6 @@ impl Cx<'_> {
             other => {
                 let hint = match other {
                     "notify" | "denotify" => " (enotify is not supported yet)",
-                    "foreverypart" | "break" | "replace" | "enclose" | "extracttext" => {
-                        " (the mime extensions are not supported yet)"
-                    }
                     _ => "",
                 };
                 return err(pos, format!("unknown command '{other}'{hint}"));
@@ -989,6 +1130,7 @@ impl Cx<'_> {
                 }
             }
             "address" => {
+                let mime = self.mime_tags(&mut a, "address", false)?;
                 let index = self.index(&mut a)?;
                 let part = self.address_part(&mut a)?;
                 let matcher = self.matcher(&mut a)?;
@@ -1005,6 +1147,7 @@ impl Cx<'_> {
                     headers: self.values((h, hp))?,
                     keys,
                     index,
+                    mime,
                 }
             }
             "envelope" => {
@@ -1033,6 +1176,7 @@ impl Cx<'_> {
                 }
             }
             "header" => {
+                let mime = self.mime_tags(&mut a, "header", true)?;
                 let index = self.index(&mut a)?;
                 let matcher = self.matcher(&mut a)?;
                 a.finish("ll")?;
@@ -1047,15 +1191,20 @@ impl Cx<'_> {
                     headers: self.values((h, hp))?,
                     keys,
                     index,
+                    mime,
                 }
             }
             "exists" => {
+                let mime = self.mime_tags(&mut a, "exists", false)?;
                 a.finish("l")?;
                 let (h, hp) = a.strings(0);
                 for n in &h {
                     check_header_name(n, hp, "exists")?;
                 }
-                Test::Exists(self.values((h, hp))?)
+                Test::Exists {
+                    names: self.values((h, hp))?,
+                    mime,
+                }
             }
             "size" => {
                 let over = a.flag("over");

@@ -9,8 +9,11 @@ use std::rc::Rc;
 use crate::address;
 use crate::date::{self, Moment};
 use crate::matching::{MatchType, Matcher};
+use crate::mime::{self, Entity};
 use crate::outcome::{HeaderEdit, Outcome, Store, VacationReply};
-use crate::script::{AddressPart, Cmd, DuplicateId, FlagOp, Index, Script, Test, Vacation, Zone};
+use crate::script::{
+    AddressPart, Cmd, DuplicateId, FlagOp, Index, Mime, MimeOption, Script, Test, Vacation, Zone,
+};
 use crate::variables::{apply_modifiers, Vars};
 
 /// What a script may read of a message and of the world around it.
@@ -35,8 +38,9 @@ pub trait Input {
     fn body_text(&mut self) -> Vec<String>;
     /// The body as it is on the wire, after the header (`body :raw`).
     fn body_raw(&mut self) -> String;
-    /// (content type "type/subtype", decoded content) of each leaf part (`body :content`).
-    fn body_parts(&mut self) -> Vec<(String, String)>;
+    /// The whole message as it is on the wire (`body :content` and the mime extensions walk
+    /// its parts).
+    fn raw_message(&mut self) -> Vec<u8>;
     fn mailbox_exists(&mut self, name: &str) -> bool;
     fn now_ms(&mut self) -> i64;
     /// Whether `key` was recorded by `duplicate` before (and has not expired).
@@ -93,6 +97,8 @@ enum Flow {
     Next,
     Stop,
     Return,
+    /// `break`: leave this many more loops after the innermost one.
+    Break(usize),
 }
 
 struct Run<'a, I: Input> {
@@ -114,6 +120,12 @@ struct Run<'a, I: Input> {
     actions: usize,
     included_once: HashSet<String>,
     vacation_seen: bool,
+    /// The message's MIME entities, walked on first use (mime extensions).
+    entities: Option<Rc<Vec<Entity>>>,
+    /// The current MIME part: 0 (the message) outside `foreverypart`.
+    part: usize,
+    /// How many `foreverypart` loops are running.
+    loops: usize,
 }
 
 /// Runs `script` on the message behind `input`.
@@ -139,6 +151,9 @@ pub fn run<I: Input>(
         actions: 0,
         included_once: HashSet::new(),
         vacation_seen: false,
+        entities: None,
+        part: 0,
+        loops: 0,
     };
     r.block(&script.cmds)?;
     r.out.implicit_flags = r.flags.clone();
@@ -274,6 +289,75 @@ impl<I: Input> Run<'_, I> {
         list
     }
 
+    fn entities(&mut self) -> Rc<Vec<Entity>> {
+        if self.entities.is_none() {
+            self.entities = Some(Rc::new(mime::entities(&self.input.raw_message())));
+        }
+        self.entities.clone().expect("just filled")
+    }
+
+    /// The entities a `:mime` test reads: the current part, or with `:anychild` it and every
+    /// part below it (as Pigeonhole reads RFC 5703 section 4.1).
+    fn mime_scope(&mut self, m: &Mime) -> (Rc<Vec<Entity>>, std::ops::Range<usize>) {
+        let ents = self.entities();
+        let cur = self.part.min(ents.len().saturating_sub(1));
+        let range = match ents.get(cur) {
+            None => 0..0,
+            Some(e) if m.anychild => cur..e.end,
+            Some(_) => cur..cur + 1,
+        };
+        (ents, range)
+    }
+
+    /// The values `header :mime` tests in the fields called `name` of one entity.
+    fn mime_values(&self, e: &Entity, name: &str, option: &MimeOption, out: &mut Vec<String>) {
+        let lname = name.to_ascii_lowercase();
+        let structured = matches!(lname.as_str(), "content-type" | "content-disposition");
+        for v in e.field(&lname) {
+            if !structured || matches!(option, MimeOption::Whole) {
+                out.push(mime::decode_words(v));
+                continue;
+            }
+            let (ty, sub, params) = if lname == "content-type" {
+                mime::content_type(v)
+            } else {
+                let disposition = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                (disposition, String::new(), mime::params(v))
+            };
+            match option {
+                MimeOption::Whole => {}
+                MimeOption::Type => out.push(ty),
+                MimeOption::Subtype => out.push(sub),
+                MimeOption::ContentType if lname == "content-type" => out.push(if ty.is_empty() {
+                    String::new()
+                } else {
+                    format!("{ty}/{sub}")
+                }),
+                MimeOption::ContentType => out.push(ty),
+                MimeOption::Param(names) => {
+                    // A parameter the field lacks reads as "" (as in Pigeonhole).
+                    for n in self.expand_list(names) {
+                        let before = out.len();
+                        out.extend(
+                            params
+                                .iter()
+                                .filter(|(k, _)| k.eq_ignore_ascii_case(&n))
+                                .map(|(_, v)| mime::decode_words(v)),
+                        );
+                        if out.len() == before {
+                            out.push(String::new());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn count_action(&mut self) -> Result<(), RuntimeError> {
         self.actions += 1;
         if self.actions > self.settings.max_actions {
@@ -318,7 +402,7 @@ impl<I: Input> Run<'_, I> {
         // A second store into the same folder is one store; its flags are the latest ones
         // (as Pigeonhole merges duplicate stores).
         // (moved to the end: the order of stores is the order of their latest flags).
-        if let Some(i) = self.out.stores.iter().position(|s| same(s)) {
+        if let Some(i) = self.out.stores.iter().position(same) {
             let mut existing = self.out.stores.remove(i);
             existing.flags = flags;
             existing.create |= create;
@@ -349,6 +433,58 @@ impl<I: Input> Run<'_, I> {
             }
             Cmd::Stop => return Ok(Flow::Stop),
             Cmd::Return => return Ok(Flow::Return),
+            Cmd::Break(levels) => return Ok(Flow::Break(*levels)),
+            Cmd::ForEveryPart(body) => {
+                // The outermost loop visits the message itself and then every part below it
+                // (as Pigeonhole does); a nested loop visits the parts below the current one.
+                let ents = self.entities();
+                let outer = self.part;
+                let end = ents.get(outer).map_or(outer, |e| e.end);
+                let first = if self.loops == 0 { outer } else { outer + 1 };
+                let mut flow = Flow::Next;
+                self.loops += 1;
+                for i in first..end {
+                    self.part = i;
+                    match self.block(body) {
+                        Ok(Flow::Next) => {}
+                        Ok(Flow::Break(0)) => break,
+                        Ok(Flow::Break(n)) => {
+                            flow = Flow::Break(n - 1);
+                            break;
+                        }
+                        Ok(other) => {
+                            flow = other;
+                            break;
+                        }
+                        Err(e) => {
+                            self.part = outer;
+                            self.loops -= 1;
+                            return Err(e);
+                        }
+                    }
+                }
+                self.part = outer;
+                self.loops -= 1;
+                return Ok(flow);
+            }
+            Cmd::ExtractText { name, mods, first } => {
+                let ents = self.entities();
+                let text = match ents.get(self.part) {
+                    Some(e) if e.content_type.starts_with("text/") => e.content.as_str(),
+                    _ => "",
+                };
+                // :first counts octets of the UTF-8 text, never cutting a character (as
+                // Pigeonhole does).
+                let mut cut = first.map_or(text.len(), |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX).min(text.len())
+                });
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let text = text[..cut].to_string();
+                let v = apply_modifiers(mods, text);
+                self.vars.set(name, v);
+            }
             Cmd::Keep { flags } => {
                 self.count_action()?;
                 let flags = match flags {
@@ -706,7 +842,25 @@ impl<I: Input> Run<'_, I> {
                 matcher,
                 headers,
                 keys,
+                index: _,
+                mime: Some(m),
+            } => {
+                let (ents, range) = self.mime_scope(m);
+                let mut values = Vec::new();
+                for name in self.keys(headers) {
+                    for e in &ents[range.clone()] {
+                        self.mime_values(e, &name, &m.option, &mut values);
+                    }
+                }
+                let keys = self.keys(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Header {
+                matcher,
+                headers,
+                keys,
                 index,
+                mime: None,
             } => {
                 let names = self.keys(headers);
                 let lists: Vec<Rc<Vec<String>>> =
@@ -727,7 +881,33 @@ impl<I: Input> Run<'_, I> {
                 matcher,
                 headers,
                 keys,
+                index: _,
+                mime: Some(m),
+            } => {
+                let (ents, range) = self.mime_scope(m);
+                let mut values = Vec::new();
+                for name in self.keys(headers) {
+                    let lname = name.to_ascii_lowercase();
+                    for e in &ents[range.clone()] {
+                        for v in e.field(&lname) {
+                            values.extend(
+                                address::parse_list(&mime::decode_words(v))
+                                    .iter()
+                                    .filter_map(|a| address::part(a, *part)),
+                            );
+                        }
+                    }
+                }
+                let keys = self.keys(keys);
+                self.compare(matcher, &values, &keys)
+            }
+            Test::Address {
+                part,
+                matcher,
+                headers,
+                keys,
                 index,
+                mime: None,
             } => {
                 let mut values: Vec<String> = Vec::new();
                 let mut only: Option<Rc<Vec<String>>> = None;
@@ -772,9 +952,26 @@ impl<I: Input> Run<'_, I> {
                 let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
-            Test::Exists(names) => {
+            Test::Exists { names, mime: None } => {
                 let names = self.expand_list(names);
                 names.iter().all(|n| !self.values_of(n, None).is_empty())
+            }
+            Test::Exists {
+                names,
+                mime: Some(m),
+            } => {
+                let names: Vec<String> = self
+                    .expand_list(names)
+                    .iter()
+                    .map(|n| n.to_ascii_lowercase())
+                    .collect();
+                // Each name in some part in scope (not all in one part), as Pigeonhole reads it.
+                let (ents, range) = self.mime_scope(m);
+                names.iter().all(|n| {
+                    ents[range.clone()]
+                        .iter()
+                        .any(|e| e.field(n).next().is_some())
+                })
             }
             Test::Size { over, limit } => {
                 let size = self.input.size();
@@ -798,19 +995,19 @@ impl<I: Input> Run<'_, I> {
                         .into_iter()
                         .map(|t| t.to_ascii_lowercase())
                         .collect();
-                    self.input
-                        .body_parts()
-                        .into_iter()
-                        .filter(|(ct, _)| {
-                            let ct = ct.to_ascii_lowercase();
+                    self.entities()
+                        .iter()
+                        .filter(|e| !e.content_type.starts_with("multipart/"))
+                        .filter(|e| {
+                            let ct = e.content_type.as_str();
                             types.iter().any(|t| {
                                 t.is_empty()
-                                    || *t == ct
+                                    || t == ct
                                     || (!t.contains('/')
                                         && ct.split('/').next() == Some(t.as_str()))
                             })
                         })
-                        .map(|(_, c)| c)
+                        .map(|e| e.content.clone())
                         .collect()
                 } else {
                     self.input.body_text()

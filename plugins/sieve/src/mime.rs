@@ -1,17 +1,42 @@
 //! Why this file exists: `body :content "TYPE"` (RFC 5173 section 5) tests the MIME parts of a
 //! given content type, each decoded (base64, quoted-printable; UTF-8, US-ASCII and Latin-1
-//! text). The host's message view offers a text body, an HTML body and attachments, not every
-//! part, so the interpreter walks the raw message itself: bounded depth and part count, and a
-//! malformed message gives the parts that could be read, never an error.
+//! text), and the mime extensions (RFC 5703: `foreverypart`, `header :mime`, `extracttext`)
+//! walk the parts one by one. The host's message view offers a text body, an HTML body and
+//! attachments, not every part, so the interpreter walks the raw message itself: bounded depth
+//! and part count, and a malformed message gives the parts that could be read, never an error.
 
 /// Deepest nesting of multiparts followed, and most parts returned.
 const MAX_DEPTH: usize = 16;
 const MAX_PARTS: usize = 256;
 
-/// (content type "type/subtype" lowercased, decoded content) of each part, in order. A
-/// multipart is not a part itself; an attached message (message/rfc822) is one (its header),
-/// and its own parts follow it.
-pub fn parts(raw: &[u8]) -> Vec<(String, String)> {
+/// One entity of a message: the message itself, a body part, or a message attached as
+/// message/rfc822 (the child of its part), as RFC 2045 calls them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// Header fields, unfolded, names lowercased, values as they are on the wire.
+    pub fields: Vec<(String, String)>,
+    /// "type/subtype", lowercased, with the RFC 2046 defaults filled in.
+    pub content_type: String,
+    /// The decoded content of a leaf part (text as text); for message/rfc822 the attached
+    /// message's header (what `body :content` tests); empty for a multipart.
+    pub content: String,
+    /// Index one past the last entity below this one: its descendants are `i + 1..end`.
+    pub end: usize,
+}
+
+impl Entity {
+    /// The values of the fields called `name` (lowercase), in order.
+    pub fn field<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every entity of the message, depth first: index 0 is the message itself; the parts of a
+/// multipart follow it, the attached message follows its message/rfc822 part.
+pub fn entities(raw: &[u8]) -> Vec<Entity> {
     let mut out = Vec::new();
     walk(raw, "text/plain", 0, &mut out);
     out
@@ -55,22 +80,24 @@ fn fields(head: &[u8]) -> Vec<(String, String)> {
 
 /// A parameter of a structured field value (`boundary`, `charset`), unquoted.
 fn param(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
+    params(value)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
-fn walk(raw: &[u8], default_type: &str, depth: usize, out: &mut Vec<(String, String)>) {
+fn walk(raw: &[u8], default_type: &str, depth: usize, out: &mut Vec<Entity>) {
     if depth > MAX_DEPTH || out.len() >= MAX_PARTS {
         return;
     }
     let (head, body) = split_entity(raw);
-    let f = fields(head);
-    let get = |n: &str| f.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let ct_value = get("content-type").unwrap_or(default_type);
+    let fields = fields(head);
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let ct_value = get("content-type").unwrap_or_else(|| default_type.to_string());
+    let cte = get("content-transfer-encoding")
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let ct = ct_value
         .split(';')
         .next()
@@ -82,47 +109,136 @@ fn walk(raw: &[u8], default_type: &str, depth: usize, out: &mut Vec<(String, Str
     } else {
         default_type.to_string()
     };
+    let me = out.len();
+    out.push(Entity {
+        fields,
+        content_type: ct.clone(),
+        content: String::new(),
+        end: me + 1,
+    });
     if let Some(sub) = ct.strip_prefix("multipart/") {
-        let Some(boundary) = param(ct_value, "boundary").filter(|b| !b.is_empty()) else {
-            return;
-        };
-        let child_default = if sub == "digest" {
-            "message/rfc822"
-        } else {
-            "text/plain"
-        };
-        for part in split_multipart(body, &boundary) {
-            walk(part, child_default, depth + 1, out);
+        if let Some(boundary) = param(&ct_value, "boundary").filter(|b| !b.is_empty()) {
+            let child_default = if sub == "digest" {
+                "message/rfc822"
+            } else {
+                "text/plain"
+            };
+            for part in split_multipart(body, &boundary) {
+                walk(part, child_default, depth + 1, out);
+            }
         }
+        out[me].end = out.len();
         return;
     }
-    let cte = get("content-transfer-encoding")
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     let bytes = match cte.as_str() {
         "base64" => base64(body),
         "quoted-printable" => quoted_printable(body),
         _ => body.to_vec(),
     };
-    let charset = param(ct_value, "charset")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let text = match charset.as_str() {
+    if ct == "message/rfc822" {
+        // An attached message is tested by its header (RFC 5173 section 5); it is an entity
+        // of its own, with its parts below it.
+        let (inner_head, _) = split_entity(&bytes);
+        out[me].content = String::from_utf8_lossy(inner_head).into_owned();
+        walk(&bytes, "text/plain", depth + 1, out);
+    } else {
+        let charset = param(&ct_value, "charset").unwrap_or_default();
+        out[me].content = decode_charset(&bytes, &charset);
+    }
+    out[me].end = out.len();
+}
+
+/// Text in a charset as a string: UTF-8 (and US-ASCII) and Latin-1 are read; anything else
+/// is read as UTF-8, with replacement characters where it is not.
+fn decode_charset(bytes: &[u8], charset: &str) -> String {
+    match charset.to_ascii_lowercase().as_str() {
         "iso-8859-1" | "latin1" | "iso8859-1" | "windows-1252" | "cp1252" => {
             bytes.iter().map(|b| char::from(*b)).collect()
         }
-        _ => String::from_utf8_lossy(&bytes).into_owned(),
-    };
-    if ct == "message/rfc822" {
-        // An attached message is tested by its header (RFC 5173 section 5); its body's
-        // parts follow as parts of their own.
-        let (inner_head, _) = split_entity(&bytes);
-        out.push((ct, String::from_utf8_lossy(inner_head).into_owned()));
-        walk(&bytes, "text/plain", depth + 1, out);
-    } else {
-        out.push((ct, text));
+        _ => String::from_utf8_lossy(bytes).into_owned(),
     }
+}
+
+/// (type, subtype, parameters) of a Content-Type value, type and subtype lowercased; either
+/// is empty when the value is malformed (no slash, more than one, an empty side).
+pub fn content_type(value: &str) -> (String, String, Vec<(String, String)>) {
+    let main = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let params = params(value);
+    match main.split_once('/') {
+        Some((t, s)) if !t.trim().is_empty() && !s.trim().is_empty() && !s.contains('/') => {
+            (t.trim().to_string(), s.trim().to_string(), params)
+        }
+        _ => (String::new(), String::new(), params),
+    }
+}
+
+/// The parameters of a structured field value (names lowercased, values unquoted).
+pub fn params(value: &str) -> Vec<(String, String)> {
+    value
+        .split(';')
+        .skip(1)
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// RFC 2047 encoded words in a header value decoded (B and Q; UTF-8, US-ASCII, Latin-1);
+/// white space between two encoded words dropped; anything malformed left as it is.
+pub fn decode_words(value: &str) -> String {
+    if !value.contains("=?") {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = value;
+    let mut last_was_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, from) = rest.split_at(start);
+        let Some(word) = encoded_word(from) else {
+            out.push_str(before);
+            out.push_str("=?");
+            rest = &from[2..];
+            last_was_word = false;
+            continue;
+        };
+        if !(last_was_word && before.trim().is_empty()) {
+            out.push_str(before);
+        }
+        out.push_str(&word.0);
+        rest = &from[word.1..];
+        last_was_word = true;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One encoded word at the start of `s`: (its text, its length).
+fn encoded_word(s: &str) -> Option<(String, usize)> {
+    let inner = s.strip_prefix("=?")?;
+    let (charset, inner) = inner.split_once('?')?;
+    let (enc, inner) = inner.split_once('?')?;
+    let end = inner.find("?=")?;
+    let text = &inner[..end];
+    if text.contains(' ') || charset.is_empty() {
+        return None;
+    }
+    let bytes = match enc {
+        "B" | "b" => base64(text.as_bytes()),
+        "Q" | "q" => quoted_printable(text.replace('_', " ").as_bytes()),
+        _ => return None,
+    };
+    let len = 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
+    let charset = charset.split('*').next().unwrap_or(charset);
+    Some((decode_charset(&bytes, charset), len.min(s.len())))
 }
 
 /// The parts between `--boundary` lines (the preamble and the epilogue are not parts).
@@ -229,6 +345,15 @@ fn quoted_printable(body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `body :content` reads: (content type, content) of each entity but multiparts.
+    fn parts(raw: &[u8]) -> Vec<(String, String)> {
+        entities(raw)
+            .into_iter()
+            .filter(|e| !e.content_type.starts_with("multipart/"))
+            .map(|e| (e.content_type, e.content))
+            .collect()
+    }
 
     #[test]
     fn walks_nested_parts_and_decodes_them() {

@@ -120,6 +120,37 @@ pub enum Cmd {
     Global(Vec<String>),
     /// `error "text"` (RFC 5463): a run-time failure.
     Error(Value),
+    /// `foreverypart` (RFC 5703 section 3): the block once per MIME part below the current
+    /// one, each in turn the current part.
+    ForEveryPart(Vec<Cmd>),
+    /// `break [:name]`: leaves the innermost loop (0) or the one that many loops out.
+    Break(usize),
+    /// `extracttext [MODIFIER] [:first N] NAME` (RFC 5703 section 7): the current part's text
+    /// into a variable.
+    ExtractText {
+        name: String,
+        mods: Vec<Modifier>,
+        first: Option<u64>,
+    },
+}
+
+/// `:mime [:anychild] [option]` (RFC 5703 section 4): a test reads the MIME header of the
+/// current part (the message outside `foreverypart`), or of it and every part below it.
+#[derive(Debug, Clone)]
+pub struct Mime {
+    pub anychild: bool,
+    pub option: MimeOption,
+}
+
+/// What `header :mime` reads of a Content-Type or Content-Disposition field.
+#[derive(Debug, Clone)]
+pub enum MimeOption {
+    /// The whole value, encoded words decoded.
+    Whole,
+    Type,
+    Subtype,
+    ContentType,
+    Param(Vec<Value>),
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +165,7 @@ pub enum Test {
         headers: Vec<Value>,
         keys: Vec<Value>,
         index: Option<Index>,
+        mime: Option<Mime>,
     },
     Envelope {
         part: AddressPart,
@@ -146,8 +178,12 @@ pub enum Test {
         headers: Vec<Value>,
         keys: Vec<Value>,
         index: Option<Index>,
+        mime: Option<Mime>,
     },
-    Exists(Vec<Value>),
+    Exists {
+        names: Vec<Value>,
+        mime: Option<Mime>,
+    },
     Size {
         over: bool,
         limit: u64,

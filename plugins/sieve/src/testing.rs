@@ -8,6 +8,8 @@ use std::collections::HashSet;
 use crate::Input;
 
 pub struct TextMessage {
+    /// The message as given (line ends as they were).
+    pub raw: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub from: Option<String>,
@@ -18,8 +20,8 @@ pub struct TextMessage {
 }
 
 impl TextMessage {
-    pub fn new(raw: &str) -> Self {
-        let raw = raw.replace("\r\n", "\n");
+    pub fn new(given: &str) -> Self {
+        let raw = given.replace("\r\n", "\n");
         let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
         let mut headers: Vec<(String, String)> = Vec::new();
         for line in head.lines() {
@@ -33,6 +35,7 @@ impl TextMessage {
             }
         }
         TextMessage {
+            raw: given.to_string(),
             headers,
             body: body.to_string(),
             from: Some("sender@example.org".into()),
@@ -69,8 +72,8 @@ impl Input for TextMessage {
     fn body_raw(&mut self) -> String {
         self.body.clone()
     }
-    fn body_parts(&mut self) -> Vec<(String, String)> {
-        vec![("text/plain".into(), self.body.clone())]
+    fn raw_message(&mut self) -> Vec<u8> {
+        self.raw.as_bytes().to_vec()
     }
     fn mailbox_exists(&mut self, name: &str) -> bool {
         self.folders.iter().any(|f| f == name)

@@ -381,8 +381,8 @@ impl Input for MessageInput<'_> {
         body.to_string()
     }
 
-    fn body_parts(&mut self) -> Vec<(String, String)> {
-        mailpipe_sieve::mime::parts(&self.msg.raw())
+    fn raw_message(&mut self) -> Vec<u8> {
+        self.msg.raw()
     }
 
     fn mailbox_exists(&mut self, name: &str) -> bool {

@@ -5,6 +5,7 @@
 
 mod core;
 mod extensions;
+mod mime;
 mod vacation;
 
 pub use crate::testing::TextMessage as Fake;

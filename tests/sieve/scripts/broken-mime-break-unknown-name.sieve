@@ -1,0 +1,4 @@
+require "foreverypart";
+foreverypart :name "a" {
+  break :name "b";
+}

@@ -1,0 +1,4 @@
+require ["mime", "foreverypart"];
+foreverypart {
+  if header :mime :type :subtype "Content-Type" "text" { keep; }
+}

@@ -1,0 +1,2 @@
+require ["foreverypart"];
+if header :mime "Content-Type" "text/plain" { keep; }
