@@ -1,9 +1,11 @@
 //! What a state backend keeps, in the groups its records form: a plugin's key-value state,
 //! the log of processed messages, each IMAP mailbox's progress and pending plans, the queue
-//! of generated mail, and who owns which account. `Backend` is all of them; both backends
+//! of generated mail, who owns which account, and each account's Sieve scripts
+//! (`scripts::ScriptStore`). `Backend` is all of them; both backends
 //! (`embedded`, `postgres`) implement each group and pass the one behaviour suite
 //! (`state/tests.rs`).
 
+use super::scripts::ScriptStore;
 use super::{
     KvUsage, MessageCommit, OutboxEntry, OutboxStatus, PluginFailure, StateError, StoredPlan,
     UidMark,
@@ -138,11 +140,19 @@ pub trait Ownership {
 
 /// A state backend: every group of records, the same semantics in each implementation.
 pub trait Backend:
-    PluginKv + MessageLog + MailboxProgress + OutboxQueue + Ownership + Send + Sync
+    PluginKv + MessageLog + MailboxProgress + OutboxQueue + Ownership + ScriptStore + Send + Sync
 {
 }
 
-impl<T: PluginKv + MessageLog + MailboxProgress + OutboxQueue + Ownership + Send + Sync> Backend
-    for T
+impl<
+        T: PluginKv
+            + MessageLog
+            + MailboxProgress
+            + OutboxQueue
+            + Ownership
+            + ScriptStore
+            + Send
+            + Sync,
+    > Backend for T
 {
 }

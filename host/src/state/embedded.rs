@@ -3,6 +3,7 @@
 //! or none. One process at a time (redb locks the file). See docs/STATE.md.
 //! (Named for what it is rather than `redb.rs`, which would shadow the crate of that name.)
 
+use super::scripts::{ScriptSet, ScriptStore};
 use super::{
     explain_key, first_seen_key, namespace_marker, pruned_summary, random_secret,
     summary_message_id, KvUsage, KvWrite, MailboxProgress, MessageCommit, MessageLog, OutboxEntry,
@@ -45,6 +46,9 @@ const EXPLAIN_INDEX: TableDefinition<&str, ()> = TableDefinition::new("explain_i
 /// Values of this installation: "secret" (32 random bytes that key our markers), "schema"
 /// (the record layout, `SCHEMA_VERSION`), "pruned_at" (when explanations were last pruned).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Each account's Sieve scripts (`scripts::ScriptSet` as JSON), by account name. A table an
+/// older mailpipe does not know and never opens: no new layout version.
+const SIEVE_SCRIPTS: TableDefinition<&str, &str> = TableDefinition::new("sieve_scripts");
 
 /// Build the Message-ID index of every processed record (the upgrade to layout 2).
 fn index_explanations(txn: &WriteTransaction) -> Result<(), StateError> {
@@ -673,6 +677,47 @@ impl MailboxProgress for EmbeddedStore {
 
 /// One process alone owns every account: the defaults.
 impl Ownership for EmbeddedStore {}
+
+impl ScriptStore for EmbeddedStore {
+    fn scripts_load(&self, account: &str) -> Result<ScriptSet, StateError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(SIEVE_SCRIPTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(ScriptSet::default()),
+            Err(e) => return Err(e.into()),
+        };
+        match table.get(account)? {
+            None => Ok(ScriptSet::default()),
+            Some(v) => serde_json::from_str(v.value())
+                .map_err(|_| StateError::Corrupt(format!("sieve_scripts {account}"))),
+        }
+    }
+
+    fn scripts_replace(
+        &self,
+        account: &str,
+        expected: u64,
+        set: &ScriptSet,
+    ) -> Result<bool, StateError> {
+        let json = serde_json::to_string(set).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        self.write(true, |txn| {
+            let mut table = txn.open_table(SIEVE_SCRIPTS)?;
+            let stored = match table.get(account)? {
+                None => 0,
+                Some(v) => {
+                    serde_json::from_str::<ScriptSet>(v.value())
+                        .map_err(|_| StateError::Corrupt(format!("sieve_scripts {account}")))?
+                        .version
+                }
+            };
+            if stored != expected {
+                return Ok(false);
+            }
+            table.insert(account, json.as_str())?;
+            Ok(true)
+        })
+    }
+}
 
 impl OutboxQueue for EmbeddedStore {
     /// Outbox entries not yet delivered (queued or failed transiently), oldest first.

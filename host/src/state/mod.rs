@@ -14,12 +14,14 @@ mod embedded;
 pub mod lease;
 mod outbox;
 mod postgres;
+pub mod scripts;
 pub mod sent_log;
 
 pub use backend::{Backend, MailboxProgress, MessageLog, OutboxQueue, Ownership, PluginKv};
 pub use embedded::EmbeddedStore;
 pub use outbox::{OutboxEntry, OutboxStatus};
 pub use postgres::PgStore;
+pub use scripts::{ScriptSet, ScriptStore, SieveScript};
 
 use std::path::Path;
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 
 use super::lease::{lock_key, LockKind};
+use super::scripts::{ScriptSet, ScriptStore};
 use super::{
     first_seen_key, namespace_marker, pruned_summary, random_secret, KvUsage, MailboxProgress,
     MessageCommit, MessageLog, OutboxEntry, OutboxQueue, OutboxStatus, Ownership, PluginFailure,
@@ -50,6 +51,10 @@ const MIGRATIONS: &[&str] = &[
     // file per row.
     "CREATE TABLE accounts (id text PRIMARY KEY, config text NOT NULL,
                             changed_at timestamptz NOT NULL DEFAULT now());",
+    // 3: each account's Sieve scripts (`scripts::ScriptSet` as JSON), replaced whole when
+    // its version is still the one read.
+    "CREATE TABLE sieve_scripts (account text PRIMARY KEY, version bigint NOT NULL,
+                                 scripts text NOT NULL);",
 ];
 
 type Job = Box<dyn FnOnce(&mut Session) + Send>;
@@ -873,6 +878,53 @@ impl OutboxQueue for PgStore {
 
     fn outbox_release(&self, id: &str) -> Result<(), StateError> {
         self.unlock(lock_key(LockKind::OutboxEntry, &self.schema, id))
+    }
+}
+
+impl ScriptStore for PgStore {
+    fn scripts_load(&self, account: &str) -> Result<ScriptSet, StateError> {
+        let account = account.to_string();
+        self.call(move |c| {
+            let row = c
+                .query_opt(
+                    "SELECT scripts FROM sieve_scripts WHERE account = $1",
+                    &[&account],
+                )
+                .map_err(pg_err)?;
+            match row {
+                None => Ok(ScriptSet::default()),
+                Some(r) => serde_json::from_str(r.get::<_, &str>(0))
+                    .map_err(|_| StateError::Corrupt(format!("sieve_scripts {account}"))),
+            }
+        })
+    }
+
+    fn scripts_replace(
+        &self,
+        account: &str,
+        expected: u64,
+        set: &ScriptSet,
+    ) -> Result<bool, StateError> {
+        let account = account.to_string();
+        let json = serde_json::to_string(set).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let (expected, version) = (expected as i64, set.version as i64);
+        self.call(move |c| {
+            let n = if expected == 0 {
+                c.execute(
+                    "INSERT INTO sieve_scripts (account, version, scripts) VALUES ($1, $2, $3)
+                     ON CONFLICT (account) DO NOTHING",
+                    &[&account, &version, &json],
+                )
+            } else {
+                c.execute(
+                    "UPDATE sieve_scripts SET version = $2, scripts = $3
+                     WHERE account = $1 AND version = $4",
+                    &[&account, &version, &json, &expected],
+                )
+            }
+            .map_err(pg_err)?;
+            Ok(n == 1)
+        })
     }
 }
 

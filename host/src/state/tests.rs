@@ -557,3 +557,143 @@ fn a_namespace_gets_one_copy_of_the_plugins_entries() {
         assert_eq!(s.kv_usage(&alice).keys, 1);
     }
 }
+
+#[test]
+fn sieve_scripts_per_account_with_quotas_and_one_active() {
+    for place in places() {
+        sieve_scripts_on(&place.open());
+        // Reopened (after a restart): everything is still there.
+        let s = place.open();
+        let set = scripts::list(&s, "alice").unwrap();
+        assert_eq!(set.active().map(|a| a.name.as_str()), Some("main"));
+        assert_eq!(set.get("main").unwrap().text, "discard;");
+    }
+}
+
+fn sieve_scripts_on(s: &Store) {
+    use scripts::{ScriptError, ScriptLimits};
+    let limits = ScriptLimits {
+        max_scripts: 3,
+        max_bytes: 20,
+    };
+    assert!(scripts::list(s, "alice").unwrap().scripts.is_empty());
+    let v1 = scripts::put(s, "alice", "main", "keep;", &limits).unwrap();
+    let v2 = scripts::put(s, "alice", "lib", "stop;", &limits).unwrap();
+    assert!(v2 > v1);
+    // The same text again changes nothing, not even the version.
+    assert_eq!(
+        scripts::put(s, "alice", "main", "keep;", &limits).unwrap(),
+        v1
+    );
+    // Another account sees none of them.
+    assert!(scripts::list(s, "bob").unwrap().scripts.is_empty());
+    scripts::put(s, "bob", "main", "stop;", &limits).unwrap();
+
+    // One active at a time; the active one cannot be deleted.
+    assert!(scripts::list(s, "alice").unwrap().active().is_none());
+    scripts::set_active(s, "alice", Some("main")).unwrap();
+    scripts::set_active(s, "alice", Some("lib")).unwrap();
+    scripts::set_active(s, "alice", Some("main")).unwrap();
+    let set = scripts::list(s, "alice").unwrap();
+    assert_eq!(set.scripts.iter().filter(|x| x.active).count(), 1);
+    assert!(matches!(
+        scripts::delete(s, "alice", "main"),
+        Err(ScriptError::Active(_))
+    ));
+    assert!(matches!(
+        scripts::set_active(s, "alice", Some("nope")),
+        Err(ScriptError::NoSuchScript(_))
+    ));
+
+    // A new text keeps it active and gives it a new version.
+    let before = set.get("main").unwrap().version;
+    let after = scripts::put(s, "alice", "main", "discard;", &limits).unwrap();
+    assert!(after > before);
+    let set = scripts::list(s, "alice").unwrap();
+    assert_eq!(set.active().unwrap().version, after);
+
+    // Quotas: size, then count (replacing an existing script is not a new one).
+    let e = scripts::put(s, "alice", "big", &"x".repeat(21), &limits).unwrap_err();
+    assert_eq!(e.response_code(), Some("QUOTA/MAXSIZE"));
+    scripts::put(s, "alice", "third", "keep;", &limits).unwrap();
+    let e = scripts::put(s, "alice", "fourth", "keep;", &limits).unwrap_err();
+    assert_eq!(e.response_code(), Some("QUOTA/MAXSCRIPTS"));
+    scripts::put(s, "alice", "third", "stop;", &limits).unwrap();
+    assert!(scripts::have_space(s, "alice", "fourth", 1, &limits).is_err());
+    assert!(scripts::have_space(s, "alice", "third", 20, &limits).is_ok());
+
+    // Names: hostile ones are refused.
+    for bad in [
+        "",
+        "a/b",
+        "..",
+        ".hidden",
+        "a\u{0}b",
+        "a\\b",
+        &"n".repeat(129),
+    ] {
+        assert!(
+            matches!(
+                scripts::put(s, "alice", bad, "keep;", &limits),
+                Err(ScriptError::BadName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+
+    // Rename: the active one stays active; onto an existing name is refused.
+    assert!(matches!(
+        scripts::rename(s, "alice", "lib", "third"),
+        Err(ScriptError::AlreadyExists(_))
+    ));
+    scripts::rename(s, "alice", "main", "main2").unwrap();
+    assert_eq!(
+        scripts::list(s, "alice").unwrap().active().unwrap().name,
+        "main2"
+    );
+    scripts::rename(s, "alice", "main2", "main").unwrap();
+    scripts::delete(s, "alice", "third").unwrap();
+    assert!(matches!(
+        scripts::delete(s, "alice", "third"),
+        Err(ScriptError::NoSuchScript(_))
+    ));
+    let names: Vec<String> = scripts::list(s, "alice")
+        .unwrap()
+        .scripts
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(names, ["lib", "main"]);
+    // bob's untouched.
+    assert_eq!(scripts::list(s, "bob").unwrap().scripts.len(), 1);
+}
+
+#[test]
+fn sieve_script_changes_from_two_writers_are_never_lost() {
+    for place in places() {
+        // Two processes on PostgreSQL; two threads of one process on the embedded store
+        // (its file is open in one process only).
+        let stores = match &place {
+            Place::Dir(_) => vec![place.open()],
+            Place::Pg(..) => vec![place.open(), place.open()],
+        };
+        let (a, b) = (&stores[0], stores.last().unwrap());
+        let limits = scripts::ScriptLimits {
+            max_scripts: 100,
+            ..Default::default()
+        };
+        std::thread::scope(|t| {
+            for (who, s) in [("a", a), ("b", b)] {
+                t.spawn(move || {
+                    for i in 0..20 {
+                        scripts::put(s, "carol", &format!("{who}{i}"), "keep;", &limits).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(scripts::list(a, "carol").unwrap().scripts.len(), 40);
+        // A stale writer is refused, not merged.
+        let set = a.scripts_load("carol").unwrap();
+        assert!(!b.scripts_replace("carol", set.version - 1, &set).unwrap());
+    }
+}
