@@ -771,3 +771,92 @@ fn sieve_scripts_run_and_their_errors_point_at_the_line() {
     assert_ne!(code, 0);
     assert!((out + &err).contains("mailpipe.toml:12"), "missing script");
 }
+
+#[test]
+fn sieve_scripts_of_an_account_are_imported_checked_activated_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("mailpipe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[state]\ndir = \"{}\"\n\n[[account]]\nname = \"alice\"\naddress = \"alice@example.org\"\n[account.imap]\nhost = \"127.0.0.1\"\nport = 1\ntls = \"none\"\nusername = \"alice\"\npassword_env = \"UNUSED\"\n",
+            d.join("state").display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let rules = d.join("rules.sieve");
+    let text = "require [\"fileinto\"];\nif header :contains \"subject\" \"invoice\" { fileinto \"Bills\"; }\n";
+    std::fs::write(&rules, text).unwrap();
+    let broken = d.join("broken.sieve");
+    std::fs::write(
+        &broken,
+        "require \"fileinto\";\nif true {\n  fileinto \"A\"\n}\n",
+    )
+    .unwrap();
+
+    let (code, _, err) = mailpipe(&[
+        "sieve",
+        "import",
+        "-c",
+        c,
+        "alice",
+        rules.to_str().unwrap(),
+        "--activate",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("stored rules"), "{err}");
+    // A script the interpreter refuses is not stored; the error names its line.
+    let (code, _, err) = mailpipe(&[
+        "sieve",
+        "import",
+        "-c",
+        c,
+        "alice",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken:4:1: error:"), "{err}");
+    let (code, out, err) = mailpipe(&["sieve", "list", "-c", c, "alice"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["rules  84 bytes  version 1  active"],
+        "{out}"
+    );
+    // Export gives back the very text.
+    let (code, out, _) = mailpipe(&["sieve", "export", "-c", c, "alice"]);
+    assert_eq!((code, out.as_str()), (0, text));
+    // The active script cannot be deleted; an unknown account or a hostile name is refused.
+    let (code, _, err) = mailpipe(&["sieve", "delete", "-c", c, "alice", "rules"]);
+    assert!(code != 0 && err.contains("is the active script"), "{err}");
+    let (code, _, err) = mailpipe(&["sieve", "import", "-c", c, "bob", rules.to_str().unwrap()]);
+    assert!(
+        code != 0 && err.contains("no account named \"bob\""),
+        "{err}"
+    );
+    let (code, _, err) = mailpipe(&[
+        "sieve",
+        "import",
+        "-c",
+        c,
+        "alice",
+        rules.to_str().unwrap(),
+        "--name",
+        "../x",
+    ]);
+    assert!(code != 0 && err.contains("invalid script name"), "{err}");
+    // Deactivate, rename, delete: nothing left.
+    for args in [
+        vec!["sieve", "activate", "-c", c, "alice", "--none"],
+        vec!["sieve", "rename", "-c", c, "alice", "rules", "old"],
+        vec!["sieve", "delete", "-c", c, "alice", "old"],
+    ] {
+        let (code, _, err) = mailpipe(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let (code, out, err) = mailpipe(&["sieve", "list", "-c", c, "alice"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("no Sieve scripts"), "{err}");
+}

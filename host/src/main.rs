@@ -113,6 +113,10 @@ enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Each account's Sieve scripts in the state store: list, import, export, activate,
+    /// rename, delete.
+    #[command(subcommand)]
+    Sieve(cli::sieve::SieveCommand),
 }
 
 /// The options of `mailpipe run`.
@@ -212,6 +216,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, connect } => cli::check::run(&config, connect).await,
+        Command::Sieve(cmd) => cli::sieve::run(cmd).await,
         Command::Run(args) => run_command(args).await,
         Command::Test(args) => cli::test::run(*args).await,
     }

@@ -5,5 +5,6 @@ pub mod auth;
 pub mod check;
 pub mod explain;
 pub mod new;
+pub mod sieve;
 pub mod status;
 pub mod test;
