@@ -798,3 +798,111 @@ async fn cyrus_folder_names_as_the_server_shows_them() {
         "{text}"
     );
 }
+
+/// `account_sieve = true` (issue 23): the account's active script from the state store files
+/// the mail; a new version (`mailpipe sieve import`) takes effect on the next message with no
+/// restart, and `explain` names the script and version that decided.
+#[tokio::test]
+async fn the_accounts_active_script_from_the_store_files_mail_and_a_new_version_takes_over() {
+    let t = dovecot_profile("full");
+    let tag = unique("acctsieve");
+    let watched = format!("T-{tag}");
+    let mut s = t.session().await;
+    s.create(t.wire(&watched)).await.expect("CREATE");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mailpipe.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[state]\ndir = \"{}\"\n[[account]]\nname = \"alice\"\naddress = \"alice@example.test\"\nmailboxes = [\"{watched}\"]\n[account.imap]\nhost = \"{}\"\nport = {}\ntls = \"none\"\npassword_command = \"echo secret-alice\"\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
+            dir.path().join("state").display(),
+            t.host,
+            t.port,
+        ),
+    )
+    .unwrap();
+    let script = |folder: &str| {
+        let p = dir.path().join("rules.sieve");
+        std::fs::write(
+            &p,
+            format!("require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"invoice\" {{ fileinto :create \"{folder}\"; }}\n"),
+        )
+        .unwrap();
+        p
+    };
+    let import = |p: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["sieve", "import", "-c"])
+            .arg(&file)
+            .arg("alice")
+            .arg(p)
+            .arg("--activate")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let deliver = |n: u32| {
+        message(
+            "Shop <shop@example.net>",
+            "alice@example.test",
+            &format!("invoice {n} {tag}"),
+            &format!("i{n}.{tag}@example.test"),
+            "",
+        )
+    };
+
+    // Before any script is active the step decides nothing: the message stays.
+    s.append(t.wire(&watched), None, None, &deliver(0))
+        .await
+        .expect("APPEND");
+    let (code, out) = run_with(&file, &["run", "--once"]);
+    assert_eq!(code, Some(0), "{out}");
+    let mut c = t.session().await;
+    assert_eq!(
+        count(
+            &list_wire(&mut c, &t.wire(&watched)).await,
+            &format!("invoice 0 {tag}")
+        ),
+        1
+    );
+
+    import(&script(&format!("Bills-{tag}")));
+    s.append(t.wire(&watched), None, None, &deliver(1))
+        .await
+        .expect("APPEND");
+    let (code, out) = run_with(&file, &["run", "--once"]);
+    assert_eq!(code, Some(0), "{out}");
+    let bills = list_wire(&mut c, &t.wire(&format!("Bills-{tag}"))).await;
+    assert_eq!(
+        count(&bills, &format!("invoice 1 {tag}")),
+        1,
+        "filed by the script: {out}"
+    );
+
+    // A new version: the next message goes where it says (no restart in between matters for
+    // the daemon; each run reads the store as the daemon does per message).
+    import(&script(&format!("Receipts-{tag}")));
+    s.append(t.wire(&watched), None, None, &deliver(2))
+        .await
+        .expect("APPEND");
+    let (code, out) = run_with(&file, &["run", "--once"]);
+    assert_eq!(code, Some(0), "{out}");
+    let receipts = list_wire(&mut c, &t.wire(&format!("Receipts-{tag}"))).await;
+    assert_eq!(count(&receipts, &format!("invoice 2 {tag}")), 1, "{out}");
+    let (code, out) = run_with(&file, &["explain", &format!("<i2.{tag}@example.test>")]);
+    assert_eq!(code, Some(0), "{out}");
+    // Versions count every change of the account's scripts: 1 the first text, 2 its
+    // activation, 3 the second text.
+    assert!(
+        out.contains(
+            "rules (Sieve script \"rules\" version 3 of account alice): file-into Receipts-"
+        ),
+        "{out}"
+    );
+    let _ = c.logout().await;
+    let _ = s.logout().await;
+}

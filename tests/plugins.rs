@@ -425,3 +425,102 @@ async fn stop_ends_the_pipeline_and_the_outgoing_cap_holds() {
         s => panic!("{s:?}"),
     }
 }
+
+/// `account_sieve = true` (issue 23) in one running pipeline: each account's active script
+/// from the store decides its mail; a new version takes effect on the very next message (no
+/// restart, no reload); an account without an active script, and mail of no account, get no
+/// decision from it; a script that stopped compiling fails the step, and the message stays.
+#[tokio::test]
+async fn each_accounts_active_script_decides_and_a_change_takes_effect_on_the_next_message() {
+    use mailpipe::config::{PluginConfig, PluginKind};
+    use mailpipe::message::Email;
+    use mailpipe::state::scripts::{self, ScriptLimits};
+    let plugin = PluginConfig {
+        kind: PluginKind::AccountSieve,
+        name: "rules".into(),
+        path: "account-sieve".into(),
+        limits: Default::default(),
+        allow_send_to: Vec::new(),
+        forward_automated: false,
+        send_about_mail_since: Default::default(),
+        fresh_instance: false,
+        config: serde_json::json!({"script": "", "script_name": "account", "includes": {}, "global_includes": {}}),
+    };
+    let t = TestPipeline::new(vec![plugin]).await;
+    let limits = ScriptLimits::default();
+    let mail = Email::new(
+        b"From: shop@example.net\r\nTo: alice@example.test\r\nSubject: invoice 7\r\nMessage-ID: <i7@x>\r\n\r\nPay.\r\n".to_vec(),
+        "INBOX",
+        vec![],
+    );
+    let file = |f: &str| {
+        format!("require \"fileinto\";\nif header :contains \"subject\" \"invoice\" {{ fileinto \"{f}\"; }}\n")
+    };
+    // No script yet: nothing decided.
+    let d = t.run(&mail, "imap:alice/INBOX/1/1").await;
+    assert_eq!(folders(&d), ["INBOX"]);
+    scripts::put(&t.store, "alice", "main", &file("Bills"), &limits).unwrap();
+    scripts::put(&t.store, "bob", "main", &file("Bob-Bills"), &limits).unwrap();
+    // Stored but not active: still nothing.
+    assert_eq!(
+        folders(&t.run(&mail, "imap:alice/INBOX/1/2").await),
+        ["INBOX"]
+    );
+    scripts::set_active(&t.store, "alice", Some("main")).unwrap();
+    scripts::set_active(&t.store, "bob", Some("main")).unwrap();
+    let d = t.run(&mail, "imap:alice/INBOX/1/3").await;
+    assert_eq!(folders(&d), ["Bills"]);
+    // The decision names the script and its version (`explain`).
+    let report = d.reports.iter().find(|r| r.plugin == "rules").unwrap();
+    let label = report.script.as_deref().unwrap_or_default();
+    assert!(
+        label.starts_with("Sieve script \"main\" version "),
+        "{label}"
+    );
+    assert!(label.ends_with(" of account alice"), "{label}");
+    let brief = mailpipe::pipeline::decisions_brief(&d);
+    assert!(
+        brief[0].starts_with(&format!("rules ({label}): file-into Bills")),
+        "{brief:?}"
+    );
+    // Each account its own script.
+    assert_eq!(
+        folders(&t.run(&mail, "imap:bob/INBOX/1/1").await),
+        ["Bob-Bills"]
+    );
+    // Offline mail belongs to no account.
+    assert_eq!(
+        folders(&t.run(&mail, "offline:/tmp/maildir/x").await),
+        ["INBOX"]
+    );
+    // A new version, the next message.
+    scripts::put(&t.store, "alice", "main", &file("Receipts"), &limits).unwrap();
+    assert_eq!(
+        folders(&t.run(&mail, "imap:alice/INBOX/1/4").await),
+        ["Receipts"]
+    );
+    // An include the active script needs is gone (deleted behind its back): the step fails,
+    // the message stays where it is.
+    scripts::put(&t.store, "alice", "lib", "stop;", &limits).unwrap();
+    scripts::put(
+        &t.store,
+        "alice",
+        "main",
+        "require \"include\";\ninclude :personal \"lib\";\n",
+        &limits,
+    )
+    .unwrap();
+    assert!(matches!(
+        status(&t.run(&mail, "imap:alice/INBOX/1/5").await, "rules"),
+        PluginStatus::Applied { .. }
+    ));
+    scripts::delete(&t.store, "alice", "lib").unwrap();
+    let d = t.run(&mail, "imap:alice/INBOX/1/6").await;
+    assert_eq!(folders(&d), ["INBOX"]);
+    match status(&d, "rules") {
+        PluginStatus::Failed { error } => {
+            assert!(error.to_string().contains("does not compile"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -188,6 +188,7 @@ async fn pipeline_of(plugins: Vec<PluginConfig>, store: Arc<Store>) -> Pipeline 
         store: Some(store),
         clock: Clock::Fixed(1_800_000_000_000),
         enabled: Default::default(),
+        account_scripts: Default::default(),
     }
 }
 

@@ -124,6 +124,7 @@ impl TestPipeline {
                 store: Some(store.clone()),
                 clock,
                 enabled: Default::default(),
+                account_scripts: Default::default(),
             },
             store,
             _dir: dir,

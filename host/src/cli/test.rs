@@ -186,6 +186,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
         store: Some(store.clone()),
         clock,
         enabled: Default::default(),
+        account_scripts: Default::default(),
     };
     let info = &pipeline.plugins[0].info;
     if !a.json {

@@ -54,6 +54,8 @@ pub(super) struct RawPlugin {
     /// A component file; or `sieve`, a Sieve script for the built-in interpreter.
     path: Option<Spanned<String>>,
     sieve: Option<Spanned<String>>,
+    /// Each account's active Sieve script from the state store (`mailpipe sieve`).
+    account_sieve: Option<Spanned<bool>>,
     #[serde(default)]
     enabled: Option<bool>,
     timeout_ms: Option<u64>,
@@ -115,6 +117,9 @@ pub enum PluginKind {
     Wasm,
     /// `path`: the Sieve script (read into `config` already, see `config::sieve`).
     Sieve,
+    /// `account_sieve = true`: each account's active script from the state store, run by
+    /// the built-in interpreter (`pipeline::account_sieve`); `path` is only a label.
+    AccountSieve,
 }
 
 #[derive(Debug, Clone)]
@@ -179,7 +184,18 @@ fn plugin(
     name: String,
     defaults: &PluginLimits,
 ) -> Result<(PluginConfig, PluginLines), ConfigError> {
+    let account_sieve = p.account_sieve.as_ref().filter(|a| *a.get_ref());
+    if let (Some(a), true) = (account_sieve, p.path.is_some() || p.sieve.is_some()) {
+        return Err(file.invalid(
+            a.span(),
+            "plugin.account_sieve",
+            "give one of `path`, `sieve` and `account_sieve`, not several".into(),
+        ));
+    }
     let (kind, plugin_path) = match (&p.path, &p.sieve) {
+        (None, None) if account_sieve.is_some() => {
+            (PluginKind::AccountSieve, PathBuf::from("account-sieve"))
+        }
         (Some(path), None) => {
             let plugin_path = file.resolve(path);
             if !plugin_path.is_file() {
@@ -210,7 +226,9 @@ fn plugin(
             return Err(file.invalid(
                 p.name.span(),
                 "plugin",
-                "needs `path` (a plugin component, .wasm) or `sieve` (a Sieve script)".into(),
+                "needs `path` (a plugin component, .wasm), `sieve` (a Sieve script) or \
+                 `account_sieve = true` (each account's active script)"
+                    .into(),
             ))
         }
     };
@@ -244,6 +262,10 @@ fn plugin(
     if let (PluginKind::Sieve, Some(script)) = (kind, &p.sieve) {
         config = super::sieve::sieve_table(&plugin_path, config)
             .map_err(|m| file.invalid(script.span(), "plugin.sieve", m))?;
+    }
+    if let (PluginKind::AccountSieve, Some(a)) = (kind, account_sieve) {
+        config = super::sieve::account_table(file.base, config)
+            .map_err(|m| file.invalid(a.span(), "plugin.account_sieve", m))?;
     }
     let mut config_keys: BTreeMap<String, usize> = p
         .config

@@ -117,6 +117,33 @@ pub fn sieve_table(script: &Path, table: serde_json::Value) -> Result<serde_json
     Ok(serde_json::Value::Object(map))
 }
 
+/// The interpreter's table for `account_sieve = true`: `table` with an empty script in place
+/// of the one each account's active script will take (`pipeline::account_sieve` fills in the
+/// account's script and its other scripts as `:personal` includes, per account and version).
+pub fn account_table(base: &Path, table: serde_json::Value) -> Result<serde_json::Value, String> {
+    let serde_json::Value::Object(mut map) = table else {
+        return Err("the plugin's config must be a table".into());
+    };
+    if let Some(k) = HOST_KEYS.iter().find(|k| map.contains_key(**k)) {
+        return Err(format!(
+            "`{k}` is filled in by mailpipe from each account's active script; remove it"
+        ));
+    }
+    let global = match map.remove("global_dir") {
+        None => BTreeMap::new(),
+        Some(serde_json::Value::String(d)) => scripts_in(&resolve_script(base, &d), None)?,
+        Some(_) => return Err("`global_dir` must be a folder name".into()),
+    };
+    map.insert("script".into(), "".into());
+    map.insert("script_name".into(), "account".into());
+    map.insert("includes".into(), serde_json::json!({}));
+    map.insert(
+        "global_includes".into(),
+        serde_json::to_value(global).unwrap_or_default(),
+    );
+    Ok(serde_json::Value::Object(map))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

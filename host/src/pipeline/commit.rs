@@ -55,7 +55,10 @@ pub fn decisions_brief(d: &Decision) -> Vec<String> {
     d.reports
         .iter()
         .map(|r| {
-            let mut line = format!("{}:", r.plugin);
+            let mut line = match &r.script {
+                Some(script) => format!("{} ({script}):", r.plugin),
+                None => format!("{}:", r.plugin),
+            };
             match &r.status {
                 PluginStatus::Failed { error } => {
                     let _ = write!(line, " failed: {error}");

@@ -38,6 +38,10 @@ pub struct PluginReport {
     pub status: PluginStatus,
     #[serde(skip)]
     pub logs: Vec<LogLine>,
+    /// Which script an `account_sieve` plugin ran: `Sieve script "NAME" version N of
+    /// account A` (docs/JSON.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
 }
 
 impl PluginReport {
@@ -47,6 +51,7 @@ impl PluginReport {
             elapsed_us: 0,
             status: PluginStatus::Skipped,
             logs: Vec::new(),
+            script: None,
         }
     }
 }
@@ -130,6 +135,7 @@ impl Decision {
                 error: CallFailure::Host(crate::plugin::bounded_text(&what)),
             },
             logs: Vec::new(),
+            script: None,
         });
         d.finish(original.clone(), original)
     }

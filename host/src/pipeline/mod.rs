@@ -9,10 +9,12 @@
 //! - replies/forwards pass the loop guard and the per-message cap, and are built from the
 //!   message as received.
 
+mod account_sieve;
 mod commit;
 mod decision;
 pub mod parallel;
 
+pub use account_sieve::AccountScripts;
 pub use commit::{commit_for, decisions_brief};
 pub use decision::{Decision, PluginReport, PluginStatus, WrittenState};
 
@@ -41,6 +43,8 @@ pub struct Pipeline {
     pub clock: Clock,
     /// Sources whose "enabled" bound is known to be recorded (`enable_for`).
     pub enabled: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The interpreters of `account_sieve = true` plugins, per account (`account_sieve`).
+    pub account_scripts: AccountScripts,
 }
 
 /// What every plugin's actions are checked and built against: the message as received.
@@ -101,7 +105,11 @@ impl Pipeline {
         };
         self.plugins
             .iter()
-            .map(|p| p.info.needs)
+            // An account's script is not known before its message: it may read anything.
+            .map(|p| match p.settings.kind {
+                crate::config::PluginKind::AccountSieve => Needs::Raw,
+                _ => p.info.needs,
+            })
             .max_by_key(|n| rank(*n))
             .unwrap_or(Needs::Headers)
     }
@@ -152,11 +160,39 @@ impl Pipeline {
         // The message as plugins read it, parsed part by part on demand and shared by the
         // next plugins while none of them changes it.
         let mut readable: Option<Arc<Readable>> = None;
-        for plugin in &self.plugins {
+        for configured in &self.plugins {
             if w.decision.stopped_by.is_some() {
-                w.decision.reports.push(PluginReport::skipped(plugin));
+                w.decision.reports.push(PluginReport::skipped(configured));
                 continue;
             }
+            // `account_sieve = true`: the account's active script, in its own instance.
+            let mut script_note = None;
+            let resolved;
+            let plugin: &LoadedPlugin = match configured.settings.kind {
+                crate::config::PluginKind::AccountSieve => {
+                    match self.account_sieve(configured, message_key).await {
+                        Ok(Some((p, note))) => {
+                            resolved = p;
+                            script_note = Some(note);
+                            &resolved
+                        }
+                        Ok(None) => configured,
+                        Err(e) => {
+                            w.decision.reports.push(PluginReport {
+                                plugin: configured.name.to_string(),
+                                elapsed_us: 0,
+                                status: PluginStatus::Failed {
+                                    error: CallFailure::Refused(e),
+                                },
+                                logs: Vec::new(),
+                                script: None,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                _ => configured,
+            };
             let msg = readable
                 .get_or_insert_with(|| Arc::new(Readable::new(w.email.clone())))
                 .clone();
@@ -202,6 +238,7 @@ impl Pipeline {
                 elapsed_us: call.elapsed.as_micros() as u64,
                 status: report,
                 logs,
+                script: script_note,
             });
         }
         w.decision.finish(w.email, original)

@@ -1,5 +1,6 @@
 //! Why this file exists: plugins that ship inside the binary. Today one: the Sieve
-//! interpreter (plugins/sieve/plugin), built by build.rs, which `sieve = "FILE"` runs. It is
+//! interpreter (plugins/sieve/plugin), built by build.rs, which `sieve = "FILE"` and
+//! `account_sieve = true` run. It is
 //! loaded like any other component (same sandbox, limits and checks); only its bytes come
 //! from here instead of a file.
 
@@ -19,11 +20,13 @@ pub fn sieve_component() -> Option<&'static [u8]> {
 pub fn component_of(settings: &PluginConfig) -> std::io::Result<Vec<u8>> {
     match settings.kind {
         PluginKind::Wasm => std::fs::read(&settings.path),
-        PluginKind::Sieve => sieve_component().map(<[u8]>::to_vec).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "this mailpipe was built without the Sieve interpreter (cargo feature `sieve`)",
-            )
-        }),
+        PluginKind::Sieve | PluginKind::AccountSieve => {
+            sieve_component().map(<[u8]>::to_vec).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "this mailpipe was built without the Sieve interpreter (cargo feature `sieve`)",
+                )
+            })
+        }
     }
 }

@@ -107,6 +107,7 @@ pub async fn build_pipeline_unchecked(
         store,
         clock,
         enabled: Default::default(),
+        account_scripts: Default::default(),
     })
 }
 
