@@ -216,7 +216,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, connect } => cli::check::run(&config, connect).await,
-        Command::Sieve(cmd) => cli::sieve::run(cmd).await,
+        Command::Sieve(cmd) => cli::sieve::run(cmd),
         Command::Run(args) => run_command(args).await,
         Command::Test(args) => cli::test::run(*args).await,
     }

@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context};
-use mailpipe::config::{Config, PluginConfig, PluginKind};
-use mailpipe::plugin::PluginRuntime;
+use mailpipe::config::{sieve, Config, PluginKind};
 use mailpipe::state::scripts::{self, ScriptLimits};
 use mailpipe::state::Store;
 
@@ -73,7 +74,7 @@ pub enum SieveCommand {
     },
 }
 
-pub async fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
     let limits = ScriptLimits::default();
     match cmd {
         SieveCommand::List { config, account } => {
@@ -113,13 +114,14 @@ pub async fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
             };
             scripts::have_space(&store, &account, &name, text.len(), &limits)?;
             let set = scripts::list(&store, &account)?;
-            let includes: serde_json::Map<String, serde_json::Value> = set
+            let personal: BTreeMap<String, String> = set
                 .scripts
                 .iter()
                 .filter(|s| s.name != name)
-                .map(|s| (s.name.clone(), s.text.clone().into()))
+                .map(|s| (s.name.clone(), s.text.clone()))
                 .collect();
-            check_script(&cfg, &account, &name, &text, includes).await?;
+            sieve::check_script(&name, &text, &personal, &global_includes(&cfg))
+                .map_err(|e| anyhow::anyhow!("the script is not stored: {e}"))?;
             let version = scripts::put(&store, &account, &name, &text, &limits)?;
             if activate {
                 scripts::set_active(&store, &account, Some(&name))?;
@@ -217,41 +219,13 @@ fn open(path: &Path, account: &str) -> anyhow::Result<(Config, Store)> {
     Ok((config, store))
 }
 
-/// Compiles `text` with the built-in interpreter (the account's other scripts are what
-/// `include :personal` finds), as the Sieve step will; its errors say where.
-async fn check_script(
-    config: &Config,
-    account: &str,
-    name: &str,
-    text: &str,
-    includes: serde_json::Map<String, serde_json::Value>,
-) -> anyhow::Result<()> {
-    let settings = PluginConfig {
-        kind: PluginKind::Sieve,
-        name: "sieve".into(),
-        path: PathBuf::from(format!("{account}/{name}")),
-        limits: Default::default(),
-        allow_send_to: Vec::new(),
-        forward_automated: false,
-        send_about_mail_since: Default::default(),
-        fresh_instance: false,
-        config: serde_json::json!({
-            "script": text,
-            "script_name": name,
-            "includes": includes,
-            "global_includes": {},
-        }),
-    };
-    let cache = Some(config.state_dir.join("compiled"));
-    let runtime = PluginRuntime::new(settings.limits.memory_mb, cache)?;
-    let loaded = runtime.load(&settings, None).await?;
-    if !loaded.config_problems.is_empty() {
-        let problems: Vec<String> = loaded
-            .config_problems
-            .iter()
-            .map(|c| c.message.clone())
-            .collect();
-        bail!("the script is not stored: {}", problems.join("; "));
-    }
-    Ok(())
+/// The scripts `include :global` finds in the account's Sieve step (`global_dir` of the
+/// `account_sieve = true` plugin), if the config has one.
+fn global_includes(config: &Config) -> BTreeMap<String, String> {
+    config
+        .plugins
+        .iter()
+        .find(|p| p.kind == PluginKind::AccountSieve)
+        .and_then(|p| serde_json::from_value(p.config["global_includes"].clone()).ok())
+        .unwrap_or_default()
 }

@@ -117,6 +117,26 @@ pub fn sieve_table(script: &Path, table: serde_json::Value) -> Result<serde_json
     Ok(serde_json::Value::Object(map))
 }
 
+/// Compiles `text` (an account's script called `name`) as its Sieve step will, with the
+/// account's other scripts for `include :personal` and `global` for `include :global`; the
+/// error names the script, line and column. Nothing is stored or run.
+pub fn check_script(
+    name: &str,
+    text: &str,
+    personal: &BTreeMap<String, String>,
+    global: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let opts = mailpipe_sieve::Options::with_includes(personal, global);
+    mailpipe_sieve::compile(text, &opts)
+        .map(|_| ())
+        .map_err(|e| e.display_in(name))
+}
+
+/// The Sieve extensions the interpreter supports, space-separated (ManageSieve's `SIEVE`).
+pub fn extensions() -> String {
+    mailpipe_sieve::CAPABILITIES.join(" ")
+}
+
 /// The interpreter's table for `account_sieve = true`: `table` with an empty script in place
 /// of the one each account's active script will take (`pipeline::account_sieve` fills in the
 /// account's script and its other scripts as `:personal` includes, per account and version).

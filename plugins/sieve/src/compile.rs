@@ -68,6 +68,23 @@ pub struct Options {
     pub includes: HashMap<String, String>,
 }
 
+impl Options {
+    /// The scripts `include :personal` (by name) and `include :global` may name.
+    pub fn with_includes<'a>(
+        personal: impl IntoIterator<Item = (&'a String, &'a String)>,
+        global: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Options {
+        let mut includes = HashMap::new();
+        for (k, v) in personal {
+            includes.insert(format!("personal/{k}"), v.clone());
+        }
+        for (k, v) in global {
+            includes.insert(format!("global/{k}"), v.clone());
+        }
+        Options { includes }
+    }
+}
+
 /// Compiles a script. The error's `script` field names an included script it is in.
 pub fn compile(src: &str, opts: &Options) -> Result<Script, CompileError> {
     compile_inner(src, opts, &mut Vec::new())

@@ -64,13 +64,7 @@ struct Loaded {
 
 fn load() -> Result<Loaded, String> {
     let config: Config = mailpipe_plugin::config()?;
-    let mut opts = Options::default();
-    for (k, v) in &config.includes {
-        opts.includes.insert(format!("personal/{k}"), v.clone());
-    }
-    for (k, v) in &config.global_includes {
-        opts.includes.insert(format!("global/{k}"), v.clone());
-    }
+    let opts = Options::with_includes(&config.includes, &config.global_includes);
     let name = config
         .script_name
         .clone()
