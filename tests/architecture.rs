@@ -20,7 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("message", 2), ("state", 2),
     ("plugin", 3), ("actions", 3), ("source", 3), ("sink", 3),
     ("pipeline", 4),
-    ("telemetry", 5), ("report", 5),
+    ("telemetry", 5), ("report", 5), ("serve", 5),
     ("run", 6),
     ("cli", 7),
 ];

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -73,6 +73,9 @@ pub enum ScriptError {
     BadName { name: String, why: &'static str },
     #[error("the scripts of account {0} kept changing while this change was made; try again")]
     Busy(String),
+    /// The interpreter refuses the script: its error, with line and column.
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     State(#[from] StateError),
 }

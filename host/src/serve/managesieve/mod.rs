@@ -1,0 +1,389 @@
+//! Why this file exists: a ManageSieve session (RFC 5804) over any byte stream: the user logs
+//! in with their account's own credentials (AUTHENTICATE PLAIN, checked by an `Authenticator`,
+//! e.g. a login to the account's IMAP server) and edits that account's scripts in the state
+//! store (`state::scripts`), with the interpreter's own errors (line and column) for a script
+//! it refuses. One account never sees another's scripts. What the listener decides (TLS,
+//! whether plaintext passwords are acceptable on this connection) comes in `Connection`.
+
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::config::sieve;
+use crate::state::scripts::{self, ScriptError, ScriptLimits};
+use crate::state::Store;
+use wire::{read_command, response, string, Limits, WireError, Word};
+
+/// Checks a user's credentials: the account they may edit, or None when they are wrong.
+pub trait Authenticator: Send + Sync {
+    fn authenticate<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>>;
+}
+
+/// What every session of a server shares.
+pub struct Server {
+    pub store: Arc<Store>,
+    pub limits: ScriptLimits,
+    pub auth: Arc<dyn Authenticator>,
+    /// The scripts `include :global` finds.
+    pub global: BTreeMap<String, String>,
+    /// How long a failed login waits before its answer.
+    pub failed_login_delay: Duration,
+    /// A session idle this long is ended.
+    pub idle: Duration,
+}
+
+/// What the listener knows about one connection.
+pub struct Connection {
+    /// Plaintext passwords may be sent: the peer is on loopback, or the stream is TLS.
+    pub plaintext_ok: bool,
+}
+
+/// Failed logins after which a session is ended.
+const MAX_FAILED_LOGINS: u32 = 3;
+
+enum Next {
+    Continue,
+    Close,
+}
+
+impl Server {
+    /// The capability lines (without the final OK).
+    fn capabilities(&self, account: Option<&str>) -> String {
+        let mut out = String::new();
+        out += &format!(
+            "\"IMPLEMENTATION\" {}\r\n",
+            string(&format!("mailpipe {}", env!("CARGO_PKG_VERSION")))
+        );
+        out += &format!("\"SIEVE\" {}\r\n", string(&sieve::extensions()));
+        if account.is_none() {
+            out += "\"SASL\" \"PLAIN\"\r\n";
+        }
+        if let Some(a) = account {
+            out += &format!("\"OWNER\" {}\r\n", string(a));
+        }
+        out += "\"VERSION\" \"1.0\"\r\n";
+        out
+    }
+
+    /// Serves one connection until the client logs out, goes away or idles too long.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, conn: Connection) {
+        let (r, mut w) = tokio::io::split(stream);
+        let mut r = BufReader::new(r);
+        let lim = Limits {
+            max_line: 8192,
+            max_literal: self.limits.max_bytes + 1024,
+            max_words: 16,
+        };
+        let mut session = Session {
+            account: None,
+            failed: 0,
+        };
+        let hello = format!(
+            "{}{}",
+            self.capabilities(None),
+            response("OK", None, "mailpipe ManageSieve ready")
+        );
+        if w.write_all(hello.as_bytes()).await.is_err() {
+            return;
+        }
+        loop {
+            let words = match tokio::time::timeout(self.idle, read_command(&mut r, &lim)).await {
+                Err(_) => {
+                    let _ = w
+                        .write_all(response("BYE", None, "idle for too long").as_bytes())
+                        .await;
+                    return;
+                }
+                Ok(Err(WireError::Closed)) => return,
+                Ok(Err(e)) if e.recoverable() => {
+                    let _ = w
+                        .write_all(response("NO", None, &e.to_string()).as_bytes())
+                        .await;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    let code =
+                        matches!(e, WireError::LiteralTooLarge { .. }).then_some("QUOTA/MAXSIZE");
+                    let _ = w
+                        .write_all(response("BYE", code, &e.to_string()).as_bytes())
+                        .await;
+                    return;
+                }
+                Ok(Ok(words)) => words,
+            };
+            let mut out = Vec::new();
+            let next = self
+                .command(&mut session, &conn, &words, &mut r, &mut w, &lim, &mut out)
+                .await;
+            if w.write_all(&out).await.is_err() {
+                return;
+            }
+            if let Next::Close = next {
+                let _ = w.shutdown().await;
+                return;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn command<R, W>(
+        &self,
+        session: &mut Session,
+        conn: &Connection,
+        words: &[Word],
+        r: &mut BufReader<R>,
+        w: &mut W,
+        lim: &Limits,
+        out: &mut Vec<u8>,
+    ) -> Next
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut say = |kind: &str, code: Option<&str>, text: &str| {
+            out.extend_from_slice(response(kind, code, text).as_bytes())
+        };
+        let Some(Word::Atom(name)) = words.first() else {
+            say("NO", None, "a command starts with its name");
+            return Next::Continue;
+        };
+        let name = name.to_ascii_uppercase();
+        let args = &words[1..];
+        // Arguments as text (names and scripts are UTF-8).
+        let texts: Option<Vec<String>> = args
+            .iter()
+            .map(|a| match a {
+                Word::Text(t) => String::from_utf8(t.clone()).ok(),
+                Word::Atom(a) => Some(a.clone()),
+            })
+            .collect();
+        let Some(texts) = texts else {
+            say("NO", None, "arguments must be UTF-8 text");
+            return Next::Continue;
+        };
+        let arity = |n: usize| texts.len() == n;
+        match (name.as_str(), session.account.clone()) {
+            ("LOGOUT", _) => {
+                say("OK", None, "logout");
+                return Next::Close;
+            }
+            ("NOOP", _) => match texts.first() {
+                Some(tag) => say("OK", Some(&format!("TAG {}", string(tag))), "done"),
+                None => say("OK", None, "done"),
+            },
+            ("CAPABILITY", account) => {
+                out.extend_from_slice(self.capabilities(account.as_deref()).as_bytes());
+                out.extend_from_slice(response("OK", None, "capability completed").as_bytes());
+            }
+            ("AUTHENTICATE", Some(_)) => say("NO", None, "already authenticated"),
+            ("AUTHENTICATE", None) => {
+                if texts.is_empty() || texts.len() > 2 {
+                    say("NO", None, "AUTHENTICATE \"PLAIN\" [initial-response]");
+                } else if !texts[0].eq_ignore_ascii_case("PLAIN") {
+                    say("NO", None, "only the PLAIN mechanism is offered");
+                } else if !conn.plaintext_ok {
+                    say(
+                        "NO",
+                        Some("ENCRYPT-NEEDED"),
+                        "passwords only over TLS or on loopback",
+                    );
+                } else {
+                    let initial = match texts.get(1) {
+                        Some(i) => Some(i.clone()),
+                        None => {
+                            // An empty challenge; the client answers with one string.
+                            if w.write_all(b"\"\"\r\n").await.is_err() {
+                                return Next::Close;
+                            }
+                            match read_command(r, lim).await {
+                                Ok(words) if words.len() == 1 => match &words[0] {
+                                    Word::Text(t) => String::from_utf8(t.clone()).ok(),
+                                    Word::Atom(a) => Some(a.clone()),
+                                },
+                                Ok(_) => None,
+                                Err(e) if e.recoverable() => None,
+                                Err(_) => return Next::Close,
+                            }
+                        }
+                    };
+                    match initial.as_deref() {
+                        Some("*") => say("NO", None, "authentication cancelled"),
+                        Some(resp) => match self.plain(resp).await {
+                            Ok(account) => {
+                                session.account = Some(account);
+                                say("OK", None, "logged in");
+                            }
+                            Err(why) => {
+                                session.failed += 1;
+                                tokio::time::sleep(self.failed_login_delay).await;
+                                if session.failed >= MAX_FAILED_LOGINS {
+                                    say("BYE", None, "too many failed logins");
+                                    return Next::Close;
+                                }
+                                say("NO", None, &why);
+                            }
+                        },
+                        None => say("NO", None, "a malformed authentication response"),
+                    }
+                }
+            }
+            (_, None) => say("NO", None, "log in first (AUTHENTICATE \"PLAIN\")"),
+            ("UNAUTHENTICATE", Some(_)) => {
+                session.account = None;
+                say("OK", None, "logged out; log in again");
+            }
+            ("LISTSCRIPTS", Some(account)) if arity(0) => {
+                match scripts::list(&self.store, &account) {
+                    Ok(set) => {
+                        for s in &set.scripts {
+                            let active = if s.active { " ACTIVE" } else { "" };
+                            out.extend_from_slice(
+                                format!("{}{active}\r\n", string(&s.name)).as_bytes(),
+                            );
+                        }
+                        out.extend_from_slice(
+                            response("OK", None, "listscripts completed").as_bytes(),
+                        );
+                    }
+                    Err(e) => fail(out, &e),
+                }
+            }
+            ("HAVESPACE", Some(account)) if arity(2) => {
+                let size = texts[1].parse::<usize>().unwrap_or(usize::MAX);
+                match scripts::have_space(&self.store, &account, &texts[0], size, &self.limits) {
+                    Ok(()) => say("OK", None, "there is room"),
+                    Err(e) => fail(out, &e),
+                }
+            }
+            ("PUTSCRIPT", Some(account)) if arity(2) => {
+                match self.check(&account, &texts[0], &texts[1]) {
+                    Err(e) => fail(out, &e),
+                    Ok(()) => match scripts::put(
+                        &self.store,
+                        &account,
+                        &texts[0],
+                        &texts[1],
+                        &self.limits,
+                    ) {
+                        Ok(v) => say("OK", None, &format!("stored, version {v}")),
+                        Err(e) => fail(out, &e),
+                    },
+                }
+            }
+            ("CHECKSCRIPT", Some(account)) if arity(1) => {
+                match self.check(&account, "script", &texts[0]) {
+                    Ok(()) => say("OK", None, "the script compiles"),
+                    Err(e) => fail(out, &e),
+                }
+            }
+            ("GETSCRIPT", Some(account)) if arity(1) => {
+                match scripts::list(&self.store, &account) {
+                    Ok(set) => match set.get(&texts[0]) {
+                        Some(s) => {
+                            out.extend_from_slice(format!("{{{}}}\r\n", s.text.len()).as_bytes());
+                            out.extend_from_slice(s.text.as_bytes());
+                            out.extend_from_slice(b"\r\n");
+                            out.extend_from_slice(
+                                response("OK", None, "getscript completed").as_bytes(),
+                            );
+                        }
+                        None => fail(out, &ScriptError::NoSuchScript(texts[0].clone())),
+                    },
+                    Err(e) => fail(out, &e),
+                }
+            }
+            ("SETACTIVE", Some(account)) if arity(1) => {
+                let name = Some(texts[0].as_str()).filter(|n| !n.is_empty());
+                match scripts::set_active(&self.store, &account, name) {
+                    Ok(()) => say("OK", None, "setactive completed"),
+                    Err(e) => fail(out, &e),
+                }
+            }
+            ("DELETESCRIPT", Some(account)) if arity(1) => {
+                match scripts::delete(&self.store, &account, &texts[0]) {
+                    Ok(()) => say("OK", None, "deletescript completed"),
+                    Err(e) => fail(out, &e),
+                }
+            }
+            ("RENAMESCRIPT", Some(account)) if arity(2) => {
+                match scripts::rename(&self.store, &account, &texts[0], &texts[1]) {
+                    Ok(()) => say("OK", None, "renamescript completed"),
+                    Err(e) => fail(out, &e),
+                }
+            }
+            (
+                "LISTSCRIPTS" | "HAVESPACE" | "PUTSCRIPT" | "CHECKSCRIPT" | "GETSCRIPT"
+                | "SETACTIVE" | "DELETESCRIPT" | "RENAMESCRIPT",
+                Some(_),
+            ) => say("NO", None, &format!("wrong number of arguments for {name}")),
+            _ => say("NO", None, &format!("unknown command {name}")),
+        }
+        Next::Continue
+    }
+
+    /// A PLAIN response (base64 of `authzid NUL user NUL password`): the account on success.
+    async fn plain(&self, resp: &str) -> Result<String, String> {
+        let bad = || "a malformed PLAIN response".to_string();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(resp.trim())
+            .map_err(|_| bad())?;
+        let mut parts = raw.split(|b| *b == 0);
+        let (Some(authz), Some(user), Some(password), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let (authz, user, password) = (
+            std::str::from_utf8(authz).map_err(|_| bad())?,
+            std::str::from_utf8(user).map_err(|_| bad())?,
+            std::str::from_utf8(password).map_err(|_| bad())?,
+        );
+        if !authz.is_empty() && authz != user {
+            return Err("acting for another user is not allowed".into());
+        }
+        match self.auth.authenticate(user, password).await {
+            Ok(Some(account)) => Ok(account),
+            Ok(None) => Err("authentication failed".into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "ManageSieve: cannot check a login");
+                Err("authentication failed (the account's server could not be asked)".into())
+            }
+        }
+    }
+
+    /// Compiles `text` as `name` among the account's other scripts.
+    fn check(&self, account: &str, name: &str, text: &str) -> Result<(), ScriptError> {
+        scripts::check_name(name)?;
+        let set = scripts::list(&self.store, account)?;
+        let personal: BTreeMap<String, String> = set
+            .scripts
+            .iter()
+            .filter(|s| s.name != name)
+            .map(|s| (s.name.clone(), s.text.clone()))
+            .collect();
+        sieve::check_script(name, text, &personal, &self.global).map_err(ScriptError::Invalid)
+    }
+}
+
+struct Session {
+    account: Option<String>,
+    failed: u32,
+}
+
+/// A refused request: NO with ManageSieve's response code for it.
+fn fail(out: &mut Vec<u8>, e: &ScriptError) {
+    out.extend_from_slice(response("NO", e.response_code(), &e.to_string()).as_bytes());
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! A ManageSieve session driven over an in-memory stream, as a client would: every command,
+//! the response codes, and the hostile cases (oversized literals, bad names, guessing
+//! passwords, another account's scripts, plaintext where it is not allowed).
+
+use super::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, DuplexStream};
+
+/// alice/secret -> account "alice", bob/hunter2 -> "bob".
+struct Fixed;
+
+impl Authenticator for Fixed {
+    fn authenticate<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            Ok(match (user, password) {
+                ("alice", "secret") => Some("alice".into()),
+                ("bob", "hunter2") => Some("bob".into()),
+                _ => None,
+            })
+        })
+    }
+}
+
+struct Client {
+    r: BufReader<tokio::io::ReadHalf<DuplexStream>>,
+    w: tokio::io::WriteHalf<DuplexStream>,
+}
+
+impl Client {
+    async fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).await.unwrap();
+    }
+
+    /// Everything up to and including the next OK/NO/BYE line; literals read whole.
+    async fn answer(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).await.unwrap() == 0 {
+                out.push_str("<closed>");
+                return out;
+            }
+            out.push_str(&line);
+            let t = line.trim_end();
+            if let Some(n) = t
+                .strip_suffix('}')
+                .and_then(|x| x.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+            {
+                let mut buf = vec![0; n];
+                self.r.read_exact(&mut buf).await.unwrap();
+                out.push_str(&String::from_utf8_lossy(&buf));
+                continue;
+            }
+            if t.starts_with("OK") || t.starts_with("NO") || t.starts_with("BYE") {
+                return out;
+            }
+        }
+    }
+
+    async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.answer().await
+    }
+}
+
+fn plain(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+fn server(dir: &std::path::Path) -> Arc<Server> {
+    Arc::new(Server {
+        store: Arc::new(Store::open(dir).unwrap()),
+        limits: ScriptLimits {
+            max_scripts: 3,
+            max_bytes: 200,
+        },
+        auth: Arc::new(Fixed),
+        global: BTreeMap::new(),
+        failed_login_delay: Duration::ZERO,
+        idle: Duration::from_secs(5),
+    })
+}
+
+async fn connect(s: &Arc<Server>, plaintext_ok: bool) -> (Client, String) {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let s = s.clone();
+    tokio::spawn(async move { s.serve(b, Connection { plaintext_ok }).await });
+    let (r, w) = tokio::io::split(a);
+    let mut c = Client {
+        r: BufReader::new(r),
+        w,
+    };
+    let hello = c.answer().await;
+    (c, hello)
+}
+
+#[tokio::test]
+async fn every_command_as_a_client_sends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let (mut c, hello) = connect(&s, true).await;
+    assert!(hello.contains("\"SASL\" \"PLAIN\""), "{hello}");
+    assert!(hello.contains("\"SIEVE\" \"fileinto "), "{hello}");
+    assert!(hello.contains("\"VERSION\" \"1.0\""), "{hello}");
+    assert!(
+        hello.ends_with("OK \"mailpipe ManageSieve ready\"\r\n"),
+        "{hello}"
+    );
+
+    assert!(
+        c.cmd("LISTSCRIPTS").await.starts_with("NO"),
+        "not before a login"
+    );
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "wrong")
+        ))
+        .await;
+    assert!(a.starts_with("NO \"authentication failed\""), "{a}");
+    // The PLAIN response after an empty challenge, as a literal.
+    c.send(b"AUTHENTICATE \"PLAIN\"\r\n").await;
+    let mut challenge = String::new();
+    c.r.read_line(&mut challenge).await.unwrap();
+    assert_eq!(challenge, "\"\"\r\n");
+    let p = plain("alice", "secret");
+    c.send(format!("{{{}+}}\r\n{p}\r\n", p.len()).as_bytes())
+        .await;
+    assert!(c.answer().await.starts_with("OK"));
+    let caps = c.cmd("CAPABILITY").await;
+    assert!(
+        caps.contains("\"OWNER\" \"alice\"") && !caps.contains("SASL"),
+        "{caps}"
+    );
+
+    let script =
+        "require \"fileinto\";\r\nif header :contains \"subject\" \"x\" { fileinto \"X\"; }\r\n";
+    let put = format!("PUTSCRIPT \"main\" {{{}+}}\r\n{script}", script.len());
+    assert!(c.cmd(&put).await.starts_with("OK"));
+    // The interpreter's own error, with line and column; nothing stored.
+    let broken = "require \"fileinto\";\r\nfileinto \"X\"\r\n";
+    let a = c
+        .cmd(&format!(
+            "PUTSCRIPT \"bad\" {{{}+}}\r\n{broken}",
+            broken.len()
+        ))
+        .await;
+    assert!(a.starts_with("NO") && a.contains("bad:3:1: error:"), "{a}");
+    let a = c
+        .cmd(&format!("CHECKSCRIPT {{{}+}}\r\n{broken}", broken.len()))
+        .await;
+    assert!(a.starts_with("NO") && a.contains(":3:1: error:"), "{a}");
+    assert!(c.cmd("CHECKSCRIPT \"keep;\"").await.starts_with("OK"));
+    assert!(c.cmd("SETACTIVE \"main\"").await.starts_with("OK"));
+    assert_eq!(
+        c.cmd("LISTSCRIPTS").await,
+        "\"main\" ACTIVE\r\nOK \"listscripts completed\"\r\n"
+    );
+    let got = c.cmd("GETSCRIPT \"main\"").await;
+    assert_eq!(
+        got,
+        format!(
+            "{{{}}}\r\n{script}\r\nOK \"getscript completed\"\r\n",
+            script.len()
+        )
+    );
+    assert!(c
+        .cmd("GETSCRIPT \"nope\"")
+        .await
+        .starts_with("NO (NONEXISTENT)"));
+    assert!(c
+        .cmd("DELETESCRIPT \"main\"")
+        .await
+        .starts_with("NO (ACTIVE)"));
+    assert!(c
+        .cmd("PUTSCRIPT \"other\" \"keep;\"")
+        .await
+        .starts_with("OK"));
+    assert!(c
+        .cmd("RENAMESCRIPT \"other\" \"main\"")
+        .await
+        .starts_with("NO (ALREADYEXISTS)"));
+    assert!(c
+        .cmd("RENAMESCRIPT \"other\" \"spare\"")
+        .await
+        .starts_with("OK"));
+    assert!(c.cmd("HAVESPACE \"x\" 100").await.starts_with("OK"));
+    assert!(c
+        .cmd("HAVESPACE \"x\" 201")
+        .await
+        .starts_with("NO (QUOTA/MAXSIZE)"));
+    assert!(c
+        .cmd("PUTSCRIPT \"third\" \"keep;\"")
+        .await
+        .starts_with("OK"));
+    assert!(c
+        .cmd("PUTSCRIPT \"fourth\" \"keep;\"")
+        .await
+        .starts_with("NO (QUOTA/MAXSCRIPTS)"));
+    for bad in ["a/b", "..", ".x", ""] {
+        let a = c.cmd(&format!("PUTSCRIPT \"{bad}\" \"keep;\"")).await;
+        assert!(
+            a.starts_with("NO") && a.contains("invalid script name"),
+            "{bad}: {a}"
+        );
+    }
+    let a = c.cmd("PUTSCRIPT {5+}\r\na\0b/c \"keep;\"").await;
+    assert!(a.starts_with("NO"), "{a}");
+    assert!(c.cmd("SETACTIVE \"\"").await.starts_with("OK"));
+    assert!(c.cmd("DELETESCRIPT \"main\"").await.starts_with("OK"));
+    assert!(c.cmd("NOOP \"t1\"").await.starts_with("OK (TAG \"t1\")"));
+    assert!(c
+        .cmd("FROB")
+        .await
+        .starts_with("NO \"unknown command FROB\""));
+    assert!(c.cmd("UNAUTHENTICATE").await.starts_with("OK"));
+    assert!(c.cmd("LISTSCRIPTS").await.starts_with("NO"));
+
+    // Another account sees none of alice's scripts.
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("bob", "hunter2")
+        ))
+        .await;
+    assert!(a.starts_with("OK"), "{a}");
+    assert_eq!(
+        c.cmd("LISTSCRIPTS").await,
+        "OK \"listscripts completed\"\r\n"
+    );
+    assert!(c
+        .cmd("GETSCRIPT \"spare\"")
+        .await
+        .starts_with("NO (NONEXISTENT)"));
+    assert_eq!(c.cmd("LOGOUT").await, "OK \"logout\"\r\n");
+    assert_eq!(c.answer().await, "<closed>");
+    // What the session stored is what the store holds.
+    let set = scripts::list(&s.store, "alice").unwrap();
+    let names: Vec<&str> = set.scripts.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["spare", "third"]);
+}
+
+#[tokio::test]
+async fn hostile_clients_are_refused_and_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    // Plaintext where the listener says it is not allowed.
+    let (mut c, _) = connect(&s, false).await;
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "secret")
+        ))
+        .await;
+    assert!(a.starts_with("NO (ENCRYPT-NEEDED)"), "{a}");
+    // Guessing passwords: three failures end the session.
+    let (mut c, _) = connect(&s, true).await;
+    for i in 0..3 {
+        let a = c
+            .cmd(&format!(
+                "AUTHENTICATE \"PLAIN\" \"{}\"",
+                plain("alice", &format!("guess{i}"))
+            ))
+            .await;
+        if i < 2 {
+            assert!(a.starts_with("NO"), "{a}");
+        } else {
+            assert!(a.starts_with("BYE"), "{a}");
+        }
+    }
+    assert_eq!(c.answer().await, "<closed>");
+    // Acting for another user is refused.
+    let (mut c, _) = connect(&s, true).await;
+    let p = base64::engine::general_purpose::STANDARD.encode("bob\0alice\0secret");
+    assert!(c
+        .cmd(&format!("AUTHENTICATE \"PLAIN\" \"{p}\""))
+        .await
+        .starts_with("NO"));
+    // An oversized literal: BYE before reading it.
+    let (mut c, _) = connect(&s, true).await;
+    assert!(c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "secret")
+        ))
+        .await
+        .starts_with("OK"));
+    let a = c.cmd("PUTSCRIPT \"big\" {100000000+}").await;
+    assert!(a.starts_with("BYE (QUOTA/MAXSIZE)"), "{a}");
+    assert_eq!(c.answer().await, "<closed>");
+    // A client that stops in the middle of a literal, then goes away: nothing stored.
+    let (mut c, _) = connect(&s, true).await;
+    assert!(c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "secret")
+        ))
+        .await
+        .starts_with("OK"));
+    c.send(b"PUTSCRIPT \"half\" {50+}\r\nkeep;").await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(scripts::list(&s.store, "alice").unwrap().scripts.is_empty());
+    // A line with junk: NO, and the session goes on.
+    let (mut c, _) = connect(&s, true).await;
+    assert!(c.cmd("NOOP \"open").await.starts_with("NO"));
+    assert!(c.cmd("NOOP").await.starts_with("OK"));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_mid_literal_is_cut_off_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Arc::into_inner(server(dir.path())).unwrap();
+    s.idle = Duration::from_millis(200);
+    let s = Arc::new(s);
+    let (mut c, _) = connect(&s, true).await;
+    c.send(b"CHECKSCRIPT {50+}\r\nkeep;").await;
+    let started = std::time::Instant::now();
+    let a = c.answer().await;
+    assert!(a.starts_with("BYE \"idle for too long\""), "{a}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(c.answer().await, "<closed>");
+}
