@@ -31,8 +31,9 @@ ms_install_packages() {
     # python3 runs oauth2_server.py; curl is for oauth2-selftest.py; strace slows a
     # process's disk writes for the crash tests (a slow disk, without a test hook in
     # mailpipe); libfaketime moves a process's wall clock for the clock tests; dovecot-sieve
-    # is Pigeonhole, the reference Sieve engine of tests/sieve_differential.rs (sieve-test).
-    local pkgs=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl swaks libnet-ssleay-perl python3 curl strace libfaketime)
+    # is Pigeonhole, the reference Sieve engine of tests/sieve_differential.rs (sieve-test);
+    # sieve-connect is the ManageSieve client of tests/managesieve.rs.
+    local pkgs=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl swaks libnet-ssleay-perl python3 curl strace libfaketime sieve-connect)
     local missing=() p made_policy=0
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

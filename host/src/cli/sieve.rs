@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
-use mailpipe::config::{sieve, Config, PluginKind};
+use mailpipe::config::{sieve, Config};
 use mailpipe::state::scripts::{self, ScriptLimits};
 use mailpipe::state::Store;
 
@@ -75,7 +75,6 @@ pub enum SieveCommand {
 }
 
 pub fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
-    let limits = ScriptLimits::default();
     match cmd {
         SieveCommand::List { config, account } => {
             let (_, store) = open(&config, &account)?;
@@ -103,6 +102,7 @@ pub fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
             activate,
         } => {
             let (cfg, store) = open(&config, &account)?;
+            let limits = ScriptLimits::of(&cfg);
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {} as UTF-8 text", file.display()))?;
             let name = match name {
@@ -120,8 +120,13 @@ pub fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
                 .filter(|s| s.name != name)
                 .map(|s| (s.name.clone(), s.text.clone()))
                 .collect();
-            sieve::check_script(&name, &text, &personal, &global_includes(&cfg))
-                .map_err(|e| anyhow::anyhow!("the script is not stored: {e}"))?;
+            sieve::check_script(
+                &name,
+                &text,
+                &personal,
+                &sieve::account_global_includes(&cfg),
+            )
+            .map_err(|e| anyhow::anyhow!("the script is not stored: {e}"))?;
             let version = scripts::put(&store, &account, &name, &text, &limits)?;
             if activate {
                 scripts::set_active(&store, &account, Some(&name))?;
@@ -217,15 +222,4 @@ fn open(path: &Path, account: &str) -> anyhow::Result<(Config, Store)> {
         )
     })?;
     Ok((config, store))
-}
-
-/// The scripts `include :global` finds in the account's Sieve step (`global_dir` of the
-/// `account_sieve = true` plugin), if the config has one.
-fn global_includes(config: &Config) -> BTreeMap<String, String> {
-    config
-        .plugins
-        .iter()
-        .find(|p| p.kind == PluginKind::AccountSieve)
-        .and_then(|p| serde_json::from_value(p.config["global_includes"].clone()).ok())
-        .unwrap_or_default()
 }

@@ -6,6 +6,7 @@ mod account;
 mod accounts_dir;
 mod error;
 mod layout;
+pub mod managesieve;
 mod outbox;
 mod plugins;
 mod recipients;
@@ -13,6 +14,7 @@ pub mod sieve;
 mod since;
 mod state;
 pub use layout::Layout;
+pub use managesieve::ManageSieveSettings;
 pub use outbox::RetryPolicy;
 pub use plugins::{at_key, PluginConfig, PluginKind, PluginLimits, PluginLines};
 pub use recipients::RecipientPattern;
@@ -56,6 +58,7 @@ struct RawConfig {
     outbox: RetryPolicy,
     #[serde(default, rename = "plugin")]
     plugins: Vec<plugins::RawPlugin>,
+    managesieve: Option<managesieve::RawManageSieve>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +100,8 @@ pub struct Config {
     pub limits: PluginLimits,
     pub retry: RetryPolicy,
     pub plugins: Vec<PluginConfig>,
+    /// `[managesieve]`: the daemon's ManageSieve server, if configured.
+    pub managesieve: Option<ManageSieveSettings>,
     /// Where each plugin's table is in the file, by plugin name.
     pub plugin_lines: BTreeMap<String, PluginLines>,
 }
@@ -221,6 +226,12 @@ impl Config {
         let (plugins, plugin_lines) = plugins::validate(&file, &raw.plugins, &raw.limits)?;
         file.check_accounts_table(raw.accounts_settings.table.as_ref(), &state)?;
         file.check_mail_source(raw.offline.is_some(), &accounts, &accounts_settings)?;
+        let managesieve = raw
+            .managesieve
+            .as_ref()
+            .map(|m| m.settings())
+            .transpose()
+            .map_err(|(span, key, m)| file.invalid(span, key, m))?;
         Ok(Config {
             file: path.to_owned(),
             state_dir,
@@ -234,6 +245,7 @@ impl Config {
             retry: raw.outbox,
             plugins,
             plugin_lines,
+            managesieve,
         })
     }
 }

@@ -132,6 +132,17 @@ pub fn check_script(
         .map_err(|e| e.display_in(name))
 }
 
+/// The scripts `include :global` finds in the accounts' Sieve step (`global_dir` of the
+/// `account_sieve = true` plugin), if the config has one.
+pub fn account_global_includes(config: &super::Config) -> BTreeMap<String, String> {
+    config
+        .plugins
+        .iter()
+        .find(|p| p.kind == super::PluginKind::AccountSieve)
+        .and_then(|p| serde_json::from_value(p.config["global_includes"].clone()).ok())
+        .unwrap_or_default()
+}
+
 /// The Sieve extensions the interpreter supports, space-separated (ManageSieve's `SIEVE`).
 pub fn extensions() -> String {
     mailpipe_sieve::CAPABILITIES.join(" ")

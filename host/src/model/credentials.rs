@@ -26,10 +26,13 @@ pub enum PasswordSource {
     Env(String),
     File(PathBuf),
     Command(String),
+    /// A password a user typed for this one login (a ManageSieve login checked against the
+    /// account's IMAP server); held in memory only, never stored or logged.
+    Given(Secret),
 }
 
 /// A password that never shows up in logs or debug output.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -52,6 +55,7 @@ impl PasswordSource {
     /// Fetch the password now (a command runs each time: tokens may be short-lived).
     pub async fn resolve(&self) -> Result<Secret, String> {
         let text = match self {
+            PasswordSource::Given(secret) => return Ok(secret.clone()),
             PasswordSource::Env(var) => {
                 std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
             }

@@ -64,6 +64,8 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     let mut config = config.clone();
     loop {
         let store = setup::open_store(&config)?;
+        // The ManageSieve server edits the scripts in this store; a reload starts it anew.
+        let _managesieve = crate::serve::managesieve::listen::start(&config, store.clone()).await?;
         let mut accounts = Accounts::new(&config, &store);
         raise_fd_limit(accounts.start.len());
         // The first claim waits one round, so that processes started together see each

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{StateError, Store};
+use crate::config::managesieve::{DEFAULT_MAX_SCRIPTS, DEFAULT_MAX_SCRIPT_BYTES};
+use crate::config::Config;
 
 /// One script of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +49,21 @@ pub struct ScriptLimits {
 impl Default for ScriptLimits {
     fn default() -> Self {
         ScriptLimits {
-            max_scripts: 32,
-            max_bytes: 256 * 1024,
+            max_scripts: DEFAULT_MAX_SCRIPTS,
+            max_bytes: DEFAULT_MAX_SCRIPT_BYTES,
+        }
+    }
+}
+
+impl ScriptLimits {
+    /// The limits `[managesieve]` sets, else the defaults.
+    pub fn of(config: &Config) -> ScriptLimits {
+        match &config.managesieve {
+            Some(m) => ScriptLimits {
+                max_scripts: m.max_scripts,
+                max_bytes: m.max_script_bytes,
+            },
+            None => ScriptLimits::default(),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! it refuses. One account never sees another's scripts. What the listener decides (TLS,
 //! whether plaintext passwords are acceptable on this connection) comes in `Connection`.
 
+pub mod imap_login;
+pub mod listen;
 pub mod wire;
 
 use std::collections::BTreeMap;

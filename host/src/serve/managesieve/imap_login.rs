@@ -1,0 +1,93 @@
+//! Why this file exists: ManageSieve logins are the account's own (issue 23): a user name and
+//! password are accepted when they log in to that account's IMAP server. mailpipe stores no
+//! password of its own; a successful check is remembered for a minute (as a hash, in memory),
+//! so that a client that logs in for every command does not hammer the server.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+
+use super::Authenticator;
+use crate::config::AccountConfig;
+use crate::model::credentials::{Auth, PasswordSource, Secret};
+use crate::source::imap::connect::{connect, ImapError};
+
+/// How long a checked login is remembered.
+const REMEMBER: Duration = Duration::from_secs(60);
+
+pub struct ImapLogin {
+    accounts: Vec<AccountConfig>,
+    /// sha256(user NUL password) -> (account, when checked).
+    checked: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+}
+
+impl ImapLogin {
+    pub fn new(accounts: Vec<AccountConfig>) -> ImapLogin {
+        ImapLogin {
+            accounts,
+            checked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The accounts `user` may mean: its IMAP user name, its address, or its name.
+    fn candidates<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a AccountConfig> + 'a {
+        self.accounts.iter().filter(move |a| {
+            a.imap.username.as_deref() == Some(user)
+                || a.address.eq_ignore_ascii_case(user)
+                || a.name == user
+        })
+    }
+}
+
+impl Authenticator for ImapLogin {
+    fn authenticate<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let key: [u8; 32] = Sha256::new()
+                .chain_update(user.as_bytes())
+                .chain_update([0])
+                .chain_update(password.as_bytes())
+                .finalize()
+                .into();
+            {
+                let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+                checked.retain(|_, (_, at)| at.elapsed() < REMEMBER);
+                if let Some((account, _)) = checked.get(&key) {
+                    return Ok(Some(account.clone()));
+                }
+            }
+            let mut unreachable = None;
+            for a in self.candidates(user) {
+                if a.imap.auth != Auth::Password {
+                    // OAuth2 accounts log in with tokens, not a password a user can type.
+                    continue;
+                }
+                let mut server = a.imap.clone();
+                server.username = Some(a.imap.username.clone().unwrap_or_else(|| user.to_string()));
+                server.password = Some(PasswordSource::Given(Secret::new(password.to_string())));
+                match connect(&server).await {
+                    Ok(mut session) => {
+                        let _ = session.logout().await;
+                        self.checked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key, (a.name.clone(), Instant::now()));
+                        return Ok(Some(a.name.clone()));
+                    }
+                    Err(ImapError::Login { .. }) => {}
+                    Err(e) => unreachable = Some(format!("account {}: {e}", a.name)),
+                }
+            }
+            match unreachable {
+                Some(e) => Err(e),
+                None => Ok(None),
+            }
+        })
+    }
+}
