@@ -8,7 +8,7 @@
 mod common;
 
 use common::mailstack::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -31,18 +31,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How a test reaches the server.
+struct Client {
+    port: u16,
+    /// sieve-connect's server and TLS options.
+    how: Vec<String>,
+}
+
 /// sieve-connect with `args`, the password on fd 3: (exit code, stdout + stderr).
-fn sieve_connect(port: u16, password: &str, dir: &Path, args: &[&str]) -> (i32, String) {
+fn sieve_connect(c: &Client, password: &str, dir: &Path, args: &[&str]) -> (i32, String) {
     let pw = dir.join("pw");
     std::fs::write(&pw, format!("{password}\n")).unwrap();
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "exec sieve-connect --server 127.0.0.1 --port {port} --user {USER}@example.test \
-             --authmech PLAIN --clearchan --passwordfd 3 \"$@\" 3<\"{}\"",
+            "exec sieve-connect --port {} --user {USER}@example.test \
+             --authmech PLAIN --passwordfd 3 \"$@\" 3<\"{}\"",
+            c.port,
             pw.display()
         ))
         .arg("sieve-connect")
+        .args(&c.how)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -82,18 +91,70 @@ async fn count_subject(stack: &Stack, folder: &str, subject: &str) -> usize {
     n
 }
 
-async fn scenario(name: &str, state: &str) {
+/// The stack's server certificate for localhost and 127.0.0.1, with its key, and its SHA-256
+/// fingerprint as sieve-connect writes it (AB:CD:...).
+fn server_cert(stack: &Stack) -> (PathBuf, PathBuf, String) {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    use sha2::Digest;
+    let dir = stack.ca().parent().unwrap().to_path_buf();
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    let der = CertificateDer::from_pem_file(&cert).unwrap();
+    let print: Vec<String> = sha2::Sha256::digest(der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    (cert, key, print.join(":"))
+}
+
+#[derive(Clone, Copy)]
+enum Tls {
+    /// No TLS, on loopback.
+    None,
+    /// STARTTLS, the client checks the chain against the stack's CA.
+    Ca,
+    /// STARTTLS, the client pins the certificate's fingerprint.
+    Pinned,
+}
+
+async fn scenario(name: &str, state: &str, tls: Tls) {
     let stack = Stack::get();
     // The test's own name: two tests started in the same millisecond get different tags.
     let tag = unique(name);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
+    let (cert, key, print) = server_cert(&stack);
+    let (tls_config, how): (String, Vec<String>) = match tls {
+        Tls::None => (
+            String::new(),
+            vec!["--server".into(), "127.0.0.1".into(), "--clearchan".into()],
+        ),
+        Tls::Ca | Tls::Pinned => (
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+            match tls {
+                Tls::Ca => vec!["--server", "localhost", "--noclearchan", "--tlscafile"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain([stack.ca().display().to_string()])
+                    .collect(),
+                _ => vec!["--server", "127.0.0.1", "--noclearchan", "--notlsverify"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(["--tlscertfingerprint".into(), format!("sha256:{print}")])
+                    .collect(),
+            },
+        ),
+    };
+    let client = Client { port, how };
     let config = d.join("mailpipe.toml");
     std::fs::write(
         &config,
         format!(
-            "{state}\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\n{}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
+            "{state}\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\n{tls_config}{}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
             stack.account_toml(USER, &["INBOX"], "")
         )
         .replace("{STATE}", &d.join("state").display().to_string()),
@@ -129,7 +190,7 @@ async fn scenario(name: &str, state: &str) {
     )
     .unwrap();
     let (code, out) = sieve_connect(
-        port,
+        &client,
         &pw,
         d,
         &["--checkscript", "--localsieve", "bad.sieve"],
@@ -137,7 +198,7 @@ async fn scenario(name: &str, state: &str) {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(":3:1: error:"), "{out}");
     // A wrong password is refused (checked against Dovecot).
-    let (code, out) = sieve_connect(port, "guess", d, &["--list"]);
+    let (code, out) = sieve_connect(&client, "guess", d, &["--list"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("authentication failed"), "{out}");
 
@@ -156,13 +217,13 @@ async fn scenario(name: &str, state: &str) {
         ],
         vec!["--activate", "--remotesieve", "rules"],
     ] {
-        let (code, out) = sieve_connect(port, &pw, d, &args);
+        let (code, out) = sieve_connect(&client, &pw, d, &args);
         assert_eq!(code, 0, "{args:?}: {out}");
     }
-    let (code, out) = sieve_connect(port, &pw, d, &["--list"]);
+    let (code, out) = sieve_connect(&client, &pw, d, &["--list"]);
     assert_eq!((code, out.trim()), (0, "\"rules\" ACTIVE"), "{out}");
     let (code, out) = sieve_connect(
-        port,
+        &client,
         &pw,
         d,
         &[
@@ -203,23 +264,23 @@ async fn scenario(name: &str, state: &str) {
     );
 
     // The active script cannot be deleted; deactivated, it can.
-    let (code, out) = sieve_connect(port, &pw, d, &["--delete", "--remotesieve", "rules"]);
+    let (code, out) = sieve_connect(&client, &pw, d, &["--delete", "--remotesieve", "rules"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ACTIVE"), "{out}");
     for args in [
         vec!["--deactivate"],
         vec!["--delete", "--remotesieve", "rules"],
     ] {
-        let (code, out) = sieve_connect(port, &pw, d, &args);
+        let (code, out) = sieve_connect(&client, &pw, d, &args);
         assert_eq!(code, 0, "{args:?}: {out}");
     }
-    let (code, out) = sieve_connect(port, &pw, d, &["--list"]);
+    let (code, out) = sieve_connect(&client, &pw, d, &["--list"]);
     assert_eq!((code, out.trim()), (0, ""), "{out}");
 }
 
 #[tokio::test]
 async fn sieve_connect_edits_the_scripts_that_file_mail_on_the_embedded_store() {
-    scenario("msieve-embedded", "[state]\ndir = \"{STATE}\"").await;
+    scenario("msieve-embedded", "[state]\ndir = \"{STATE}\"", Tls::None).await;
 }
 
 #[tokio::test]
@@ -231,6 +292,17 @@ async fn sieve_connect_edits_the_scripts_that_file_mail_on_postgresql() {
         &format!(
         "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_env = \"MAILPIPE_TEST_PG_PASSWORD\"\nschema = \"{schema}\""
         ),
+        Tls::None,
     )
     .await;
+}
+
+#[tokio::test]
+async fn sieve_connect_over_starttls_checked_against_the_ca() {
+    scenario("msieve-tls-ca", "[state]\ndir = \"{STATE}\"", Tls::Ca).await;
+}
+
+#[tokio::test]
+async fn sieve_connect_over_starttls_with_a_pinned_certificate() {
+    scenario("msieve-tls-pin", "[state]\ndir = \"{STATE}\"", Tls::Pinned).await;
 }

@@ -229,7 +229,7 @@ impl Config {
         let managesieve = raw
             .managesieve
             .as_ref()
-            .map(|m| m.settings())
+            .map(|m| m.settings(file.base))
             .transpose()
             .map_err(|(span, key, m)| file.invalid(span, key, m))?;
         Ok(Config {

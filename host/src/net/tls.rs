@@ -152,6 +152,29 @@ pub enum TlsError {
     Handshake { host: String, message: String },
 }
 
+/// TLS server settings presenting the certificate chain in `cert` (PEM) with the private key
+/// in `key` (PEM), for the servers the daemon offers (ManageSieve).
+pub fn server(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::PrivateKeyDer;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// TLS client settings for a server: pinned, or verified against `ca_file` or the web roots.
 pub fn client(ca_file: Option<&Path>, pin: Option<Fingerprint>) -> Result<Client, TlsError> {
     let provider: Arc<CryptoProvider> =

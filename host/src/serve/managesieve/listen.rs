@@ -1,7 +1,8 @@
 //! Why this file exists: the daemon's ManageSieve listener (`[managesieve] listen`): accepts
-//! connections and runs a session for each, with the accounts' own IMAP logins. Plaintext
-//! passwords are accepted only from loopback peers (TLS is not offered yet, so the config
-//! allows only a loopback address); connections beyond a bound are turned away.
+//! connections and runs a session for each, with the accounts' own IMAP logins. With a
+//! certificate configured it offers STARTTLS (or speaks TLS from the first byte, `tls =
+//! "implicit"`); passwords are accepted over TLS or from loopback peers only. Connections
+//! beyond a bound are turned away.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::imap_login::ImapLogin;
-use super::{Connection, Server};
+use super::{Connection, Ended, Server};
 use crate::config::Config;
 use crate::state::scripts::ScriptLimits;
 use crate::state::Store;
@@ -51,7 +52,19 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
         failed_login_delay: Duration::from_secs(2),
         idle: Duration::from_secs(30 * 60),
     });
-    tracing::info!(addr = %ms.listen, "ManageSieve: listening");
+    let tls = match &ms.tls {
+        Some(t) => Some((
+            crate::net::tls::server(&t.cert, &t.key)
+                .map_err(|e| anyhow::anyhow!("[managesieve] TLS: {e}"))?,
+            t.implicit,
+        )),
+        None => None,
+    };
+    tracing::info!(
+        addr = %ms.listen,
+        tls = match &tls { None => "none", Some((_, true)) => "implicit", Some((_, false)) => "starttls" },
+        "ManageSieve: listening"
+    );
     let sessions = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     Ok(Some(Listening(tokio::spawn(async move {
         loop {
@@ -66,13 +79,56 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
                 continue;
             };
             let server = server.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let conn = Connection {
-                    plaintext_ok: peer.ip().is_loopback(),
+                let loopback = peer.ip().is_loopback();
+                let secure = Connection {
+                    plaintext_ok: true,
+                    starttls: false,
                 };
-                server.serve(stream, conn).await;
+                match tls {
+                    None => {
+                        let conn = Connection {
+                            plaintext_ok: loopback,
+                            starttls: false,
+                        };
+                        server.serve(stream, conn).await;
+                    }
+                    Some((acceptor, true)) => {
+                        if let Some(s) = handshake(&acceptor, stream, peer).await {
+                            server.serve(s, secure).await;
+                        }
+                    }
+                    Some((acceptor, false)) => {
+                        let conn = Connection {
+                            plaintext_ok: loopback,
+                            starttls: true,
+                        };
+                        if let Ended::StartTls(stream) = server.serve(stream, conn).await {
+                            if let Some(s) = handshake(&acceptor, stream, peer).await {
+                                server.serve(s, secure).await;
+                            }
+                        }
+                    }
+                }
             });
         }
     }))))
+}
+
+/// The TLS handshake of a client, bounded in time; None (logged) when it fails.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "ManageSieve: TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }

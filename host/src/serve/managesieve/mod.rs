@@ -48,6 +48,16 @@ pub struct Server {
 pub struct Connection {
     /// Plaintext passwords may be sent: the peer is on loopback, or the stream is TLS.
     pub plaintext_ok: bool,
+    /// STARTTLS is offered (a certificate is configured and the stream is not TLS yet).
+    pub starttls: bool,
+}
+
+/// How a session ended.
+pub enum Ended<S> {
+    Closed,
+    /// The client asked for TLS and got OK: the stream, for the listener's handshake, after
+    /// which a new session starts on it.
+    StartTls(S),
 }
 
 /// Failed logins after which a session is ended.
@@ -56,11 +66,12 @@ const MAX_FAILED_LOGINS: u32 = 3;
 enum Next {
     Continue,
     Close,
+    StartTls,
 }
 
 impl Server {
     /// The capability lines (without the final OK).
-    fn capabilities(&self, account: Option<&str>) -> String {
+    fn capabilities(&self, account: Option<&str>, starttls: bool) -> String {
         let mut out = String::new();
         out += &format!(
             "\"IMPLEMENTATION\" {}\r\n",
@@ -70,6 +81,9 @@ impl Server {
         if account.is_none() {
             out += "\"SASL\" \"PLAIN\"\r\n";
         }
+        if starttls && account.is_none() {
+            out += "\"STARTTLS\"\r\n";
+        }
         if let Some(a) = account {
             out += &format!("\"OWNER\" {}\r\n", string(a));
         }
@@ -78,7 +92,11 @@ impl Server {
     }
 
     /// Serves one connection until the client logs out, goes away or idles too long.
-    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, conn: Connection) {
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        conn: Connection,
+    ) -> Ended<S> {
         let (r, mut w) = tokio::io::split(stream);
         let mut r = BufReader::new(r);
         let lim = Limits {
@@ -92,11 +110,11 @@ impl Server {
         };
         let hello = format!(
             "{}{}",
-            self.capabilities(None),
+            self.capabilities(None, conn.starttls),
             response("OK", None, "mailpipe ManageSieve ready")
         );
         if w.write_all(hello.as_bytes()).await.is_err() {
-            return;
+            return Ended::Closed;
         }
         loop {
             let words = match tokio::time::timeout(self.idle, read_command(&mut r, &lim)).await {
@@ -104,9 +122,9 @@ impl Server {
                     let _ = w
                         .write_all(response("BYE", None, "idle for too long").as_bytes())
                         .await;
-                    return;
+                    return Ended::Closed;
                 }
-                Ok(Err(WireError::Closed)) => return,
+                Ok(Err(WireError::Closed)) => return Ended::Closed,
                 Ok(Err(e)) if e.recoverable() => {
                     let _ = w
                         .write_all(response("NO", None, &e.to_string()).as_bytes())
@@ -119,7 +137,7 @@ impl Server {
                     let _ = w
                         .write_all(response("BYE", code, &e.to_string()).as_bytes())
                         .await;
-                    return;
+                    return Ended::Closed;
                 }
                 Ok(Ok(words)) => words,
             };
@@ -127,12 +145,22 @@ impl Server {
             let next = self
                 .command(&mut session, &conn, &words, &mut r, &mut w, &lim, &mut out)
                 .await;
-            if w.write_all(&out).await.is_err() {
-                return;
+            if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                return Ended::Closed;
             }
-            if let Next::Close = next {
-                let _ = w.shutdown().await;
-                return;
+            match next {
+                Next::Continue => {}
+                Next::Close => {
+                    let _ = w.shutdown().await;
+                    return Ended::Closed;
+                }
+                Next::StartTls => {
+                    // Nothing may follow STARTTLS before the handshake.
+                    if !r.buffer().is_empty() {
+                        return Ended::Closed;
+                    }
+                    return Ended::StartTls(r.into_inner().unsplit(w));
+                }
             }
         }
     }
@@ -183,8 +211,15 @@ impl Server {
                 Some(tag) => say("OK", Some(&format!("TAG {}", string(tag))), "done"),
                 None => say("OK", None, "done"),
             },
+            ("STARTTLS", None) if conn.starttls && texts.is_empty() => {
+                say("OK", None, "begin TLS negotiation now");
+                return Next::StartTls;
+            }
             ("CAPABILITY", account) => {
-                out.extend_from_slice(self.capabilities(account.as_deref()).as_bytes());
+                out.extend_from_slice(
+                    self.capabilities(account.as_deref(), conn.starttls)
+                        .as_bytes(),
+                );
                 out.extend_from_slice(response("OK", None, "capability completed").as_bytes());
             }
             ("AUTHENTICATE", Some(_)) => say("NO", None, "already authenticated"),

@@ -88,7 +88,16 @@ fn server(dir: &std::path::Path) -> Arc<Server> {
 async fn connect(s: &Arc<Server>, plaintext_ok: bool) -> (Client, String) {
     let (a, b) = tokio::io::duplex(1 << 16);
     let s = s.clone();
-    tokio::spawn(async move { s.serve(b, Connection { plaintext_ok }).await });
+    tokio::spawn(async move {
+        s.serve(
+            b,
+            Connection {
+                plaintext_ok,
+                starttls: false,
+            },
+        )
+        .await
+    });
     let (r, w) = tokio::io::split(a);
     let mut c = Client {
         r: BufReader::new(r),
