@@ -116,6 +116,16 @@ enum Tls {
     Pinned,
 }
 
+/// The body of GET `path` from the daemon's metrics listener.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 async fn scenario(name: &str, state: &str, tls: Tls) {
     let stack = Stack::get();
     // The test's own name: two tests started in the same millisecond get different tags.
@@ -161,9 +171,10 @@ async fn scenario(name: &str, state: &str, tls: Tls) {
     )
     .unwrap();
     let log = d.join("daemon.log");
+    let metrics = free_port();
     let _daemon = Daemon(
         Command::new(env!("CARGO_BIN_EXE_mailpipe"))
-            .args(["run", "-c"])
+            .args(["run", "--metrics", &format!("127.0.0.1:{metrics}"), "-c"])
             .arg(&config)
             .env("MAILPIPE_TEST_PG_PASSWORD", test_postgres().2)
             .stdout(std::fs::File::create(d.join("daemon.out")).unwrap())
@@ -201,6 +212,12 @@ async fn scenario(name: &str, state: &str, tls: Tls) {
     let (code, out) = sieve_connect(&client, "guess", d, &["--list"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("authentication failed"), "{out}");
+    // ...and counted.
+    let page = http_get(metrics, "/metrics");
+    assert!(
+        page.contains("mailpipe_managesieve_logins_total{result=\"failed\"} 1"),
+        "{page}"
+    );
 
     let folder = format!("Bills-{tag}");
     let script = format!(

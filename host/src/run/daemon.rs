@@ -65,7 +65,17 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
     loop {
         let store = setup::open_store(&config)?;
         // The ManageSieve server edits the scripts in this store; a reload starts it anew.
-        let _managesieve = crate::serve::managesieve::listen::start(&config, store.clone()).await?;
+        let on_login: crate::serve::managesieve::LoginHook = Arc::new(|ok| {
+            crate::telemetry::metrics::inc(
+                "mailpipe_managesieve_logins_total",
+                "ManageSieve login attempts, by result (ok, failed)",
+                &[("result", if ok { "ok" } else { "failed" })],
+                1.0,
+            )
+        });
+        let _managesieve =
+            crate::serve::managesieve::listen::start(&config, store.clone(), Some(on_login))
+                .await?;
         let mut accounts = Accounts::new(&config, &store);
         raise_fd_limit(accounts.start.len());
         // The first claim waits one round, so that processes started together see each

@@ -27,8 +27,13 @@ impl Drop for Listening {
     }
 }
 
-/// Starts the listener of `config`'s `[managesieve]`, if it has one.
-pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<Listening>> {
+/// Starts the listener of `config`'s `[managesieve]`, if it has one; `on_login` hears of
+/// every login attempt.
+pub async fn start(
+    config: &Config,
+    store: Arc<Store>,
+    on_login: Option<super::LoginHook>,
+) -> anyhow::Result<Option<Listening>> {
     let Some(ms) = &config.managesieve else {
         return Ok(None);
     };
@@ -51,6 +56,7 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
         global: crate::config::sieve::account_global_includes(config),
         failed_login_delay: Duration::from_secs(2),
         idle: Duration::from_secs(30 * 60),
+        on_login,
     });
     let tls = match &ms.tls {
         Some(t) => Some((

@@ -42,7 +42,12 @@ pub struct Server {
     pub failed_login_delay: Duration,
     /// A session idle this long is ended.
     pub idle: Duration,
+    /// Told of every login attempt (true: accepted), e.g. to count them in the metrics.
+    pub on_login: Option<LoginHook>,
 }
+
+/// See `Server::on_login`.
+pub type LoginHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// What the listener knows about one connection.
 pub struct Connection {
@@ -257,10 +262,16 @@ impl Server {
                         Some("*") => say("NO", None, "authentication cancelled"),
                         Some(resp) => match self.plain(resp).await {
                             Ok(account) => {
+                                if let Some(hook) = &self.on_login {
+                                    hook(true);
+                                }
                                 session.account = Some(account);
                                 say("OK", None, "logged in");
                             }
                             Err(why) => {
+                                if let Some(hook) = &self.on_login {
+                                    hook(false);
+                                }
                                 session.failed += 1;
                                 tokio::time::sleep(self.failed_login_delay).await;
                                 if session.failed >= MAX_FAILED_LOGINS {

@@ -24,6 +24,9 @@ impl Authenticator for Fixed {
     }
 }
 
+/// Failed logins heard by the hook, over all tests of this file.
+static FAILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct Client {
     r: BufReader<tokio::io::ReadHalf<DuplexStream>>,
     w: tokio::io::WriteHalf<DuplexStream>,
@@ -82,6 +85,11 @@ fn server(dir: &std::path::Path) -> Arc<Server> {
         global: BTreeMap::new(),
         failed_login_delay: Duration::ZERO,
         idle: Duration::from_secs(5),
+        on_login: Some(Arc::new(|ok| {
+            if !ok {
+                FAILED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })),
     })
 }
 
@@ -282,6 +290,10 @@ async fn hostile_clients_are_refused_and_cut_off() {
         }
     }
     assert_eq!(c.answer().await, "<closed>");
+    assert!(
+        FAILED.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the hook hears failures"
+    );
     // Acting for another user is refused.
     let (mut c, _) = connect(&s, true).await;
     let p = base64::engine::general_purpose::STANDARD.encode("bob\0alice\0secret");
