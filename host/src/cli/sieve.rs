@@ -9,8 +9,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Context};
 use mailpipe::config::{sieve, Config};
 use mailpipe::state::scripts::{self, ScriptLimits};
@@ -113,13 +111,7 @@ pub fn run(cmd: SieveCommand) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default(),
             };
             scripts::have_space(&store, &account, &name, text.len(), &limits)?;
-            let set = scripts::list(&store, &account)?;
-            let personal: BTreeMap<String, String> = set
-                .scripts
-                .iter()
-                .filter(|s| s.name != name)
-                .map(|s| (s.name.clone(), s.text.clone()))
-                .collect();
+            let personal = scripts::list(&store, &account)?.others(&name);
             sieve::check_script(
                 &name,
                 &text,

@@ -71,10 +71,9 @@ impl Pipeline {
         let mut settings = configured.settings.clone();
         if let serde_json::Value::Object(map) = &mut settings.config {
             let includes: serde_json::Map<String, serde_json::Value> = set
-                .scripts
-                .iter()
-                .filter(|s| !s.active)
-                .map(|s| (s.name.clone(), s.text.clone().into()))
+                .others(&active.name)
+                .into_iter()
+                .map(|(name, text)| (name, text.into()))
                 .collect();
             map.insert("script".into(), active.text.clone().into());
             map.insert("script_name".into(), active.name.clone().into());

@@ -37,6 +37,15 @@ impl ScriptSet {
     pub fn get(&self, name: &str) -> Option<&SieveScript> {
         self.scripts.iter().find(|s| s.name == name)
     }
+
+    /// The texts of every script but `name`, by name: what `include :personal` finds from it.
+    pub fn others(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        self.scripts
+            .iter()
+            .filter(|s| s.name != name)
+            .map(|s| (s.name.clone(), s.text.clone()))
+            .collect()
+    }
 }
 
 /// How much an account may keep.

@@ -309,6 +309,25 @@ impl<I: Input> Run<'_, I> {
         (ents, range)
     }
 
+    /// What `each` collects from every entity in a `:mime` test's scope, for every field name
+    /// the test names (lowercased).
+    fn over_mime(
+        &mut self,
+        m: &Mime,
+        headers: &[crate::variables::Value],
+        mut each: impl FnMut(&Self, &Entity, &str, &mut Vec<String>),
+    ) -> Vec<String> {
+        let (ents, range) = self.mime_scope(m);
+        let mut values = Vec::new();
+        for name in self.keys(headers) {
+            let name = name.to_ascii_lowercase();
+            for e in &ents[range.clone()] {
+                each(self, e, &name, &mut values);
+            }
+        }
+        values
+    }
+
     /// The values `header :mime` tests in the fields called `name` of one entity.
     fn mime_values(&self, e: &Entity, name: &str, option: &MimeOption, out: &mut Vec<String>) {
         let lname = name.to_ascii_lowercase();
@@ -845,13 +864,9 @@ impl<I: Input> Run<'_, I> {
                 index: _,
                 mime: Some(m),
             } => {
-                let (ents, range) = self.mime_scope(m);
-                let mut values = Vec::new();
-                for name in self.keys(headers) {
-                    for e in &ents[range.clone()] {
-                        self.mime_values(e, &name, &m.option, &mut values);
-                    }
-                }
+                let values = self.over_mime(m, headers, |r, e, n, out| {
+                    r.mime_values(e, n, &m.option, out)
+                });
                 let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }
@@ -884,20 +899,15 @@ impl<I: Input> Run<'_, I> {
                 index: _,
                 mime: Some(m),
             } => {
-                let (ents, range) = self.mime_scope(m);
-                let mut values = Vec::new();
-                for name in self.keys(headers) {
-                    let lname = name.to_ascii_lowercase();
-                    for e in &ents[range.clone()] {
-                        for v in e.field(&lname) {
-                            values.extend(
-                                address::parse_list(&mime::decode_words(v))
-                                    .iter()
-                                    .filter_map(|a| address::part(a, *part)),
-                            );
-                        }
+                let values = self.over_mime(m, headers, |_, e, n, out| {
+                    for v in e.field(n) {
+                        out.extend(
+                            address::parse_list(&mime::decode_words(v))
+                                .iter()
+                                .filter_map(|a| address::part(a, *part)),
+                        );
                     }
-                }
+                });
                 let keys = self.keys(keys);
                 self.compare(matcher, &values, &keys)
             }

@@ -412,13 +412,7 @@ impl Server {
     /// Compiles `text` as `name` among the account's other scripts.
     fn check(&self, account: &str, name: &str, text: &str) -> Result<(), ScriptError> {
         scripts::check_name(name)?;
-        let set = scripts::list(&self.store, account)?;
-        let personal: BTreeMap<String, String> = set
-            .scripts
-            .iter()
-            .filter(|s| s.name != name)
-            .map(|s| (s.name.clone(), s.text.clone()))
-            .collect();
+        let personal = scripts::list(&self.store, account)?.others(name);
         sieve::check_script(name, text, &personal, &self.global).map_err(ScriptError::Invalid)
     }
 }
