@@ -105,11 +105,7 @@ impl Pipeline {
         };
         self.plugins
             .iter()
-            // An account's script is not known before its message: it may read anything.
-            .map(|p| match p.settings.kind {
-                crate::config::PluginKind::AccountSieve => Needs::Raw,
-                _ => p.info.needs,
-            })
+            .map(LoadedPlugin::needs)
             .max_by_key(|n| rank(*n))
             .unwrap_or(Needs::Headers)
     }

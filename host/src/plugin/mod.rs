@@ -593,6 +593,15 @@ fn finish<R>(
 }
 
 impl LoadedPlugin {
+    /// What the host must fetch for this plugin: what it said, or the whole message for an
+    /// `account_sieve` step (an account's script is not known before its message).
+    pub fn needs(&self) -> Needs {
+        match self.settings.kind {
+            crate::config::PluginKind::AccountSieve => Needs::Raw,
+            _ => self.info.needs,
+        }
+    }
+
     fn take_warm(&self) -> Option<Warm> {
         if self.settings.fresh_instance {
             return None;

@@ -119,7 +119,7 @@ pub fn describe_plugins(p: &Pipeline) -> String {
             l.name,
             l.info.name,
             l.info.version,
-            report::needs_name(l.info.needs),
+            report::needs_name(l.needs()),
             l.contract(),
             match l.cache {
                 CacheUse::Cached => "loaded from cache",
@@ -151,7 +151,7 @@ pub(crate) fn log_plugins(pipeline: &Pipeline) {
         tracing::info!(
             plugin = &*p.name,
             version = %p.info.version,
-            needs = report::needs_name(p.info.needs),
+            needs = report::needs_name(p.needs()),
             load_ms = p.load_time.as_millis() as u64,
             "plugin loaded"
         );
