@@ -13,31 +13,35 @@ use crate::plugin::LoadedPlugin;
 
 use super::Pipeline;
 
-/// Interpreters loaded per account (keyed by account), with the version of the account's
-/// scripts they were loaded for.
+/// Interpreters loaded per (plugin, account), with the version of the account's scripts
+/// they were loaded for: two `account_sieve` steps keep their own settings and state.
 #[derive(Default)]
 pub struct AccountScripts {
-    loaded: Mutex<HashMap<String, (u64, Arc<LoadedPlugin>)>>,
+    loaded: Mutex<HashMap<PluginAccount, (u64, Arc<LoadedPlugin>)>>,
 }
 
-/// Accounts whose interpreter is kept at most; beyond, the cache starts over.
+/// (plugin name, account name).
+type PluginAccount = (String, String);
+
+/// Interpreters kept at most; beyond, the cache starts over.
 const MAX_KEPT: usize = 1024;
 
 impl AccountScripts {
-    fn get(&self, account: &str, version: u64) -> Option<Arc<LoadedPlugin>> {
+    fn get(&self, plugin: &str, account: &str, version: u64) -> Option<Arc<LoadedPlugin>> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded
-            .get(account)
+            .get(&(plugin.to_string(), account.to_string()))
             .filter(|(v, _)| *v == version)
             .map(|(_, p)| p.clone())
     }
 
     fn keep(&self, account: &str, version: u64, plugin: Arc<LoadedPlugin>) {
+        let key = (plugin.name.to_string(), account.to_string());
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if loaded.len() >= MAX_KEPT && !loaded.contains_key(account) {
+        if loaded.len() >= MAX_KEPT && !loaded.contains_key(&key) {
             loaded.clear();
         }
-        loaded.insert(account.to_string(), (version, plugin));
+        loaded.insert(key, (version, plugin));
     }
 }
 
@@ -65,7 +69,10 @@ impl Pipeline {
             "Sieve script {:?} version {} of account {account}",
             active.name, active.version
         );
-        if let Some(p) = self.account_scripts.get(account, set.version) {
+        if let Some(p) = self
+            .account_scripts
+            .get(&configured.name, account, set.version)
+        {
             return Ok(Some((p, note)));
         }
         let mut settings = configured.settings.clone();

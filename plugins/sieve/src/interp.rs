@@ -328,11 +328,11 @@ impl<I: Input> Run<'_, I> {
         values
     }
 
-    /// The values `header :mime` tests in the fields called `name` of one entity.
-    fn mime_values(&self, e: &Entity, name: &str, option: &MimeOption, out: &mut Vec<String>) {
-        let lname = name.to_ascii_lowercase();
-        let structured = matches!(lname.as_str(), "content-type" | "content-disposition");
-        for v in e.field(&lname) {
+    /// The values `header :mime` tests in the fields called `lname` (lowercase, as
+    /// `over_mime` gives it) of one entity.
+    fn mime_values(&self, e: &Entity, lname: &str, option: &MimeOption, out: &mut Vec<String>) {
+        let structured = matches!(lname, "content-type" | "content-disposition");
+        for v in e.field(lname) {
             if !structured || matches!(option, MimeOption::Whole) {
                 out.push(mime::decode_words(v));
                 continue;
