@@ -112,7 +112,8 @@ enum Tls {
     None,
     /// STARTTLS, the client checks the chain against the stack's CA.
     Ca,
-    /// STARTTLS, the client pins the certificate's fingerprint.
+    /// STARTTLS, the client pins the certificate's fingerprint; the account comes from an
+    /// account file (`[accounts] dir`), not the main config.
     Pinned,
 }
 
@@ -161,18 +162,28 @@ async fn scenario(name: &str, state: &str, tls: Tls) {
     };
     let client = Client { port, how };
     let config = d.join("mailpipe.toml");
+    let mut account = stack.account_toml(USER, &["INBOX"], "");
+    if matches!(tls, Tls::Pinned) {
+        // Users of account files log in as well as those of the main file.
+        std::fs::create_dir(d.join("accounts")).unwrap();
+        std::fs::write(
+            d.join("accounts").join(format!("{USER}.toml")),
+            account.replace("[[account]]", "[account]"),
+        )
+        .unwrap();
+        account = format!("[accounts]\ndir = \"{}\"\n", d.join("accounts").display());
+    }
     std::fs::write(
         &config,
         format!(
-            "{state}\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\n{tls_config}{}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
-            stack.account_toml(USER, &["INBOX"], "")
+            "{state}\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\n{tls_config}{account}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
         )
         .replace("{STATE}", &d.join("state").display().to_string()),
     )
     .unwrap();
     let log = d.join("daemon.log");
     let metrics = free_port();
-    let _daemon = Daemon(
+    let mut daemon = Daemon(
         Command::new(env!("CARGO_BIN_EXE_mailpipe"))
             .args(["run", "--metrics", &format!("127.0.0.1:{metrics}"), "-c"])
             .arg(&config)
@@ -293,6 +304,45 @@ async fn scenario(name: &str, state: &str, tls: Tls) {
     }
     let (code, out) = sieve_connect(&client, &pw, d, &["--list"]);
     assert_eq!((code, out.trim()), (0, ""), "{out}");
+
+    // SIGHUP reloads: the server lets go of the state store (the embedded one is locked
+    // while open) and listens again, and what was stored is still there.
+    let (code, out) = sieve_connect(
+        &client,
+        &pw,
+        d,
+        &[
+            "--upload",
+            "--localsieve",
+            "rules.sieve",
+            "--remotesieve",
+            "kept",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let kill = Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut again = false;
+    for _ in 0..100 {
+        if text().matches("ManageSieve: listening").count() == 2
+            && text().matches("IDLE").count() >= 2
+        {
+            again = true;
+            break;
+        }
+        assert!(
+            daemon.0.try_wait().unwrap().is_none(),
+            "{state}: the daemon survives a reload: {}",
+            text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(again, "{state}: the daemon reloads: {}", text());
+    let (code, out) = sieve_connect(&client, &pw, d, &["--list"]);
+    assert_eq!((code, out.trim()), (0, "\"kept\""), "{out}");
 }
 
 #[tokio::test]

@@ -73,9 +73,13 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
                 1.0,
             )
         });
-        let _managesieve =
-            crate::serve::managesieve::listen::start(&config, store.clone(), Some(on_login))
-                .await?;
+        let managesieve = crate::serve::managesieve::listen::start(
+            &config,
+            store.clone(),
+            login_accounts(&config, &store),
+            Some(on_login),
+        )
+        .await?;
         let mut accounts = Accounts::new(&config, &store);
         raise_fd_limit(accounts.start.len());
         // The first claim waits one round, so that processes started together see each
@@ -150,6 +154,10 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
             }
         }
         drop(pipelines);
+        // Its sessions hold the store too: ended before the store closes.
+        if let Some(m) = managesieve {
+            m.stop().await;
+        }
         drop(store);
         match next {
             Some(c) => config = c,
@@ -468,6 +476,28 @@ fn table_rows(config: &Config, store: &Store) -> Option<BTreeMap<PathBuf, (Strin
             None
         }
     }
+}
+
+/// The accounts whose users may log in to the ManageSieve server: the main file's, the
+/// accounts directory's and the accounts table's, read when asked (not only those this
+/// process runs: with a shared store, another process may run the account).
+fn login_accounts(
+    config: &Config,
+    store: &Arc<Store>,
+) -> crate::serve::managesieve::imap_login::AccountLookup {
+    let (config, store) = (config.clone(), store.clone());
+    Arc::new(move || {
+        let rows: Vec<(String, String)> = table_rows(&config, &store)
+            .map(|r| r.into_values().collect())
+            .unwrap_or_default();
+        let (files, _) = config.account_files_and_rows(&rows);
+        config
+            .accounts
+            .iter()
+            .cloned()
+            .chain(files.into_iter().map(|f| f.account))
+            .collect()
+    })
 }
 
 /// Whether `path` names a row of the accounts table (`config::table_row_path`).

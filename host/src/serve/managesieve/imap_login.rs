@@ -1,10 +1,12 @@
 //! Why this file exists: ManageSieve logins are the account's own (issue 23): a user name and
 //! password are accepted when they log in to that account's IMAP server. mailpipe stores no
 //! password of its own; a successful check is remembered for a minute (as a hash, in memory),
-//! so that a client that logs in for every command does not hammer the server.
+//! so that a client that logs in for every command does not hammer the server. The accounts
+//! are those of the config, of the accounts directory and of the accounts table, looked up
+//! again now and then (an account file added while the daemon runs can log in).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -17,28 +19,58 @@ use crate::source::imap::connect::{connect, ImapError};
 
 /// How long a checked login is remembered.
 const REMEMBER: Duration = Duration::from_secs(60);
+/// How long a list of accounts is used before it is looked up again.
+const REFRESH: Duration = Duration::from_secs(30);
+/// A user no account knows looks the accounts up again, but not more often than this.
+const REFRESH_ON_MISS: Duration = Duration::from_secs(5);
+
+/// Lists the accounts whose users may log in (it may read files: it runs on a blocking
+/// thread).
+pub type AccountLookup = Arc<dyn Fn() -> Vec<AccountConfig> + Send + Sync>;
 
 pub struct ImapLogin {
-    accounts: Vec<AccountConfig>,
+    lookup: AccountLookup,
+    /// The accounts last looked up, and when.
+    known: Mutex<(Option<Instant>, Arc<Vec<AccountConfig>>)>,
     /// sha256(user NUL password) -> (account, when checked).
     checked: Mutex<HashMap<[u8; 32], (String, Instant)>>,
 }
 
 impl ImapLogin {
-    pub fn new(accounts: Vec<AccountConfig>) -> ImapLogin {
+    pub fn new(lookup: AccountLookup) -> ImapLogin {
         ImapLogin {
-            accounts,
+            lookup,
+            known: Mutex::new((None, Arc::new(Vec::new()))),
             checked: Mutex::new(HashMap::new()),
         }
     }
 
     /// The accounts `user` may mean: its IMAP user name, its address, or its name.
-    fn candidates<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a AccountConfig> + 'a {
-        self.accounts.iter().filter(move |a| {
-            a.imap.username.as_deref() == Some(user)
-                || a.address.eq_ignore_ascii_case(user)
-                || a.name == user
-        })
+    async fn candidates(&self, user: &str) -> Vec<AccountConfig> {
+        let matching = |all: &[AccountConfig]| -> Vec<AccountConfig> {
+            all.iter()
+                .filter(|a| {
+                    a.imap.username.as_deref() == Some(user)
+                        || a.address.eq_ignore_ascii_case(user)
+                        || a.name == user
+                })
+                .cloned()
+                .collect()
+        };
+        let (at, all) = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let age = at.map_or(Duration::MAX, |t| t.elapsed());
+        let found = matching(&all);
+        if age < REFRESH && (!found.is_empty() || age < REFRESH_ON_MISS) {
+            return found;
+        }
+        let lookup = self.lookup.clone();
+        let Ok(fresh) = tokio::task::spawn_blocking(move || lookup()).await else {
+            return found;
+        };
+        let fresh = Arc::new(fresh);
+        *self.known.lock().unwrap_or_else(|e| e.into_inner()) =
+            (Some(Instant::now()), fresh.clone());
+        matching(&fresh)
     }
 }
 
@@ -63,7 +95,7 @@ impl Authenticator for ImapLogin {
                 }
             }
             let mut unreachable = None;
-            for a in self.candidates(user) {
+            for a in self.candidates(user).await {
                 if a.imap.auth != Auth::Password {
                     // OAuth2 accounts log in with tokens, not a password a user can type.
                     continue;

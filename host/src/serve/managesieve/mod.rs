@@ -5,13 +5,15 @@
 //! it refuses. One account never sees another's scripts. What the listener decides (TLS,
 //! whether plaintext passwords are acceptable on this connection) comes in `Connection`.
 
+pub mod guard;
 pub mod imap_login;
 pub mod listen;
 pub mod wire;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures::future::BoxFuture;
@@ -20,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use crate::config::sieve;
 use crate::state::scripts::{self, ScriptError, ScriptLimits};
 use crate::state::Store;
+use guard::{Admission, LoginGuard};
 use wire::{read_command, response, string, Limits, WireError, Word};
 
 /// Checks a user's credentials: the account they may edit, or None when they are wrong.
@@ -38,10 +41,13 @@ pub struct Server {
     pub auth: Arc<dyn Authenticator>,
     /// The scripts `include :global` finds.
     pub global: BTreeMap<String, String>,
-    /// How long a failed login waits before its answer.
-    pub failed_login_delay: Duration,
-    /// A session idle this long is ended.
+    /// Failed logins of every session: counted, slowed down, refused when too many.
+    pub guard: LoginGuard,
+    /// A logged-in session idle this long is ended.
     pub idle: Duration,
+    /// A session not logged in yet is ended after this long without a command (also the
+    /// bound on a client's answer to the SASL challenge).
+    pub login_idle: Duration,
     /// Told of every login attempt (true: accepted), e.g. to count them in the metrics.
     pub on_login: Option<LoginHook>,
 }
@@ -55,6 +61,8 @@ pub struct Connection {
     pub plaintext_ok: bool,
     /// STARTTLS is offered (a certificate is configured and the stream is not TLS yet).
     pub starttls: bool,
+    /// The peer's address, for counting failed logins (None for in-process streams).
+    pub peer: Option<IpAddr>,
 }
 
 /// How a session ended.
@@ -68,6 +76,9 @@ pub enum Ended<S> {
 /// Failed logins after which a session is ended.
 const MAX_FAILED_LOGINS: u32 = 3;
 
+/// The most a command may carry before a login (a PLAIN response with a long password).
+const MAX_BEFORE_LOGIN: usize = 16 * 1024;
+
 enum Next {
     Continue,
     Close,
@@ -76,21 +87,23 @@ enum Next {
 
 impl Server {
     /// The capability lines (without the final OK).
-    fn capabilities(&self, account: Option<&str>, starttls: bool) -> String {
+    fn capabilities(&self, owner: Option<&str>, conn: &Connection) -> String {
         let mut out = String::new();
         out += &format!(
             "\"IMPLEMENTATION\" {}\r\n",
             string(&format!("mailpipe {}", env!("CARGO_PKG_VERSION")))
         );
         out += &format!("\"SIEVE\" {}\r\n", string(&sieve::extensions()));
-        if account.is_none() {
-            out += "\"SASL\" \"PLAIN\"\r\n";
+        if owner.is_none() {
+            // No mechanism where a password may not be sent (RFC 5804 section 1.7).
+            let sasl = if conn.plaintext_ok { "PLAIN" } else { "" };
+            out += &format!("\"SASL\" \"{sasl}\"\r\n");
         }
-        if starttls && account.is_none() {
+        if conn.starttls && owner.is_none() {
             out += "\"STARTTLS\"\r\n";
         }
-        if let Some(a) = account {
-            out += &format!("\"OWNER\" {}\r\n", string(a));
+        if let Some(user) = owner {
+            out += &format!("\"OWNER\" {}\r\n", string(user));
         }
         out += "\"VERSION\" \"1.0\"\r\n";
         out
@@ -104,25 +117,38 @@ impl Server {
     ) -> Ended<S> {
         let (r, mut w) = tokio::io::split(stream);
         let mut r = BufReader::new(r);
-        let lim = Limits {
+        // Before a login a command is small; after it, one script and a few names.
+        let before_login = Limits {
+            max_line: 8192,
+            max_literal: MAX_BEFORE_LOGIN,
+            max_total: MAX_BEFORE_LOGIN,
+            max_words: 4,
+        };
+        let logged_in = Limits {
             max_line: 8192,
             max_literal: self.limits.max_bytes + 1024,
+            max_total: self.limits.max_bytes + 4096,
             max_words: 16,
         };
         let mut session = Session {
             account: None,
+            user: String::new(),
             failed: 0,
         };
         let hello = format!(
             "{}{}",
-            self.capabilities(None, conn.starttls),
+            self.capabilities(None, &conn),
             response("OK", None, "mailpipe ManageSieve ready")
         );
         if w.write_all(hello.as_bytes()).await.is_err() {
             return Ended::Closed;
         }
         loop {
-            let words = match tokio::time::timeout(self.idle, read_command(&mut r, &lim)).await {
+            let (lim, idle) = match session.account {
+                Some(_) => (&logged_in, self.idle),
+                None => (&before_login, self.login_idle),
+            };
+            let words = match tokio::time::timeout(idle, read_command(&mut r, lim)).await {
                 Err(_) => {
                     let _ = w
                         .write_all(response("BYE", None, "idle for too long").as_bytes())
@@ -148,7 +174,7 @@ impl Server {
             };
             let mut out = Vec::new();
             let next = self
-                .command(&mut session, &conn, &words, &mut r, &mut w, &lim, &mut out)
+                .command(&mut session, &conn, &words, &mut r, &mut w, lim, &mut out)
                 .await;
             if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
                 return Ended::Closed;
@@ -221,10 +247,8 @@ impl Server {
                 return Next::StartTls;
             }
             ("CAPABILITY", account) => {
-                out.extend_from_slice(
-                    self.capabilities(account.as_deref(), conn.starttls)
-                        .as_bytes(),
-                );
+                let owner = account.is_some().then_some(session.user.as_str());
+                out.extend_from_slice(self.capabilities(owner, conn).as_bytes());
                 out.extend_from_slice(response("OK", None, "capability completed").as_bytes());
             }
             ("AUTHENTICATE", Some(_)) => say("NO", None, "already authenticated"),
@@ -243,29 +267,31 @@ impl Server {
                     let initial = match texts.get(1) {
                         Some(i) => Some(i.clone()),
                         None => {
-                            // An empty challenge; the client answers with one string.
-                            if w.write_all(b"\"\"\r\n").await.is_err() {
+                            // An empty challenge; the client answers with one string, soon.
+                            if w.write_all(b"\"\"\r\n").await.is_err() || w.flush().await.is_err() {
                                 return Next::Close;
                             }
-                            match read_command(r, lim).await {
-                                Ok(words) if words.len() == 1 => match &words[0] {
+                            let answer = read_command(r, lim);
+                            match tokio::time::timeout(self.login_idle, answer).await {
+                                Ok(Ok(words)) if words.len() == 1 => match &words[0] {
                                     Word::Text(t) => String::from_utf8(t.clone()).ok(),
                                     Word::Atom(a) => Some(a.clone()),
                                 },
-                                Ok(_) => None,
-                                Err(e) if e.recoverable() => None,
-                                Err(_) => return Next::Close,
+                                Ok(Ok(_)) => None,
+                                Ok(Err(e)) if e.recoverable() => None,
+                                Ok(Err(_)) | Err(_) => return Next::Close,
                             }
                         }
                     };
                     match initial.as_deref() {
                         Some("*") => say("NO", None, "authentication cancelled"),
-                        Some(resp) => match self.plain(resp).await {
-                            Ok(account) => {
+                        Some(resp) => match self.plain(resp, conn.peer).await {
+                            Ok((user, account)) => {
                                 if let Some(hook) = &self.on_login {
                                     hook(true);
                                 }
                                 session.account = Some(account);
+                                session.user = user;
                                 say("OK", None, "logged in");
                             }
                             Err(why) => {
@@ -273,7 +299,6 @@ impl Server {
                                     hook(false);
                                 }
                                 session.failed += 1;
-                                tokio::time::sleep(self.failed_login_delay).await;
                                 if session.failed >= MAX_FAILED_LOGINS {
                                     say("BYE", None, "too many failed logins");
                                     return Next::Close;
@@ -288,6 +313,8 @@ impl Server {
             (_, None) => say("NO", None, "log in first (AUTHENTICATE \"PLAIN\")"),
             ("UNAUTHENTICATE", Some(_)) => {
                 session.account = None;
+                session.user.clear();
+                session.failed = 0;
                 say("OK", None, "logged out; log in again");
             }
             ("LISTSCRIPTS", Some(account)) if arity(0) => {
@@ -307,7 +334,19 @@ impl Server {
                 }
             }
             ("HAVESPACE", Some(account)) if arity(2) => {
-                let size = texts[1].parse::<usize>().unwrap_or(usize::MAX);
+                // A number (RFC 5804 section 2.5); one beyond usize is too large anyway.
+                let size = match texts[1].parse::<u64>() {
+                    Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                    Err(_)
+                        if !texts[1].is_empty() && texts[1].bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        usize::MAX
+                    }
+                    Err(_) => {
+                        say("NO", None, "HAVESPACE \"name\" SIZE: the size is a number");
+                        return Next::Continue;
+                    }
+                };
                 match scripts::have_space(&self.store, &account, &texts[0], size, &self.limits) {
                     Ok(()) => say("OK", None, "there is room"),
                     Err(e) => fail(out, &e),
@@ -379,8 +418,59 @@ impl Server {
         Next::Continue
     }
 
-    /// A PLAIN response (base64 of `authzid NUL user NUL password`): the account on success.
-    async fn plain(&self, resp: &str) -> Result<String, String> {
+    /// A PLAIN response (base64 of `authzid NUL user NUL password`) from `peer`: the user
+    /// name and the account on success. Every failure (whether the user exists or not) is
+    /// counted and answered after the same delay.
+    async fn plain(&self, resp: &str, peer: Option<IpAddr>) -> Result<(String, String), String> {
+        let started = Instant::now();
+        let (user, result) = self.check_plain(resp, peer).await;
+        if result.is_err() {
+            self.guard.failed(peer, &user, started).await;
+        }
+        result.map(|account| (user, account))
+    }
+
+    /// The user named by a PLAIN response (may be empty) and the account of its login.
+    async fn check_plain(
+        &self,
+        resp: &str,
+        peer: Option<IpAddr>,
+    ) -> (String, Result<String, String>) {
+        let (user, check) = match Self::decode_plain(resp) {
+            Ok((user, password)) => {
+                let ok = !user.is_empty()
+                    && !password.is_empty()
+                    && !format!("{user}{password}").contains(['\r', '\n', '\0']);
+                (user, ok.then_some(password))
+            }
+            Err(e) => return (String::new(), Err(e)),
+        };
+        let Some(password) = check else {
+            // Never sent to a server: it could not be a valid login there.
+            return (user, Err("authentication failed".into()));
+        };
+        let _permit = match self.guard.admit(peer).await {
+            Admission::Check(p) => p,
+            Admission::Refused => {
+                return (
+                    user,
+                    Err("too many failed logins from this address; try again later".into()),
+                );
+            }
+        };
+        let result = match self.auth.authenticate(&user, &password).await {
+            Ok(Some(account)) => Ok(account),
+            Ok(None) => Err("authentication failed".into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "ManageSieve: cannot check a login");
+                Err("authentication failed (the account's server could not be asked)".into())
+            }
+        };
+        (user, result)
+    }
+
+    /// `authzid NUL user NUL password`, base64: the user and the password.
+    fn decode_plain(resp: &str) -> Result<(String, String), String> {
         let bad = || "a malformed PLAIN response".to_string();
         let raw = base64::engine::general_purpose::STANDARD
             .decode(resp.trim())
@@ -399,14 +489,7 @@ impl Server {
         if !authz.is_empty() && authz != user {
             return Err("acting for another user is not allowed".into());
         }
-        match self.auth.authenticate(user, password).await {
-            Ok(Some(account)) => Ok(account),
-            Ok(None) => Err("authentication failed".into()),
-            Err(e) => {
-                tracing::warn!(error = %e, "ManageSieve: cannot check a login");
-                Err("authentication failed (the account's server could not be asked)".into())
-            }
-        }
+        Ok((user.to_string(), password.to_string()))
     }
 
     /// Compiles `text` as `name` among the account's other scripts.
@@ -419,6 +502,8 @@ impl Server {
 
 struct Session {
     account: Option<String>,
+    /// The name the user logged in with (OWNER).
+    user: String,
     failed: u32,
 }
 

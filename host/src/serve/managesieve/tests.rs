@@ -5,7 +5,7 @@
 use super::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, DuplexStream};
 
-/// alice/secret -> account "alice", bob/hunter2 -> "bob".
+/// alice/secret (or alice@example.test/secret) -> account "alice", bob/hunter2 -> "bob".
 struct Fixed;
 
 impl Authenticator for Fixed {
@@ -16,7 +16,7 @@ impl Authenticator for Fixed {
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             Ok(match (user, password) {
-                ("alice", "secret") => Some("alice".into()),
+                ("alice" | "alice@example.test", "secret") => Some("alice".into()),
                 ("bob", "hunter2") => Some("bob".into()),
                 _ => None,
             })
@@ -83,8 +83,9 @@ fn server(dir: &std::path::Path) -> Arc<Server> {
         },
         auth: Arc::new(Fixed),
         global: BTreeMap::new(),
-        failed_login_delay: Duration::ZERO,
+        guard: LoginGuard::new(Duration::ZERO),
         idle: Duration::from_secs(5),
+        login_idle: Duration::from_secs(5),
         on_login: Some(Arc::new(|ok| {
             if !ok {
                 FAILED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -94,6 +95,14 @@ fn server(dir: &std::path::Path) -> Arc<Server> {
 }
 
 async fn connect(s: &Arc<Server>, plaintext_ok: bool) -> (Client, String) {
+    connect_from(s, plaintext_ok, None).await
+}
+
+async fn connect_from(
+    s: &Arc<Server>,
+    plaintext_ok: bool,
+    peer: Option<std::net::IpAddr>,
+) -> (Client, String) {
     let (a, b) = tokio::io::duplex(1 << 16);
     let s = s.clone();
     tokio::spawn(async move {
@@ -102,6 +111,7 @@ async fn connect(s: &Arc<Server>, plaintext_ok: bool) -> (Client, String) {
             Connection {
                 plaintext_ok,
                 starttls: false,
+                peer,
             },
         )
         .await
@@ -274,6 +284,9 @@ async fn hostile_clients_are_refused_and_cut_off() {
         ))
         .await;
     assert!(a.starts_with("NO (ENCRYPT-NEEDED)"), "{a}");
+    // ...where no mechanism is offered either.
+    let caps = c.cmd("CAPABILITY").await;
+    assert!(caps.contains("\"SASL\" \"\"\r\n"), "{caps}");
     // Guessing passwords: three failures end the session.
     let (mut c, _) = connect(&s, true).await;
     for i in 0..3 {
@@ -337,6 +350,7 @@ async fn a_client_that_stops_mid_literal_is_cut_off_when_idle() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Arc::into_inner(server(dir.path())).unwrap();
     s.idle = Duration::from_millis(200);
+    s.login_idle = Duration::from_millis(200);
     let s = Arc::new(s);
     let (mut c, _) = connect(&s, true).await;
     c.send(b"CHECKSCRIPT {50+}\r\nkeep;").await;
@@ -345,4 +359,109 @@ async fn a_client_that_stops_mid_literal_is_cut_off_when_idle() {
     assert!(a.starts_with("BYE \"idle for too long\""), "{a}");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(c.answer().await, "<closed>");
+    // One that never answers the SASL challenge is cut off too.
+    let (mut c, _) = connect(&s, true).await;
+    c.send(b"AUTHENTICATE \"PLAIN\"\r\n").await;
+    let started = std::time::Instant::now();
+    assert_eq!(c.answer().await, "\"\"\r\n<closed>");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn owner_is_the_login_name_and_havespace_wants_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let (mut c, _) = connect(&s, true).await;
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice@example.test", "secret")
+        ))
+        .await;
+    assert!(a.starts_with("OK"), "{a}");
+    let caps = c.cmd("CAPABILITY").await;
+    assert!(caps.contains("\"OWNER\" \"alice@example.test\""), "{caps}");
+    let a = c.cmd("HAVESPACE \"x\" \"lots\"").await;
+    assert!(a.starts_with("NO \"HAVESPACE"), "{a}");
+    // A number too large for any quota is a number all the same.
+    let a = c.cmd("HAVESPACE \"x\" 99999999999999999999999").await;
+    assert!(a.starts_with("NO (QUOTA/MAXSIZE)"), "{a}");
+    // UNAUTHENTICATE forgets the owner.
+    assert!(c.cmd("UNAUTHENTICATE").await.starts_with("OK"));
+    assert!(!c.cmd("CAPABILITY").await.contains("OWNER"));
+}
+
+#[tokio::test]
+async fn before_a_login_a_command_carries_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let (mut c, _) = connect(&s, true).await;
+    // A script-sized literal is taken only after a login (the quota here is 200 bytes, the
+    // bound before a login 16 KiB: ask for more than that).
+    let a = c.cmd("CHECKSCRIPT {20000+}").await;
+    assert!(a.starts_with("BYE (QUOTA/MAXSIZE)"), "{a}");
+    assert_eq!(c.answer().await, "<closed>");
+    // Several literals each under the bound, together over it.
+    let (mut c, _) = connect(&s, true).await;
+    let chunk = "x".repeat(9000);
+    c.send(format!("NOOP {{9000+}}\r\n{chunk} {{9000+}}\r\n").as_bytes())
+        .await;
+    let a = c.answer().await;
+    assert!(a.starts_with("BYE (QUOTA/MAXSIZE)"), "{a}");
+}
+
+#[tokio::test]
+async fn password_guessing_is_counted_across_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let peer: std::net::IpAddr = "192.0.2.44".parse().unwrap();
+    // Reconnecting after each failure gives no fresh allowance.
+    for i in 0..guard::MAX_FAILURES_PER_PEER {
+        let (mut c, _) = connect_from(&s, true, Some(peer)).await;
+        let a = c
+            .cmd(&format!(
+                "AUTHENTICATE \"PLAIN\" \"{}\"",
+                plain("alice", &format!("guess{i}"))
+            ))
+            .await;
+        assert!(a.starts_with("NO \"authentication failed\""), "{i}: {a}");
+    }
+    // Now even the right password is refused from that address, without a check...
+    let (mut c, _) = connect_from(&s, true, Some(peer)).await;
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "secret")
+        ))
+        .await;
+    assert!(a.starts_with("NO \"too many failed logins"), "{a}");
+    // ...while the user logs in from elsewhere.
+    let (mut c, _) = connect_from(&s, true, Some("192.0.2.45".parse().unwrap())).await;
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "secret")
+        ))
+        .await;
+    assert!(a.starts_with("OK"), "{a}");
+}
+
+#[tokio::test]
+async fn a_password_with_a_line_break_fails_like_any_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let (mut c, _) = connect(&s, true).await;
+    for (user, pw) in [
+        ("alice", "secret\r\nA1 LOGOUT"),
+        ("nobody", "x\ny"),
+        ("alice", ""),
+    ] {
+        let a = c
+            .cmd(&format!("AUTHENTICATE \"PLAIN\" \"{}\"", plain(user, pw)))
+            .await;
+        assert!(
+            a.starts_with("NO \"authentication failed\"\r\n") || a.starts_with("BYE"),
+            "{user}: {a}"
+        );
+    }
 }

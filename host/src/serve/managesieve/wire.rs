@@ -44,6 +44,8 @@ impl WireError {
 pub struct Limits {
     pub max_line: usize,
     pub max_literal: usize,
+    /// The literals of one command together.
+    pub max_total: usize,
     pub max_words: usize,
 }
 
@@ -78,6 +80,7 @@ pub async fn read_command<R: AsyncBufRead + Unpin>(
 ) -> Result<Vec<Word>, WireError> {
     let mut words = Vec::new();
     let mut syntax: Option<&'static str> = None;
+    let mut total: u64 = 0;
     loop {
         let line = read_line(r, lim.max_line).await?;
         let mut literal: Option<u64> = None;
@@ -151,7 +154,14 @@ pub async fn read_command<R: AsyncBufRead + Unpin>(
                     max: lim.max_literal,
                 })
             }
+            Some(n) if total + n > lim.max_total as u64 => {
+                return Err(WireError::LiteralTooLarge {
+                    size: total + n,
+                    max: lim.max_total,
+                })
+            }
             Some(n) => {
+                total += n;
                 let mut buf = vec![0u8; n as usize];
                 r.read_exact(&mut buf).await.map_err(|e| match e.kind() {
                     std::io::ErrorKind::UnexpectedEof => WireError::Closed,
@@ -221,6 +231,7 @@ mod tests {
     const LIM: Limits = Limits {
         max_line: 100,
         max_literal: 20,
+        max_total: 30,
         max_words: 5,
     };
 
@@ -271,6 +282,14 @@ mod tests {
         let e = words(b"P {21+}\r\n").await.unwrap_err();
         assert!(matches!(e, WireError::LiteralTooLarge { size: 21, .. }));
         assert!(!e.recoverable());
+        // Literals each within the limit, but together more than a command may carry.
+        let e = words(b"P {20+}\r\n01234567890123456789 {11+}\r\n")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, WireError::LiteralTooLarge { size: 31, max: 30 }),
+            "{e}"
+        );
         let long = [b"A".repeat(200), b"\r\n".to_vec()].concat();
         assert!(matches!(
             words(&long).await,
