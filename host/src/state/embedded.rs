@@ -693,6 +693,26 @@ impl ScriptStore for EmbeddedStore {
         }
     }
 
+    fn scripts_version(&self, account: &str) -> Result<u64, StateError> {
+        /// Only the version: the scripts' text is skipped, not copied.
+        #[derive(serde::Deserialize)]
+        struct Version {
+            version: u64,
+        }
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(SIEVE_SCRIPTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        match table.get(account)? {
+            None => Ok(0),
+            Some(v) => serde_json::from_str::<Version>(v.value())
+                .map(|v| v.version)
+                .map_err(|_| StateError::Corrupt(format!("sieve_scripts {account}"))),
+        }
+    }
+
     fn scripts_replace(
         &self,
         account: &str,

@@ -899,6 +899,19 @@ impl ScriptStore for PgStore {
         })
     }
 
+    fn scripts_version(&self, account: &str) -> Result<u64, StateError> {
+        let account = account.to_string();
+        self.call(move |c| {
+            let row = c
+                .query_opt(
+                    "SELECT version FROM sieve_scripts WHERE account = $1",
+                    &[&account],
+                )
+                .map_err(pg_err)?;
+            Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
     fn scripts_replace(
         &self,
         account: &str,

@@ -123,6 +123,11 @@ impl ScriptError {
 pub trait ScriptStore {
     /// The account's set (empty, version 0, when it has none).
     fn scripts_load(&self, account: &str) -> Result<ScriptSet, StateError>;
+    /// The version of the account's set (0 when it has none): what a reader that keeps
+    /// what it built from a set checks per message.
+    fn scripts_version(&self, account: &str) -> Result<u64, StateError> {
+        self.scripts_load(account).map(|s| s.version)
+    }
     /// Write `set` if the stored set's version is `expected` (0: none stored); false when
     /// another writer changed it first (nothing written).
     fn scripts_replace(

@@ -695,5 +695,8 @@ fn sieve_script_changes_from_two_writers_are_never_lost() {
         // A stale writer is refused, not merged.
         let set = a.scripts_load("carol").unwrap();
         assert!(!b.scripts_replace("carol", set.version - 1, &set).unwrap());
+        // The version alone, as readers check it per message; 0 for an account without any.
+        assert_eq!(b.scripts_version("carol").unwrap(), set.version);
+        assert_eq!(a.scripts_version("nobody").unwrap(), 0);
     }
 }
