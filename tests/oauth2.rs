@@ -423,3 +423,134 @@ async fn token_from_a_command_and_a_refused_token_in_words() {
     .await
     .expect("the reply went out");
 }
+
+/// One line from a ManageSieve server, and everything up to its OK/NO/BYE.
+fn sieve_answer(r: &mut impl BufRead) -> String {
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 {
+            return out + "<closed>";
+        }
+        out.push_str(&line);
+        if ["OK", "NO", "BYE"].iter().any(|k| line.starts_with(k)) {
+            return out;
+        }
+    }
+}
+
+/// The daemon's ManageSieve server (issue 23) takes an OAuth2 account's own access token,
+/// with either mechanism, checked at Dovecot (whose oauth2 passdb asks the test provider);
+/// another user's token is refused. The client here is a second implementation beside
+/// sieve-connect: raw commands, a `{N+}` literal.
+#[tokio::test]
+async fn managesieve_logins_with_the_accounts_own_oauth2_token() {
+    use base64::Engine as _;
+    use mailpipe::model::credentials::Auth;
+    use mailpipe::net::auth::sasl::initial_response;
+    let stack = Stack::get();
+    let (s, mailbox) = fresh_mailbox(&stack, "alice", "T-oauth-msieve").await;
+    drop(s);
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("token");
+    let issue = |user: &str| {
+        control(
+            &stack,
+            "/control/issue",
+            serde_json::json!({"username": user, "expires_in": 3600}),
+        )["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let alices = issue("alice@example.test");
+    std::fs::write(&token_path, &alices).unwrap();
+    let config = write_config(
+        &stack,
+        dir.path(),
+        &mailbox,
+        &format!("token_command = \"cat {}\"", token_path.display()),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[managesieve]\nlisten = \"127.0.0.1:{port}\"\n{text}"),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = mailpipe(&["run", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let connect = || -> Option<std::net::TcpStream> {
+        for _ in 0..100 {
+            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    };
+    let b64 = |m: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(m);
+    let result = std::panic::catch_unwind(|| {
+        for (mech, name) in [
+            (Auth::Oauthbearer, "OAUTHBEARER"),
+            (Auth::Xoauth2, "XOAUTH2"),
+        ] {
+            // Another user's token: refused.
+            let s = connect().expect("the ManageSieve server listens");
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut w = s;
+            let hello = sieve_answer(&mut r);
+            assert!(
+                hello.contains("\"SASL\" \"PLAIN OAUTHBEARER XOAUTH2\""),
+                "{hello}"
+            );
+            let bobs = issue("bob@example.test");
+            let m = initial_response(mech, "alice@example.test", "localhost", port, &bobs).unwrap();
+            write!(w, "AUTHENTICATE \"{name}\" \"{}\"\r\n", b64(m)).unwrap();
+            let a = sieve_answer(&mut r);
+            assert!(a.starts_with("NO \"authentication failed\""), "{name}: {a}");
+            // Alice's own: accepted, and she edits her scripts.
+            let m =
+                initial_response(mech, "alice@example.test", "localhost", port, &alices).unwrap();
+            write!(w, "AUTHENTICATE \"{name}\" \"{}\"\r\n", b64(m)).unwrap();
+            let a = sieve_answer(&mut r);
+            assert!(a.starts_with("OK"), "{name}: {a}");
+            let script = format!("# by {name}\r\nkeep;\r\n");
+            write!(
+                w,
+                "PUTSCRIPT \"{name}\" {{{}+}}\r\n{script}\r\n",
+                script.len()
+            )
+            .unwrap();
+            let a = sieve_answer(&mut r);
+            assert!(a.starts_with("OK"), "{name}: {a}");
+            write!(w, "LOGOUT\r\n").unwrap();
+            assert!(sieve_answer(&mut r).starts_with("OK"));
+        }
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    if let Err(e) = result {
+        panic!("{e:?}\n{logged}");
+    }
+    assert_no_secrets(&logged, &[&alices]);
+    let out = mailpipe(&["sieve", "list", "alice", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed.contains("OAUTHBEARER") && listed.contains("XOAUTH2"),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -522,8 +522,8 @@ async fn each_accounts_active_script_decides_and_a_change_takes_effect_on_the_ne
             assert!(error.to_string().contains("does not compile"), "{error}")
         }
         other => panic!("{other:?}"),
-    }    // That version fails again on the next message (what it gave is kept, not loaded again),
-    // and the include put back is seen on the message after.
+    } // That version fails again on the next message (what it gave is kept, not loaded again),
+      // and the include put back is seen on the message after.
     assert!(matches!(
         status(&t.run(&mail, "imap:alice/INBOX/1/7").await, "rules"),
         PluginStatus::Failed { .. }

@@ -107,6 +107,9 @@ pub enum TokenSource {
     Command(String),
     /// mailpipe refreshes tokens itself.
     Refresh(Box<OAuth2Client>),
+    /// A token a client presented (a ManageSieve login), checked by logging in with it:
+    /// used as it is, never renewed.
+    Given(Secret),
 }
 
 /// The token source of one account with its cached access token, shared by the account's

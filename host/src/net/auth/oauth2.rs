@@ -91,6 +91,7 @@ impl OAuth2 {
                     });
             }
             TokenSource::Refresh(c) => c,
+            TokenSource::Given(token) => return Ok(token.clone()),
         };
         let mut cache = self.cache.lock().await;
         let fresh = |expires_at: u64| expires_at > now_secs() + EXPIRY_MARGIN_SECS;
@@ -431,6 +432,10 @@ impl OAuth2 {
                 account: self.account.clone(),
                 detail: "this account gets its tokens from token_command; nothing to authorise"
                     .into(),
+            }),
+            TokenSource::Given(_) => Err(AuthError::Refused {
+                account: self.account.clone(),
+                detail: "a token presented by a client; nothing to authorise".into(),
             }),
         }
     }

@@ -1,6 +1,7 @@
 //! The SASL messages of the two OAuth2 mechanisms providers accept: XOAUTH2 (Google's and
 //! Microsoft's, de facto) and OAUTHBEARER (RFC 7628). IMAP (AUTHENTICATE) and SMTP (AUTH)
-//! carry the same bytes; only the framing differs, and that stays with each protocol.
+//! carry the same bytes; only the framing differs, and that stays with each protocol. Both
+//! sides: what mailpipe sends as a client, and what it reads as a server (ManageSieve).
 
 use crate::model::credentials::Auth;
 
@@ -75,6 +76,52 @@ pub fn describe_error(challenge: &[u8]) -> String {
     }
 }
 
+/// A client's message for `mechanism` as a server reads it: (user, token). The user is the
+/// authorization identity (OAUTHBEARER's `a=`, XOAUTH2's `user=`); channel binding is refused.
+pub fn parse_initial_response(mechanism: Auth, message: &[u8]) -> Result<(String, String), String> {
+    let text = std::str::from_utf8(message).map_err(|_| "not UTF-8".to_string())?;
+    let (user, fields) = match mechanism {
+        Auth::Oauthbearer => {
+            // gs2-header: "n," or "y," then "a=NAME," (optional in RFC 7628, needed here).
+            let rest = text
+                .strip_prefix("n,")
+                .or_else(|| text.strip_prefix("y,"))
+                .ok_or("channel binding is not offered (a gs2 header of n, or y,)")?;
+            let (authz, fields) = rest.split_once(",\x01").ok_or("no gs2 header")?;
+            let name = authz
+                .strip_prefix("a=")
+                .ok_or("no authorization identity (a=)")?;
+            let user = name.replace("=2C", ",").replace("=3D", "=");
+            (user, fields)
+        }
+        Auth::Xoauth2 => {
+            let rest = text.strip_prefix("user=").ok_or("no user=")?;
+            let (user, fields) = rest.split_once('\x01').ok_or("no fields")?;
+            (user.to_string(), fields)
+        }
+        Auth::Password => return Err("not an OAuth2 mechanism".into()),
+    };
+    let token = fields
+        .split('\x01')
+        .find_map(|f| f.strip_prefix("auth="))
+        .and_then(|a| {
+            let (scheme, token) = a.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
+        .ok_or("no auth=Bearer field")?;
+    if user.is_empty() || user.chars().any(char::is_control) {
+        return Err("an empty user name or one with control characters".into());
+    }
+    if token.is_empty()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+    {
+        return Err("the token is empty or has characters a token cannot have".into());
+    }
+    Ok((user, token.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +151,33 @@ mod tests {
             "the server says the token is not valid (status 401, needed scope mail)"
         );
         assert_eq!(describe_error(b"odd\r\nthing"), "odd thing");
+    }
+
+    #[test]
+    fn a_server_reads_what_a_client_sends() {
+        for mech in [Auth::Xoauth2, Auth::Oauthbearer] {
+            let m = initial_response(mech, "a,b=c@example.test", "imap.test", 993, "ya29.T-k_n~")
+                .unwrap();
+            assert_eq!(
+                parse_initial_response(mech, &m).unwrap(),
+                ("a,b=c@example.test".to_string(), "ya29.T-k_n~".to_string())
+            );
+        }
+        for (mech, bad) in [
+            (
+                Auth::Oauthbearer,
+                "p=tls-unique,a=u,\x01auth=Bearer t\x01\x01",
+            ),
+            (Auth::Oauthbearer, "n,,\x01auth=Bearer t\x01\x01"),
+            (Auth::Oauthbearer, "n,a=u,\x01auth=Basic dTpw\x01\x01"),
+            (Auth::Xoauth2, "user=u\x01auth=Bearer t\r\nX\x01\x01"),
+            (Auth::Xoauth2, "user=\x01auth=Bearer t\x01\x01"),
+            (Auth::Xoauth2, "auth=Bearer t\x01\x01"),
+        ] {
+            assert!(
+                parse_initial_response(mech, bad.as_bytes()).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

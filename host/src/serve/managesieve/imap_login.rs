@@ -1,5 +1,7 @@
 //! Why this file exists: ManageSieve logins are the account's own (issue 23): a user name and
-//! password are accepted when they log in to that account's IMAP server. mailpipe stores no
+//! password are accepted when they log in to that account's IMAP server, and so is an OAuth2
+//! access token for an account that logs in with tokens (XOAUTH2 / OAUTHBEARER): the token
+//! is tried at the account's IMAP server as it is, never renewed. mailpipe stores no
 //! password of its own; a successful check is remembered for a minute (as a hash, in memory),
 //! so that a client that logs in for every command does not hammer the server. The accounts
 //! are those of the config, of the accounts directory and of the accounts table, looked up
@@ -12,9 +14,9 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
-use super::Authenticator;
+use super::{Authenticator, Credential};
 use crate::config::AccountConfig;
-use crate::model::credentials::{Auth, PasswordSource, Secret};
+use crate::model::credentials::{Auth, OAuth2, PasswordSource, Secret, TokenSource};
 use crate::source::imap::connect::{connect, ImapError};
 
 /// How long a checked login is remembered.
@@ -78,13 +80,18 @@ impl Authenticator for ImapLogin {
     fn authenticate<'a>(
         &'a self,
         user: &'a str,
-        password: &'a str,
+        credential: Credential<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
+            let (kind, secret) = match credential {
+                Credential::Password(p) => (0u8, p),
+                Credential::Bearer(t, _) => (1u8, t),
+            };
             let key: [u8; 32] = Sha256::new()
+                .chain_update([kind])
                 .chain_update(user.as_bytes())
                 .chain_update([0])
-                .chain_update(password.as_bytes())
+                .chain_update(secret.as_bytes())
                 .finalize()
                 .into();
             {
@@ -96,13 +103,21 @@ impl Authenticator for ImapLogin {
             }
             let mut unreachable = None;
             for a in self.candidates(user).await {
-                if a.imap.auth != Auth::Password {
-                    // OAuth2 accounts log in with tokens, not a password a user can type.
-                    continue;
-                }
                 let mut server = a.imap.clone();
                 server.username = Some(a.imap.username.clone().unwrap_or_else(|| user.to_string()));
-                server.password = Some(PasswordSource::Given(Secret::new(password.to_string())));
+                match credential {
+                    // A password for an account that logs in with one.
+                    Credential::Password(p) if a.imap.auth == Auth::Password => {
+                        server.password = Some(PasswordSource::Given(Secret::new(p.to_string())));
+                    }
+                    // A token for an account that logs in with tokens, with the mechanism
+                    // its server takes (the token is the same whichever the client used).
+                    Credential::Bearer(t, _) if a.imap.auth != Auth::Password => {
+                        let given = TokenSource::Given(Secret::new(t.to_string()));
+                        server.oauth2 = Some(Arc::new(OAuth2::new(&a.name, given)));
+                    }
+                    _ => continue,
+                }
                 match connect(&server).await {
                     Ok(mut session) => {
                         let _ = session.logout().await;

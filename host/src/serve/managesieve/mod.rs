@@ -20,19 +20,32 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::config::sieve;
+use crate::model::credentials::Auth;
+use crate::net::auth::sasl;
 use crate::state::scripts::{self, ScriptError, ScriptLimits};
 use crate::state::Store;
 use guard::{Admission, LoginGuard};
 use wire::{read_command, response, string, Limits, WireError, Word};
+
+/// What a user logs in with.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    Password(&'a str),
+    /// An OAuth2 access token, presented with this mechanism (XOAUTH2 or OAUTHBEARER).
+    Bearer(&'a str, Auth),
+}
 
 /// Checks a user's credentials: the account they may edit, or None when they are wrong.
 pub trait Authenticator: Send + Sync {
     fn authenticate<'a>(
         &'a self,
         user: &'a str,
-        password: &'a str,
+        credential: Credential<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, String>>;
 }
+
+/// The SASL mechanisms offered, as the SASL capability lists them.
+const MECHANISMS: &str = "PLAIN OAUTHBEARER XOAUTH2";
 
 /// What every session of a server shares.
 pub struct Server {
@@ -96,7 +109,7 @@ impl Server {
         out += &format!("\"SIEVE\" {}\r\n", string(&sieve::extensions()));
         if owner.is_none() {
             // No mechanism where a password may not be sent (RFC 5804 section 1.7).
-            let sasl = if conn.plaintext_ok { "PLAIN" } else { "" };
+            let sasl = if conn.plaintext_ok { MECHANISMS } else { "" };
             out += &format!("\"SASL\" \"{sasl}\"\r\n");
         }
         if conn.starttls && owner.is_none() {
@@ -253,10 +266,21 @@ impl Server {
             }
             ("AUTHENTICATE", Some(_)) => say("NO", None, "already authenticated"),
             ("AUTHENTICATE", None) => {
+                let mechanism = texts.first().map(|m| m.to_ascii_uppercase());
+                let mechanism = match mechanism.as_deref() {
+                    Some("PLAIN") => Some(Auth::Password),
+                    Some("XOAUTH2") => Some(Auth::Xoauth2),
+                    Some("OAUTHBEARER") => Some(Auth::Oauthbearer),
+                    _ => None,
+                };
                 if texts.is_empty() || texts.len() > 2 {
-                    say("NO", None, "AUTHENTICATE \"PLAIN\" [initial-response]");
-                } else if !texts[0].eq_ignore_ascii_case("PLAIN") {
-                    say("NO", None, "only the PLAIN mechanism is offered");
+                    say("NO", None, "AUTHENTICATE \"MECHANISM\" [initial-response]");
+                } else if mechanism.is_none() {
+                    say(
+                        "NO",
+                        None,
+                        &format!("the mechanisms offered are {MECHANISMS}"),
+                    );
                 } else if !conn.plaintext_ok {
                     say(
                         "NO",
@@ -285,7 +309,10 @@ impl Server {
                     };
                     match initial.as_deref() {
                         Some("*") => say("NO", None, "authentication cancelled"),
-                        Some(resp) => match self.plain(resp, conn.peer).await {
+                        Some(resp) => match self
+                            .login(mechanism.unwrap_or_default(), resp, conn.peer)
+                            .await
+                        {
                             Ok((user, account)) => {
                                 if let Some(hook) = &self.on_login {
                                     hook(true);
@@ -418,25 +445,39 @@ impl Server {
         Next::Continue
     }
 
-    /// A PLAIN response (base64 of `authzid NUL user NUL password`) from `peer`: the user
-    /// name and the account on success. Every failure (whether the user exists or not) is
-    /// counted and answered after the same delay.
-    async fn plain(&self, resp: &str, peer: Option<IpAddr>) -> Result<(String, String), String> {
+    /// A SASL response of `mechanism` (base64) from `peer`: the user name and the account on
+    /// success. Every failure (whether the user exists or not) is counted and answered after
+    /// the same delay.
+    async fn login(
+        &self,
+        mechanism: Auth,
+        resp: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<(String, String), String> {
         let started = Instant::now();
-        let (user, result) = self.check_plain(resp, peer).await;
+        let (user, result) = self.check_login(mechanism, resp, peer).await;
         if result.is_err() {
             self.guard.failed(peer, &user, started).await;
         }
         result.map(|account| (user, account))
     }
 
-    /// The user named by a PLAIN response (may be empty) and the account of its login.
-    async fn check_plain(
+    /// The user named by a SASL response (may be empty) and the account of its login.
+    async fn check_login(
         &self,
+        mechanism: Auth,
         resp: &str,
         peer: Option<IpAddr>,
     ) -> (String, Result<String, String>) {
-        let (user, check) = match Self::decode_plain(resp) {
+        let decoded = match mechanism {
+            Auth::Password => Self::decode_plain(resp),
+            bearer => base64::engine::general_purpose::STANDARD
+                .decode(resp.trim())
+                .map_err(|_| "a malformed response".to_string())
+                .and_then(|raw| crate::net::auth::sasl::parse_initial_response(bearer, &raw))
+                .map_err(|e| format!("a malformed {} response: {e}", sasl::name(bearer))),
+        };
+        let (user, check) = match decoded {
             Ok((user, password)) => {
                 let ok = !user.is_empty()
                     && !password.is_empty()
@@ -458,7 +499,11 @@ impl Server {
                 );
             }
         };
-        let result = match self.auth.authenticate(&user, &password).await {
+        let credential = match mechanism {
+            Auth::Password => Credential::Password(&password),
+            bearer => Credential::Bearer(&password, bearer),
+        };
+        let result = match self.auth.authenticate(&user, credential).await {
             Ok(Some(account)) => Ok(account),
             Ok(None) => Err("authentication failed".into()),
             Err(e) => {

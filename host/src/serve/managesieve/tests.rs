@@ -5,19 +5,23 @@
 use super::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, DuplexStream};
 
-/// alice/secret (or alice@example.test/secret) -> account "alice", bob/hunter2 -> "bob".
+/// alice/secret (or alice@example.test/secret) -> account "alice", bob/hunter2 -> "bob",
+/// carol@example.test with the token ya29.carol -> "carol".
 struct Fixed;
 
 impl Authenticator for Fixed {
     fn authenticate<'a>(
         &'a self,
         user: &'a str,
-        password: &'a str,
+        credential: Credential<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
-            Ok(match (user, password) {
-                ("alice" | "alice@example.test", "secret") => Some("alice".into()),
-                ("bob", "hunter2") => Some("bob".into()),
+            Ok(match (user, credential) {
+                ("alice" | "alice@example.test", Credential::Password("secret")) => {
+                    Some("alice".into())
+                }
+                ("bob", Credential::Password("hunter2")) => Some("bob".into()),
+                ("carol@example.test", Credential::Bearer("ya29.carol", _)) => Some("carol".into()),
                 _ => None,
             })
         })
@@ -130,7 +134,10 @@ async fn every_command_as_a_client_sends_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     let (mut c, hello) = connect(&s, true).await;
-    assert!(hello.contains("\"SASL\" \"PLAIN\""), "{hello}");
+    assert!(
+        hello.contains("\"SASL\" \"PLAIN OAUTHBEARER XOAUTH2\""),
+        "{hello}"
+    );
     assert!(hello.contains("\"SIEVE\" \"fileinto "), "{hello}");
     assert!(hello.contains("\"VERSION\" \"1.0\""), "{hello}");
     assert!(
@@ -464,4 +471,51 @@ async fn a_password_with_a_line_break_fails_like_any_wrong_password() {
             "{user}: {a}"
         );
     }
+}
+
+#[tokio::test]
+async fn oauth2_tokens_log_in_with_either_mechanism() {
+    use crate::net::auth::sasl::initial_response;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let b64 = |m: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(m);
+    for (mech, name) in [
+        (Auth::Oauthbearer, "OAUTHBEARER"),
+        (Auth::Xoauth2, "XOAUTH2"),
+    ] {
+        let (mut c, _) = connect(&s, true).await;
+        let good = initial_response(mech, "carol@example.test", "h", 4190, "ya29.carol").unwrap();
+        let a = c
+            .cmd(&format!("AUTHENTICATE \"{name}\" \"{}\"", b64(good)))
+            .await;
+        assert!(a.starts_with("OK"), "{name}: {a}");
+        assert!(c
+            .cmd("CAPABILITY")
+            .await
+            .contains("\"OWNER\" \"carol@example.test\""));
+        let (mut c, _) = connect(&s, true).await;
+        let wrong = initial_response(mech, "carol@example.test", "h", 4190, "ya29.stolen").unwrap();
+        let a = c
+            .cmd(&format!("AUTHENTICATE \"{name}\" \"{}\"", b64(wrong)))
+            .await;
+        assert!(a.starts_with("NO \"authentication failed\""), "{name}: {a}");
+        // A token is a password: not where passwords may not be sent.
+        let (mut c, _) = connect(&s, false).await;
+        let good = initial_response(mech, "carol@example.test", "h", 4190, "ya29.carol").unwrap();
+        let a = c
+            .cmd(&format!("AUTHENTICATE \"{name}\" \"{}\"", b64(good)))
+            .await;
+        assert!(a.starts_with("NO (ENCRYPT-NEEDED)"), "{name}: {a}");
+    }
+    // A password is not a token.
+    let (mut c, _) = connect(&s, true).await;
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("carol@example.test", "ya29.carol")
+        ))
+        .await;
+    assert!(a.starts_with("NO"), "{a}");
+    let a = c.cmd("AUTHENTICATE \"CRAM-MD5\"").await;
+    assert!(a.starts_with("NO \"the mechanisms offered are"), "{a}");
 }

@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 
 use super::wire::{self, Completion, Io, Watched};
 use crate::config::{Auth, ServerConfig, TlsMode};
+use crate::model::credentials::TokenSource;
 use crate::net::auth::{sasl, AuthError, BearerExchange};
 use crate::net::tls::{self, TlsError};
 
@@ -290,7 +291,8 @@ async fn authenticate_bearer(
                 // Renew only when the server refused the token (its error challenge, or a
                 // NO), not when the connection broke.
                 let refused = said.is_some() || matches!(e, async_imap::error::Error::No(_));
-                if !renew && refused {
+                let renewable = !matches!(tokens.source, TokenSource::Given(_));
+                if !renew && refused && renewable {
                     renew = true;
                     client = back;
                     continue;
