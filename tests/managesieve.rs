@@ -373,3 +373,69 @@ async fn sieve_connect_over_starttls_checked_against_the_ca() {
 async fn sieve_connect_over_starttls_with_a_pinned_certificate() {
     scenario("msieve-tls-pin", "[state]\ndir = \"{STATE}\"", Tls::Pinned).await;
 }
+
+/// Implicit TLS (`tls = "implicit"`), which sieve-connect cannot speak, driven by a second
+/// client implementation (tests/managesieve/client.py: Python's TLS checked against the CA,
+/// `{N+}` literals, RENAMESCRIPT, HAVESPACE, NOOP, UNAUTHENTICATE); a client that speaks
+/// plaintext to that port gets no greeting.
+#[tokio::test]
+async fn a_python_client_over_implicit_tls() {
+    use std::io::Read;
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let (cert, key, _) = server_cert(&stack);
+    let config = d.join("mailpipe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[state]\ndir = \"{}\"\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\ntls = \"implicit\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
+            d.join("state").display(),
+            cert.display(),
+            key.display(),
+            stack.account_toml(USER, &["INBOX"], ""),
+        ),
+    )
+    .unwrap();
+    let log = d.join("daemon.log");
+    let _daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    for _ in 0..100 {
+        if text().contains("ManageSieve: listening") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(text().contains("tls=\"implicit\""), "{}", text());
+    // Plaintext to a TLS port: no greeting, no capability list.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert!(
+        !String::from_utf8_lossy(&buf[..n]).contains("IMPLEMENTATION"),
+        "plaintext greeting on a TLS port"
+    );
+    drop(s);
+    let client = common::root().join("tests/managesieve/client.py");
+    let out = Command::new("python3")
+        .arg(&client)
+        .args(["localhost", &port.to_string()])
+        .arg(stack.ca())
+        .args([&format!("{USER}@example.test"), &format!("secret-{USER}")])
+        .output()
+        .expect("python3");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}\n{}", text());
+    assert!(said.contains("LOGOUT: OK"), "{said}");
+}

@@ -35,6 +35,7 @@ impl ScriptSet {
     }
 
     pub fn get(&self, name: &str) -> Option<&SieveScript> {
+        let name = normal(name);
         self.scripts.iter().find(|s| s.name == name)
     }
 
@@ -138,6 +139,13 @@ pub trait ScriptStore {
     ) -> Result<bool, StateError>;
 }
 
+/// A script name as it is stored and compared: Unicode NFC (RFC 5804 names are Net-Unicode,
+/// RFC 5198), so that "é" typed precomposed or as e + accent names one script.
+pub fn normal(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect()
+}
+
 /// A script name ManageSieve clients and file exports can both use: not empty, at most
 /// MAX_NAME_BYTES, no control characters, no `/` or `\`, not starting with `.`.
 pub fn check_name(name: &str) -> Result<(), ScriptError> {
@@ -205,6 +213,8 @@ pub fn have_space(
     size: usize,
     limits: &ScriptLimits,
 ) -> Result<(), ScriptError> {
+    let name = normal(name);
+    let name = name.as_str();
     check_name(name)?;
     let set = store.scripts_load(account)?;
     fits(&set, name, size, limits)
@@ -237,6 +247,8 @@ pub fn put(
     text: &str,
     limits: &ScriptLimits,
 ) -> Result<u64, ScriptError> {
+    let name = normal(name);
+    let name = name.as_str();
     check_name(name)?;
     change(store, account, |set| {
         fits(set, name, text.len(), limits)?;
@@ -260,6 +272,8 @@ pub fn put(
 
 /// Make `name` the active script, or none (`None`).
 pub fn set_active(store: &Store, account: &str, name: Option<&str>) -> Result<(), ScriptError> {
+    let name = name.map(normal);
+    let name = name.as_deref();
     change(store, account, |set| {
         if let Some(n) = name {
             if set.get(n).is_none() {
@@ -275,6 +289,8 @@ pub fn set_active(store: &Store, account: &str, name: Option<&str>) -> Result<()
 
 /// Delete a script that is not the active one.
 pub fn delete(store: &Store, account: &str, name: &str) -> Result<(), ScriptError> {
+    let name = normal(name);
+    let name = name.as_str();
     change(store, account, |set| {
         match set.get(name) {
             None => return Err(ScriptError::NoSuchScript(name.to_string())),
@@ -288,6 +304,8 @@ pub fn delete(store: &Store, account: &str, name: &str) -> Result<(), ScriptErro
 
 /// Rename a script (an active one stays active).
 pub fn rename(store: &Store, account: &str, from: &str, to: &str) -> Result<(), ScriptError> {
+    let (from, to) = (normal(from), normal(to));
+    let (from, to) = (from.as_str(), to.as_str());
     check_name(to)?;
     change(store, account, |set| {
         if set.get(from).is_none() {

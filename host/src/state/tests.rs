@@ -620,6 +620,15 @@ fn sieve_scripts_on(s: &Store) {
     assert_eq!(e.response_code(), Some("QUOTA/MAXSCRIPTS"));
     scripts::put(s, "alice", "third", "stop;", &limits).unwrap();
     assert!(scripts::have_space(s, "alice", "fourth", 1, &limits).is_err());
+    // A name is one name however its accents are encoded (NFC): "caf\u{e9}" precomposed and
+    // "cafe\u{301}" decomposed replace, find and delete the same script.
+    scripts::delete(s, "alice", "third").unwrap();
+    scripts::put(s, "alice", "caf\u{e9}", "keep;", &limits).unwrap();
+    scripts::put(s, "alice", "cafe\u{301}", "stop;", &limits).unwrap();
+    let set = scripts::list(s, "alice").unwrap();
+    assert_eq!(set.get("cafe\u{301}").unwrap().text, "stop;");
+    assert_eq!(set.scripts.len(), 3);
+    scripts::rename(s, "alice", "cafe\u{301}", "third").unwrap();
     assert!(scripts::have_space(s, "alice", "third", 20, &limits).is_ok());
 
     // Names: hostile ones are refused.

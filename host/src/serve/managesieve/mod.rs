@@ -259,6 +259,11 @@ impl Server {
                 say("OK", None, "begin TLS negotiation now");
                 return Next::StartTls;
             }
+            ("STARTTLS", _) => say(
+                "NO",
+                None,
+                "STARTTLS is not offered here (no certificate, TLS already, or after a login)",
+            ),
             ("CAPABILITY", account) => {
                 let owner = account.is_some().then_some(session.user.as_str());
                 out.extend_from_slice(self.capabilities(owner, conn).as_bytes());
@@ -380,7 +385,7 @@ impl Server {
                 }
             }
             ("PUTSCRIPT", Some(account)) if arity(2) => {
-                match self.check(&account, &texts[0], &texts[1]) {
+                match self.check(&account, Some(&texts[0]), &texts[1]) {
                     Err(e) => fail(out, &e),
                     Ok(()) => match scripts::put(
                         &self.store,
@@ -395,7 +400,7 @@ impl Server {
                 }
             }
             ("CHECKSCRIPT", Some(account)) if arity(1) => {
-                match self.check(&account, "script", &texts[0]) {
+                match self.check(&account, None, &texts[0]) {
                     Ok(()) => say("OK", None, "the script compiles"),
                     Err(e) => fail(out, &e),
                 }
@@ -537,11 +542,16 @@ impl Server {
         Ok((user.to_string(), password.to_string()))
     }
 
-    /// Compiles `text` as `name` among the account's other scripts.
-    fn check(&self, account: &str, name: &str, text: &str) -> Result<(), ScriptError> {
-        scripts::check_name(name)?;
-        let personal = scripts::list(&self.store, account)?.others(name);
-        sieve::check_script(name, text, &personal, &self.global).map_err(ScriptError::Invalid)
+    /// Compiles `text` as script `name` among the account's other scripts; without a name
+    /// (CHECKSCRIPT), among all of them.
+    fn check(&self, account: &str, name: Option<&str>, text: &str) -> Result<(), ScriptError> {
+        if let Some(n) = name {
+            scripts::check_name(&scripts::normal(n))?;
+        }
+        // No stored script has the empty name: "others" of it are all of them.
+        let personal = scripts::list(&self.store, account)?.others(name.unwrap_or(""));
+        sieve::check_script(name.unwrap_or("script"), text, &personal, &self.global)
+            .map_err(ScriptError::Invalid)
     }
 }
 

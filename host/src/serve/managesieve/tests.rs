@@ -189,6 +189,21 @@ async fn every_command_as_a_client_sends_it() {
         .await;
     assert!(a.starts_with("NO") && a.contains(":3:1: error:"), "{a}");
     assert!(c.cmd("CHECKSCRIPT \"keep;\"").await.starts_with("OK"));
+    // CHECKSCRIPT sees every stored script, whatever the names.
+    assert!(c
+        .cmd("PUTSCRIPT \"script\" \"keep;\"")
+        .await
+        .starts_with("OK"));
+    let inc = "require \"include\"; include :personal \"script\";";
+    let a = c
+        .cmd(&format!("CHECKSCRIPT {{{}+}}\r\n{inc}", inc.len()))
+        .await;
+    assert!(a.starts_with("OK"), "{a}");
+    assert!(c.cmd("DELETESCRIPT \"script\"").await.starts_with("OK"));
+    assert!(c
+        .cmd("STARTTLS")
+        .await
+        .starts_with("NO \"STARTTLS is not offered here"));
     assert!(c.cmd("SETACTIVE \"main\"").await.starts_with("OK"));
     assert_eq!(
         c.cmd("LISTSCRIPTS").await,
