@@ -377,9 +377,23 @@ async fn sieve_connect_over_starttls_with_a_pinned_certificate() {
 /// Implicit TLS (`tls = "implicit"`), which sieve-connect cannot speak, driven by a second
 /// client implementation (tests/managesieve/client.py: Python's TLS checked against the CA,
 /// `{N+}` literals, RENAMESCRIPT, HAVESPACE, NOOP, UNAUTHENTICATE); a client that speaks
-/// plaintext to that port gets no greeting.
+/// plaintext to that port gets no greeting. On both state backends.
 #[tokio::test]
-async fn a_python_client_over_implicit_tls() {
+async fn a_python_client_over_implicit_tls_on_the_embedded_store() {
+    python_client("[state]\ndir = \"{STATE}\"").await;
+}
+
+#[tokio::test]
+async fn a_python_client_over_implicit_tls_on_postgresql() {
+    let (_, url, _) = test_postgres();
+    let schema = format!("msieve_py_{}", std::process::id());
+    python_client(&format!(
+        "[state]\nbackend = \"postgres\"\nurl = \"{url}\"\npassword_env = \"MAILPIPE_TEST_PG_PASSWORD\"\nschema = \"{schema}\""
+    ))
+    .await;
+}
+
+async fn python_client(state: &str) {
     use std::io::Read;
     let stack = Stack::get();
     let dir = tempfile::tempdir().unwrap();
@@ -390,8 +404,8 @@ async fn a_python_client_over_implicit_tls() {
     std::fs::write(
         &config,
         format!(
-            "[state]\ndir = \"{}\"\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\ntls = \"implicit\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
-            d.join("state").display(),
+            "{}\n[managesieve]\nlisten = \"127.0.0.1:{port}\"\ntls = \"implicit\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}\n[[plugin]]\nname = \"rules\"\naccount_sieve = true\n",
+            state.replace("{STATE}", &d.join("state").display().to_string()),
             cert.display(),
             key.display(),
             stack.account_toml(USER, &["INBOX"], ""),
@@ -403,6 +417,7 @@ async fn a_python_client_over_implicit_tls() {
         Command::new(env!("CARGO_BIN_EXE_mailpipe"))
             .args(["run", "-c"])
             .arg(&config)
+            .env("MAILPIPE_TEST_PG_PASSWORD", test_postgres().2)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

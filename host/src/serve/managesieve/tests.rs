@@ -534,3 +534,90 @@ async fn oauth2_tokens_log_in_with_either_mechanism() {
     let a = c.cmd("AUTHENTICATE \"CRAM-MD5\"").await;
     assert!(a.starts_with("NO \"the mechanisms offered are"), "{a}");
 }
+
+#[tokio::test]
+async fn thousands_of_scripts_stop_at_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path());
+    let (mut c, _) = connect(&s, true).await;
+    let a = c
+        .cmd(&format!(
+            "AUTHENTICATE \"PLAIN\" \"{}\"",
+            plain("alice", "secret")
+        ))
+        .await;
+    assert!(a.starts_with("OK"), "{a}");
+    // Pipelined, as a hostile client would send them.
+    let mut batch = String::new();
+    for i in 0..3000 {
+        batch += &format!("PUTSCRIPT \"s{i}\" \"keep;\"\r\n");
+    }
+    c.send(batch.as_bytes()).await;
+    let mut refused = 0;
+    for _ in 0..3000 {
+        let a = c.answer().await;
+        if a.starts_with("NO (QUOTA/MAXSCRIPTS)") {
+            refused += 1;
+        } else {
+            assert!(a.starts_with("OK"), "{a}");
+        }
+    }
+    assert_eq!(refused, 3000 - 3);
+    assert_eq!(scripts::list(&s.store, "alice").unwrap().scripts.len(), 3);
+    assert!(c.cmd("NOOP").await.starts_with("OK"));
+}
+
+/// Counts the credential checks running at once.
+struct Slow {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Authenticator for Slow {
+    fn authenticate<'a>(
+        &'a self,
+        _user: &'a str,
+        _credential: Credential<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(n, SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.now.fetch_sub(1, SeqCst);
+            Ok(None)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_login_flood_reaches_the_imap_servers_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = Arc::new(Slow {
+        now: Default::default(),
+        most: Default::default(),
+    });
+    let mut s = Arc::into_inner(server(dir.path())).unwrap();
+    s.auth = auth.clone();
+    let s = Arc::new(s);
+    let mut flood = Vec::new();
+    for i in 0..60u8 {
+        let s = s.clone();
+        flood.push(tokio::spawn(async move {
+            // Many addresses, so that none is refused outright: every attempt is checked.
+            let peer = std::net::IpAddr::from([198, 51, 100, i]);
+            let (mut c, _) = connect_from(&s, true, Some(peer)).await;
+            c.cmd(&format!(
+                "AUTHENTICATE \"PLAIN\" \"{}\"",
+                plain(&format!("user{i}"), "guess")
+            ))
+            .await
+        }));
+    }
+    for f in flood {
+        let a = f.await.unwrap();
+        assert!(a.starts_with("NO \"authentication failed\""), "{a}");
+    }
+    let most = auth.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=4).contains(&most), "{most} checks at once");
+}
