@@ -508,6 +508,12 @@ fn the_contract_ships_with_the_binary() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
+        std::fs::read_to_string(root().join("wit/v0.3/plugin.wit")).unwrap()
+    );
+    let (code, out, _) = mailpipe(&["wit", "--contract", "0.2"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
         std::fs::read_to_string(root().join("wit/v0.2/plugin.wit")).unwrap()
     );
     let (code, out, _) = mailpipe(&["wit", "--contract", "0.1"]);
@@ -518,7 +524,7 @@ fn the_contract_ships_with_the_binary() {
     );
     let (code, _, err) = mailpipe(&["wit", "--contract", "0.7"]);
     assert_ne!(code, 0);
-    assert!(err.contains("0.1.0, 0.2.0"), "{err}");
+    assert!(err.contains("0.1.0, 0.2.0, 0.3.0"), "{err}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Old plugins keep working: the example plugins as built for contract 0.1 (kept unchanged in
 //! tests/fixtures/contract-0.1) and as built today for 0.2 decide the same on the same mail:
 //! same folders, flags, rewritten bytes, outgoing mail, plugin state and reports. Also: both
-//! versions load side by side in one pipeline, the 0.2 message resource gives what the 0.1
+//! versions load side by side in one pipeline (with the 0.3 Sieve interpreter), the 0.2 message resource gives what the 0.1
 //! record gave, and `check-config` stops a plugin from running with a configuration it rejects.
 
 mod common;
@@ -245,9 +245,18 @@ async fn plugins_of_both_contracts_run_in_one_pipeline_and_see_each_others_chang
         json!({"header": "X-Mark", "value": "yes", "tag": "[C]", "flag": "$C"}),
     );
     c_tagger.path = fixture("header-tagger-c");
-    let t = TestPipeline::new(vec![old_tagger, new_filer, c_tagger]).await;
+    // The built-in Sieve interpreter is a 0.3 component (it may return `notify`); it reads
+    // the same message through the same resource code.
+    let sieve = PluginConfig {
+        kind: mailpipe::config::PluginKind::Sieve,
+        name: "sieve".into(),
+        path: "rules.sieve".into(),
+        config: json!({"script": "require \"imap4flags\"; if header :contains \"subject\" \"[C]\" { addflag \"$Sieve\"; }", "script_name": "rules", "includes": {}, "global_includes": {}}),
+        ..plugin("sieve", "subject-tagger", json!({}))
+    };
+    let t = TestPipeline::new(vec![old_tagger, new_filer, c_tagger, sieve]).await;
     let versions: Vec<_> = t.pipeline.plugins.iter().map(|p| p.contract()).collect();
-    assert_eq!(versions, ["0.1.0", "0.2.0", "0.1.0"]);
+    assert_eq!(versions, ["0.1.0", "0.2.0", "0.1.0", "0.3.0"]);
     let mail = Email::new(
         b"From: bob@example.org\r\nTo: alice@example.com\r\nSubject: hello\r\nX-Mark: yes\r\n\r\nhi\r\n"
             .to_vec(),
@@ -274,6 +283,7 @@ async fn plugins_of_both_contracts_run_in_one_pipeline_and_see_each_others_chang
         "the C plugin saw the rewritten subject: {subject}"
     );
     assert!(d.flags.contains(&"$C".to_string()), "{:?}", d.flags);
+    assert!(d.flags.contains(&"$Sieve".to_string()), "{:?}", d.flags);
 }
 
 #[tokio::test]

@@ -534,3 +534,87 @@ async fn each_accounts_active_script_decides_and_a_change_takes_effect_on_the_ne
         PluginStatus::Applied { .. }
     ));
 }
+
+/// Sieve's enotify (contract 0.3's `notify`) through the whole pipeline: a notification goes
+/// out as a new message marked `Auto-Submitted: auto-notified`, with the null reverse-path,
+/// to an address `allow_send_to` allows; an address it does not allow voids the result (the
+/// message stays); mail that is automatic, or carries our loop marker, is never notified
+/// about; the notification about a message is the same one however often it is decided.
+#[tokio::test]
+async fn sieve_notify_sends_a_marked_notification_within_the_host_rules() {
+    use mailpipe::config::{PluginConfig, PluginKind};
+    use mailpipe::message::Email;
+    let sieve = |script: &str| PluginConfig {
+        kind: PluginKind::Sieve,
+        name: "rules".into(),
+        path: "rules.sieve".into(),
+        limits: Default::default(),
+        allow_send_to: vec![
+            mailpipe::config::RecipientPattern::parse("pager@example.test").unwrap(),
+        ],
+        forward_automated: false,
+        send_about_mail_since: Default::default(),
+        fresh_instance: false,
+        config: serde_json::json!({"script": script, "script_name": "rules", "includes": {}, "global_includes": {}}),
+    };
+    let notify = r#"require ["enotify", "variables"];
+        if header :matches "subject" "*" { set "s" "${1}"; }
+        notify :importance "1" :message "Boss: ${s}" "mailto:pager@example.test";"#;
+    let t = TestPipeline::new(vec![sieve(notify)]).await;
+    let mail = |extra: &str| {
+        Email::new(
+            format!("From: boss@example.net\r\nTo: alice@example.test\r\n{extra}Subject: budget\r\nMessage-ID: <b@x>\r\n\r\nNow.\r\n").into_bytes(),
+            "INBOX",
+            vec![],
+        )
+    };
+    let d = t.run(&mail(""), "n1").await;
+    assert_eq!(folders(&d), ["INBOX"], "notify keeps the message");
+    assert_eq!(d.outgoing.len(), 1, "{:?}", d.reports);
+    let out = &d.outgoing[0];
+    assert_eq!(out.kind, OutgoingKind::Notify);
+    assert_eq!(out.mail_from, "", "the null reverse-path");
+    assert_eq!(out.rcpt_to, ["pager@example.test"]);
+    let raw = String::from_utf8_lossy(&out.raw);
+    for field in [
+        "To: <pager@example.test>\r\n",
+        "Subject: Boss: budget\r\n",
+        "Auto-Submitted: auto-notified\r\n",
+        "X-Mailpipe-Loop: ",
+        "Importance: high\r\n",
+    ] {
+        assert!(raw.contains(field), "{field:?} in\n{raw}");
+    }
+    assert!(!raw.contains("In-Reply-To"), "{raw}");
+    // Decided again (a crash before the commit): the same outbox id, so it is sent once.
+    let again = t.run(&mail(""), "n1").await;
+    assert_eq!(again.outgoing[0].id, out.id);
+    // Never about automatic mail or mail with our loop marker.
+    for extra in [
+        "Auto-Submitted: auto-replied\r\n",
+        "X-Mailpipe-Loop: alice@example.test\r\n",
+    ] {
+        let d = t.run(&mail(extra), "n2").await;
+        assert!(d.outgoing.is_empty(), "{extra}");
+        match status(&d, "rules") {
+            PluginStatus::Applied { notes, .. } => {
+                assert!(notes.iter().any(|n| n.starts_with("not sent")), "{notes:?}")
+            }
+            s => panic!("{s:?}"),
+        }
+    }
+    // An address the config does not allow: the plugin's result is void, the message stays.
+    let t = TestPipeline::new(vec![sieve(
+        "require \"enotify\"; notify \"mailto:stranger@example.org\"; discard;",
+    )])
+    .await;
+    let d = t.run(&mail(""), "n3").await;
+    assert!(d.outgoing.is_empty());
+    assert_eq!(folders(&d), ["INBOX"]);
+    match status(&d, "rules") {
+        PluginStatus::Failed { error } => {
+            assert!(error.to_string().contains("not allowed"), "{error}")
+        }
+        s => panic!("{s:?}"),
+    }
+}

@@ -845,6 +845,11 @@ fn mailpipe_outcome(v: &serde_json::Value, m: &Message) -> Outcome {
                     lines.insert(format!("redirect {r}"));
                 }
             }
+            "notify" => {
+                for r in rcpts {
+                    lines.insert(format!("notify mailto:{r}"));
+                }
+            }
             _ => {
                 for r in rcpts {
                     lines.insert(format!("outgoing {kind} {r}"));

@@ -9,6 +9,29 @@ use crate::message::Email;
 /// `automated_ok`: the plugin is allowed to forward list/bulk/auto-submitted mail
 /// (`forward_automated = true`); the loop-marker and bounce checks stay.
 pub fn blocker(email: &Email, sender: Option<&str>, automated_ok: bool) -> Option<String> {
+    guard(email, Some(sender), automated_ok)
+}
+
+/// Why a notification about `email` must not be sent, if it must not: as `blocker`, but a
+/// notification goes to the plugin's chosen addresses, never to the sender, so a missing or
+/// role sender does not matter; mail marked as automatic is never notified about (RFC 5436
+/// section 2.7), list and bulk mail only with `automated_ok`.
+pub fn notify_blocker(email: &Email, automated_ok: bool) -> Option<String> {
+    let auto = email
+        .headers()
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Auto-Submitted"))
+        .find(|(_, v)| keyword(v.trim()) != "no")
+        .map(|(_, v)| v.trim().to_string());
+    if let Some(v) = auto {
+        return Some(format!("the message is Auto-Submitted: {v}"));
+    }
+    guard(email, None, automated_ok)
+}
+
+/// `sender`: Some(the response address) for mail to the sender, None when the sender is
+/// not a recipient.
+fn guard(email: &Email, sender: Option<Option<&str>>, automated_ok: bool) -> Option<String> {
     let headers = email.headers();
     let get = |name: &'static str| {
         headers
@@ -22,11 +45,13 @@ pub fn blocker(email: &Email, sender: Option<&str>, automated_ok: bool) -> Optio
     if get("Return-Path").any(|v| v == "<>" || v.is_empty()) {
         return Some("the message has a null return path (a bounce)".into());
     }
-    let Some(sender) = sender else {
-        return Some("the message has no sender address".into());
-    };
-    if let Some(reason) = role_sender(sender) {
-        return Some(reason);
+    if let Some(sender) = sender {
+        let Some(sender) = sender else {
+            return Some("the message has no sender address".into());
+        };
+        if let Some(reason) = role_sender(sender) {
+            return Some(reason);
+        }
     }
     if automated_ok {
         return None;

@@ -1,9 +1,10 @@
 //! What the host does with a plugin's decisions, one file per kind of effect, sieve-rs style:
 //! checks (`validate`, `recipients`, `loop_guard`, `since`) and builders of outgoing mail (`reply`,
-//! `forward`). None of these do I/O; the pipeline collects, the sinks act.
+//! `forward`, `notify`). None of these do I/O; the pipeline collects, the sinks act.
 
 pub mod forward;
 pub mod loop_guard;
+pub mod notify;
 pub mod recipients;
 pub mod reply;
 pub mod since;
@@ -21,6 +22,7 @@ pub enum OutgoingKind {
     Reply,
     Redirect,
     ForwardAttachment,
+    Notify,
 }
 
 impl OutgoingKind {
@@ -29,6 +31,7 @@ impl OutgoingKind {
             OutgoingKind::Reply => "reply",
             OutgoingKind::Redirect => "redirect",
             OutgoingKind::ForwardAttachment => "forward (attached)",
+            OutgoingKind::Notify => "notification",
         }
     }
 }

@@ -63,23 +63,7 @@ pub fn validate(
             if r.text.len() > MAX_BODY || r.html.as_ref().is_some_and(|h| h.len() > MAX_BODY) {
                 return Err(format!("reply body over {MAX_BODY} bytes (fixed limit)"));
             }
-            let header_bytes: usize = r.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
-            if r.headers.len() > MAX_REPLY_HEADERS || header_bytes > MAX_REPLY_HEADER_BYTES {
-                return Err(format!(
-                    "reply has {} extra headers of {header_bytes} bytes; the fixed limit is {MAX_REPLY_HEADERS} headers of {MAX_REPLY_HEADER_BYTES} bytes in all",
-                    r.headers.len()
-                ));
-            }
-            for h in &r.headers {
-                header(h)?;
-                let lower = h.name.to_ascii_lowercase();
-                if HOST_OWNED.contains(&lower.as_str())
-                    || lower.starts_with("content-")
-                    || lower.starts_with("resent-")
-                {
-                    return Err(format!("reply header {} is written by the host", h.name));
-                }
-            }
+            extra_headers("reply", &r.headers)?;
             // Replies go to the sender. A message without a usable sender address does not
             // void the plugin's result: the reply is just not sent (the pipeline says why).
             match sender.filter(|s| validate_addr_spec(s).is_ok()) {
@@ -99,7 +83,48 @@ pub fn validate(
             f.to.iter()
                 .try_for_each(|rcpt| check_allowed(&plugin.allow_send_to, rcpt, sender))
         }
+        Action::Notify(n) => {
+            if n.to.is_empty() || n.to.len() > MAX_FORWARD_RECIPIENTS {
+                return Err(format!(
+                    "notify needs 1 to {MAX_FORWARD_RECIPIENTS} recipients"
+                ));
+            }
+            if let Some(s) = &n.subject {
+                header_value("Subject", s)?;
+            }
+            if n.text.len() > MAX_BODY {
+                return Err(format!(
+                    "notification text over {MAX_BODY} bytes (fixed limit)"
+                ));
+            }
+            extra_headers("notification", &n.headers)?;
+            n.to.iter()
+                .try_for_each(|rcpt| check_allowed(&plugin.allow_send_to, rcpt, sender))
+        }
     }
+}
+
+/// The extra header fields of a message the host writes (a reply, a notification): few,
+/// valid, and none of those the host writes itself.
+fn extra_headers(what: &str, headers: &[Header]) -> Result<(), String> {
+    let header_bytes: usize = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    if headers.len() > MAX_REPLY_HEADERS || header_bytes > MAX_REPLY_HEADER_BYTES {
+        return Err(format!(
+            "{what} has {} extra headers of {header_bytes} bytes; the fixed limit is {MAX_REPLY_HEADERS} headers of {MAX_REPLY_HEADER_BYTES} bytes in all",
+            headers.len()
+        ));
+    }
+    for h in headers {
+        header(h)?;
+        let lower = h.name.to_ascii_lowercase();
+        if HOST_OWNED.contains(&lower.as_str())
+            || lower.starts_with("content-")
+            || lower.starts_with("resent-")
+        {
+            return Err(format!("{what} header {} is written by the host", h.name));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that concern a call's actions together: flags added or removed in all.

@@ -57,14 +57,15 @@ macro_rules! verbatim {
 }
 
 impl Lang {
-    /// The contract a new project of this language is built against: the newest, except for
-    /// JavaScript, which stays on 0.1 (loaded unchanged next to 0.2): componentize-qjs 0.4.5
-    /// never gives back a borrowed handle it receives, so every 0.2 `on-message` call it
-    /// builds traps ("borrow handles still remain at the end of the call"), even one that
-    /// ignores `msg`.
+    /// The contract a new project of this language is built against: 0.2 (the vendored Rust
+    /// SDK and the committed C bindings are built on it; 0.3 only adds `notify`, which the
+    /// built-in Sieve interpreter uses), except for JavaScript, which stays on 0.1 (loaded
+    /// unchanged next to the others): componentize-qjs 0.4.5 never gives back a borrowed
+    /// handle it receives, so every 0.2 `on-message` call it builds traps ("borrow handles
+    /// still remain at the end of the call"), even one that ignores `msg`.
     pub fn contract(self) -> contract::Contract {
         match self {
-            Lang::Rust | Lang::Python | Lang::C => contract::CURRENT,
+            Lang::Rust | Lang::Python | Lang::C => contract::V0_2,
             Lang::Js => contract::V0_1,
         }
     }

@@ -83,7 +83,7 @@ pub struct TestArgs {
     #[arg(long)]
     timeout_ms: Option<u64>,
     /// A check on every message's result; the command exits 1 when one fails (repeatable):
-    /// folder=NAME, flag=NAME, reply, no-reply, forward, no-forward, discard, keep, ok
+    /// folder=NAME, flag=NAME, reply, no-reply, forward, no-forward, notify, no-notify, discard, keep, ok
     /// (the plugin did not fail).
     #[arg(long, value_name = "CHECK")]
     expect: Vec<String>,
@@ -122,6 +122,11 @@ fn read_messages(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
+fn is_forward(kind: mailpipe::actions::OutgoingKind) -> bool {
+    use mailpipe::actions::OutgoingKind::*;
+    matches!(kind, Redirect | ForwardAttachment)
+}
+
 /// Whether `d` meets `check`; Err(what was found) when it does not.
 fn expectation(check: &str, d: &Decision) -> Result<(), String> {
     let folders: Vec<&str> = d.deliveries.iter().map(|x| x.folder.as_str()).collect();
@@ -132,8 +137,10 @@ fn expectation(check: &str, d: &Decision) -> Result<(), String> {
         Some(("flag", f)) => d.flags.iter().any(|x| x.eq_ignore_ascii_case(f)),
         None if check == "reply" => count("reply") > 0,
         None if check == "no-reply" => count("reply") == 0,
-        None if check == "forward" => d.outgoing.iter().any(|o| o.kind.label() != "reply"),
-        None if check == "no-forward" => d.outgoing.iter().all(|o| o.kind.label() == "reply"),
+        None if check == "forward" => d.outgoing.iter().any(|o| is_forward(o.kind)),
+        None if check == "no-forward" => !d.outgoing.iter().any(|o| is_forward(o.kind)),
+        None if check == "notify" => count("notification") > 0,
+        None if check == "no-notify" => count("notification") == 0,
         None if check == "discard" => d.discarded(),
         None if check == "keep" => folders.contains(&d.email.mailbox.as_str()),
         None if check == "ok" => !failed,

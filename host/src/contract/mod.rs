@@ -25,11 +25,17 @@ pub const V0_2: Contract = Contract {
     wit: include_str!("../../../wit/v0.2/plugin.wit"),
 };
 
-/// Every version this host loads, oldest first.
-pub const ALL: &[Contract] = &[V0_1, V0_2];
+/// `mailpipe:plugin@0.3.0`: 0.2 and the `notify` action (wit/v0.3).
+pub const V0_3: Contract = Contract {
+    version: "0.3.0",
+    wit: include_str!("../../../wit/v0.3/plugin.wit"),
+};
 
-/// The newest version: what `mailpipe wit` prints and Rust plugins are built against.
-pub const CURRENT: Contract = V0_2;
+/// Every version this host loads, oldest first.
+pub const ALL: &[Contract] = &[V0_1, V0_2, V0_3];
+
+/// The newest version: what `mailpipe wit` prints (new projects: `Lang::contract`).
+pub const CURRENT: Contract = V0_3;
 
 /// The version `version` ("0.1", "0.1.0", "0.2", ...).
 pub fn find(version: &str) -> Option<Contract> {
@@ -55,7 +61,8 @@ mod tests {
         }
         assert_eq!(super::find("0.1"), Some(super::V0_1));
         assert_eq!(super::find("0.2.0"), Some(super::V0_2));
-        assert_eq!(super::find("0.3"), None);
+        assert_eq!(super::find("0.3"), Some(super::V0_3));
+        assert_eq!(super::find("0.4"), None);
         let supported: Vec<_> = super::ALL.iter().map(|c| c.version).collect();
         assert_eq!(supported, crate::plugin::SUPPORTED_CONTRACTS);
     }

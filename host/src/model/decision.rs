@@ -40,6 +40,15 @@ pub struct Forward {
     pub note: Option<String>,
 }
 
+/// A new message about this one to other addresses (contract 0.3, Sieve's enotify).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub to: Vec<String>,
+    pub subject: Option<String>,
+    pub text: String,
+    pub headers: Vec<Header>,
+}
+
 /// One action a plugin returns; the host validates it and carries it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -55,6 +64,7 @@ pub enum Action {
     SetSubject(String),
     Reply(Reply),
     Forward(Forward),
+    Notify(Notification),
     Stop,
 }
 
@@ -93,6 +103,13 @@ impl Action {
                 "to": f.to,
                 "mode": match f.mode { ForwardMode::Redirect => "redirect", ForwardMode::Attachment => "attachment" },
                 "note": f.note,
+            }),
+            Action::Notify(n) => json!({
+                "action": "notify",
+                "to": n.to,
+                "subject": n.subject,
+                "text": n.text,
+                "headers": n.headers.iter().map(|h| json!({"name": h.name, "value": h.value})).collect::<Vec<_>>(),
             }),
         }
     }

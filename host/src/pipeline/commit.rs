@@ -88,6 +88,7 @@ pub fn decisions_brief(d: &Decision) -> Vec<String> {
                                 r.subject.as_deref().unwrap_or("Re: (the original subject)")
                             ),
                             Action::Forward(f) => write!(line, "forward to {}", f.to.join(", ")),
+                            Action::Notify(n) => write!(line, "notify {}", n.to.join(", ")),
                         };
                     }
                 }

@@ -21,7 +21,7 @@ pub use decision::{Decision, PluginReport, PluginStatus, WrittenState};
 use std::sync::Arc;
 
 use crate::actions::since;
-use crate::actions::{self, loop_guard, reply, validate, Outgoing, OutgoingKind};
+use crate::actions::{self, loop_guard, notify, reply, validate, Outgoing, OutgoingKind};
 use crate::config::MailSince;
 use crate::config::{Identity, PluginConfig, PluginLimits};
 use crate::message::encode;
@@ -267,7 +267,7 @@ impl Pipeline {
                 Action::RemoveHeader(n) => w.email.raw = edit(&w.email.raw, |b| b.remove(n)),
                 Action::SetSubject(s) => w.email.raw = edit(&w.email.raw, |b| b.set("Subject", s)),
                 Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
-                Action::Reply(_) | Action::Forward(_) => {
+                Action::Reply(_) | Action::Forward(_) | Action::Notify(_) => {
                     // The cap is checked before anything is built.
                     if d.outgoing.len() >= self.limits.max_outgoing_per_message {
                         notes.push(format!(
@@ -308,9 +308,13 @@ impl Pipeline {
             sender,
             identity,
         } = *origin;
-        let automated_ok =
-            matches!(action, Action::Forward(_)) && plugin.settings.forward_automated;
-        if let Some(reason) = loop_guard::blocker(original, sender, automated_ok) {
+        let automated_ok = matches!(action, Action::Forward(_) | Action::Notify(_))
+            && plugin.settings.forward_automated;
+        let blocked = match action {
+            Action::Notify(_) => loop_guard::notify_blocker(original, automated_ok),
+            _ => loop_guard::blocker(original, sender, automated_ok),
+        };
+        if let Some(reason) = blocked {
             return Err(format!("not sent: {reason}"));
         }
         if let Some(reason) = self.old_mail(original, plugin, message_key) {
@@ -357,7 +361,19 @@ impl Pipeline {
                     Some(spec),
                 )
             }
-            _ => unreachable!("only reply and forward produce mail"),
+            Action::Notify(n) => {
+                let raw = notify::compose(original, n, identity, &id, now);
+                // Automatic mail, like a reply: a null reverse-path, so that nothing bounces
+                // back into a loop.
+                (
+                    OutgoingKind::Notify,
+                    String::new(),
+                    n.to.clone(),
+                    encode::crlf(&raw),
+                    None,
+                )
+            }
+            _ => unreachable!("only reply, forward and notify produce mail"),
         };
         Ok(Outgoing {
             id,

@@ -1,4 +1,4 @@
-//! Rust bindings for the newest WIT contract, `wit/v0.2` (`mailpipe:plugin@0.2.0`), generated
+//! Rust bindings for the newest WIT contract, `wit/v0.3` (`mailpipe:plugin@0.3.0`), generated
 //! by wasmtime's `bindgen!`, and the conversions between its types and the host's own
 //! (`crate::model`): the contract is an edge, not the model. Exports are async (the host
 //! runs plugins on tokio and interrupts them by epoch); host imports are plain synchronous
@@ -6,7 +6,7 @@
 //! `message` resource is served by `message_api`.
 
 wasmtime::component::bindgen!({
-    path: "../wit/v0.2",
+    path: "../wit/v0.3",
     world: "plugin",
     imports: {
         "mailpipe:plugin/host.kv-set": trappable,
@@ -20,7 +20,8 @@ pub use self::mailpipe::plugin::host::LogLevel;
 // `Action`, `ConfigProblem`, `Message` and `PluginInfo` are at the root already (the world
 // uses them).
 pub use self::mailpipe::plugin::types::{
-    Address, Attachment, Envelope, FolderTarget, Forward, ForwardMode, Header, Needs, Reply,
+    Address, Attachment, Envelope, FolderTarget, Forward, ForwardMode, Header, Needs, Notification,
+    Reply,
 };
 
 use crate::model::{decision as model, message as parts};
@@ -55,6 +56,12 @@ impl From<Action> for model::Action {
                     ForwardMode::Attachment => model::ForwardMode::Attachment,
                 },
                 note: f.note,
+            }),
+            Action::Notify(n) => model::Action::Notify(model::Notification {
+                to: n.to,
+                subject: n.subject,
+                text: n.text,
+                headers: n.headers.into_iter().map(Into::into).collect(),
             }),
             Action::Stop => model::Action::Stop,
         }

@@ -10,7 +10,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::mailpipe::plugin as wit;
-use super::v0_1;
+use super::{v0_1, v0_2};
 use crate::config::PluginLimits;
 use crate::model::decision::LogLevel;
 use crate::plugin::readable::Readable;
@@ -457,6 +457,55 @@ impl wit::host::Host for PluginState {
         self.account_kv(&key, None)?;
         self.kv.insert(key, None);
         Ok(())
+    }
+}
+
+/// The 0.2 host interface (`v0_2`) is the newest one.
+impl v0_2::mailpipe::plugin::types::Host for PluginState {}
+
+impl v0_2::mailpipe::plugin::host::Host for PluginState {
+    fn log(
+        &mut self,
+        level: v0_2::mailpipe::plugin::host::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use v0_2::mailpipe::plugin::host::LogLevel as Old;
+        let level = match level {
+            Old::Debug => wit::host::LogLevel::Debug,
+            Old::Info => wit::host::LogLevel::Info,
+            Old::Warn => wit::host::LogLevel::Warn,
+            Old::Error => wit::host::LogLevel::Error,
+        };
+        wit::host::Host::log(self, level, message)
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        wit::host::Host::now_ms(self)
+    }
+
+    fn config_json(&mut self) -> String {
+        wit::host::Host::config_json(self)
+    }
+
+    fn config_string(&mut self, key: String) -> Option<String> {
+        wit::host::Host::config_string(self, key)
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        wit::host::Host::kv_get(self, key)
+    }
+
+    fn kv_set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<()> {
+        wit::host::Host::kv_set(self, key, value, ttl_seconds)
+    }
+
+    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
+        wit::host::Host::kv_delete(self, key)
     }
 }
 

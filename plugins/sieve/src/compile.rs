@@ -11,7 +11,8 @@ use crate::lexer::lex;
 use crate::matching::{compile_regex, Comparator, MatchType, Matcher, Relation};
 use crate::parser::{parse, Arg, CommandNode, TestNode};
 use crate::script::{
-    AddressPart, Cmd, DuplicateId, FlagOp, Index, Mime, MimeOption, Script, Test, Vacation, Zone,
+    AddressPart, Cmd, DuplicateId, FlagOp, Index, Mime, MimeOption, Notify, Script, Test, Vacation,
+    Zone,
 };
 use crate::variables::{expand_encoded, is_settable, Modifier, Value};
 
@@ -46,6 +47,7 @@ pub const CAPABILITIES: &[&str] = &[
     "foreverypart",
     "mime",
     "extracttext",
+    "enotify",
 ];
 
 /// Capabilities a script may name but whose commands cannot work where mailpipe runs.
@@ -146,10 +148,10 @@ enum Takes {
 fn tag_takes(tag: &str) -> Option<Takes> {
     Some(match tag {
         "comparator" | "count" | "value" | "subject" | "from" | "handle" | "zone" | "header"
-        | "uniqueid" | "specialuse" => Takes::Str,
+        | "uniqueid" | "specialuse" | "importance" | "message" => Takes::Str,
         "days" | "seconds" | "index" | "first" => Takes::Num,
         "name" => Takes::Str,
-        "addresses" | "flags" | "content" | "param" => Takes::List,
+        "addresses" | "flags" | "content" | "param" | "options" => Takes::List,
         _ => return None,
     })
 }
@@ -462,8 +464,8 @@ impl Cx<'_> {
                         return err(t.pos, format!("{what}: modifiers :{} and another of the same precedence cannot be combined", t.name));
                     }
                 }
-                if m == Modifier::EncodeUrl {
-                    return err(t.pos, format!("{what}: :encodeurl requires the \"enotify\" extension, which mailpipe does not offer yet"));
+                if m == Modifier::EncodeUrl && !self.has("enotify") {
+                    return err(t.pos, format!("{what}: :encodeurl requires the \"enotify\" extension (add require \"enotify\"; at the top)"));
                 }
                 if m == Modifier::QuoteRegex && !self.has("regex") {
                     return err(t.pos, ":quoteregex requires the \"regex\" extension (add require \"regex\"; at the top)");
@@ -695,6 +697,7 @@ impl Cx<'_> {
                 Cmd::Flags { op, var, flags }
             }
             "vacation" => self.vacation(&mut a, pos)?,
+            "notify" => self.notify(&mut a, pos)?,
             "addheader" => {
                 self.need("editheader", name, pos)?;
                 let last = a.flag("last").is_some();
@@ -827,7 +830,9 @@ impl Cx<'_> {
             "if" | "elsif" | "else" | "require" => unreachable!("handled by block()"),
             other => {
                 let hint = match other {
-                    "notify" | "denotify" => " (enotify is not supported yet)",
+                    "denotify" => {
+                        " (denotify is of the old notify draft; enotify has no such command)"
+                    }
                     _ => "",
                 };
                 return err(pos, format!("unknown command '{other}'{hint}"));
@@ -897,6 +902,55 @@ impl Cx<'_> {
             mime,
             handle,
             reason: self.value(&r[0], rp)?,
+        })))
+    }
+
+    /// `notify [:from S] [:importance "1"|"2"|"3"] [:options L] [:message S] METHOD`.
+    fn notify(&mut self, a: &mut Args, pos: Pos) -> Result<Cmd, CompileError> {
+        self.need("enotify", "notify", pos)?;
+        let from = a
+            .string_tag("from")
+            .map(|(s, p)| self.value(&s, p))
+            .transpose()?;
+        let importance = match a.string_tag("importance") {
+            Some((s, p)) => {
+                let v = self.value(&s, p)?;
+                if v.as_lit().is_some_and(|l| !["1", "2", "3"].contains(&l)) {
+                    return err(
+                        p,
+                        format!("notify: :importance {s:?} is not \"1\", \"2\" or \"3\""),
+                    );
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        // Options of the method: mailto has none (RFC 5436 section 2.5).
+        let _ = a.list_tag("options");
+        let message = a
+            .string_tag("message")
+            .map(|(s, p)| self.value(&s, p))
+            .transpose()?;
+        a.finish("s")?;
+        let (m, mp) = a.strings(0);
+        let method = self.value(&m[0], mp)?;
+        if let Some(lit) = method.as_lit() {
+            crate::mailto::parse(lit).map_err(|e| CompileError::new(mp, format!("notify: {e}")))?;
+        }
+        if let Some(f) = from.as_ref().and_then(Value::as_lit) {
+            if !valid_address(
+                crate::address::parse_list(f)
+                    .first()
+                    .map_or("", |s| s.as_str()),
+            ) {
+                return err(pos, format!("notify: :from {f:?} is not a valid address"));
+            }
+        }
+        Ok(Cmd::Notify(Box::new(Notify {
+            method,
+            from,
+            importance,
+            message,
         })))
     }
 
@@ -1424,15 +1478,27 @@ impl Cx<'_> {
                     keys,
                 }
             }
-            other => {
-                let hint = match other {
-                    "valid_notify_method" | "notify_method_capability" => {
-                        " (enotify is not supported yet)"
-                    }
-                    _ => "",
-                };
-                return err(pos, format!("unknown test '{other}'{hint}"));
+            "valid_notify_method" => {
+                self.need("enotify", name, pos)?;
+                a.finish("l")?;
+                Test::ValidNotifyMethod(self.values(a.strings(0))?)
             }
+            "notify_method_capability" => {
+                self.need("enotify", name, pos)?;
+                let matcher = self.matcher(&mut a)?;
+                a.finish("ssl")?;
+                let (u, up) = a.strings(0);
+                let (c, cp) = a.strings(1);
+                let keys = self.values(a.strings(2))?;
+                self.check_keys(&matcher, &keys, pos)?;
+                Test::NotifyMethodCapability {
+                    matcher,
+                    uri: self.value(&u[0], up)?,
+                    capability: self.value(&c[0], cp)?,
+                    keys,
+                }
+            }
+            other => return err(pos, format!("unknown test '{other}'")),
         })
     }
 }

@@ -12,7 +12,8 @@ use crate::matching::{MatchType, Matcher};
 use crate::mime::{self, Entity};
 use crate::outcome::{HeaderEdit, Outcome, Store, VacationReply};
 use crate::script::{
-    AddressPart, Cmd, DuplicateId, FlagOp, Index, Mime, MimeOption, Script, Test, Vacation, Zone,
+    AddressPart, Cmd, DuplicateId, FlagOp, Index, Mime, MimeOption, Notify, Script, Test, Vacation,
+    Zone,
 };
 use crate::variables::{apply_modifiers, Vars};
 
@@ -82,6 +83,9 @@ impl Default for Settings {
         }
     }
 }
+
+/// Notifications one run may send at most (Pigeonhole's default is 10).
+pub const MAX_NOTIFICATIONS: usize = 10;
 
 /// A run-time error (RFC 5228 section 2.10.6): the message is kept, nothing else happens.
 #[derive(Debug, Clone, PartialEq)]
@@ -593,6 +597,7 @@ impl<I: Input> Run<'_, I> {
                 }
             }
             Cmd::Vacation(v) => self.vacation(v)?,
+            Cmd::Notify(n) => self.notify(n)?,
             Cmd::AddHeader { last, name, value } => {
                 let name = self.vars.expand(name);
                 let value = self.vars.expand(value);
@@ -692,6 +697,73 @@ impl<I: Input> Run<'_, I> {
             }
         }
         Ok(Flow::Next)
+    }
+
+    /// `notify` by mail (RFC 5435, RFC 5436): the subject is the URI's, else `:message`;
+    /// the text the URI's body, else `:message`, else who sent what. The same notification
+    /// twice is one (RFC 5435 section 3.9).
+    fn notify(&mut self, n: &Notify) -> Result<(), RuntimeError> {
+        self.count_action()?;
+        let uri = self.vars.expand(&n.method);
+        let m = crate::mailto::parse(&uri).map_err(|e| RuntimeError(format!("notify: {e}")))?;
+        let message = n
+            .message
+            .as_ref()
+            .map(|v| self.vars.expand(v))
+            .filter(|s| !s.is_empty());
+        let importance = match n.importance.as_ref().map(|v| self.vars.expand(v)) {
+            None => 2,
+            Some(i) => match i.as_str() {
+                "1" => 1,
+                "2" => 2,
+                "3" => 3,
+                other => {
+                    return Err(RuntimeError(format!(
+                        "notify: :importance {other:?} is not \"1\", \"2\" or \"3\""
+                    )))
+                }
+            },
+        };
+        let from = n.from.as_ref().map(|v| self.vars.expand(v));
+        let subject = m
+            .subject
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| message.clone());
+        let text = match (m.body, message) {
+            (Some(body), _) => body,
+            (None, Some(message)) => message,
+            (None, None) => {
+                let who = self
+                    .values_of("from", None)
+                    .first()
+                    .cloned()
+                    .unwrap_or_default();
+                let what = self
+                    .values_of("subject", None)
+                    .first()
+                    .cloned()
+                    .unwrap_or_default();
+                format!("New mail from {who}: {what}")
+            }
+        };
+        let notification = crate::outcome::Notification {
+            to: m.to,
+            subject,
+            text,
+            importance,
+            from,
+        };
+        if self.out.notifications.contains(&notification) {
+            return Ok(());
+        }
+        if self.out.notifications.len() >= MAX_NOTIFICATIONS {
+            return Err(RuntimeError(format!(
+                "more than {MAX_NOTIFICATIONS} notifications"
+            )));
+        }
+        self.out.notifications.push(notification);
+        Ok(())
     }
 
     fn vacation(&mut self, v: &Vacation) -> Result<(), RuntimeError> {
@@ -1155,6 +1227,30 @@ impl<I: Input> Run<'_, I> {
                 let value = self.score(self.settings.virustest.clone(), false);
                 let key = self.vars.expand(key);
                 self.compare(matcher, &[value], &[key])
+            }
+            Test::ValidNotifyMethod(uris) => self
+                .keys(uris)
+                .iter()
+                .all(|u| crate::mailto::parse(u).is_ok()),
+            Test::NotifyMethodCapability {
+                matcher,
+                uri,
+                capability,
+                keys,
+            } => {
+                let uri = self.vars.expand(uri);
+                let capability = self.vars.expand(capability).to_ascii_lowercase();
+                // Whether the recipient is online cannot be known for mail: "maybe" (RFC
+                // 5436 section 2.2); no other capability is defined.
+                if crate::mailto::parse(&uri).is_err() || capability != "online" {
+                    return Ok(false);
+                }
+                let keys: Vec<String> = self
+                    .keys(keys)
+                    .into_iter()
+                    .map(|k| k.into_owned())
+                    .collect();
+                self.compare(matcher, &["maybe".to_string()], &keys)
             }
             Test::Environment {
                 matcher,

@@ -14,6 +14,7 @@ pub mod date;
 pub mod error;
 pub mod interp;
 pub mod lexer;
+pub mod mailto;
 pub mod matching;
 pub mod mime;
 pub mod outcome;
@@ -25,7 +26,7 @@ pub mod variables;
 pub use compile::{compile, Options, CAPABILITIES};
 pub use error::{CompileError, Pos};
 pub use interp::{run, Input, RuntimeError, ScoreHeader, Settings};
-pub use outcome::{HeaderEdit, Outcome, Store, VacationReply};
+pub use outcome::{HeaderEdit, Notification, Outcome, Store, VacationReply};
 pub use script::Script;
 
 #[cfg(test)]

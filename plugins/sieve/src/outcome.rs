@@ -14,6 +14,8 @@ pub struct Outcome {
     /// An explicit `discard` ran.
     pub discarded: bool,
     pub vacation: Option<VacationReply>,
+    /// enotify's notifications (mailto), each once.
+    pub notifications: Vec<Notification>,
     /// Changes to the header (editheader), for the host to carry out.
     pub header_edits: Vec<HeaderEdit>,
     /// Keys that `duplicate` marked as seen, with how long to remember them (seconds).
@@ -42,6 +44,19 @@ pub struct VacationReply {
     /// Identifies this vacation command: one reply per sender per period and handle.
     pub handle: String,
     pub period_seconds: u64,
+}
+
+/// One `notify` (RFC 5435) by mail (RFC 5436): a new message about this one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub to: Vec<String>,
+    /// The URI's subject, else `:message`; None: the host's default.
+    pub subject: Option<String>,
+    pub text: String,
+    /// `:importance`: 1 high, 2 normal, 3 low.
+    pub importance: u8,
+    /// `:from`, which the host does not honour (it writes From itself).
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -98,6 +98,8 @@ pub enum Cmd {
         flags: Vec<Value>,
     },
     Vacation(Box<Vacation>),
+    /// `notify` (RFC 5435) with a mailto method (RFC 5436).
+    Notify(Box<Notify>),
     AddHeader {
         last: bool,
         name: Value,
@@ -239,4 +241,22 @@ pub enum Test {
         name: Value,
         keys: Vec<Value>,
     },
+    /// `valid_notify_method` (RFC 5435 section 5.1).
+    ValidNotifyMethod(Vec<Value>),
+    /// `notify_method_capability` (RFC 5435 section 5.2).
+    NotifyMethodCapability {
+        matcher: Matcher,
+        uri: Value,
+        capability: Value,
+        keys: Vec<Value>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Notify {
+    pub method: Value,
+    pub from: Option<Value>,
+    /// 1, 2 or 3.
+    pub importance: Option<Value>,
+    pub message: Option<Value>,
 }

@@ -107,6 +107,8 @@ impl Server {
             string(&format!("mailpipe {}", env!("CARGO_PKG_VERSION")))
         );
         out += &format!("\"SIEVE\" {}\r\n", string(&sieve::extensions()));
+        // The notification methods of enotify (RFC 5804 section 1.7).
+        out += "\"NOTIFY\" \"mailto\"\r\n";
         if owner.is_none() {
             // No mechanism where a password may not be sent (RFC 5804 section 1.7).
             let sasl = if conn.plaintext_ok { MECHANISMS } else { "" };

@@ -141,6 +141,10 @@ async fn every_command_as_a_client_sends_it() {
     assert!(hello.contains("\"SIEVE\" \"fileinto "), "{hello}");
     assert!(hello.contains("\"VERSION\" \"1.0\""), "{hello}");
     assert!(
+        hello.contains(" enotify") && hello.contains("\"NOTIFY\" \"mailto\"\r\n"),
+        "{hello}"
+    );
+    assert!(
         hello.ends_with("OK \"mailpipe ManageSieve ready\"\r\n"),
         "{hello}"
     );

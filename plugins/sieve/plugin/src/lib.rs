@@ -17,12 +17,13 @@
 //!
 //! The script is compiled once per instance. What it decides becomes contract actions: keep,
 //! file-into (copy-into for :copy), discard, add-flags, forward in redirect mode, reply for
-//! vacation (one per sender per period, remembered in the plugin's key-value store), and
-//! header edits. docs/SIEVE.md lists what differs from Pigeonhole and why.
+//! vacation (one per sender per period, remembered in the plugin's key-value store), notify
+//! for enotify's mailto (contract 0.3), and header edits. docs/SIEVE.md lists what differs from Pigeonhole and why.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use mailpipe_plugin::bindings::mailpipe::plugin::types::Notification;
 use mailpipe_plugin::{
     config_problem, kv, log, Action, ConfigProblem, FolderTarget, Forward, ForwardMode, Header,
     Message, Needs, Plugin, PluginInfo, Reply,
@@ -212,6 +213,31 @@ fn actions(msg: &Message, config: &Config, o: Outcome) -> Vec<Action> {
             to: vec![to.clone()],
             mode: ForwardMode::Redirect,
             note: None,
+        }));
+    }
+    for n in &o.notifications {
+        if n.from.is_some() {
+            log::debug(
+                "notify :from is not used: the host writes From from the account's identity",
+            );
+        }
+        let mut headers = Vec::new();
+        match n.importance {
+            1 => headers.push(Header {
+                name: "Importance".into(),
+                value: "high".into(),
+            }),
+            3 => headers.push(Header {
+                name: "Importance".into(),
+                value: "low".into(),
+            }),
+            _ => {}
+        }
+        out.push(Action::Notify(Notification {
+            to: n.to.clone(),
+            subject: n.subject.as_deref().map(clean),
+            text: n.text.clone(),
+            headers,
         }));
     }
     for edit in o.header_edits {

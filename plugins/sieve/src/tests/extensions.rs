@@ -242,3 +242,81 @@ fn include_ihave_encoded() {
     )
     .is_err());
 }
+
+#[test]
+fn enotify_with_mailto() {
+    use crate::Notification;
+    let s = r#"require ["enotify", "variables"];
+        if header :matches "subject" "*" { set "s" "${1}"; }
+        notify :importance "1" :message "Mail: ${s}" "mailto:pager@example.com?body=See%20INBOX";
+        notify :message "Mail: ${s}" :importance "1" "mailto:pager@example.com?body=See%20INBOX";
+        notify :from "me@example.com" "mailto:boss@example.com,ops@example.com?subject=Heads%20up";"#;
+    let o = outcome(s, MSG);
+    assert_eq!(
+        o.notifications,
+        [
+            Notification {
+                to: vec!["pager@example.com".into()],
+                subject: Some("Mail: [rust-users] Hello World".into()),
+                text: "See INBOX".into(),
+                importance: 1,
+                from: None,
+            },
+            Notification {
+                to: vec!["boss@example.com".into(), "ops@example.com".into()],
+                subject: Some("Heads up".into()),
+                text: "New mail from Alice <alice@example.org>: [rust-users] Hello World".into(),
+                importance: 2,
+                from: Some("me@example.com".into()),
+            },
+        ],
+        "the same notification twice is sent once"
+    );
+    // notify leaves the implicit keep alone.
+    assert!(o.implicit_keep);
+    // :encodeurl, for building URIs from message text.
+    let s = r#"require ["enotify", "variables"];
+        if header :matches "subject" "*" { set :encodeurl "s" "${1}"; }
+        notify "mailto:pager@example.com?subject=${s}";"#;
+    let o = outcome(s, MSG);
+    assert_eq!(
+        o.notifications[0].subject.as_deref(),
+        Some("[rust-users] Hello World")
+    );
+    // The tests.
+    let req = ", \"enotify\"";
+    assert!(holds(req, "valid_notify_method \"mailto:a@example.com\""));
+    assert!(!holds(
+        req,
+        "valid_notify_method [\"mailto:a@example.com\", \"xmpp:a@example.com\"]"
+    ));
+    assert!(!holds(req, "valid_notify_method \"mailto:?subject=x\""));
+    assert!(holds(
+        req,
+        "notify_method_capability \"mailto:a@example.com\" \"Online\" \"maybe\""
+    ));
+    assert!(!holds(
+        req,
+        "notify_method_capability \"mailto:a@example.com\" \"online\" \"yes\""
+    ));
+    assert!(!holds(
+        req,
+        "notify_method_capability \"tel:+1555\" \"online\" \"maybe\""
+    ));
+    // Compile errors: unknown method, bad importance, without require.
+    for bad in [
+        "require \"enotify\"; notify \"xmpp:a@example.com\";",
+        "require \"enotify\"; notify :importance \"4\" \"mailto:a@example.com\";",
+        "notify \"mailto:a@example.com\";",
+        "require \"variables\"; set :encodeurl \"x\" \"y\";",
+    ] {
+        assert!(compile(bad, &Options::default()).is_err(), "{bad}");
+    }
+    // A method that turns out bad at run time is a run-time error (the message is kept).
+    let s = compile(
+        "require [\"enotify\", \"variables\"]; set \"m\" \"mailto:nobody\"; notify \"${m}\";",
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(run(&s, &mut Fake::new(MSG), &Settings::default()).is_err());
+}

@@ -1,0 +1,119 @@
+//! The 0.2 contract (wit/v0.2), kept so that plugins built for it load and behave as they
+//! always did next to 0.3 ones: its bindings, and the conversions between its types and the
+//! host's (the newest bindings and `crate::model`). Its host interface is the newest one,
+//! served by the same code (`host_api`, and `message_api` for the message resource); 0.3
+//! only added the `notify` action, which a 0.2 plugin cannot return.
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.2",
+    world: "plugin",
+    imports: {
+        "mailpipe:plugin/host.kv-set": trappable,
+        "mailpipe:plugin/host.kv-delete": trappable,
+        "mailpipe:plugin/host.log": trappable,
+    },
+    exports: { default: async },
+});
+
+use self::mailpipe::plugin::types as old;
+use super::bindings as now;
+use crate::model::{decision as decided, message as parts};
+
+fn new_header(h: old::Header) -> parts::Header {
+    parts::Header {
+        name: h.name,
+        value: h.value,
+    }
+}
+
+pub fn info(i: PluginInfo) -> now::PluginInfo {
+    now::PluginInfo {
+        name: i.name,
+        version: i.version,
+        needs: match i.needs {
+            old::Needs::Headers => now::Needs::Headers,
+            old::Needs::Bodies => now::Needs::Bodies,
+            old::Needs::Raw => now::Needs::Raw,
+        },
+    }
+}
+
+pub fn problem(p: ConfigProblem) -> now::ConfigProblem {
+    now::ConfigProblem {
+        key: p.key,
+        message: p.message,
+    }
+}
+
+pub fn action(a: Action) -> decided::Action {
+    let folder = |t: old::FolderTarget| decided::FolderTarget {
+        folder: t.folder,
+        create: t.create,
+    };
+    match a {
+        Action::Keep => decided::Action::Keep,
+        Action::Discard => decided::Action::Discard,
+        Action::FileInto(t) => decided::Action::FileInto(folder(t)),
+        Action::CopyInto(t) => decided::Action::CopyInto(folder(t)),
+        Action::AddFlags(f) => decided::Action::AddFlags(f),
+        Action::RemoveFlags(f) => decided::Action::RemoveFlags(f),
+        Action::SetHeader(h) => decided::Action::SetHeader(new_header(h)),
+        Action::AddHeader(h) => decided::Action::AddHeader(new_header(h)),
+        Action::RemoveHeader(n) => decided::Action::RemoveHeader(n),
+        Action::SetSubject(s) => decided::Action::SetSubject(s),
+        Action::Reply(r) => decided::Action::Reply(decided::Reply {
+            subject: r.subject,
+            text: r.text,
+            html: r.html,
+            headers: r.headers.into_iter().map(new_header).collect(),
+        }),
+        Action::Forward(f) => decided::Action::Forward(decided::Forward {
+            to: f.to,
+            mode: match f.mode {
+                old::ForwardMode::Redirect => decided::ForwardMode::Redirect,
+                old::ForwardMode::Attachment => decided::ForwardMode::Attachment,
+            },
+            note: f.note,
+        }),
+        Action::Stop => decided::Action::Stop,
+    }
+}
+
+// The message resource's values, for `message_api`.
+
+impl From<parts::Header> for old::Header {
+    fn from(h: parts::Header) -> old::Header {
+        old::Header {
+            name: h.name,
+            value: h.value,
+        }
+    }
+}
+
+impl From<parts::Address> for old::Address {
+    fn from(a: parts::Address) -> old::Address {
+        old::Address {
+            name: a.name,
+            address: a.address,
+        }
+    }
+}
+
+impl From<&parts::Attachment> for old::Attachment {
+    fn from(a: &parts::Attachment) -> old::Attachment {
+        old::Attachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+        }
+    }
+}
+
+impl From<&parts::Envelope> for old::Envelope {
+    fn from(e: &parts::Envelope) -> old::Envelope {
+        old::Envelope {
+            return_path: e.return_path.clone(),
+            recipients: e.recipients.clone(),
+        }
+    }
+}
