@@ -26,45 +26,62 @@ pub use self::mailpipe::plugin::types::{
 
 use crate::model::{decision as model, message as parts};
 
-impl From<Action> for model::Action {
-    fn from(a: Action) -> model::Action {
-        let folder = |t: FolderTarget| model::FolderTarget {
-            folder: t.folder,
-            create: t.create,
+/// A contract version's `action` in the model's terms: the cases every version has, and the
+/// arms `$extra` adds for cases only some versions have (`t` names the version's types).
+macro_rules! action_to_model {
+    ($a:expr, $($m:ident)::+, { $($extra:tt)* }) => {{
+        use $($m)::+ as t;
+        use $crate::model::decision as model;
+        let folder = |x: t::FolderTarget| model::FolderTarget {
+            folder: x.folder,
+            create: x.create,
         };
-        match a {
-            Action::Keep => model::Action::Keep,
-            Action::Discard => model::Action::Discard,
-            Action::FileInto(t) => model::Action::FileInto(folder(t)),
-            Action::CopyInto(t) => model::Action::CopyInto(folder(t)),
-            Action::AddFlags(f) => model::Action::AddFlags(f),
-            Action::RemoveFlags(f) => model::Action::RemoveFlags(f),
-            Action::SetHeader(h) => model::Action::SetHeader(h.into()),
-            Action::AddHeader(h) => model::Action::AddHeader(h.into()),
-            Action::RemoveHeader(n) => model::Action::RemoveHeader(n),
-            Action::SetSubject(s) => model::Action::SetSubject(s),
-            Action::Reply(r) => model::Action::Reply(model::Reply {
+        let header = |h: t::Header| $crate::model::message::Header {
+            name: h.name,
+            value: h.value,
+        };
+        match $a {
+            t::Action::Keep => model::Action::Keep,
+            t::Action::Discard => model::Action::Discard,
+            t::Action::FileInto(x) => model::Action::FileInto(folder(x)),
+            t::Action::CopyInto(x) => model::Action::CopyInto(folder(x)),
+            t::Action::AddFlags(f) => model::Action::AddFlags(f),
+            t::Action::RemoveFlags(f) => model::Action::RemoveFlags(f),
+            t::Action::SetHeader(h) => model::Action::SetHeader(header(h)),
+            t::Action::AddHeader(h) => model::Action::AddHeader(header(h)),
+            t::Action::RemoveHeader(n) => model::Action::RemoveHeader(n),
+            t::Action::SetSubject(s) => model::Action::SetSubject(s),
+            t::Action::Reply(r) => model::Action::Reply(model::Reply {
                 subject: r.subject,
                 text: r.text,
                 html: r.html,
-                headers: r.headers.into_iter().map(Into::into).collect(),
+                headers: r.headers.into_iter().map(header).collect(),
             }),
-            Action::Forward(f) => model::Action::Forward(model::Forward {
+            t::Action::Forward(f) => model::Action::Forward(model::Forward {
                 to: f.to,
                 mode: match f.mode {
-                    ForwardMode::Redirect => model::ForwardMode::Redirect,
-                    ForwardMode::Attachment => model::ForwardMode::Attachment,
+                    t::ForwardMode::Redirect => model::ForwardMode::Redirect,
+                    t::ForwardMode::Attachment => model::ForwardMode::Attachment,
                 },
                 note: f.note,
             }),
-            Action::Notify(n) => model::Action::Notify(model::Notification {
+            t::Action::Stop => model::Action::Stop,
+            $($extra)*
+        }
+    }};
+}
+pub(crate) use action_to_model;
+
+impl From<Action> for model::Action {
+    fn from(a: Action) -> model::Action {
+        action_to_model!(a, self::mailpipe::plugin::types, {
+            t::Action::Notify(n) => model::Action::Notify(model::Notification {
                 to: n.to,
                 subject: n.subject,
                 text: n.text,
                 headers: n.headers.into_iter().map(Into::into).collect(),
             }),
-            Action::Stop => model::Action::Stop,
-        }
+        })
     }
 }
 

@@ -460,104 +460,69 @@ impl wit::host::Host for PluginState {
     }
 }
 
-/// The 0.2 host interface (`v0_2`) is the newest one.
-impl v0_2::mailpipe::plugin::types::Host for PluginState {}
+/// An older version's host interface is the newest one (with `$extra` functions of its
+/// own): every call is passed on.
+macro_rules! older_host {
+    ($($m:ident)::+ { $($extra:tt)* }) => {
+        impl $($m)::+::mailpipe::plugin::types::Host for PluginState {}
 
-impl v0_2::mailpipe::plugin::host::Host for PluginState {
-    fn log(
-        &mut self,
-        level: v0_2::mailpipe::plugin::host::LogLevel,
-        message: String,
-    ) -> wasmtime::Result<()> {
-        use v0_2::mailpipe::plugin::host::LogLevel as Old;
-        let level = match level {
-            Old::Debug => wit::host::LogLevel::Debug,
-            Old::Info => wit::host::LogLevel::Info,
-            Old::Warn => wit::host::LogLevel::Warn,
-            Old::Error => wit::host::LogLevel::Error,
-        };
-        wit::host::Host::log(self, level, message)
-    }
+        impl $($m)::+::mailpipe::plugin::host::Host for PluginState {
+            fn log(
+                &mut self,
+                level: $($m)::+::mailpipe::plugin::host::LogLevel,
+                message: String,
+            ) -> wasmtime::Result<()> {
+                use $($m)::+::mailpipe::plugin::host::LogLevel as Old;
+                let level = match level {
+                    Old::Debug => wit::host::LogLevel::Debug,
+                    Old::Info => wit::host::LogLevel::Info,
+                    Old::Warn => wit::host::LogLevel::Warn,
+                    Old::Error => wit::host::LogLevel::Error,
+                };
+                wit::host::Host::log(self, level, message)
+            }
 
-    fn now_ms(&mut self) -> i64 {
-        wit::host::Host::now_ms(self)
-    }
+            fn now_ms(&mut self) -> i64 {
+                wit::host::Host::now_ms(self)
+            }
 
-    fn config_json(&mut self) -> String {
-        wit::host::Host::config_json(self)
-    }
+            fn config_json(&mut self) -> String {
+                wit::host::Host::config_json(self)
+            }
 
-    fn config_string(&mut self, key: String) -> Option<String> {
-        wit::host::Host::config_string(self, key)
-    }
+            fn config_string(&mut self, key: String) -> Option<String> {
+                wit::host::Host::config_string(self, key)
+            }
 
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        wit::host::Host::kv_get(self, key)
-    }
+            fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+                wit::host::Host::kv_get(self, key)
+            }
 
-    fn kv_set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u64>,
-    ) -> wasmtime::Result<()> {
-        wit::host::Host::kv_set(self, key, value, ttl_seconds)
-    }
+            fn kv_set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+                ttl_seconds: Option<u64>,
+            ) -> wasmtime::Result<()> {
+                wit::host::Host::kv_set(self, key, value, ttl_seconds)
+            }
 
-    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
-        wit::host::Host::kv_delete(self, key)
-    }
+            fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
+                wit::host::Host::kv_delete(self, key)
+            }
+
+            $($extra)*
+        }
+    };
 }
 
-/// The 0.1 host interface (`v0_1`) is the newest one plus `raw-message`.
-impl v0_1::mailpipe::plugin::types::Host for PluginState {}
+// 0.2's host interface is the newest one.
+older_host!(v0_2 {});
 
-impl v0_1::mailpipe::plugin::host::Host for PluginState {
-    fn log(
-        &mut self,
-        level: v0_1::mailpipe::plugin::host::LogLevel,
-        message: String,
-    ) -> wasmtime::Result<()> {
-        let level = match level {
-            v0_1::mailpipe::plugin::host::LogLevel::Debug => wit::host::LogLevel::Debug,
-            v0_1::mailpipe::plugin::host::LogLevel::Info => wit::host::LogLevel::Info,
-            v0_1::mailpipe::plugin::host::LogLevel::Warn => wit::host::LogLevel::Warn,
-            v0_1::mailpipe::plugin::host::LogLevel::Error => wit::host::LogLevel::Error,
-        };
-        wit::host::Host::log(self, level, message)
-    }
-
-    fn now_ms(&mut self) -> i64 {
-        wit::host::Host::now_ms(self)
-    }
-
-    fn config_json(&mut self) -> String {
-        wit::host::Host::config_json(self)
-    }
-
-    fn config_string(&mut self, key: String) -> Option<String> {
-        wit::host::Host::config_string(self, key)
-    }
-
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        wit::host::Host::kv_get(self, key)
-    }
-
-    fn kv_set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: Option<u64>,
-    ) -> wasmtime::Result<()> {
-        wit::host::Host::kv_set(self, key, value, ttl_seconds)
-    }
-
-    fn kv_delete(&mut self, key: String) -> wasmtime::Result<()> {
-        wit::host::Host::kv_delete(self, key)
-    }
-
+// 0.1's is the newest one plus `raw-message`.
+older_host!(v0_1 {
     /// Only for plugins that declared `needs: raw`, as 0.1 promises; empty for the others.
     fn raw_message(&mut self) -> Vec<u8> {
         self.raw_for_0_1()
     }
-}
+});

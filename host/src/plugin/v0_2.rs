@@ -19,13 +19,6 @@ use self::mailpipe::plugin::types as old;
 use super::bindings as now;
 use crate::model::{decision as decided, message as parts};
 
-fn new_header(h: old::Header) -> parts::Header {
-    parts::Header {
-        name: h.name,
-        value: h.value,
-    }
-}
-
 pub fn info(i: PluginInfo) -> now::PluginInfo {
     now::PluginInfo {
         name: i.name,
@@ -46,37 +39,7 @@ pub fn problem(p: ConfigProblem) -> now::ConfigProblem {
 }
 
 pub fn action(a: Action) -> decided::Action {
-    let folder = |t: old::FolderTarget| decided::FolderTarget {
-        folder: t.folder,
-        create: t.create,
-    };
-    match a {
-        Action::Keep => decided::Action::Keep,
-        Action::Discard => decided::Action::Discard,
-        Action::FileInto(t) => decided::Action::FileInto(folder(t)),
-        Action::CopyInto(t) => decided::Action::CopyInto(folder(t)),
-        Action::AddFlags(f) => decided::Action::AddFlags(f),
-        Action::RemoveFlags(f) => decided::Action::RemoveFlags(f),
-        Action::SetHeader(h) => decided::Action::SetHeader(new_header(h)),
-        Action::AddHeader(h) => decided::Action::AddHeader(new_header(h)),
-        Action::RemoveHeader(n) => decided::Action::RemoveHeader(n),
-        Action::SetSubject(s) => decided::Action::SetSubject(s),
-        Action::Reply(r) => decided::Action::Reply(decided::Reply {
-            subject: r.subject,
-            text: r.text,
-            html: r.html,
-            headers: r.headers.into_iter().map(new_header).collect(),
-        }),
-        Action::Forward(f) => decided::Action::Forward(decided::Forward {
-            to: f.to,
-            mode: match f.mode {
-                old::ForwardMode::Redirect => decided::ForwardMode::Redirect,
-                old::ForwardMode::Attachment => decided::ForwardMode::Attachment,
-            },
-            note: f.note,
-        }),
-        Action::Stop => decided::Action::Stop,
-    }
+    super::bindings::action_to_model!(a, self::mailpipe::plugin::types, {})
 }
 
 // The message resource's values, for `message_api`.

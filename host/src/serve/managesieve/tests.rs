@@ -74,6 +74,15 @@ impl Client {
     }
 }
 
+/// AUTHENTICATE PLAIN as `user`: the server's answer.
+async fn login(c: &mut Client, user: &str, password: &str) -> String {
+    c.cmd(&format!(
+        "AUTHENTICATE \"PLAIN\" \"{}\"",
+        plain(user, password)
+    ))
+    .await
+}
+
 fn plain(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
 }
@@ -153,12 +162,7 @@ async fn every_command_as_a_client_sends_it() {
         c.cmd("LISTSCRIPTS").await.starts_with("NO"),
         "not before a login"
     );
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "wrong")
-        ))
-        .await;
+    let a = login(&mut c, "alice", "wrong").await;
     assert!(a.starts_with("NO \"authentication failed\""), "{a}");
     // The PLAIN response after an empty challenge, as a literal.
     c.send(b"AUTHENTICATE \"PLAIN\"\r\n").await;
@@ -274,12 +278,7 @@ async fn every_command_as_a_client_sends_it() {
     assert!(c.cmd("LISTSCRIPTS").await.starts_with("NO"));
 
     // Another account sees none of alice's scripts.
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("bob", "hunter2")
-        ))
-        .await;
+    let a = login(&mut c, "bob", "hunter2").await;
     assert!(a.starts_with("OK"), "{a}");
     assert_eq!(
         c.cmd("LISTSCRIPTS").await,
@@ -303,12 +302,7 @@ async fn hostile_clients_are_refused_and_cut_off() {
     let s = server(dir.path());
     // Plaintext where the listener says it is not allowed.
     let (mut c, _) = connect(&s, false).await;
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "secret")
-        ))
-        .await;
+    let a = login(&mut c, "alice", "secret").await;
     assert!(a.starts_with("NO (ENCRYPT-NEEDED)"), "{a}");
     // ...where no mechanism is offered either.
     let caps = c.cmd("CAPABILITY").await;
@@ -316,12 +310,7 @@ async fn hostile_clients_are_refused_and_cut_off() {
     // Guessing passwords: three failures end the session.
     let (mut c, _) = connect(&s, true).await;
     for i in 0..3 {
-        let a = c
-            .cmd(&format!(
-                "AUTHENTICATE \"PLAIN\" \"{}\"",
-                plain("alice", &format!("guess{i}"))
-            ))
-            .await;
+        let a = login(&mut c, "alice", &format!("guess{i}")).await;
         if i < 2 {
             assert!(a.starts_with("NO"), "{a}");
         } else {
@@ -342,25 +331,13 @@ async fn hostile_clients_are_refused_and_cut_off() {
         .starts_with("NO"));
     // An oversized literal: BYE before reading it.
     let (mut c, _) = connect(&s, true).await;
-    assert!(c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "secret")
-        ))
-        .await
-        .starts_with("OK"));
+    assert!(login(&mut c, "alice", "secret").await.starts_with("OK"));
     let a = c.cmd("PUTSCRIPT \"big\" {100000000+}").await;
     assert!(a.starts_with("BYE (QUOTA/MAXSIZE)"), "{a}");
     assert_eq!(c.answer().await, "<closed>");
     // A client that stops in the middle of a literal, then goes away: nothing stored.
     let (mut c, _) = connect(&s, true).await;
-    assert!(c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "secret")
-        ))
-        .await
-        .starts_with("OK"));
+    assert!(login(&mut c, "alice", "secret").await.starts_with("OK"));
     c.send(b"PUTSCRIPT \"half\" {50+}\r\nkeep;").await;
     drop(c);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -398,12 +375,7 @@ async fn owner_is_the_login_name_and_havespace_wants_a_number() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     let (mut c, _) = connect(&s, true).await;
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice@example.test", "secret")
-        ))
-        .await;
+    let a = login(&mut c, "alice@example.test", "secret").await;
     assert!(a.starts_with("OK"), "{a}");
     let caps = c.cmd("CAPABILITY").await;
     assert!(caps.contains("\"OWNER\" \"alice@example.test\""), "{caps}");
@@ -444,31 +416,16 @@ async fn password_guessing_is_counted_across_sessions() {
     // Reconnecting after each failure gives no fresh allowance.
     for i in 0..guard::MAX_FAILURES_PER_PEER {
         let (mut c, _) = connect_from(&s, true, Some(peer)).await;
-        let a = c
-            .cmd(&format!(
-                "AUTHENTICATE \"PLAIN\" \"{}\"",
-                plain("alice", &format!("guess{i}"))
-            ))
-            .await;
+        let a = login(&mut c, "alice", &format!("guess{i}")).await;
         assert!(a.starts_with("NO \"authentication failed\""), "{i}: {a}");
     }
     // Now even the right password is refused from that address, without a check...
     let (mut c, _) = connect_from(&s, true, Some(peer)).await;
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "secret")
-        ))
-        .await;
+    let a = login(&mut c, "alice", "secret").await;
     assert!(a.starts_with("NO \"too many failed logins"), "{a}");
     // ...while the user logs in from elsewhere.
     let (mut c, _) = connect_from(&s, true, Some("192.0.2.45".parse().unwrap())).await;
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "secret")
-        ))
-        .await;
+    let a = login(&mut c, "alice", "secret").await;
     assert!(a.starts_with("OK"), "{a}");
 }
 
@@ -482,9 +439,7 @@ async fn a_password_with_a_line_break_fails_like_any_wrong_password() {
         ("nobody", "x\ny"),
         ("alice", ""),
     ] {
-        let a = c
-            .cmd(&format!("AUTHENTICATE \"PLAIN\" \"{}\"", plain(user, pw)))
-            .await;
+        let a = login(&mut c, user, pw).await;
         assert!(
             a.starts_with("NO \"authentication failed\"\r\n") || a.starts_with("BYE"),
             "{user}: {a}"
@@ -528,12 +483,7 @@ async fn oauth2_tokens_log_in_with_either_mechanism() {
     }
     // A password is not a token.
     let (mut c, _) = connect(&s, true).await;
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("carol@example.test", "ya29.carol")
-        ))
-        .await;
+    let a = login(&mut c, "carol@example.test", "ya29.carol").await;
     assert!(a.starts_with("NO"), "{a}");
     let a = c.cmd("AUTHENTICATE \"CRAM-MD5\"").await;
     assert!(a.starts_with("NO \"the mechanisms offered are"), "{a}");
@@ -544,12 +494,7 @@ async fn thousands_of_scripts_stop_at_the_quota() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
     let (mut c, _) = connect(&s, true).await;
-    let a = c
-        .cmd(&format!(
-            "AUTHENTICATE \"PLAIN\" \"{}\"",
-            plain("alice", "secret")
-        ))
-        .await;
+    let a = login(&mut c, "alice", "secret").await;
     assert!(a.starts_with("OK"), "{a}");
     // Pipelined, as a hostile client would send them.
     let mut batch = String::new();
@@ -611,11 +556,7 @@ async fn a_login_flood_reaches_the_imap_servers_a_few_at_a_time() {
             // Many addresses, so that none is refused outright: every attempt is checked.
             let peer = std::net::IpAddr::from([198, 51, 100, i]);
             let (mut c, _) = connect_from(&s, true, Some(peer)).await;
-            c.cmd(&format!(
-                "AUTHENTICATE \"PLAIN\" \"{}\"",
-                plain(&format!("user{i}"), "guess")
-            ))
-            .await
+            login(&mut c, &format!("user{i}"), "guess").await
         }));
     }
     for f in flood {
