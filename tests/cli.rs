@@ -241,6 +241,44 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
     );
 }
 
+/// `mailpipe test DIR --json | head -1` too (issue 27): the same Maildir through one plugin.
+#[test]
+fn a_reader_that_goes_away_ends_test_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cur = dir.path().join("src/cur");
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::create_dir_all(dir.path().join("src/new")).unwrap();
+    for i in 0..3000 {
+        std::fs::write(
+            cur.join(format!("{i}.eml")),
+            format!("From: a{i}@example.net\r\nSubject: pipe {i} {}\r\nMessage-ID: <{i}@x>\r\n\r\nhi\r\n", "x".repeat(200)),
+        )
+        .unwrap();
+    }
+    let wasm = plugin_path("noop").display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["test", &wasm])
+        .arg(dir.path().join("src"))
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
 /// For plugin authors' CI: a whole Maildir, a message on stdin, the plugin as configured in a
 /// real config (`-c CONFIG --plugin NAME`), and `--expect` checks that fail the command.
 #[test]
@@ -865,4 +903,88 @@ fn sieve_scripts_of_an_account_are_imported_checked_activated_and_exported() {
     let (code, out, err) = mailpipe(&["sieve", "list", "-c", c, "alice"]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
     assert!(err.contains("no Sieve scripts"), "{err}");
+}
+
+/// Silent nothing is no answer (issue 27): a file that is no message is refused by `test`
+/// unless forced; a source that holds nothing is said so by `run`.
+#[test]
+fn no_message_and_an_empty_source_are_said_so() {
+    let wasm = plugin_path("noop").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("a.out");
+    let mut bytes = b"\x7fELF\x02\x01\x01\0\0\0".to_vec();
+    bytes.extend(std::iter::repeat_n(0u8, 4096));
+    std::fs::write(&binary, &bytes).unwrap();
+    let (code, _, err) = mailpipe(&["test", &wasm, binary.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not look like a message"), "{err}");
+    let (code, _, err) = mailpipe(&["test", &wasm, binary.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("anyway"), "{err}");
+    // A real message is not refused.
+    let (code, _, err) = mailpipe(&["test", &wasm, &sample_path(1)]);
+    assert_eq!(code, 0, "{err}");
+
+    for (what, make_maildir, said) in [
+        ("empty Maildir", true, "the Maildir is empty"),
+        ("no Maildir", false, "not a Maildir"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        if make_maildir {
+            std::fs::create_dir_all(src.join("cur")).unwrap();
+            std::fs::create_dir_all(src.join("new")).unwrap();
+        }
+        std::fs::write(src.join("notes.txt"), "not mail").unwrap();
+        let config = d.path().join("m.toml");
+        std::fs::write(
+            &config,
+            "[identity]\naddress = \"me@example.com\"\n[offline]\nsource = \"src\"\nmailstore = \"mail\"\noutbox = \"out\"\n",
+        )
+        .unwrap();
+        let (code, _, err) = mailpipe(&["run", "--once", "-c", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{what}: {err}");
+        assert!(
+            err.contains("nothing to read") && err.contains(said),
+            "{what}: {err}"
+        );
+    }
+}
+
+/// A second process on an embedded store another one holds gets a sentence, not redb's words.
+#[test]
+fn a_store_in_use_is_said_so_with_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("src/cur")).unwrap();
+    std::fs::create_dir_all(d.path().join("src/new")).unwrap();
+    let config = d.path().join("m.toml");
+    std::fs::write(
+        &config,
+        "[identity]\naddress = \"me@example.com\"\n[offline]\nsource = \"src\"\nmailstore = \"mail\"\noutbox = \"out\"\n",
+    )
+    .unwrap();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.path().join("holder.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // The holder's first pass has run (it says the source is empty): it has the store.
+    for _ in 0..100 {
+        let log = std::fs::read_to_string(d.path().join("holder.log")).unwrap_or_default();
+        if log.contains("nothing to read") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, _, said) = mailpipe(&["run", "--once", "-c", config.to_str().unwrap()]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("is another mailpipe, e.g. a daemon, using it?"),
+        "{said}"
+    );
 }

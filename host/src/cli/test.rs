@@ -87,6 +87,9 @@ pub struct TestArgs {
     /// (the plugin did not fail).
     #[arg(long, value_name = "CHECK")]
     expect: Vec<String>,
+    /// Decide on a file even when it does not look like a message (no header field first).
+    #[arg(long)]
+    force: bool,
 }
 
 /// The messages named on the command line: (label, bytes).
@@ -173,6 +176,20 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
     let identity = identity_flag(&a, identity)?;
     limit_flags(&a, &mut settings.limits);
     let messages = read_messages(&message_paths)?;
+    for (label, raw) in &messages {
+        if !mailpipe::message::looks_like_message(raw) {
+            if a.force {
+                tracing::warn!(
+                    "{label} does not look like a message; deciding on it anyway (--force)"
+                );
+            } else {
+                bail!(
+                    "{label} does not look like a message (it does not start with a header field); \
+                     --force decides on it anyway"
+                );
+            }
+        }
+    }
     let temp = std::env::temp_dir().join(format!("mailpipe-test-{}", std::process::id()));
     let state_dir = a.state.clone().unwrap_or_else(|| temp.clone());
     let store = Arc::new(Store::open(&state_dir)?);
@@ -197,12 +214,12 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
     };
     let info = &pipeline.plugins[0].info;
     if !a.json {
-        println!(
-            "plugin {} {} (needs {})",
+        report::stdout(&format!(
+            "plugin {} {} (needs {})\n",
             info.name,
             info.version,
             report::needs_name(info.needs)
-        );
+        ));
     }
     let (failures, unmet) = test_messages(&a, &pipeline, &store, &messages).await?;
     drop(store);
@@ -375,8 +392,12 @@ fn print_result(
     several: bool,
     problems: &[String],
 ) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
     let report = &decision.reports[0];
     let info = &plugin.info;
+    // Written at once through `report::stdout`: a reader that went away (`| head`) ends the
+    // command quietly instead of a panic.
+    let mut out = String::new();
     if a.json {
         let mut v = report::decision_json(label, decision);
         v["plugin"] = json!({"name": info.name, "version": info.version, "needs": report::needs_name(info.needs)});
@@ -385,31 +406,35 @@ fn print_result(
             v["expectations_failed"] = json!(problems);
         }
         if several {
-            println!("{}", serde_json::to_string(&v)?);
+            out = serde_json::to_string(&v)?;
         } else {
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out = serde_json::to_string_pretty(&v)?;
         }
+        out.push('\n');
+        report::stdout(&out);
         return Ok(());
     }
     for line in report::log_lines(decision, true) {
-        println!("  log {line}");
+        let _ = writeln!(out, "  log {line}");
     }
     if let PluginStatus::Applied { actions, .. } = &report.status {
-        println!("actions:");
+        out.push_str("actions:\n");
         for action in actions {
-            println!("  {}", action.to_json());
+            let _ = writeln!(out, "  {}", action.to_json());
         }
     }
-    print!("{}", report::human(label, decision));
+    out.push_str(&report::human(label, decision));
     for o in &decision.outgoing {
-        println!(
+        let _ = writeln!(
+            out,
             "--- outgoing {} (MAIL FROM:<{}> RCPT TO:{:?}) ---",
             o.id, o.mail_from, o.rcpt_to
         );
-        println!("{}", String::from_utf8_lossy(&o.raw));
+        let _ = writeln!(out, "{}", String::from_utf8_lossy(&o.raw));
     }
     for p in problems {
-        println!("    !! {p}");
+        let _ = writeln!(out, "    !! {p}");
     }
+    report::stdout(&out);
     Ok(())
 }

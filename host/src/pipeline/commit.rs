@@ -87,7 +87,17 @@ pub fn decisions_brief(d: &Decision) -> Vec<String> {
                                 "reply: {}",
                                 r.subject.as_deref().unwrap_or("Re: (the original subject)")
                             ),
-                            Action::Forward(f) => write!(line, "forward to {}", f.to.join(", ")),
+                            Action::Forward(f) => write!(
+                                line,
+                                "{} to {}",
+                                match f.mode {
+                                    crate::model::decision::ForwardMode::Redirect => "redirect",
+                                    crate::model::decision::ForwardMode::Attachment => {
+                                        "forward (attached)"
+                                    }
+                                },
+                                f.to.join(", ")
+                            ),
                             Action::Notify(n) => write!(line, "notify {}", n.to.join(", ")),
                         };
                     }

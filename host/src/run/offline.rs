@@ -34,6 +34,8 @@ pub struct Offline {
     mailstore: MailStore,
     transport: OutboxDir,
     maintained: std::time::Instant,
+    /// An empty source was reported already (once per run, not every poll).
+    said_empty: std::sync::atomic::AtomicBool,
 }
 
 impl Offline {
@@ -55,6 +57,7 @@ impl Offline {
             store,
             pipeline,
             maintained: std::time::Instant::now(),
+            said_empty: Default::default(),
         })
     }
 
@@ -124,10 +127,17 @@ impl Offline {
     /// The source's messages not processed before (the others are counted as skipped); unless
     /// this is a dry run, the plugins may send mail about what arrives from now on.
     fn to_decide(&self, opts: &RunOptions, summary: &mut RunSummary) -> anyhow::Result<Vec<Entry>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let listed = self.source.list()?;
+        if self.said_empty.swap(listed.is_empty(), Relaxed) != listed.is_empty()
+            && listed.is_empty()
+        {
+            tracing::warn!("nothing to read: {}", self.source.why_empty());
+        }
         let (config, store, pipeline, source) =
             (&self.config, &self.store, &self.pipeline, &self.source);
         let mut todo = Vec::new();
-        for entry in source.list()? {
+        for entry in listed {
             if store.is_processed(&source.key(&entry))? {
                 summary.skipped += 1;
             } else {

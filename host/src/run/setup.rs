@@ -162,7 +162,15 @@ pub(crate) fn log_plugins(pipeline: &Pipeline) {
 /// TTL (it counts against the plugins' limits until purged) and, once a day, what plugins
 /// decided for messages older than `[state] explain_days`.
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
-    let store = Arc::new(Store::open_config(&config.state, &config.state_dir)?);
+    use anyhow::Context as _;
+    let store = Store::open_config(&config.state, &config.state_dir).with_context(|| {
+        format!(
+            "cannot open the state store in {} (is another mailpipe, e.g. a daemon, using it? \
+             the embedded store serves one process at a time)",
+            config.state_dir.display()
+        )
+    })?;
+    let store = Arc::new(store);
     maintain(&store, config)?;
     Ok(store)
 }

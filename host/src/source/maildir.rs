@@ -92,6 +92,16 @@ impl MaildirSource {
         }
     }
 
+    /// Why a listing found nothing, in words for the user.
+    pub fn why_empty(&self) -> String {
+        let root = self.root.display();
+        if self.root.join("cur").is_dir() || self.root.join("new").is_dir() {
+            format!("{root}: the Maildir is empty (nothing in cur/ or new/)")
+        } else {
+            format!("{root}: not a Maildir (no cur/ or new/) and no .eml files in it")
+        }
+    }
+
     pub fn list(&self) -> Result<Vec<Entry>, SourceError> {
         let err = |path: &Path| {
             let path = path.to_owned();

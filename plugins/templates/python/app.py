@@ -8,7 +8,7 @@ Config (its [plugin.config] table in the mailpipe config, or --config KEY=VALUE 
     folder = "Invoices"   # created when missing; default "Invoices"
 
 Types: `./build.sh` writes the generated bindings to .bindings/ (point your editor's extra
-path there); the contract itself is wit/plugin.wit (`mailpipe wit`).
+path there); the contract itself is wit/plugin.wit (`mailpipe wit --contract 0.2`).
 """
 
 import json

@@ -7,7 +7,7 @@
 //   word = "invoice"      case-insensitive; default "invoice"
 //   folder = "Invoices"   created when missing; default "Invoices"
 //
-// The types come from types/mailpipe-plugin.d.ts (`mailpipe wit --typescript`): `npm run
+// The types come from types/mailpipe-plugin.d.ts (`mailpipe wit --contract 0.1 --typescript`): `npm run
 // check` type-checks this file, and your editor shows them as you type.
 import { log, configJson } from 'mailpipe:plugin/host@0.1.0';
 
