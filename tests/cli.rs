@@ -924,6 +924,18 @@ fn no_message_and_an_empty_source_are_said_so() {
     // A real message is not refused.
     let (code, _, err) = mailpipe(&["test", &wasm, &sample_path(1)]);
     assert_eq!(code, 0, "{err}");
+    // Nor malformed and hostile mail (no header, NUL bytes, 8-bit, bare CR): the differential
+    // corpus, every message of it.
+    for e in std::fs::read_dir(root().join("tests/sieve/messages")).unwrap() {
+        let p = e.unwrap().path();
+        let raw = std::fs::read(&p).unwrap();
+        assert!(
+            mailpipe::message::looks_like_message(&raw),
+            "{}",
+            p.display()
+        );
+    }
+    assert!(!mailpipe::message::looks_like_message(&bytes));
 
     for (what, make_maildir, said) in [
         ("empty Maildir", true, "the Maildir is empty"),

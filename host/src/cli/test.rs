@@ -87,7 +87,7 @@ pub struct TestArgs {
     /// (the plugin did not fail).
     #[arg(long, value_name = "CHECK")]
     expect: Vec<String>,
-    /// Decide on a file even when it does not look like a message (no header field first).
+    /// Decide on a file even when it looks like a binary file, not a message.
     #[arg(long)]
     force: bool,
 }
@@ -184,7 +184,7 @@ pub async fn run(a: TestArgs) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 bail!(
-                    "{label} does not look like a message (it does not start with a header field); \
+                    "{label} does not look like a message (it looks like a binary file); \
                      --force decides on it anyway"
                 );
             }

@@ -24,27 +24,17 @@ pub struct Email {
     pub arrived_ms: Option<u64>,
 }
 
-/// Whether `raw` starts like an RFC 5322 message: its first line is a header field
-/// (`Name:` with a printable name) or an mbox `From ` line, and its header holds no NUL.
-/// What `mailpipe test` asks before deciding on a file (a binary is no message).
+/// Whether `raw` looks like a message at all rather than a binary file: at most 1 in 20 of
+/// its first 4 KiB are control bytes other than tab, line ends and form feed. Malformed mail
+/// (no header, a NUL here and there, 8-bit text) passes; an executable or an image does not.
+/// What `mailpipe test` asks before deciding on a file.
 pub fn looks_like_message(raw: &[u8]) -> bool {
-    let head_end = raw
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .or_else(|| raw.windows(4).position(|w| w == b"\r\n\r\n"))
-        .unwrap_or(raw.len())
-        .min(64 << 10);
-    if raw[..head_end].contains(&0) {
-        return false;
-    }
-    let first = raw.split(|&b| b == b'\n').next().unwrap_or_default();
-    if first.starts_with(b"From ") {
-        return true;
-    }
-    match first.iter().position(|&b| b == b':') {
-        Some(colon) if colon > 0 => first[..colon].iter().all(|b| (0x21..=0x7e).contains(b)),
-        _ => false,
-    }
+    let head = &raw[..raw.len().min(4096)];
+    let control = head
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
+        .count();
+    control * 20 <= head.len()
 }
 
 impl Email {
