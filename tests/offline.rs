@@ -720,3 +720,90 @@ fn sigkill_mid_run_stores_each_message_once_and_answers_each_sender_once() {
         "every delivery settled"
     );
 }
+
+/// `mailpipe run` polling a Maildir handles signals as the daemon does (issue 27): SIGHUP
+/// reloads the config between passes (a broken one is reported and the running one kept),
+/// SIGTERM in the middle of a pass ends it after the message it is on, and SIGINT while it
+/// waits ends it at once; every time with a log line and exit code 0. What the stopped pass
+/// left is done by the next run, and nothing is filed twice.
+#[test]
+fn polling_handles_signals_like_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cur = d.join("src/cur");
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::create_dir_all(d.join("src/new")).unwrap();
+    let n = 3000;
+    for i in 0..n {
+        std::fs::write(
+            cur.join(format!("{i}.eml")),
+            format!(
+                "From: a{i}@example.net\r\nSubject: sig {i}\r\nMessage-ID: <{i}@x>\r\n\r\nhi\r\n"
+            ),
+        )
+        .unwrap();
+    }
+    let config = d.join("m.toml");
+    let good = "[identity]\naddress = \"me@example.com\"\n[offline]\nsource = \"src\"\nmailstore = \"mail\"\noutbox = \"out\"\n";
+    std::fs::write(&config, good).unwrap();
+    let log = d.join("run.log");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["run", "--interval", "1", "-c"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let kill = |sig: &str, pid: u32| {
+        assert!(Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    let wait_for = |what: &str| {
+        for _ in 0..300 {
+            if text().contains(what) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no {what:?} in:\n{}", text());
+    };
+
+    // SIGTERM during the first pass: it ends early, cleanly.
+    let mut child = start();
+    for _ in 0..500 {
+        if !messages_in(&d.join("mail")).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    kill("-TERM", child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", text());
+    assert!(text().contains("stopped"), "{}", text());
+    let filed = messages_in(&d.join("mail")).len();
+    assert!(filed > 0 && filed < n, "stopped mid-pass: {filed} of {n}\n{}", text());
+
+    // The next run does the rest; SIGHUP with a broken config keeps it running, with a good
+    // one reloads; SIGINT while it waits ends it.
+    let mut child = start();
+    wait_for("processed");
+    std::fs::write(&config, "[offline\n").unwrap();
+    kill("-HUP", child.id());
+    wait_for("the running config is kept");
+    assert!(child.try_wait().unwrap().is_none(), "{}", text());
+    std::fs::write(&config, good).unwrap();
+    kill("-HUP", child.id());
+    wait_for("config reloaded");
+    kill("-INT", child.id());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", text());
+    assert!(text().contains("SIGINT"), "{}", text());
+    // Every message filed once.
+    assert_eq!(messages_in(&d.join("mail")).len(), n, "{}", text());
+}

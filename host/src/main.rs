@@ -269,21 +269,104 @@ async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Set up once: a polling run keeps its plugins loaded and its store open.
+    let mut config = config;
     let mut offline = match config.offline {
         Some(_) => Some(run::Offline::new(&config).await?),
         None => None,
     };
+    // As in the daemon: SIGINT and SIGTERM end the run after the message it is on, SIGHUP
+    // reloads the config between passes (a broken one is reported and the running one kept).
+    let mut signals = Signals::new()?;
     loop {
-        let s = pass(&config, offline.as_mut(), &opts).await?;
+        let stop = offline.as_ref().map(|o| o.stop_handle());
+        let mut heard = None;
+        let s = {
+            let pass = pass(&config, offline.as_mut(), &opts);
+            tokio::pin!(pass);
+            loop {
+                tokio::select! {
+                    s = &mut pass => break s?,
+                    sig = signals.next(), if heard.is_none() => {
+                        tracing::info!(signal = sig, "{}", match sig {
+                            "SIGHUP" => "reloading the config after this pass",
+                            _ => "stopping after the message being processed",
+                        });
+                        if sig != "SIGHUP" {
+                            if let Some(stop) = &stop {
+                                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                        heard = Some(sig);
+                    }
+                }
+            }
+        };
         log_summary(&s, args.once || args.dry_run);
-        if args.once || args.dry_run {
+        if args.once || args.dry_run || heard.is_some_and(|s| s != "SIGHUP") {
+            if let Some(sig) = heard.filter(|s| *s != "SIGHUP") {
+                tracing::info!(signal = sig, "stopped");
+            }
             return Ok(if args.fail_on_plugin_error && s.plugin_failures > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             });
         }
-        tokio::time::sleep(std::time::Duration::from_secs(args.interval)).await;
+        if heard.is_none() {
+            let sleep = tokio::time::sleep(std::time::Duration::from_secs(args.interval));
+            tokio::select! {
+                _ = sleep => {}
+                sig = signals.next() => match sig {
+                    "SIGHUP" => heard = Some(sig),
+                    _ => {
+                        tracing::info!(signal = sig, "stopped");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                },
+            }
+        }
+        if heard == Some("SIGHUP") {
+            match Config::load(&args.config) {
+                Err(e) => tracing::error!(signal = "SIGHUP", "{e}; the running config is kept"),
+                Ok(new) => {
+                    // The old store closes before the new one opens (the embedded one is
+                    // locked while open).
+                    drop(offline.take());
+                    offline = match new.offline {
+                        Some(_) => Some(run::Offline::new(&new).await?),
+                        None => None,
+                    };
+                    config = new;
+                    tracing::info!(signal = "SIGHUP", "config reloaded");
+                }
+            }
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, as one stream of names.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
     }
 }
 
@@ -347,9 +430,6 @@ fn log_summary(s: &run::RunSummary, always: bool) {
         || !s.outbox.failed.is_empty();
     if always || eventful {
         tracing::info!(
-            processed = s.processed,
-            already_done = s.skipped,
-            plugin_errors = s.plugin_failures,
             "{} processed, {} already done, {} plugin error(s), {} unreadable{store_failures}; outbox: {} sent, {} deferred, {} failed",
             s.processed,
             s.skipped,

@@ -36,6 +36,8 @@ pub struct Offline {
     maintained: std::time::Instant,
     /// An empty source was reported already (once per run, not every poll).
     said_empty: std::sync::atomic::AtomicBool,
+    /// Set (by a signal): the pass ends after the message it is on.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Offline {
@@ -58,7 +60,13 @@ impl Offline {
             pipeline,
             maintained: std::time::Instant::now(),
             said_empty: Default::default(),
+            stop: Default::default(),
         })
+    }
+
+    /// Set it, and the current pass ends after the message it is on (committed as usual).
+    pub fn stop_handle(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
     }
 
     /// One pass over the source: every message not processed before.
@@ -106,16 +114,19 @@ impl Offline {
             summary.processed += 1;
             summary.plugin_failures += decision.failed_plugins().count();
             show(&msg.label, &decision, opts.json);
-            if opts.dry_run {
-                continue;
+            if !opts.dry_run {
+                // 1. Store the message (idempotent file names: a crash before 3. re-delivers
+                //    onto the same files). 2. Commit plugin state, queued mail and the
+                //    processed mark in one transaction. 3. Make the batch durable, settle its
+                //    stored copies, send the queue.
+                self.store_and_commit(&msg.label, &decision, &mut batch, &mut summary)?;
+                if batch.is_due() {
+                    self.finish(&mut batch, &mut summary).await?;
+                }
             }
-            // 1. Store the message (idempotent file names: a crash before 3. re-delivers onto
-            //    the same files). 2. Commit plugin state, queued mail and the processed mark in
-            //    one transaction. 3. Make the batch durable, settle its stored copies, send
-            //    the queue.
-            self.store_and_commit(&msg.label, &decision, &mut batch, &mut summary)?;
-            if batch.is_due() {
-                self.finish(&mut batch, &mut summary).await?;
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // The rest waits for the next run; messages decided ahead were not committed.
+                break;
             }
         }
         self.finish(&mut batch, &mut summary).await?;
