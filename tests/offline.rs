@@ -787,7 +787,11 @@ fn polling_handles_signals_like_the_daemon() {
     assert_eq!(status.code(), Some(0), "{}", text());
     assert!(text().contains("stopped"), "{}", text());
     let filed = messages_in(&d.join("mail")).len();
-    assert!(filed > 0 && filed < n, "stopped mid-pass: {filed} of {n}\n{}", text());
+    assert!(
+        filed > 0 && filed < n,
+        "stopped mid-pass: {filed} of {n}\n{}",
+        text()
+    );
 
     // The next run does the rest; SIGHUP with a broken config keeps it running, with a good
     // one reloads; SIGINT while it waits ends it.

@@ -27,6 +27,11 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
     for problem in &problems {
         println!("{problem}");
     }
+    // What went wrong, by kind, for the last line.
+    let mut kinds: Vec<&str> = Vec::new();
+    if !problems.is_empty() {
+        kinds.push("plugins refused their configuration");
+    }
     let mut failed = !problems.is_empty();
     // Every account file (and row of the accounts table) too: one that cannot be used is
     // named with its line.
@@ -36,6 +41,10 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
         println!("{e}");
     }
     failed |= !errors.is_empty();
+    if !errors.is_empty() {
+        kinds.insert(0, "account files cannot be used");
+    }
+    let mut sample_failed = false;
     // Each plugin alone, so one that stops or discards does not hide the next one's problem.
     let msg = Arc::new(Readable::new(Email::new(SAMPLE.to_vec(), "INBOX", vec![])));
     for plugin in &pipeline.plugins {
@@ -49,15 +58,16 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
             .await;
         if let Err(failure) = call.outcome {
             failed = true;
+            sample_failed = true;
             let lines = config.plugin_lines.get(&*plugin.name);
             println!("{}", problem(&config.file, &plugin.name, lines, &failure));
         }
     }
     if failed {
-        println!(
-            "{}: account files cannot be used, or plugins refused their configuration or failed on a sample message (above)",
-            config.file.display()
-        );
+        if sample_failed {
+            kinds.push("plugins failed on a sample message");
+        }
+        println!("{}: {} (above)", config.file.display(), kinds.join(", "));
         return Ok(ExitCode::from(1));
     }
     println!(

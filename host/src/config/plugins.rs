@@ -199,14 +199,19 @@ fn plugin(
         (Some(path), None) => {
             let plugin_path = file.resolve(path);
             if !plugin_path.is_file() {
-                return Err(file.invalid(
-                    path.span(),
-                    "plugin.path",
-                    format!(
-                        "{} does not exist (build the plugins with scripts/build-plugins.sh)",
-                        plugin_path.display()
-                    ),
-                ));
+                return Err(file.invalid(path.span(), "plugin.path", {
+                    // The repository's own plugins are built by a script; a user's
+                    // plugin by its project (`mailpipe new` says how).
+                    let ours = plugin_path.components().any(|c| c.as_os_str() == "target")
+                        && plugin_path.parent().and_then(|d| d.file_name())
+                            == Some(std::ffi::OsStr::new("plugins"));
+                    let hint = if ours {
+                        " (build the plugins with scripts/build-plugins.sh)"
+                    } else {
+                        " (build the plugin first, or fix the path)"
+                    };
+                    format!("{} does not exist{hint}", plugin_path.display())
+                }));
             }
             (PluginKind::Wasm, plugin_path)
         }

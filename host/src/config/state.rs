@@ -69,7 +69,12 @@ impl StateSettings {
     /// Where the state is, in words for messages: the directory, or the schema and server.
     pub fn place(&self, dir: &Path) -> String {
         match self {
-            StateSettings::Embedded => dir.display().to_string(),
+            // The real path where there is one (`examples/../target/demo/state` reads as
+            // `target/demo/state`).
+            StateSettings::Embedded => std::fs::canonicalize(dir)
+                .unwrap_or_else(|_| dir.to_owned())
+                .display()
+                .to_string(),
             StateSettings::Postgres(pg) => {
                 let server = pg
                     .url
