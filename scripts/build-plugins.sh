@@ -3,7 +3,8 @@
 # and the Sieve interpreter plugins/sieve/plugin) for wasm32-wasip2 from
 # the root workspace and copies the components to <target>/plugins/<crate-name>.wasm, e.g.
 # target/plugins/auto-responder.wasm. Runs from any directory; honours CARGO_TARGET_DIR.
-# Extra arguments go to `cargo build` (e.g. --locked).
+# Extra arguments go to `cargo build` (e.g. --locked). PLUGINS="a b" builds only those Rust
+# crates and no plugin of another language (scripts/demo.sh builds only what the demo runs).
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving to the root.
@@ -24,7 +25,11 @@ fi
 crates=()
 for manifest in plugins/examples/*/Cargo.toml plugins/misbehaving/*/Cargo.toml plugins/testing/*/Cargo.toml plugins/sieve/plugin/Cargo.toml; do
     [[ -f "$manifest" ]] || continue
-    crates+=("$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$manifest" | head -n 1)")
+    name="$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$manifest" | head -n 1)"
+    if [[ -n "${PLUGINS:-}" && " $PLUGINS " != *" $name "* ]]; then
+        continue
+    fi
+    crates+=("$name")
 done
 if [[ ${#crates[@]} -eq 0 ]]; then
     echo "build-plugins: no plugin crates found" >&2
@@ -48,7 +53,7 @@ done
 # Plugins in other languages: each language folder has its own build.sh that installs its
 # toolchain from the registries (npm, PyPI, Debian) when missing and writes to the same place.
 for lang_build in plugins/js/build.sh plugins/python/build.sh plugins/c/build.sh; do
-    if [[ -f "$lang_build" ]]; then
+    if [[ -f "$lang_build" && -z "${PLUGINS:-}" ]]; then
         echo "== $lang_build"
         bash "$lang_build"
     fi

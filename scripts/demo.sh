@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The README's first command: on a fresh machine, build the plugins and the host and run the
-# offline demo (examples/demo.toml) from a clean slate, then show what happened.
+# The README's first command: on a fresh machine, build the four plugins the demo runs and the
+# host, and run the offline demo (examples/demo.toml) from a clean slate, then show what
+# happened. Needs Rust (rustup) only: no Node.js, Python or C toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build-plugins.sh
+PLUGINS="rules-filer subject-tagger auto-responder forwarder" bash scripts/build-plugins.sh
 cargo build --release --bin mailpipe
 rm -rf target/demo
 # examples/demo.toml with its paths seen from target/demo/: its mailbox is target/demo/maildir.
@@ -31,3 +32,8 @@ ls target/demo/outbox | sed 's/^/  /'
 echo
 echo "== running again: everything is remembered, nothing is processed or sent twice =="
 ./target/release/mailpipe run -c "$config" --once
+echo
+echo "== next =="
+echo "  the binary: $PWD/target/release/mailpipe (install it with: cargo install --locked --path host)"
+echo "  why a message went where it went:  target/release/mailpipe explain -c $config '<20260302091405.51a7c2@mail.example.org>'"
+echo "  one plugin on one message:          target/release/mailpipe test -c $config --plugin vacation examples/maildir/new/1700000001.M1P100.demo"
