@@ -21,17 +21,34 @@ use mailpipe::run::{self, RunOptions};
 )]
 struct Cli {
     /// More detail in the log (-v: debug, with plugins' debug lines; -vv: trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging (any command)")]
     verbose: u8,
     /// Only warnings and errors in the log.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Logging (any command)"
+    )]
     quiet: bool,
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives; wins over
     /// -v/-q and over the RUST_LOG / MAILPIPE_LOG environment variables.
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        help_heading = "Logging (any command)"
+    )]
     log_level: Option<String>,
     /// Log lines as text (with timestamps) or as JSON objects; on standard error.
-    #[arg(long, global = true, value_enum, default_value_t)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        help_heading = "Logging (any command)"
+    )]
     log_format: mailpipe::telemetry::logs::LogFormat,
     #[command(subcommand)]
     command: Command,
