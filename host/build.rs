@@ -12,6 +12,7 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=MAILPIPE_SIEVE_WASM");
+    commit();
     if env::var_os("CARGO_FEATURE_SIEVE").is_none() {
         return;
     }
@@ -88,4 +89,33 @@ fn main() {
 
 fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+}
+
+/// `MAILPIPE_COMMIT`: the commit the binary is built from (`mailpipe --version` names it), or
+/// "unknown" outside a git checkout (a source tarball).
+fn commit() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let root = manifest.parent().expect("host/ is in the workspace root");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=MAILPIPE_COMMIT={commit}");
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        let dir = root.join(dir);
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        // The branch's ref file, where it has one (a missing file would rerun this always).
+        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            if dir.join(&head).is_file() {
+                println!("cargo:rerun-if-changed={}", dir.join(head).display());
+            }
+        }
+    }
 }

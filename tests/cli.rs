@@ -990,3 +990,22 @@ fn a_store_in_use_is_said_so_with_what_to_do() {
         "{said}"
     );
 }
+
+/// `mailpipe --version` names the commit it was built from (issue 27).
+#[test]
+fn version_names_the_commit() {
+    let (code, out, _) = mailpipe(&["--version"]);
+    assert_eq!(code, 0);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        // Built from this checkout (a commit made since the build would differ: rebuild).
+        Some(h) => assert!(out.contains(&format!("(commit {h})")), "{out} vs {h}"),
+        None => assert!(out.contains("(commit unknown)"), "{out}"),
+    }
+}

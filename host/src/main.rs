@@ -16,7 +16,7 @@ use mailpipe::run::{self, RunOptions};
 #[derive(Parser)]
 #[command(
     name = "mailpipe",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MAILPIPE_COMMIT"), ")"),
     about = "Process email with sandboxed WebAssembly plugins"
 )]
 struct Cli {
