@@ -73,6 +73,10 @@ fn rust_project_builds_and_passes_its_sample() {
     let (_tmp, dir) = new_project("rust", "invoice-filer");
     // The SDK and the contract are in the project, not referenced from elsewhere.
     assert!(dir.join("mailpipe-plugin/wit/plugin.wit").is_file());
+    // The vendored SDK carries its licence texts.
+    for l in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(dir.join("mailpipe-plugin").join(l).is_file(), "{l}");
+    }
     let cargo_build = || {
         let mut c = Command::new("cargo");
         c.args(["build", "--release", "--quiet"])

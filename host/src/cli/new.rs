@@ -99,6 +99,9 @@ fn files(lang: Lang) -> anyhow::Result<Vec<File>> {
             verbatim!("mailpipe-plugin/src/kv.rs", "plugins/sdk/src/kv.rs"),
             verbatim!("mailpipe-plugin/src/log.rs", "plugins/sdk/src/log.rs"),
             verbatim!("mailpipe-plugin/src/message.rs", "plugins/sdk/src/message.rs"),
+            // The SDK is ours, under the project's licence (MIT or Apache-2.0).
+            verbatim!("mailpipe-plugin/LICENSE-MIT", "LICENSE-MIT"),
+            verbatim!("mailpipe-plugin/LICENSE-APACHE", "LICENSE-APACHE"),
             File {
                 path: "mailpipe-plugin/wit/plugin.wit",
                 bytes: Content::Verbatim(wit.as_bytes()),
