@@ -30,6 +30,8 @@ cargo build --release --features test-hooks --benches
 cargo test --release --features test-hooks
 # The Sieve interpreter's own tests (a library of the workspace, not a default member).
 cargo test --release -p mailpipe-sieve
+# The Prometheus alert rules (deploy/prometheus): valid, tested, naming served metrics.
+bash tests/alerts/check.sh
 # The end-to-end suites once more with every state store on PostgreSQL (a schema per state
 # directory, see config/state.rs): the same tests on both backends. The cluster and
 # reconnect-storm and failover tests set their backend themselves and ran above.
