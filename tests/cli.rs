@@ -954,7 +954,8 @@ fn no_message_and_an_empty_source_are_said_so() {
     }
 }
 
-/// A second process on an embedded store another one holds gets a sentence, not redb's words.
+/// A second process on an embedded store another one holds gets a sentence, not redb's words
+/// (on PostgreSQL, which several processes share, it simply runs).
 #[test]
 fn a_store_in_use_is_said_so_with_what_to_do() {
     let d = tempfile::tempdir().unwrap();
@@ -984,6 +985,11 @@ fn a_store_in_use_is_said_so_with_what_to_do() {
     let (code, _, said) = mailpipe(&["run", "--once", "-c", config.to_str().unwrap()]);
     let _ = holder.kill();
     let _ = holder.wait();
+    if std::env::var_os("MAILPIPE_TEST_STATE_POSTGRES").is_some() {
+        // The suites' pass on PostgreSQL (scripts/test.sh): a shared store serves both.
+        assert_eq!(code, 0, "{said}");
+        return;
+    }
     assert_eq!(code, 2, "{said}");
     assert!(
         said.contains("is another mailpipe, e.g. a daemon, using it?"),
