@@ -72,6 +72,24 @@ macro_rules! action_to_model {
 }
 pub(crate) use action_to_model;
 
+/// An older contract version's `plugin-info` as the newest one's (`$($m)::+`: its types).
+macro_rules! info_to_newest {
+    ($i:expr, $($m:ident)::+) => {{
+        use $($m)::+ as t;
+        use $crate::plugin::bindings as now;
+        now::PluginInfo {
+            name: $i.name,
+            version: $i.version,
+            needs: match $i.needs {
+                t::Needs::Headers => now::Needs::Headers,
+                t::Needs::Bodies => now::Needs::Bodies,
+                t::Needs::Raw => now::Needs::Raw,
+            },
+        }
+    }};
+}
+pub(crate) use info_to_newest;
+
 impl From<Action> for model::Action {
     fn from(a: Action) -> model::Action {
         action_to_model!(a, self::mailpipe::plugin::types, {

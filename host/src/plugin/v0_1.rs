@@ -15,20 +15,11 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use self::mailpipe::plugin::types as old;
 use super::bindings as now;
 use crate::model::decision as decided;
 
 pub fn info(i: PluginInfo) -> now::PluginInfo {
-    now::PluginInfo {
-        name: i.name,
-        version: i.version,
-        needs: match i.needs {
-            old::Needs::Headers => now::Needs::Headers,
-            old::Needs::Bodies => now::Needs::Bodies,
-            old::Needs::Raw => now::Needs::Raw,
-        },
-    }
+    super::bindings::info_to_newest!(i, self::mailpipe::plugin::types)
 }
 
 pub fn action(a: Action) -> decided::Action {

@@ -885,15 +885,7 @@ impl Cx<'_> {
             .transpose()?;
         a.finish("s")?;
         let (r, rp) = a.strings(0);
-        if let Some(f) = from.as_ref().and_then(Value::as_lit) {
-            if !valid_address(
-                crate::address::parse_list(f)
-                    .first()
-                    .map_or("", |s| s.as_str()),
-            ) {
-                return err(pos, format!("vacation: :from {f:?} is not a valid address"));
-            }
-        }
+        from_address(from.as_ref(), "vacation", pos)?;
         Ok(Cmd::Vacation(Box::new(Vacation {
             period,
             subject,
@@ -937,15 +929,7 @@ impl Cx<'_> {
         if let Some(lit) = method.as_lit() {
             crate::mailto::parse(lit).map_err(|e| CompileError::new(mp, format!("notify: {e}")))?;
         }
-        if let Some(f) = from.as_ref().and_then(Value::as_lit) {
-            if !valid_address(
-                crate::address::parse_list(f)
-                    .first()
-                    .map_or("", |s| s.as_str()),
-            ) {
-                return err(pos, format!("notify: :from {f:?} is not a valid address"));
-            }
-        }
+        from_address(from.as_ref(), "notify", pos)?;
         Ok(Cmd::Notify(Box::new(Notify {
             method,
             from,
@@ -1531,6 +1515,18 @@ fn check_date_part(part: &str, pos: Pos) -> Result<(), CompileError> {
             format!("{part:?} is not a date part ({})", DATE_PARTS.join(", ")),
         )
     }
+}
+
+/// A literal `:from` (vacation, notify) must name one valid address; a variable one is
+/// checked when the script runs.
+fn from_address(from: Option<&Value>, what: &str, pos: Pos) -> Result<(), CompileError> {
+    if let Some(f) = from.and_then(Value::as_lit) {
+        let first = crate::address::parse_list(f).into_iter().next();
+        if !valid_address(first.as_deref().unwrap_or("")) {
+            return err(pos, format!("{what}: :from {f:?} is not a valid address"));
+        }
+    }
+    Ok(())
 }
 
 /// An addr-spec as redirect and vacation :from need it: `local@domain`, no spaces or
