@@ -60,6 +60,10 @@ enum Command {
     Test(Box<cli::test::TestArgs>),
     /// Run the configured pipeline.
     Run(RunArgs),
+    /// Deliver one message from standard input to the account of its recipient, as a mail
+    /// server's delivery command (Postfix mailbox_command, .forward, fetchmail's mda); the
+    /// exit code follows sysexits.h: 0 delivered, 75 try again later, 65/67 refused.
+    Deliver(cli::deliver::DeliverArgs),
     /// Authorise mailpipe once for an account that logs in with OAuth2 (Gmail, Microsoft 365):
     /// stores a refresh token mailpipe renews its access tokens with.
     Auth {
@@ -188,7 +192,16 @@ async fn main() -> ExitCode {
 
 /// Parse the command line, start logging and run the command.
 async fn real_main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A mail server bounces a message on any exit code but 75 (try again): a mistyped
+        // delivery command must keep the mail queued until it is fixed.
+        Err(e) if std::env::args().skip(1).any(|a| a == "deliver") && e.use_stderr() => {
+            let _ = e.print();
+            return Ok(ExitCode::from(cli::deliver::EX_TEMPFAIL));
+        }
+        Err(e) => e.exit(),
+    };
     let verbosity = if cli.quiet {
         -1
     } else {
@@ -235,6 +248,7 @@ async fn real_main() -> anyhow::Result<ExitCode> {
         Command::Check { config, connect } => cli::check::run(&config, connect).await,
         Command::Sieve(cmd) => cli::sieve::run(cmd),
         Command::Run(args) => run_command(args).await,
+        Command::Deliver(args) => Ok(cli::deliver::run(args).await),
         Command::Test(args) => cli::test::run(*args).await,
     }
 }

@@ -42,8 +42,8 @@ pub async fn run(
     };
     let Some(tokens) = a
         .imap
-        .oauth2
-        .clone()
+        .as_ref()
+        .and_then(|s| s.oauth2.clone())
         .or_else(|| a.smtp.as_ref().and_then(|s| s.oauth2.clone()))
     else {
         bail!("account {account} does not use OAuth2 (no [account.oauth2] table)");
@@ -71,7 +71,11 @@ pub async fn run(
         }) {
             Flow::Device => tokens.authorize_device(show).await?,
             Flow::Browser => {
-                let hint = a.imap.username.clone().unwrap_or_else(|| a.address.clone());
+                let hint = a
+                    .imap
+                    .as_ref()
+                    .and_then(|s| s.username.clone())
+                    .unwrap_or_else(|| a.address.clone());
                 tokens.authorize_browser(&hint, show).await?
             }
         }

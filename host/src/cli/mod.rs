@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod check;
+pub mod deliver;
 pub mod explain;
 pub mod new;
 pub mod sieve;

@@ -38,6 +38,22 @@ pub(super) struct RawAccount {
     pub imap: Option<RawServer>,
     pub smtp: Option<RawServer>,
     pub oauth2: Option<RawOAuth2>,
+    /// The addresses mail is delivered to this account for (`mailpipe deliver`); default:
+    /// its address.
+    pub recipients: Option<Vec<Spanned<String>>>,
+    /// `[account.deliver]`: where mail delivered to this account is stored.
+    pub deliver: Option<RawDeliver>,
+}
+
+/// `[account.deliver]`: the mail store that delivery (`mailpipe deliver`) writes into.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDeliver {
+    /// The Maildir (INBOX at its root), relative to the config file.
+    pub maildir: Spanned<String>,
+    /// "maildir++" (default: folders as .A.B) or "fs".
+    #[serde(default)]
+    pub layout: crate::config::Layout,
 }
 
 /// `[account.oauth2]`: where OAuth2 access tokens come from.
@@ -131,13 +147,49 @@ pub struct AccountConfig {
     /// (`run --retry-failed` decides it again).
     pub action_attempts: u32,
     pub reply_envelope_from: String,
-    pub imap: ServerConfig,
+    /// None: the account is only delivered to (`[account.deliver]`), never read over IMAP.
+    pub imap: Option<ServerConfig>,
     pub smtp: Option<ServerConfig>,
     /// The name of the provider preset the account uses (`providers::find`), if any.
     pub provider: Option<&'static str>,
     /// Keys of plugins' config tables for this account only (`[plugin.NAME]` of an account
     /// file), merged over the main config's: plugin name -> table.
     pub plugin_overrides: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Envelope recipients delivered to this account (lowercase; `mailpipe deliver`).
+    pub recipients: Vec<String>,
+    /// Where delivered mail is stored; None: nothing is delivered to this account.
+    pub deliver: Option<DeliverTarget>,
+}
+
+/// `[account.deliver]`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverTarget {
+    pub maildir: PathBuf,
+    pub layout: crate::config::Layout,
+}
+
+impl AccountConfig {
+    /// Whom the account's generated mail comes from.
+    pub fn identity(&self) -> crate::config::Identity {
+        crate::config::Identity {
+            address: self.address.clone(),
+            name: self.display_name.clone(),
+        }
+    }
+
+    /// Whether mail to `recipient` (an envelope address) is delivered to this account:
+    /// compared case-insensitively, with a `+detail` after the local part ignored.
+    pub fn receives(&self, recipient: &str) -> bool {
+        let r = recipient.trim().to_ascii_lowercase();
+        let base = match r.split_once('@') {
+            Some((local, domain)) => match local.split_once('+') {
+                Some((l, _)) => format!("{l}@{domain}"),
+                None => r.clone(),
+            },
+            None => r.clone(),
+        };
+        self.recipients.iter().any(|a| *a == r || *a == base)
+    }
 }
 
 /// The password of table `prefix` (`password_env`, `password_file` or `password_command`,

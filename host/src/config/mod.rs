@@ -27,7 +27,7 @@ pub mod providers;
 /// The credential and endpoint values a `ServerConfig` holds.
 pub use crate::model::credentials::{Auth, PasswordSource, Secret};
 pub use crate::model::endpoint::TlsMode;
-pub use account::{AccountConfig, ServerConfig, WatchMode};
+pub use account::{AccountConfig, DeliverTarget, ServerConfig, WatchMode};
 
 pub use accounts_dir::{is_account_file, merged, table_row_path, AccountFile, AccountsSettings};
 use error::line_of;
@@ -440,11 +440,20 @@ fn validate_account(
     let mailboxes = account_mailboxes(a)?;
     let reply_envelope_from = envelope_from(a)?;
     let provider = find_provider(a)?;
-    let (mut imap, mut smtp) = servers(a, provider, base)?;
-    let wants_oauth =
-        imap.auth != Auth::Password || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
+    let deliver = a.deliver.as_ref().map(|d| account::DeliverTarget {
+        maildir: base.join(d.maildir.get_ref()),
+        layout: d.layout,
+    });
+    let recipients = account_recipients(a)?;
+    // An account only delivered to needs no IMAP server.
+    let reads_imap = a.imap.is_some() || provider.is_some() || deliver.is_none();
+    let (mut imap, mut smtp) = servers(a, provider, base, reads_imap)?;
+    let wants_oauth = imap.as_ref().is_some_and(|s| s.auth != Auth::Password)
+        || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
     let tokens = oauth2_tokens(a, &name, provider, wants_oauth, base, state_dir)?;
-    imap.oauth2 = tokens.clone();
+    if let Some(s) = &mut imap {
+        s.oauth2 = tokens.clone();
+    }
     if let Some(s) = &mut smtp {
         s.oauth2 = tokens;
     }
@@ -465,7 +474,23 @@ fn validate_account(
         smtp,
         provider: provider.map(|p| p.name),
         plugin_overrides: BTreeMap::new(),
+        recipients,
+        deliver,
     })
+}
+
+/// The envelope recipients delivered to the account (default: its address), lowercase.
+fn account_recipients(a: &account::RawAccount) -> Result<Vec<String>, Invalid> {
+    let Some(list) = &a.recipients else {
+        return Ok(vec![a.address.get_ref().trim().to_ascii_lowercase()]);
+    };
+    list.iter()
+        .map(|r| {
+            validate_addr_spec(r.get_ref())
+                .map_err(|e| (r.span(), "account.recipients".into(), e.to_string()))?;
+            Ok(r.get_ref().trim().to_ascii_lowercase())
+        })
+        .collect()
 }
 
 /// The account's name, trimmed: not empty, no / \ or control characters (it names files).
@@ -548,7 +573,8 @@ fn servers(
     a: &account::RawAccount,
     provider: Option<&'static providers::Provider>,
     base: &Path,
-) -> Result<(ServerConfig, Option<ServerConfig>), Invalid> {
+    reads_imap: bool,
+) -> Result<(Option<ServerConfig>, Option<ServerConfig>), Invalid> {
     let whole = a.name.span();
     let address = a.address.get_ref().clone();
     let imap_defaults = account::ServerDefaults {
@@ -558,13 +584,17 @@ fn servers(
         // IMAP always logs in: the address is the usual user name.
         username: Some(address.clone()),
     };
-    let imap = account::server(
-        a.imap.as_ref(),
-        "account.imap",
-        &imap_defaults,
-        whole.clone(),
-        base,
-    )?;
+    let imap = if reads_imap {
+        Some(account::server(
+            a.imap.as_ref(),
+            "account.imap",
+            &imap_defaults,
+            whole.clone(),
+            base,
+        )?)
+    } else {
+        None
+    };
     let smtp_defaults = account::ServerDefaults {
         preset: provider.map(|p| &p.smtp),
         ports: [465, 587, 25],
@@ -723,17 +753,18 @@ mod tests {
         )
         .unwrap();
         let a = &c.accounts[0];
+        let imap = a.imap.as_ref().unwrap();
         assert_eq!(a.provider, Some("gmail"));
         assert_eq!(
-            (a.imap.host.as_str(), a.imap.port, a.imap.tls),
+            (imap.host.as_str(), imap.port, imap.tls),
             ("imap.gmail.com", 993, TlsMode::Implicit)
         );
-        assert_eq!(a.imap.auth, Auth::Xoauth2);
-        assert_eq!(a.imap.username.as_deref(), Some("me@gmail.com"));
+        assert_eq!(imap.auth, Auth::Xoauth2);
+        assert_eq!(imap.username.as_deref(), Some("me@gmail.com"));
         let smtp = a.smtp.as_ref().expect("the preset brings SMTP");
         assert_eq!(smtp.host, "smtp.gmail.com");
         assert_eq!(smtp.username.as_deref(), Some("me@gmail.com"));
-        let tokens = a.imap.oauth2.as_ref().unwrap();
+        let tokens = imap.oauth2.as_ref().unwrap();
         assert!(
             std::sync::Arc::ptr_eq(tokens, smtp.oauth2.as_ref().unwrap()),
             "one token cache per account"
@@ -759,7 +790,8 @@ mod tests {
         )
         .unwrap();
         let a = &c.accounts[0];
-        assert_eq!((a.imap.host.as_str(), a.imap.port), ("127.0.0.1", 143));
+        let imap = a.imap.as_ref().unwrap();
+        assert_eq!((imap.host.as_str(), imap.port), ("127.0.0.1", 143));
         assert!(a.smtp.as_ref().unwrap().host.contains("fastmail"));
     }
 

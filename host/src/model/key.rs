@@ -1,17 +1,52 @@
 //! Message keys: the stable identity of a message across runs, what the state store keys
 //! every record by. IMAP: "imap:ACCOUNT/MAILBOX/UIDVALIDITY/UID"; offline:
-//! "offline:/source/folder/NAME". The account or source a key belongs to is read here and
-//! nowhere else.
+//! "offline:/source/folder/NAME"; delivered (`mailpipe deliver`): "deliver:ACCOUNT/HASH" of
+//! the envelope and bytes, so that an MTA's retry of the same delivery has the same key. The
+//! account or source a key belongs to is read here and nowhere else.
 
 /// The key prefix of every record of an IMAP account's messages ("imap:ACCOUNT/").
 pub fn imap_key_prefix(account: &str) -> String {
     format!("imap:{account}/")
 }
 
-/// The account a message key belongs to (IMAP keys are "imap:ACCOUNT/MAILBOX/VALIDITY/UID";
-/// account names never hold '/'); None for offline messages, which no account owns.
+/// The account a message key belongs to (IMAP keys are "imap:ACCOUNT/MAILBOX/VALIDITY/UID",
+/// delivered ones "deliver:ACCOUNT/HASH"; account names never hold '/'); None for offline
+/// messages, which no account owns.
 pub fn account_of_key(message_key: &str) -> Option<&str> {
+    message_key
+        .strip_prefix("imap:")
+        .or_else(|| message_key.strip_prefix("deliver:"))?
+        .split('/')
+        .next()
+}
+
+/// The account whose owner alone may commit this key's records (a shared store's fence):
+/// IMAP accounts are worked on by one process at a time; mail delivered to an account may
+/// arrive through any process (every `mailpipe deliver` the MTA starts), so none is fenced.
+pub fn fenced_account_of_key(message_key: &str) -> Option<&str> {
     message_key.strip_prefix("imap:")?.split('/').next()
+}
+
+/// The source name of the mail delivered to an account ("deliver:ACCOUNT").
+pub fn deliver_source(account: &str) -> String {
+    format!("deliver:{account}")
+}
+
+/// The key of one delivery: the account, the envelope (sender, recipient) and the message's
+/// bytes as the MTA handed them over. An MTA that retries a delivery it saw no answer to
+/// sends the same bytes (Postfix reads them again from its queue file), so the retry has the
+/// same key and finds the first attempt's record.
+pub fn delivery_key(account: &str, sender: &str, recipient: &str, raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(sender.as_bytes());
+    h.update([0]);
+    h.update(recipient.trim().to_ascii_lowercase().as_bytes());
+    h.update([0]);
+    h.update(raw);
+    let digest = h.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("deliver:{account}/{hex}")
 }
 
 /// The source name of an IMAP account (what `source_of_key` gives for its messages).
@@ -20,10 +55,12 @@ pub fn imap_source(account: &str) -> String {
 }
 
 /// The mail source a message key belongs to, for the "enabled" bound: the IMAP account
-/// ("imap:ACCOUNT"), or the offline source folder ("offline:/path").
+/// ("imap:ACCOUNT"), the deliveries to an account ("deliver:ACCOUNT"), or the offline source
+/// folder ("offline:/path").
 pub fn source_of_key(message_key: &str) -> &str {
     if let Some(account) = account_of_key(message_key) {
-        return &message_key[..("imap:".len() + account.len())];
+        let scheme = message_key.find(':').map_or(0, |i| i + 1);
+        return &message_key[..(scheme + account.len())];
     }
     message_key.rsplit_once('/').map_or(message_key, |(s, _)| s)
 }
@@ -38,6 +75,51 @@ mod tests {
         assert_eq!(account_of_key(&k), Some("alice"));
         assert_eq!(account_of_key("rewritten:abc"), None);
         assert_eq!(account_of_key("offline:/x/y"), None);
+    }
+
+    #[test]
+    fn delivered_mail_belongs_to_its_account_unfenced() {
+        let k = delivery_key(
+            "alice",
+            "bob@example.test",
+            "Alice@Example.test",
+            b"Subject: x\r\n",
+        );
+        assert!(k.starts_with("deliver:alice/"), "{k}");
+        assert_eq!(account_of_key(&k), Some("alice"));
+        assert_eq!(fenced_account_of_key(&k), None);
+        assert_eq!(source_of_key(&k), deliver_source("alice"));
+        assert_eq!(fenced_account_of_key("imap:alice/INBOX/1/2"), Some("alice"));
+        // The same delivery again has the same key; another recipient, sender or byte not.
+        let same = delivery_key(
+            "alice",
+            "bob@example.test",
+            "alice@example.test",
+            b"Subject: x\r\n",
+        );
+        assert_eq!(k, same);
+        for other in [
+            delivery_key(
+                "alice",
+                "bob@example.test",
+                "al@example.test",
+                b"Subject: x\r\n",
+            ),
+            delivery_key(
+                "alice",
+                "eve@example.test",
+                "alice@example.test",
+                b"Subject: x\r\n",
+            ),
+            delivery_key(
+                "alice",
+                "bob@example.test",
+                "alice@example.test",
+                b"Subject: y\r\n",
+            ),
+        ] {
+            assert_ne!(k, other);
+        }
     }
 
     #[test]

@@ -98,7 +98,14 @@ pub async fn worker(
         ),
         None => None,
     };
+    let imap = account.imap.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "account {}: no [account.imap]: it is only delivered to",
+            account.name
+        )
+    })?;
     Ok(AccountWorker {
+        imap,
         account,
         pipeline,
         store,
@@ -166,7 +173,9 @@ pub async fn account_workers(
     opts: &RunOptions,
 ) -> anyhow::Result<Vec<AccountWorker>> {
     let store = open_store(config)?;
-    let accounts = all_accounts(config, &account_rows(config, &store)?);
+    let mut accounts = all_accounts(config, &account_rows(config, &store)?);
+    // Accounts only delivered to (`mailpipe deliver`) have no IMAP server to read.
+    accounts.retain(|a| a.imap.is_some());
     raise_fd_limit(accounts.len());
     let mut pipelines = Pipelines::new(config, store.clone()).await?;
     log_plugins(pipelines.base());
@@ -316,12 +325,16 @@ pub async fn probe_accounts(
     for a in &all_accounts(config, rows) {
         let result = async {
             use crate::source::imap::connect;
-            let mut session = connect::with_deadline(
-                a.timeout,
-                connect::connect_with(&a.imap, a.max_message_bytes),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let Some(imap) = &a.imap else {
+                return Ok(match &a.deliver {
+                    Some(d) => format!("delivered to only, into {}", d.maildir.display()),
+                    None => "no IMAP server".to_string(),
+                });
+            };
+            let mut session =
+                connect::with_deadline(a.timeout, connect::connect_with(imap, a.max_message_bytes))
+                    .await
+                    .map_err(|e| e.to_string())?;
             let server =
                 connect::with_deadline(a.timeout, crate::source::imap::discover(&mut session))
                     .await
@@ -344,13 +357,12 @@ pub async fn probe_accounts(
             if !problems.is_empty() {
                 return Err(format!(
                     "IMAP {}:{} ({layout}): {}",
-                    a.imap.host,
-                    a.imap.port,
+                    imap.host,
+                    imap.port,
                     problems.join("; ")
                 ));
             }
-            let pinned = a
-                .imap
+            let pinned = imap
                 .ca_file
                 .as_deref()
                 .filter(|f| crate::net::tls::pinned_by_ca_file(f))
@@ -358,9 +370,9 @@ pub async fn probe_accounts(
                 .unwrap_or_default();
             let mut what = format!(
                 "IMAP {}:{} ok ({}, {layout}{pinned}; folders: {})",
-                a.imap.host,
-                a.imap.port,
-                login_name(&a.imap),
+                imap.host,
+                imap.port,
+                login_name(imap),
                 resolved.join(", ")
             );
             if let Some(smtp) = &a.smtp {

@@ -210,6 +210,10 @@ impl Accounts {
             text,
         } = due;
         let name = account.name.clone();
+        if account.imap.is_none() {
+            tracing::info!(account = %name, "no [account.imap]: only delivered to (mailpipe deliver), no IMAP worker");
+            return None;
+        }
         if store.is_shared() && !store.owned_accounts().contains(&name) {
             // Claimed (or not) by `rebalance`, with the others.
             self.waiting.insert(

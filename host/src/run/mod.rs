@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod daemon;
+pub mod deliver;
 pub mod imap;
 pub mod offline;
 pub mod setup;

@@ -215,6 +215,8 @@ impl Offline {
         if batch.messages == 0 {
             return Ok(());
         }
+        // The stored copies first: a durable processed mark must never outlive its copy.
+        self.mailstore.make_durable(&batch.delivered)?;
         self.store.sync()?;
         self.mailstore.settle(&batch.delivered);
         if batch.queued {

@@ -161,7 +161,7 @@ pub(crate) fn log_plugins(pipeline: &Pipeline) {
 /// The state store for a run, with what has expired cleared out first: plugin state past its
 /// TTL (it counts against the plugins' limits until purged) and, once a day, what plugins
 /// decided for messages older than `[state] explain_days`.
-pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     use anyhow::Context as _;
     let store = Store::open_config(&config.state, &config.state_dir).with_context(|| {
         format!(

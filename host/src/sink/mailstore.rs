@@ -55,7 +55,12 @@ struct Folder {
     keywords: Vec<String>,
     /// (modification time, length) of `dovecot-keywords` when `keywords` was read.
     keywords_stamp: Option<(SystemTime, u64)>,
+    /// Its directories were made in this run and not yet synced (`make_durable`).
+    fresh: bool,
 }
+
+/// Up to this many stored copies are made durable one by one; more, by one `syncfs`.
+const SYNC_ONE_BY_ONE: usize = 16;
 
 /// What happened to one requested delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +80,65 @@ impl MailStore {
             layout,
             folders: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Make stored copies durable: once this returns, their bytes and their names (and the
+    /// folders made for them) survive a power loss, so a decision committed after this never
+    /// points at a message the disk lost. A few copies are synced one by one (file, then its
+    /// directory); a batch larger than `SYNC_ONE_BY_ONE` syncs the mail store's file system
+    /// once (Linux `syncfs`), which costs less than hundreds of fsyncs.
+    pub fn make_durable(&self, delivered: &[Delivered]) -> Result<(), StoreError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError { path, source }
+        };
+        let fresh: Vec<PathBuf> = {
+            let mut folders = self.folders.lock().unwrap();
+            folders
+                .iter_mut()
+                .filter(|(_, f)| f.fresh)
+                .map(|(p, f)| {
+                    f.fresh = false;
+                    p.clone()
+                })
+                .collect()
+        };
+        #[cfg(target_os = "linux")]
+        if delivered.len() > SYNC_ONE_BY_ONE {
+            let root = std::fs::File::open(&self.root).map_err(io(&self.root))?;
+            use std::os::fd::AsRawFd;
+            // SAFETY: syncfs only reads the descriptor, which `root` keeps open.
+            if unsafe { libc::syncfs(root.as_raw_fd()) } != 0 {
+                return Err(io(&self.root)(std::io::Error::last_os_error()));
+            }
+            return Ok(());
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for d in delivered {
+            let f = std::fs::File::open(&d.path).map_err(io(&d.path))?;
+            f.sync_all().map_err(io(&d.path))?;
+            if let Some(dir) = d.path.parent() {
+                dirs.insert(dir.to_owned());
+            }
+        }
+        for folder in fresh {
+            // A folder made now: its subdirectories' names, and its own in its parent.
+            for sub in ["cur", "new", "tmp"] {
+                dirs.insert(folder.join(sub));
+            }
+            dirs.insert(folder.clone());
+            if let Some(parent) = folder.parent() {
+                dirs.insert(parent.to_owned());
+            }
+        }
+        for dir in dirs {
+            let f = std::fs::File::open(&dir).map_err(io(&dir))?;
+            f.sync_all().map_err(io(&dir))?;
+        }
+        Ok(())
     }
 
     /// The deliveries' decisions are committed: a crash can no longer deliver them again.
@@ -212,6 +276,7 @@ impl MailStore {
             let path = path.to_owned();
             move |source| StoreError { path, source }
         };
+        let fresh = !dir.join("tmp").is_dir();
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
         }
@@ -222,10 +287,13 @@ impl MailStore {
                 std::fs::write(&marker, b"").map_err(io(&marker))?;
             }
         }
-        self.folders
-            .lock()
-            .unwrap()
-            .insert(dir.to_owned(), Folder::default());
+        self.folders.lock().unwrap().insert(
+            dir.to_owned(),
+            Folder {
+                fresh,
+                ..Folder::default()
+            },
+        );
         Ok(())
     }
 

@@ -28,7 +28,7 @@ use super::{
     PluginKv, StateError, StoredPlan, UidMark, PRUNE_EVERY_MS, SCHEMA_VERSION,
 };
 use crate::config::PgSettings;
-use crate::model::key::account_of_key;
+use crate::model::key::fenced_account_of_key;
 
 /// The schema's layout, one statement list per version, applied in order.
 const MIGRATIONS: &[&str] = &[
@@ -523,7 +523,7 @@ impl MessageLog for PgStore {
 
     fn commit_message(&self, commit: &MessageCommit) -> Result<(), StateError> {
         let commit = commit.clone();
-        let fence = account_of_key(&commit.message_key)
+        let fence = fenced_account_of_key(&commit.message_key)
             .map(|a| (a.to_string(), lock_key(LockKind::Account, &self.schema, a)));
         self.call(move |c| {
             let mut t = c.transaction().map_err(pg_err)?;

@@ -24,6 +24,8 @@ pub const IDLE_RENEW: Duration = Duration::from_secs(240);
 
 pub struct AccountWorker {
     pub account: AccountConfig,
+    /// The account's IMAP server (`account.imap`, which a worker always has).
+    pub imap: crate::config::ServerConfig,
     pub pipeline: Arc<Pipeline>,
     pub store: Arc<Store>,
     pub smtp: Option<SmtpSink>,
@@ -82,10 +84,7 @@ pub struct Timings {
 
 impl AccountWorker {
     pub(super) fn identity(&self) -> Identity {
-        Identity {
-            address: self.account.address.clone(),
-            name: self.account.display_name.clone(),
-        }
+        self.account.identity()
     }
 
     pub(super) fn info(&self, text: &str) {
@@ -105,7 +104,7 @@ impl AccountWorker {
         if let Some(pacer) = &self.pacer {
             pacer.wait_for(&self.account.name).await;
         }
-        let mut session = connect_with(&self.account.imap, self.account.max_message_bytes).await?;
+        let mut session = connect_with(&self.imap, self.account.max_message_bytes).await?;
         let (caps, mut folders) = discover(&mut session).await?;
         let mut report = PassReport::default();
         self.pass(&mut session, caps, &mut folders, &mut report)
@@ -174,11 +173,8 @@ impl AccountWorker {
         if let Some(pacer) = &self.pacer {
             pacer.wait_for(&self.account.name).await;
         }
-        let mut session = Box::pin(connect_with(
-            &self.account.imap,
-            self.account.max_message_bytes,
-        ))
-        .await?;
+        let mut session =
+            Box::pin(connect_with(&self.imap, self.account.max_message_bytes)).await?;
         let (caps, mut folders) = Box::pin(discover(&mut session)).await?;
         let idle_ok = self.account.mode == WatchMode::Idle
             && timed("CAPABILITY", session.capabilities())

@@ -52,7 +52,7 @@ impl ImapLogin {
         let matching = |all: &[AccountConfig]| -> Vec<AccountConfig> {
             all.iter()
                 .filter(|a| {
-                    a.imap.username.as_deref() == Some(user)
+                    a.imap.as_ref().and_then(|s| s.username.as_deref()) == Some(user)
                         || a.address.eq_ignore_ascii_case(user)
                         || a.name == user
                 })
@@ -103,16 +103,20 @@ impl Authenticator for ImapLogin {
             }
             let mut unreachable = None;
             for a in self.candidates(user).await {
-                let mut server = a.imap.clone();
-                server.username = Some(a.imap.username.clone().unwrap_or_else(|| user.to_string()));
+                // An account only delivered to has no IMAP server to check passwords.
+                let Some(imap) = &a.imap else {
+                    continue;
+                };
+                let mut server = imap.clone();
+                server.username = Some(imap.username.clone().unwrap_or_else(|| user.to_string()));
                 match credential {
                     // A password for an account that logs in with one.
-                    Credential::Password(p) if a.imap.auth == Auth::Password => {
+                    Credential::Password(p) if imap.auth == Auth::Password => {
                         server.password = Some(PasswordSource::Given(Secret::new(p.to_string())));
                     }
                     // A token for an account that logs in with tokens, with the mechanism
                     // its server takes (the token is the same whichever the client used).
-                    Credential::Bearer(t, _) if a.imap.auth != Auth::Password => {
+                    Credential::Bearer(t, _) if imap.auth != Auth::Password => {
                         let given = TokenSource::Given(Secret::new(t.to_string()));
                         server.oauth2 = Some(Arc::new(OAuth2::new(&a.name, given)));
                     }

@@ -1,0 +1,228 @@
+//! `mailpipe deliver`: one message on standard input delivered for one recipient, as a mail
+//! transfer agent's delivery command (Postfix's `mailbox_command`, a `.forward` pipe,
+//! fetchmail's `mda`). The exit code is all the MTA goes by (sysexits.h): 0 only once the
+//! message is durably stored and its decision committed; 75 (EX_TEMPFAIL) makes the MTA keep
+//! it and try again. Postfix returns the message to its sender for any other code, so every
+//! failure a fix can mend (a config typo, a busy or unreachable state store, a full disk,
+//! even a panic) gives 75, never 1, 2 or 101.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailpipe::config::Config;
+use mailpipe::run::deliver::{Deliverer, Envelope};
+
+/// sysexits.h: what an MTA understands.
+pub const EX_OK: u8 = 0;
+/// The input is not a message (or is larger than the account takes): returned to the sender.
+pub const EX_DATAERR: u8 = 65;
+/// No account takes mail for the recipient: returned to the sender ("unknown user").
+pub const EX_NOUSER: u8 = 67;
+/// Try again later: the message stays in the MTA's queue.
+pub const EX_TEMPFAIL: u8 = 75;
+
+/// How long a delivery may take before it gives up with EX_TEMPFAIL: under Postfix's
+/// `command_time_limit` (1000 s), which would otherwise kill it and count a failure.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// How long to wait for the embedded state store while another process holds it (another
+/// delivery, a `run`): it serves one process at a time.
+const STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// The options of `mailpipe deliver`.
+#[derive(clap::Args, Debug)]
+pub struct DeliverArgs {
+    /// The config file (TOML).
+    #[arg(short, long)]
+    pub config: PathBuf,
+    /// The envelope sender (default: $SENDER as Postfix sets it, else the mbox "From " line
+    /// of the input, else the null sender).
+    #[arg(short = 'f', long = "from", value_name = "SENDER")]
+    pub sender: Option<String>,
+    /// The envelope recipient (default: $RECIPIENT as Postfix sets it).
+    #[arg(short = 'a', long = "recipient", value_name = "ADDRESS")]
+    pub recipient: Option<String>,
+    /// Deliver to this account whatever the recipient (default: the account whose
+    /// `recipients` name it).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+}
+
+/// Run the delivery; the exit code is the MTA's answer.
+pub async fn run(args: DeliverArgs) -> ExitCode {
+    // A panic anywhere below must defer the message, not bounce it (101).
+    let task = tokio::spawn(async move {
+        match tokio::time::timeout(DEADLINE, deliver(args)).await {
+            Ok(code) => code,
+            Err(_) => {
+                eprintln!(
+                    "mailpipe: delivery took over {} s; the MTA will try again",
+                    DEADLINE.as_secs()
+                );
+                EX_TEMPFAIL
+            }
+        }
+    });
+    ExitCode::from(task.await.unwrap_or_else(|e| {
+        eprintln!("mailpipe: internal error ({e}); the MTA will try again");
+        EX_TEMPFAIL
+    }))
+}
+
+async fn deliver(args: DeliverArgs) -> u8 {
+    let temp = |what: String| {
+        eprintln!("mailpipe: {what}; the MTA will try again");
+        EX_TEMPFAIL
+    };
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => return temp(e.to_string()),
+    };
+    let recipient = match args
+        .recipient
+        .clone()
+        .or_else(|| std::env::var("RECIPIENT").ok())
+        .filter(|r| !r.trim().is_empty())
+    {
+        Some(r) => r.trim().to_string(),
+        None => return temp("no recipient: give -a ADDRESS (or set $RECIPIENT)".into()),
+    };
+    let max = config
+        .accounts
+        .iter()
+        .map(|a| a.max_message_bytes)
+        .max()
+        .unwrap_or(50 << 20);
+    let mut raw = Vec::new();
+    if let Err(e) = std::io::stdin().lock().take(max + 1).read_to_end(&mut raw) {
+        return temp(format!("reading the message from standard input: {e}"));
+    }
+    let (from_line, raw) = split_mbox_from_line(&raw);
+    let sender = args
+        .sender
+        .clone()
+        .or_else(|| std::env::var("SENDER").ok())
+        .or(from_line)
+        .unwrap_or_default();
+    let sender = if sender == "<>" || sender == "MAILER-DAEMON" {
+        String::new()
+    } else {
+        sender
+    };
+    if sender.chars().any(char::is_control) || recipient.chars().any(char::is_control) {
+        eprintln!("mailpipe: the envelope holds a control character: refused");
+        return EX_DATAERR;
+    }
+    if !mailpipe::message::looks_like_message(raw) {
+        eprintln!("mailpipe: the input is not an email message (binary, or no header)");
+        return EX_DATAERR;
+    }
+    let store = match open_store_waiting(&config).await {
+        Ok(s) => s,
+        Err(e) => return temp(format!("{e:#}")),
+    };
+    let deliverer = match Deliverer::new(&config, store).await {
+        Ok(d) => d,
+        Err(e) => return temp(format!("{e:#}")),
+    };
+    let Some(account) = deliverer
+        .account_for(&recipient, args.account.as_deref())
+        .cloned()
+    else {
+        eprintln!(
+            "mailpipe: no account takes mail for {recipient}{} (accounts with [account.deliver]: {})",
+            args.account
+                .as_deref()
+                .map(|a| format!(" (--account {a})"))
+                .unwrap_or_default(),
+            deliverer
+                .accounts()
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return EX_NOUSER;
+    };
+    if raw.len() as u64 > account.max_message_bytes {
+        eprintln!(
+            "mailpipe: the message is larger than account {} takes (max_message_mb)",
+            account.name
+        );
+        return EX_DATAERR;
+    }
+    let envelope = Envelope {
+        sender,
+        recipient,
+        original_recipient: std::env::var("ORIGINAL_RECIPIENT")
+            .ok()
+            .filter(|o| !o.is_empty()),
+    };
+    match deliverer.deliver(&account, &envelope, raw).await {
+        Ok(d) => {
+            if d.again {
+                tracing::info!(account = %account.name, key = %d.key, "delivered before: nothing stored or sent again");
+            } else {
+                tracing::info!(account = %account.name, key = %d.key, folders = ?d.folders, "delivered");
+            }
+            // Delivered: what follows can no longer change the answer.
+            let _ = tokio::time::timeout(account.timeout * 2, deliverer.flush(&account)).await;
+            EX_OK
+        }
+        Err(e) if e.is_transient() => temp(e.to_string()),
+        Err(e) => {
+            eprintln!("mailpipe: {e}");
+            EX_DATAERR
+        }
+    }
+}
+
+/// The state store, waiting while another process holds the embedded one.
+async fn open_store_waiting(config: &Config) -> anyhow::Result<Arc<mailpipe::state::Store>> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match mailpipe::run::setup::open_store(config) {
+            Ok(s) => return Ok(s),
+            Err(e) if started.elapsed() >= STORE_WAIT => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// An mbox "From sender date" line in front of the message (what some MTAs hand a delivery
+/// command): its sender, and the message without it.
+fn split_mbox_from_line(raw: &[u8]) -> (Option<String>, &[u8]) {
+    if !raw.starts_with(b"From ") {
+        return (None, raw);
+    }
+    let end = raw
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(raw.len(), |i| i + 1);
+    let line = String::from_utf8_lossy(&raw[5..end]);
+    let sender = line.split_whitespace().next().map(str::to_string);
+    (sender, &raw[end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mbox_from_line_gives_the_sender_and_goes() {
+        let (s, rest) = split_mbox_from_line(
+            b"From bob@example.test  Mon Dec  7 10:00:00 2026\nSubject: x\n\n",
+        );
+        assert_eq!(s.as_deref(), Some("bob@example.test"));
+        assert_eq!(rest, b"Subject: x\n\n");
+        let (s, rest) = split_mbox_from_line(b"Subject: x\n\n");
+        assert_eq!((s, rest), (None, &b"Subject: x\n\n"[..]));
+    }
+}

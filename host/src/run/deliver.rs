@@ -1,0 +1,372 @@
+//! The delivery job: one message handed over by a mail transfer agent for one recipient
+//! (`mailpipe deliver` on a pipe today; the LMTP listener next), decided by the recipient
+//! account's plugins, stored in the account's Maildir and committed, exactly once however
+//! often the MTA retries and wherever a crash strikes.
+//!
+//! Once-only rests on the delivery key (`model::key::delivery_key`: account, envelope and
+//! bytes), which an MTA's retry reproduces. The order below is what makes it hold:
+//! 1. a processed mark for the key means the delivery happened before (a crash or a lost
+//!    answer made the MTA try again): answer "delivered", store and send nothing;
+//! 2. decide; store the copy under names derived from the key (a second attempt lands on
+//!    the same file) and make it durable (fsync);
+//! 3. commit plugin state, queued replies and the processed mark in one durable
+//!    transaction; only then is the delivery acknowledged (exit 0 / 250);
+//! 4. send the queued mail; the outbox's ids and sent log keep a crash from sending twice.
+//!
+//! A crash before 3. leaves no mark: the retry decides again and replaces the copy. A crash
+//! after 3. leaves the mark: the retry is answered from it.
+
+use std::sync::Arc;
+
+use crate::clock::now_ms;
+use crate::config::{AccountConfig, Config};
+use crate::message::Email;
+use crate::model::key::{deliver_source, delivery_key};
+use crate::pipeline::commit_for;
+use crate::sink::mailstore::MailStore;
+use crate::state::Store;
+
+use super::accounts::Pipelines;
+
+/// Who sent a message and to whom, as the MTA says (SMTP's MAIL FROM and RCPT TO).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The reverse path; "" for the null sender (bounces).
+    pub sender: String,
+    pub recipient: String,
+    /// The recipient before the MTA rewrote it (aliases, virtual maps), if it says.
+    pub original_recipient: Option<String>,
+}
+
+/// Why a delivery did not happen: temporary (the MTA keeps the message and tries again) or
+/// permanent (it returns the message to its sender).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliverError {
+    message: String,
+    transient: bool,
+}
+
+impl DeliverError {
+    pub fn temporary(message: impl Into<String>) -> DeliverError {
+        DeliverError {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> DeliverError {
+        DeliverError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// Trying again later may succeed (the store, the state or the disk were unavailable).
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        !self.transient
+    }
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    pub key: String,
+    /// The folders the message was stored in (none: the plugins discarded it).
+    pub folders: Vec<String>,
+    /// Delivered before (an MTA's retry): nothing was stored or sent this time.
+    pub again: bool,
+    /// Replies or forwards were queued (to be sent by `flush`).
+    pub queued: bool,
+}
+
+/// The accounts that take deliveries, their plugins and mail stores, and the state store.
+pub struct Deliverer {
+    config: Config,
+    accounts: Vec<AccountConfig>,
+    store: Arc<Store>,
+    pipelines: tokio::sync::Mutex<Pipelines>,
+    mailstores: std::sync::Mutex<std::collections::HashMap<String, Arc<MailStore>>>,
+}
+
+impl Deliverer {
+    pub async fn new(config: &Config, store: Arc<Store>) -> anyhow::Result<Deliverer> {
+        let rows = super::accounts::account_rows(config, &store)?;
+        let accounts = super::accounts::all_accounts(config, &rows)
+            .into_iter()
+            .filter(|a| a.deliver.is_some())
+            .collect();
+        Ok(Deliverer {
+            config: config.clone(),
+            accounts,
+            pipelines: tokio::sync::Mutex::new(Pipelines::new(config, store.clone()).await?),
+            store,
+            mailstores: Default::default(),
+        })
+    }
+
+    /// The account mail to `recipient` is delivered to: the one naming it among its
+    /// `recipients` (by default its address; a `+detail` is ignored), or the one called
+    /// `account` when given.
+    pub fn account_for(&self, recipient: &str, account: Option<&str>) -> Option<&AccountConfig> {
+        match account {
+            Some(name) => self.accounts.iter().find(|a| a.name == name),
+            None => self.accounts.iter().find(|a| a.receives(recipient)),
+        }
+    }
+
+    /// The accounts that take deliveries (those with `[account.deliver]`).
+    pub fn accounts(&self) -> &[AccountConfig] {
+        &self.accounts
+    }
+
+    /// Deliver `raw` (the message as the MTA handed it over) to `account`.
+    pub async fn deliver(
+        &self,
+        account: &AccountConfig,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<Delivered, DeliverError> {
+        let state =
+            |e: crate::state::StateError| DeliverError::temporary(format!("the state store: {e}"));
+        let key = delivery_key(&account.name, &envelope.sender, &envelope.recipient, raw);
+        if self.store.is_processed(&key).map_err(state)? {
+            return Ok(Delivered {
+                key,
+                folders: Vec::new(),
+                again: true,
+                queued: false,
+            });
+        }
+        let pipeline = self.pipeline(account).await?;
+        // Arrived now, after the plugins were enabled for this account's deliveries: mail
+        // delivered is never old mail.
+        let now = now_ms();
+        let email =
+            Email::new(with_trace_fields(envelope, raw), "INBOX", Vec::new()).arrived_at(Some(now));
+        let decision = pipeline.process_as(&email, &key, &account.identity()).await;
+        crate::telemetry::metrics::record_decision("deliver", &decision);
+        crate::report::emit_logs(
+            &decision,
+            crate::report::Origin {
+                account: Some(&account.name),
+                mailbox: "INBOX",
+                uid: None,
+            },
+        );
+        let mailstore = self.mailstore(account)?;
+        let delivered = match mailstore.deliver(&decision) {
+            Ok(d) => d,
+            Err(e) => {
+                // Only this folder is affected: the message is kept in INBOX. When even that
+                // cannot be written, the MTA keeps the message and tries again.
+                tracing::error!(account = %account.name, "{e}; kept in INBOX instead");
+                mailstore
+                    .deliver(&decision.kept_in_own_mailbox())
+                    .map_err(|e| DeliverError::temporary(e.to_string()))?
+            }
+        };
+        mailstore
+            .make_durable(&delivered)
+            .map_err(|e| DeliverError::temporary(e.to_string()))?;
+        fault("stored");
+        let commit = commit_for(&decision, now);
+        self.store.commit_message(&commit).map_err(state)?;
+        fault("committed");
+        mailstore.settle(&delivered);
+        Ok(Delivered {
+            key,
+            folders: delivered.into_iter().map(|d| d.folder).collect(),
+            again: false,
+            queued: !commit.outbox.is_empty(),
+        })
+    }
+
+    /// Send what deliveries to `account` queued (now and in earlier runs that could not),
+    /// through its `[account.smtp]`. Failures are logged; the mail waits for the next try.
+    pub async fn flush(&self, account: &AccountConfig) {
+        let ours = format!("{}/", deliver_source(&account.name));
+        let Some(server) = &account.smtp else {
+            let queued = self
+                .store
+                .outbox_pending()
+                .map(|l| {
+                    l.iter()
+                        .filter(|e| e.message_key.starts_with(&ours))
+                        .count()
+                })
+                .unwrap_or(0);
+            if queued > 0 {
+                tracing::warn!(
+                    account = %account.name,
+                    "{queued} message(s) queued but the account has no [account.smtp] to send them"
+                );
+            }
+            return;
+        };
+        let sink = match crate::sink::smtp::SmtpSink::new(
+            server,
+            crate::actions::domain_of(&account.address),
+        )
+        .await
+        {
+            Ok(s) => s.with_timeout(account.timeout),
+            Err(e) => {
+                tracing::warn!(account = %account.name, "SMTP: {e}; queued mail waits for the next delivery");
+                return;
+            }
+        };
+        let r = crate::sink::outbox::flush(&self.store, &sink, now_ms(), &self.config.retry, &ours)
+            .await;
+        sink.close().await;
+        match r {
+            Ok(r) => {
+                for (id, e) in &r.failed {
+                    tracing::warn!(account = %account.name, "outgoing {id} refused permanently: {e}");
+                }
+                crate::telemetry::metrics::record_flush(&self.store, &r);
+            }
+            Err(e) => tracing::warn!(account = %account.name, "the outbox: {e}"),
+        }
+    }
+
+    /// The account's plugins, enabled for its deliveries: from now on they may send mail
+    /// about what is delivered to it (never about mail from before: `actions::since`).
+    async fn pipeline(
+        &self,
+        account: &AccountConfig,
+    ) -> Result<Arc<crate::pipeline::Pipeline>, DeliverError> {
+        let pipeline = self
+            .pipelines
+            .lock()
+            .await
+            .for_account(account)
+            .await
+            .map_err(|e| DeliverError::temporary(format!("{e:#}")))?;
+        pipeline
+            .enable_for(&deliver_source(&account.name))
+            .map_err(|e| DeliverError::temporary(format!("the state store: {e}")))?;
+        Ok(pipeline)
+    }
+
+    fn mailstore(&self, account: &AccountConfig) -> Result<Arc<MailStore>, DeliverError> {
+        let target = account.deliver.as_ref().ok_or_else(|| {
+            DeliverError::permanent(format!(
+                "account {} has no [account.deliver]: mail is not delivered to it",
+                account.name
+            ))
+        })?;
+        let mut stores = self.mailstores.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(stores
+            .entry(account.name.clone())
+            .or_insert_with(|| Arc::new(MailStore::new(&target.maildir, target.layout)))
+            .clone())
+    }
+}
+
+/// The message as stored: `Return-Path:` and `Delivered-To:` (and `X-Original-To:`) before
+/// the MTA's bytes, as Dovecot's and Postfix's local delivery agents write them; plugins read
+/// the envelope from these fields. A field the MTA wrote already (Postfix's local(8) writes
+/// them for a `mailbox_command`) is not written twice. The lines end as the message's own
+/// first line does.
+pub fn with_trace_fields(envelope: &Envelope, raw: &[u8]) -> Vec<u8> {
+    // The header block: up to the first empty line.
+    let head = raw
+        .windows(2)
+        .position(|w| w == b"\n\n" || w == b"\n\r")
+        .map_or(raw, |i| &raw[..=i]);
+    let has = |name: &str, value: Option<&str>| {
+        head.split(|&b| b == b'\n').any(|line| {
+            let line = String::from_utf8_lossy(line);
+            let Some((n, v)) = line.split_once(':') else {
+                return false;
+            };
+            n.trim().eq_ignore_ascii_case(name)
+                && value.is_none_or(|want| {
+                    v.trim()
+                        .trim_matches(['<', '>'])
+                        .eq_ignore_ascii_case(want.trim())
+                })
+        })
+    };
+    let eol: &[u8] = match raw.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && raw[i - 1] == b'\r' => b"\r\n",
+        _ => b"\n",
+    };
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let mut out = Vec::with_capacity(raw.len() + 128);
+    for (name, value) in [
+        ("Return-Path", Some(&envelope.sender)),
+        ("X-Original-To", envelope.original_recipient.as_ref()),
+        ("Delivered-To", Some(&envelope.recipient)),
+    ] {
+        let Some(value) = value else { continue };
+        let already = match name {
+            "Return-Path" => has(name, None),
+            _ => has(name, Some(value)),
+        };
+        if already {
+            continue;
+        }
+        let value = clean(value);
+        if name == "Return-Path" {
+            out.extend_from_slice(format!("{name}: <{value}>").as_bytes());
+        } else {
+            out.extend_from_slice(format!("{name}: {value}").as_bytes());
+        }
+        out.extend_from_slice(eol);
+    }
+    out.extend_from_slice(raw);
+    out
+}
+
+/// Fault injection for the once-only tests (test builds only, `test-hooks`): with
+/// `MAILPIPE_FAULT_ABORT_AT=stored` or `=committed`, the process dies at that point of a
+/// delivery, as a kill -9 would.
+fn fault(_at: &str) {
+    #[cfg(feature = "test-hooks")]
+    if std::env::var("MAILPIPE_FAULT_ABORT_AT").is_ok_and(|v| v == _at) {
+        eprintln!("fault injected by MAILPIPE_FAULT_ABORT_AT={_at}");
+        std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            sender: "bob@example.test".into(),
+            recipient: "alice@example.test".into(),
+            original_recipient: None,
+        }
+    }
+
+    #[test]
+    fn trace_fields_go_first_with_the_message_line_endings() {
+        let lf = with_trace_fields(&envelope(), b"Subject: hi\n\nbody\n");
+        assert!(lf.starts_with(
+            b"Return-Path: <bob@example.test>\nDelivered-To: alice@example.test\nSubject: hi\n"
+        ));
+        let crlf = with_trace_fields(&envelope(), b"Subject: hi\r\n\r\nbody\r\n");
+        assert!(crlf.starts_with(b"Return-Path: <bob@example.test>\r\nDelivered-To:"));
+        // A bounce has the null sender; a line break in an envelope value goes nowhere.
+        let mut e = envelope();
+        e.sender = String::new();
+        e.original_recipient = Some("a\r\nBcc: x@evil.test".into());
+        let out = String::from_utf8(with_trace_fields(&e, b"Subject: hi\n\n")).unwrap();
+        assert!(
+            out.starts_with("Return-Path: <>\nX-Original-To: aBcc: x@evil.test\n"),
+            "{out}"
+        );
+        // What the MTA wrote already is not written again.
+        let given =
+            b"Return-Path: <other@example.test>\nDelivered-To: Alice@example.test\nSubject: hi\n\n";
+        assert_eq!(with_trace_fields(&envelope(), given), given.to_vec());
+    }
+}
