@@ -266,3 +266,157 @@ fn every_failure_a_fix_can_mend_defers_and_refusals_say_why() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(files(&maildir, "").len(), 1);
 }
+
+/// Postfix's log lines that mention `needle`.
+fn postfix_log(stack: &Stack, needle: &str) -> Vec<String> {
+    std::fs::read_to_string(stack.dir.join("log/postfix.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait up to `limit` for `check` to hold.
+async fn until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    check()
+}
+
+#[tokio::test]
+async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() {
+    let stack = Stack::get();
+    let domain = format!("deliver.{}", stack.vars["MAILSTACK_DOMAIN"]);
+    let tag = unique("postfix");
+    // pipe(8) runs the command as mpdeliver (tests/mailstack/start.sh): its files are its own.
+    let dir = stack.dir.join("mailpipe").join(&tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (config, maildir) = setup(&dir, &tag);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replacen(
+            "recipients = [\"alice@example.test\", \"alias@example.test\"]",
+            &format!("recipients = [\"alice@{domain}\"]"),
+            1,
+        )
+        .replacen(
+            "addresses = [\"alice@example.test\"]",
+            &format!("addresses = [\"alice+{tag}@{domain}\"]"),
+            1,
+        );
+    std::fs::write(&config, text).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "mpdeliver"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    // The delivery command Postfix's master.cf names: this build, this config (and, in the
+    // suites' PostgreSQL pass, its state backend: pipe(8) passes no environment on).
+    let script = stack.dir.join("mailpipe/deliver");
+    let pg = std::env::var("MAILPIPE_TEST_STATE_POSTGRES")
+        .map(|u| format!("export MAILPIPE_TEST_STATE_POSTGRES='{u}'\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{pg}exec {} deliver -c {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_mailpipe"),
+            config.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A +detail of this run's own (the account takes it): Postfix's log lines of this run
+    // are told apart from earlier runs' by it.
+    let alice = format!("alice+{tag}@{domain}");
+    let bob = "bob@example.test".to_string();
+
+    // 1. Filed, answered through Postfix again, with Postfix's own Return-Path/Delivered-To.
+    send_each(
+        &stack,
+        "SMTP",
+        &[(bob.clone(), alice.clone())],
+        &format!("Invoice {tag}"),
+        &format!("{tag}-a"),
+    );
+    let filed = until(Duration::from_secs(60), || {
+        files(&maildir, "Finance/Invoices").len() == 1
+    })
+    .await;
+    assert!(filed, "not delivered: {:?}", postfix_log(&stack, &alice));
+    let text = std::fs::read_to_string(&files(&maildir, "Finance/Invoices")[0]).unwrap();
+    // Postfix's own trace fields (pipe flags=DR), not written a second time.
+    assert_eq!(text.matches("Delivered-To:").count(), 1, "{text}");
+    assert_eq!(text.matches("Return-Path:").count(), 1, "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "Return-Path: <bob@example.test>\nDelivered-To: {alice}\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        wait_replies(&format!("Away {tag}"), 1, Duration::from_secs(30)).await,
+        1
+    );
+
+    // 2. A Maildir it cannot write: 75, Postfix keeps the message; fixed, it arrives.
+    let tmp = maildir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "mpdeliver"])
+        .arg(&maildir)
+        .status();
+    assert!(chown.unwrap().success());
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    send_each(
+        &stack,
+        "SMTP",
+        &[(bob.clone(), alice.clone())],
+        &format!("Plain {tag}"),
+        &format!("{tag}-b"),
+    );
+    let deferred = until(Duration::from_secs(60), || {
+        postfix_log(&stack, &alice)
+            .iter()
+            .any(|l| l.contains("status=deferred"))
+    })
+    .await;
+    assert!(deferred, "{:?}", postfix_log(&stack, &alice));
+    assert!(files(&maildir, "").is_empty());
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    stack.run("postfix-ctl.sh", &["flush"]);
+    let arrived = until(Duration::from_secs(60), || files(&maildir, "").len() == 1).await;
+    assert!(arrived, "{:?}", postfix_log(&stack, &alice));
+    assert!(
+        !postfix_log(&stack, &alice)
+            .iter()
+            .any(|l| l.contains("status=bounced")),
+        "{:?}",
+        postfix_log(&stack, &alice)
+    );
+
+    // 3. A recipient no account takes: 67, bounced, with mailpipe's reason in Postfix's log.
+    let nobody = format!("nobody-{tag}@{domain}");
+    send_each(
+        &stack,
+        "SMTP",
+        &[(bob.clone(), nobody.clone())],
+        &format!("Nobody {tag}"),
+        &format!("{tag}-c"),
+    );
+    let bounced = until(Duration::from_secs(60), || {
+        postfix_log(&stack, &nobody)
+            .iter()
+            .any(|l| l.contains("status=bounced") && l.contains("no account takes mail"))
+    })
+    .await;
+    assert!(bounced, "{:?}", postfix_log(&stack, &nobody));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@ mod account;
 mod accounts_dir;
 mod error;
 mod layout;
+pub mod lmtp;
 pub mod managesieve;
 mod outbox;
 mod plugins;
@@ -14,6 +15,7 @@ pub mod sieve;
 mod since;
 mod state;
 pub use layout::Layout;
+pub use lmtp::{LmtpListen, LmtpSettings};
 pub use managesieve::ManageSieveSettings;
 pub use outbox::RetryPolicy;
 pub use plugins::{at_key, PluginConfig, PluginKind, PluginLimits, PluginLines};
@@ -59,6 +61,7 @@ struct RawConfig {
     #[serde(default, rename = "plugin")]
     plugins: Vec<plugins::RawPlugin>,
     managesieve: Option<managesieve::RawManageSieve>,
+    lmtp: Option<lmtp::RawLmtp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +105,8 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     /// `[managesieve]`: the daemon's ManageSieve server, if configured.
     pub managesieve: Option<ManageSieveSettings>,
+    /// `[lmtp]`: the daemon's LMTP server (mail at delivery time), if configured.
+    pub lmtp: Option<LmtpSettings>,
     /// Where each plugin's table is in the file, by plugin name.
     pub plugin_lines: BTreeMap<String, PluginLines>,
 }
@@ -232,6 +237,12 @@ impl Config {
             .map(|m| m.settings(file.base))
             .transpose()
             .map_err(|(span, key, m)| file.invalid(span, key, m))?;
+        let lmtp = raw
+            .lmtp
+            .as_ref()
+            .map(|m| m.settings(file.base))
+            .transpose()
+            .map_err(|(span, key, m)| file.invalid(span, key, m))?;
         Ok(Config {
             file: path.to_owned(),
             state_dir,
@@ -246,6 +257,7 @@ impl Config {
             plugins,
             plugin_lines,
             managesieve,
+            lmtp,
         })
     }
 }

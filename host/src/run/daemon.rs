@@ -80,6 +80,8 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
             Some(on_login),
         )
         .await?;
+        // Mail at delivery time; a reload starts it anew too.
+        let lmtp = super::lmtp::start(&config, store.clone()).await?;
         let mut accounts = Accounts::new(&config, &store);
         raise_fd_limit(accounts.start.len());
         // The first claim waits one round, so that processes started together see each
@@ -157,6 +159,9 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
         // Its sessions hold the store too: ended before the store closes.
         if let Some(m) = managesieve {
             m.stop().await;
+        }
+        if let Some(l) = lmtp {
+            l.stop().await;
         }
         drop(store);
         match next {

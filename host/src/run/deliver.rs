@@ -91,6 +91,8 @@ pub struct Deliverer {
     store: Arc<Store>,
     pipelines: tokio::sync::Mutex<Pipelines>,
     mailstores: std::sync::Mutex<std::collections::HashMap<String, Arc<MailStore>>>,
+    /// One flush at a time (the outbox's claims keep other processes apart).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Deliverer {
@@ -106,6 +108,7 @@ impl Deliverer {
             pipelines: tokio::sync::Mutex::new(Pipelines::new(config, store.clone()).await?),
             store,
             mailstores: Default::default(),
+            flushing: Default::default(),
         })
     }
 
@@ -189,6 +192,7 @@ impl Deliverer {
     /// Send what deliveries to `account` queued (now and in earlier runs that could not),
     /// through its `[account.smtp]`. Failures are logged; the mail waits for the next try.
     pub async fn flush(&self, account: &AccountConfig) {
+        let _one = self.flushing.lock().await;
         let ours = format!("{}/", deliver_source(&account.name));
         let Some(server) = &account.smtp else {
             let queued = self

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod daemon;
 pub mod deliver;
 pub mod imap;
+pub mod lmtp;
 pub mod offline;
 pub mod setup;
 

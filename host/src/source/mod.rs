@@ -6,6 +6,7 @@
 //! pipeline; a source never calls the pipeline, SMTP or metrics itself.
 
 pub mod imap;
+pub mod lmtp;
 pub mod maildir;
 
 use crate::message::Email;
