@@ -420,3 +420,182 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
     assert!(bounced, "{:?}", postfix_log(&stack, &nobody));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A daemon killed (-9) when dropped, also when a test fails.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Start `mailpipe run -c CONFIG` (the daemon, with its LMTP server on `port`), its log in
+/// `log`; returns once the port answers.
+fn start_daemon(config: &Path, port: u16, log: &Path) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["run", "-c"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the daemon ended at start"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the LMTP server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// The Message-IDs of every message file under `maildir`'s INBOX.
+fn message_ids(maildir: &Path) -> Vec<String> {
+    files(maildir, "")
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            text.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .map(|l| l[11..].trim().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_through_lmtp_delivers_each_message_once_across_kills() {
+    const MESSAGES: usize = 300;
+    const SENDERS: usize = 20;
+    let stack = Stack::get();
+    let domain = format!("lmtp.{}", stack.vars["MAILSTACK_DOMAIN"]);
+    let port = stack.port("MAILPIPE_LMTP");
+    let tag = unique("lmtp");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, maildir) = setup(dir.path(), &tag);
+    let alice = format!("alice+{tag}@{domain}");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replacen(
+            "recipients = [\"alice@example.test\", \"alias@example.test\"]",
+            &format!("recipients = [\"alice@{domain}\"]"),
+            1,
+        )
+        .replacen(
+            "addresses = [\"alice@example.test\"]",
+            &format!("addresses = [\"{alice}\"]"),
+            1,
+        )
+        + &format!("\n[lmtp]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("daemon.log");
+
+    // Postfix takes 300 messages from 20 senders (bob+sN, so that replies reach bob) while
+    // mailpipe is down, and keeps them (connection refused: deferred).
+    let pairs: Vec<(String, String)> = (0..MESSAGES)
+        .map(|i| {
+            (
+                format!("bob+s{}-{tag}@example.test", i % SENDERS),
+                alice.clone(),
+            )
+        })
+        .collect();
+    let senders: Vec<_> = pairs
+        .chunks(MESSAGES / 4)
+        .enumerate()
+        .map(|(n, chunk)| {
+            let (chunk, tag) = (chunk.to_vec(), tag.clone());
+            std::thread::spawn(move || {
+                send_each(
+                    &Stack::get(),
+                    "SMTP",
+                    &chunk,
+                    &format!("Lmtp {tag}"),
+                    &format!("{tag}-{n}"),
+                )
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    // Then it hands them over in a burst, and the daemon is killed (-9) four times, at
+    // seeded random moments of the burst.
+    let mut seed = mailpipe::clock::now_ms();
+    println!("kill moments seeded with {seed}");
+    let mut daemon = start_daemon(&config, port, &log);
+    for _ in 0..4 {
+        stack.run("postfix-ctl.sh", &["flush"]);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(20 + (seed >> 33) % 150)).await;
+        daemon.kill();
+        println!("killed with {} stored", message_ids(&maildir).len());
+        daemon = start_daemon(&config, port, &log);
+    }
+    // Everything Postfix deferred while mailpipe was down is handed over again.
+    let start = std::time::Instant::now();
+    while message_ids(&maildir).len() < MESSAGES && start.elapsed() < Duration::from_secs(180) {
+        stack.run("postfix-ctl.sh", &["flush"]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let ids = message_ids(&maildir);
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), distinct.len()),
+        (MESSAGES, MESSAGES),
+        "each message stored once; daemon log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Each sender answered once: 20 replies in bob's INBOX, to 20 different addresses.
+    let needle = format!("Away {tag}");
+    let n = wait_replies(&needle, SENDERS, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut s = stack.session("bob").await;
+    let replies: Vec<String> = list(&mut s, "INBOX")
+        .await
+        .into_iter()
+        .filter(|(_, _, h)| h.contains(&needle))
+        .filter_map(|(_, _, h)| {
+            h.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+                .map(|l| l.to_string())
+        })
+        .collect();
+    let _ = s.logout().await;
+    let answered: std::collections::HashSet<&String> = replies.iter().collect();
+    assert_eq!(
+        (n, replies.len(), answered.len()),
+        (SENDERS, SENDERS, SENDERS),
+        "{replies:?}\ndaemon log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        !postfix_log(&stack, &alice)
+            .iter()
+            .any(|l| l.contains("status=bounced")),
+        "{:?}",
+        postfix_log(&stack, &alice)
+    );
+    daemon.kill();
+}

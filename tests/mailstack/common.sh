@@ -40,6 +40,8 @@ MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-10025}"
 MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-10587}"
 MAILSTACK_SUBMISSIONS_PORT="${MAILSTACK_SUBMISSIONS_PORT:-10465}"  # implicit TLS (RFC 8314)
 MAILSTACK_LMTP_PORT="${MAILSTACK_LMTP_PORT:-10024}"
+# Where Postfix hands lmtp.<domain> mail to mailpipe's own LMTP server (a daemon a test starts).
+MAILSTACK_MAILPIPE_LMTP_PORT="${MAILSTACK_MAILPIPE_LMTP_PORT:-10026}"
 MAILSTACK_OAUTH_PORT="${MAILSTACK_OAUTH_PORT:-10080}"   # fake OAuth2 server (oauth2_server.py)
 MAILSTACK_VMAIL_UID="${MAILSTACK_VMAIL_UID:-5000}"   # owner of the Maildir files; needs no passwd entry
 MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol}" # password of each is secret-<user>

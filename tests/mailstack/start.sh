@@ -376,6 +376,8 @@ ms_write_postfix_conf() {
     # deliver.<domain> goes to `mailpipe deliver` through pipe(8), as a mail server hands
     # mail to a delivery command (tests/deliver.rs writes $MAILSTACK_DIR/mailpipe/deliver).
     printf 'deliver.%s mailpipe:\n' "$MAILSTACK_DOMAIN" >"$c/transport.new"
+    # lmtp.<domain> goes to mailpipe's LMTP server (tests/deliver.rs starts the daemon).
+    printf 'lmtp.%s lmtp:inet:%s:%s\n' "$MAILSTACK_DOMAIN" "$MAILSTACK_HOST" "$MAILSTACK_MAILPIPE_LMTP_PORT" >>"$c/transport.new"
     # pipe(8) runs its command as a user that is not root.
     id mpdeliver >/dev/null 2>&1 ||
         useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mpdeliver
@@ -423,9 +425,9 @@ virtual_mailbox_maps = texthash:$c/vmailbox
 virtual_transport = lmtp:inet:$MAILSTACK_HOST:$MAILSTACK_LMTP_PORT
 recipient_delimiter = +
 
-# Relay nothing, anywhere: mail that is not for the test domain (or deliver.<domain>, which
-# transport_maps hands to mailpipe deliver) fails.
-relay_domains = deliver.$MAILSTACK_DOMAIN
+# Relay nothing, anywhere: mail that is not for the test domain fails, but for
+# deliver.<domain> and lmtp.<domain>, which transport_maps hands to mailpipe.
+relay_domains = deliver.$MAILSTACK_DOMAIN, lmtp.$MAILSTACK_DOMAIN
 transport_maps = texthash:$c/transport
 mailpipe_destination_recipient_limit = 1
 default_transport = error:outbound mail is disabled in the mailpipe test stack
@@ -529,6 +531,7 @@ ms_write_env() {
         echo "# Written by mailpipe tests/mailstack/start.sh: source it to reach the test mail stack."
         for v in MAILSTACK_DIR MAILSTACK_HOST MAILSTACK_DOMAIN MAILSTACK_IMAP_PORT MAILSTACK_IMAPS_PORT \
             MAILSTACK_SMTP_PORT MAILSTACK_SUBMISSION_PORT MAILSTACK_SUBMISSIONS_PORT MAILSTACK_LMTP_PORT \
+            MAILSTACK_MAILPIPE_LMTP_PORT \
             MAILSTACK_CA MAILSTACK_WRONG_CA MAILSTACK_OAUTH_PORT MAILSTACK_OAUTH_URL; do
             printf 'export %s=%q\n' "$v" "${!v}"
         done

@@ -26,17 +26,19 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
             .outgoing
             .iter()
             .map(|o| {
-                (
-                    OutboxEntry::new(
-                        &o.id,
-                        &d.message_key,
-                        &o.plugin,
-                        &o.mail_from,
-                        o.rcpt_to.clone(),
-                        now,
-                    ),
-                    o.raw.clone(),
-                )
+                let mut entry = OutboxEntry::new(
+                    &o.id,
+                    &d.message_key,
+                    &o.plugin,
+                    &o.mail_from,
+                    o.rcpt_to.clone(),
+                    now,
+                );
+                entry.automatic = matches!(
+                    o.kind,
+                    crate::actions::OutgoingKind::Reply | crate::actions::OutgoingKind::Notify
+                );
+                (entry, o.raw.clone())
             })
             .collect(),
         checkpoint: None,

@@ -93,6 +93,8 @@ pub struct Deliverer {
     mailstores: std::sync::Mutex<std::collections::HashMap<String, Arc<MailStore>>>,
     /// One flush at a time (the outbox's claims keep other processes apart).
     flushing: tokio::sync::Mutex<()>,
+    /// One delivery at a time per account in this process (`turn`).
+    turns: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Deliverer {
@@ -109,6 +111,7 @@ impl Deliverer {
             store,
             mailstores: Default::default(),
             flushing: Default::default(),
+            turns: Default::default(),
         })
     }
 
@@ -137,6 +140,9 @@ impl Deliverer {
         let state =
             |e: crate::state::StateError| DeliverError::temporary(format!("the state store: {e}"));
         let key = delivery_key(&account.name, &envelope.sender, &envelope.recipient, raw);
+        // Decided one after the other, as an IMAP account's messages are: a vacation reply
+        // read as "not sent yet" by two deliveries at once would go out twice.
+        let _turn = self.turn(account).await?;
         if self.store.is_processed(&key).map_err(state)? {
             return Ok(Delivered {
                 key,
@@ -189,6 +195,43 @@ impl Deliverer {
         })
     }
 
+    /// The account's delivery turn: this process's lock, then the shared store's (waiting
+    /// for other processes); given back when dropped.
+    async fn turn(&self, account: &AccountConfig) -> Result<Turn, DeliverError> {
+        let local = self
+            .turns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(account.name.clone())
+            .or_default()
+            .clone();
+        let local = local.lock_owned().await;
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            match self.store.try_delivery_turn(&account.name) {
+                Ok(true) => break,
+                Ok(false) if started.elapsed() < TURN_WAIT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                Ok(false) => {
+                    return Err(DeliverError::temporary(format!(
+                        "another process has been delivering to account {} for over {} s",
+                        account.name,
+                        TURN_WAIT.as_secs()
+                    )))
+                }
+                Err(e) => return Err(DeliverError::temporary(format!("the state store: {e}"))),
+            }
+        }
+        Ok(Turn {
+            store: self.store.clone(),
+            account: account.name.clone(),
+            _local: local,
+        })
+    }
+
     /// Send what deliveries to `account` queued (now and in earlier runs that could not),
     /// through its `[account.smtp]`. Failures are logged; the mail waits for the next try.
     pub async fn flush(&self, account: &AccountConfig) {
@@ -238,6 +281,20 @@ impl Deliverer {
         }
     }
 
+    /// Send what is queued for every account that has mail waiting (one read of the
+    /// outbox): after a restart, what a crash left queued; later, what is due for a retry.
+    pub async fn flush_all(&self) {
+        let Ok(pending) = self.store.outbox_pending() else {
+            return;
+        };
+        for account in &self.accounts {
+            let ours = format!("{}/", deliver_source(&account.name));
+            if pending.iter().any(|e| e.message_key.starts_with(&ours)) {
+                self.flush(account).await;
+            }
+        }
+    }
+
     /// The account's plugins, enabled for its deliveries: from now on they may send mail
     /// about what is delivered to it (never about mail from before: `actions::since`).
     async fn pipeline(
@@ -269,6 +326,24 @@ impl Deliverer {
             .entry(account.name.clone())
             .or_insert_with(|| Arc::new(MailStore::new(&target.maildir, target.layout)))
             .clone())
+    }
+}
+
+/// How long a delivery waits for another process's delivery to the same account.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An account's delivery turn, held while one message is decided, stored and committed.
+struct Turn {
+    store: Arc<Store>,
+    account: String,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.end_delivery_turn(&self.account) {
+            tracing::warn!(account = %self.account, "giving back the delivery turn: {e}");
+        }
     }
 }
 

@@ -17,9 +17,15 @@ use crate::state::Store;
 /// At most this many sessions at once (Postfix opens up to its destination concurrency).
 const MAX_SESSIONS: usize = 256;
 
+/// How often queued mail is looked at without a delivery waking the flusher: what a crash
+/// left queued and what waits for a retry after a refusal.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A running LMTP server.
 pub struct Listening {
     accept: tokio::task::JoinHandle<()>,
+    /// Sends what deliveries queued (woken by them, and every `FLUSH_EVERY` for retries).
+    flusher: tokio::task::JoinHandle<()>,
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     socket: Option<std::path::PathBuf>,
 }
@@ -30,6 +36,7 @@ impl Listening {
     /// and the delivery job recognises it).
     pub async fn stop(self) {
         self.accept.abort();
+        self.flusher.abort();
         let mut sessions = self.sessions.lock().await;
         let all_done = async { while sessions.join_next().await.is_some() {} };
         if tokio::time::timeout(std::time::Duration::from_secs(30), all_done)
@@ -58,7 +65,20 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
         max_recipients: settings.max_recipients,
         idle: std::time::Duration::from_secs(300),
     };
-    let server = Arc::new(ToAccounts { deliverer });
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let flusher = {
+        let (deliverer, wake) = (deliverer.clone(), wake.clone());
+        tokio::spawn(async move {
+            loop {
+                deliverer.flush_all().await;
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(FLUSH_EVERY) => {}
+                }
+            }
+        })
+    };
+    let server = Arc::new(ToAccounts { deliverer, wake });
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     let hostname = hostname();
     let (accept, socket) = match &settings.listen {
@@ -109,6 +129,7 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
     };
     Ok(Some(Listening {
         accept,
+        flusher,
         sessions,
         socket,
     }))
@@ -156,6 +177,8 @@ fn hostname() -> String {
 /// Recipients are the accounts with `[account.deliver]`.
 struct ToAccounts {
     deliverer: Arc<Deliverer>,
+    /// Wakes the flusher.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Deliveries for ToAccounts {
@@ -187,10 +210,9 @@ impl Deliveries for ToAccounts {
             };
             match self.deliverer.deliver(&account, &envelope, &raw).await {
                 Ok(d) => {
-                    if d.queued || d.again {
+                    if d.queued {
                         // Sent after the answer, never before it (the answer does not wait).
-                        let deliverer = self.deliverer.clone();
-                        tokio::spawn(async move { deliverer.flush(&account).await });
+                        self.wake.notify_one();
                     }
                     Reply::new(250, "2.0.0", format!("<{recipient}> delivered"))
                 }

@@ -39,10 +39,14 @@ impl SendError {
 
 /// Something that accepts complete messages with their envelope.
 pub trait Transport {
+    /// Hand over `raw`; `at_end` is called when all of it but the final step has gone out
+    /// (for SMTP: before the end-of-data dot), so that a crash from then on can be told
+    /// apart from one before (`state::sent_log`).
     fn send_raw(
         &self,
         entry: &OutboxEntry,
         raw: &[u8],
+        at_end: &(dyn Fn() + Sync),
     ) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
@@ -131,7 +135,9 @@ async fn attempt(
         return Ok(());
     }
     entry.attempts += 1;
-    match transport.send_raw(&entry, &raw).await {
+    let sending = entry.clone();
+    let at_end = || store.outbox_sending(&sending);
+    match transport.send_raw(&entry, &raw, &at_end).await {
         Ok(()) => {
             entry.status = OutboxStatus::Sent;
             entry.last_error = None;
@@ -168,7 +174,13 @@ mod tests {
     }
 
     impl Transport for Scripted {
-        async fn send_raw(&self, entry: &OutboxEntry, _raw: &[u8]) -> Result<(), SendError> {
+        async fn send_raw(
+            &self,
+            entry: &OutboxEntry,
+            _raw: &[u8],
+            at_end: &(dyn Fn() + Sync),
+        ) -> Result<(), SendError> {
+            at_end();
             let answer = self.answers.lock().unwrap().remove(0);
             if answer.is_ok() {
                 self.sent.lock().unwrap().push(entry.id.clone());

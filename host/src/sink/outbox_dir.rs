@@ -36,7 +36,13 @@ impl OutboxDir {
 }
 
 impl Transport for OutboxDir {
-    async fn send_raw(&self, entry: &OutboxEntry, raw: &[u8]) -> Result<(), SendError> {
+    async fn send_raw(
+        &self,
+        entry: &OutboxEntry,
+        raw: &[u8],
+        at_end: &(dyn Fn() + Sync),
+    ) -> Result<(), SendError> {
+        at_end();
         let envelope = Envelope {
             id: &entry.id,
             mail_from: &entry.mail_from,

@@ -278,6 +278,46 @@ impl SmtpSink {
     }
 }
 
+/// One mail transaction (MAIL, RCPT, DATA, the message) on `conn`, as lettre's `send` does
+/// it, with `at_end` called after the message's bytes and before its end-of-data dot: from
+/// then on a crash leaves the message with the server or about to reach it.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    data: &[u8],
+    at_end: &(dyn Fn() + Sync),
+) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let mut options = Vec::new();
+    let non_ascii = |a: &Address| !AsRef::<str>::as_ref(a).is_ascii();
+    if envelope.from().is_some_and(non_ascii) || envelope.to().iter().any(non_ascii) {
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !data.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    // The bytes, then (when they are all written) `at_end`, then lettre's dot.
+    let mut parts = std::iter::once(data);
+    let mut done = false;
+    let parts = std::iter::from_fn(move || match parts.next() {
+        Some(p) => Some(p),
+        None => {
+            if !std::mem::replace(&mut done, true) {
+                at_end();
+            }
+            None
+        }
+    });
+    conn.message_iter(parts).await
+}
+
 /// One command line for lettre, sent as given (it ends with CRLF).
 struct Line(String);
 
@@ -326,7 +366,12 @@ impl AsyncWrite for Tls {
 }
 
 impl Transport for SmtpSink {
-    async fn send_raw(&self, entry: &OutboxEntry, raw: &[u8]) -> Result<(), SendError> {
+    async fn send_raw(
+        &self,
+        entry: &OutboxEntry,
+        raw: &[u8],
+        at_end: &(dyn Fn() + Sync),
+    ) -> Result<(), SendError> {
         let parse = |a: &str| {
             a.parse::<Address>()
                 .map_err(|e| SendError::permanent(format!("invalid address {a:?}: {e}")))
@@ -364,7 +409,8 @@ impl Transport for SmtpSink {
         // this, every message that ends in a line break (all of ours) would gain an empty
         // line at its end on the way.
         let data = raw.strip_suffix(b"\r\n").unwrap_or(raw);
-        let result = tokio::time::timeout(self.timeout, conn.send(&envelope, data)).await;
+        let result =
+            tokio::time::timeout(self.timeout, transaction(conn, &envelope, data, at_end)).await;
         match result {
             Ok(Ok(_)) => Ok(()),
             // lettre closes the connection after any error: open a new one next time.

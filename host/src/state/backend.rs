@@ -111,6 +111,16 @@ pub trait Ownership {
     fn release_account(&self, _account: &str) -> Result<(), StateError> {
         Ok(())
     }
+    /// Deliveries to `account` are decided one at a time by every process sharing the store
+    /// (a decision reads plugin state that the one before it may have written): take the
+    /// turn if no other process has it. Alone, the process's own lock (`run::deliver`) is
+    /// the turn.
+    fn try_delivery_turn(&self, _account: &str) -> Result<bool, StateError> {
+        Ok(true)
+    }
+    fn end_delivery_turn(&self, _account: &str) -> Result<(), StateError> {
+        Ok(())
+    }
     /// Whether this process still owns `account`, asked of the store itself.
     fn owns_account(&self, _account: &str) -> Result<bool, StateError> {
         Ok(true)

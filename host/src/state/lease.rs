@@ -16,6 +16,8 @@ pub enum LockKind {
     Account = 1,
     OutboxEntry = 2,
     Migrations = 3,
+    /// Deliveries to one account, decided one at a time (`Ownership::try_delivery_turn`).
+    Delivery = 4,
 }
 
 /// The advisory-lock key of `name`: its SHA-256, the first byte replaced by the kind, so

@@ -208,8 +208,23 @@ impl Store {
     /// still holds was accepted by a server before a crash, and is marked sent now instead
     /// of being sent again.
     fn with(backend: Box<dyn Backend>, dir: &Path) -> Result<Store, StateError> {
-        let (sent_log, accepted) = sent_log::SentLog::open(dir)?;
-        for id in accepted {
+        let (sent_log, found) = sent_log::SentLog::open(dir)?;
+        for id in found.in_doubt {
+            let Some(mut entry) = backend.outbox_entry(&id)? else {
+                continue;
+            };
+            if entry.status == OutboxStatus::Queued && entry.automatic {
+                tracing::warn!(id, message = %entry.message_key, to = ?entry.rcpt_to, "outbox: mailpipe stopped while the server was taking this automatic answer; the server may have it, so it is not sent again (an answer goes out at most once)");
+                entry.status = OutboxStatus::Sent;
+                entry.attempts += 1;
+                entry.last_error = Some(
+                    "in doubt: mailpipe stopped while the server was taking it; not sent again"
+                        .into(),
+                );
+                backend.outbox_update(&entry)?;
+            }
+        }
+        for id in found.accepted {
             let Some(mut entry) = backend.outbox_entry(&id)? else {
                 continue;
             };
@@ -234,7 +249,8 @@ impl Store {
     /// end of this process, can make it be sent again.
     pub fn outbox_record_attempt(&self, entry: &OutboxEntry) -> Result<(), StateError> {
         if entry.status != OutboxStatus::Sent {
-            return self.backend.outbox_update(entry);
+            self.backend.outbox_update(entry)?;
+            return self.sent_log.abandon(&entry.id);
         }
         if let Err(e) = self.sent_log.record(&entry.id) {
             // The durable mark below still follows; only its window is wider.
@@ -242,6 +258,16 @@ impl Store {
         }
         self.backend.outbox_update(entry)?;
         self.sent_log.settled(&entry.id)
+    }
+
+    /// `entry` is about to be handed to a server. An automatic answer is written to the sent
+    /// log first: if the process dies before the server's answer, it is not sent again.
+    pub fn outbox_sending(&self, entry: &OutboxEntry) {
+        if entry.automatic {
+            if let Err(e) = self.sent_log.intent(&entry.id) {
+                tracing::warn!(id = %entry.id, "outbox: {e}");
+            }
+        }
     }
 
     /// Whether a server accepted `id` while its durable mark could not be committed yet

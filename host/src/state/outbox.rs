@@ -35,6 +35,10 @@ pub struct OutboxEntry {
     /// sent while held.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// An automatic answer (a reply, a notification), sent at most once: one that a crash
+    /// leaves in doubt is not sent again (`sent_log`). Forwards are sent at least once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automatic: bool,
 }
 
 impl OutboxEntry {
@@ -58,6 +62,7 @@ impl OutboxEntry {
             next_attempt_ms: 0,
             last_error: None,
             held: false,
+            automatic: false,
         }
     }
 

@@ -961,6 +961,14 @@ impl Ownership for PgStore {
         Ok(())
     }
 
+    fn try_delivery_turn(&self, account: &str) -> Result<bool, StateError> {
+        self.lock(lock_key(LockKind::Delivery, &self.schema, account))
+    }
+
+    fn end_delivery_turn(&self, account: &str) -> Result<(), StateError> {
+        self.unlock(lock_key(LockKind::Delivery, &self.schema, account))
+    }
+
     fn owns_account(&self, account: &str) -> Result<bool, StateError> {
         if !self.owned().contains(account) {
             return Ok(false);

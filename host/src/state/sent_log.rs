@@ -10,6 +10,14 @@
 //! reaches the disk can lose it (the same promise MTAs make of their queue files). The
 //! durable mark follows; once no id is in flight the log is emptied again. On the next
 //! open, ids still in the log are marked sent without being sent (`Store::open`).
+//!
+//! One window is left that no client can close: from the end of the message to the
+//! server's `250` (the server commits its queue file in between, milliseconds). A crash
+//! there leaves the message in doubt: the server may have it. For an automatic answer (a
+//! vacation reply, a notification) a second copy is the greater harm, so such a message is
+//! written here as "?ID" before it is sent, and an id found that way, and not accepted after,
+//! is not sent again (`Store::open` says so in the log). Forwards are sent again: a copy
+//! twice is better than a message lost.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -32,12 +40,31 @@ struct Inner {
     /// Ids recorded whose durable mark is not committed yet (kept while that commit fails,
     /// so this process does not send them again either); the log is emptied when none is.
     in_flight: HashSet<String>,
+    /// Automatic answers being sent now ("?ID" lines): in doubt if the process dies.
+    sending: HashSet<String>,
+}
+
+/// What a log holds when it is opened: what a process that died left behind.
+#[derive(Debug, Default, PartialEq)]
+pub struct Found {
+    /// Accepted by a server, the durable mark not committed.
+    pub accepted: Vec<String>,
+    /// Automatic answers the process was sending when it died (not accepted as far as the
+    /// log knows): the server may or may not have them.
+    pub in_doubt: Vec<String>,
+}
+
+impl Found {
+    pub fn is_empty(&self) -> bool {
+        self.accepted.is_empty() && self.in_doubt.is_empty()
+    }
 }
 
 impl SentLog {
     /// Open (or create) the log under `dir`; returns it with the ids it still held: messages
-    /// a server accepted whose durable mark a crash prevented.
-    pub fn open(dir: &Path) -> Result<(SentLog, Vec<String>), StateError> {
+    /// a server accepted whose durable mark a crash prevented, and automatic answers a
+    /// crash cut short while they were being sent.
+    pub fn open(dir: &Path) -> Result<(SentLog, Found), StateError> {
         let path = dir.join(FILE_NAME);
         let io = |source| StateError::Io {
             path: path.display().to_string(),
@@ -57,21 +84,28 @@ impl SentLog {
         file.read_to_string(&mut text).map_err(io)?;
         // A line cut short by a crash in the middle of its write is not an id (ids are hex of
         // a fixed length, `actions::outgoing_id`, and end with a newline once written whole).
-        let ids = text
+        let mut found = Found::default();
+        for line in text
             .split_inclusive('\n')
             .filter_map(|l| l.strip_suffix('\n'))
             .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
+        {
+            match line.strip_prefix('?') {
+                Some(id) => found.in_doubt.push(id.to_string()),
+                None => found.accepted.push(line.to_string()),
+            }
+        }
+        found.in_doubt.retain(|id| !found.accepted.contains(id));
         Ok((
             SentLog {
                 path,
                 inner: Mutex::new(Inner {
                     file,
                     in_flight: HashSet::new(),
+                    sending: HashSet::new(),
                 }),
             },
-            ids,
+            found,
         ))
     }
 
@@ -88,6 +122,34 @@ impl SentLog {
             .map_err(|e| self.io(e))
     }
 
+    /// An automatic answer is about to be sent: if the process dies before `record` or
+    /// `abandon`, it is in doubt and is not sent again.
+    pub fn intent(&self, id: &str) -> Result<(), StateError> {
+        debug_assert!(!id.contains('\n'));
+        let mut inner = self.lock();
+        inner.sending.insert(id.to_string());
+        let line = format!("?{id}\n");
+        inner
+            .file
+            .write_all(line.as_bytes())
+            .map_err(|e| self.io(e))
+    }
+
+    /// The attempt of `id` ended without an acceptance (refused, or the connection failed
+    /// before the message's end): it is no longer in doubt.
+    pub fn abandon(&self, id: &str) -> Result<(), StateError> {
+        let mut inner = self.lock();
+        inner.sending.remove(id);
+        Self::empty_if_idle(&mut inner).map_err(|e| self.io(e))
+    }
+
+    fn empty_if_idle(inner: &mut Inner) -> std::io::Result<()> {
+        if inner.in_flight.is_empty() && inner.sending.is_empty() {
+            inner.file.set_len(0)?;
+        }
+        Ok(())
+    }
+
     /// Whether `id` was accepted by a server but its durable mark is not committed yet.
     pub fn holds(&self, id: &str) -> bool {
         self.lock().in_flight.contains(id)
@@ -98,19 +160,14 @@ impl SentLog {
     pub fn settled(&self, id: &str) -> Result<(), StateError> {
         let mut inner = self.lock();
         inner.in_flight.remove(id);
-        if inner.in_flight.is_empty() {
-            inner.file.set_len(0).map_err(|e| self.io(e))?;
-        }
-        Ok(())
+        inner.sending.remove(id);
+        Self::empty_if_idle(&mut inner).map_err(|e| self.io(e))
     }
 
     /// Empty the log now (after the ids found at open were marked sent durably).
     pub fn clear(&self) -> Result<(), StateError> {
-        let inner = self.lock();
-        if inner.in_flight.is_empty() {
-            inner.file.set_len(0).map_err(|e| self.io(e))?;
-        }
-        Ok(())
+        let mut inner = self.lock();
+        Self::empty_if_idle(&mut inner).map_err(|e| self.io(e))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -141,7 +198,7 @@ mod tests {
         // "bb" is still in flight: nothing is emptied yet.
         drop(log); // the process dies here: no settled() for "bb"
         let (log, found) = SentLog::open(dir.path()).unwrap();
-        assert_eq!(found, vec!["aa".to_string(), "bb".to_string()]);
+        assert_eq!(found.accepted, vec!["aa".to_string(), "bb".to_string()]);
         log.clear().unwrap();
         let (_log, found) = SentLog::open(dir.path()).unwrap();
         assert!(found.is_empty(), "cleared: {found:?}");
@@ -160,7 +217,7 @@ mod tests {
         log.record("cc").unwrap();
         drop(log);
         let (_log, found) = SentLog::open(dir.path()).unwrap();
-        assert_eq!(found, vec!["cc".to_string()]);
+        assert_eq!(found.accepted, vec!["cc".to_string()]);
     }
 
     #[test]
@@ -168,6 +225,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "aa\nbb").unwrap();
         let (_log, found) = SentLog::open(dir.path()).unwrap();
-        assert_eq!(found, vec!["aa".to_string()]);
+        assert_eq!(found.accepted, vec!["aa".to_string()]);
+    }
+
+    #[test]
+    fn an_answer_cut_short_while_sending_is_in_doubt_until_its_attempt_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = SentLog::open(dir.path()).unwrap();
+        // Sent and accepted; refused; and one the process was sending when it died.
+        log.intent("aa").unwrap();
+        log.record("aa").unwrap();
+        log.settled("aa").unwrap();
+        log.intent("bb").unwrap();
+        log.abandon("bb").unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len(),
+            0
+        );
+        log.intent("cc").unwrap();
+        log.intent("dd").unwrap();
+        log.record("dd").unwrap();
+        drop(log);
+        let (log, found) = SentLog::open(dir.path()).unwrap();
+        assert_eq!(found.in_doubt, vec!["cc".to_string()]);
+        assert_eq!(found.accepted, vec!["dd".to_string()]);
+        log.clear().unwrap();
+        assert!(SentLog::open(dir.path()).unwrap().1.is_empty());
     }
 }

@@ -226,6 +226,47 @@ fn a_reply_the_server_accepted_before_a_crash_is_marked_sent_not_sent_again() {
 }
 
 #[test]
+fn an_answer_a_crash_left_in_doubt_is_not_sent_again_but_a_forward_is() {
+    for place in places() {
+        let s = place.open();
+        let mut reply = OutboxEntry::new("r1", "m1", "vac", "", vec!["b@x.y".into()], 5);
+        reply.automatic = true;
+        let forward = OutboxEntry::new("f1", "m1", "fwd", "a@x.y", vec!["c@x.y".into()], 5);
+        s.commit_message(&MessageCommit {
+            message_key: "m1".into(),
+            summary: "{}".into(),
+            outbox: vec![
+                (reply.clone(), b"raw".to_vec()),
+                (forward.clone(), b"raw".to_vec()),
+            ],
+            durable: true,
+            ..Default::default()
+        })
+        .unwrap();
+        // Both handed to the server; the process dies before its answer to either.
+        s.outbox_sending(&reply);
+        s.outbox_sending(&forward);
+        drop(s);
+        let s = place.open();
+        let pending: Vec<String> = s
+            .outbox_pending()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            pending,
+            vec!["f1".to_string()],
+            "the forward goes again, the reply not"
+        );
+        let r = s.outbox_entry("r1").unwrap().unwrap();
+        assert_eq!(r.status, OutboxStatus::Sent);
+        assert!(r.last_error.unwrap().contains("in doubt"));
+        assert!(r.automatic, "kept through the store");
+    }
+}
+
+#[test]
 fn first_seen_is_recorded_once_and_kept() {
     for place in places() {
         let s = place.open();
