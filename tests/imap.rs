@@ -585,7 +585,7 @@ async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
             vec!["bob@example.test".into()],
             0,
         );
-        sink.send_raw(&entry, &raw).await.unwrap();
+        sink.send_raw(&entry, &raw, &|| {}).await.unwrap();
     }
     sink.close().await;
     for i in 0..3 {
@@ -605,7 +605,7 @@ async fn smtp_over_implicit_tls_reuses_one_verified_connection() {
         .unwrap();
     let entry = OutboxEntry::new("x", "m", "test", "", vec!["bob@example.test".into()], 0);
     let err = wrong
-        .send_raw(&entry, b"Subject: x\r\n\r\nx\r\n")
+        .send_raw(&entry, b"Subject: x\r\n\r\nx\r\n", &|| {})
         .await
         .unwrap_err();
     assert!(!err.is_permanent(), "{err:?}");
@@ -681,10 +681,10 @@ async fn a_pinned_certificate_is_trusted_and_a_refused_one_says_how_to_pin_it() 
     let wrong = SmtpSink::new(&smtp(Fingerprint::of(b"x")), "example.test")
         .await
         .unwrap();
-    let err = wrong.send_raw(&entry, &raw).await.unwrap_err();
+    let err = wrong.send_raw(&entry, &raw, &|| {}).await.unwrap_err();
     assert!(err.to_string().contains("not the pinned one"), "{err}");
     let sink = SmtpSink::new(&smtp(leaf), "example.test").await.unwrap();
-    sink.send_raw(&entry, &raw)
+    sink.send_raw(&entry, &raw, &|| {})
         .await
         .expect("sent over the pinned connection");
     sink.close().await;
