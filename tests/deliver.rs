@@ -440,6 +440,13 @@ impl Drop for Daemon {
 /// Start `mailpipe run -c CONFIG` (the daemon, with its LMTP server on `port`), its log in
 /// `log`; returns once the port answers.
 fn start_daemon(config: &Path, port: u16, log: &Path) -> Daemon {
+    start_daemon_until(config, log, &|| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+}
+
+/// Start the daemon; returns once `ready` holds.
+fn start_daemon_until(config: &Path, log: &Path, ready: &dyn Fn() -> bool) -> Daemon {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -455,7 +462,7 @@ fn start_daemon(config: &Path, port: u16, log: &Path) -> Daemon {
             .unwrap(),
     );
     let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !ready() {
         assert!(
             child.0.try_wait().unwrap().is_none(),
             "the daemon ended at start"
@@ -598,4 +605,86 @@ async fn postfix_through_lmtp_delivers_each_message_once_across_kills() {
         postfix_log(&stack, &alice)
     );
     daemon.kill();
+}
+
+#[tokio::test]
+async fn deliver_beside_a_daemon_hands_the_message_to_its_lmtp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique("handoff");
+    let (config, maildir) = setup(dir.path(), &tag);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "\n[lmtp]\nlisten = \"unix:lmtp.sock\"\n";
+    std::fs::write(&config, text).unwrap();
+    let socket = dir.path().join("lmtp.sock");
+    let log = dir.path().join("daemon.log");
+    // The daemon holds the embedded store: deliver could not open it.
+    let mut daemon = start_daemon_until(&config, &log, &|| {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
+    let c = config.to_str().unwrap();
+    let msg = message(
+        "bob@example.test",
+        "alice@example.test",
+        &format!("Hi {tag}"),
+        &format!("{tag}@test"),
+        "",
+    );
+    let (code, err) = deliver(
+        &[
+            "-c",
+            c,
+            "-f",
+            "bob@example.test",
+            "-a",
+            "alice@example.test",
+        ],
+        &msg,
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("LMTP server said: 250"), "{err}");
+    let stored = files(&maildir, "");
+    assert_eq!(stored.len(), 1);
+    let text = std::fs::read_to_string(&stored[0]).unwrap();
+    assert!(
+        text.starts_with("Return-Path: <bob@example.test>\r\nDelivered-To: alice@example.test\r\n"),
+        "{text}"
+    );
+    let (code, err) = deliver(
+        &[
+            "-c",
+            c,
+            "-f",
+            "bob@example.test",
+            "-a",
+            "nobody@example.test",
+        ],
+        &msg,
+        &[],
+    );
+    assert_eq!(code, Some(67), "{err}");
+    daemon.kill();
+    // No daemon: deliver opens the store itself.
+    let msg2 = message(
+        "bob@example.test",
+        "alice@example.test",
+        "Second",
+        &format!("{tag}.2@test"),
+        "",
+    );
+    let (code, err) = deliver(
+        &[
+            "-c",
+            c,
+            "-f",
+            "bob@example.test",
+            "-a",
+            "alice@example.test",
+        ],
+        &msg2,
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("LMTP server said"), "{err}");
+    assert_eq!(files(&maildir, "").len(), 2);
 }

@@ -120,9 +120,30 @@ async fn deliver(args: DeliverArgs) -> u8 {
         eprintln!("mailpipe: the input is not an email message (binary, or no header)");
         return EX_DATAERR;
     }
+    // A daemon with an LMTP server holds the (embedded) store: the message goes through it.
+    if let (Some(lmtp), None) = (&config.lmtp, &args.account) {
+        match handoff(&lmtp.listen, &sender, &recipient, raw).await {
+            Ok(Some(code)) => return code,
+            Ok(None) => {} // no daemon listening: delivered here
+            Err(e) => {
+                return temp(format!(
+                    "handing the message to the daemon's LMTP server: {e}"
+                ))
+            }
+        }
+    }
     let store = match open_store_waiting(&config).await {
         Ok(s) => s,
-        Err(e) => return temp(format!("{e:#}")),
+        Err(e) => {
+            return temp(format!(
+                "{e:#}{}",
+                if config.lmtp.is_none() {
+                    " (a daemon using this store? give it an [lmtp] server: deliver then hands messages to it)"
+                } else {
+                    ""
+                }
+            ))
+        }
     };
     let deliverer = match Deliverer::new(&config, store).await {
         Ok(d) => d,
@@ -180,6 +201,111 @@ async fn deliver(args: DeliverArgs) -> u8 {
     }
 }
 
+/// Hand the message to the daemon's LMTP server, if one listens: the exit code its answer
+/// means; None when nothing listens there.
+async fn handoff(
+    listen: &mailpipe::config::LmtpListen,
+    sender: &str,
+    recipient: &str,
+    raw: &[u8],
+) -> Result<Option<u8>, String> {
+    use mailpipe::config::LmtpListen;
+    match listen {
+        LmtpListen::Tcp(addr) => match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => lmtp_client(s, sender, recipient, raw).await.map(Some),
+            Err(_) => Ok(None),
+        },
+        LmtpListen::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+            Ok(s) => lmtp_client(s, sender, recipient, raw).await.map(Some),
+            Err(_) => Ok(None),
+        },
+    }
+}
+
+/// One LMTP transaction for one recipient; the exit code its final answer means.
+async fn lmtp_client<S>(stream: S, sender: &str, recipient: &str, raw: &[u8]) -> Result<u8, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = tokio::io::BufReader::new(r);
+    let io = |e: std::io::Error| e.to_string();
+    let mut replies = Vec::new();
+    replies.push(lmtp_reply(&mut r).await?);
+    for command in [
+        "LHLO localhost".to_string(),
+        format!("MAIL FROM:<{sender}>"),
+        format!("RCPT TO:<{recipient}>"),
+        "DATA".to_string(),
+    ] {
+        if !matches!(replies.last(), Some((220 | 250, _))) {
+            break;
+        }
+        w.write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .map_err(io)?;
+        w.flush().await.map_err(io)?;
+        replies.push(lmtp_reply(&mut r).await?);
+    }
+    let (code, text) = match replies.last() {
+        Some((354, _)) => {
+            w.write_all(&lmtp_data(raw)).await.map_err(io)?;
+            w.flush().await.map_err(io)?;
+            let done = lmtp_reply(&mut r).await?;
+            let _ = w.write_all(b"QUIT\r\n").await;
+            done
+        }
+        Some(refused) => refused.clone(),
+        None => unreachable!("the greeting was read"),
+    };
+    eprintln!("mailpipe: the daemon's LMTP server said: {text}");
+    Ok(match code {
+        200..=299 => EX_OK,
+        400..=499 => EX_TEMPFAIL,
+        _ if text.contains(" 5.1.1 ") => EX_NOUSER,
+        _ => EX_DATAERR,
+    })
+}
+
+/// The last line of one LMTP reply: its code and text.
+async fn lmtp_reply<R>(r: &mut R) -> Result<(u16, String), String>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await.map_err(|e| e.to_string())? == 0 {
+            return Err("the connection closed".into());
+        }
+        let code = line
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .ok_or(format!("not an LMTP reply: {line:?}"))?;
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok((code, line.trim_end().to_string()));
+        }
+    }
+}
+
+/// The message as LMTP data: lines end in CRLF, a leading dot is doubled, and the end
+/// marker follows.
+fn lmtp_data(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32 + 8);
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
 /// The state store, waiting while another process holds the embedded one.
 async fn open_store_waiting(config: &Config) -> anyhow::Result<Arc<mailpipe::state::Store>> {
     let started = std::time::Instant::now();
@@ -214,6 +340,14 @@ fn split_mbox_from_line(raw: &[u8]) -> (Option<String>, &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lmtp_data_has_crlf_doubled_dots_and_its_end() {
+        assert_eq!(
+            lmtp_data(b"Subject: x\n\n.hidden\r\nlast"),
+            b"Subject: x\r\n\r\n..hidden\r\nlast\r\n.\r\n".to_vec()
+        );
+    }
 
     #[test]
     fn an_mbox_from_line_gives_the_sender_and_goes() {

@@ -90,8 +90,14 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
             let sessions = sessions.clone();
             let accept = tokio::spawn(async move {
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of file descriptors, say: wait instead of spinning.
+                            tracing::warn!("LMTP: accepting a connection: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            continue;
+                        }
                     };
                     let _ = stream.set_nodelay(true);
                     spawn_session(&sessions, stream, &hostname, &limits, &server).await;
@@ -118,8 +124,14 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
             let sessions = sessions.clone();
             let accept = tokio::spawn(async move {
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of file descriptors, say: wait instead of spinning.
+                            tracing::warn!("LMTP: accepting a connection: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            continue;
+                        }
                     };
                     spawn_session(&sessions, stream, &hostname, &limits, &server).await;
                 }
