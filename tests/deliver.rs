@@ -54,6 +54,36 @@ body = "Back soon."
     (file, maildir)
 }
 
+/// A message from bob to alice, found again by its subject and Message-ID.
+fn from_bob(subject: &str, id: &str) -> Vec<u8> {
+    message("bob@example.test", "alice@example.test", subject, id, "")
+}
+
+/// `deliver`'s options for a message from bob to `recipient` under `config`.
+fn bob_to<'a>(config: &'a str, recipient: &'a str) -> [&'a str; 6] {
+    ["-c", config, "-f", "bob@example.test", "-a", recipient]
+}
+
+/// `setup`, with alice taking mail for `alice@DOMAIN` (any +detail) and the vacation
+/// answering mail to `answers` (the address the test writes to).
+fn setup_for(dir: &Path, tag: &str, domain: &str, answers: &str) -> (PathBuf, PathBuf) {
+    let (config, maildir) = setup(dir, tag);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replacen(
+            "recipients = [\"alice@example.test\", \"alias@example.test\"]",
+            &format!("recipients = [\"alice@{domain}\"]"),
+            1,
+        )
+        .replacen(
+            "addresses = [\"alice@example.test\"]",
+            &format!("addresses = [\"{answers}\"]"),
+            1,
+        );
+    std::fs::write(&config, text).unwrap();
+    (config, maildir)
+}
+
 /// Run `mailpipe deliver ARGS` with `input` on stdin and `env`; its exit code (None: killed
 /// by a signal) and what it wrote on stderr.
 fn deliver(args: &[&str], input: &[u8], env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -117,21 +147,8 @@ async fn delivered_filed_answered_once_and_a_retry_changes_nothing() {
     let tag = unique("deliver");
     let (config, maildir) = setup(dir.path(), &tag);
     let config = config.to_str().unwrap();
-    let msg = message(
-        "bob@example.test",
-        "alice@example.test",
-        &format!("Your invoice {tag}"),
-        &format!("{tag}.1@test"),
-        "",
-    );
-    let args = [
-        "-c",
-        config,
-        "-f",
-        "bob@example.test",
-        "-a",
-        "alice@example.test",
-    ];
+    let msg = from_bob(&format!("Your invoice {tag}"), &format!("{tag}.1@test"));
+    let args = bob_to(config, "alice@example.test");
     let (code, err) = deliver(&args, &msg, &[]);
     assert_eq!(code, Some(0), "{err}");
     let filed = files(&maildir, "Finance/Invoices");
@@ -171,21 +188,8 @@ async fn a_crash_before_or_after_the_commit_stores_and_answers_once() {
         let tag = unique(&format!("crash-{at}"));
         let (config, maildir) = setup(dir.path(), &tag);
         let config = config.to_str().unwrap();
-        let msg = message(
-            "bob@example.test",
-            "alice@example.test",
-            &format!("Hello {tag}"),
-            &format!("{tag}@test"),
-            "",
-        );
-        let args = [
-            "-c",
-            config,
-            "-f",
-            "bob@example.test",
-            "-a",
-            "alice@example.test",
-        ];
+        let msg = from_bob(&format!("Hello {tag}"), &format!("{tag}@test"));
+        let args = bob_to(config, "alice@example.test");
         let (code, err) = deliver(&args, &msg, &[("MAILPIPE_FAULT_ABORT_AT", at)]);
         assert_ne!(code, Some(0), "{at}: the fault did not strike: {err}");
         assert!(err.contains("fault injected"), "{at}: {err}");
@@ -213,7 +217,7 @@ fn every_failure_a_fix_can_mend_defers_and_refusals_say_why() {
     let (config, maildir) = setup(dir.path(), &unique("codes"));
     let config = config.to_str().unwrap();
     let msg = message("bob@example.test", "x@example.test", "Hi", "codes@test", "");
-    let to = |r: &'static str| ["-c", config, "-f", "bob@example.test", "-a", r];
+    let to = |r: &'static str| bob_to(config, r);
 
     // Unknown recipient: 67, the MTA bounces ("user unknown").
     let (code, err) = deliver(&to("nobody@example.test"), &msg, &[]);
@@ -277,6 +281,16 @@ fn postfix_log(stack: &Stack, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Wait up to a minute for a Postfix log line about `who` holding every one of `what`.
+async fn postfix_logged(stack: &Stack, who: &str, what: &[&str]) -> bool {
+    until(Duration::from_secs(60), || {
+        postfix_log(stack, who)
+            .iter()
+            .any(|l| what.iter().all(|w| l.contains(w)))
+    })
+    .await
+}
+
 /// Wait up to `limit` for `check` to hold.
 async fn until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let start = std::time::Instant::now();
@@ -297,20 +311,10 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
     // pipe(8) runs the command as mpdeliver (tests/mailstack/start.sh): its files are its own.
     let dir = stack.dir.join("mailpipe").join(&tag);
     std::fs::create_dir_all(&dir).unwrap();
-    let (config, maildir) = setup(&dir, &tag);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen(
-            "recipients = [\"alice@example.test\", \"alias@example.test\"]",
-            &format!("recipients = [\"alice@{domain}\"]"),
-            1,
-        )
-        .replacen(
-            "addresses = [\"alice@example.test\"]",
-            &format!("addresses = [\"alice+{tag}@{domain}\"]"),
-            1,
-        );
-    std::fs::write(&config, text).unwrap();
+    // A +detail of this run's own (the account takes it): Postfix's log lines of this run
+    // are told apart from earlier runs' by it.
+    let alice = format!("alice+{tag}@{domain}");
+    let (config, maildir) = setup_for(&dir, &tag, &domain, &alice);
     let chown = Command::new("chown")
         .args(["-R", "mpdeliver"])
         .arg(&dir)
@@ -333,9 +337,6 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // A +detail of this run's own (the account takes it): Postfix's log lines of this run
-    // are told apart from earlier runs' by it.
-    let alice = format!("alice+{tag}@{domain}");
     let bob = "bob@example.test".to_string();
 
     // 1. Filed, answered through Postfix again, with Postfix's own Return-Path/Delivered-To.
@@ -382,12 +383,7 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
         &format!("Plain {tag}"),
         &format!("{tag}-b"),
     );
-    let deferred = until(Duration::from_secs(60), || {
-        postfix_log(&stack, &alice)
-            .iter()
-            .any(|l| l.contains("status=deferred"))
-    })
-    .await;
+    let deferred = postfix_logged(&stack, &alice, &["status=deferred"]).await;
     assert!(deferred, "{:?}", postfix_log(&stack, &alice));
     assert!(files(&maildir, "").is_empty());
     std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
@@ -411,11 +407,11 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
         &format!("Nobody {tag}"),
         &format!("{tag}-c"),
     );
-    let bounced = until(Duration::from_secs(60), || {
-        postfix_log(&stack, &nobody)
-            .iter()
-            .any(|l| l.contains("status=bounced") && l.contains("no account takes mail"))
-    })
+    let bounced = postfix_logged(
+        &stack,
+        &nobody,
+        &["status=bounced", "no account takes mail"],
+    )
     .await;
     assert!(bounced, "{:?}", postfix_log(&stack, &nobody));
     let _ = std::fs::remove_dir_all(&dir);
@@ -498,20 +494,9 @@ async fn postfix_through_lmtp_delivers_each_message_once_across_kills() {
     let port = stack.port("MAILPIPE_LMTP");
     let tag = unique("lmtp");
     let dir = tempfile::tempdir().unwrap();
-    let (config, maildir) = setup(dir.path(), &tag);
     let alice = format!("alice+{tag}@{domain}");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen(
-            "recipients = [\"alice@example.test\", \"alias@example.test\"]",
-            &format!("recipients = [\"alice@{domain}\"]"),
-            1,
-        )
-        .replacen(
-            "addresses = [\"alice@example.test\"]",
-            &format!("addresses = [\"{alice}\"]"),
-            1,
-        )
+    let (config, maildir) = setup_for(dir.path(), &tag, &domain, &alice);
+    let text = std::fs::read_to_string(&config).unwrap()
         + &format!("\n[lmtp]\nlisten = \"127.0.0.1:{port}\"\n");
     std::fs::write(&config, text).unwrap();
     let log = dir.path().join("daemon.log");
@@ -622,25 +607,8 @@ async fn deliver_beside_a_daemon_hands_the_message_to_its_lmtp_server() {
         std::os::unix::net::UnixStream::connect(&socket).is_ok()
     });
     let c = config.to_str().unwrap();
-    let msg = message(
-        "bob@example.test",
-        "alice@example.test",
-        &format!("Hi {tag}"),
-        &format!("{tag}@test"),
-        "",
-    );
-    let (code, err) = deliver(
-        &[
-            "-c",
-            c,
-            "-f",
-            "bob@example.test",
-            "-a",
-            "alice@example.test",
-        ],
-        &msg,
-        &[],
-    );
+    let msg = from_bob(&format!("Hi {tag}"), &format!("{tag}@test"));
+    let (code, err) = deliver(&bob_to(c, "alice@example.test"), &msg, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("LMTP server said: 250"), "{err}");
     let stored = files(&maildir, "");
@@ -650,40 +618,12 @@ async fn deliver_beside_a_daemon_hands_the_message_to_its_lmtp_server() {
         text.starts_with("Return-Path: <bob@example.test>\r\nDelivered-To: alice@example.test\r\n"),
         "{text}"
     );
-    let (code, err) = deliver(
-        &[
-            "-c",
-            c,
-            "-f",
-            "bob@example.test",
-            "-a",
-            "nobody@example.test",
-        ],
-        &msg,
-        &[],
-    );
+    let (code, err) = deliver(&bob_to(c, "nobody@example.test"), &msg, &[]);
     assert_eq!(code, Some(67), "{err}");
     daemon.kill();
     // No daemon: deliver opens the store itself.
-    let msg2 = message(
-        "bob@example.test",
-        "alice@example.test",
-        "Second",
-        &format!("{tag}.2@test"),
-        "",
-    );
-    let (code, err) = deliver(
-        &[
-            "-c",
-            c,
-            "-f",
-            "bob@example.test",
-            "-a",
-            "alice@example.test",
-        ],
-        &msg2,
-        &[],
-    );
+    let msg2 = from_bob("Second", &format!("{tag}.2@test"));
+    let (code, err) = deliver(&bob_to(c, "alice@example.test"), &msg2, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("LMTP server said"), "{err}");
     assert_eq!(files(&maildir, "").len(), 2);

@@ -38,39 +38,9 @@ pub struct Envelope {
     pub original_recipient: Option<String>,
 }
 
-/// Why a delivery did not happen: temporary (the MTA keeps the message and tries again) or
+/// Why a delivery did not happen: transient (the MTA keeps the message and tries again) or
 /// permanent (it returns the message to its sender).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct DeliverError {
-    message: String,
-    transient: bool,
-}
-
-impl DeliverError {
-    pub fn temporary(message: impl Into<String>) -> DeliverError {
-        DeliverError {
-            message: message.into(),
-            transient: true,
-        }
-    }
-
-    pub fn permanent(message: impl Into<String>) -> DeliverError {
-        DeliverError {
-            message: message.into(),
-            transient: false,
-        }
-    }
-
-    /// Trying again later may succeed (the store, the state or the disk were unavailable).
-    pub fn is_transient(&self) -> bool {
-        self.transient
-    }
-
-    pub fn is_permanent(&self) -> bool {
-        !self.transient
-    }
-}
+pub type DeliverError = crate::model::failure::Failure;
 
 /// What a delivery did.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +108,7 @@ impl Deliverer {
         raw: &[u8],
     ) -> Result<Delivered, DeliverError> {
         let state =
-            |e: crate::state::StateError| DeliverError::temporary(format!("the state store: {e}"));
+            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
         let key = delivery_key(&account.name, &envelope.sender, &envelope.recipient, raw);
         // Decided one after the other, as an IMAP account's messages are: a vacation reply
         // read as "not sent yet" by two deliveries at once would go out twice.
@@ -176,12 +146,12 @@ impl Deliverer {
                 tracing::error!(account = %account.name, "{e}; kept in INBOX instead");
                 mailstore
                     .deliver(&decision.kept_in_own_mailbox())
-                    .map_err(|e| DeliverError::temporary(e.to_string()))?
+                    .map_err(|e| DeliverError::transient(e.to_string()))?
             }
         };
         mailstore
             .make_durable(&delivered)
-            .map_err(|e| DeliverError::temporary(e.to_string()))?;
+            .map_err(|e| DeliverError::transient(e.to_string()))?;
         fault("stored");
         let commit = commit_for(&decision, now);
         self.store.commit_message(&commit).map_err(state)?;
@@ -216,13 +186,13 @@ impl Deliverer {
                     pause = (pause * 2).min(std::time::Duration::from_millis(100));
                 }
                 Ok(false) => {
-                    return Err(DeliverError::temporary(format!(
+                    return Err(DeliverError::transient(format!(
                         "another process has been delivering to account {} for over {} s",
                         account.name,
                         TURN_WAIT.as_secs()
                     )))
                 }
-                Err(e) => return Err(DeliverError::temporary(format!("the state store: {e}"))),
+                Err(e) => return Err(DeliverError::transient(format!("the state store: {e}"))),
             }
         }
         Ok(Turn {
@@ -307,10 +277,10 @@ impl Deliverer {
             .await
             .for_account(account)
             .await
-            .map_err(|e| DeliverError::temporary(format!("{e:#}")))?;
+            .map_err(|e| DeliverError::transient(format!("{e:#}")))?;
         pipeline
             .enable_for(&deliver_source(&account.name))
-            .map_err(|e| DeliverError::temporary(format!("the state store: {e}")))?;
+            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))?;
         Ok(pipeline)
     }
 

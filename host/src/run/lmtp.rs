@@ -81,29 +81,66 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
     let server = Arc::new(ToAccounts { deliverer, wake });
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     let hostname = hostname();
-    let (accept, socket) = match &settings.listen {
+    let (listener, socket) = bind(&settings.listen).await?;
+    let accept = {
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(Stream::Tcp(s)) => {
+                        let _ = s.set_nodelay(true);
+                        spawn_session(&sessions, s, &hostname, &limits, &server).await
+                    }
+                    Ok(Stream::Unix(s)) => {
+                        spawn_session(&sessions, s, &hostname, &limits, &server).await
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, say: wait instead of spinning.
+                        tracing::warn!("LMTP: accepting a connection: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+    };
+    Ok(Some(Listening {
+        accept,
+        flusher,
+        sessions,
+        socket,
+    }))
+}
+
+/// Where the server takes connections.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+/// One connection taken.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Stream::Tcp(s)),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+}
+
+/// Listen where `[lmtp] listen` says; with the socket file to remove at the end, if any.
+async fn bind(listen: &LmtpListen) -> anyhow::Result<(Listener, Option<std::path::PathBuf>)> {
+    match listen {
         LmtpListen::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("[lmtp] listen = {addr}: {e}"))?;
             tracing::info!(%addr, "LMTP server listening");
-            let sessions = sessions.clone();
-            let accept = tokio::spawn(async move {
-                loop {
-                    let stream = match listener.accept().await {
-                        Ok((stream, _)) => stream,
-                        Err(e) => {
-                            // Out of file descriptors, say: wait instead of spinning.
-                            tracing::warn!("LMTP: accepting a connection: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    spawn_session(&sessions, stream, &hostname, &limits, &server).await;
-                }
-            });
-            (accept, None)
+            Ok((Listener::Tcp(listener), None))
         }
         LmtpListen::Unix(path) => {
             // A socket left by a process that is gone is replaced; one that answers is not.
@@ -121,30 +158,9 @@ pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
             tracing::info!(socket = %path.display(), "LMTP server listening");
-            let sessions = sessions.clone();
-            let accept = tokio::spawn(async move {
-                loop {
-                    let stream = match listener.accept().await {
-                        Ok((stream, _)) => stream,
-                        Err(e) => {
-                            // Out of file descriptors, say: wait instead of spinning.
-                            tracing::warn!("LMTP: accepting a connection: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                            continue;
-                        }
-                    };
-                    spawn_session(&sessions, stream, &hostname, &limits, &server).await;
-                }
-            });
-            (accept, Some(path.clone()))
+            Ok((Listener::Unix(listener), Some(path.clone())))
         }
-    };
-    Ok(Some(Listening {
-        accept,
-        flusher,
-        sessions,
-        socket,
-    }))
+    }
 }
 
 async fn spawn_session<S>(

@@ -9,33 +9,7 @@ use crate::config::RetryPolicy;
 use crate::state::{OutboxEntry, OutboxStatus, StateError, Store};
 
 /// Why a transport did not take a message. Callers decide on `is_transient`.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    pub message: String,
-    pub transient: bool,
-}
-
-impl SendError {
-    pub fn transient(message: impl Into<String>) -> SendError {
-        SendError {
-            message: message.into(),
-            transient: true,
-        }
-    }
-    pub fn permanent(message: impl Into<String>) -> SendError {
-        SendError {
-            message: message.into(),
-            transient: false,
-        }
-    }
-    pub fn is_transient(&self) -> bool {
-        self.transient
-    }
-    pub fn is_permanent(&self) -> bool {
-        !self.transient
-    }
-}
+pub type SendError = crate::model::failure::Failure;
 
 /// Something that accepts complete messages with their envelope.
 pub trait Transport {
