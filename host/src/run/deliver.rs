@@ -128,7 +128,7 @@ impl Deliverer {
         let email =
             Email::new(with_trace_fields(envelope, raw), "INBOX", Vec::new()).arrived_at(Some(now));
         let decision = pipeline.process_as(&email, &key, &account.identity()).await;
-        crate::telemetry::metrics::record_decision("deliver", &decision);
+        crate::telemetry::metrics::record_decision(&account.name, &decision);
         crate::report::emit_logs(
             &decision,
             crate::report::Origin {
