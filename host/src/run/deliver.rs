@@ -319,28 +319,29 @@ impl Drop for Turn {
 
 /// The message as stored: `Return-Path:` and `Delivered-To:` (and `X-Original-To:`) before
 /// the MTA's bytes, as Dovecot's and Postfix's local delivery agents write them; plugins read
-/// the envelope from these fields. A field the MTA wrote already (Postfix's local(8) writes
-/// them for a `mailbox_command`) is not written twice. The lines end as the message's own
-/// first line does.
+/// the envelope from these fields, the first of each name. A field the MTA wrote already at
+/// the top, with the same value (Postfix's pipe(8) and local(8) write them), is not written
+/// twice; one the sender put into the message never stands in for ours. The lines end as the
+/// message's own first line does.
 pub fn with_trace_fields(envelope: &Envelope, raw: &[u8]) -> Vec<u8> {
-    // The header block: up to the first empty line.
-    let head = raw
-        .windows(2)
-        .position(|w| w == b"\n\n" || w == b"\n\r")
-        .map_or(raw, |i| &raw[..=i]);
-    let has = |name: &str, value: Option<&str>| {
-        head.split(|&b| b == b'\n').any(|line| {
-            let line = String::from_utf8_lossy(line);
-            let Some((n, v)) = line.split_once(':') else {
-                return false;
-            };
-            n.trim().eq_ignore_ascii_case(name)
-                && value.is_none_or(|want| {
-                    v.trim()
-                        .trim_matches(['<', '>'])
-                        .eq_ignore_ascii_case(want.trim())
-                })
-        })
+    // Only the trace fields at the very top count: the ones an MTA prepends. The same names
+    // further down are the sender's to write, and could claim any envelope.
+    let mut leading: Vec<(String, String)> = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        let line = String::from_utf8_lossy(line);
+        let Some((n, v)) = line.split_once(':') else {
+            break;
+        };
+        let n = n.trim().to_ascii_lowercase();
+        if !matches!(n.as_str(), "return-path" | "delivered-to" | "x-original-to") {
+            break;
+        }
+        leading.push((n, v.trim().trim_matches(['<', '>']).to_ascii_lowercase()));
+    }
+    let has = |name: &str, value: &str| {
+        leading
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && *v == value.trim().to_ascii_lowercase())
     };
     let eol: &[u8] = match raw.iter().position(|&b| b == b'\n') {
         Some(i) if i > 0 && raw[i - 1] == b'\r' => b"\r\n",
@@ -354,11 +355,7 @@ pub fn with_trace_fields(envelope: &Envelope, raw: &[u8]) -> Vec<u8> {
         ("Delivered-To", Some(&envelope.recipient)),
     ] {
         let Some(value) = value else { continue };
-        let already = match name {
-            "Return-Path" => has(name, None),
-            _ => has(name, Some(value)),
-        };
-        if already {
+        if has(name, value) {
             continue;
         }
         let value = clean(value);
@@ -413,9 +410,18 @@ mod tests {
             out.starts_with("Return-Path: <>\nX-Original-To: aBcc: x@evil.test\n"),
             "{out}"
         );
-        // What the MTA wrote already is not written again.
+        // What the MTA wrote already at the top is not written again.
         let given =
-            b"Return-Path: <other@example.test>\nDelivered-To: Alice@example.test\nSubject: hi\n\n";
+            b"Return-Path: <bob@example.test>\nDelivered-To: Alice@example.test\nSubject: hi\n\n";
         assert_eq!(with_trace_fields(&envelope(), given), given.to_vec());
+        // A Return-Path the sender wrote (further down, or naming someone else) is not the
+        // envelope: ours goes first, and plugins read the first.
+        for forged in [
+            &b"Subject: hi\nReturn-Path: <victim@example.test>\nDelivered-To: alice@example.test\n\n"[..],
+            &b"Return-Path: <victim@example.test>\nSubject: hi\n\n"[..],
+        ] {
+            let out = String::from_utf8(with_trace_fields(&envelope(), forged)).unwrap();
+            assert!(out.starts_with("Return-Path: <bob@example.test>\n"), "{out}");
+        }
     }
 }
