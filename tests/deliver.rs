@@ -98,6 +98,7 @@ fn deliver(args: &[&str], input: &[u8], env: &[(&str, &str)]) -> (Option<i32>, S
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Written whole: deliver reads (or drains) all of it, as a mail server expects.
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     (
@@ -260,6 +261,19 @@ fn every_failure_a_fix_can_mend_defers_and_refusals_say_why() {
     assert_eq!(code, Some(75), "{err}");
     let (code, err) = deliver(&["-c", config], &msg, &[]);
     assert_eq!(code, Some(75), "{err}");
+    // Larger than the account takes (max_message_mb): 65, read no further than the limit.
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        text.replacen("recipients = [", "max_message_mb = 1\nrecipients = [", 1),
+    )
+    .unwrap();
+    let mut big = msg.clone();
+    big.extend(std::iter::repeat_n(b'x', 3 << 20));
+    let (code, err) = deliver(&to("alice@example.test"), &big, &[]);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(err.contains("max_message_mb"), "{err}");
+    std::fs::write(config, text).unwrap();
     // A mail store that cannot be written: 75, nothing recorded; once fixed, delivered.
     std::fs::write(&maildir, b"not a directory").unwrap();
     let (code, err) = deliver(&to("alice@example.test"), &msg, &[]);

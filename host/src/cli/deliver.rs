@@ -169,6 +169,8 @@ async fn deliver(args: DeliverArgs) -> u8 {
         return EX_NOUSER;
     };
     if raw.len() as u64 > account.max_message_bytes {
+        // The rest is read and dropped: the mail server sees our answer, not a broken pipe.
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
         eprintln!(
             "mailpipe: the message is larger than account {} takes (max_message_mb)",
             account.name
