@@ -275,7 +275,32 @@ fn every_failure_a_fix_can_mend_defers_and_refusals_say_why() {
     assert!(err.contains("max_message_mb"), "{err}");
     std::fs::write(config, text).unwrap();
     // A mail store that cannot be written: 75, nothing recorded; once fixed, delivered.
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+            .args(["check", "-c", config])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = check();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "account alice: mail to alice@example.test, alias@example.test delivered into"
+        ),
+        "{out}"
+    );
     std::fs::write(&maildir, b"not a directory").unwrap();
+    // `check` says so before any mail arrives.
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("account alice: FAILED") && out.contains("not a directory"),
+        "{out}"
+    );
     let (code, err) = deliver(&to("alice@example.test"), &msg, &[]);
     assert_eq!(code, Some(75), "{err}");
     assert!(err.contains("Maildir"), "{err}");

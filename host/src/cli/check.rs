@@ -99,6 +99,30 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
                 .count();
         println!("  {n} account(s) in the accounts table of the state store");
     }
+    // Mail at delivery time: where each account's mail goes, and whether it can be written
+    // there (as the user running this; `deliver` runs as the mail server's delivery user).
+    if let Some(l) = &config.lmtp {
+        println!("  LMTP server: {}", describe_listen(&l.listen));
+    }
+    for a in config
+        .accounts
+        .iter()
+        .chain(files.iter().map(|f| &f.account))
+    {
+        let Some(d) = &a.deliver else { continue };
+        match writable_dir(&d.maildir) {
+            Ok(()) => println!(
+                "  account {}: mail to {} delivered into {}",
+                a.name,
+                a.recipients.join(", "),
+                d.maildir.display()
+            ),
+            Err(why) => {
+                failed = true;
+                println!("  account {}: FAILED: {why}", a.name);
+            }
+        }
+    }
     if connect {
         for (name, result) in run::probe_accounts(&config, &rows).await {
             match result {
@@ -115,6 +139,42 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `[lmtp] listen` as the config writes it.
+fn describe_listen(listen: &mailpipe::config::LmtpListen) -> String {
+    match listen {
+        mailpipe::config::LmtpListen::Tcp(a) => a.to_string(),
+        mailpipe::config::LmtpListen::Unix(p) => format!("unix:{}", p.display()),
+    }
+}
+
+/// Whether a Maildir can be written at `dir`: it, or the nearest directory above it that
+/// exists (where it would be made), is a directory this user may write into.
+fn writable_dir(dir: &std::path::Path) -> Result<(), String> {
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    if !existing.is_dir() {
+        return Err(format!(
+            "{} is not a directory (the Maildir {} cannot be made)",
+            existing.display(),
+            dir.display()
+        ));
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: access only reads the NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(format!(
+            "{} cannot be written by this user ({}), so the Maildir {} cannot be delivered into",
+            existing.display(),
+            std::io::Error::last_os_error(),
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// `FILE:LINE: plugin NAME: ...`: at the line of the config key the plugin's error names,
