@@ -309,12 +309,16 @@ fn reads_see_every_commit_while_other_tasks_write() {
 }
 
 fn reads_on(s: std::sync::Arc<Store>, rounds: u32) {
+    use std::sync::atomic::Ordering::Relaxed;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Writes made so far: the reader goes on until the writer has run alongside it (a
+    // thread started late on a busy machine would otherwise find the reads already done).
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let writer = {
-        let (s, stop) = (s.clone(), stop.clone());
+        let (s, stop, written) = (s.clone(), stop.clone(), written.clone());
         std::thread::spawn(move || {
             let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Relaxed) {
                 match n % 3 {
                     0 => s.sync().unwrap(),
                     1 => s.finish_pending(&[]).unwrap(),
@@ -329,6 +333,7 @@ fn reads_on(s: std::sync::Arc<Store>, rounds: u32) {
                         .unwrap(),
                 }
                 n += 1;
+                written.store(n, Relaxed);
                 // Writes keep coming, but leave the reader room: back to back, the
                 // lock (not fair) can starve it for minutes on a slow machine.
                 std::thread::sleep(std::time::Duration::from_micros(300));
@@ -337,7 +342,11 @@ fn reads_on(s: std::sync::Arc<Store>, rounds: u32) {
         })
     };
     let mut misses = 0;
-    for i in 0..rounds {
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while i < rounds
+        || (written.load(Relaxed) <= 10 && started.elapsed() < std::time::Duration::from_secs(60))
+    {
         let key = format!("sender{i}");
         s.commit_message(&kv_commit(&key, "vacation", Some(b"1")))
             .unwrap();
@@ -349,8 +358,9 @@ fn reads_on(s: std::sync::Arc<Store>, rounds: u32) {
         }
         assert!(s.is_processed(&format!("sender{}", i / 3)).unwrap());
         drop(key);
+        i += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Relaxed);
     let writes = writer.join().unwrap();
     assert!(writes > 10, "the writer ran alongside ({writes} writes)");
     assert_eq!(misses, 0, "reads that missed an earlier commit");
