@@ -320,6 +320,15 @@ fn postfix_log(stack: &Stack, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Postfix bounced nothing addressed to `who`.
+fn nothing_bounced(stack: &Stack, who: &str) {
+    let lines = postfix_log(stack, who);
+    assert!(
+        !lines.iter().any(|l| l.contains("status=bounced")),
+        "{lines:?}"
+    );
+}
+
 /// Wait up to a minute for a Postfix log line about `who` holding every one of `what`.
 async fn postfix_logged(stack: &Stack, who: &str, what: &[&str]) -> bool {
     until(Duration::from_secs(60), || {
@@ -429,13 +438,7 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
     stack.run("postfix-ctl.sh", &["flush"]);
     let arrived = until(Duration::from_secs(60), || files(&maildir, "").len() == 1).await;
     assert!(arrived, "{:?}", postfix_log(&stack, &alice));
-    assert!(
-        !postfix_log(&stack, &alice)
-            .iter()
-            .any(|l| l.contains("status=bounced")),
-        "{:?}",
-        postfix_log(&stack, &alice)
-    );
+    nothing_bounced(&stack, &alice);
 
     // 3. A recipient no account takes: 67, bounced, with mailpipe's reason in Postfix's log.
     let nobody = format!("nobody-{tag}@{domain}");
@@ -621,13 +624,7 @@ async fn postfix_through_lmtp_delivers_each_message_once_across_kills() {
         "{replies:?}\ndaemon log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(
-        !postfix_log(&stack, &alice)
-            .iter()
-            .any(|l| l.contains("status=bounced")),
-        "{:?}",
-        postfix_log(&stack, &alice)
-    );
+    nothing_bounced(&stack, &alice);
     daemon.kill();
 }
 

@@ -308,14 +308,36 @@ fn lmtp_data(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The state store, waiting while another process holds the embedded one.
+/// The state store, waiting while another process holds the embedded one. Clearing out
+/// expired state scans the whole store: one delivery process in an hour does it (marked by
+/// a file's time in the state directory), not every message's.
 async fn open_store_waiting(config: &Config) -> anyhow::Result<Arc<mailpipe::state::Store>> {
+    use anyhow::Context as _;
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
-        match mailpipe::run::setup::open_store(config) {
-            Ok(s) => return Ok(s),
-            Err(e) if started.elapsed() >= STORE_WAIT => return Err(e),
+        match mailpipe::state::Store::open_config(&config.state, &config.state_dir) {
+            Ok(s) => {
+                let mark = config.state_dir.join("deliver-maintained");
+                let due = std::fs::metadata(&mark)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age >= mailpipe::run::MAINTENANCE_EVERY);
+                if due {
+                    mailpipe::run::maintain(&s, config)?;
+                    let _ = std::fs::write(&mark, b"");
+                }
+                return Ok(Arc::new(s));
+            }
+            Err(e) if started.elapsed() >= STORE_WAIT => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot open the state store in {}",
+                        config.state_dir.display()
+                    )
+                })
+            }
             Err(_) => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(500));
