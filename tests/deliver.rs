@@ -199,6 +199,14 @@ async fn a_crash_before_or_after_the_commit_stores_and_answers_once() {
         let (code, err) = deliver(&args, &msg, &[]);
         assert_eq!(code, Some(0), "{at}: {err}");
         assert_eq!(files(&maildir, "").len(), 1, "{at}: stored twice");
+        // Settled: no marker of an unfinished delivery is left in tmp/ (a crash after the
+        // commit left one, the retry that found the message delivered removed it).
+        let marked = std::fs::read_dir(maildir.join("tmp"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".unsettled"))
+            .count();
+        assert_eq!(marked, 0, "{at}: a marker left");
         assert_eq!(
             wait_replies(&tag, 1, Duration::from_secs(20)).await,
             1,

@@ -721,6 +721,56 @@ fn sigkill_mid_run_stores_each_message_once_and_answers_each_sender_once() {
     );
 }
 
+/// A run that dies after its batch is durable but before its stored copies are settled (the
+/// window a kill -9 hit in CI) leaves markers; the next run finds those messages processed
+/// and removes their markers, without storing or answering anything again.
+#[test]
+fn markers_left_between_commit_and_settle_are_removed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), &root().join("examples/maildir"));
+    let run = |fault: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailpipe"));
+        cmd.args(["run", "--once", "-c"]).arg(&config.file);
+        if let Some(at) = fault {
+            cmd.env("MAILPIPE_FAULT_ABORT_AT", at);
+        }
+        cmd.output().unwrap()
+    };
+    let mail = dir.path().join("mail");
+    let markers = || {
+        files_under(&mail)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".unsettled"))
+            .count()
+    };
+    let out = run(Some("synced"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fault injected"), "{err}");
+    assert_eq!(messages_in(&mail).len(), 14);
+    assert!(
+        markers() >= 14,
+        "the run died before settling: {}",
+        markers()
+    );
+    let answered = || files_under(&dir.path().join("outbox")).len();
+    let before = answered();
+    let out = run(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(messages_in(&mail).len(), 14, "nothing stored again");
+    assert_eq!(markers(), 0, "stale markers removed");
+    // What the first run queued was sent by the second, once; nothing new was decided.
+    let after = answered();
+    assert!(after >= before);
+    let out = run(None);
+    assert!(out.status.success());
+    assert_eq!(answered(), after, "nothing sent twice");
+}
+
 /// `mailpipe run` polling a Maildir handles signals as the daemon does (issue 27): SIGHUP
 /// reloads the config between passes (a broken one is reported and the running one kept),
 /// SIGTERM in the middle of a pass ends it after the message it is on, and SIGINT while it

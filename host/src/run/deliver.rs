@@ -27,6 +27,7 @@ use crate::sink::mailstore::MailStore;
 use crate::state::Store;
 
 use super::accounts::Pipelines;
+use super::fault::fault;
 
 /// Who sent a message and to whom, as the MTA says (SMTP's MAIL FROM and RCPT TO).
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +115,11 @@ impl Deliverer {
         // read as "not sent yet" by two deliveries at once would go out twice.
         let _turn = self.turn(account).await?;
         if self.store.is_processed(&key).map_err(state)? {
+            // Delivered before. Had that delivery died between its commit and its answer, its
+            // stored copy's marker is still there: it goes now.
+            if let Ok(mailstore) = self.mailstore(account) {
+                mailstore.leftovers().settle(&key);
+            }
             return Ok(Delivered {
                 key,
                 folders: Vec::new(),
@@ -368,17 +374,6 @@ pub fn with_trace_fields(envelope: &Envelope, raw: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(raw);
     out
-}
-
-/// Fault injection for the once-only tests (test builds only, `test-hooks`): with
-/// `MAILPIPE_FAULT_ABORT_AT=stored` or `=committed`, the process dies at that point of a
-/// delivery, as a kill -9 would.
-fn fault(_at: &str) {
-    #[cfg(feature = "test-hooks")]
-    if std::env::var("MAILPIPE_FAULT_ABORT_AT").is_ok_and(|v| v == _at) {
-        eprintln!("fault injected by MAILPIPE_FAULT_ABORT_AT={_at}");
-        std::process::abort();
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod daemon;
 pub mod deliver;
+mod fault;
 pub mod imap;
 pub mod lmtp;
 pub mod offline;

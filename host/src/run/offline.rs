@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::pipeline::{commit_for, parallel, Decision, Pipeline};
 use crate::plugin::Clock;
 use crate::report;
-use crate::sink::mailstore::{Delivered, MailStore};
+use crate::sink::mailstore::{Delivered, Leftovers, MailStore};
 use crate::sink::outbox::{self};
 use crate::sink::outbox_dir::OutboxDir;
 use crate::source::maildir::{Entry, MaildirSource};
@@ -32,6 +32,9 @@ pub struct Offline {
     pipeline: Arc<Pipeline>,
     source: MaildirSource,
     mailstore: MailStore,
+    /// Markers an earlier run left when it died between a commit and its settle; those of
+    /// messages found processed are removed as the pass meets them.
+    leftovers: std::sync::Mutex<Leftovers>,
     transport: OutboxDir,
     maintained: std::time::Instant,
     /// An empty source was reported already (once per run, not every poll).
@@ -51,10 +54,12 @@ impl Offline {
         let store = open_store(config)?;
         let pipeline = Arc::new(build_pipeline(config, Some(store.clone()), Clock::System).await?);
         log_plugins(&pipeline);
+        let mailstore = MailStore::new(&offline.mailstore, offline.layout);
         Ok(Offline {
             config: config.clone(),
             source: MaildirSource::new(&offline.source),
-            mailstore: MailStore::new(&offline.mailstore, offline.layout),
+            leftovers: std::sync::Mutex::new(mailstore.leftovers()),
+            mailstore,
             transport: OutboxDir::new(&offline.outbox),
             store,
             pipeline,
@@ -147,9 +152,15 @@ impl Offline {
         }
         let (config, store, pipeline, source) =
             (&self.config, &self.store, &self.pipeline, &self.source);
+        let mut leftovers = self.leftovers.lock().unwrap();
+        let settle_leftovers = !opts.dry_run && !leftovers.is_empty();
         let mut todo = Vec::new();
         for entry in listed {
-            if store.is_processed(&source.key(&entry))? {
+            let key = source.key(&entry);
+            if store.is_processed(&key)? {
+                if settle_leftovers {
+                    leftovers.settle(&key);
+                }
                 summary.skipped += 1;
             } else {
                 todo.push(entry);
@@ -218,6 +229,7 @@ impl Offline {
         // The stored copies first: a durable processed mark must never outlive its copy.
         self.mailstore.make_durable(&batch.delivered)?;
         self.store.sync()?;
+        super::fault::fault("synced");
         self.mailstore.settle(&batch.delivered);
         if batch.queued {
             let flushed = outbox::flush(

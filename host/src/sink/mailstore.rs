@@ -148,6 +148,84 @@ impl MailStore {
         }
     }
 
+    /// The markers a process killed between its commit and its `settle` left behind (it ran
+    /// before this one: call this before delivering). Each names a message that is either
+    /// committed (the marker is stale: `Leftovers::settle` removes it) or not (it is delivered
+    /// again, which settles it). Looks into each folder's `tmp/` once.
+    pub fn leftovers(&self) -> Leftovers {
+        let mut found = Vec::new();
+        for (folder, dir) in self.folder_dirs() {
+            let Ok(entries) = std::fs::read_dir(dir.join("tmp")) else {
+                continue;
+            };
+            let bases: std::collections::HashSet<String> = entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    Some(name.strip_suffix(".unsettled")?.to_owned())
+                })
+                .collect();
+            if !bases.is_empty() {
+                found.push((folder, dir, bases));
+            }
+        }
+        Leftovers { found }
+    }
+
+    /// Every folder of the store: (its name, its directory).
+    fn folder_dirs(&self) -> Vec<(String, PathBuf)> {
+        let mut out = vec![];
+        match self.layout {
+            Layout::MaildirPlusPlus => {
+                out.push(("INBOX".to_owned(), self.root.clone()));
+                for e in std::fs::read_dir(&self.root)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let Some(rest) = name.strip_prefix('.') else {
+                        continue;
+                    };
+                    if rest.is_empty() || rest == "." || !e.path().join("tmp").is_dir() {
+                        continue;
+                    }
+                    let levels: Option<Vec<String>> =
+                        rest.split('.').map(crate::model::folder::decode).collect();
+                    if let Some(levels) = levels {
+                        out.push((levels.join("/"), e.path()));
+                    }
+                }
+            }
+            Layout::Fs => {
+                // A folder is a directory with a tmp/; folders nest (a few levels, not links).
+                let mut todo = vec![(String::new(), self.root.clone(), 0)];
+                while let Some((name, dir, depth)) = todo.pop() {
+                    if !name.is_empty() && dir.join("tmp").is_dir() {
+                        out.push((name.clone(), dir.clone()));
+                    }
+                    if depth >= 16 {
+                        continue;
+                    }
+                    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                        let sub = e.file_name().to_string_lossy().into_owned();
+                        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                        if !is_dir || ["cur", "new", "tmp"].contains(&sub.as_str()) {
+                            continue;
+                        }
+                        let full = if name.is_empty() {
+                            sub
+                        } else {
+                            format!("{name}/{sub}")
+                        };
+                        todo.push((full, e.path(), depth + 1));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The directory of `folder` (UTF-8, "/" between levels), or why this layout cannot
     /// hold it.
     pub fn folder_path(&self, folder: &str) -> Result<PathBuf, String> {
@@ -228,11 +306,7 @@ impl MailStore {
             move |source| StoreError { path, source }
         };
         self.prepare(&dir)?;
-        let mut h = Sha256::new();
-        h.update(decision.key().as_bytes());
-        h.update([0]);
-        h.update(d.folder.as_bytes());
-        let base = format!("{}.mailpipe", hex::encode(&h.finalize()[..12]));
+        let base = base_name(decision.key(), &d.folder);
         let info = self.info_letters(&dir, decision.flags())?;
         let (sub, name) = if info.is_empty() {
             ("new", base.clone())
@@ -370,6 +444,41 @@ impl MailStore {
     }
 }
 
+/// Markers left by a process that died between its commit and its `settle`
+/// (`MailStore::leftovers`), by folder.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// (folder name, its directory, the base names marked in its tmp/).
+    found: Vec<(String, PathBuf, std::collections::HashSet<String>)>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.found.iter().all(|(_, _, bases)| bases.is_empty())
+    }
+
+    /// Message `key` is committed: its markers are stale and go. Costs a hash per folder
+    /// with markers, no look at the disk unless one is found.
+    pub fn settle(&mut self, key: &str) {
+        for (folder, dir, bases) in &mut self.found {
+            let base = base_name(key, folder);
+            if bases.remove(&base) {
+                let _ = std::fs::remove_file(dir.join("tmp").join(format!("{base}.unsettled")));
+            }
+        }
+    }
+}
+
+/// The name every copy of message `key` in `folder` starts with (its flags follow): the same
+/// on every delivery, so a delivery again replaces the copy instead of adding one.
+fn base_name(key: &str, folder: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update([0]);
+    h.update(folder.as_bytes());
+    format!("{}.mailpipe", hex::encode(&h.finalize()[..12]))
+}
+
 /// The Maildir info letter of an IMAP system flag.
 fn system_letter(flag: &str) -> Option<char> {
     match flag.to_ascii_lowercase().as_str() {
@@ -407,5 +516,84 @@ mod tests {
             fs.folder_path("Tom.Jones").unwrap(),
             Path::new("/m/Tom.Jones")
         );
+    }
+
+    struct Decided {
+        key: String,
+        email: Email,
+        to: Vec<Delivery>,
+        flags: Vec<String>,
+    }
+
+    impl Deliverable for Decided {
+        fn key(&self) -> &str {
+            &self.key
+        }
+        fn email(&self) -> &Email {
+            &self.email
+        }
+        fn deliveries(&self) -> &[Delivery] {
+            &self.to
+        }
+        fn flags(&self) -> &[String] {
+            &self.flags
+        }
+    }
+
+    fn decided(key: &str, folders: &[&str]) -> Decided {
+        Decided {
+            key: key.into(),
+            email: Email::new(&b"Subject: x\r\n\r\nhi\r\n"[..], "INBOX", vec![]),
+            to: folders
+                .iter()
+                .map(|f| Delivery {
+                    folder: f.to_string(),
+                    create: true,
+                })
+                .collect(),
+            flags: vec![],
+        }
+    }
+
+    fn markers(root: &Path) -> usize {
+        let mut n = 0;
+        let mut todo = vec![root.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                } else if e.file_name().to_string_lossy().ends_with(".unsettled") {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn leftover_markers_of_a_committed_message_are_found_and_removed_in_both_layouts() {
+        for layout in [Layout::MaildirPlusPlus, Layout::Fs] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = MailStore::new(dir.path(), layout);
+            let folders = ["INBOX", "Finance/Rechnungen-Ü", "Lists/rust"];
+            store.deliver(&decided("k1", &folders)).unwrap();
+            store.deliver(&decided("k2", &folders[1..])).unwrap();
+            assert_eq!(markers(dir.path()), 5, "{layout:?}");
+            // A later process: k1 was committed (its markers are stale), k2 was not.
+            let fresh = MailStore::new(dir.path(), layout);
+            let mut left = fresh.leftovers();
+            assert!(!left.is_empty());
+            left.settle("k1");
+            assert_eq!(markers(dir.path()), 2, "{layout:?}: k1's three went");
+            left.settle("k3");
+            assert_eq!(
+                markers(dir.path()),
+                2,
+                "{layout:?}: another key takes nothing"
+            );
+            left.settle("k2");
+            assert_eq!(markers(dir.path()), 0, "{layout:?}");
+            assert!(fresh.leftovers().is_empty());
+        }
     }
 }
