@@ -589,6 +589,17 @@ async fn no_reply_about_mail_that_arrived_before_the_plugin_was_enabled() {
         .run(&letter("new", NOW + 1000), "imap:work/INBOX/1/2")
         .await;
     assert_eq!(new.outgoing.len(), 1, "{:?}", notes_of(&new));
+    // The sender of old mail writes again: answered, since the vacation's memory of the reply
+    // it was not let send is not kept.
+    let old = t
+        .run_commit(&letter("again", NOW - 86_400_000), "imap:work/INBOX/1/5")
+        .await;
+    assert!(old.outgoing.is_empty() && old.kv.is_empty(), "{:?}", old.kv);
+    assert!(notes_of(&old).join("\n").contains("were not kept"));
+    let again = t
+        .run_commit(&letter("again", NOW + 2000), "imap:work/INBOX/1/6")
+        .await;
+    assert_eq!(again.outgoing.len(), 1, "{:?}", notes_of(&again));
     // Unknown arrival (a file handed to `mailpipe test`): not held back.
     let unknown = Email::new(
         b"From: who@example.org\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nx\r\n".to_vec(),

@@ -36,6 +36,11 @@ MAILSTACK_HOST=127.0.0.1                      # loopback only, never anything el
 MAILSTACK_DOMAIN=example.test
 MAILSTACK_IMAP_PORT="${MAILSTACK_IMAP_PORT:-10143}"
 MAILSTACK_IMAPS_PORT="${MAILSTACK_IMAPS_PORT:-10993}"
+# POP3 defaults follow the IMAP ports (10143 -> 10110, 10993 -> 10995): the private
+# stacks of tests/cluster.rs, tests/reconnect_storm.rs and bench/*.sh move only the
+# ports they know of, and fixed POP3 defaults would clash with the shared stack's.
+MAILSTACK_POP3_PORT="${MAILSTACK_POP3_PORT:-$((MAILSTACK_IMAP_PORT - 33))}"
+MAILSTACK_POP3S_PORT="${MAILSTACK_POP3S_PORT:-$((MAILSTACK_IMAPS_PORT + 2))}"
 MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-10025}"
 MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-10587}"
 MAILSTACK_SUBMISSIONS_PORT="${MAILSTACK_SUBMISSIONS_PORT:-10465}"  # implicit TLS (RFC 8314)
@@ -44,7 +49,7 @@ MAILSTACK_LMTP_PORT="${MAILSTACK_LMTP_PORT:-10024}"
 MAILSTACK_MAILPIPE_LMTP_PORT="${MAILSTACK_MAILPIPE_LMTP_PORT:-10026}"
 MAILSTACK_OAUTH_PORT="${MAILSTACK_OAUTH_PORT:-10080}"   # fake OAuth2 server (oauth2_server.py)
 MAILSTACK_VMAIL_UID="${MAILSTACK_VMAIL_UID:-5000}"   # owner of the Maildir files; needs no passwd entry
-MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol}" # password of each is secret-<user>
+MAILSTACK_USERS="${MAILSTACK_USERS:-alice bob carol dave erin frank}" # password of each is secret-<user>
 MAILSTACK_WAIT_SECS="${MAILSTACK_WAIT_SECS:-30}"
 MAILSTACK_DOVECOT_EXTRA="${MAILSTACK_DOVECOT_EXTRA:-}"  # a file of more Dovecot settings (bench/accounts.py: many connections)
 
@@ -137,7 +142,8 @@ ms_port_open() {
 # Every address:port Dovecot listens on (for waiting and for port checks).
 ms_dovecot_addrs() {
     local line addr
-    echo "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_LMTP_PORT"
+    echo "$MAILSTACK_IMAP_PORT" "$MAILSTACK_IMAPS_PORT" "$MAILSTACK_POP3_PORT" "$MAILSTACK_POP3S_PORT" \
+        "$MAILSTACK_LMTP_PORT"
     for line in "${MS_CAPS_PROFILES[@]}"; do
         read -r _ addr _ <<<"$line"
         echo "$addr:$MAILSTACK_IMAP_PORT"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a self-contained real mail stack (Dovecot IMAP/IMAPS/LMTP + Postfix
+# Start a self-contained real mail stack (Dovecot IMAP/IMAPS/POP3/POP3S/LMTP + Postfix
 # SMTP/submission + a fake OAuth2 provider) on loopback high ports, for
 # mailpipe's end-to-end tests.
 #
@@ -11,7 +11,7 @@
 #
 # Usage:  tests/mailstack/start.sh            # logs on stderr, `export` lines on stdout
 #         eval "$(tests/mailstack/start.sh)"  # or: source $MAILSTACK_DIR/env.sh
-# Env:    MAILSTACK_DIR, MAILSTACK_{IMAP,IMAPS,SMTP,SUBMISSION,SUBMISSIONS,LMTP,OAUTH}_PORT,
+# Env:    MAILSTACK_DIR, MAILSTACK_{IMAP,IMAPS,POP3,POP3S,SMTP,SUBMISSION,SUBMISSIONS,LMTP,OAUTH}_PORT,
 #         MAILSTACK_VMAIL_UID, MAILSTACK_WAIT_SECS (see common.sh)
 # Running it again stops the running stack under the same dir first; mailboxes
 # and TLS material are kept (rm -rf "$MAILSTACK_DIR" after stop.sh for a clean slate).
@@ -32,8 +32,8 @@ ms_install_packages() {
     # process's disk writes for the crash tests (a slow disk, without a test hook in
     # mailpipe); libfaketime moves a process's wall clock for the clock tests; dovecot-sieve
     # is Pigeonhole, the reference Sieve engine of tests/sieve_differential.rs (sieve-test);
-    # sieve-connect is the ManageSieve client of tests/managesieve.rs.
-    local pkgs=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix openssl swaks libnet-ssleay-perl python3 curl strace libfaketime sieve-connect)
+    # sieve-connect is the ManageSieve client of tests/managesieve.rs; dovecot-pop3d serves POP3.
+    local pkgs=(dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve postfix openssl swaks libnet-ssleay-perl python3 curl strace libfaketime sieve-connect)
     local missing=() p made_policy=0
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -97,7 +97,7 @@ ms_stop_system_services() {
         update-rc.d postfix disable >/dev/null 2>&1 || true
     fi
     local p
-    for p in 25 143 993; do
+    for p in 25 110 143 993 995; do
         if ms_port_open "$p"; then
             ms_log "WARNING: something still listens on 127.0.0.1:$p (not ours):"
             ss -ltnp "sport = :$p" >&2 || true
@@ -245,7 +245,7 @@ info_log_path = $MS_LOG/dovecot.log
 auth_verbose = yes
 verbose_proctitle = yes
 
-protocols = imap lmtp
+protocols = imap lmtp pop3
 listen = $MAILSTACK_HOST
 
 ssl = yes
@@ -256,7 +256,9 @@ $dh
 
 # Tests log in with LOGIN over plain TCP on loopback.
 disable_plaintext_auth = no
-auth_mechanisms = plain login xoauth2 oauthbearer
+# apop: POP3 APOP (RFC 1939), possible because the passdb keeps plaintext passwords;
+# pop3-login then puts the APOP timestamp <...> in its greeting.
+auth_mechanisms = plain login apop xoauth2 oauthbearer
 auth_username_format = %Lu
 # No auth cache (the default, spelled out): every token login asks the OAuth2
 # server, so revoking or expiring a token takes effect on the next login.
@@ -275,12 +277,12 @@ service anvil {
   }
 }
 
-# Passwords only for PLAIN/LOGIN, tokens only for XOAUTH2/OAUTHBEARER: a
+# Passwords only for PLAIN/LOGIN/APOP, tokens only for XOAUTH2/OAUTHBEARER: a
 # wrong password never costs an HTTP round trip to the OAuth2 server (and
 # fails as fast as before), and a token is never compared with a password.
 passdb {
   driver = passwd-file
-  mechanisms = plain login
+  mechanisms = plain login apop
   args = scheme=PLAIN username_format=%u $users
 }
 passdb {
@@ -333,6 +335,18 @@ service imap-login {
   # certificate does not name these addresses).
 $listeners}
 
+service pop3-login {
+  inet_listener pop3 {
+    address = $MAILSTACK_HOST
+    port = $MAILSTACK_POP3_PORT
+  }
+  inet_listener pop3s {
+    address = $MAILSTACK_HOST
+    port = $MAILSTACK_POP3S_PORT
+    ssl = yes
+  }
+}
+
 service lmtp {
   inet_listener lmtp {
     address = $MAILSTACK_HOST
@@ -352,6 +366,11 @@ service auth {
 protocol imap {
   # Tests open many connections for one user from 127.0.0.1 (default 10).
   mail_max_userip_connections = 200
+}
+
+protocol pop3 {
+  # Dovecot's default, spelled out: tests may rely on the UIDL form.
+  pop3_uidl_format = %08Xu%08Xv
 }
 
 protocol lmtp {
@@ -530,6 +549,7 @@ ms_write_env() {
     {
         echo "# Written by mailpipe tests/mailstack/start.sh: source it to reach the test mail stack."
         for v in MAILSTACK_DIR MAILSTACK_HOST MAILSTACK_DOMAIN MAILSTACK_IMAP_PORT MAILSTACK_IMAPS_PORT \
+            MAILSTACK_POP3_PORT MAILSTACK_POP3S_PORT \
             MAILSTACK_SMTP_PORT MAILSTACK_SUBMISSION_PORT MAILSTACK_SUBMISSIONS_PORT MAILSTACK_LMTP_PORT \
             MAILSTACK_MAILPIPE_LMTP_PORT \
             MAILSTACK_CA MAILSTACK_WRONG_CA MAILSTACK_OAUTH_PORT MAILSTACK_OAUTH_URL; do

@@ -43,6 +43,8 @@ pub(super) struct RawAccount {
     pub recipients: Option<Vec<Spanned<String>>>,
     /// `[account.deliver]`: where mail delivered to this account is stored.
     pub deliver: Option<RawDeliver>,
+    /// `[account.pop3]`: a POP3 mailbox read instead of IMAP, into `[account.deliver]`.
+    pub pop3: Option<RawServer>,
 }
 
 /// `[account.deliver]`: the mail store that delivery (`mailpipe deliver`) writes into.
@@ -97,6 +99,9 @@ pub(super) struct RawServer {
     pub password_env: Option<String>,
     pub password_file: Option<String>,
     pub password_command: Option<String>,
+    /// `[account.pop3]` only: leave the messages on the server (default) or delete each once
+    /// it is durably stored.
+    pub keep: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -159,6 +164,16 @@ pub struct AccountConfig {
     pub recipients: Vec<String>,
     /// Where delivered mail is stored; None: nothing is delivered to this account.
     pub deliver: Option<DeliverTarget>,
+    /// A POP3 mailbox read into `deliver` (instead of an IMAP server).
+    pub pop3: Option<Pop3Source>,
+}
+
+/// `[account.pop3]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Pop3Source {
+    pub server: ServerConfig,
+    /// Leave messages on the server (true) or delete each once it is durably stored.
+    pub keep: bool,
 }
 
 /// `[account.deliver]`, resolved.
@@ -347,6 +362,13 @@ pub(super) fn server(
         TlsMode::Starttls => defaults.ports[1],
         TlsMode::None => defaults.ports[2],
     });
+    if let (Some(k), false) = (&raw.keep, prefix == "account.pop3") {
+        return Err((
+            k.span(),
+            format!("{prefix}.keep"),
+            "keep is a key of [account.pop3] (whether messages stay on the POP3 server)".into(),
+        ));
+    }
     let auth = raw.auth.unwrap_or(defaults.auth);
     if auth != Auth::Password && password.is_some() {
         return Err((

@@ -29,7 +29,7 @@ pub mod providers;
 /// The credential and endpoint values a `ServerConfig` holds.
 pub use crate::model::credentials::{Auth, PasswordSource, Secret};
 pub use crate::model::endpoint::TlsMode;
-pub use account::{AccountConfig, DeliverTarget, ServerConfig, WatchMode};
+pub use account::{AccountConfig, DeliverTarget, Pop3Source, ServerConfig, WatchMode};
 
 pub use accounts_dir::{is_account_file, merged, table_row_path, AccountFile, AccountsSettings};
 use error::line_of;
@@ -457,14 +457,20 @@ fn validate_account(
         layout: d.layout,
     });
     let recipients = account_recipients(a)?;
-    // An account only delivered to needs no IMAP server.
-    let reads_imap = a.imap.is_some() || provider.is_some() || deliver.is_none();
+    let mut pop3 = pop3_source(a, deliver.is_some(), base)?;
+    // An account only delivered to, or reading POP3, needs no IMAP server.
+    let reads_imap =
+        a.imap.is_some() || pop3.is_none() && (provider.is_some() || deliver.is_none());
     let (mut imap, mut smtp) = servers(a, provider, base, reads_imap)?;
-    let wants_oauth = imap.as_ref().is_some_and(|s| s.auth != Auth::Password)
-        || smtp.as_ref().is_some_and(|s| s.auth != Auth::Password);
+    let wants_oauth = [&imap, &smtp, &pop3.as_ref().map(|p| p.server.clone())]
+        .iter()
+        .any(|s| s.as_ref().is_some_and(|s| s.auth != Auth::Password));
     let tokens = oauth2_tokens(a, &name, provider, wants_oauth, base, state_dir)?;
     if let Some(s) = &mut imap {
         s.oauth2 = tokens.clone();
+    }
+    if let Some(p) = &mut pop3 {
+        p.server.oauth2 = tokens.clone();
     }
     if let Some(s) = &mut smtp {
         s.oauth2 = tokens;
@@ -488,7 +494,47 @@ fn validate_account(
         plugin_overrides: BTreeMap::new(),
         recipients,
         deliver,
+        pop3,
     })
+}
+
+/// `[account.pop3]`: the server (POP3S on 995, or 110 with STLS or on loopback), and
+/// whether messages stay on it. Its messages go where `[account.deliver]` says, which it
+/// needs; an account reads IMAP or POP3, not both.
+fn pop3_source(
+    a: &account::RawAccount,
+    delivers: bool,
+    base: &Path,
+) -> Result<Option<account::Pop3Source>, Invalid> {
+    let Some(raw) = &a.pop3 else {
+        return Ok(None);
+    };
+    let whole = raw.host.as_ref().map_or(a.name.span(), |h| h.span());
+    if a.imap.is_some() {
+        return Err((
+            whole,
+            "account.pop3".into(),
+            "an account reads IMAP or POP3, not both: make two accounts".into(),
+        ));
+    }
+    if !delivers {
+        return Err((
+            whole,
+            "account.pop3".into(),
+            "POP3 has no folders: add [account.deliver] with the maildir its messages are filed into".into(),
+        ));
+    }
+    let defaults = account::ServerDefaults {
+        preset: None,
+        ports: [995, 110, 110],
+        auth: Auth::Password,
+        username: Some(a.address.get_ref().clone()),
+    };
+    let server = account::server(Some(raw), "account.pop3", &defaults, whole, base)?;
+    Ok(Some(account::Pop3Source {
+        server,
+        keep: raw.keep.as_ref().is_none_or(|k| *k.get_ref()),
+    }))
 }
 
 /// The envelope recipients delivered to the account (default: its address), lowercase.

@@ -102,6 +102,18 @@ impl Email {
         })
     }
 
+    /// When the mailbox's own server took the message in, in ms since the epoch: the date of
+    /// the topmost Received field (the one that server wrote; anyone may have written those
+    /// below it). None without one, or with a date that cannot be read.
+    pub fn received_at(&self) -> Option<u64> {
+        let [value] = self.first_raw_values(["Received"]);
+        let value = value?;
+        let (_, date) = value.rsplit_once(';')?;
+        let date = date.split_whitespace().collect::<Vec<_>>().join(" ");
+        let seconds = mail_parser::DateTime::parse_rfc822(&date)?.to_timestamp();
+        u64::try_from(seconds).ok()?.checked_mul(1000)
+    }
+
     /// First value of a header, decoded, matched case-insensitively.
     pub fn header(&self, name: &str) -> Option<String> {
         rewrite::HeaderBlock::parse(&self.raw)

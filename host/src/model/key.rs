@@ -15,7 +15,8 @@ pub fn imap_key_prefix(account: &str) -> String {
 pub fn account_of_key(message_key: &str) -> Option<&str> {
     message_key
         .strip_prefix("imap:")
-        .or_else(|| message_key.strip_prefix("deliver:"))?
+        .or_else(|| message_key.strip_prefix("deliver:"))
+        .or_else(|| message_key.strip_prefix("pop3:"))?
         .split('/')
         .next()
 }
@@ -24,7 +25,40 @@ pub fn account_of_key(message_key: &str) -> Option<&str> {
 /// IMAP accounts are worked on by one process at a time; mail delivered to an account may
 /// arrive through any process (every `mailpipe deliver` the MTA starts), so none is fenced.
 pub fn fenced_account_of_key(message_key: &str) -> Option<&str> {
-    message_key.strip_prefix("imap:")?.split('/').next()
+    message_key
+        .strip_prefix("imap:")
+        .or_else(|| message_key.strip_prefix("pop3:"))?
+        .split('/')
+        .next()
+}
+
+/// The source name of an account's POP3 mailbox ("pop3:ACCOUNT").
+pub fn pop3_source(account: &str) -> String {
+    format!("pop3:{account}")
+}
+
+/// The key of one POP3 message: its unique id (UIDL) and size, which a server that reuses
+/// an id for another message (RFC 1939 allows it once the first is gone) almost never
+/// repeats together; without an id (a server without UIDL, or a listing where an id repeats),
+/// its bytes.
+pub fn pop3_key(account: &str, uid: Option<&str>, size: u64, raw: Option<&[u8]>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    match uid {
+        Some(uid) => {
+            h.update(b"uidl\0");
+            h.update(uid.as_bytes());
+            h.update([0]);
+            h.update(size.to_string().as_bytes());
+        }
+        None => {
+            h.update(b"bytes\0");
+            h.update(raw.unwrap_or_default());
+        }
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("pop3:{account}/{hex}")
 }
 
 /// The source name of the mail delivered to an account ("deliver:ACCOUNT").
@@ -75,6 +109,31 @@ mod tests {
         assert_eq!(account_of_key(&k), Some("alice"));
         assert_eq!(account_of_key("rewritten:abc"), None);
         assert_eq!(account_of_key("offline:/x/y"), None);
+    }
+
+    #[test]
+    fn pop3_messages_belong_to_their_account_fenced_by_id_and_size_or_bytes() {
+        let k = pop3_key("alice", Some("0000041f6b171a75"), 661, None);
+        assert!(k.starts_with("pop3:alice/"), "{k}");
+        assert_eq!(account_of_key(&k), Some("alice"));
+        assert_eq!(fenced_account_of_key(&k), Some("alice"));
+        assert_eq!(source_of_key(&k), pop3_source("alice"));
+        assert_eq!(
+            k,
+            pop3_key("alice", Some("0000041f6b171a75"), 661, Some(b"x"))
+        );
+        // An id reused for a message of another size is another message.
+        assert_ne!(k, pop3_key("alice", Some("0000041f6b171a75"), 662, None));
+        assert_ne!(k, pop3_key("bob", Some("0000041f6b171a75"), 661, None));
+        let by_bytes = pop3_key("alice", None, 0, Some(b"Subject: a\r\n"));
+        assert_eq!(
+            by_bytes,
+            pop3_key("alice", None, 99, Some(b"Subject: a\r\n"))
+        );
+        assert_ne!(
+            by_bytes,
+            pop3_key("alice", None, 0, Some(b"Subject: b\r\n"))
+        );
     }
 
     #[test]

@@ -251,6 +251,18 @@ pub async fn handshake(
     host: &str,
     client: &Client,
 ) -> Result<TlsStream<TcpStream>, TlsError> {
+    handshake_over(tcp, host, client).await
+}
+
+/// The same over any byte stream (POP3's STLS upgrades the connection it has read from).
+pub async fn handshake_over<S>(
+    tcp: S,
+    host: &str,
+    client: &Client,
+) -> Result<TlsStream<S>, TlsError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let name = ServerName::try_from(
         host.trim_start_matches('[')
             .trim_end_matches(']')

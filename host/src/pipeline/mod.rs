@@ -223,8 +223,25 @@ impl Pipeline {
                         sender: sender.as_deref(),
                         identity,
                     };
-                    let notes = self.apply(&mut w, &origin, plugin, &actions);
-                    w.decision.kv.extend(call.kv);
+                    let mut notes = self.apply(&mut w, &origin, plugin, &actions);
+                    // Mail held back because the message is old mail was decided by a plugin
+                    // that cannot know the host's rule: what it wrote to remember it (a
+                    // vacation's "answered") would stop it from answering the sender's next,
+                    // new message. Its state changes for this message are not kept.
+                    let sends = actions.iter().any(|a| {
+                        matches!(a, Action::Reply(_) | Action::Forward(_) | Action::Notify(_))
+                    });
+                    if sends
+                        && !call.kv.is_empty()
+                        && self.old_mail(original, plugin, message_key).is_some()
+                    {
+                        notes.push(
+                            "its state changes for this message were not kept: the mail it would remember was not sent"
+                                .into(),
+                        );
+                    } else {
+                        w.decision.kv.extend(call.kv);
+                    }
                     PluginStatus::Applied { actions, notes }
                 }
                 Err(error) => PluginStatus::Failed { error },

@@ -166,13 +166,43 @@ pub fn raise_fd_limit(accounts: usize) {
     }
 }
 
+/// An account's worker, whichever protocol its mailbox speaks.
+pub enum Worker {
+    Imap(Box<AccountWorker>),
+    Pop3(Box<crate::run::pop3::Pop3Job>),
+}
+
+impl Worker {
+    pub fn account(&self) -> &AccountConfig {
+        match self {
+            Worker::Imap(w) => &w.account,
+            Worker::Pop3(j) => &j.account,
+        }
+    }
+
+    /// Run until stopped (see `AccountWorker::watch`, `Pop3Job::watch`).
+    pub async fn watch(&self) {
+        match self {
+            Worker::Imap(w) => w.watch().await,
+            Worker::Pop3(j) => j.watch().await,
+        }
+    }
+}
+
 /// One worker per account (of the config and of its accounts directory), sharing the state
 /// store, the plugin engine and a login pacer.
 pub async fn account_workers(
     config: &Config,
     opts: &RunOptions,
 ) -> anyhow::Result<Vec<AccountWorker>> {
-    let store = open_store(config)?;
+    account_workers_in(config, opts, open_store(config)?).await
+}
+
+async fn account_workers_in(
+    config: &Config,
+    opts: &RunOptions,
+    store: Arc<Store>,
+) -> anyhow::Result<Vec<AccountWorker>> {
     let mut accounts = all_accounts(config, &account_rows(config, &store)?);
     // Accounts only delivered to (`mailpipe deliver`) have no IMAP server to read.
     accounts.retain(|a| a.imap.is_some());
@@ -206,12 +236,61 @@ pub async fn account_workers(
     Ok(workers)
 }
 
+/// The POP3 accounts of `config` this process may read (all of them, or on a shared store
+/// those it claims), with the delivery steps they share.
+async fn pop3_jobs(
+    config: &Config,
+    opts: &RunOptions,
+    store: &Arc<Store>,
+) -> anyhow::Result<Vec<crate::run::pop3::Pop3Job>> {
+    let mut accounts = all_accounts(config, &account_rows(config, store)?);
+    accounts.retain(|a| a.pop3.is_some());
+    if accounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if opts.dry_run {
+        for a in &accounts {
+            tracing::warn!(account = %a.name, "a dry run does not read POP3 mailboxes (fetching is not without effect on them); left out");
+        }
+        return Ok(Vec::new());
+    }
+    let deliverer = Arc::new(crate::run::deliver::Deliverer::new(config, store.clone()).await?);
+    let mut jobs = Vec::new();
+    for account in accounts {
+        if !store.claim_account(&account.name)? {
+            tracing::info!(account = %account.name, "owned by another process sharing the state store: left to it");
+            continue;
+        }
+        jobs.push(crate::run::pop3::Pop3Job::new(
+            account,
+            deliverer.clone(),
+            None,
+        )?);
+    }
+    Ok(jobs)
+}
+
 /// `--once` over every account, concurrently. Errors are reported per account.
 pub async fn run_accounts_once(config: &Config, opts: &RunOptions) -> anyhow::Result<RunSummary> {
-    let workers = account_workers(config, opts).await?;
-    let results = futures::future::join_all(workers.iter().map(|w| w.once())).await;
+    let store = open_store(config)?;
+    let workers = account_workers_in(config, opts, store.clone()).await?;
+    let pop3 = pop3_jobs(config, opts, &store).await?;
+    let (results, pop3_results) = futures::future::join(
+        futures::future::join_all(workers.iter().map(|w| w.once())),
+        futures::future::join_all(pop3.iter().map(|j| j.pass())),
+    )
+    .await;
     let mut summary = RunSummary::default();
     let mut failed = Vec::new();
+    for (j, r) in pop3.iter().zip(pop3_results) {
+        match r {
+            Ok(r) => {
+                summary.processed += r.processed;
+                summary.skipped += r.skipped;
+            }
+            Err(e) => failed.push(format!("account {}: {e}", j.account.name)),
+        }
+    }
     for (w, r) in workers.iter().zip(results) {
         match r {
             Ok(r) => {

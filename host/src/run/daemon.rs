@@ -24,7 +24,9 @@ use tokio::sync::watch;
 use super::accounts::{raise_fd_limit, worker, Pipelines};
 use super::setup::{self, RunOptions};
 use crate::config::{AccountConfig, Config};
-use crate::run::imap::AccountWorker;
+use crate::run::accounts::Worker;
+use crate::run::deliver::Deliverer;
+use crate::run::pop3::Pop3Job;
 use crate::source::imap::pacer::Pacer;
 use crate::state::Store;
 
@@ -54,6 +56,8 @@ struct Accounts {
     /// Shared store: accounts configured here that another process owns (or none yet).
     waiting: BTreeMap<String, Start>,
     waited: HashSet<String>,
+    /// The delivery steps LMTP and the POP3 accounts share (each account's turn among them).
+    deliverer: Option<Arc<Deliverer>>,
 }
 
 /// Watch every account until SIGINT or SIGTERM (see the module's comment for reloads).
@@ -80,9 +84,16 @@ pub async fn watch_accounts(config: &Config, opts: &RunOptions) -> anyhow::Resul
             Some(on_login),
         )
         .await?;
-        // Mail at delivery time; a reload starts it anew too.
-        let lmtp = super::lmtp::start(&config, store.clone()).await?;
         let mut accounts = Accounts::new(&config, &store);
+        // Mail at delivery time and from POP3 mailboxes share the delivery steps (and each
+        // account's turn); a reload starts them anew too.
+        if config.lmtp.is_some() || accounts.start.iter().any(|s| s.account.pop3.is_some()) {
+            accounts.deliverer = Some(Arc::new(Deliverer::new(&config, store.clone()).await?));
+        }
+        let lmtp = match &accounts.deliverer {
+            Some(d) => super::lmtp::start(&config, d.clone()).await?,
+            None => None,
+        };
         raise_fd_limit(accounts.start.len());
         // The first claim waits one round, so that processes started together see each
         // other before they take their shares.
@@ -208,14 +219,14 @@ impl Accounts {
         store: &Arc<Store>,
         pipelines: &mut Pipelines,
         pacer: &Arc<Pacer>,
-    ) -> Option<(String, AccountWorker)> {
+    ) -> Option<(String, Worker)> {
         let Start {
             account,
             file,
             text,
         } = due;
         let name = account.name.clone();
-        if account.imap.is_none() {
+        if account.imap.is_none() && account.pop3.is_none() {
             tracing::info!(account = %name, "no [account.imap]: only delivered to (mailpipe deliver), no IMAP worker");
             return None;
         }
@@ -240,6 +251,40 @@ impl Accounts {
             }
         };
         let (stop, stopped) = watch::channel(0u64);
+        if account.pop3.is_some() {
+            let job = async {
+                let d = match &self.deliverer {
+                    Some(d) => d.clone(),
+                    None => self
+                        .deliverer
+                        .insert(Arc::new(Deliverer::new(config, store.clone()).await?))
+                        .clone(),
+                };
+                Pop3Job::new(account.clone(), d, Some(stopped))
+            };
+            return match job.await {
+                Ok(job) => {
+                    self.running.insert(
+                        name.clone(),
+                        Running {
+                            account,
+                            file,
+                            text,
+                            stop,
+                            then: None,
+                            handing_back: false,
+                            removed: false,
+                        },
+                    );
+                    Some((name, Worker::Pop3(Box::new(job))))
+                }
+                Err(e) => {
+                    tracing::error!(account = %name, "cannot start: {e:#}");
+                    let _ = store.release_account(&name);
+                    None
+                }
+            };
+        }
         let w = match worker(
             config,
             opts,
@@ -270,7 +315,7 @@ impl Accounts {
                 removed: false,
             },
         );
-        Some((name, w))
+        Some((name, Worker::Imap(Box::new(w))))
     }
 
     /// An account's worker has ended: start it again with its changed file, or release it

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::clock::now_ms;
 use crate::config::{AccountConfig, Config};
 use crate::message::Email;
-use crate::model::key::{deliver_source, delivery_key};
+use crate::model::key::{deliver_source, delivery_key, pop3_source};
 use crate::pipeline::commit_for;
 use crate::sink::mailstore::MailStore;
 use crate::state::Store;
@@ -108,9 +108,69 @@ impl Deliverer {
         envelope: &Envelope,
         raw: &[u8],
     ) -> Result<Delivered, DeliverError> {
+        let key = delivery_key(&account.name, &envelope.sender, &envelope.recipient, raw);
+        // Arrived now, after the plugins were enabled for this account's deliveries: mail
+        // delivered is never old mail.
+        let email = || Email::new(with_trace_fields(envelope, raw), "INBOX", Vec::new());
+        self.deliver_once(account, key, &deliver_source(&account.name), email, None)
+            .await
+    }
+
+    /// A message fetched from the account's POP3 mailbox (`run/pop3.rs`): `key` names it
+    /// (`model::key::pop3_key`), `raw` is what the server has, `arrived_ms` when it reached
+    /// the mailbox as far as can be told (plugins send no mail about what came before they
+    /// were enabled).
+    pub async fn deliver_fetched(
+        &self,
+        account: &AccountConfig,
+        key: String,
+        raw: Vec<u8>,
+        arrived_ms: u64,
+    ) -> Result<Delivered, DeliverError> {
+        let email = || Email::new(raw, "INBOX", Vec::new());
+        self.deliver_once(
+            account,
+            key,
+            &pop3_source(&account.name),
+            email,
+            Some(arrived_ms),
+        )
+        .await
+    }
+
+    /// Enable the account's plugins for mail from `source` (see `Pipeline::enable_for`):
+    /// true when they were enabled just now, for the first time.
+    /// From then on they may send mail about what arrives that way (never about mail from
+    /// before: `actions::since`).
+    pub async fn enable(
+        &self,
+        account: &AccountConfig,
+        source: &str,
+    ) -> Result<bool, DeliverError> {
+        self.pipeline(account)
+            .await?
+            .enable_for(source)
+            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))
+    }
+
+    /// Whether the message with this key was delivered (and committed) before.
+    pub fn was_delivered(&self, key: &str) -> Result<bool, DeliverError> {
+        self.store
+            .is_processed(key)
+            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))
+    }
+
+    /// The steps every way in shares (see the module's comment), in the account's turn.
+    async fn deliver_once(
+        &self,
+        account: &AccountConfig,
+        key: String,
+        source: &str,
+        email: impl FnOnce() -> Email,
+        arrived_ms: Option<u64>,
+    ) -> Result<Delivered, DeliverError> {
         let state =
             |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
-        let key = delivery_key(&account.name, &envelope.sender, &envelope.recipient, raw);
         // Decided one after the other, as an IMAP account's messages are: a vacation reply
         // read as "not sent yet" by two deliveries at once would go out twice.
         let _turn = self.turn(account).await?;
@@ -128,11 +188,9 @@ impl Deliverer {
             });
         }
         let pipeline = self.pipeline(account).await?;
-        // Arrived now, after the plugins were enabled for this account's deliveries: mail
-        // delivered is never old mail.
+        pipeline.enable_for(source).map_err(state)?;
         let now = now_ms();
-        let email =
-            Email::new(with_trace_fields(envelope, raw), "INBOX", Vec::new()).arrived_at(Some(now));
+        let email = email().arrived_at(Some(arrived_ms.unwrap_or(now)));
         let decision = pipeline.process_as(&email, &key, &account.identity()).await;
         crate::telemetry::metrics::record_decision(&account.name, &decision);
         crate::report::emit_logs(
@@ -212,14 +270,14 @@ impl Deliverer {
     /// through its `[account.smtp]`. Failures are logged; the mail waits for the next try.
     pub async fn flush(&self, account: &AccountConfig) {
         let _one = self.flushing.lock().await;
-        let ours = format!("{}/", deliver_source(&account.name));
+        let ours = queued_by(account);
         let Some(server) = &account.smtp else {
             let queued = self
                 .store
                 .outbox_pending()
                 .map(|l| {
                     l.iter()
-                        .filter(|e| e.message_key.starts_with(&ours))
+                        .filter(|e| ours.iter().any(|p| e.message_key.starts_with(p)))
                         .count()
                 })
                 .unwrap_or(0);
@@ -243,18 +301,26 @@ impl Deliverer {
                 return;
             }
         };
-        let r = crate::sink::outbox::flush(&self.store, &sink, now_ms(), &self.config.retry, &ours)
+        for prefix in &ours {
+            let r = crate::sink::outbox::flush(
+                &self.store,
+                &sink,
+                now_ms(),
+                &self.config.retry,
+                prefix,
+            )
             .await;
-        sink.close().await;
-        match r {
-            Ok(r) => {
-                for (id, e) in &r.failed {
-                    tracing::warn!(account = %account.name, "outgoing {id} refused permanently: {e}");
+            match r {
+                Ok(r) => {
+                    for (id, e) in &r.failed {
+                        tracing::warn!(account = %account.name, "outgoing {id} refused permanently: {e}");
+                    }
+                    crate::telemetry::metrics::record_flush(&self.store, &r);
                 }
-                crate::telemetry::metrics::record_flush(&self.store, &r);
+                Err(e) => tracing::warn!(account = %account.name, "the outbox: {e}"),
             }
-            Err(e) => tracing::warn!(account = %account.name, "the outbox: {e}"),
         }
+        sink.close().await;
     }
 
     /// Send what is queued for every account that has mail waiting (one read of the
@@ -264,30 +330,27 @@ impl Deliverer {
             return;
         };
         for account in &self.accounts {
-            let ours = format!("{}/", deliver_source(&account.name));
-            if pending.iter().any(|e| e.message_key.starts_with(&ours)) {
+            let ours = queued_by(account);
+            if pending
+                .iter()
+                .any(|e| ours.iter().any(|p| e.message_key.starts_with(p)))
+            {
                 self.flush(account).await;
             }
         }
     }
 
-    /// The account's plugins, enabled for its deliveries: from now on they may send mail
-    /// about what is delivered to it (never about mail from before: `actions::since`).
+    /// The account's plugins.
     async fn pipeline(
         &self,
         account: &AccountConfig,
     ) -> Result<Arc<crate::pipeline::Pipeline>, DeliverError> {
-        let pipeline = self
-            .pipelines
+        self.pipelines
             .lock()
             .await
             .for_account(account)
             .await
-            .map_err(|e| DeliverError::transient(format!("{e:#}")))?;
-        pipeline
-            .enable_for(&deliver_source(&account.name))
-            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))?;
-        Ok(pipeline)
+            .map_err(|e| DeliverError::transient(format!("{e:#}")))
     }
 
     fn mailstore(&self, account: &AccountConfig) -> Result<Arc<MailStore>, DeliverError> {
@@ -303,6 +366,14 @@ impl Deliverer {
             .or_insert_with(|| Arc::new(MailStore::new(&target.maildir, target.layout)))
             .clone())
     }
+}
+
+/// The key prefixes of the mail an account's deliveries and POP3 messages queue.
+fn queued_by(account: &AccountConfig) -> [String; 2] {
+    [
+        format!("{}/", deliver_source(&account.name)),
+        format!("{}/", pop3_source(&account.name)),
+    ]
 }
 
 /// How long a delivery waits for another process's delivery to the same account.

@@ -12,7 +12,6 @@ use tokio::task::JoinSet;
 use super::deliver::{Deliverer, Envelope};
 use crate::config::{Config, LmtpListen};
 use crate::source::lmtp::{self, Deliveries, Limits, Reply};
-use crate::state::Store;
 
 /// At most this many sessions at once (Postfix opens up to its destination concurrency).
 const MAX_SESSIONS: usize = 256;
@@ -52,11 +51,13 @@ impl Listening {
 }
 
 /// Start the LMTP server of `[lmtp]`, if the config has one.
-pub async fn start(config: &Config, store: Arc<Store>) -> anyhow::Result<Option<Listening>> {
+pub async fn start(
+    config: &Config,
+    deliverer: Arc<Deliverer>,
+) -> anyhow::Result<Option<Listening>> {
     let Some(settings) = config.lmtp.clone() else {
         return Ok(None);
     };
-    let deliverer = Arc::new(Deliverer::new(config, store).await?);
     if deliverer.accounts().is_empty() {
         tracing::warn!("[lmtp]: no account has [account.deliver]: every recipient is refused");
     }

@@ -12,6 +12,7 @@ mod fault;
 pub mod imap;
 pub mod lmtp;
 pub mod offline;
+pub mod pop3;
 pub mod setup;
 
 pub use accounts::{account_rows, account_workers, probe_accounts, run_accounts_once};
