@@ -2,83 +2,17 @@
 //! directory), a worker for each with the pipeline its plugin overrides call for, one pass
 //! over all of them (`run --once`), and `check --connect`'s probe of each server.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+pub use super::roster::{account_rows, all_accounts, Pipelines};
 use super::setup::{log_plugins, open_store, RunOptions, RunSummary};
 use crate::config::{AccountConfig, Config};
 use crate::pipeline::Pipeline;
-use crate::plugin::Clock;
 use crate::run::imap::AccountWorker;
 use crate::sink::smtp::SmtpSink;
 use crate::source::imap::pacer::Pacer;
 use crate::state::Store;
-
-/// Every account of `config`: those of its file, then those of its accounts directory and of
-/// the accounts table (`rows`: id, text). A file or row that cannot be used is logged (file,
-/// line, what is wrong) and left out.
-pub fn all_accounts(config: &Config, rows: &[(String, String)]) -> Vec<AccountConfig> {
-    let (files, errors) = config.account_files_and_rows(rows);
-    for e in errors {
-        tracing::error!("{e}; this account is left out until the file is fixed");
-    }
-    let mut accounts = config.accounts.clone();
-    accounts.extend(files.into_iter().map(|f| f.account));
-    accounts
-}
-
-/// The pipelines of a config: the config's own, and one per distinct set of per-account
-/// plugin overrides.
-pub struct Pipelines {
-    config: Config,
-    store: Arc<Store>,
-    base: Arc<Pipeline>,
-    overridden: HashMap<String, Arc<Pipeline>>,
-}
-
-impl Pipelines {
-    pub async fn new(config: &Config, store: Arc<Store>) -> anyhow::Result<Pipelines> {
-        let base = Arc::new(
-            super::setup::build_pipeline(config, Some(store.clone()), Clock::System).await?,
-        );
-        Ok(Pipelines {
-            config: config.clone(),
-            store,
-            base,
-            overridden: HashMap::new(),
-        })
-    }
-
-    pub fn base(&self) -> &Arc<Pipeline> {
-        &self.base
-    }
-
-    /// The pipeline for `account`: the shared one, or one with its plugin keys put in (an
-    /// error when a plugin rejects the result: that account cannot run).
-    pub async fn for_account(&mut self, account: &AccountConfig) -> anyhow::Result<Arc<Pipeline>> {
-        if account.plugin_overrides.is_empty() {
-            return Ok(self.base.clone());
-        }
-        let key = serde_json::to_string(&account.plugin_overrides)?;
-        if let Some(p) = self.overridden.get(&key) {
-            return Ok(p.clone());
-        }
-        let mut config = self.config.clone();
-        for p in &mut config.plugins {
-            if let Some(over) = account.plugin_overrides.get(&p.name) {
-                p.config = crate::config::merged(&p.config, over);
-            }
-        }
-        let pipeline =
-            super::setup::build_pipeline(&config, Some(self.store.clone()), Clock::System)
-                .await
-                .map_err(|e| anyhow::anyhow!("account {}: its plugin keys: {e:#}", account.name))?;
-        let pipeline = Arc::new(pipeline);
-        self.overridden.insert(key, pipeline.clone());
-        Ok(pipeline)
-    }
-}
 
 /// One account's worker, ready to run.
 pub async fn worker(
@@ -386,14 +320,6 @@ fn folder_values(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// The rows of the accounts table (id, text) when the config reads accounts from it.
-pub fn account_rows(config: &Config, store: &Store) -> anyhow::Result<Vec<(String, String)>> {
-    if !config.accounts_settings.table {
-        return Ok(Vec::new());
-    }
-    Ok(store.account_rows()?)
-}
-
 /// Log in to every account's servers (`mailpipe check --connect`); `rows`: the accounts
 /// table's.
 pub async fn probe_accounts(
@@ -404,6 +330,34 @@ pub async fn probe_accounts(
     for a in &all_accounts(config, rows) {
         let result = async {
             use crate::source::imap::connect;
+            if let Some(p) = &a.pop3 {
+                let mut session = crate::source::pop3::Session::connect(&p.server, a.timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let listed = session.list().await.map_err(|e| e.to_string())?;
+                let _ = session.quit().await;
+                let ids = listed.iter().filter(|l| l.uid.is_some()).count();
+                return Ok(format!(
+                    "POP3 {}:{} ok ({}; {} message(s), {}; {} them, into {})",
+                    p.server.host,
+                    p.server.port,
+                    login_name(&p.server),
+                    listed.len(),
+                    if ids == listed.len() {
+                        "unique ids (UIDL)"
+                    } else {
+                        "NO unique ids: keep = false needed"
+                    },
+                    if p.keep {
+                        "keeps"
+                    } else {
+                        "deletes once stored"
+                    },
+                    a.deliver
+                        .as_ref()
+                        .map_or("?".into(), |d| d.maildir.display().to_string()),
+                ));
+            }
             let Some(imap) = &a.imap else {
                 return Ok(match &a.deliver {
                     Some(d) => format!("delivered to only, into {}", d.maildir.display()),

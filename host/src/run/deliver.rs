@@ -26,8 +26,8 @@ use crate::pipeline::commit_for;
 use crate::sink::mailstore::MailStore;
 use crate::state::Store;
 
-use super::accounts::Pipelines;
 use super::fault::fault;
+use super::roster::Pipelines;
 
 /// Who sent a message and to whom, as the MTA says (SMTP's MAIL FROM and RCPT TO).
 #[derive(Debug, Clone, PartialEq)]
@@ -70,8 +70,8 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub async fn new(config: &Config, store: Arc<Store>) -> anyhow::Result<Deliverer> {
-        let rows = super::accounts::account_rows(config, &store)?;
-        let accounts = super::accounts::all_accounts(config, &rows)
+        let rows = super::roster::account_rows(config, &store)?;
+        let accounts = super::roster::all_accounts(config, &rows)
             .into_iter()
             .filter(|a| a.deliver.is_some())
             .collect();

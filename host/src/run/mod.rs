@@ -13,6 +13,7 @@ pub mod imap;
 pub mod lmtp;
 pub mod offline;
 pub mod pop3;
+pub mod roster;
 pub mod setup;
 
 pub use accounts::{account_rows, account_workers, probe_accounts, run_accounts_once};

@@ -118,7 +118,13 @@ impl Conn {
         let mut out = Vec::new();
         loop {
             let room = (limit as usize).saturating_sub(out.len()).saturating_add(3);
-            let line = self.line(context, room.max(STATUS_LINE)).await?;
+            let too_large = || Pop3Error::TooLarge {
+                context: context.into(),
+                limit,
+            };
+            let Some(line) = self.bounded_line(context, room.max(STATUS_LINE)).await? else {
+                return Err(too_large());
+            };
             let bare = trim_eol(&line);
             if bare == b"." {
                 return Ok(out);
@@ -129,10 +135,7 @@ impl Conn {
                 &line[..]
             };
             if (out.len() + line.len()) as u64 > limit {
-                return Err(Pop3Error::TooLarge {
-                    context: context.into(),
-                    limit,
-                });
+                return Err(too_large());
             }
             out.extend_from_slice(line);
         }
@@ -140,6 +143,17 @@ impl Conn {
 
     /// One line with its end, at most `max` bytes; the connection ending first is an error.
     async fn line(&mut self, context: &str, max: usize) -> Result<Vec<u8>, Pop3Error> {
+        self.bounded_line(context, max)
+            .await?
+            .ok_or_else(|| Pop3Error::protocol(context, format!("a line longer than {max} bytes")))
+    }
+
+    /// One line with its end; None when it is longer than `max` bytes.
+    async fn bounded_line(
+        &mut self,
+        context: &str,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, Pop3Error> {
         let mut buf = Vec::new();
         let read = async {
             loop {
@@ -169,11 +183,8 @@ impl Conn {
                 context,
                 "the server closed the connection",
             )),
-            Ok(Ok(true)) if buf.len() > max => Err(Pop3Error::protocol(
-                context,
-                format!("a line longer than {max} bytes"),
-            )),
-            Ok(Ok(true)) => Ok(buf),
+            Ok(Ok(true)) if buf.len() > max => Ok(None),
+            Ok(Ok(true)) => Ok(Some(buf)),
         }
     }
 }
@@ -260,6 +271,11 @@ mod tests {
         assert_eq!(body, b"Subject: a\r\n\r\n.leading dot\r\n");
         let mut c = conn(b"0123456789\r\n0123456789\r\n.\r\n");
         let e = c.multiline("RETR 1", 15).await.unwrap_err();
+        assert!(matches!(e, Pop3Error::TooLarge { .. }), "{e}");
+        // One line longer than the limit is the message being too large, too.
+        static LONG: [u8; 10_000] = [b'x'; 10_000];
+        let mut c = conn(&LONG);
+        let e = c.multiline("RETR 1", 5000).await.unwrap_err();
         assert!(matches!(e, Pop3Error::TooLarge { .. }), "{e}");
     }
 
