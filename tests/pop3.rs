@@ -332,6 +332,75 @@ async fn keep_reads_only_new_messages_and_apop_keeps_the_password_off_the_wire()
             && l.contains("method=APOP")),
         "frank logged in with APOP"
     );
+    // The daemon polls the mailbox, and its LMTP server delivers to the same account: one
+    // store, one turn, one vacation memory (carol, answered above, is not answered again).
+    let lmtp_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!("\n[lmtp]\nlisten = \"127.0.0.1:{lmtp_port}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", lmtp_port)).is_err() {
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(
+        "bob@example.test",
+        to,
+        &format!("Third {tag}"),
+        &format!("k3.{tag}"),
+    );
+    lmtp_send(
+        lmtp_port,
+        "carol@example.test",
+        to,
+        &format!("Direct {tag}"),
+    );
+    let waited = std::time::Instant::now();
+    while stored(&maildir) < 4 && waited.elapsed() < Duration::from_secs(40) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        stored(&maildir),
+        4,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(inbox(user).await.len(), 3, "keep = true");
+    let away = format!("Away {tag}");
+    assert_eq!(wait_inbox("carol", &away, 1).await, 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        inbox("carol")
+            .await
+            .iter()
+            .filter(|h| h.contains(&away))
+            .count(),
+        1,
+        "carol answered twice"
+    );
+
     // A wrong CA for POP3S: a clear error, nothing stored or deleted.
     let bad = format!(
         "port = {}\ntls = \"implicit\"\nca_file = \"{}\"",
@@ -343,5 +412,44 @@ async fn keep_reads_only_new_messages_and_apop_keeps_the_password_off_the_wire()
     let (code, err) = run_once(&config, &[]);
     assert_ne!(code, Some(0));
     assert!(err.contains("certificate"), "{err}");
-    assert_eq!(inbox(user).await.len(), 2);
+    assert_eq!(inbox(user).await.len(), 3);
+}
+
+/// One message over LMTP (RFC 2033), the answer checked.
+fn lmtp_send(port: u16, from: &str, to: &str, subject: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut expect = |code: &str| loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with(code),
+            "LMTP: expected {code}, got {line:?}"
+        );
+        if line.as_bytes().get(3) == Some(&b' ') {
+            break;
+        }
+    };
+    expect("220");
+    w.write_all(b"LHLO test\r\n").unwrap();
+    expect("250");
+    write!(w, "MAIL FROM:<{from}>\r\n").unwrap();
+    expect("250");
+    write!(w, "RCPT TO:<{to}>\r\n").unwrap();
+    expect("250");
+    w.write_all(b"DATA\r\n").unwrap();
+    expect("354");
+    write!(
+        w,
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <{}@t>\r\n\r\nhi\r\n.\r\n",
+        subject.replace(' ', ".")
+    )
+    .unwrap();
+    expect("250");
+    w.write_all(b"QUIT\r\n").unwrap();
 }
