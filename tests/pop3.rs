@@ -288,6 +288,67 @@ async fn a_crash_before_quit_loses_nothing_and_stores_nothing_twice() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 4);
+
+    // XOAUTH2 with a token from the stack's OAuth2 provider: someone else's token is refused
+    // (and said so, without the token), erin's is taken.
+    send(
+        "bob@example.test",
+        to,
+        &format!("Token {tag}"),
+        &format!("t1.{tag}"),
+    );
+    assert_eq!(wait_inbox(user, &format!("Token {tag}"), 1).await, 1);
+    let odir = dir.path().join("oauth");
+    std::fs::create_dir_all(&odir).unwrap();
+    let token_path = odir.join("token");
+    let pop3 = format!(
+        "port = {}\ntls = \"implicit\"\nca_file = \"{}\"\nkeep = false\nauth = \"xoauth2\"",
+        stack.port("POP3S"),
+        stack.ca().display()
+    );
+    let (config, maildir) = setup(&odir, user, &tag, &pop3);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "password_command = \"echo secret-erin\"\n[account.deliver]",
+        "[account.deliver]",
+    ) + &format!(
+        "\n[account.oauth2]\ntoken_command = \"cat {}\"\n",
+        token_path.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let issue = |who: &str| {
+        let body = format!("{{\"username\": \"{who}\", \"expires_in\": 3600}}");
+        let out = oauth_post(stack.port("OAUTH"), "/control/issue", &body);
+        out["access_token"].as_str().unwrap().to_string()
+    };
+    let bobs = issue("bob@example.test");
+    std::fs::write(&token_path, &bobs).unwrap();
+    let (code, err) = run_once(&config, &[]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("XOAUTH2") && !err.contains(&bobs), "{err}");
+    assert_eq!(inbox(user).await.len(), 1);
+    std::fs::write(&token_path, issue("erin@example.test")).unwrap();
+    let (code, err) = run_once(&config, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(stored(&maildir), 1);
+    assert!(inbox(user).await.is_empty());
+}
+
+/// POST to the stack's OAuth2 provider's control API; its JSON answer.
+fn oauth_post(port: u16, path: &str, body: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let r = mailpipe::net::http::parse_response(&raw).expect("an HTTP answer");
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).unwrap()
 }
 
 #[tokio::test]
