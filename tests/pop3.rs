@@ -262,6 +262,13 @@ async fn a_crash_before_quit_loses_nothing_and_stores_nothing_twice() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(stored(&maildir), 4, "each stored once: {err}");
     assert!(inbox(user).await.is_empty(), "all deleted now");
+    // The killed run's marker of its stored copy was removed by this one.
+    let marked = std::fs::read_dir(maildir.join("tmp"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".unsettled"))
+        .count();
+    assert_eq!(marked, 0, "a marker left");
     let away = format!("Away {tag}");
     assert_eq!(wait_inbox("bob", &away, 1).await, 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -386,6 +393,22 @@ async fn keep_reads_only_new_messages_and_apop_keeps_the_password_off_the_wire()
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(stored(&maildir), 2, "only the new one was read");
     assert_eq!(inbox(user).await.len(), 2, "keep = true leaves them");
+    // check --connect logs in to both servers and says what it found.
+    let out = Command::new(env!("CARGO_BIN_EXE_mailpipe"))
+        .args(["check", "--connect", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("POP3 localhost:{} ok", stack.port("POP3")))
+            && said.contains("2 message(s), unique ids (UIDL) for all")
+            && said.contains("kept on the server")
+            && said.contains("SMTP localhost:"),
+        "{said}"
+    );
     let log = std::fs::read_to_string(stack.dir.join("log/dovecot.log")).unwrap_or_default();
     assert!(
         log.lines().any(|l| l.contains("pop3-login")

@@ -262,3 +262,27 @@ async fn a_silent_server_is_an_error_within_the_timeout() {
     assert!(e.to_string().contains("no answer within 2 s"), "{e}");
     assert!(e.is_transient());
 }
+
+#[tokio::test]
+async fn without_uidl_a_message_larger_than_list_said_does_not_block_the_others() {
+    let mut lying = msg(2, None);
+    lying.raw.extend(std::iter::repeat_n(b'y', 1_200_000));
+    lying.raw.extend_from_slice(b"\r\n");
+    lying.listed_size = Some(100);
+    let server = BadPop3::start(vec![msg(1, None), lying, msg(3, None)]).await;
+    server.set(Faults {
+        no_uidl: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), &server, false, "max_message_mb = 1").await;
+    assert!(job.pass().await.is_err());
+    let r = job.pass().await.unwrap();
+    assert_eq!(r.left, 1, "{r:?}");
+    assert_eq!(
+        stored_ids(&maildir(dir.path())).len(),
+        2,
+        "the others are read"
+    );
+    assert_eq!(server.len(), 1, "only the large one stays");
+}

@@ -170,6 +170,20 @@ async fn session(
                 }
                 _ => w.write_all(b"-ERR no such message\r\n").await?,
             },
+            "TOP" => match get(arg) {
+                Some(i) if !deleted[i] => {
+                    let raw = &msgs[i].raw;
+                    let end = raw
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(raw.len(), |p| p + 4);
+                    let mut out = b"+OK\r\n".to_vec();
+                    out.extend_from_slice(&raw[..end]);
+                    out.extend_from_slice(b".\r\n");
+                    w.write_all(&out).await?
+                }
+                _ => w.write_all(b"-ERR no such message\r\n").await?,
+            },
             "DELE" if f.refuse_dele => w.write_all(b"-ERR not today\r\n").await?,
             "DELE" => match get(arg) {
                 Some(i) if !deleted[i] => {

@@ -510,6 +510,13 @@ fn pop3_source(
         return Ok(None);
     };
     let whole = raw.host.as_ref().map_or(a.name.span(), |h| h.span());
+    if raw.host.is_none() {
+        return Err((
+            whole,
+            "account.pop3.host".into(),
+            "missing: give the POP3 server's host (no provider preset fills [account.pop3])".into(),
+        ));
+    }
     if a.imap.is_some() {
         return Err((
             whole,

@@ -330,6 +330,7 @@ pub async fn probe_accounts(
     for a in &all_accounts(config, rows) {
         let result = async {
             use crate::source::imap::connect;
+            let mut what = String::new();
             if let Some(p) = &a.pop3 {
                 let mut session = crate::source::pop3::Session::connect(&p.server, a.timeout)
                     .await
@@ -337,77 +338,86 @@ pub async fn probe_accounts(
                 let listed = session.list().await.map_err(|e| e.to_string())?;
                 let _ = session.quit().await;
                 let ids = listed.iter().filter(|l| l.uid.is_some()).count();
-                return Ok(format!(
-                    "POP3 {}:{} ok ({}; {} message(s), {}; {} them, into {})",
+                let idents = match (listed.len(), ids) {
+                    (0, _) => "no message to tell whether it gives unique ids".to_string(),
+                    (n, i) if i == n => "unique ids (UIDL) for all".to_string(),
+                    (_, 0) if p.keep => {
+                        "NO unique ids (UIDL): keep = true cannot work, set keep = false"
+                            .to_string()
+                    }
+                    (_, 0) => "no unique ids (UIDL): messages are known by their bytes".to_string(),
+                    (n, i) => format!("unique ids for {i} of {n}"),
+                };
+                what = format!(
+                    "POP3 {}:{} ok ({}; {} message(s), {idents}; {}, into {})",
                     p.server.host,
                     p.server.port,
                     login_name(&p.server),
                     listed.len(),
-                    if ids == listed.len() {
-                        "unique ids (UIDL)"
-                    } else {
-                        "NO unique ids: keep = false needed"
-                    },
                     if p.keep {
-                        "keeps"
+                        "kept on the server"
                     } else {
-                        "deletes once stored"
+                        "each deleted once stored"
                     },
                     a.deliver
                         .as_ref()
                         .map_or("?".into(), |d| d.maildir.display().to_string()),
-                ));
+                );
             }
-            let Some(imap) = &a.imap else {
-                return Ok(match &a.deliver {
+            if a.imap.is_none() && a.pop3.is_none() {
+                what = match &a.deliver {
                     Some(d) => format!("delivered to only, into {}", d.maildir.display()),
                     None => "no IMAP server".to_string(),
-                });
-            };
-            let mut session =
-                connect::with_deadline(a.timeout, connect::connect_with(imap, a.max_message_bytes))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let server =
-                connect::with_deadline(a.timeout, crate::source::imap::discover(&mut session))
-                    .await
-                    .map_err(|e| e.to_string());
-            let ns = session.get_ref().state().namespace.clone();
-            let _ = tokio::time::timeout(a.timeout, session.logout()).await;
-            let (_, folders) = server?;
-            let (problems, resolved) = folder_problems(config, a, &ns, &folders);
-            let layout = format!(
-                "folders as {}{}",
-                if ns.prefix.is_empty() {
-                    "top-level names".to_string()
-                } else {
-                    format!("{:?}+name", ns.prefix)
-                },
-                ns.delim
-                    .map(|d| format!(" with {d:?} between levels"))
-                    .unwrap_or_default()
-            );
-            if !problems.is_empty() {
-                return Err(format!(
-                    "IMAP {}:{} ({layout}): {}",
+                };
+            }
+            if let Some(imap) = &a.imap {
+                let mut session = connect::with_deadline(
+                    a.timeout,
+                    connect::connect_with(imap, a.max_message_bytes),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let server =
+                    connect::with_deadline(a.timeout, crate::source::imap::discover(&mut session))
+                        .await
+                        .map_err(|e| e.to_string());
+                let ns = session.get_ref().state().namespace.clone();
+                let _ = tokio::time::timeout(a.timeout, session.logout()).await;
+                let (_, folders) = server?;
+                let (problems, resolved) = folder_problems(config, a, &ns, &folders);
+                let layout = format!(
+                    "folders as {}{}",
+                    if ns.prefix.is_empty() {
+                        "top-level names".to_string()
+                    } else {
+                        format!("{:?}+name", ns.prefix)
+                    },
+                    ns.delim
+                        .map(|d| format!(" with {d:?} between levels"))
+                        .unwrap_or_default()
+                );
+                if !problems.is_empty() {
+                    return Err(format!(
+                        "IMAP {}:{} ({layout}): {}",
+                        imap.host,
+                        imap.port,
+                        problems.join("; ")
+                    ));
+                }
+                let pinned = imap
+                    .ca_file
+                    .as_deref()
+                    .filter(|f| crate::net::tls::pinned_by_ca_file(f))
+                    .map(|f| format!(", certificate pinned: the one in {}", f.display()))
+                    .unwrap_or_default();
+                what = format!(
+                    "IMAP {}:{} ok ({}, {layout}{pinned}; folders: {})",
                     imap.host,
                     imap.port,
-                    problems.join("; ")
-                ));
+                    login_name(imap),
+                    resolved.join(", ")
+                );
             }
-            let pinned = imap
-                .ca_file
-                .as_deref()
-                .filter(|f| crate::net::tls::pinned_by_ca_file(f))
-                .map(|f| format!(", certificate pinned: the one in {}", f.display()))
-                .unwrap_or_default();
-            let mut what = format!(
-                "IMAP {}:{} ok ({}, {layout}{pinned}; folders: {})",
-                imap.host,
-                imap.port,
-                login_name(imap),
-                resolved.join(", ")
-            );
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))
                     .await
@@ -417,7 +427,8 @@ pub async fn probe_accounts(
                     .await
                     .map_err(|e| format!("SMTP {}:{}: {e}", smtp.host, smtp.port))?;
                 what += &format!(
-                    ", SMTP {}:{} ok ({})",
+                    "{}SMTP {}:{} ok ({})",
+                    if what.is_empty() { "" } else { ", " },
                     smtp.host,
                     smtp.port,
                     login_name(smtp)

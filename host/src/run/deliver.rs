@@ -153,6 +153,20 @@ impl Deliverer {
             .map_err(|e| DeliverError::transient(format!("the state store: {e}")))
     }
 
+    /// The state store the deliveries are committed to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The markers a crash between a commit and its settle left in the account's Maildir
+    /// (`MailStore::leftovers`).
+    pub fn leftovers(
+        &self,
+        account: &AccountConfig,
+    ) -> Result<crate::sink::mailstore::Leftovers, DeliverError> {
+        Ok(self.mailstore(account)?.leftovers())
+    }
+
     /// Whether the message with this key was delivered (and committed) before.
     pub fn was_delivered(&self, key: &str) -> Result<bool, DeliverError> {
         self.store

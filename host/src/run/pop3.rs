@@ -15,8 +15,8 @@
 //!   the server and reported once.
 //!
 //! No mail about old mail: POP3 has no arrival date. A message's is the date of its topmost
-//! Received field (written by the mailbox's own server); without one, a message found in
-//! the first pass ever is old, one found later arrived now.
+//! Received field (written by the mailbox's own server); without one, a message found before
+//! a pass first went through the whole mailbox is old, one found later arrived now.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use crate::clock::now_ms;
 use crate::config::{AccountConfig, Pop3Source};
 use crate::message::Email;
 use crate::model::key::{pop3_key, pop3_source};
+use crate::sink::mailstore::Leftovers;
 use crate::source::pop3::{Listed, Pop3Error, Session};
 
 use super::deliver::{DeliverError, Deliverer};
@@ -69,9 +70,12 @@ pub struct Pop3Job {
     pub account: AccountConfig,
     source: Pop3Source,
     deliverer: Arc<Deliverer>,
-    /// Keys of messages left on the server for good in this process (too large), reported
-    /// once.
+    /// Messages left on the server for good in this process (too large), reported once: by
+    /// key, or by number and size when the server gives no id.
     left: std::sync::Mutex<HashSet<String>>,
+    /// Markers a process killed between a commit and its settle left in the Maildir, read at
+    /// the first pass; those of messages found processed are removed.
+    leftovers: std::sync::Mutex<Option<Leftovers>>,
     /// Set (reload, shutdown, account handed back): the watch ends at its next wait.
     stop: Option<tokio::sync::watch::Receiver<u64>>,
 }
@@ -92,6 +96,7 @@ impl Pop3Job {
             source,
             deliverer,
             left: Default::default(),
+            leftovers: Default::default(),
             stop,
         })
     }
@@ -111,14 +116,31 @@ impl Pop3Job {
                  (each message is deleted once stored)"
             )));
         }
-        let first_pass = self
-            .deliverer
+        // Until a pass has gone through the whole mailbox once, what is found there was there
+        // before mailpipe (for mail whose arrival cannot be read).
+        let store = self.deliverer.store();
+        let state = |e: crate::state::StateError| {
+            PassError::Deliver(DeliverError::transient(format!("the state store: {e}")))
+        };
+        let listed_once = format!("pop3-listed:{name}");
+        let first_pass = store.seen_at(&listed_once).map_err(state)?.is_none();
+        self.deliverer
             .enable(&self.account, &pop3_source(name))
             .await
             .map_err(PassError::Deliver)?;
+        if self.leftovers.lock().unwrap().is_none() {
+            let found = self
+                .deliverer
+                .leftovers(&self.account)
+                .map_err(PassError::Deliver)?;
+            *self.leftovers.lock().unwrap() = Some(found);
+        }
         let result = self
             .messages(&mut session, &listed, &trusted, first_pass, &mut report)
             .await;
+        if result.is_ok() {
+            store.first_seen(&listed_once, now_ms()).map_err(state)?;
+        }
         // What was marked deleted goes only now; after an error too, since every message
         // marked was committed first.
         let quit = session.quit().await;
@@ -157,18 +179,23 @@ impl Pop3Job {
                 .map(|uid| pop3_key(name, Some(uid), l.size, None));
             if let Some(key) = &by_id {
                 if delivered(key)? {
+                    self.settle_leftovers(key);
                     report.skipped += 1;
                     self.delete(session, l.number, report).await?;
                     continue;
                 }
-                if self.left.lock().unwrap().contains(key) {
-                    report.left += 1;
-                    continue;
-                }
+            }
+            let left_as = match &by_id {
+                Some(k) => k.clone(),
+                None => no_id_identity(session, l).await?,
+            };
+            if self.left.lock().unwrap().contains(&left_as) {
+                report.left += 1;
+                continue;
             }
             if l.size > max {
                 self.leave(
-                    by_id.as_deref(),
+                    &left_as,
                     l,
                     &format!("{} bytes, larger than max_message_mb", l.size),
                 );
@@ -179,11 +206,7 @@ impl Pop3Job {
                 Ok(raw) => raw,
                 Err(Pop3Error::TooLarge { .. }) => {
                     // The server's LIST said less: the connection is of no use any more.
-                    self.leave(
-                        by_id.as_deref(),
-                        l,
-                        "larger than max_message_mb (LIST said less)",
-                    );
+                    self.leave(&left_as, l, "larger than max_message_mb (LIST said less)");
                     return Err(PassError::Pop3(Pop3Error::protocol(
                         format!("RETR {}", l.number),
                         "larger than its listed size and max_message_mb; left on the server",
@@ -196,6 +219,7 @@ impl Pop3Job {
                 None => {
                     let k = pop3_key(name, None, 0, Some(&raw));
                     if delivered(&k)? {
+                        self.settle_leftovers(&k);
                         report.skipped += 1;
                         self.delete(session, l.number, report).await?;
                         continue;
@@ -241,10 +265,18 @@ impl Pop3Job {
         Ok(())
     }
 
+    /// A processed message's markers, if a crash left any.
+    fn settle_leftovers(&self, key: &str) {
+        if let Some(l) = self.leftovers.lock().unwrap().as_mut() {
+            if !l.is_empty() {
+                l.settle(key);
+            }
+        }
+    }
+
     /// Leave a message on the server for good in this process, said once.
-    fn leave(&self, key: Option<&str>, l: &Listed, why: &str) {
-        let first = key.is_none_or(|k| self.left.lock().unwrap().insert(k.to_string()));
-        if first {
+    fn leave(&self, left_as: &str, l: &Listed, why: &str) {
+        if self.left.lock().unwrap().insert(left_as.to_string()) {
             tracing::error!(
                 account = %self.account.name,
                 "POP3 message {} ({}): {why}; left on the server",
@@ -305,6 +337,18 @@ async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<u64>>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// What a message without a usable id is known by until it is fetched (to leave it alone
+/// when it is too large): a hash of its header block (TOP), or, on a server without TOP, its
+/// number and listed size.
+async fn no_id_identity(session: &mut Session, l: &Listed) -> Result<String, Pop3Error> {
+    use sha2::{Digest, Sha256};
+    Ok(match session.top_headers(l.number, 1 << 20).await {
+        Ok(Some(head)) => format!("top:{}", hex::encode(&Sha256::digest(&head)[..16])),
+        Ok(None) | Err(Pop3Error::TooLarge { .. }) => format!("#{}:{}", l.number, l.size),
+        Err(e) => return Err(e),
+    })
 }
 
 /// The unique ids of a listing that name one message each: an id the server gives twice

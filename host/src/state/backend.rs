@@ -35,6 +35,8 @@ pub trait MessageLog {
     /// for; what was recorded then, ever after (e.g. since when a plugin answers an account's
     /// mail, `actions::since`).
     fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError>;
+    /// The time `what` was first seen, if it was (recording nothing).
+    fn seen_at(&self, what: &str) -> Result<Option<u64>, StateError>;
     fn is_processed(&self, message_key: &str) -> Result<bool, StateError>;
     fn processed_summary(&self, message_key: &str) -> Result<Option<String>, StateError>;
     /// Commit one message's effects: plugin state, queued outgoing mail, processed mark.

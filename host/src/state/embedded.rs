@@ -537,6 +537,16 @@ impl MessageLog for EmbeddedStore {
         Ok(pruned)
     }
 
+    fn seen_at(&self, what: &str) -> Result<Option<u64>, StateError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let at = meta
+            .get(first_seen_key(what).as_str())?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(u64::from_be_bytes);
+        Ok(at)
+    }
+
     fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError> {
         let key = first_seen_key(what);
         fn recorded(

@@ -480,6 +480,22 @@ impl PluginKv for PgStore {
 }
 
 impl MessageLog for PgStore {
+    fn seen_at(&self, what: &str) -> Result<Option<u64>, StateError> {
+        let key = first_seen_key(what);
+        self.call(move |c| {
+            let row = c
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .map_err(pg_err)?;
+            row.map(|r| {
+                let v: Vec<u8> = r.get(0);
+                <[u8; 8]>::try_from(v.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StateError::Corrupt(format!("meta {key}")))
+            })
+            .transpose()
+        })
+    }
+
     fn first_seen(&self, what: &str, now_ms: u64) -> Result<u64, StateError> {
         let key = first_seen_key(what);
         self.call(move |c| {

@@ -270,7 +270,14 @@ fn an_answer_a_crash_left_in_doubt_is_not_sent_again_but_a_forward_is() {
 fn first_seen_is_recorded_once_and_kept() {
     for place in places() {
         let s = place.open();
+        assert_eq!(
+            s.seen_at("vacation@alice").unwrap(),
+            None,
+            "nothing recorded by asking"
+        );
+        assert_eq!(s.seen_at("vacation@alice").unwrap(), None);
         assert_eq!(s.first_seen("vacation@alice", 1000).unwrap(), 1000);
+        assert_eq!(s.seen_at("vacation@alice").unwrap(), Some(1000));
         assert_eq!(s.first_seen("vacation@alice", 2000).unwrap(), 1000);
         assert_eq!(s.first_seen("vacation@bob", 3000).unwrap(), 3000);
         drop(s);

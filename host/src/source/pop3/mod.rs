@@ -42,6 +42,9 @@ pub enum Pop3Error {
     Timeout { context: String, secs: u64 },
     #[error("POP3 {context}: larger than {limit} bytes")]
     TooLarge { context: String, limit: u64 },
+    /// No TLS where the config asks for it: the user must change the config (or the server).
+    #[error("POP3 {host}: {message}")]
+    NoTls { host: String, message: String },
     #[error(transparent)]
     OAuth2(#[from] AuthError),
 }
@@ -122,13 +125,24 @@ impl Session {
         let mut greeting = conn.status("greeting").await?;
         let mut caps = capabilities(&mut conn).await;
         if server.tls == TlsMode::Starttls {
+            let no_tls = |message: String| Pop3Error::NoTls {
+                host: host.to_string(),
+                message,
+            };
             if !caps.iter().any(|c| c == "STLS") && !caps.is_empty() {
-                return Err(Pop3Error::protocol(
-                    "STLS",
-                    "the server does not offer STLS; the password is not sent without TLS (tls = \"implicit\" if it has a POP3S port)",
+                return Err(no_tls(
+                    "the server does not offer STLS; the password is not sent without TLS (tls = \"implicit\" if it has a POP3S port)".into(),
                 ));
             }
-            conn.command("STLS", "STLS").await?;
+            match conn.command("STLS", "STLS").await {
+                Ok(_) => {}
+                Err(Pop3Error::Refused { message, .. }) => {
+                    return Err(no_tls(format!(
+                        "the server refused STLS ({message}); the password is not sent without TLS"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
             if conn.has_buffered() {
                 return Err(Pop3Error::protocol(
                     "STLS",
@@ -343,6 +357,21 @@ impl Session {
         let context = format!("RETR {number}");
         self.conn.command(&context, &context).await?;
         self.conn.multiline(&context, limit).await
+    }
+
+    /// Message `number`'s header block (TOP n 0, an optional command): None when the server
+    /// does not have TOP.
+    pub async fn top_headers(
+        &mut self,
+        number: u32,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, Pop3Error> {
+        let context = format!("TOP {number} 0");
+        match self.conn.command(&context, &context).await {
+            Ok(_) => self.conn.multiline(&context, limit).await.map(Some),
+            Err(Pop3Error::Refused { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Mark message `number` deleted (carried out at QUIT only).
