@@ -1,7 +1,8 @@
 # bench/lmtp.py N: delivery-time throughput (issue 25). Postfix hands a burst of N queued
 # messages to (a) mailpipe's LMTP server (the daemon, one account, three plugins: filer,
 # tagger, vacation; Maildir, fsync and a durable commit per message) and (b) Dovecot's own
-# LMTP (plain delivery into an emptied INBOX, no Sieve). Mail is held with Postfix's
+# LMTP (plain delivery into an emptied INBOX, no Sieve), and (c) Dovecot's LMTP with Pigeonhole
+# doing the same filing and vacation (a ~/.dovecot.sieve written for the run). Mail is held with Postfix's
 # defer_transports while it is sent, then released at once; the time is from the release to
 # the last message file on disk. Needs the test bed running (bash tests/mailstack/start.sh:
 # Postfix routes lmtp.example.test to 127.0.0.1:10026) and a built binary
@@ -106,4 +107,23 @@ defer(True)
 send("carol@example.test", tag + "d", N)
 dv = burst(box, before + N)
 print(f"Dovecot LMTP, no Sieve: {N} in {dv:.2f} s = {N/dv:.0f} msg/s", flush=True)
-print(f"ratio mailpipe/Dovecot throughput: {dv/mp:.2f}")
+# (c) Dovecot LMTP + Pigeonhole doing mailpipe's filing and vacation (the stack enables Sieve
+# at delivery for users with ~/.dovecot.sieve), into an empty INBOX again.
+home = f"{MS}/mail/example.test/carol"
+shutil.rmtree(box, ignore_errors=True)
+script = f"{home}/.dovecot.sieve"
+open(script, "w").write(
+    'require ["fileinto", "vacation", "mailbox"];\n'
+    'if header :contains "subject" "invoice" { fileinto :create "Finance/Invoices"; }\n'
+    'vacation :days 7 :addresses ["carol@example.test"] "away";\n')
+os.chown(script, 5000, 5000)
+try:
+    defer(True)
+    send("carol@example.test", tag + "s", N)
+    sv = burst(box, N)
+finally:
+    os.remove(script)
+    for f in glob.glob(f"{home}/.dovecot.svbin") + glob.glob(f"{home}/.dovecot.lda-dupes*"):
+        os.remove(f)
+print(f"Dovecot LMTP + Pigeonhole (fileinto, vacation): {N} in {sv:.2f} s = {N/sv:.0f} msg/s", flush=True)
+print(f"ratio mailpipe/Dovecot throughput: no Sieve {dv/mp:.2f}, with Sieve {sv/mp:.2f}")

@@ -184,7 +184,7 @@ async fn delivered_filed_answered_once_and_a_retry_changes_nothing() {
 
 #[tokio::test]
 async fn a_crash_before_or_after_the_commit_stores_and_answers_once() {
-    for at in ["stored", "committed"] {
+    for at in ["stored", "committed", "durable"] {
         let dir = tempfile::tempdir().unwrap();
         let tag = unique(&format!("crash-{at}"));
         let (config, maildir) = setup(dir.path(), &tag);

@@ -373,6 +373,17 @@ protocol pop3 {
   pop3_uidl_format = %08Xu%08Xv
 }
 
+# Pigeonhole at delivery, for a user with ~/.dovecot.sieve only (no test user has one; the
+# benchmark bench/lmtp.py writes one for carol to compare mailpipe with Dovecot + Sieve).
+# Vacation replies go out through the stack's Postfix.
+protocol lmtp {
+  mail_plugins = \$mail_plugins sieve
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}
+submission_host = $MAILSTACK_HOST:$MAILSTACK_SMTP_PORT
+
 protocol lmtp {
   postmaster_address = postmaster@$MAILSTACK_DOMAIN
 }

@@ -66,6 +66,8 @@ pub struct Deliverer {
     flushing: tokio::sync::Mutex<()>,
     /// One delivery at a time per account in this process (`turn`).
     turns: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Embedded store: deliveries made durable together (`group_commit`).
+    group: super::group_commit::GroupCommit,
 }
 
 impl Deliverer {
@@ -83,6 +85,7 @@ impl Deliverer {
             mailstores: Default::default(),
             flushing: Default::default(),
             turns: Default::default(),
+            group: Default::default(),
         })
     }
 
@@ -153,6 +156,21 @@ impl Deliverer {
             .map_err(|e| DeliverError::transient(format!("the state store: {e}")))
     }
 
+    /// Wait until `stored` and every commit made so far are durable (embedded store; on
+    /// PostgreSQL, commits are durable when they return).
+    async fn durable(
+        &self,
+        stored: Option<(Arc<MailStore>, Vec<crate::sink::mailstore::Delivered>)>,
+    ) -> Result<(), DeliverError> {
+        if self.store.is_shared() {
+            return Ok(());
+        }
+        self.group
+            .durable(&self.store, stored)
+            .await
+            .map_err(DeliverError::transient)
+    }
+
     /// The state store the deliveries are committed to.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
@@ -187,10 +205,13 @@ impl Deliverer {
             |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
         // Decided one after the other, as an IMAP account's messages are: a vacation reply
         // read as "not sent yet" by two deliveries at once would go out twice.
-        let _turn = self.turn(account).await?;
+        let turn = self.turn(account).await?;
         if self.store.is_processed(&key).map_err(state)? {
-            // Delivered before. Had that delivery died between its commit and its answer, its
-            // stored copy's marker is still there: it goes now.
+            // Delivered before (perhaps just now, by a delivery still waiting for its sync:
+            // the answer waits for that sync too). Had that delivery died between its commit
+            // and its answer, its stored copy's marker is still there: it goes now.
+            drop(turn);
+            self.durable(None).await?;
             if let Ok(mailstore) = self.mailstore(account) {
                 mailstore.leftovers().settle(&key);
             }
@@ -227,13 +248,29 @@ impl Deliverer {
                     .map_err(|e| DeliverError::transient(e.to_string()))?
             }
         };
-        mailstore
-            .make_durable(&delivered)
-            .map_err(|e| DeliverError::transient(e.to_string()))?;
-        fault("stored");
-        let commit = commit_for(&decision, now);
-        self.store.commit_message(&commit).map_err(state)?;
-        fault("committed");
+        let mut commit = commit_for(&decision, now);
+        if self.store.is_shared() {
+            // PostgreSQL: the copy is made durable first, then the commit (shared by other
+            // processes, it is durable when it returns).
+            mailstore
+                .make_durable(&delivered)
+                .map_err(|e| DeliverError::transient(e.to_string()))?;
+            fault("stored");
+            self.store.commit_message(&commit).map_err(state)?;
+            fault("committed");
+        } else {
+            // Embedded: committed without waiting for the disk; the next delivery to this
+            // account decides now (reading this one's writes) while this one waits for a
+            // sync it shares with every delivery waiting (`group_commit`).
+            fault("stored");
+            commit.durable = false;
+            self.store.commit_message(&commit).map_err(state)?;
+            fault("committed");
+            drop(turn);
+            self.durable(Some((mailstore.clone(), delivered.clone())))
+                .await?;
+        }
+        fault("durable");
         mailstore.settle(&delivered);
         Ok(Delivered {
             key,
@@ -284,6 +321,11 @@ impl Deliverer {
     /// through its `[account.smtp]`. Failures are logged; the mail waits for the next try.
     pub async fn flush(&self, account: &AccountConfig) {
         let _one = self.flushing.lock().await;
+        // Nothing goes out about a decision a crash could still undo.
+        if let Err(e) = self.durable(None).await {
+            tracing::warn!(account = %account.name, "{e}; queued mail waits");
+            return;
+        }
         let ours = queued_by(account);
         let Some(server) = &account.smtp else {
             let queued = self

@@ -1,8 +1,9 @@
 //! Fault injection for the once-only tests (test builds only, `test-hooks`): with
 //! `MAILPIPE_FAULT_ABORT_AT=<point>`, the process dies at that point as a kill -9 would, so a
 //! test can land exactly in a window a random kill hits only now and then. Points:
-//! `stored` and `committed` (a delivery, `run/deliver.rs`), `synced` (an offline batch made
-//! durable, before its copies are settled, `run/offline.rs`).
+//! `stored`, `committed` (on the embedded store not yet durable) and `durable` (a delivery,
+//! `run/deliver.rs`), `synced` (an offline batch made durable, before its copies are settled,
+//! `run/offline.rs`).
 
 /// Die here when the test asked for this point; nothing in a release build.
 pub(crate) fn fault(_at: &str) {

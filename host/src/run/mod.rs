@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod daemon;
 pub mod deliver;
 mod fault;
+pub mod group_commit;
 pub mod imap;
 pub mod lmtp;
 pub mod offline;
