@@ -44,6 +44,9 @@ def defer(on):
 
 def burst(root, want, limit=900):
     """Release the deferred mail; seconds until `root` holds `want` messages."""
+    early = count(root)
+    if early:
+        raise SystemExit(f"{early} message(s) were delivered before the release: the burst is not measured")
     defer(False)
     t0 = time.monotonic(); last = t0
     sh("postqueue", "-c", CONF, "-f")
@@ -124,6 +127,6 @@ try:
 finally:
     os.remove(script)
     for f in glob.glob(f"{home}/.dovecot.svbin") + glob.glob(f"{home}/.dovecot.lda-dupes*"):
-        os.remove(f)
+        shutil.rmtree(f, ignore_errors=True) if os.path.isdir(f) else os.remove(f) if os.path.exists(f) else None
 print(f"Dovecot LMTP + Pigeonhole (fileinto, vacation): {N} in {sv:.2f} s = {N/sv:.0f} msg/s", flush=True)
 print(f"ratio mailpipe/Dovecot throughput: no Sieve {dv/mp:.2f}, with Sieve {sv/mp:.2f}")
