@@ -19,28 +19,6 @@ fn oauth_port(stack: &Stack) -> u16 {
     stack.port("OAUTH")
 }
 
-/// One HTTP request to the test provider; the JSON answer.
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String, serde_json::Value) {
-    let mut s =
-        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the test OAuth2 provider runs");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let r = mailpipe::net::http::parse_response(&raw).expect("an HTTP answer");
-    let head = String::from_utf8_lossy(&raw[..raw.len() - r.body.len()]).into_owned();
-    (
-        r.status,
-        head,
-        serde_json::from_slice(&r.body).unwrap_or_default(),
-    )
-}
-
 fn control(stack: &Stack, path: &str, body: serde_json::Value) -> serde_json::Value {
     let (status, _, v) = http(oauth_port(stack), "POST", path, &body.to_string());
     assert_eq!(status, 200, "{path}: {v}");

@@ -324,7 +324,8 @@ async fn a_crash_before_quit_loses_nothing_and_stores_nothing_twice() {
     std::fs::write(&config, text).unwrap();
     let issue = |who: &str| {
         let body = format!("{{\"username\": \"{who}\", \"expires_in\": 3600}}");
-        let out = oauth_post(stack.port("OAUTH"), "/control/issue", &body);
+        let (status, _, out) = http(stack.port("OAUTH"), "POST", "/control/issue", &body);
+        assert_eq!(status, 200, "{out}");
         out["access_token"].as_str().unwrap().to_string()
     };
     let bobs = issue("bob@example.test");
@@ -338,24 +339,6 @@ async fn a_crash_before_quit_loses_nothing_and_stores_nothing_twice() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(stored(&maildir), 1);
     assert!(inbox(user).await.is_empty());
-}
-
-/// POST to the stack's OAuth2 provider's control API; its JSON answer.
-fn oauth_post(port: u16, path: &str, body: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let r = mailpipe::net::http::parse_response(&raw).expect("an HTTP answer");
-    assert_eq!(r.status, 200);
-    serde_json::from_slice(&r.body).unwrap()
 }
 
 #[tokio::test]
@@ -448,11 +431,12 @@ async fn keep_reads_only_new_messages_and_apop_keeps_the_password_off_the_wire()
         &format!("Third {tag}"),
         &format!("k3.{tag}"),
     );
-    lmtp_send(
+    send_each_at(
         lmtp_port,
-        "carol@example.test",
-        to,
+        true,
+        &[("carol@example.test".into(), to.into())],
         &format!("Direct {tag}"),
+        &format!("d.{tag}"),
     );
     let waited = std::time::Instant::now();
     while stored(&maildir) < 4 && waited.elapsed() < Duration::from_secs(40) {
@@ -497,43 +481,4 @@ async fn keep_reads_only_new_messages_and_apop_keeps_the_password_off_the_wire()
     assert_ne!(code, Some(0));
     assert!(err.contains("certificate"), "{err}");
     assert_eq!(inbox(user).await.len(), 3);
-}
-
-/// One message over LMTP (RFC 2033), the answer checked.
-fn lmtp_send(port: u16, from: &str, to: &str, subject: &str) {
-    use std::io::{BufRead, BufReader, Write};
-    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut r = BufReader::new(stream.try_clone().unwrap());
-    let mut w = stream;
-    let mut expect = |code: &str| loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with(code),
-            "LMTP: expected {code}, got {line:?}"
-        );
-        if line.as_bytes().get(3) == Some(&b' ') {
-            break;
-        }
-    };
-    expect("220");
-    w.write_all(b"LHLO test\r\n").unwrap();
-    expect("250");
-    write!(w, "MAIL FROM:<{from}>\r\n").unwrap();
-    expect("250");
-    write!(w, "RCPT TO:<{to}>\r\n").unwrap();
-    expect("250");
-    w.write_all(b"DATA\r\n").unwrap();
-    expect("354");
-    write!(
-        w,
-        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <{}@t>\r\n\r\nhi\r\n.\r\n",
-        subject.replace(' ', ".")
-    )
-    .unwrap();
-    expect("250");
-    w.write_all(b"QUIT\r\n").unwrap();
 }

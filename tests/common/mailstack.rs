@@ -360,8 +360,13 @@ impl Drop for StopOnDrop {
 /// Message-ID `<{tag}.{index}@rounds.test>`: `via` "SMTP" (the stack's Postfix, which hands
 /// them to Dovecot) or "LMTP" (Dovecot's own delivery, at once).
 pub fn send_each(stack: &Stack, via: &str, pairs: &[(String, String)], subject: &str, tag: &str) {
+    send_each_at(stack.port(via), via == "LMTP", pairs, subject, tag)
+}
+
+/// `send_each` to the SMTP (or, `lmtp`, LMTP) server on 127.0.0.1:`port`.
+pub fn send_each_at(port: u16, lmtp: bool, pairs: &[(String, String)], subject: &str, tag: &str) {
     use std::io::{BufRead, BufReader, Write};
-    let stream = std::net::TcpStream::connect(("127.0.0.1", stack.port(via))).unwrap();
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -379,7 +384,7 @@ pub fn send_each(stack: &Stack, via: &str, pairs: &[(String, String)], subject: 
         }
     };
     expect(&mut r, "220");
-    let hello = if via == "LMTP" { "LHLO" } else { "EHLO" };
+    let hello = if lmtp { "LHLO" } else { "EHLO" };
     writeln!(w, "{hello} rounds.test\r").unwrap();
     expect(&mut r, "250");
     for (i, (from, to)) in pairs.iter().enumerate() {
@@ -430,4 +435,28 @@ pub async fn filed_exactly(
         let _ = s.logout().await;
     }
     problems
+}
+
+/// One HTTP request to a test server on 127.0.0.1 (the OAuth2 provider): status, head and
+/// JSON answer.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the test OAuth2 provider runs");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let r = mailpipe::net::http::parse_response(&raw).expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&raw[..raw.len() - r.body.len()]).into_owned();
+    (
+        r.status,
+        head,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
 }

@@ -264,18 +264,7 @@ impl Accounts {
             };
             return match job.await {
                 Ok(job) => {
-                    self.running.insert(
-                        name.clone(),
-                        Running {
-                            account,
-                            file,
-                            text,
-                            stop,
-                            then: None,
-                            handing_back: false,
-                            removed: false,
-                        },
-                    );
+                    self.started(&name, account, file, text, stop);
                     Some((name, Worker::Pop3(Box::new(job))))
                 }
                 Err(e) => {
@@ -303,8 +292,21 @@ impl Accounts {
                 return None;
             }
         };
+        self.started(&name, account, file, text, stop);
+        Some((name, Worker::Imap(Box::new(w))))
+    }
+
+    /// A worker was started for `name`: it runs until `stop` is signalled.
+    fn started(
+        &mut self,
+        name: &str,
+        account: AccountConfig,
+        file: Option<std::path::PathBuf>,
+        text: Option<String>,
+        stop: watch::Sender<u64>,
+    ) {
         self.running.insert(
-            name.clone(),
+            name.to_string(),
             Running {
                 account,
                 file,
@@ -315,7 +317,6 @@ impl Accounts {
                 removed: false,
             },
         );
-        Some((name, Worker::Imap(Box::new(w))))
     }
 
     /// An account's worker has ended: start it again with its changed file, or release it

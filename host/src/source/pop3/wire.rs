@@ -44,21 +44,7 @@ impl Conn {
     /// The server's status line: `Ok(text after +OK)`, or `Refused` with its -ERR text.
     pub async fn status(&mut self, context: &str) -> Result<String, Pop3Error> {
         let line = self.line(context, STATUS_LINE).await?;
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\r', '\n']);
-        if let Some(rest) = strip_prefix_ci(text, "+OK") {
-            return Ok(rest.trim_start().to_string());
-        }
-        if let Some(rest) = strip_prefix_ci(text, "-ERR") {
-            return Err(Pop3Error::Refused {
-                context: context.into(),
-                message: readable(rest.trim_start().as_bytes()),
-            });
-        }
-        Err(Pop3Error::protocol(
-            context,
-            format!("not a POP3 answer: {}", readable(text.as_bytes())),
-        ))
+        parse_status(&line, context)
     }
 
     /// Send one command line (CRLF added) and read its status.
@@ -96,19 +82,7 @@ impl Conn {
         if text.starts_with("+ ") || text == "+" {
             return Ok(Err(text[1..].trim().to_string()));
         }
-        if let Some(rest) = strip_prefix_ci(text, "+OK") {
-            return Ok(Ok(rest.trim_start().to_string()));
-        }
-        if let Some(rest) = strip_prefix_ci(text, "-ERR") {
-            return Err(Pop3Error::Refused {
-                context: context.into(),
-                message: readable(rest.trim_start().as_bytes()),
-            });
-        }
-        Err(Pop3Error::protocol(
-            context,
-            format!("not a POP3 answer: {}", readable(text.as_bytes())),
-        ))
+        parse_status(&line, context).map(Ok)
     }
 
     /// The body of a multi-line answer (after its +OK line), dot-stuffing undone, lines
@@ -187,6 +161,25 @@ impl Conn {
             Ok(Ok(true)) => Ok(Some(buf)),
         }
     }
+}
+
+/// A status line: `Ok(text after +OK)`, `Refused` with the -ERR text, or not POP3.
+fn parse_status(line: &[u8], context: &str) -> Result<String, Pop3Error> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches(['\r', '\n']);
+    if let Some(rest) = strip_prefix_ci(text, "+OK") {
+        return Ok(rest.trim_start().to_string());
+    }
+    if let Some(rest) = strip_prefix_ci(text, "-ERR") {
+        return Err(Pop3Error::Refused {
+            context: context.into(),
+            message: readable(rest.trim_start().as_bytes()),
+        });
+    }
+    Err(Pop3Error::protocol(
+        context,
+        format!("not a POP3 answer: {}", readable(text.as_bytes())),
+    ))
 }
 
 fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
