@@ -590,7 +590,8 @@ async fn no_reply_about_mail_that_arrived_before_the_plugin_was_enabled() {
         .await;
     assert_eq!(new.outgoing.len(), 1, "{:?}", notes_of(&new));
     // The sender of old mail writes again: answered, since the vacation's memory of the reply
-    // it was not let send is not kept.
+    // it was not let send is not kept. (Committed as the account's owner, on either store.)
+    assert!(t.store.claim_account("work").unwrap());
     let old = t
         .run_commit(&letter("again", NOW - 86_400_000), "imap:work/INBOX/1/5")
         .await;
