@@ -286,3 +286,22 @@ async fn without_uidl_a_message_larger_than_list_said_does_not_block_the_others(
     );
     assert_eq!(server.len(), 1, "only the large one stays");
 }
+
+#[tokio::test]
+async fn a_server_that_refuses_user_is_logged_in_with_auth_plain() {
+    let server = BadPop3::start(vec![msg(1, Some("a"))]).await;
+    server.set(Faults {
+        sasl_only: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), &server, false, "").await;
+    let r = job.pass().await.unwrap();
+    assert_eq!((r.processed, r.deleted), (1, 1), "{r:?}");
+    assert_eq!(server.asked("AUTH PLAIN"), 1);
+    assert_eq!(
+        server.asked("PASS"),
+        0,
+        "no password after the refused USER"
+    );
+}

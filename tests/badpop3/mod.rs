@@ -32,6 +32,8 @@ pub struct Faults {
     pub refuse_dele: bool,
     /// Connections are accepted and never answered.
     pub silent: bool,
+    /// USER is refused; AUTH PLAIN (offered in CAPA) takes `me@example.test` / `pw` only.
+    pub sasl_only: bool,
 }
 
 pub struct BadPop3 {
@@ -125,8 +127,22 @@ async fn session(
         match verb.as_str() {
             "CAPA" => {
                 let uidl = if f.no_uidl { "" } else { "UIDL\r\n" };
-                w.write_all(format!("+OK\r\nUSER\r\n{uidl}.\r\n").as_bytes())
+                let login = if f.sasl_only { "SASL PLAIN" } else { "USER" };
+                w.write_all(format!("+OK\r\n{login}\r\n{uidl}.\r\n").as_bytes())
                     .await?
+            }
+            "USER" if f.sasl_only => w.write_all(b"-ERR use AUTH\r\n").await?,
+            "AUTH" => {
+                use base64::Engine;
+                let plain = cmd
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+                if plain.as_deref() == Some(b"\0me@example.test\0pw".as_slice()) {
+                    w.write_all(b"+OK logged in\r\n").await?
+                } else {
+                    w.write_all(b"-ERR [AUTH] no\r\n").await?
+                }
             }
             "USER" | "PASS" | "NOOP" => w.write_all(b"+OK\r\n").await?,
             "LIST" => {
