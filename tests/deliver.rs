@@ -27,27 +27,9 @@ address = "alice@example.test"
 recipients = ["alice@example.test", "alias@example.test"]
 [account.deliver]
 maildir = "Maildir"
-[account.smtp]
-host = "localhost"
-port = {submission}
-tls = "starttls"
-ca_file = "{ca}"
-username = "alice@example.test"
-password_command = "echo secret-alice"
-{filer}
-[plugin.config]
-rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ subject = true, op = "contains", value = "invoice" }} ] }} ]
-{vacation}
-[plugin.config]
-addresses = ["alice@example.test"]
-days = 7
-subject = "Away {tag}"
-body = "Back soon."
-"#,
-        submission = stack.port("SUBMISSION"),
-        ca = stack.ca().display(),
-        filer = plugin_toml("filer", "rules-filer", ""),
-        vacation = plugin_toml("vacation", "auto-responder", ""),
+{smtp}{plugins}"#,
+        smtp = stack.smtp_table("alice"),
+        plugins = filer_and_vacation("alice@example.test", tag),
     );
     let file = dir.join("mailpipe.toml");
     std::fs::write(&file, text).unwrap();

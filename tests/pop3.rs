@@ -35,27 +35,9 @@ username = "{user}@example.test"
 password_command = "echo secret-{user}"
 [account.deliver]
 maildir = "Maildir"
-[account.smtp]
-host = "localhost"
-port = {submission}
-tls = "starttls"
-ca_file = "{ca}"
-username = "{user}@example.test"
-password_command = "echo secret-{user}"
-{filer}
-[plugin.config]
-rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ subject = true, op = "contains", value = "invoice" }} ] }} ]
-{vacation}
-[plugin.config]
-addresses = ["{user}@example.test"]
-days = 7
-subject = "Away {tag}"
-body = "Back soon."
-"#,
-        submission = stack.port("SUBMISSION"),
-        ca = stack.ca().display(),
-        filer = plugin_toml("filer", "rules-filer", ""),
-        vacation = plugin_toml("vacation", "auto-responder", ""),
+{smtp}{plugins}"#,
+        smtp = stack.smtp_table(user),
+        plugins = filer_and_vacation(&format!("{user}@example.test"), tag),
     );
     let file = dir.join("mailpipe.toml");
     std::fs::write(&file, text).unwrap();

@@ -94,7 +94,17 @@ tls = "implicit"
 ca_file = "{ca}"
 username = "{user}@example.test"
 password_command = "echo secret-{user}"
-[account.smtp]
+{smtp}"#,
+            imaps = self.port("IMAPS"),
+            ca = self.ca().display(),
+            smtp = self.smtp_table(user),
+        )
+    }
+
+    /// `[account.smtp]` for `user`: the stack's submission port, STARTTLS, its password.
+    pub fn smtp_table(&self, user: &str) -> String {
+        format!(
+            r#"[account.smtp]
 host = "localhost"
 port = {submission}
 tls = "starttls"
@@ -102,7 +112,6 @@ ca_file = "{ca}"
 username = "{user}@example.test"
 password_command = "echo secret-{user}"
 "#,
-            imaps = self.port("IMAPS"),
             submission = self.port("SUBMISSION"),
             ca = self.ca().display(),
         )
@@ -259,6 +268,25 @@ pub fn config(dir: &Path, text: &str) -> mailpipe::config::Config {
     let file = dir.join("mailpipe.toml");
     std::fs::write(&file, text).unwrap();
     mailpipe::config::Config::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// Two plugins: the filer (subjects with "invoice" to Finance/Invoices) and a vacation for
+/// `address`, once per sender a week, whose subject holds `tag`.
+pub fn filer_and_vacation(address: &str, tag: &str) -> String {
+    format!(
+        r#"{filer}
+[plugin.config]
+rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ subject = true, op = "contains", value = "invoice" }} ] }} ]
+{vacation}
+[plugin.config]
+addresses = ["{address}"]
+days = 7
+subject = "Away {tag}"
+body = "Back soon."
+"#,
+        filer = plugin_toml("filer", "rules-filer", ""),
+        vacation = plugin_toml("vacation", "auto-responder", ""),
+    )
 }
 
 pub fn plugin_toml(name: &str, wasm: &str, extra: &str) -> String {

@@ -114,31 +114,26 @@ impl Deliverer {
         let key = delivery_key(&account.name, &envelope.sender, &envelope.recipient, raw);
         // Arrived now, after the plugins were enabled for this account's deliveries: mail
         // delivered is never old mail.
-        let email = || Email::new(with_trace_fields(envelope, raw), "INBOX", Vec::new());
-        self.deliver_once(account, key, &deliver_source(&account.name), email, None)
+        let email = || {
+            Email::new(with_trace_fields(envelope, raw), "INBOX", Vec::new())
+                .arrived_at(Some(now_ms()))
+        };
+        self.deliver_once(account, key, &deliver_source(&account.name), email)
             .await
     }
 
     /// A message fetched from the account's POP3 mailbox (`run/pop3.rs`): `key` names it
-    /// (`model::key::pop3_key`), `raw` is what the server has, `arrived_ms` when it reached
-    /// the mailbox as far as can be told (plugins send no mail about what came before they
-    /// were enabled).
+    /// (`model::key::pop3_key`), `email` is what the server has, arrived when its
+    /// `arrived_ms` says as far as can be told (plugins send no mail about what came before
+    /// they were enabled).
     pub async fn deliver_fetched(
         &self,
         account: &AccountConfig,
         key: String,
-        raw: Vec<u8>,
-        arrived_ms: u64,
+        email: Email,
     ) -> Result<Delivered, DeliverError> {
-        let email = || Email::new(raw, "INBOX", Vec::new());
-        self.deliver_once(
-            account,
-            key,
-            &pop3_source(&account.name),
-            email,
-            Some(arrived_ms),
-        )
-        .await
+        self.deliver_once(account, key, &pop3_source(&account.name), || email)
+            .await
     }
 
     /// Enable the account's plugins for mail from `source` (see `Pipeline::enable_for`):
@@ -199,7 +194,6 @@ impl Deliverer {
         key: String,
         source: &str,
         email: impl FnOnce() -> Email,
-        arrived_ms: Option<u64>,
     ) -> Result<Delivered, DeliverError> {
         let state =
             |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
@@ -225,7 +219,7 @@ impl Deliverer {
         let pipeline = self.pipeline(account).await?;
         pipeline.enable_for(source).map_err(state)?;
         let now = now_ms();
-        let email = email().arrived_at(Some(arrived_ms.unwrap_or(now)));
+        let email = email();
         let decision = pipeline.process_as(&email, &key, &account.identity()).await;
         crate::telemetry::metrics::record_decision(&account.name, &decision);
         crate::report::emit_logs(

@@ -138,7 +138,7 @@ impl Pop3Job {
         let result = self
             .messages(&mut session, &listed, &trusted, first_pass, &mut report)
             .await;
-        if result.is_ok() {
+        if result.is_ok() && first_pass {
             store.first_seen(&listed_once, now_ms()).map_err(state)?;
         }
         // What was marked deleted goes only now; after an error too, since every message
@@ -227,10 +227,11 @@ impl Pop3Job {
                     k
                 }
             };
-            let arrived = arrival(&raw, first_pass, now_ms());
+            let email = Email::new(raw, "INBOX", Vec::new());
+            let arrived = arrival(&email, first_pass, now_ms());
             match self
                 .deliverer
-                .deliver_fetched(&self.account, key, raw, arrived)
+                .deliver_fetched(&self.account, key, email.arrived_at(Some(arrived)))
                 .await
             {
                 Ok(_) => {
@@ -370,8 +371,8 @@ fn trusted_ids(listed: &[Listed]) -> HashMap<u32, String> {
 /// When a fetched message reached the mailbox (ms): its topmost Received date, never later
 /// than now; without one, long ago in the first pass ever (it was there before mailpipe),
 /// now later.
-fn arrival(raw: &[u8], first_pass: bool, now: u64) -> u64 {
-    match Email::new(raw.to_vec(), "INBOX", Vec::new()).received_at() {
+fn arrival(email: &Email, first_pass: bool, now: u64) -> u64 {
+    match email.received_at() {
         Some(t) => t.min(now),
         None if first_pass => 0,
         None => now,
@@ -407,14 +408,15 @@ mod tests {
     fn arrival_from_the_topmost_received_field() {
         let raw = b"Received: from mx.example.test by pop.example.test;\r\n\tMon, 7 Dec 2026 10:00:00 +0000\r\n\
                     Received: from forged.example; Thu, 1 Jan 2099 00:00:00 +0000\r\nSubject: x\r\n\r\nhi\r\n";
-        let t = arrival(raw, false, u64::MAX);
+        let email = |raw: &[u8]| Email::new(raw.to_vec(), "INBOX", Vec::new());
+        let t = arrival(&email(raw), false, u64::MAX);
         assert_eq!(t, 1_796_637_600_000);
         // Never later than now (a server clock ahead).
-        assert_eq!(arrival(raw, false, 5), 5);
-        let bare = b"Subject: x\r\n\r\nhi\r\n";
-        assert_eq!(arrival(bare, true, 77), 0, "found in the first pass: old");
-        assert_eq!(arrival(bare, false, 77), 77, "found later: arrived now");
-        let bad = b"Received: from x; not a date\r\nSubject: x\r\n\r\nhi\r\n";
-        assert_eq!(arrival(bad, true, 77), 0);
+        assert_eq!(arrival(&email(raw), false, 5), 5);
+        let bare = email(b"Subject: x\r\n\r\nhi\r\n");
+        assert_eq!(arrival(&bare, true, 77), 0, "found in the first pass: old");
+        assert_eq!(arrival(&bare, false, 77), 77, "found later: arrived now");
+        let bad = email(b"Received: from x; not a date\r\nSubject: x\r\n\r\nhi\r\n");
+        assert_eq!(arrival(&bad, true, 77), 0);
     }
 }

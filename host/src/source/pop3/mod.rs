@@ -151,10 +151,7 @@ impl Session {
             }
             let c = tls_client.as_ref().expect("made for STLS");
             let tcp = conn.into_inner();
-            conn = Conn::new(
-                Box::new(handshake_io(tcp, host, c, deadline).await?),
-                deadline,
-            );
+            conn = Conn::new(Box::new(handshake(tcp, host, c, deadline).await?), deadline);
             // What was said before TLS is not trusted: the capabilities are asked again,
             // and APOP's timestamp is not used.
             caps = capabilities(&mut conn).await;
@@ -411,25 +408,17 @@ fn apop_timestamp(greeting: &str) -> Option<&str> {
     (stamp.contains('@') || stamp.len() > 2).then_some(stamp)
 }
 
-async fn handshake(
-    tcp: TcpStream,
+/// The TLS handshake over `io` (the TCP connection, or after STLS the stream read from),
+/// with the command deadline.
+async fn handshake<S>(
+    io: S,
     host: &str,
     client: &tls::Client,
     deadline: Duration,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Pop3Error> {
-    match tokio::time::timeout(deadline, tls::handshake(tcp, host, client)).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(Pop3Error::timeout("TLS handshake", deadline)),
-    }
-}
-
-/// The handshake after STLS, over the connection's stream.
-async fn handshake_io(
-    io: Box<dyn Io>,
-    host: &str,
-    client: &tls::Client,
-    deadline: Duration,
-) -> Result<tokio_rustls::client::TlsStream<Box<dyn Io>>, Pop3Error> {
+) -> Result<tokio_rustls::client::TlsStream<S>, Pop3Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match tokio::time::timeout(deadline, tls::handshake_over(io, host, client)).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(Pop3Error::timeout("TLS handshake", deadline)),
