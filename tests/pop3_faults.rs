@@ -31,8 +31,28 @@ fn msg(i: usize, uid: Option<&str>) -> Stored {
     }
 }
 
-/// The job for a config reading `server` into `dir/Maildir` (`keep`, `extra` account keys).
+/// The job for a config reading `server` into `dir/Maildir` (`keep`, `extra` account keys)
+/// through the filer.
 async fn job(dir: &Path, server: &BadPop3, keep: bool, extra: &str) -> Pop3Job {
+    let filer = format!(
+        r#"{}
+[plugin.config]
+rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ subject = true, op = "contains", value = "invoice" }} ] }} ]
+"#,
+        plugin_toml("filer", "rules-filer", "")
+    );
+    job_with(dir, server, keep, extra, &filer).await.0
+}
+
+/// The job and its deliverer for a config reading `server` into `dir/Maildir` through
+/// `plugins`.
+async fn job_with(
+    dir: &Path,
+    server: &BadPop3,
+    keep: bool,
+    extra: &str,
+    plugins: &str,
+) -> (Pop3Job, Arc<Deliverer>) {
     let text = format!(
         r#"
 [state]
@@ -50,12 +70,9 @@ keep = {keep}
 password_command = "echo pw"
 [account.deliver]
 maildir = "Maildir"
-{filer}
-[plugin.config]
-rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ subject = true, op = "contains", value = "invoice" }} ] }} ]
+{plugins}
 "#,
         port = server.port,
-        filer = plugin_toml("filer", "rules-filer", ""),
     );
     let file = dir.join("mailpipe.toml");
     std::fs::write(&file, text).unwrap();
@@ -64,7 +81,8 @@ rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ s
     // As `run --once` and the daemon do: on a shared store, the account is this process's.
     assert!(store.claim_account("me").unwrap());
     let deliverer = Arc::new(Deliverer::new(&config, store).await.unwrap());
-    Pop3Job::new(config.accounts[0].clone(), deliverer, None).unwrap()
+    let job = Pop3Job::new(config.accounts[0].clone(), deliverer.clone(), None).unwrap();
+    (job, deliverer)
 }
 
 /// Message-IDs of every stored copy (sorted; repeats kept).
@@ -303,5 +321,58 @@ async fn a_server_that_refuses_user_is_logged_in_with_auth_plain() {
         server.asked("PASS"),
         0,
         "no password after the refused USER"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_future_received_date_does_not_make_old_mail_new() {
+    // A server that writes no Received field of its own: the topmost is the sender's, dated
+    // in 2099. Found in the first pass, the message was there before mailpipe and gets no
+    // reply; one that comes after that pass does.
+    let forged = |i: usize| Stored {
+        raw: format!(
+            "Received: from forged.example; Thu, 1 Jan 2099 00:00:00 +0000\r\n\
+             From: Sender {i} <s{i}@example.org>\r\nTo: me@example.test\r\n\
+             Subject: Hello {i}\r\nMessage-ID: <f{i}@example.org>\r\n\r\nbody\r\n"
+        )
+        .into_bytes(),
+        uid: Some(format!("f{i}")),
+        listed_size: None,
+    };
+    let server = BadPop3::start(vec![forged(1), forged(2)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The replies stay queued: the SMTP server's port is closed (loopback).
+    let smtp = "[account.smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\n\
+                username = \"me\"\npassword_command = \"echo pw\"\n";
+    let vacation = format!(
+        "{}\n[plugin.config]\naddresses = [\"me@example.test\"]\ndays = 7\nsubject = \"Away\"\nbody = \"Back soon.\"\n",
+        plugin_toml("vacation", "auto-responder", "")
+    );
+    let (job, deliverer) = job_with(dir.path(), &server, true, smtp, &vacation).await;
+    let r = job.pass().await.unwrap();
+    assert_eq!(r.processed, 2, "{r:?}");
+    let replies = || {
+        let mut to: Vec<String> = deliverer
+            .store()
+            .outbox_all()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e.rcpt_to.clone())
+            .collect();
+        to.sort();
+        to
+    };
+    assert_eq!(
+        replies(),
+        Vec::<String>::new(),
+        "no reply about mail found in the first pass"
+    );
+    server.mailbox.lock().unwrap().push(forged(3));
+    let r = job.pass().await.unwrap();
+    assert_eq!((r.processed, r.skipped), (1, 2), "{r:?}");
+    assert_eq!(
+        replies(),
+        vec!["s3@example.org".to_string()],
+        "new mail is answered"
     );
 }

@@ -14,9 +14,11 @@
 //! - a message larger than `max_message_mb` (by LIST, or found while fetching) is left on
 //!   the server and reported once.
 //!
-//! No mail about old mail: POP3 has no arrival date. A message's is the date of its topmost
-//! Received field (written by the mailbox's own server); without one, a message found before
-//! a pass first went through the whole mailbox is old, one found later arrived now.
+//! No mail about old mail: POP3 has no arrival date. Every message found before a pass first
+//! went through the whole mailbox was there before mailpipe: it is old, whatever its Received
+//! fields say (a server that writes none leaves the sender's, which may be forged into the
+//! future). A message found later arrived at its topmost Received date (written by the
+//! mailbox's own server), never later than now; without one, now.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -123,7 +125,11 @@ impl Pop3Job {
             PassError::Deliver(DeliverError::transient(format!("the state store: {e}")))
         };
         let listed_once = format!("pop3-listed:{name}");
-        let first_pass = store.seen_at(&listed_once).map_err(state)?.is_none();
+        let first_pass = store
+            .seen_at(&listed_once)
+            .map_err(state)?
+            .is_none()
+            .then(now_ms);
         self.deliverer
             .enable(&self.account, &pop3_source(name))
             .await
@@ -138,7 +144,7 @@ impl Pop3Job {
         let result = self
             .messages(&mut session, &listed, &trusted, first_pass, &mut report)
             .await;
-        if result.is_ok() && first_pass {
+        if result.is_ok() && first_pass.is_some() {
             store.first_seen(&listed_once, now_ms()).map_err(state)?;
         }
         // What was marked deleted goes only now; after an error too, since every message
@@ -163,7 +169,7 @@ impl Pop3Job {
         session: &mut Session,
         listed: &[Listed],
         trusted: &HashMap<u32, String>,
-        first_pass: bool,
+        first_pass: Option<u64>,
         report: &mut Pop3Report,
     ) -> Result<(), PassError> {
         let name = &self.account.name;
@@ -368,14 +374,16 @@ fn trusted_ids(listed: &[Listed]) -> HashMap<u32, String> {
         .collect()
 }
 
-/// When a fetched message reached the mailbox (ms): its topmost Received date, never later
-/// than now; without one, long ago in the first pass ever (it was there before mailpipe),
-/// now later.
-fn arrival(email: &Email, first_pass: bool, now: u64) -> u64 {
-    match email.received_at() {
-        Some(t) => t.min(now),
-        None if first_pass => 0,
-        None => now,
+/// When a fetched message reached the mailbox (ms). In the first pass ever (`first_pass`:
+/// when it started) it was there before mailpipe: at the latest a second before that pass
+/// began, so before any plugin was enabled for this mailbox, even when its Received date
+/// says later (a date bound in `send_about_mail_since` still sees the earlier dates). Later:
+/// its topmost Received date, never later than now; without one, now.
+fn arrival(email: &Email, first_pass: Option<u64>, now: u64) -> u64 {
+    match (email.received_at(), first_pass) {
+        (t, Some(started)) => t.unwrap_or(0).min(started.saturating_sub(1000)),
+        (Some(t), None) => t.min(now),
+        (None, None) => now,
     }
 }
 
@@ -409,14 +417,38 @@ mod tests {
         let raw = b"Received: from mx.example.test by pop.example.test;\r\n\tMon, 7 Dec 2026 10:00:00 +0000\r\n\
                     Received: from forged.example; Thu, 1 Jan 2099 00:00:00 +0000\r\nSubject: x\r\n\r\nhi\r\n";
         let email = |raw: &[u8]| Email::new(raw.to_vec(), "INBOX", Vec::new());
-        let t = arrival(&email(raw), false, u64::MAX);
+        let t = arrival(&email(raw), None, u64::MAX);
         assert_eq!(t, 1_796_637_600_000);
         // Never later than now (a server clock ahead).
-        assert_eq!(arrival(&email(raw), false, 5), 5);
+        assert_eq!(arrival(&email(raw), None, 5), 5);
         let bare = email(b"Subject: x\r\n\r\nhi\r\n");
-        assert_eq!(arrival(&bare, true, 77), 0, "found in the first pass: old");
-        assert_eq!(arrival(&bare, false, 77), 77, "found later: arrived now");
+        assert_eq!(
+            arrival(&bare, Some(77_000), 90_000),
+            0,
+            "found in the first pass: old"
+        );
+        assert_eq!(arrival(&bare, None, 77), 77, "found later: arrived now");
         let bad = email(b"Received: from x; not a date\r\nSubject: x\r\n\r\nhi\r\n");
-        assert_eq!(arrival(&bad, true, 77), 0);
+        assert_eq!(arrival(&bad, Some(77_000), 90_000), 0);
+    }
+
+    #[test]
+    fn the_first_pass_finds_only_old_mail_whatever_received_says() {
+        // A server that writes no Received leaves the sender's, dated in the future: found in
+        // the first pass, it is still older than the pass (and than any plugin enabled in it).
+        let forged = b"Received: from forged.example; Thu, 1 Jan 2099 00:00:00 +0000\r\nSubject: x\r\n\r\nhi\r\n";
+        let email = Email::new(forged.to_vec(), "INBOX", Vec::new());
+        let started = 1_796_700_000_500;
+        let t = arrival(&email, Some(started), started + 5_000);
+        assert!(
+            t / 1000 < started / 1000,
+            "{t} not before the pass's second"
+        );
+        let since = crate::config::MailSince::Enabled;
+        assert!(crate::actions::since::blocker(Some(t), started, since).is_some());
+        // An earlier Received date is kept (send_about_mail_since = a date reads it).
+        let old = b"Received: from mx; Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\nhi\r\n";
+        let email = Email::new(old.to_vec(), "INBOX", Vec::new());
+        assert_eq!(arrival(&email, Some(started), started), 1_796_637_600_000);
     }
 }
