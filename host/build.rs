@@ -1,6 +1,6 @@
 //! Why this file exists: the Sieve interpreter ships inside the mailpipe binary (issue 22: a
 //! user needs no toolchain to run the Sieve scripts they have). It is a plugin like any other
-//! (plugins/sieve/plugin, contract 0.3), so it is built here for wasm32-wasip2 and embedded by
+//! (plugins/sieve/plugin, contract 0.4), so it is built here for wasm32-wasip2 and embedded by
 //! `plugin/embedded.rs`. `MAILPIPE_SIEVE_WASM=FILE` embeds a component built already (CI builds
 //! every plugin first; scripts/test.sh points here so nothing is built twice). Without the
 //! `sieve` feature nothing is built and the binary says so when a config asks for Sieve.
@@ -34,8 +34,8 @@ fn main() {
         "plugins/sieve/plugin/src",
         "plugins/sdk/Cargo.toml",
         "plugins/sdk/src",
-        "plugins/sdk-0.3/Cargo.toml",
-        "wit/v0.3",
+        "plugins/sdk-0.4/Cargo.toml",
+        "wit/v0.4",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(input).display());

@@ -536,6 +536,12 @@ fn the_contract_ships_with_the_binary() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
+        std::fs::read_to_string(root().join("wit/v0.4/plugin.wit")).unwrap()
+    );
+    let (code, out, _) = mailpipe(&["wit", "--contract", "0.3"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
         std::fs::read_to_string(root().join("wit/v0.3/plugin.wit")).unwrap()
     );
     let (code, out, _) = mailpipe(&["wit", "--contract", "0.2"]);
@@ -552,7 +558,36 @@ fn the_contract_ships_with_the_binary() {
     );
     let (code, _, err) = mailpipe(&["wit", "--contract", "0.7"]);
     assert_ne!(code, 0);
-    assert!(err.contains("0.1.0, 0.2.0, 0.3.0"), "{err}");
+    assert!(err.contains("0.1.0, 0.2.0, 0.3.0, 0.4.0"), "{err}");
+}
+
+/// Sieve's reject refuses a message only at delivery (`--delivery`); after delivery it is a
+/// run-time error and the message is kept.
+#[test]
+fn sieve_reject_refuses_at_delivery_and_is_an_error_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = d.join("rules.sieve");
+    std::fs::write(
+        &script,
+        "require \"reject\";\nif header :contains \"subject\" \"lottery\" { reject \"No lotteries, thank you.\"; }\n",
+    )
+    .unwrap();
+    let msg = d.join("m.eml");
+    std::fs::write(&msg, "From: luck@example.net\r\nTo: me@example.com\r\nSubject: You won the lottery\r\nMessage-ID: <l@x>\r\n\r\nClaim.\r\n").unwrap();
+    let (s, m) = (script.to_str().unwrap(), msg.to_str().unwrap());
+    let (code, out, err) = mailpipe(&["test", "--delivery", s, m, "--json", "--expect", "refuse"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["refused"]["reason"], "No lotteries, thank you.", "{v}");
+    assert_eq!(v["deliveries"], serde_json::json!([]), "{v}");
+    assert_eq!(v["discarded"], false, "refused is not discarded: {v}");
+    let (code, out, err) = mailpipe(&["test", s, m, "--expect", "keep"]);
+    assert_eq!(code, 1, "the plugin failed: {out}{err}");
+    assert!(
+        out.contains("-> INBOX") && out.contains("cannot refuse mail that was already delivered"),
+        "{out}{err}"
+    );
 }
 
 #[test]

@@ -245,7 +245,8 @@ async fn plugins_of_both_contracts_run_in_one_pipeline_and_see_each_others_chang
         json!({"header": "X-Mark", "value": "yes", "tag": "[C]", "flag": "$C"}),
     );
     c_tagger.path = fixture("header-tagger-c");
-    // The built-in Sieve interpreter is a 0.3 component (it may return `notify`); it reads
+    // The built-in Sieve interpreter is a 0.4 component (it may return `notify` and
+    // `refuse`); its 0.3 build (tests/fixtures/contract-0.3) still loads and runs. Both read
     // the same message through the same resource code.
     let sieve = PluginConfig {
         kind: mailpipe::config::PluginKind::Sieve,
@@ -254,9 +255,15 @@ async fn plugins_of_both_contracts_run_in_one_pipeline_and_see_each_others_chang
         config: json!({"script": "require \"imap4flags\"; if header :contains \"subject\" \"[C]\" { addflag \"$Sieve\"; }", "script_name": "rules", "includes": {}, "global_includes": {}}),
         ..plugin("sieve", "subject-tagger", json!({}))
     };
-    let t = TestPipeline::new(vec![old_tagger, new_filer, c_tagger, sieve]).await;
+    let mut sieve_0_3 = plugin(
+        "sieve-0.3",
+        "subject-tagger",
+        json!({"script": "require \"imap4flags\"; if header :contains \"subject\" \"[C]\" { addflag \"$Sieve03\"; }", "script_name": "old", "includes": {}, "global_includes": {}}),
+    );
+    sieve_0_3.path = root().join("tests/fixtures/contract-0.3/sieve.wasm");
+    let t = TestPipeline::new(vec![old_tagger, new_filer, c_tagger, sieve, sieve_0_3]).await;
     let versions: Vec<_> = t.pipeline.plugins.iter().map(|p| p.contract()).collect();
-    assert_eq!(versions, ["0.1.0", "0.2.0", "0.1.0", "0.3.0"]);
+    assert_eq!(versions, ["0.1.0", "0.2.0", "0.1.0", "0.4.0", "0.3.0"]);
     let mail = Email::new(
         b"From: bob@example.org\r\nTo: alice@example.com\r\nSubject: hello\r\nX-Mark: yes\r\n\r\nhi\r\n"
             .to_vec(),
@@ -284,6 +291,7 @@ async fn plugins_of_both_contracts_run_in_one_pipeline_and_see_each_others_chang
     );
     assert!(d.flags.contains(&"$C".to_string()), "{:?}", d.flags);
     assert!(d.flags.contains(&"$Sieve".to_string()), "{:?}", d.flags);
+    assert!(d.flags.contains(&"$Sieve03".to_string()), "{:?}", d.flags);
 }
 
 #[tokio::test]

@@ -746,6 +746,14 @@ fn mailpipe_script(ctx: &Ctx, script: &str) -> Vec<Outcome> {
         .args(MAILPIPE_EXTRA_ARGS)
         .env("TZ", "UTC")
         .stdin(Stdio::null());
+    // sieve-test runs a script as at delivery, where reject refuses the message; mailpipe
+    // decides so with --delivery (elsewhere, as after delivery: environment "phase" says
+    // "post" as sieve-test's does).
+    let source = std::fs::read_to_string(&path).unwrap_or_default();
+    if source.contains("reject") {
+        cmd.arg("--delivery");
+    }
+    cmd.env("TZ", "UTC").stdin(Stdio::null());
     let out = cmd.output().expect("running mailpipe test");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -825,6 +833,9 @@ fn mailpipe_outcome(v: &serde_json::Value, m: &Message) -> Outcome {
     }
     if !lines.iter().any(|l| l.starts_with("store ")) {
         lines.insert("discard".into());
+    }
+    if v["refused"].is_object() {
+        lines.insert("reject".into());
     }
     for o in v["outgoing"].as_array().into_iter().flatten() {
         let kind = o["kind"].as_str().unwrap_or("");

@@ -143,6 +143,13 @@ pub fn human(label: &str, d: &Decision) -> String {
     if d.discarded() {
         out.push_str("    -> discarded\n");
     }
+    if let Some(r) = &d.refused {
+        out.push_str(&format!(
+            "    -> refused by {} (550 5.7.1 {})\n",
+            r.plugin,
+            r.reply_text()
+        ));
+    }
     for del in &d.deliveries {
         let flags = if d.flags.is_empty() {
             String::from("-")

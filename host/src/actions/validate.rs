@@ -49,6 +49,11 @@ pub fn validate(
 ) -> Result<(), String> {
     match action {
         Action::Keep | Action::Discard | Action::Stop => Ok(()),
+        // Sent as one line of printable ASCII (`Refusal::reply_text`); only its size matters.
+        Action::Refuse(reason) if reason.len() > MAX_BODY => Err(format!(
+            "refusal reason over {MAX_BODY} bytes (fixed limit)"
+        )),
+        Action::Refuse(_) => Ok(()),
         Action::FileInto(t) | Action::CopyInto(t) => folder(t),
         Action::AddFlags(flags) | Action::RemoveFlags(flags) => {
             flags.iter().try_for_each(|f| flag(f))

@@ -23,6 +23,9 @@ pub const EX_DATAERR: u8 = 65;
 pub const EX_NOUSER: u8 = 67;
 /// Try again later: the message stays in the MTA's queue.
 pub const EX_TEMPFAIL: u8 = 75;
+/// Refused by the recipient's filter (Sieve's reject): returned to the sender with the
+/// reason printed on standard error.
+pub const EX_NOPERM: u8 = 77;
 
 /// How long a delivery may take before it gives up with EX_TEMPFAIL: under Postfix's
 /// `command_time_limit` (1000 s), which would otherwise kill it and count a failure.
@@ -185,6 +188,13 @@ async fn deliver(args: DeliverArgs) -> u8 {
             .filter(|o| !o.is_empty()),
     };
     match deliverer.deliver(&account, &envelope, raw).await {
+        Ok(d) if d.refused.is_some() => {
+            // Postfix puts what the command printed into the bounce it returns.
+            let reason = d.refused.unwrap_or_default();
+            tracing::info!(account = %account.name, key = %d.key, "refused: {reason}");
+            eprintln!("mailpipe: refused by the recipient's filter: {reason}");
+            EX_NOPERM
+        }
         Ok(d) => {
             if d.again {
                 tracing::info!(account = %account.name, key = %d.key, "delivered before: nothing stored or sent again");
@@ -266,6 +276,7 @@ where
         200..=299 => EX_OK,
         400..=499 => EX_TEMPFAIL,
         _ if text.contains(" 5.1.1 ") => EX_NOUSER,
+        _ if text.contains(" 5.7.1 ") => EX_NOPERM,
         _ => EX_DATAERR,
     })
 }

@@ -83,13 +83,17 @@ pub struct TestArgs {
     #[arg(long)]
     timeout_ms: Option<u64>,
     /// A check on every message's result; the command exits 1 when one fails (repeatable):
-    /// folder=NAME, flag=NAME, reply, no-reply, forward, no-forward, notify, no-notify, discard, keep, ok
-    /// (the plugin did not fail).
+    /// folder=NAME, flag=NAME, reply, no-reply, forward, no-forward, notify, no-notify, discard,
+    /// refuse, no-refuse, keep, ok (the plugin did not fail).
     #[arg(long, value_name = "CHECK")]
     expect: Vec<String>,
     /// Decide on a file even when it looks like a binary file, not a message.
     #[arg(long)]
     force: bool,
+    /// Decide as at delivery time (LMTP, `mailpipe deliver`), where a plugin may refuse the
+    /// message (Sieve's reject); without it, as after delivery (IMAP, POP3, a Maildir).
+    #[arg(long)]
+    delivery: bool,
 }
 
 /// The messages named on the command line: (label, bytes).
@@ -145,6 +149,8 @@ fn expectation(check: &str, d: &Decision) -> Result<(), String> {
         None if check == "notify" => count("notification") > 0,
         None if check == "no-notify" => count("notification") == 0,
         None if check == "discard" => d.discarded(),
+        None if check == "refuse" => d.refused.is_some(),
+        None if check == "no-refuse" => d.refused.is_none(),
         None if check == "keep" => folders.contains(&d.email.mailbox.as_str()),
         None if check == "ok" => !failed,
         _ => {
@@ -354,7 +360,10 @@ async fn test_messages(
     let several = messages.len() > 1;
     for (label, raw) in messages {
         let email = Email::new(raw.clone(), a.mailbox.clone(), Vec::new());
-        let key = run::test_message_key(Path::new(label), raw);
+        let key = match a.delivery {
+            true => mailpipe::model::key::delivery_key("test", "", "", raw),
+            false => run::test_message_key(Path::new(label), raw),
+        };
         let decision = pipeline.process(&email, &key).await;
         // Keep the plugin's state when --state was given, so vacation memory can be tried out.
         if a.state.is_some() {

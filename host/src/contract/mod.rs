@@ -31,11 +31,17 @@ pub const V0_3: Contract = Contract {
     wit: include_str!("../../../wit/v0.3/plugin.wit"),
 };
 
+/// `mailpipe:plugin@0.4.0`: 0.3, `msg.stage()` and the `refuse` action (wit/v0.4).
+pub const V0_4: Contract = Contract {
+    version: "0.4.0",
+    wit: include_str!("../../../wit/v0.4/plugin.wit"),
+};
+
 /// Every version this host loads, oldest first.
-pub const ALL: &[Contract] = &[V0_1, V0_2, V0_3];
+pub const ALL: &[Contract] = &[V0_1, V0_2, V0_3, V0_4];
 
 /// The newest version: what `mailpipe wit` prints (new projects: `Lang::contract`).
-pub const CURRENT: Contract = V0_3;
+pub const CURRENT: Contract = V0_4;
 
 /// The version `version` ("0.1", "0.1.0", "0.2", ...).
 pub fn find(version: &str) -> Option<Contract> {
@@ -62,7 +68,8 @@ mod tests {
         assert_eq!(super::find("0.1"), Some(super::V0_1));
         assert_eq!(super::find("0.2.0"), Some(super::V0_2));
         assert_eq!(super::find("0.3"), Some(super::V0_3));
-        assert_eq!(super::find("0.4"), None);
+        assert_eq!(super::find("0.4"), Some(super::V0_4));
+        assert_eq!(super::find("0.5"), None);
         let supported: Vec<_> = super::ALL.iter().map(|c| c.version).collect();
         assert_eq!(supported, crate::plugin::SUPPORTED_CONTRACTS);
     }

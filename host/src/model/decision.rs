@@ -65,6 +65,9 @@ pub enum Action {
     Reply(Reply),
     Forward(Forward),
     Notify(Notification),
+    /// At delivery only (contract 0.4): do not take the message; the reason goes to the
+    /// sending server (Sieve's reject and ereject).
+    Refuse(String),
     Stop,
 }
 
@@ -104,6 +107,7 @@ impl Action {
                 "mode": match f.mode { ForwardMode::Redirect => "redirect", ForwardMode::Attachment => "attachment" },
                 "note": f.note,
             }),
+            Action::Refuse(reason) => json!({"action": "refuse", "reason": reason}),
             Action::Notify(n) => json!({
                 "action": "notify",
                 "to": n.to,

@@ -83,6 +83,12 @@ pub fn delivery_key(account: &str, sender: &str, recipient: &str, raw: &[u8]) ->
     format!("deliver:{account}/{hex}")
 }
 
+/// Whether the message with this key is being delivered (`mailpipe deliver`, LMTP): the
+/// sending server still waits for the answer, so the message can be refused.
+pub fn at_delivery(message_key: &str) -> bool {
+    message_key.starts_with("deliver:")
+}
+
 /// The source name of an IMAP account (what `source_of_key` gives for its messages).
 pub fn imap_source(account: &str) -> String {
     format!("imap:{account}")

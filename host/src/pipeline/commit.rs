@@ -13,6 +13,8 @@ pub fn commit_for(d: &Decision, now: u64) -> MessageCommit {
         "deliveries": d.deliveries.iter().map(|x| &x.folder).collect::<Vec<_>>(),
         "outgoing": d.outgoing.iter().map(|o| &o.id).collect::<Vec<_>>(),
         "failed_plugins": d.failed_plugins().map(|r| &r.plugin).collect::<Vec<_>>(),
+        // A delivery refused: what a repeated attempt is answered again (`run::deliver`).
+        "refused": d.refused.as_ref().map(|r| r.reply_text()),
         // What each plugin decided, for `mailpipe explain`.
         "plugins": decisions_brief(d),
         "at_ms": now,
@@ -101,6 +103,7 @@ pub fn decisions_brief(d: &Decision) -> Vec<String> {
                                 f.to.join(", ")
                             ),
                             Action::Notify(n) => write!(line, "notify {}", n.to.join(", ")),
+                            Action::Refuse(reason) => write!(line, "refuse: {reason}"),
                         };
                     }
                 }

@@ -84,6 +84,10 @@ pub struct Decision {
     pub outgoing: Vec<Outgoing>,
     pub reports: Vec<PluginReport>,
     pub stopped_by: Option<String>,
+    /// Refused at delivery (`refuse`, contract 0.4): the sending server is told no with this
+    /// reason; nothing is stored or sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
     #[serde(skip)]
     pub email: Email,
     #[serde(skip)]
@@ -113,6 +117,7 @@ impl Decision {
             outgoing: Vec::new(),
             reports: Vec::new(),
             stopped_by: None,
+            refused: None,
             email: Email::new(Vec::new(), "", Vec::new()),
             kv: Vec::new(),
             reads: Vec::new(),
@@ -164,7 +169,21 @@ impl Decision {
         });
     }
 
+    /// `plugin` refused the message (`refuse`): no later plugin runs.
+    pub(super) fn refuse(&mut self, plugin: &str, reason: &str) {
+        self.refused = Some(Refusal {
+            plugin: plugin.to_string(),
+            reason: reason.to_string(),
+        });
+        self.stopped_by = Some(plugin.to_string());
+    }
+
     pub(super) fn finish(mut self, email: Email, original: &Email) -> Decision {
+        if self.refused.is_some() {
+            self.drop_mail_about_refused();
+            self.email = email;
+            return self;
+        }
         let own = Delivery {
             folder: email.mailbox.clone(),
             create: false,
@@ -197,8 +216,30 @@ impl Decision {
         d
     }
 
+    /// A refused message is neither stored nor answered (its sender gets the sending
+    /// server's bounce). A plugin whose mail is dropped forgets it too: what it wrote to
+    /// remember it (a vacation's "answered") would keep it from answering the sender's next
+    /// message.
+    fn drop_mail_about_refused(&mut self) {
+        let dropped: std::collections::HashSet<String> =
+            self.outgoing.drain(..).map(|o| o.plugin).collect();
+        self.kv.retain(|w| !dropped.contains(&w.plugin));
+        for r in &mut self.reports {
+            if let PluginStatus::Applied { notes, .. } = &mut r.status {
+                if dropped.contains(&r.plugin) {
+                    notes.push(
+                        "not sent: the message was refused at delivery; its state changes for this message were not kept"
+                            .into(),
+                    );
+                }
+            }
+        }
+        self.deliveries.clear();
+    }
+
+    /// Dropped by the plugins (a refused message is not dropped: it goes back to its sender).
     pub fn discarded(&self) -> bool {
-        self.deliveries.is_empty()
+        self.deliveries.is_empty() && self.refused.is_none()
     }
 
     pub fn failed_plugins(&self) -> impl Iterator<Item = &PluginReport> {
@@ -207,6 +248,45 @@ impl Decision {
             .filter(|r| matches!(r.status, PluginStatus::Failed { .. }))
     }
 }
+
+/// Who refused a message at delivery, and the reason given to the sending server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    pub plugin: String,
+    pub reason: String,
+}
+
+impl Refusal {
+    /// The reason as the text of an SMTP/LMTP reply line: one line of printable ASCII
+    /// (line breaks and tabs become spaces, other characters "?"), at most 400 bytes, never
+    /// empty.
+    pub fn reply_text(&self) -> String {
+        let mut out = String::new();
+        for c in self.reason.chars() {
+            let c = match c {
+                ' ' | '\t' | '\r' | '\n' => ' ',
+                c if c.is_ascii_graphic() => c,
+                _ => '?',
+            };
+            if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+                continue;
+            }
+            if out.len() >= MAX_REPLY_TEXT {
+                break;
+            }
+            out.push(c);
+        }
+        let out = out.trim_end();
+        if out.is_empty() {
+            "refused by the recipient's filter".to_string()
+        } else {
+            out.to_string()
+        }
+    }
+}
+
+/// The longest refusal text sent (an SMTP reply line is at most 512 bytes, RFC 5321 4.5.3.1.5).
+const MAX_REPLY_TEXT: usize = 400;
 
 fn dedupe(list: Vec<Delivery>) -> Vec<Delivery> {
     let mut out: Vec<Delivery> = Vec::new();
@@ -274,6 +354,24 @@ mod tests {
             Vec::<String>::new(),
             "discard alone drops"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_one_line_of_printable_ascii() {
+        let r = |reason: &str| {
+            Refusal {
+                plugin: "p".into(),
+                reason: reason.into(),
+            }
+            .reply_text()
+        };
+        assert_eq!(
+            r("No lotteries,\r\n\tthank you.\r\n"),
+            "No lotteries, thank you."
+        );
+        assert_eq!(r("Grüße\0!"), "Gr??e?!");
+        assert_eq!(r(" \r\n "), "refused by the recipient's filter");
+        assert_eq!(r(&"x".repeat(5000)).len(), MAX_REPLY_TEXT);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod parallel;
 
 pub use account_sieve::AccountScripts;
 pub use commit::{commit_for, decisions_brief};
-pub use decision::{Decision, PluginReport, PluginStatus, WrittenState};
+pub use decision::{Decision, PluginReport, PluginStatus, Refusal, WrittenState};
 
 use std::sync::Arc;
 
@@ -156,6 +156,7 @@ impl Pipeline {
         // The message as plugins read it, parsed part by part on demand and shared by the
         // next plugins while none of them changes it.
         let mut readable: Option<Arc<Readable>> = None;
+        let at_delivery = crate::model::key::at_delivery(message_key);
         for configured in &self.plugins {
             if w.decision.stopped_by.is_some() {
                 w.decision.reports.push(PluginReport::skipped(configured));
@@ -190,7 +191,9 @@ impl Pipeline {
                 _ => configured,
             };
             let msg = readable
-                .get_or_insert_with(|| Arc::new(Readable::new(w.email.clone())))
+                .get_or_insert_with(|| {
+                    Arc::new(Readable::new(w.email.clone()).at_delivery(at_delivery))
+                })
                 .clone();
             let call = self
                 .runtime
@@ -210,6 +213,15 @@ impl Pipeline {
                 for (i, a) in actions.iter().enumerate() {
                     validate::validate(a, &plugin.settings, sender.as_deref())
                         .map_err(|reason| CallFailure::InvalidAction { index: i, reason })?;
+                    if matches!(a, Action::Refuse(_)) && !at_delivery {
+                        return Err(CallFailure::InvalidAction {
+                            index: i,
+                            reason: "refuse is possible only while the message is being delivered \
+                                     (LMTP, mailpipe deliver); this one was delivered before, so \
+                                     there is no sender's server to refuse it to"
+                                .into(),
+                        });
+                    }
                 }
                 Ok(actions)
             });
@@ -284,6 +296,11 @@ impl Pipeline {
                 Action::RemoveHeader(n) => w.email.raw = edit(&w.email.raw, |b| b.remove(n)),
                 Action::SetSubject(s) => w.email.raw = edit(&w.email.raw, |b| b.set("Subject", s)),
                 Action::Stop => d.stopped_by = Some(plugin.name.to_string()),
+                Action::Refuse(reason) => {
+                    d.refuse(&plugin.name, reason);
+                    // Nothing after a refusal counts: the message is not taken.
+                    break;
+                }
                 Action::Reply(_) | Action::Forward(_) | Action::Notify(_) => {
                     // The cap is checked before anything is built.
                     if d.outgoing.len() >= self.limits.max_outgoing_per_message {

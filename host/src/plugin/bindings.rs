@@ -1,4 +1,4 @@
-//! Rust bindings for the newest WIT contract, `wit/v0.3` (`mailpipe:plugin@0.3.0`), generated
+//! Rust bindings for the newest WIT contract, `wit/v0.4` (`mailpipe:plugin@0.4.0`), generated
 //! by wasmtime's `bindgen!`, and the conversions between its types and the host's own
 //! (`crate::model`): the contract is an edge, not the model. Exports are async (the host
 //! runs plugins on tokio and interrupts them by epoch); host imports are plain synchronous
@@ -6,7 +6,7 @@
 //! `message` resource is served by `message_api`.
 
 wasmtime::component::bindgen!({
-    path: "../wit/v0.3",
+    path: "../wit/v0.4",
     world: "plugin",
     imports: {
         "mailpipe:plugin/host.kv-set": trappable,
@@ -21,7 +21,7 @@ pub use self::mailpipe::plugin::host::LogLevel;
 // uses them).
 pub use self::mailpipe::plugin::types::{
     Address, Attachment, Envelope, FolderTarget, Forward, ForwardMode, Header, Needs, Notification,
-    Reply,
+    Reply, Stage,
 };
 
 use crate::model::{decision as model, message as parts};
@@ -90,15 +90,32 @@ macro_rules! info_to_newest {
 }
 pub(crate) use info_to_newest;
 
+/// Contract 0.3's `notify` (also in 0.4) in the model's terms; `$($m)::+`: the version's types.
+macro_rules! notify_to_model {
+    ($n:expr, $($m:ident)::+) => {{
+        let n = $n;
+        $crate::model::decision::Action::Notify($crate::model::decision::Notification {
+            to: n.to,
+            subject: n.subject,
+            text: n.text,
+            headers: n
+                .headers
+                .into_iter()
+                .map(|h: $($m)::+::Header| $crate::model::message::Header {
+                    name: h.name,
+                    value: h.value,
+                })
+                .collect(),
+        })
+    }};
+}
+pub(crate) use notify_to_model;
+
 impl From<Action> for model::Action {
     fn from(a: Action) -> model::Action {
         action_to_model!(a, self::mailpipe::plugin::types, {
-            t::Action::Notify(n) => model::Action::Notify(model::Notification {
-                to: n.to,
-                subject: n.subject,
-                text: n.text,
-                headers: n.headers.into_iter().map(Into::into).collect(),
-            }),
+            t::Action::Notify(n) => notify_to_model!(n, self::mailpipe::plugin::types),
+            t::Action::Refuse(reason) => model::Action::Refuse(reason),
         })
     }
 }

@@ -10,7 +10,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::mailpipe::plugin as wit;
-use super::{v0_1, v0_2};
+use super::{v0_1, v0_2, v0_3};
 use crate::config::PluginLimits;
 use crate::model::decision::LogLevel;
 use crate::plugin::readable::Readable;
@@ -516,7 +516,8 @@ macro_rules! older_host {
     };
 }
 
-// 0.2's host interface is the newest one.
+// 0.3's and 0.2's host interfaces are the newest one.
+older_host!(v0_3 {});
 older_host!(v0_2 {});
 
 // 0.1's is the newest one plus `raw-message`.

@@ -1,5 +1,5 @@
-//! The `message` resource of contracts 0.2 and 0.3 (the same interface in both, served by
-//! the same code through `serve_message!`): a plugin reads the message part by part
+//! The `message` resource of contracts 0.2, 0.3 and 0.4 (the same interface in all three, and
+//! 0.4's `stage`; served by the same code through `serve_message!`): a plugin reads the message part by part
 //! (`msg.subject()`, `msg.header("List-Id")`, `msg.text-body()`, ...) and only what it reads
 //! is decoded and copied into it: a header read decodes that field only; the bodies are
 //! parsed once per message, shared by all plugins (see `plugin::readable`). The host hands each `on-message` call a borrowed handle to the one message the
@@ -32,9 +32,10 @@ impl PluginState {
     }
 }
 
-/// The message resource's host side for one contract version's `types` module.
+/// The message resource's host side for one contract version's `types` module, with
+/// `$extra` methods only that version has.
 macro_rules! serve_message {
-    ($($types:ident)::+) => {
+    ($($types:ident)::+ { $($extra:tt)* }) => {
         impl $($types)::+::HostMessage for PluginState {
             fn message_id(&mut self, _: Resource<$($types)::+::Message>) -> Option<String> {
                 self.message()?.message_id()
@@ -135,6 +136,8 @@ macro_rules! serve_message {
                     })
             }
 
+            $($extra)*
+
             /// Resource<$($types)::+::Message>s are only lent to a call (`borrow<message>`), never given: nothing to free.
             fn drop(&mut self, _: Resource<$($types)::+::Message>) -> wasmtime::Result<()> {
                 Ok(())
@@ -143,5 +146,16 @@ macro_rules! serve_message {
     };
 }
 
-serve_message!(super::bindings::mailpipe::plugin::types);
-serve_message!(super::v0_2::mailpipe::plugin::types);
+serve_message!(super::bindings::mailpipe::plugin::types {
+    fn stage(
+        &mut self,
+        _: Resource<super::bindings::mailpipe::plugin::types::Message>,
+    ) -> super::bindings::Stage {
+        match self.message().is_some_and(|m| m.is_at_delivery()) {
+            true => super::bindings::Stage::Delivery,
+            false => super::bindings::Stage::AfterDelivery,
+        }
+    }
+});
+serve_message!(super::v0_3::mailpipe::plugin::types {});
+serve_message!(super::v0_2::mailpipe::plugin::types {});

@@ -5,8 +5,8 @@
 //! warm instance a few µs); it is thrown away after any trap, timeout or memory overrun, and
 //! replaced after `MAX_CALLS_PER_INSTANCE` calls. `fresh_instance = true` gives a plugin a
 //! new instance from its `InstancePre` for every message instead.
-//! Each supported contract version has its bindings (`bindings` for the newest, `v0_2`,
-//! `v0_1`);
+//! Each supported contract version has its bindings (`bindings` for the newest, `v0_3`,
+//! `v0_2`, `v0_1`);
 //! `Linked` below is the one place that tells them apart.
 
 pub mod bindings;
@@ -20,6 +20,7 @@ mod message_api;
 pub mod readable;
 pub mod v0_1;
 pub mod v0_2;
+pub mod v0_3;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -105,20 +106,22 @@ pub fn bounded_text(text: &str) -> String {
 }
 
 /// The contract versions this host loads, oldest first.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
 
 /// A plugin's component, linked for the contract version it was built for.
 enum Linked {
     V0_1(v0_1::PluginPre<PluginState>),
     V0_2(v0_2::PluginPre<PluginState>),
-    V0_3(PluginPre<PluginState>),
+    V0_3(v0_3::PluginPre<PluginState>),
+    V0_4(PluginPre<PluginState>),
 }
 
 /// An instance of a plugin, of the contract version it was built for.
 enum Instance {
     V0_1(v0_1::Plugin),
     V0_2(v0_2::Plugin),
-    V0_3(Plugin),
+    V0_3(v0_3::Plugin),
+    V0_4(Plugin),
 }
 
 impl Linked {
@@ -127,6 +130,7 @@ impl Linked {
             Linked::V0_1(_) => "0.1.0",
             Linked::V0_2(_) => "0.2.0",
             Linked::V0_3(_) => "0.3.0",
+            Linked::V0_4(_) => "0.4.0",
         }
     }
 
@@ -135,6 +139,7 @@ impl Linked {
             Linked::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
             Linked::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
             Linked::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
+            Linked::V0_4(pre) => Instance::V0_4(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -162,7 +167,8 @@ impl Instance {
         Ok(match self {
             Instance::V0_1(p) => v0_1::info(p.call_info(store).await?),
             Instance::V0_2(p) => v0_2::info(p.call_info(store).await?),
-            Instance::V0_3(p) => p.call_info(store).await?,
+            Instance::V0_3(p) => v0_3::info(p.call_info(store).await?),
+            Instance::V0_4(p) => p.call_info(store).await?,
         }
         .into())
     }
@@ -180,7 +186,13 @@ impl Instance {
                 .into_iter()
                 .map(v0_2::problem)
                 .collect()),
-            Instance::V0_3(p) => p.call_check_config(store).await,
+            Instance::V0_3(p) => Ok(p
+                .call_check_config(store)
+                .await?
+                .into_iter()
+                .map(v0_3::problem)
+                .collect()),
+            Instance::V0_4(p) => p.call_check_config(store).await,
         }
     }
 
@@ -203,6 +215,12 @@ impl Instance {
                     .map(|actions| actions.into_iter().map(v0_2::action).collect()))
             }
             Instance::V0_3(p) => {
+                let handle = wasmtime::component::Resource::new_borrow(0);
+                Ok(p.call_on_message(store, handle)
+                    .await?
+                    .map(|actions| actions.into_iter().map(v0_3::action).collect()))
+            }
+            Instance::V0_4(p) => {
                 let handle = wasmtime::component::Resource::new_borrow(0);
                 Ok(p.call_on_message(store, handle)
                     .await?
@@ -282,6 +300,9 @@ impl PluginRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|_| Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s))
             .and_then(|_| {
+                v0_3::Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
+            })
+            .and_then(|_| {
                 v0_2::Plugin::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)
             })
             .and_then(|_| {
@@ -346,8 +367,10 @@ impl PluginRuntime {
             })
         })?;
         // A component that imports nothing of the contract is taken for the oldest version.
-        let pre = if versions.iter().any(|v| v == "0.3.0") {
-            PluginPre::new(instance_pre).map(Linked::V0_3)
+        let pre = if versions.iter().any(|v| v == "0.4.0") {
+            PluginPre::new(instance_pre).map(Linked::V0_4)
+        } else if versions.iter().any(|v| v == "0.3.0") {
+            v0_3::PluginPre::new(instance_pre).map(Linked::V0_3)
         } else if versions.iter().any(|v| v == "0.2.0") {
             v0_2::PluginPre::new(instance_pre).map(Linked::V0_2)
         } else {

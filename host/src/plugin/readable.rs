@@ -29,6 +29,8 @@ pub struct Readable {
     envelope: OnceLock<Envelope>,
     /// The 0.1 contract's record at the `headers` and at the `bodies` level, built once.
     record_0_1: [OnceLock<Message>; 2],
+    /// Being delivered now (contract 0.4's `stage`), not read from where it was delivered.
+    at_delivery: bool,
 }
 
 impl Readable {
@@ -44,7 +46,19 @@ impl Readable {
             full: OnceLock::new(),
             envelope: OnceLock::new(),
             record_0_1: Default::default(),
+            at_delivery: false,
         }
+    }
+
+    /// The message as being delivered now (`model::key::at_delivery`).
+    pub fn at_delivery(mut self, yes: bool) -> Readable {
+        self.at_delivery = yes;
+        self
+    }
+
+    /// Whether the message is being delivered now.
+    pub fn is_at_delivery(&self) -> bool {
+        self.at_delivery
     }
 
     pub fn email(&self) -> &Email {

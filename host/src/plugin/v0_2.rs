@@ -1,8 +1,8 @@
 //! The 0.2 contract (wit/v0.2), kept so that plugins built for it load and behave as they
-//! always did next to 0.3 ones: its bindings, and the conversions between its types and the
+//! always did next to newer ones: its bindings, and the conversions between its types and the
 //! host's (the newest bindings and `crate::model`). Its host interface is the newest one,
 //! served by the same code (`host_api`, and `message_api` for the message resource); 0.3
-//! only added the `notify` action, which a 0.2 plugin cannot return.
+//! added the `notify` action, 0.4 `stage` and `refuse`, which a 0.2 plugin cannot use.
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.2",

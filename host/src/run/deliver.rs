@@ -53,6 +53,10 @@ pub struct Delivered {
     pub again: bool,
     /// Replies or forwards were queued (to be sent by `flush`).
     pub queued: bool,
+    /// Refused by a plugin (`refuse`): the reason to give the sending server (one line of
+    /// printable ASCII). Nothing was stored or queued; the refusal is committed, so a
+    /// repeated attempt is refused again without deciding again.
+    pub refused: Option<String>,
 }
 
 /// The accounts that take deliveries, their plugins and mail stores, and the state store.
@@ -204,6 +208,12 @@ impl Deliverer {
             // Delivered before (perhaps just now, by a delivery still waiting for its sync:
             // the answer waits for that sync too). Had that delivery died between its commit
             // and its answer, its stored copy's marker is still there: it goes now.
+            let refused = self
+                .store
+                .processed_summary(&key)
+                .map_err(state)?
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| v.get("refused")?.as_str().map(str::to_string));
             drop(turn);
             self.durable(None).await?;
             if let Ok(mailstore) = self.mailstore(account) {
@@ -214,6 +224,7 @@ impl Deliverer {
                 folders: Vec::new(),
                 again: true,
                 queued: false,
+                refused,
             });
         }
         let pipeline = self.pipeline(account).await?;
@@ -231,7 +242,12 @@ impl Deliverer {
             },
         );
         let mailstore = self.mailstore(account)?;
-        let delivered = match mailstore.deliver(&decision) {
+        let stored = match decision.refused {
+            // Refused: nothing to store; the refusal is committed like a decision.
+            Some(_) => Ok(Vec::new()),
+            None => mailstore.deliver(&decision),
+        };
+        let delivered = match stored {
             Ok(d) => d,
             Err(e) => {
                 // Only this folder is affected: the message is kept in INBOX. When even that
@@ -271,6 +287,7 @@ impl Deliverer {
             folders: delivered.into_iter().map(|d| d.folder).collect(),
             again: false,
             queued: !commit.outbox.is_empty(),
+            refused: decision.refused.as_ref().map(|r| r.reply_text()),
         })
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::task::JoinSet;
 
-use super::deliver::{Deliverer, Envelope};
+use super::deliver::{Delivered, Deliverer, Envelope};
 use crate::config::{Config, LmtpListen};
 use crate::source::lmtp::{self, Deliveries, Limits, Reply};
 
@@ -238,6 +238,15 @@ impl Deliveries for ToAccounts {
                 original_recipient: None,
             };
             match self.deliverer.deliver(&account, &envelope, &raw).await {
+                // A plugin refused it (Sieve's reject): the MTA returns it to its sender
+                // with this reason (RFC 5429 2.1 allows refusing it in the protocol).
+                Ok(Delivered {
+                    refused: Some(reason),
+                    ..
+                }) => {
+                    tracing::info!(account = %account.name, "delivery refused: {reason}");
+                    Reply::new(550, "5.7.1", format!("<{recipient}> {reason}"))
+                }
                 Ok(d) => {
                     if d.queued {
                         // Sent after the answer, never before it (the answer does not wait).

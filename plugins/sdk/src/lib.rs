@@ -36,7 +36,7 @@ extern crate self as mailpipe_plugin;
 /// Bindings generated from the WIT contract. Prefer the re-exports at the crate root.
 pub mod bindings {
     wit_bindgen::generate!({
-        // plugins/sdk/wit is a link to wit/v0.2 here (plugins/sdk-0.3/wit to wit/v0.3, with
+        // plugins/sdk/wit is a link to wit/v0.2 here (plugins/sdk-0.4/wit to wit/v0.4, with
         // these same sources); `mailpipe new` writes a real copy
         // beside the SDK it vendors into a plugin project.
         path: "wit",

@@ -48,12 +48,12 @@ pub const CAPABILITIES: &[&str] = &[
     "mime",
     "extracttext",
     "enotify",
+    "reject",
+    "ereject",
 ];
 
 /// Capabilities a script may name but whose commands cannot work where mailpipe runs.
 const REFUSED: &[(&str, &str)] = &[
-    ("reject", "reject cannot refuse mail that was already delivered: mailpipe filters mail after delivery (use fileinto, discard or vacation instead)"),
-    ("ereject", "ereject cannot refuse mail that was already delivered: mailpipe filters mail after delivery (use fileinto, discard or vacation instead)"),
     ("replace", "replace rewrites the message body, which mailpipe cannot do yet: its plugins edit header fields only"),
     ("enclose", "enclose rewrites the message body, which mailpipe cannot do yet: its plugins edit header fields only"),
 ];
@@ -819,7 +819,16 @@ impl Cx<'_> {
                     first,
                 }
             }
-            "reject" | "ereject" | "replace" | "enclose" => {
+            "reject" | "ereject" => {
+                self.need(name, name, pos)?;
+                a.finish("s")?;
+                let (s, p) = a.strings(0);
+                Cmd::Reject {
+                    reason: self.value(&s[0], p)?,
+                    extended: name == "ereject",
+                }
+            }
+            "replace" | "enclose" => {
                 let why = REFUSED
                     .iter()
                     .find(|(n, _)| *n == name)
@@ -1590,10 +1599,12 @@ mod tests {
         assert!(c("keep; require \"fileinto\";").is_err());
         assert!(c("else { keep; }").is_err());
         assert!(c("redirect \"not an address\";").is_err());
-        assert!(c("require \"reject\"; reject \"no\";")
+        assert!(c("require \"reject\"; reject \"no\";").is_ok());
+        assert!(c("reject \"no\";")
             .unwrap_err()
             .message
-            .contains("already delivered"));
+            .contains("require \"reject\""));
+        assert!(c("require \"ereject\"; ereject;").is_err());
         assert!(c("require \"regex\"; if header :regex \"s\" \"(\" { keep; }").is_err());
         assert!(c("if size :over 1 :under 2 { keep; }").is_err());
     }

@@ -48,6 +48,11 @@ pub trait Input {
     fn duplicate_seen(&mut self, key: &str) -> bool;
     /// An RFC 5183 environment item ("domain", "host", "name", ...).
     fn environment(&mut self, item: &str) -> Option<String>;
+    /// Whether the message is being delivered now (LMTP, `mailpipe deliver`), so that
+    /// `reject` can still refuse it; false after delivery (IMAP, POP3, a Maildir).
+    fn at_delivery(&mut self) -> bool {
+        false
+    }
 }
 
 /// Where a score test reads its score (RFC 5235 leaves it to the site, like Pigeonhole's
@@ -160,6 +165,7 @@ pub fn run<I: Input>(
         loops: 0,
     };
     r.block(&script.cmds)?;
+    reject_conflicts(&r.out)?;
     r.out.implicit_flags = r.flags.clone();
     let mut edits = Vec::new();
     for name in &r.deleted {
@@ -189,6 +195,27 @@ pub fn run<I: Input>(
     }
     r.out.header_edits = edits;
     Ok(r.out)
+}
+
+/// A refused message cannot also be stored, redirected or answered (RFC 5429 2.1 and 2.2,
+/// as Pigeonhole: its reject conflicts with actions that deliver the message or send a
+/// response to the sender).
+fn reject_conflicts(out: &Outcome) -> Result<(), RuntimeError> {
+    if out.reject.is_none() {
+        return Ok(());
+    }
+    let other = if !out.stores.is_empty() {
+        "keep or fileinto delivers the message"
+    } else if !out.redirects.is_empty() {
+        "redirect delivers the message"
+    } else if out.vacation.is_some() {
+        "vacation also sends a response to the sender"
+    } else {
+        return Ok(());
+    };
+    Err(RuntimeError(format!(
+        "reject conflicts with another action: {other}"
+    )))
 }
 
 fn split_flags(list: &[String]) -> Vec<String> {
@@ -519,6 +546,24 @@ impl<I: Input> Run<'_, I> {
             }
             Cmd::Discard => {
                 self.out.discarded = true;
+                self.out.implicit_keep = false;
+            }
+            Cmd::Reject { reason, extended } => {
+                let name = if *extended { "ereject" } else { "reject" };
+                if !self.input.at_delivery() {
+                    return Err(RuntimeError(format!(
+                        "{name} cannot refuse mail that was already delivered: the script runs \
+                         after delivery here (IMAP, POP3, a Maildir); it can refuse mail only \
+                         when mailpipe delivers it (LMTP, mailpipe deliver)"
+                    )));
+                }
+                if self.out.reject.is_some() {
+                    return Err(RuntimeError(format!(
+                        "{name}: the message was refused already (one reject per run, RFC 5429)"
+                    )));
+                }
+                self.count_action()?;
+                self.out.reject = Some(self.vars.expand(reason));
                 self.out.implicit_keep = false;
             }
             Cmd::FileInto {

@@ -13,6 +13,8 @@ pub struct Outcome {
     pub redirects: Vec<String>,
     /// An explicit `discard` ran.
     pub discarded: bool,
+    /// `reject`/`ereject` at delivery: refuse the message with this reason.
+    pub reject: Option<String>,
     pub vacation: Option<VacationReply>,
     /// enotify's notifications (mailto), each once.
     pub notifications: Vec<Notification>,

@@ -77,6 +77,11 @@ pub enum Cmd {
         flags: Option<Vec<Value>>,
     },
     Discard,
+    /// `reject` / `ereject` (RFC 5429): refuse the message at delivery with this reason.
+    Reject {
+        reason: Value,
+        extended: bool,
+    },
     FileInto {
         folder: Value,
         copy: bool,

@@ -17,6 +17,8 @@ pub struct TextMessage {
     pub now_ms: i64,
     pub seen: HashSet<String>,
     pub folders: Vec<String>,
+    /// Being delivered now (`reject` can refuse it).
+    pub at_delivery: bool,
 }
 
 impl TextMessage {
@@ -43,6 +45,7 @@ impl TextMessage {
             now_ms: 1_765_000_000_000,
             seen: HashSet::new(),
             folders: vec!["INBOX".into()],
+            at_delivery: false,
         }
     }
 }
@@ -86,5 +89,8 @@ impl Input for TextMessage {
     }
     fn environment(&mut self, item: &str) -> Option<String> {
         (item == "name").then(|| "mailpipe".to_string())
+    }
+    fn at_delivery(&mut self) -> bool {
+        self.at_delivery
     }
 }

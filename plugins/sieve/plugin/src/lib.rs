@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use mailpipe_plugin::bindings::mailpipe::plugin::types::Notification;
+use mailpipe_plugin::bindings::mailpipe::plugin::types::{Notification, Stage};
 use mailpipe_plugin::{
     config_problem, kv, log, Action, ConfigProblem, FolderTarget, Forward, ForwardMode, Header,
     Message, Needs, Plugin, PluginInfo, Reply,
@@ -151,6 +151,11 @@ fn folder_name(config: &Config, folder: &str) -> String {
 }
 
 fn actions(msg: &Message, config: &Config, o: Outcome) -> Vec<Action> {
+    if let Some(reason) = o.reject {
+        // Refused at delivery: the sending server returns the message with the reason
+        // (the interpreter made sure nothing else was decided for it).
+        return vec![Action::Refuse(reason)];
+    }
     let mailbox = msg.mailbox();
     let mut out = Vec::new();
     // Where each store goes (None: the message's own mailbox), one entry per place: a later
@@ -419,6 +424,10 @@ impl Input for MessageInput<'_> {
         kv::get(&format!("dup:{}", fnv(key))).is_some()
     }
 
+    fn at_delivery(&mut self) -> bool {
+        self.msg.stage() == Stage::Delivery
+    }
+
     fn environment(&mut self, item: &str) -> Option<String> {
         Some(match item {
             "domain" => match &self.config.domain {
@@ -428,6 +437,8 @@ impl Input for MessageInput<'_> {
             "host" => "localhost".into(),
             "location" => "MS".into(),
             "name" => "mailpipe".into(),
+            // RFC 5183: "during" delivery, "post" after it.
+            "phase" if self.at_delivery() => "during".into(),
             "phase" => "post".into(),
             "version" => env!("CARGO_PKG_VERSION").into(),
             _ => return None,

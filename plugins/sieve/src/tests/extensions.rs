@@ -320,3 +320,41 @@ fn enotify_with_mailto() {
     .unwrap();
     assert!(run(&s, &mut Fake::new(MSG), &Settings::default()).is_err());
 }
+
+#[test]
+fn reject_and_ereject_refuse_only_at_delivery() {
+    let run_at = |script: &str, delivery: bool| {
+        let s = compile(script, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut input = Fake::new(MSG);
+        input.at_delivery = delivery;
+        crate::run(&s, &mut input, &Settings::default())
+    };
+    let s = r#"require ["reject", "variables"];
+        if header :matches "subject" "*Hello*" { set "w" "${2}"; reject "No ${w}, thanks."; }"#;
+    let o = run_at(s, true).unwrap();
+    assert_eq!(o.reject.as_deref(), Some("No  World, thanks."));
+    assert!(!o.implicit_keep, "reject cancels the implicit keep");
+    // After delivery there is nobody to refuse it to: a run-time error (the message is kept).
+    let e = run_at(s, false).unwrap_err();
+    assert!(e.0.contains("already delivered"), "{e}");
+    let o = run_at("require \"ereject\"; ereject \"go away\";", true).unwrap();
+    assert_eq!(o.reject.as_deref(), Some("go away"));
+    // Refused and stored, redirected or answered at once: a conflict, as in Pigeonhole.
+    let plain = "From: a@example.org\nTo: me@example.com\nSubject: hi\n\nbody\n";
+    for script in [
+        "require \"reject\"; keep; reject \"no\";",
+        "require [\"reject\", \"fileinto\"]; reject \"no\"; fileinto \"X\";",
+        "require \"reject\"; redirect \"x@example.org\"; reject \"no\";",
+        "require [\"reject\", \"vacation\"]; vacation \"away\"; reject \"no\";",
+    ] {
+        let s = compile(script, &Options::default()).unwrap();
+        let mut input = Fake::new(plain);
+        input.at_delivery = true;
+        let e = crate::run(&s, &mut input, &Settings::default()).unwrap_err();
+        assert!(e.0.contains("conflicts"), "{script}: {e}");
+    }
+    // discard then reject is fine (Roundcube writes both in one script).
+    assert!(run_at("require \"reject\"; discard; reject \"no\";", true).is_ok());
+    assert!(run_at("require \"reject\"; reject \"a\"; reject \"b\";", true).is_err());
+    // environment "phase" is the plugin's to answer; the fake has none.
+}
