@@ -12,10 +12,16 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A config in `dir`: alice takes deliveries into `dir/Maildir`, files invoices, answers
-/// with a vacation reply whose subject holds `tag`, sends through the stack's Postfix.
+/// with a vacation reply whose subject holds `tag`, refuses lotteries (Sieve's reject, after
+/// the vacation decided), sends through the stack's Postfix.
 fn setup(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
     let stack = Stack::get();
     let maildir = dir.join("Maildir");
+    std::fs::write(
+        dir.join("rules.sieve"),
+        "require \"reject\";\nif header :contains \"subject\" \"lottery\" {\n  reject \"No lotteries,\n thank you.\";\n}\n",
+    )
+    .unwrap();
     let text = format!(
         r#"
 [state]
@@ -27,7 +33,11 @@ address = "alice@example.test"
 recipients = ["alice@example.test", "alias@example.test"]
 [account.deliver]
 maildir = "Maildir"
-{smtp}{plugins}"#,
+{smtp}{plugins}
+[[plugin]]
+name = "rules"
+sieve = "rules.sieve"
+"#,
         smtp = stack.smtp_table("alice"),
         plugins = filer_and_vacation("alice@example.test", tag),
     );
@@ -446,6 +456,22 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
     )
     .await;
     assert!(bounced, "{:?}", postfix_log(&stack, &nobody));
+
+    // 4. Refused by the Sieve script (reject): 77, bounced with the script's reason.
+    send_each(
+        &stack,
+        "SMTP",
+        &[(bob.clone(), alice.clone())],
+        &format!("Lottery {tag}"),
+        &format!("{tag}-d"),
+    );
+    let refused = postfix_logged(
+        &stack,
+        &alice,
+        &["status=bounced", "No lotteries, thank you."],
+    )
+    .await;
+    assert!(refused, "{:?}", postfix_log(&stack, &alice));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -653,4 +679,61 @@ async fn deliver_beside_a_daemon_hands_the_message_to_its_lmtp_server() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("LMTP server said"), "{err}");
     assert_eq!(files(&maildir, "").len(), 2);
+}
+
+/// Sieve's reject at delivery: `deliver` exits 77 with the script's reason, stores nothing,
+/// and says the same to a repeated attempt; the vacation reply a plugin before it decided is
+/// not sent, and that plugin does not remember it (the sender's next message is answered).
+/// Through the daemon's LMTP server the refusal is `550 5.7.1` with the reason.
+#[tokio::test]
+async fn a_sieve_reject_refuses_the_delivery_and_nothing_is_sent_about_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique("reject");
+    let (config, maildir) = setup(dir.path(), &tag);
+    let c = config.to_str().unwrap();
+    let lottery = from_bob(
+        &format!("You won the lottery {tag}"),
+        &format!("{tag}-1@test"),
+    );
+    for attempt in ["first", "repeated"] {
+        let (code, err) = deliver(&bob_to(c, "alice@example.test"), &lottery, &[]);
+        assert_eq!(code, Some(77), "{attempt}: {err}");
+        assert!(
+            err.contains("refused by the recipient's filter: No lotteries, thank you."),
+            "{attempt}: {err}"
+        );
+    }
+    assert!(files(&maildir, "").is_empty() && files(&maildir, "Finance/Invoices").is_empty());
+    // bob's next message is answered: the refused one left no "answered bob" behind.
+    let plain = from_bob(&format!("Hello {tag}"), &format!("{tag}-2@test"));
+    let (code, err) = deliver(&bob_to(c, "alice@example.test"), &plain, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(files(&maildir, "").len(), 1);
+    let needle = format!("Away {tag}");
+    assert_eq!(wait_replies(&needle, 1, Duration::from_secs(30)).await, 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        replies_to_bob(&needle).await,
+        1,
+        "no reply about the refused message"
+    );
+
+    // The daemon's LMTP server (deliver hands the message to it).
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "\n[lmtp]\nlisten = \"unix:lmtp.sock\"\n";
+    std::fs::write(&config, text).unwrap();
+    let socket = dir.path().join("lmtp.sock");
+    let log = dir.path().join("daemon.log");
+    let mut daemon = start_daemon_until(&config, &log, &|| {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
+    let again = from_bob(&format!("Lottery news {tag}"), &format!("{tag}-3@test"));
+    let (code, err) = deliver(&bob_to(c, "alice@example.test"), &again, &[]);
+    assert_eq!(code, Some(77), "{err}");
+    assert!(
+        err.contains("LMTP server said: 550 5.7.1 <alice@example.test> No lotteries, thank you."),
+        "{err}"
+    );
+    assert_eq!(files(&maildir, "").len(), 1, "nothing more stored");
+    daemon.kill();
 }

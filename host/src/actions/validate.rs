@@ -42,6 +42,20 @@ const HOST_OWNED: &[&str] = &[
     "received",
 ];
 
+/// Whether `action` can be carried out where the message is: `refuse` only while it is being
+/// delivered (`at_delivery`), since after delivery no sending server waits for an answer.
+pub fn at_stage(action: &Action, at_delivery: bool) -> Result<(), String> {
+    match action {
+        Action::Refuse(_) if !at_delivery => Err(
+            "refuse is possible only while the message is being delivered (LMTP, mailpipe \
+             deliver); this one was delivered before, so there is no sending server to refuse \
+             it to"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub fn validate(
     action: &Action,
     plugin: &PluginConfig,
@@ -289,5 +303,17 @@ mod tests {
             value: "x".into(),
         };
         assert!(header(&h).is_err());
+    }
+
+    #[test]
+    fn refuse_only_at_delivery() {
+        let refuse = Action::Refuse("no".into());
+        assert!(at_stage(&refuse, true).is_ok());
+        let e = at_stage(&refuse, false).unwrap_err();
+        assert!(
+            e.contains("only while the message is being delivered"),
+            "{e}"
+        );
+        assert!(at_stage(&Action::Keep, false).is_ok());
     }
 }

@@ -92,6 +92,9 @@ pub struct Decision {
     pub email: Email,
     #[serde(skip)]
     pub kv: Vec<KvWrite>,
+    /// Whose state each namespace of `kv` is: (plugin name, namespace).
+    #[serde(skip)]
+    kv_owners: Vec<(String, String)>,
     /// What each plugin call read of its stored state (plugin, reads), to validate a
     /// decision made in parallel with the messages before it (`depends_on`).
     #[serde(skip)]
@@ -120,6 +123,7 @@ impl Decision {
             refused: None,
             email: Email::new(Vec::new(), "", Vec::new()),
             kv: Vec::new(),
+            kv_owners: Vec::new(),
             reads: Vec::new(),
             keep: false,
             discard: false,
@@ -167,6 +171,14 @@ impl Decision {
             folder: t.folder.clone(),
             create: t.create,
         });
+    }
+
+    /// Keep what `plugin` wrote to its state while deciding this message.
+    pub(super) fn add_kv(&mut self, plugin: &str, writes: Vec<KvWrite>) {
+        if let Some(w) = writes.first() {
+            self.kv_owners.push((plugin.to_string(), w.plugin.clone()));
+        }
+        self.kv.extend(writes);
     }
 
     /// `plugin` refused the message (`refuse`): no later plugin runs.
@@ -223,7 +235,13 @@ impl Decision {
     fn drop_mail_about_refused(&mut self) {
         let dropped: std::collections::HashSet<String> =
             self.outgoing.drain(..).map(|o| o.plugin).collect();
-        self.kv.retain(|w| !dropped.contains(&w.plugin));
+        let namespaces: std::collections::HashSet<&String> = self
+            .kv_owners
+            .iter()
+            .filter(|(plugin, _)| dropped.contains(plugin))
+            .map(|(_, namespace)| namespace)
+            .collect();
+        self.kv.retain(|w| !namespaces.contains(&w.plugin));
         for r in &mut self.reports {
             if let PluginStatus::Applied { notes, .. } = &mut r.status {
                 if dropped.contains(&r.plugin) {

@@ -213,15 +213,8 @@ impl Pipeline {
                 for (i, a) in actions.iter().enumerate() {
                     validate::validate(a, &plugin.settings, sender.as_deref())
                         .map_err(|reason| CallFailure::InvalidAction { index: i, reason })?;
-                    if matches!(a, Action::Refuse(_)) && !at_delivery {
-                        return Err(CallFailure::InvalidAction {
-                            index: i,
-                            reason: "refuse is possible only while the message is being delivered \
-                                     (LMTP, mailpipe deliver); this one was delivered before, so \
-                                     there is no sender's server to refuse it to"
-                                .into(),
-                        });
-                    }
+                    validate::at_stage(a, at_delivery)
+                        .map_err(|reason| CallFailure::InvalidAction { index: i, reason })?;
                 }
                 Ok(actions)
             });
@@ -252,7 +245,7 @@ impl Pipeline {
                                 .into(),
                         );
                     } else {
-                        w.decision.kv.extend(call.kv);
+                        w.decision.add_kv(&plugin.name, call.kv);
                     }
                     PluginStatus::Applied { actions, notes }
                 }
