@@ -737,3 +737,112 @@ async fn a_sieve_reject_refuses_the_delivery_and_nothing_is_sent_about_it() {
     assert_eq!(files(&maildir, "").len(), 1, "nothing more stored");
     daemon.kill();
 }
+
+/// `[account.deliver.imap]`: delivered mail APPENDed to an IMAP server (Dovecot, as carol),
+/// filed by the plugins, once whatever happens: a crash after the commit and before the
+/// APPEND, a crash after the APPEND and before the plan is finished (the retry finds the
+/// copy by its marker), a server that cannot be reached (75, then delivered once when it is
+/// back).
+#[tokio::test]
+async fn delivered_into_an_imap_server_once_across_crashes_and_an_outage() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique("imap-target");
+    let (config, _) = setup(dir.path(), &tag);
+    let imap_table = |port: u16| {
+        format!(
+            "[account.deliver.imap]\nhost = \"localhost\"\nport = {port}\ntls = \"implicit\"\nca_file = \"{}\"\nusername = \"carol@example.test\"\npassword_command = \"echo secret-carol\"\n",
+            stack.ca().display()
+        )
+    };
+    let text = std::fs::read_to_string(&config).unwrap();
+    let with_port = |port: u16| {
+        text.replacen(
+            "[account.deliver]\nmaildir = \"Maildir\"\n",
+            &imap_table(port),
+            1,
+        )
+    };
+    assert_ne!(with_port(1), text, "the Maildir table was replaced");
+    std::fs::write(&config, with_port(stack.port("IMAPS"))).unwrap();
+    let c = config.to_str().unwrap();
+    let args = bob_to(c, "alice@example.test");
+    let copies = |folder: &'static str, needle: String| async move {
+        let mut s = Stack::get().session("carol").await;
+        let found: Vec<String> = list(&mut s, folder)
+            .await
+            .into_iter()
+            .filter(|(_, _, h)| h.contains(&needle))
+            .map(|(_, _, h)| h)
+            .collect();
+        let _ = s.logout().await;
+        found
+    };
+
+    // Filed by the plugins, each copy marked.
+    let (code, err) = deliver(
+        &args,
+        &from_bob(&format!("Hello {tag}"), &format!("{tag}-1@test")),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let inbox = copies("INBOX", format!("Hello {tag}")).await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].contains("X-Mailpipe-Rewritten: "), "{}", inbox[0]);
+    let (code, err) = deliver(
+        &args,
+        &from_bob(&format!("Invoice {tag}"), &format!("{tag}-2@test")),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        copies("Finance/Invoices", format!("Invoice {tag}"))
+            .await
+            .len(),
+        1
+    );
+    assert!(copies("INBOX", format!("Invoice {tag}")).await.is_empty());
+
+    // Killed after the commit (before any APPEND), and after the APPEND (before the plan is
+    // finished): the mail server's retry stores it, once.
+    for at in ["committed", "appended"] {
+        let subject = format!("Crash {at} {tag}");
+        let msg = from_bob(&subject, &format!("{tag}-{at}@test"));
+        let (code, err) = deliver(&args, &msg, &[("MAILPIPE_FAULT_ABORT_AT", at)]);
+        assert!(err.contains("fault injected"), "{at}: {code:?} {err}");
+        let before = copies("INBOX", subject.clone()).await.len();
+        assert_eq!(before, usize::from(at == "appended"), "{at}");
+        let (code, err) = deliver(&args, &msg, &[]);
+        assert_eq!(code, Some(0), "{at}: {err}");
+        assert_eq!(
+            copies("INBOX", subject.clone()).await.len(),
+            1,
+            "{at}: stored once"
+        );
+        let (code, _) = deliver(&args, &msg, &[]);
+        assert_eq!(code, Some(0), "{at}: again");
+        assert_eq!(copies("INBOX", subject).await.len(), 1, "{at}: still once");
+    }
+
+    // The server cannot be reached: 75, the mail server keeps the message; back, delivered once.
+    std::fs::write(&config, with_port(1)).unwrap();
+    let subject = format!("Outage {tag}");
+    let msg = from_bob(&subject, &format!("{tag}-outage@test"));
+    let (code, err) = deliver(&args, &msg, &[]);
+    assert_eq!(code, Some(75), "{err}");
+    assert!(
+        err.contains("IMAP server delivered mail is stored on"),
+        "{err}"
+    );
+    std::fs::write(&config, with_port(stack.port("IMAPS"))).unwrap();
+    let (code, err) = deliver(&args, &msg, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(copies("INBOX", subject).await.len(), 1);
+    // Each sender answered once: bob got one vacation reply over all of it.
+    assert_eq!(
+        wait_replies(&format!("Away {tag}"), 1, Duration::from_secs(30)).await,
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(replies_to_bob(&format!("Away {tag}")).await, 1);
+}

@@ -41,8 +41,13 @@ rules = [ {{ name = "invoices", folder = "Finance/Invoices", conditions = [ {{ s
 "#,
         plugin_toml("filer", "rules-filer", "")
     );
-    job_with(dir, server, keep, extra, &filer).await.0
+    job_with(dir, server, keep, extra, &filer, DELIVER_MAILDIR)
+        .await
+        .0
 }
+
+/// Where the messages go by default: `dir/Maildir`.
+const DELIVER_MAILDIR: &str = "[account.deliver]\nmaildir = \"Maildir\"\n";
 
 /// The job and its deliverer for a config reading `server` into `dir/Maildir` through
 /// `plugins`.
@@ -52,6 +57,7 @@ async fn job_with(
     keep: bool,
     extra: &str,
     plugins: &str,
+    deliver: &str,
 ) -> (Pop3Job, Arc<Deliverer>) {
     let text = format!(
         r#"
@@ -68,8 +74,7 @@ port = {port}
 tls = "none"
 keep = {keep}
 password_command = "echo pw"
-[account.deliver]
-maildir = "Maildir"
+{deliver}
 {plugins}
 "#,
         port = server.port,
@@ -348,7 +353,8 @@ async fn a_forged_future_received_date_does_not_make_old_mail_new() {
         "{}\n[plugin.config]\naddresses = [\"me@example.test\"]\ndays = 7\nsubject = \"Away\"\nbody = \"Back soon.\"\n",
         plugin_toml("vacation", "auto-responder", "")
     );
-    let (job, deliverer) = job_with(dir.path(), &server, true, smtp, &vacation).await;
+    let (job, deliverer) =
+        job_with(dir.path(), &server, true, smtp, &vacation, DELIVER_MAILDIR).await;
     let r = job.pass().await.unwrap();
     assert_eq!(r.processed, 2, "{r:?}");
     let replies = || {
@@ -375,4 +381,58 @@ async fn a_forged_future_received_date_does_not_make_old_mail_new() {
         vec!["s3@example.org".to_string()],
         "new mail is answered"
     );
+}
+
+/// getmail's use: a POP3 box read into an IMAP account (`[account.deliver.imap]`, Dovecot as
+/// carol). A message is deleted from the POP3 server only once its copy is on the IMAP
+/// server: with the IMAP server unreachable nothing is deleted, and the next pass stores
+/// each message once, then deletes it.
+#[tokio::test]
+async fn a_pop3_box_read_into_an_imap_account_deletes_only_what_is_stored() {
+    let stack = common::mailstack::Stack::get();
+    let tag = common::mailstack::unique("pop3-imap");
+    let stored = |i: usize| {
+        let mut m = msg(i, Some(&format!("{tag}-{i}")));
+        m.raw = String::from_utf8(m.raw)
+            .unwrap()
+            .replace("Subject: ", &format!("Subject: {tag} "))
+            .into_bytes();
+        m
+    };
+    let server = BadPop3::start(vec![stored(1), stored(2)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = |port: u16| {
+        format!(
+            "[account.deliver.imap]\nhost = \"localhost\"\nport = {port}\ntls = \"implicit\"\nca_file = \"{}\"\nusername = \"carol@example.test\"\npassword_command = \"echo secret-carol\"\n",
+            stack.ca().display()
+        )
+    };
+    let copies = || async {
+        let mut s = stack.session("carol").await;
+        let mut n = 0;
+        for folder in ["INBOX", "Finance/Invoices"] {
+            n += common::mailstack::count(&common::mailstack::list(&mut s, folder).await, &tag);
+        }
+        let _ = s.logout().await;
+        n
+    };
+    // The IMAP server is down (a closed loopback port): nothing stored, nothing deleted.
+    let (down, _) = job_with(dir.path(), &server, false, "", "", &table(1)).await;
+    assert!(down.pass().await.is_err());
+    drop(down);
+    assert_eq!(server.len(), 2, "nothing deleted");
+    assert_eq!(copies().await, 0);
+    let (job, _) = job_with(
+        dir.path(),
+        &server,
+        false,
+        "",
+        "",
+        &table(stack.port("IMAPS")),
+    )
+    .await;
+    let r = job.pass().await.unwrap();
+    assert_eq!((r.processed + r.skipped, r.deleted), (2, 2), "{r:?}");
+    assert_eq!(server.len(), 0);
+    assert_eq!(copies().await, 2, "each message stored once");
 }

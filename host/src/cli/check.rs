@@ -110,12 +110,17 @@ pub async fn run(config: &std::path::Path, connect: bool) -> anyhow::Result<Exit
         .chain(files.iter().map(|f| &f.account))
     {
         let Some(d) = &a.deliver else { continue };
-        match writable_dir(&d.maildir) {
+        let ready = match d {
+            mailpipe::config::DeliverTarget::Maildir { maildir, .. } => writable_dir(maildir),
+            // Reached with --connect (the server's login is probed there).
+            mailpipe::config::DeliverTarget::Imap(_) => Ok(()),
+        };
+        match ready {
             Ok(()) => println!(
                 "  account {}: mail to {} delivered into {}",
                 a.name,
                 a.recipients.join(", "),
-                d.maildir.display()
+                d.describe()
             ),
             Err(why) => {
                 failed = true;

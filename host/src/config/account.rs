@@ -47,15 +47,18 @@ pub(super) struct RawAccount {
     pub pop3: Option<RawServer>,
 }
 
-/// `[account.deliver]`: the mail store that delivery (`mailpipe deliver`) writes into.
+/// `[account.deliver]`: the mail store that delivery (`mailpipe deliver`, LMTP, POP3) writes
+/// into: a Maildir, or an IMAP server (`[account.deliver.imap]`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDeliver {
     /// The Maildir (INBOX at its root), relative to the config file.
-    pub maildir: Spanned<String>,
+    pub maildir: Option<Spanned<String>>,
     /// "maildir++" (default: folders as .A.B) or "fs".
     #[serde(default)]
     pub layout: crate::config::Layout,
+    /// Or an IMAP server the messages are APPENDed to (the keys of `[account.imap]`).
+    pub imap: Option<RawServer>,
 }
 
 /// `[account.oauth2]`: where OAuth2 access tokens come from.
@@ -176,11 +179,26 @@ pub struct Pop3Source {
     pub keep: bool,
 }
 
-/// `[account.deliver]`, resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliverTarget {
-    pub maildir: PathBuf,
-    pub layout: crate::config::Layout,
+/// `[account.deliver]`, resolved: where delivered mail is stored.
+#[derive(Debug, Clone)]
+pub enum DeliverTarget {
+    /// A Maildir (INBOX at its root).
+    Maildir {
+        maildir: PathBuf,
+        layout: crate::config::Layout,
+    },
+    /// An IMAP server, by APPEND (`sink::imap_append`).
+    Imap(ServerConfig),
+}
+
+impl DeliverTarget {
+    /// Where it is, for messages: the Maildir's path or `imap://HOST:PORT`.
+    pub fn describe(&self) -> String {
+        match self {
+            DeliverTarget::Maildir { maildir, .. } => maildir.display().to_string(),
+            DeliverTarget::Imap(s) => format!("imap://{}:{}", s.host, s.port),
+        }
+    }
 }
 
 impl AccountConfig {

@@ -452,25 +452,34 @@ fn validate_account(
     let mailboxes = account_mailboxes(a)?;
     let reply_envelope_from = envelope_from(a)?;
     let provider = find_provider(a)?;
-    let deliver = a.deliver.as_ref().map(|d| account::DeliverTarget {
-        maildir: base.join(d.maildir.get_ref()),
-        layout: d.layout,
-    });
+    let mut deliver = deliver_target(a, base)?;
     let recipients = account_recipients(a)?;
     let mut pop3 = pop3_source(a, deliver.is_some(), base)?;
     // An account only delivered to, or reading POP3, needs no IMAP server.
     let reads_imap =
         a.imap.is_some() || pop3.is_none() && (provider.is_some() || deliver.is_none());
     let (mut imap, mut smtp) = servers(a, provider, base, reads_imap)?;
-    let wants_oauth = [&imap, &smtp, &pop3.as_ref().map(|p| p.server.clone())]
-        .iter()
-        .any(|s| s.as_ref().is_some_and(|s| s.auth != Auth::Password));
+    let deliver_imap = match &deliver {
+        Some(account::DeliverTarget::Imap(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let wants_oauth = [
+        &imap,
+        &smtp,
+        &pop3.as_ref().map(|p| p.server.clone()),
+        &deliver_imap,
+    ]
+    .iter()
+    .any(|s| s.as_ref().is_some_and(|s| s.auth != Auth::Password));
     let tokens = oauth2_tokens(a, &name, provider, wants_oauth, base, state_dir)?;
     if let Some(s) = &mut imap {
         s.oauth2 = tokens.clone();
     }
     if let Some(p) = &mut pop3 {
         p.server.oauth2 = tokens.clone();
+    }
+    if let Some(account::DeliverTarget::Imap(s)) = &mut deliver {
+        s.oauth2 = tokens.clone();
     }
     if let Some(s) = &mut smtp {
         s.oauth2 = tokens;
@@ -496,6 +505,44 @@ fn validate_account(
         deliver,
         pop3,
     })
+}
+
+/// `[account.deliver]`: a Maildir (`maildir`) or an IMAP server (`[account.deliver.imap]`,
+/// the keys of `[account.imap]`: IMAPS on 993 by default, the account's address as user name).
+fn deliver_target(
+    a: &account::RawAccount,
+    base: &Path,
+) -> Result<Option<account::DeliverTarget>, Invalid> {
+    let Some(d) = &a.deliver else {
+        return Ok(None);
+    };
+    let whole = a.name.span();
+    match (&d.maildir, &d.imap) {
+        (Some(m), None) => Ok(Some(account::DeliverTarget::Maildir {
+            maildir: base.join(m.get_ref()),
+            layout: d.layout,
+        })),
+        (None, Some(raw)) => {
+            let defaults = account::ServerDefaults {
+                preset: None,
+                ports: [993, 143, 143],
+                auth: Auth::Password,
+                username: Some(a.address.get_ref().clone()),
+            };
+            let server = account::server(Some(raw), "account.deliver.imap", &defaults, whole, base)?;
+            Ok(Some(account::DeliverTarget::Imap(server)))
+        }
+        (Some(m), Some(_)) => Err((
+            m.span(),
+            "account.deliver".into(),
+            "give either maildir or [account.deliver.imap], not both".into(),
+        )),
+        (None, None) => Err((
+            whole,
+            "account.deliver".into(),
+            "where does delivered mail go? give maildir = \"PATH\" or an [account.deliver.imap] server".into(),
+        )),
+    }
 }
 
 /// `[account.pop3]`: the server (POP3S on 995, or 110 with STLS or on loopback), and

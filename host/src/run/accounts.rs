@@ -359,14 +359,12 @@ pub async fn probe_accounts(
                     } else {
                         "each deleted once stored"
                     },
-                    a.deliver
-                        .as_ref()
-                        .map_or("?".into(), |d| d.maildir.display().to_string()),
+                    a.deliver.as_ref().map_or("?".into(), |d| d.describe()),
                 );
             }
             if a.imap.is_none() && a.pop3.is_none() {
                 what = match &a.deliver {
-                    Some(d) => format!("delivered to only, into {}", d.maildir.display()),
+                    Some(d) => format!("delivered to only, into {}", d.describe()),
                     None => "no IMAP server".to_string(),
                 };
             }

@@ -19,10 +19,11 @@
 use std::sync::Arc;
 
 use crate::clock::now_ms;
-use crate::config::{AccountConfig, Config};
+use crate::config::{AccountConfig, Config, DeliverTarget};
 use crate::message::Email;
 use crate::model::key::{deliver_source, delivery_key, pop3_source};
 use crate::pipeline::commit_for;
+use crate::sink::imap_append::{AppendPlan, ImapAppend};
 use crate::sink::mailstore::MailStore;
 use crate::state::Store;
 
@@ -65,7 +66,7 @@ pub struct Deliverer {
     accounts: Vec<AccountConfig>,
     store: Arc<Store>,
     pipelines: tokio::sync::Mutex<Pipelines>,
-    mailstores: std::sync::Mutex<std::collections::HashMap<String, Arc<MailStore>>>,
+    targets: std::sync::Mutex<std::collections::HashMap<String, Target>>,
     /// One flush at a time (the outbox's claims keep other processes apart).
     flushing: tokio::sync::Mutex<()>,
     /// One delivery at a time per account in this process (`turn`).
@@ -86,7 +87,7 @@ impl Deliverer {
             accounts,
             pipelines: tokio::sync::Mutex::new(Pipelines::new(config, store.clone()).await?),
             store,
-            mailstores: Default::default(),
+            targets: Default::default(),
             flushing: Default::default(),
             turns: Default::default(),
             group: Default::default(),
@@ -181,14 +182,20 @@ impl Deliverer {
         &self,
         account: &AccountConfig,
     ) -> Result<crate::sink::mailstore::Leftovers, DeliverError> {
-        Ok(self.mailstore(account)?.leftovers())
+        Ok(match self.target(account)? {
+            Target::Maildir(m) => m.leftovers(),
+            Target::Imap(_) => Default::default(),
+        })
     }
 
-    /// Whether the message with this key was delivered (and committed) before.
+    /// Whether the message with this key was delivered (and committed) before, and every
+    /// copy of it is stored (an IMAP target's APPENDs may still be pending: then it is not,
+    /// and delivering it again finishes them).
     pub fn was_delivered(&self, key: &str) -> Result<bool, DeliverError> {
-        self.store
-            .is_processed(key)
-            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))
+        let state =
+            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
+        Ok(self.store.is_processed(key).map_err(state)?
+            && self.store.pending(key).map_err(state)?.is_empty())
     }
 
     /// The steps every way in shares (see the module's comment), in the account's turn.
@@ -204,6 +211,12 @@ impl Deliverer {
         // Decided one after the other, as an IMAP account's messages are: a vacation reply
         // read as "not sent yet" by two deliveries at once would go out twice.
         let turn = self.turn(account).await?;
+        let target = self.target(account)?;
+        if let Target::Imap(imap) = &target {
+            if self.store.is_processed(&key).map_err(state)? {
+                return self.resume(imap, key, turn).await;
+            }
+        }
         if self.store.is_processed(&key).map_err(state)? {
             // Delivered before (perhaps just now, by a delivery still waiting for its sync:
             // the answer waits for that sync too). Had that delivery died between its commit
@@ -216,7 +229,7 @@ impl Deliverer {
                 .and_then(|v| v.get("refused")?.as_str().map(str::to_string));
             drop(turn);
             self.durable(None).await?;
-            if let Ok(mailstore) = self.mailstore(account) {
+            if let Target::Maildir(mailstore) = &target {
                 mailstore.leftovers().settle(&key);
             }
             return Ok(Delivered {
@@ -241,7 +254,10 @@ impl Deliverer {
                 uid: None,
             },
         );
-        let mailstore = self.mailstore(account)?;
+        let mailstore = match target {
+            Target::Maildir(m) => m,
+            Target::Imap(imap) => return self.append(&imap, key, decision, now, turn).await,
+        };
         let stored = match decision.refused {
             // Refused: nothing to store; the refusal is committed like a decision.
             Some(_) => Ok(Vec::new()),
@@ -393,6 +409,9 @@ impl Deliverer {
     /// Send what is queued for every account that has mail waiting (one read of the
     /// outbox): after a restart, what a crash left queued; later, what is due for a retry.
     pub async fn flush_all(&self) {
+        for account in &self.accounts {
+            self.resume_pending(account).await;
+        }
         let Ok(pending) = self.store.outbox_pending() else {
             return;
         };
@@ -420,18 +439,167 @@ impl Deliverer {
             .map_err(|e| DeliverError::transient(format!("{e:#}")))
     }
 
-    fn mailstore(&self, account: &AccountConfig) -> Result<Arc<MailStore>, DeliverError> {
+    /// Where the account's delivered mail is stored.
+    fn target(&self, account: &AccountConfig) -> Result<Target, DeliverError> {
         let target = account.deliver.as_ref().ok_or_else(|| {
             DeliverError::permanent(format!(
                 "account {} has no [account.deliver]: mail is not delivered to it",
                 account.name
             ))
         })?;
-        let mut stores = self.mailstores.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(stores
+        let mut targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(targets
             .entry(account.name.clone())
-            .or_insert_with(|| Arc::new(MailStore::new(&target.maildir, target.layout)))
+            .or_insert_with(|| match target {
+                DeliverTarget::Maildir { maildir, layout } => {
+                    Target::Maildir(Arc::new(MailStore::new(maildir, *layout)))
+                }
+                DeliverTarget::Imap(server) => Target::Imap(Arc::new(ImapAppend::new(
+                    server.clone(),
+                    account.max_message_bytes,
+                ))),
+            })
             .clone())
+    }
+
+    /// The IMAP target's steps (`sink::imap_append`): the decision and the plan of copies
+    /// committed durably first, then APPEND, then the plan finished; all in the account's
+    /// turn, so a repeated delivery or `resume_pending` never appends beside a first attempt.
+    async fn append(
+        &self,
+        imap: &ImapAppend,
+        key: String,
+        decision: crate::pipeline::Decision,
+        now: u64,
+        turn: Turn,
+    ) -> Result<Delivered, DeliverError> {
+        let state =
+            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
+        let plan = (decision.refused.is_none() && !decision.deliveries.is_empty()).then(|| {
+            AppendPlan::new(
+                &decision.email.raw,
+                decision
+                    .deliveries
+                    .iter()
+                    .map(|d| (d.folder.clone(), d.create))
+                    .collect(),
+                decision.flags.clone(),
+                hex::encode(&self.store.keyed_hash(key.as_bytes())[..16]),
+            )
+        });
+        let mut commit = commit_for(&decision, now);
+        commit.pending = plan.as_ref().map(AppendPlan::to_json);
+        if let Some(p) = &plan {
+            // The copies are this message: an IMAP account reading that server skips them.
+            commit
+                .also_processed
+                .push(format!("rewritten:{}", p.marker));
+        }
+        if !self.store.is_shared() {
+            commit.durable = false;
+        }
+        self.store.commit_message(&commit).map_err(state)?;
+        self.durable(None).await?;
+        fault("committed");
+        let folders = match &plan {
+            Some(plan) => self.append_plan(imap, &key, plan, false).await?,
+            None => Vec::new(),
+        };
+        drop(turn);
+        Ok(Delivered {
+            key,
+            folders,
+            again: false,
+            queued: !commit.outbox.is_empty(),
+            refused: decision.refused.as_ref().map(|r| r.reply_text()),
+        })
+    }
+
+    /// Store a committed plan's copies and finish it.
+    async fn append_plan(
+        &self,
+        imap: &ImapAppend,
+        key: &str,
+        plan: &AppendPlan,
+        resumed: bool,
+    ) -> Result<Vec<String>, DeliverError> {
+        let folders = imap.store(plan, resumed).await.map_err(|e| {
+            DeliverError::transient(format!("the IMAP server delivered mail is stored on: {e}"))
+        })?;
+        fault("appended");
+        self.store
+            .finish_pending(&[key.to_string()])
+            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))?;
+        Ok(folders)
+    }
+
+    /// A delivery to an IMAP target that was committed before: its copies are stored now if
+    /// a crash or an unreachable server left them pending (each folder searched for the
+    /// marker first), and it is answered as before.
+    async fn resume(
+        &self,
+        imap: &ImapAppend,
+        key: String,
+        turn: Turn,
+    ) -> Result<Delivered, DeliverError> {
+        let state =
+            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
+        let refused = self
+            .store
+            .processed_summary(&key)
+            .map_err(state)?
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("refused")?.as_str().map(str::to_string));
+        self.durable(None).await?;
+        let mut folders = Vec::new();
+        for stored in self.store.pending(&key).map_err(state)? {
+            if stored.message_key != key {
+                continue;
+            }
+            let plan = AppendPlan::from_json(&stored.plan).ok_or_else(|| {
+                DeliverError::transient(format!("the stored plan of delivery {key} is unreadable"))
+            })?;
+            folders = self.append_plan(imap, &key, &plan, true).await?;
+        }
+        drop(turn);
+        Ok(Delivered {
+            key,
+            folders,
+            again: true,
+            queued: false,
+            refused,
+        })
+    }
+
+    /// Store what deliveries to an IMAP target left pending (a crash after the commit, a
+    /// server that could not be reached): the mail server may never repeat them (POP3
+    /// messages are not fetched again once committed).
+    pub async fn resume_pending(&self, account: &AccountConfig) {
+        let Ok(Target::Imap(imap)) = self.target(account) else {
+            return;
+        };
+        for prefix in queued_by(account) {
+            let Ok(plans) = self.store.pending(&prefix) else {
+                continue;
+            };
+            for stored in plans {
+                let Ok(turn) = self.turn(account).await else {
+                    return;
+                };
+                // Another delivery may have finished it while this one waited.
+                if !self
+                    .store
+                    .pending(&stored.message_key)
+                    .is_ok_and(|p| !p.is_empty())
+                {
+                    continue;
+                }
+                if let Err(e) = self.resume(&imap, stored.message_key.clone(), turn).await {
+                    tracing::warn!(account = %account.name, "a pending delivery: {e}; tried again later");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -441,6 +609,13 @@ fn queued_by(account: &AccountConfig) -> [String; 2] {
         format!("{}/", deliver_source(&account.name)),
         format!("{}/", pop3_source(&account.name)),
     ]
+}
+
+/// Where an account's delivered mail is stored.
+#[derive(Clone)]
+enum Target {
+    Maildir(Arc<MailStore>),
+    Imap(Arc<ImapAppend>),
 }
 
 /// How long a delivery waits for another process's delivery to the same account.
