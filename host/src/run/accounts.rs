@@ -416,6 +416,23 @@ pub async fn probe_accounts(
                     resolved.join(", ")
                 );
             }
+            // The IMAP server delivered mail is APPENDed to: its login.
+            if let Some(crate::config::DeliverTarget::Imap(server)) = &a.deliver {
+                let mut session = connect::with_deadline(
+                    a.timeout,
+                    connect::connect_with(server, a.max_message_bytes),
+                )
+                .await
+                .map_err(|e| format!("the IMAP server delivered mail goes to: {e}"))?;
+                let _ = tokio::time::timeout(a.timeout, session.logout()).await;
+                what += &format!(
+                    "{}IMAP target {}:{} ok ({})",
+                    if what.is_empty() { "" } else { "; " },
+                    server.host,
+                    server.port,
+                    login_name(server)
+                );
+            }
             if let Some(smtp) = &a.smtp {
                 let sink = SmtpSink::new(smtp, crate::actions::domain_of(&a.address))
                     .await
