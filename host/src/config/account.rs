@@ -187,7 +187,7 @@ pub enum DeliverTarget {
         maildir: PathBuf,
         layout: crate::config::Layout,
     },
-    /// An IMAP server, by APPEND (`sink::imap_append`).
+    /// An IMAP server, by APPEND (`source::imap::target`).
     Imap(ServerConfig),
 }
 

@@ -23,8 +23,8 @@ use crate::config::{AccountConfig, Config, DeliverTarget};
 use crate::message::Email;
 use crate::model::key::{deliver_source, delivery_key, pop3_source};
 use crate::pipeline::commit_for;
-use crate::sink::imap_append::{AppendPlan, ImapAppend};
 use crate::sink::mailstore::MailStore;
+use crate::source::imap::target::{AppendPlan, ImapAppend};
 use crate::state::Store;
 
 use super::fault::fault;
@@ -462,7 +462,7 @@ impl Deliverer {
             .clone())
     }
 
-    /// The IMAP target's steps (`sink::imap_append`): the decision and the plan of copies
+    /// The IMAP target's steps (`source::imap::target`): the decision and the plan of copies
     /// committed durably first, then APPEND, then the plan finished; all in the account's
     /// turn, so a repeated delivery or `resume_pending` never appends beside a first attempt.
     async fn append(

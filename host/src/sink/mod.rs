@@ -3,7 +3,6 @@
 //! `Transport` trait a sender implements: `smtp` (lettre, an account's SMTP server) and
 //! `outbox_dir` (offline mode: a folder of .eml files).
 
-pub mod imap_append;
 pub mod mailstore;
 pub mod outbox;
 pub mod outbox_dir;

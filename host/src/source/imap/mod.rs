@@ -10,6 +10,7 @@ pub mod connect;
 pub mod namespace;
 pub mod pacer;
 pub mod plan;
+pub mod target;
 pub mod wire;
 
 use futures::TryStreamExt;

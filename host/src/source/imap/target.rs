@@ -12,14 +12,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::connect::{completed, connect_with, server_name, timed, ImapError, ImapSession};
 use crate::config::ServerConfig;
 use crate::message::rewrite::crlf_message;
-use crate::source::imap::connect::{
-    completed, connect_with, server_name, timed, ImapError, ImapSession,
-};
 
 /// The field each stored copy carries: a keyed hash of the delivery key.
-pub const MARKER_HEADER: &str = crate::source::imap::REWRITTEN_HEADER;
+pub const MARKER_HEADER: &str = super::REWRITTEN_HEADER;
 
 /// What one delivery stores: every copy, as committed before the first APPEND.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
