@@ -90,6 +90,50 @@ macro_rules! info_to_newest {
 }
 pub(crate) use info_to_newest;
 
+/// The message resource's values (`message_api`) in an older contract version's types
+/// (`$($m)::+`), the same records as the newest version's.
+macro_rules! message_values {
+    ($($m:ident)::+) => {
+        impl From<$crate::model::message::Header> for $($m)::+::Header {
+            fn from(h: $crate::model::message::Header) -> Self {
+                Self {
+                    name: h.name,
+                    value: h.value,
+                }
+            }
+        }
+
+        impl From<$crate::model::message::Address> for $($m)::+::Address {
+            fn from(a: $crate::model::message::Address) -> Self {
+                Self {
+                    name: a.name,
+                    address: a.address,
+                }
+            }
+        }
+
+        impl From<&$crate::model::message::Attachment> for $($m)::+::Attachment {
+            fn from(a: &$crate::model::message::Attachment) -> Self {
+                Self {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                }
+            }
+        }
+
+        impl From<&$crate::model::message::Envelope> for $($m)::+::Envelope {
+            fn from(e: &$crate::model::message::Envelope) -> Self {
+                Self {
+                    return_path: e.return_path.clone(),
+                    recipients: e.recipients.clone(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use message_values;
+
 /// Contract 0.3's `notify` (also in 0.4) in the model's terms; `$($m)::+`: the version's types.
 macro_rules! notify_to_model {
     ($n:expr, $($m:ident)::+) => {{
@@ -129,42 +173,8 @@ impl From<Header> for parts::Header {
     }
 }
 
-impl From<parts::Header> for Header {
-    fn from(h: parts::Header) -> Header {
-        Header {
-            name: h.name,
-            value: h.value,
-        }
-    }
-}
-
-impl From<parts::Address> for Address {
-    fn from(a: parts::Address) -> Address {
-        Address {
-            name: a.name,
-            address: a.address,
-        }
-    }
-}
-
-impl From<&parts::Attachment> for Attachment {
-    fn from(a: &parts::Attachment) -> Attachment {
-        Attachment {
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            size: a.size,
-        }
-    }
-}
-
-impl From<&parts::Envelope> for Envelope {
-    fn from(e: &parts::Envelope) -> Envelope {
-        Envelope {
-            return_path: e.return_path.clone(),
-            recipients: e.recipients.clone(),
-        }
-    }
-}
+// The message resource's values, for `message_api`.
+message_values!(self::mailpipe::plugin::types);
 
 impl From<Needs> for parts::Needs {
     fn from(n: Needs) -> parts::Needs {

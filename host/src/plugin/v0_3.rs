@@ -15,9 +15,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use self::mailpipe::plugin::types as old;
 use super::bindings as now;
-use crate::model::{decision as decided, message as parts};
+use crate::model::decision as decided;
 
 pub fn info(i: PluginInfo) -> now::PluginInfo {
     super::bindings::info_to_newest!(i, self::mailpipe::plugin::types)
@@ -37,40 +36,4 @@ pub fn action(a: Action) -> decided::Action {
 }
 
 // The message resource's values, for `message_api`.
-
-impl From<parts::Header> for old::Header {
-    fn from(h: parts::Header) -> old::Header {
-        old::Header {
-            name: h.name,
-            value: h.value,
-        }
-    }
-}
-
-impl From<parts::Address> for old::Address {
-    fn from(a: parts::Address) -> old::Address {
-        old::Address {
-            name: a.name,
-            address: a.address,
-        }
-    }
-}
-
-impl From<&parts::Attachment> for old::Attachment {
-    fn from(a: &parts::Attachment) -> old::Attachment {
-        old::Attachment {
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            size: a.size,
-        }
-    }
-}
-
-impl From<&parts::Envelope> for old::Envelope {
-    fn from(e: &parts::Envelope) -> old::Envelope {
-        old::Envelope {
-            return_path: e.return_path.clone(),
-            recipients: e.recipients.clone(),
-        }
-    }
-}
+super::bindings::message_values!(self::mailpipe::plugin::types);

@@ -221,12 +221,7 @@ impl Deliverer {
             // Delivered before (perhaps just now, by a delivery still waiting for its sync:
             // the answer waits for that sync too). Had that delivery died between its commit
             // and its answer, its stored copy's marker is still there: it goes now.
-            let refused = self
-                .store
-                .processed_summary(&key)
-                .map_err(state)?
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|v| v.get("refused")?.as_str().map(str::to_string));
+            let refused = self.refused_before(&key)?;
             drop(turn);
             self.durable(None).await?;
             if let Target::Maildir(mailstore) = &target {
@@ -544,12 +539,7 @@ impl Deliverer {
     ) -> Result<Delivered, DeliverError> {
         let state =
             |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
-        let refused = self
-            .store
-            .processed_summary(&key)
-            .map_err(state)?
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v.get("refused")?.as_str().map(str::to_string));
+        let refused = self.refused_before(&key)?;
         self.durable(None).await?;
         let mut folders = Vec::new();
         for stored in self.store.pending(&key).map_err(state)? {
@@ -569,6 +559,17 @@ impl Deliverer {
             queued: false,
             refused,
         })
+    }
+
+    /// The reason a delivery committed before was refused with, if it was (the processed
+    /// summary's `refused`): a repeated attempt is answered the same.
+    fn refused_before(&self, key: &str) -> Result<Option<String>, DeliverError> {
+        Ok(self
+            .store
+            .processed_summary(key)
+            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))?
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("refused")?.as_str().map(str::to_string)))
     }
 
     /// Store what deliveries to an IMAP target left pending (a crash after the commit, a

@@ -481,15 +481,20 @@ async fn verify_moved(session: &mut ImapSession, set: &str) -> Result<(), ImapEr
     }
 }
 
-/// Whether `folder` already holds our rewritten copy carrying `marker` (leaves `folder`
-/// selected read-only).
-async fn has_copy(
+/// Whether `folder` already holds our copy carrying `marker` (a rewritten copy, or a
+/// delivered one: `target`); a folder that does not exist holds none. Leaves `folder`
+/// selected read-only.
+pub(super) async fn has_copy(
     session: &mut ImapSession,
     folder: &str,
     marker: &str,
 ) -> Result<bool, ImapError> {
     let name = server_name(session, folder)?;
-    timed("EXAMINE", session.examine(name)).await?;
+    match timed("EXAMINE", session.examine(name)).await {
+        Ok(_) => {}
+        Err(ImapError::Refused { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    }
     completed(session, "EXAMINE")?;
     let found = timed(
         "UID SEARCH",

@@ -12,7 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::connect::{completed, connect_with, server_name, timed, ImapError, ImapSession};
+use super::apply::has_copy;
+use super::connect::{connect_with, server_name, timed, ImapError, ImapSession};
 use crate::config::ServerConfig;
 use crate::message::rewrite::crlf_message;
 
@@ -105,7 +106,7 @@ async fn store_all(
     let mut stored: Vec<String> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
     for (folder, create) in &plan.folders {
-        if resumed && has_marker(session, folder, &plan.marker).await? {
+        if resumed && has_copy(session, folder, &plan.marker).await? {
             stored.push(folder.clone());
             continue;
         }
@@ -138,7 +139,7 @@ async fn store_all(
     if stored.is_empty() && !missing.is_empty() {
         // Nowhere it was meant to go: INBOX rather than nowhere.
         let inbox = "INBOX".to_string();
-        if !(resumed && has_marker(session, &inbox, &plan.marker).await?) {
+        if !(resumed && has_copy(session, &inbox, &plan.marker).await?) {
             append(session, &inbox, &flags, &plan.raw).await?;
         }
         stored.push(inbox);
@@ -154,28 +155,6 @@ async fn append(
 ) -> Result<(), ImapError> {
     let name = server_name(session, folder)?;
     timed("APPEND", session.append(&name, Some(flags), None, raw)).await
-}
-
-/// Whether `folder` holds a copy marked `marker` (a folder that does not exist holds none).
-async fn has_marker(
-    session: &mut ImapSession,
-    folder: &str,
-    marker: &str,
-) -> Result<bool, ImapError> {
-    let name = server_name(session, folder)?;
-    match timed("EXAMINE", session.examine(&name)).await {
-        Ok(_) => {}
-        Err(ImapError::Refused { .. }) => return Ok(false),
-        Err(e) => return Err(e),
-    }
-    completed(session, "EXAMINE")?;
-    let found = timed(
-        "UID SEARCH",
-        session.uid_search(format!("HEADER {MARKER_HEADER} \"{marker}\"")),
-    )
-    .await?;
-    completed(session, "UID SEARCH")?;
-    Ok(!found.is_empty())
 }
 
 /// Bytes as base64 text in JSON.
