@@ -5,16 +5,7 @@
 //! calls; `kv-set`, `kv-delete` and `log` may trap a plugin that exceeds its quotas. The
 //! `message` resource is served by `message_api`.
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.4",
-    world: "plugin",
-    imports: {
-        "mailpipe:plugin/host.kv-set": trappable,
-        "mailpipe:plugin/host.kv-delete": trappable,
-        "mailpipe:plugin/host.log": trappable,
-    },
-    exports: { default: async },
-});
+contract_bindings!("../wit/v0.4");
 
 pub use self::mailpipe::plugin::host::LogLevel;
 // `Action`, `ConfigProblem`, `Message` and `PluginInfo` are at the root already (the world

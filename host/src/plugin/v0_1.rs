@@ -4,16 +4,7 @@
 //! (`crate::model`). A 0.1 plugin gets the whole message as one
 //! record, built once per message and level from the same parts the 0.2 resource reads.
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.1",
-    world: "plugin",
-    imports: {
-        "mailpipe:plugin/host.kv-set": trappable,
-        "mailpipe:plugin/host.kv-delete": trappable,
-        "mailpipe:plugin/host.log": trappable,
-    },
-    exports: { default: async },
-});
+contract_bindings!("../wit/v0.1");
 
 use super::bindings as now;
 use crate::model::decision as decided;

@@ -4,16 +4,7 @@
 //! served by the same code (`host_api`, and `message_api` for the message resource); 0.3
 //! added the `notify` action, 0.4 `stage` and `refuse`, which a 0.2 plugin cannot use.
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.2",
-    world: "plugin",
-    imports: {
-        "mailpipe:plugin/host.kv-set": trappable,
-        "mailpipe:plugin/host.kv-delete": trappable,
-        "mailpipe:plugin/host.log": trappable,
-    },
-    exports: { default: async },
-});
+contract_bindings!("../wit/v0.2");
 
 use super::bindings as now;
 use crate::model::decision as decided;
