@@ -321,6 +321,22 @@ async fn a_crash_before_quit_loses_nothing_and_stores_nothing_twice() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(stored(&maildir), 1);
     assert!(inbox(user).await.is_empty());
+    // OAUTHBEARER (RFC 7628) with the same token.
+    send(
+        "bob@example.test",
+        to,
+        &format!("Bearer {tag}"),
+        &format!("t2.{tag}"),
+    );
+    assert_eq!(wait_inbox(user, &format!("Bearer {tag}"), 1).await, 1);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let bearer = text.replace("auth = \"xoauth2\"", "auth = \"oauthbearer\"");
+    assert_ne!(bearer, text);
+    std::fs::write(&config, bearer).unwrap();
+    let (code, err) = run_once(&config, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(stored(&maildir), 2);
+    assert!(inbox(user).await.is_empty());
 }
 
 #[tokio::test]
