@@ -442,36 +442,31 @@ async fn postfix_delivers_through_it_defers_on_75_and_bounces_an_unknown_user() 
 
     // 3. A recipient no account takes: 67, bounced, with mailpipe's reason in Postfix's log.
     let nobody = format!("nobody-{tag}@{domain}");
-    send_each(
-        &stack,
-        "SMTP",
-        &[(bob.clone(), nobody.clone())],
-        &format!("Nobody {tag}"),
-        &format!("{tag}-c"),
+    let send = |to: &str, subject: &str, id: &str| {
+        send_each(
+            &stack,
+            "SMTP",
+            &[(bob.clone(), to.to_string())],
+            &format!("{subject} {tag}"),
+            &format!("{tag}-{id}"),
+        )
+    };
+    send(&nobody, "Nobody", "c");
+    let why = ["status=bounced", "no account takes mail"];
+    assert!(
+        postfix_logged(&stack, &nobody, &why).await,
+        "{:?}",
+        postfix_log(&stack, &nobody)
     );
-    let bounced = postfix_logged(
-        &stack,
-        &nobody,
-        &["status=bounced", "no account takes mail"],
-    )
-    .await;
-    assert!(bounced, "{:?}", postfix_log(&stack, &nobody));
 
     // 4. Refused by the Sieve script (reject): 77, bounced with the script's reason.
-    send_each(
-        &stack,
-        "SMTP",
-        &[(bob.clone(), alice.clone())],
-        &format!("Lottery {tag}"),
-        &format!("{tag}-d"),
+    send(&alice, "Lottery", "d");
+    let why = ["status=bounced", "No lotteries, thank you."];
+    assert!(
+        postfix_logged(&stack, &alice, &why).await,
+        "{:?}",
+        postfix_log(&stack, &alice)
     );
-    let refused = postfix_logged(
-        &stack,
-        &alice,
-        &["status=bounced", "No lotteries, thank you."],
-    )
-    .await;
-    assert!(refused, "{:?}", postfix_log(&stack, &alice));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

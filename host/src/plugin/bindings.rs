@@ -81,6 +81,25 @@ macro_rules! info_to_newest {
 }
 pub(crate) use info_to_newest;
 
+/// `info` and `problem` of an older contract version with `check-config` (0.2 and later):
+/// its plugin info and config problems as the newest version's, in the module that holds
+/// that version's bindings.
+macro_rules! older_info_and_problems {
+    () => {
+        pub fn info(i: PluginInfo) -> $crate::plugin::bindings::PluginInfo {
+            $crate::plugin::bindings::info_to_newest!(i, self::mailpipe::plugin::types)
+        }
+
+        pub fn problem(p: ConfigProblem) -> $crate::plugin::bindings::ConfigProblem {
+            $crate::plugin::bindings::ConfigProblem {
+                key: p.key,
+                message: p.message,
+            }
+        }
+    };
+}
+pub(crate) use older_info_and_problems;
+
 /// The message resource's values (`message_api`) in an older contract version's types
 /// (`$($m)::+`), the same records as the newest version's.
 macro_rules! message_values {

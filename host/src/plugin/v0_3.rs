@@ -6,19 +6,9 @@
 
 contract_bindings!("../wit/v0.3");
 
-use super::bindings as now;
 use crate::model::decision as decided;
 
-pub fn info(i: PluginInfo) -> now::PluginInfo {
-    super::bindings::info_to_newest!(i, self::mailpipe::plugin::types)
-}
-
-pub fn problem(p: ConfigProblem) -> now::ConfigProblem {
-    now::ConfigProblem {
-        key: p.key,
-        message: p.message,
-    }
-}
+super::bindings::older_info_and_problems!();
 
 pub fn action(a: Action) -> decided::Action {
     super::bindings::action_to_model!(a, self::mailpipe::plugin::types, {
