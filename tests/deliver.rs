@@ -525,6 +525,18 @@ fn start_daemon_until(config: &Path, log: &Path, ready: &dyn Fn() -> bool) -> Da
     child
 }
 
+/// `config` with an LMTP server on `dir/lmtp.sock`, and the daemon serving it (its log in
+/// `dir/daemon.log`), once the socket answers.
+fn daemon_on_socket(config: &Path, dir: &Path) -> Daemon {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text += "\n[lmtp]\nlisten = \"unix:lmtp.sock\"\n";
+    std::fs::write(config, text).unwrap();
+    let socket = dir.join("lmtp.sock");
+    start_daemon_until(config, &dir.join("daemon.log"), &|| {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+}
+
 /// The Message-IDs of every message file under `maildir`'s INBOX.
 fn message_ids(maildir: &Path) -> Vec<String> {
     files(maildir, "")
@@ -644,15 +656,8 @@ async fn deliver_beside_a_daemon_hands_the_message_to_its_lmtp_server() {
     let dir = tempfile::tempdir().unwrap();
     let tag = unique("handoff");
     let (config, maildir) = setup(dir.path(), &tag);
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text += "\n[lmtp]\nlisten = \"unix:lmtp.sock\"\n";
-    std::fs::write(&config, text).unwrap();
-    let socket = dir.path().join("lmtp.sock");
-    let log = dir.path().join("daemon.log");
     // The daemon holds the embedded store: deliver could not open it.
-    let mut daemon = start_daemon_until(&config, &log, &|| {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok()
-    });
+    let mut daemon = daemon_on_socket(&config, dir.path());
     let c = config.to_str().unwrap();
     let msg = from_bob(&format!("Hi {tag}"), &format!("{tag}@test"));
     let (code, err) = deliver(&bob_to(c, "alice@example.test"), &msg, &[]);
@@ -714,14 +719,7 @@ async fn a_sieve_reject_refuses_the_delivery_and_nothing_is_sent_about_it() {
     );
 
     // The daemon's LMTP server (deliver hands the message to it).
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text += "\n[lmtp]\nlisten = \"unix:lmtp.sock\"\n";
-    std::fs::write(&config, text).unwrap();
-    let socket = dir.path().join("lmtp.sock");
-    let log = dir.path().join("daemon.log");
-    let mut daemon = start_daemon_until(&config, &log, &|| {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok()
-    });
+    let mut daemon = daemon_on_socket(&config, dir.path());
     let again = from_bob(&format!("Lottery news {tag}"), &format!("{tag}-3@test"));
     let (code, err) = deliver(&bob_to(c, "alice@example.test"), &again, &[]);
     assert_eq!(code, Some(77), "{err}");
