@@ -153,7 +153,7 @@ impl Deliverer {
         self.pipeline(account)
             .await?
             .enable_for(source)
-            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))
+            .map_err(state_error)
     }
 
     /// Wait until `stored` and every commit made so far are durable (embedded store; on
@@ -188,14 +188,17 @@ impl Deliverer {
         })
     }
 
-    /// Whether the message with this key was delivered (and committed) before, and every
-    /// copy of it is stored (an IMAP target's APPENDs may still be pending: then it is not,
-    /// and delivering it again finishes them).
-    pub fn was_delivered(&self, key: &str) -> Result<bool, DeliverError> {
-        let state =
-            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
-        Ok(self.store.is_processed(key).map_err(state)?
-            && self.store.pending(key).map_err(state)?.is_empty())
+    /// Whether the message with this key was delivered (and committed) before to
+    /// `account`, and every copy of it is stored (an IMAP target's APPENDs may still be
+    /// pending: then it is not, and delivering it again finishes them).
+    pub fn was_delivered(&self, account: &AccountConfig, key: &str) -> Result<bool, DeliverError> {
+        if !self.store.is_processed(key).map_err(state_error)? {
+            return Ok(false);
+        }
+        Ok(match self.target(account)? {
+            Target::Maildir(_) => true,
+            Target::Imap(_) => self.store.pending(key).map_err(state_error)?.is_empty(),
+        })
     }
 
     /// The steps every way in shares (see the module's comment), in the account's turn.
@@ -206,18 +209,14 @@ impl Deliverer {
         source: &str,
         email: impl FnOnce() -> Email,
     ) -> Result<Delivered, DeliverError> {
-        let state =
-            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
         // Decided one after the other, as an IMAP account's messages are: a vacation reply
         // read as "not sent yet" by two deliveries at once would go out twice.
         let turn = self.turn(account).await?;
         let target = self.target(account)?;
-        if let Target::Imap(imap) = &target {
-            if self.store.is_processed(&key).map_err(state)? {
+        if self.store.is_processed(&key).map_err(state_error)? {
+            if let Target::Imap(imap) = &target {
                 return self.resume(imap, key, turn).await;
             }
-        }
-        if self.store.is_processed(&key).map_err(state)? {
             // Delivered before (perhaps just now, by a delivery still waiting for its sync:
             // the answer waits for that sync too). Had that delivery died between its commit
             // and its answer, its stored copy's marker is still there: it goes now.
@@ -236,7 +235,7 @@ impl Deliverer {
             });
         }
         let pipeline = self.pipeline(account).await?;
-        pipeline.enable_for(source).map_err(state)?;
+        pipeline.enable_for(source).map_err(state_error)?;
         let now = now_ms();
         let email = email();
         let decision = pipeline.process_as(&email, &key, &account.identity()).await;
@@ -277,7 +276,7 @@ impl Deliverer {
                 .make_durable(&delivered)
                 .map_err(|e| DeliverError::transient(e.to_string()))?;
             fault("stored");
-            self.store.commit_message(&commit).map_err(state)?;
+            self.store.commit_message(&commit).map_err(state_error)?;
             fault("committed");
         } else {
             // Embedded: committed without waiting for the disk; the next delivery to this
@@ -285,7 +284,7 @@ impl Deliverer {
             // sync it shares with every delivery waiting (`group_commit`).
             fault("stored");
             commit.durable = false;
-            self.store.commit_message(&commit).map_err(state)?;
+            self.store.commit_message(&commit).map_err(state_error)?;
             fault("committed");
             drop(turn);
             self.durable(Some((mailstore.clone(), delivered.clone())))
@@ -329,7 +328,7 @@ impl Deliverer {
                         TURN_WAIT.as_secs()
                     )))
                 }
-                Err(e) => return Err(DeliverError::transient(format!("the state store: {e}"))),
+                Err(e) => return Err(state_error(e)),
             }
         }
         Ok(Turn {
@@ -468,8 +467,6 @@ impl Deliverer {
         now: u64,
         turn: Turn,
     ) -> Result<Delivered, DeliverError> {
-        let state =
-            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
         let plan = (decision.refused.is_none() && !decision.deliveries.is_empty()).then(|| {
             AppendPlan::new(
                 &decision.email.raw,
@@ -493,7 +490,7 @@ impl Deliverer {
         if !self.store.is_shared() {
             commit.durable = false;
         }
-        self.store.commit_message(&commit).map_err(state)?;
+        self.store.commit_message(&commit).map_err(state_error)?;
         self.durable(None).await?;
         fault("committed");
         let folders = match &plan {
@@ -524,7 +521,7 @@ impl Deliverer {
         fault("appended");
         self.store
             .finish_pending(&[key.to_string()])
-            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))?;
+            .map_err(state_error)?;
         Ok(folders)
     }
 
@@ -537,12 +534,10 @@ impl Deliverer {
         key: String,
         turn: Turn,
     ) -> Result<Delivered, DeliverError> {
-        let state =
-            |e: crate::state::StateError| DeliverError::transient(format!("the state store: {e}"));
         let refused = self.refused_before(&key)?;
         self.durable(None).await?;
         let mut folders = Vec::new();
-        for stored in self.store.pending(&key).map_err(state)? {
+        for stored in self.store.pending(&key).map_err(state_error)? {
             if stored.message_key != key {
                 continue;
             }
@@ -567,7 +562,7 @@ impl Deliverer {
         Ok(self
             .store
             .processed_summary(key)
-            .map_err(|e| DeliverError::transient(format!("the state store: {e}")))?
+            .map_err(state_error)?
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v.get("refused")?.as_str().map(str::to_string)))
     }
@@ -587,14 +582,7 @@ impl Deliverer {
                 let Ok(turn) = self.turn(account).await else {
                     return;
                 };
-                // Another delivery may have finished it while this one waited.
-                if !self
-                    .store
-                    .pending(&stored.message_key)
-                    .is_ok_and(|p| !p.is_empty())
-                {
-                    continue;
-                }
+                // Finished meanwhile by another delivery: `resume` finds no plan left.
                 if let Err(e) = self.resume(&imap, stored.message_key.clone(), turn).await {
                     tracing::warn!(account = %account.name, "a pending delivery: {e}; tried again later");
                     return;
@@ -610,6 +598,11 @@ fn queued_by(account: &AccountConfig) -> [String; 2] {
         format!("{}/", deliver_source(&account.name)),
         format!("{}/", pop3_source(&account.name)),
     ]
+}
+
+/// A state store failure as a delivery error: the mail server keeps the message.
+pub(super) fn state_error(e: crate::state::StateError) -> DeliverError {
+    DeliverError::transient(format!("the state store: {e}"))
 }
 
 /// Where an account's delivered mail is stored.

@@ -121,9 +121,7 @@ impl Pop3Job {
         // Until a pass has gone through the whole mailbox once, what is found there was there
         // before mailpipe (for mail whose arrival cannot be read).
         let store = self.deliverer.store();
-        let state = |e: crate::state::StateError| {
-            PassError::Deliver(DeliverError::transient(format!("the state store: {e}")))
-        };
+        let state = |e| PassError::Deliver(super::deliver::state_error(e));
         let listed_once = format!("pop3-listed:{name}");
         let first_pass = store
             .seen_at(&listed_once)
@@ -176,7 +174,7 @@ impl Pop3Job {
         let max = self.account.max_message_bytes;
         let delivered = |key: &str| {
             self.deliverer
-                .was_delivered(key)
+                .was_delivered(&self.account, key)
                 .map_err(PassError::Deliver)
         };
         for l in listed {

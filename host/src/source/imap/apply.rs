@@ -425,8 +425,21 @@ async fn select_again(session: &mut ImapSession, mailbox: &str) -> Result<(), Im
     Ok(())
 }
 
+/// CREATE the user's `folder`; one a concurrent client created meanwhile ("already
+/// exists") is fine.
+pub(super) async fn create_folder(
+    session: &mut ImapSession,
+    folder: &str,
+) -> Result<(), ImapError> {
+    let name = server_name(session, folder)?;
+    match timed("CREATE", session.create(name)).await {
+        Err(e) if e.to_string().to_ascii_lowercase().contains("exists") => Ok(()),
+        other => other,
+    }
+}
+
 /// APPEND `raw` to folder `dest` with `flags` and internal date `date`.
-async fn append(
+pub(super) async fn append(
     session: &mut ImapSession,
     dest: &str,
     flags: &str,
@@ -569,14 +582,8 @@ async fn ensure_folders(
                     kept.push((t, create));
                     continue;
                 }
-                // A concurrent client may have created it meanwhile: "already exists" is fine.
-                let created = match server_name(session, &t) {
-                    Ok(name) => timed("CREATE", session.create(name)).await,
-                    Err(e) => Err(e),
-                };
-                match created {
+                match create_folder(session, &t).await {
                     Ok(()) => {}
-                    Err(e) if e.to_string().to_ascii_lowercase().contains("exists") => {}
                     Err(e @ ImapError::Refused { .. }) => {
                         refused.record(Err(clone_refusal(&e)), &[p.uid])?;
                         refused_folders.insert(t.clone(), e);

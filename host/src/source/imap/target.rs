@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::apply::has_copy;
-use super::connect::{connect_with, server_name, timed, ImapError, ImapSession};
+use super::apply::{append, create_folder, has_copy};
+use super::connect::{connect_with, ImapError, ImapSession};
 use crate::config::ServerConfig;
 use crate::message::rewrite::crlf_message;
 
@@ -110,15 +110,13 @@ async fn store_all(
             stored.push(folder.clone());
             continue;
         }
-        match append(session, folder, &flags, &plan.raw).await {
+        match append(session, folder, &flags, None, &plan.raw).await {
             Ok(()) => stored.push(folder.clone()),
             Err(ImapError::Refused { .. }) if *create => {
                 // Most likely missing: create it ("already exists" from a concurrent client
                 // is fine) and try once more.
-                let name = server_name(session, folder)?;
-                match timed("CREATE", session.create(&name)).await {
+                match create_folder(session, folder).await {
                     Ok(()) => {}
-                    Err(e) if e.to_string().to_ascii_lowercase().contains("exists") => {}
                     Err(ImapError::Refused { message, .. }) => {
                         tracing::warn!("IMAP target: CREATE {folder:?} refused: {message}");
                         missing.push(folder.clone());
@@ -126,7 +124,7 @@ async fn store_all(
                     }
                     Err(e) => return Err(e),
                 }
-                append(session, folder, &flags, &plan.raw).await?;
+                append(session, folder, &flags, None, &plan.raw).await?;
                 stored.push(folder.clone());
             }
             Err(ImapError::Refused { message, .. }) => {
@@ -140,21 +138,11 @@ async fn store_all(
         // Nowhere it was meant to go: INBOX rather than nowhere.
         let inbox = "INBOX".to_string();
         if !(resumed && has_copy(session, &inbox, &plan.marker).await?) {
-            append(session, &inbox, &flags, &plan.raw).await?;
+            append(session, &inbox, &flags, None, &plan.raw).await?;
         }
         stored.push(inbox);
     }
     Ok(stored)
-}
-
-async fn append(
-    session: &mut ImapSession,
-    folder: &str,
-    flags: &str,
-    raw: &[u8],
-) -> Result<(), ImapError> {
-    let name = server_name(session, folder)?;
-    timed("APPEND", session.append(&name, Some(flags), None, raw)).await
 }
 
 /// Bytes as base64 text in JSON.
